@@ -1,0 +1,74 @@
+# Single entry point. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+FUNCTIONS := $(notdir $(wildcard functions/*))
+TOOLS     := $(CURDIR)/.tools
+TOOLS_BIN := $(TOOLS)/bin
+CONFIG    ?= infra/config/apps.json
+RIE_VERSION         := v0.0.0-20261030222936-bef5c4ba774d
+STATICCHECK_VERSION := v0.8.2
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: help tools build build-host test test-go fuzz-smoke fuzz dev synth deploy bench lint clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	cd $(TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(TOOLS_BIN)/aws-lambda-rie:
+	GOBIN=$(TOOLS_BIN) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+$(TOOLS_BIN)/staticcheck:
+	GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+tools: $(TOOLS)/node_modules/.installed $(TOOLS_BIN)/aws-lambda-rie ## Install the pinned npm emulators, the CDK CLI and the Lambda RIE under .tools/
+
+build: ## Build one linux/arm64 bootstrap per function into build/lambda/<fn>/
+	@for fn in $(FUNCTIONS); do \
+	  echo "build build/lambda/$$fn/bootstrap"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) -o build/lambda/$$fn/bootstrap ./functions/$$fn || exit 1; \
+	done
+
+build-host: ## Build host-architecture bootstraps into build/host/<fn>/ (local runs, RIE)
+	@for fn in $(FUNCTIONS); do \
+	  echo "build build/host/$$fn/bootstrap"; \
+	  CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o build/host/$$fn/bootstrap ./functions/$$fn || exit 1; \
+	done
+
+test: tools build-host test-go fuzz-smoke ## Run every test (emulators and RIE included) and a short fuzz run
+
+test-go:
+	EMULATORS_REQUIRED=1 RIE_BIN=$(TOOLS_BIN)/aws-lambda-rie HOST_BUILD_DIR=$(CURDIR)/build/host \
+	  $(GO) test -count=1 -timeout 15m ./...
+
+fuzz-smoke:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime 10s ./shared/appevent
+
+fuzz: ## Fuzz the request parser for 5 minutes (FUZZTIME=...)
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(or $(FUZZTIME),5m) ./shared/appevent
+
+dev: tools ## Run the whole pipeline locally on loopback (API on 127.0.0.1:3000)
+	$(GO) run ./infra/devstack -config $(CONFIG)
+
+synth: tools build ## Synthesise the CloudFormation template into cdk.out/ (offline)
+	$(TOOLS)/node_modules/.bin/cdk synth --quiet -c config=$(CONFIG)
+
+deploy: tools build ## Deploy the stack to the current AWS account (cdk deploy)
+	$(TOOLS)/node_modules/.bin/cdk deploy -c config=$(CONFIG)
+
+bench: ## Run the hot-path benchmarks (compare runs with benchstat)
+	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),6) ./shared/...
+
+lint: $(TOOLS_BIN)/staticcheck ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(TOOLS_BIN)/staticcheck ./...
+
+clean: ## Remove build outputs and dev state (keeps .tools/)
+	rm -rf build cdk.out .dev

@@ -1,0 +1,102 @@
+// Command infra is the retarget CDK app. Run it through the CDK CLI from the repository root
+// (`make synth`, `make deploy`); cdk.json sets its context:
+//
+//	config           app config file (default infra/config/apps.json), validated before synth
+//	stage            deployment stage and API Gateway stage name (default dev)
+//	stackName        CloudFormation stack name (default Retarget)
+//	functionsDir     prebuilt functions, <fn>/bootstrap (default build/lambda)
+//	pepperSecretArn  reuse a retained pepper secret instead of creating one
+//	apiGatewayCloudWatchRole  "true" to let the stack set the account's API Gateway logging role
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/retarget-dev/retarget/infra/stack"
+	"github.com/retarget-dev/retarget/shared/appconfig"
+)
+
+// stackID is the construct id, which also names the template: cdk.out/Retarget.template.json.
+const stackID = "Retarget"
+
+func main() {
+	defer jsii.Close()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "synth:", err)
+		jsii.Close()
+		os.Exit(1)
+	}
+}
+
+func run() (err error) {
+	// Constructs panic on invalid input (CDK's convention); report those like any other error.
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok {
+				err = e
+				return
+			}
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+
+	app := awscdk.NewApp(nil)
+	cfgPath := contextString(app, "config", "infra/config/apps.json")
+	cfg, err := appconfig.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+
+	props := &stack.RetargetStackProps{
+		StackProps: awscdk.StackProps{
+			StackName: jsii.String(contextString(app, "stackName", stackID)),
+			Env:       env(),
+		},
+		Config:                   cfg,
+		FunctionsDir:             contextString(app, "functionsDir", stack.DefaultFunctionsDir),
+		Stage:                    contextString(app, "stage", stack.DefaultStage),
+		PepperSecretArn:          contextString(app, "pepperSecretArn", ""),
+		ApiGatewayCloudWatchRole: contextString(app, "apiGatewayCloudWatchRole", "false") == "true",
+	}
+	stack.NewRetargetStack(app, stackID, props)
+	app.Synth(nil)
+	return nil
+}
+
+// contextString reads a string context value (`-c key=value` or cdk.json), or def if unset.
+func contextString(app awscdk.App, key, def string) string {
+	v := app.Node().TryGetContext(jsii.String(key))
+	switch v := v.(type) {
+	case nil:
+		return def
+	case string:
+		if v == "" {
+			return def
+		}
+		return v
+	default:
+		// cdk.json may hold a JSON bool or number (e.g. "apiGatewayCloudWatchRole": true).
+		return fmt.Sprint(v)
+	}
+}
+
+// env pins account and region when the CLI knows them (credentials configured), and leaves
+// the stack environment-agnostic otherwise, so synth works offline.
+func env() *awscdk.Environment {
+	account, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION")
+	if account == "" && region == "" {
+		return nil
+	}
+	e := &awscdk.Environment{}
+	if account != "" {
+		e.Account = jsii.String(account)
+	}
+	if region != "" {
+		e.Region = jsii.String(region)
+	}
+	return e
+}

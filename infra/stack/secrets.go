@@ -1,0 +1,52 @@
+package stack
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// PepperLength is the length of the generated pepper.
+const PepperLength = 48
+
+// PepperSecretProps configures the pepper secret.
+type PepperSecretProps struct {
+	// ExistingSecretArn, when set, reuses a secret instead of creating one: the complete ARN of
+	// a pepper retained from an earlier deployment of this stack. A new pepper re-keys every
+	// pseudonymous user id, so recreating a deleted stack should reuse the old one.
+	ExistingSecretArn string
+}
+
+// PepperSecret holds the secret pepper that keys the pseudonymous user ids (an HMAC of app and
+// user identifier). A created pepper is always retained: deleting it, even with the stack,
+// would re-key every user and orphan all state and audience membership.
+type PepperSecret struct {
+	constructs.Construct
+	// Secret is the Secrets Manager secret; its value is a plain string.
+	Secret awssecretsmanager.ISecret
+}
+
+// NewPepperSecret declares (or imports) the pepper secret.
+func NewPepperSecret(scope constructs.Construct, id string, props *PepperSecretProps) *PepperSecret {
+	if props == nil {
+		props = &PepperSecretProps{}
+	}
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	if props.ExistingSecretArn != "" {
+		s := awssecretsmanager.Secret_FromSecretCompleteArn(c, jsii.String("Secret"), jsii.String(props.ExistingSecretArn))
+		return &PepperSecret{Construct: c, Secret: s}
+	}
+	s := awssecretsmanager.NewSecret(c, jsii.String("Secret"), &awssecretsmanager.SecretProps{
+		Description: jsii.String("Pepper keying the pseudonymous user ids of retarget. Never rotate or delete: a new value re-keys every user."),
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			PasswordLength: jsii.Number(PepperLength),
+			// Letters and digits only: the value is used as raw key bytes and must survive
+			// copy-paste and shell quoting when an operator inspects or restores it.
+			ExcludePunctuation: jsii.Bool(true),
+			IncludeSpace:       jsii.Bool(false),
+		},
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	return &PepperSecret{Construct: c, Secret: s}
+}

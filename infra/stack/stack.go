@@ -1,0 +1,136 @@
+// Package stack declares the retarget CloudFormation stack: one construct per concern
+// (event stream, pepper secret, ingest API, ...) with typed props and typed fields, composed by
+// NewRetargetStack. The functions' code is prebuilt by `make build`; synth only stages it.
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/retarget-dev/retarget/shared/appconfig"
+)
+
+// Defaults of RetargetStackProps.
+const (
+	DefaultFunctionsDir = "build/lambda"
+	DefaultStage        = "dev"
+	// ProdStage keeps logs for a year and retains the stream and log groups on deletion.
+	ProdStage = "prod"
+)
+
+// Output names of the stack (`cdk deploy --outputs-file`, scripts and the README use them).
+const (
+	OutputApiUrl          = "ApiUrl"
+	OutputEventStreamName = "EventStreamName"
+	OutputPepperSecretArn = "PepperSecretArn"
+)
+
+// stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
+var stagePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+
+// RetargetStackProps configures the stack.
+type RetargetStackProps struct {
+	awscdk.StackProps
+	// Config is the app config; required. It is validated again here.
+	Config *appconfig.Config
+	// FunctionsDir holds <fn>/bootstrap for each function; defaults to build/lambda.
+	FunctionsDir string
+	// Stage names the deployment (dev, prod, ...) and is the API Gateway stage name; defaults
+	// to dev. "prod" keeps logs for a year and retains the stream and logs on deletion.
+	Stage string
+	// PepperSecretArn reuses an existing pepper secret (complete ARN) instead of creating one.
+	PepperSecretArn string
+	// ApiGatewayCloudWatchRole makes this stack set the account's API Gateway logging role.
+	ApiGatewayCloudWatchRole bool
+}
+
+// RetargetStack is the whole pipeline.
+type RetargetStack struct {
+	awscdk.Stack
+	// Stage is the resolved stage name.
+	Stage string
+	// Events is the Kinesis event stream.
+	Events *EventStream
+	// Pepper is the secret keying pseudonymous user ids.
+	Pepper *PepperSecret
+	// Ingest is the REST API with the ingest function.
+	Ingest *IngestApi
+}
+
+// NewRetargetStack declares the stack. It panics with a descriptive error when props are
+// invalid (config, stage) or the function bootstrap is missing; a CDK app's main recovers it.
+func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStackProps) *RetargetStack {
+	p, err := resolveProps(props)
+	if err != nil {
+		panic(err)
+	}
+	stack := awscdk.NewStack(scope, jsii.String(id), &p.StackProps)
+	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("retarget"), nil)
+	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(p.Stage), nil)
+
+	// Data and logs of prod outlive a deleted stack; a dev stack cleans up after itself. The
+	// pepper is retained everywhere (see PepperSecret).
+	removal, retention := awscdk.RemovalPolicy_DESTROY, awslogs.RetentionDays_ONE_MONTH
+	if p.Stage == ProdStage {
+		removal, retention = awscdk.RemovalPolicy_RETAIN, awslogs.RetentionDays_ONE_YEAR
+	}
+
+	events := NewEventStream(stack, "Events", &EventStreamProps{RemovalPolicy: removal})
+	pepper := NewPepperSecret(stack, "Pepper", &PepperSecretProps{ExistingSecretArn: p.PepperSecretArn})
+	ingest := NewIngestApi(stack, "IngestApi", &IngestApiProps{
+		Config:           p.Config,
+		FunctionsDir:     p.FunctionsDir,
+		StageName:        p.Stage,
+		Stream:           events.Stream,
+		PepperSecret:     pepper.Secret,
+		LogRetention:     retention,
+		LogRemovalPolicy: removal,
+		CloudWatchRole:   p.ApiGatewayCloudWatchRole,
+	})
+
+	awscdk.NewCfnOutput(stack, jsii.String(OutputApiUrl), &awscdk.CfnOutputProps{
+		Description: jsii.String("Base URL of the ingest API (append v1/events)"),
+		Value:       ingest.Api.Url(),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String(OutputEventStreamName), &awscdk.CfnOutputProps{
+		Description: jsii.String("Kinesis stream receiving the accepted events"),
+		Value:       events.Stream.StreamName(),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String(OutputPepperSecretArn), &awscdk.CfnOutputProps{
+		Description: jsii.String("Secret keying pseudonymous user ids (retained; reuse it with -c pepperSecretArn=... if the stack is recreated)"),
+		Value:       pepper.Secret.SecretArn(),
+	})
+
+	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest}
+}
+
+// resolveProps validates props and fills in defaults without touching jsii, so bad input
+// fails before any construct exists.
+func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
+	if props == nil || props.Config == nil {
+		return RetargetStackProps{}, errors.New("retarget stack: Config is required")
+	}
+	p := *props
+	if err := p.Config.Validate(); err != nil {
+		return p, fmt.Errorf("retarget stack: app config: %w", err)
+	}
+	if p.FunctionsDir == "" {
+		p.FunctionsDir = DefaultFunctionsDir
+	}
+	if p.Stage == "" {
+		p.Stage = DefaultStage
+	}
+	if !stagePattern.MatchString(p.Stage) {
+		return p, fmt.Errorf("retarget stack: stage %q must be 1-32 lowercase letters, digits or '-', starting with a letter", p.Stage)
+	}
+	if p.Description == nil {
+		p.Description = jsii.String(fmt.Sprintf("retarget (%s): mobile app events to Meta Conversions API and Custom Audiences", p.Stage))
+	}
+	return p, nil
+}

@@ -1,0 +1,227 @@
+// Package appconfig loads and validates the declarative app configuration: which apps exist,
+// which platforms they ship on, which API key belongs to each, and where their events go at
+// Meta. The same file is validated by `make test`, at `cdk synth` and when a function starts,
+// so a bad config fails early with a message that names the entry and the problem.
+package appconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// CurrentVersion is the config schema version this code reads.
+const CurrentVersion = 1
+
+// Platform is a mobile platform an app ships on.
+type Platform string
+
+// Supported platforms.
+const (
+	PlatformIOS     Platform = "ios"
+	PlatformAndroid Platform = "android"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Version is the schema version of the file; must equal CurrentVersion.
+	Version int `json:"version"`
+	// Apps are the mobile apps whose events this deployment ingests.
+	Apps []App `json:"apps"`
+}
+
+// App is one mobile app.
+type App struct {
+	// ID is the stable app id used in stream records and state keys (lowercase, digits, '-').
+	ID string `json:"id"`
+	// Name is a human-readable name.
+	Name string `json:"name,omitempty"`
+	// Platforms the app ships on; events from other platforms are rejected.
+	Platforms []Platform `json:"platforms"`
+	// APIKey says which API key authenticates this app.
+	APIKey APIKey `json:"api_key"`
+	// Meta holds the app's Meta identifiers.
+	Meta Meta `json:"meta"`
+}
+
+// APIKey names the API Gateway key of an app. The deployed stack creates one key per app with
+// this name and maps its key id back to the app; DevValue is the literal key accepted by the
+// local dev stack and by local invokes only (never by a deployed API).
+type APIKey struct {
+	Name     string `json:"name"`
+	DevValue string `json:"dev_value,omitempty"`
+}
+
+// Meta holds where an app's events and audiences go at Meta.
+type Meta struct {
+	// DatasetID is the Events Manager dataset (pixel) linked to the app, digits only.
+	DatasetID string `json:"dataset_id"`
+	// AdAccountID is the ad account holding the app's custom audiences, as "act_<digits>".
+	AdAccountID string `json:"ad_account_id"`
+	// TestEventCode routes CAPI events to Events Manager > Test Events. Never set in production.
+	TestEventCode string `json:"test_event_code,omitempty"`
+}
+
+var (
+	appIDPattern      = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	keyNamePattern    = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+	digitsPattern     = regexp.MustCompile(`^[0-9]{1,20}$`)
+	adAccountPattern  = regexp.MustCompile(`^act_[0-9]{1,20}$`)
+	testEventPattern  = regexp.MustCompile(`^[A-Za-z0-9]{1,32}$`)
+	devKeyMinLength   = 8
+	errNoApps         = errors.New("apps: at least one app is required")
+	errUnsupportedVer = fmt.Errorf("version: must be %d", CurrentVersion)
+)
+
+// Load reads and validates the config file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("app config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("app config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes and validates a config document. Unknown fields are errors: a typo in a config
+// key must not silently fall back to a default.
+func Parse(data []byte) (*Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, describeDecodeError(data, err)
+	}
+	if dec.More() {
+		return nil, errors.New("unexpected content after the JSON document")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Validate checks every rule and returns all problems found, one per line.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Version != CurrentVersion {
+		errs = append(errs, errUnsupportedVer)
+	}
+	if len(c.Apps) == 0 {
+		errs = append(errs, errNoApps)
+	}
+	ids := map[string]int{}
+	keyNames := map[string]int{}
+	devKeys := map[string]int{}
+	for i := range c.Apps {
+		a := &c.Apps[i]
+		where := fmt.Sprintf("apps[%d]", i)
+		if a.ID != "" {
+			where = fmt.Sprintf("apps[%d] (%q)", i, a.ID)
+		}
+		bad := func(field, format string, args ...any) {
+			errs = append(errs, fmt.Errorf("%s.%s: %s", where, field, fmt.Sprintf(format, args...)))
+		}
+		switch {
+		case a.ID == "":
+			bad("id", "is required")
+		case !appIDPattern.MatchString(a.ID):
+			bad("id", "must be 1-63 lowercase letters, digits or '-', starting with a letter or digit")
+		default:
+			if j, dup := ids[a.ID]; dup {
+				bad("id", "duplicates apps[%d]", j)
+			}
+			ids[a.ID] = i
+		}
+		if len(a.Platforms) == 0 {
+			bad("platforms", "list at least one of ios, android")
+		}
+		seen := map[Platform]bool{}
+		for k, p := range a.Platforms {
+			if p != PlatformIOS && p != PlatformAndroid {
+				bad(fmt.Sprintf("platforms[%d]", k), "%q is not a platform (ios, android)", p)
+			} else if seen[p] {
+				bad(fmt.Sprintf("platforms[%d]", k), "%q is listed twice", p)
+			}
+			seen[p] = true
+		}
+		switch {
+		case a.APIKey.Name == "":
+			bad("api_key.name", "is required")
+		case !keyNamePattern.MatchString(a.APIKey.Name):
+			bad("api_key.name", "must be 1-128 letters, digits, '_', '.' or '-'")
+		default:
+			if j, dup := keyNames[a.APIKey.Name]; dup {
+				bad("api_key.name", "duplicates apps[%d]", j)
+			}
+			keyNames[a.APIKey.Name] = i
+		}
+		if v := a.APIKey.DevValue; v != "" {
+			if len(v) < devKeyMinLength || strings.TrimSpace(v) != v {
+				bad("api_key.dev_value", "must be at least %d characters without surrounding spaces", devKeyMinLength)
+			} else if j, dup := devKeys[v]; dup {
+				bad("api_key.dev_value", "duplicates apps[%d]", j)
+			}
+			devKeys[v] = i
+		}
+		if !digitsPattern.MatchString(a.Meta.DatasetID) {
+			bad("meta.dataset_id", "must be the dataset's numeric id (got %q)", a.Meta.DatasetID)
+		}
+		if !adAccountPattern.MatchString(a.Meta.AdAccountID) {
+			bad("meta.ad_account_id", "must look like act_<digits> (got %q)", a.Meta.AdAccountID)
+		}
+		if c := a.Meta.TestEventCode; c != "" && !testEventPattern.MatchString(c) {
+			bad("meta.test_event_code", "must be 1-32 letters or digits as shown in Events Manager")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// App returns the app with the given id.
+func (c *Config) App(id string) (*App, bool) {
+	for i := range c.Apps {
+		if c.Apps[i].ID == id {
+			return &c.Apps[i], true
+		}
+	}
+	return nil, false
+}
+
+// Supports reports whether the app ships on platform p.
+func (a *App) Supports(p Platform) bool {
+	for _, q := range a.Platforms {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// describeDecodeError turns encoding/json errors into messages with a line number.
+func describeDecodeError(data []byte, err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("line %d: invalid JSON: %v", lineOf(data, syn.Offset), syn)
+	case errors.As(err, &typ):
+		return fmt.Errorf("line %d: %s: must be %s, not %s", lineOf(data, typ.Offset), typ.Field, typ.Type, typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return fmt.Errorf("%s (check the spelling; unknown keys are not ignored)", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return err
+}
+
+func lineOf(data []byte, offset int64) int {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	return bytes.Count(data[:offset], []byte("\n")) + 1
+}

@@ -1,0 +1,366 @@
+package appevent
+
+import (
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// scanner is a small allocation-free JSON reader over the request body. Strings without escapes
+// are returned as substrings of the body (no copy). It stops at the first syntax error: a body
+// that is not JSON cannot be split into events, so the whole request is refused.
+type scanner struct {
+	s       string
+	i       int
+	err     *SyntaxError
+	lastKey string // the key of the member being read (see member)
+}
+
+// SyntaxError reports a body that is not valid JSON.
+type SyntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	return "invalid JSON at byte " + strconv.Itoa(e.Offset) + ": " + e.Msg
+}
+
+const maxDepth = 32
+
+func (sc *scanner) fail(msg string) {
+	if sc.err == nil {
+		sc.err = &SyntaxError{Offset: sc.i, Msg: msg}
+	}
+	sc.i = len(sc.s)
+}
+
+func (sc *scanner) ws() {
+	s, i := sc.s, sc.i // locals: the loop must not reload the scanner's fields
+	for i < len(s) && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
+		i++
+	}
+	sc.i = i
+}
+
+// peek returns the first byte of the next value (after whitespace), or 0 at the end.
+func (sc *scanner) peek() byte {
+	sc.ws()
+	if sc.i < len(sc.s) {
+		return sc.s[sc.i]
+	}
+	return 0
+}
+
+// kind names the JSON type of the next value for error messages.
+func (sc *scanner) kind() string {
+	switch sc.peek() {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+func (sc *scanner) isNull() bool {
+	if sc.peek() == 'n' {
+		sc.literal("null")
+		return true
+	}
+	return false
+}
+
+func (sc *scanner) literal(lit string) {
+	if len(sc.s)-sc.i >= len(lit) && sc.s[sc.i:sc.i+len(lit)] == lit {
+		sc.i += len(lit)
+		return
+	}
+	sc.fail("invalid literal")
+}
+
+// boolean reads true or false; the caller checked peek() is 't' or 'f'.
+func (sc *scanner) boolean() bool {
+	if sc.s[sc.i] == 't' {
+		sc.literal("true")
+		return true
+	}
+	sc.literal("false")
+	return false
+}
+
+// str reads a string; the caller checked peek() == '"'.
+func (sc *scanner) str() string {
+	s := sc.s
+	start := sc.i + 1 // after the opening quote
+	i := start
+	for i < len(s) && !strStop[s[i]] {
+		i++
+	}
+	sc.i = i
+	switch {
+	case i == len(s):
+		sc.fail("unterminated string")
+		return ""
+	case s[i] == '"':
+		sc.i = i + 1
+		return s[start:i]
+	case s[i] == '\\':
+		return sc.unescape(start)
+	}
+	sc.fail("control character in string")
+	return ""
+}
+
+// strStop marks the bytes that end the fast path of str: the closing quote, an escape, or a
+// control character (invalid in JSON strings).
+var strStop = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// unescape is the slow path of str for strings holding escapes.
+func (sc *scanner) unescape(start int) string {
+	b := make([]byte, 0, sc.i-start+16)
+	b = append(b, sc.s[start:sc.i]...)
+	for sc.i < len(sc.s) {
+		c := sc.s[sc.i]
+		switch {
+		case c == '"':
+			sc.i++
+			return string(b)
+		case c < 0x20:
+			sc.fail("control character in string")
+			return ""
+		case c != '\\':
+			b = append(b, c)
+			sc.i++
+			continue
+		}
+		if sc.i+1 >= len(sc.s) {
+			break
+		}
+		e := sc.s[sc.i+1]
+		sc.i += 2
+		switch e {
+		case '"', '\\', '/':
+			b = append(b, e)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			r, ok := sc.hex4()
+			if !ok {
+				sc.fail("invalid \\u escape")
+				return ""
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if sc.i+1 < len(sc.s) && sc.s[sc.i] == '\\' && sc.s[sc.i+1] == 'u' {
+					save := sc.i
+					sc.i += 2
+					if r2, ok = sc.hex4(); !ok {
+						sc.fail("invalid \\u escape")
+						return ""
+					}
+					if utf16.DecodeRune(r, r2) == utf8.RuneError {
+						sc.i = save // not a pair: the second escape is read on its own
+						r2 = -1
+					}
+				}
+				r = utf16.DecodeRune(r, r2) // a lone surrogate becomes U+FFFD
+			}
+			b = utf8.AppendRune(b, r)
+		default:
+			sc.fail("invalid escape")
+			return ""
+		}
+	}
+	sc.fail("unterminated string")
+	return ""
+}
+
+func (sc *scanner) hex4() (rune, bool) {
+	if sc.i+4 > len(sc.s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range []byte(sc.s[sc.i : sc.i+4]) {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	sc.i += 4
+	return r, true
+}
+
+// number reads a JSON number and returns its text; the caller checked it is not another type.
+func (sc *scanner) number() string {
+	start := sc.i
+	s := sc.s
+	i := sc.i
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		sc.i = i
+		sc.fail("invalid value")
+		return ""
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		d := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == d {
+			sc.i = i
+			sc.fail("invalid number")
+			return ""
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == d {
+			sc.i = i
+			sc.fail("invalid number")
+			return ""
+		}
+	}
+	sc.i = i
+	return s[start:i]
+}
+
+// skip reads and discards any value.
+func (sc *scanner) skip(depth int) {
+	if depth > maxDepth {
+		sc.fail("nesting too deep")
+		return
+	}
+	switch sc.peek() {
+	case '"':
+		sc.str()
+	case '{':
+		for first := true; sc.member(&first); {
+			sc.skip(depth + 1)
+		}
+	case '[':
+		for first := true; sc.element(&first); {
+			sc.skip(depth + 1)
+		}
+	case 't', 'f':
+		sc.boolean()
+	case 'n':
+		sc.literal("null")
+	case 0:
+		sc.fail("unexpected end of input")
+	default:
+		sc.number()
+	}
+}
+
+// member iterates an object: call with first=true at the '{'; it returns true with the scanner
+// positioned on the member's value, and the key in sc.key. It returns false at '}' or on error.
+func (sc *scanner) member(first *bool) bool {
+	if *first {
+		*first = false
+		if sc.peek() != '{' {
+			sc.fail("expected an object")
+			return false
+		}
+		sc.i++
+		if sc.peek() == '}' {
+			sc.i++
+			return false
+		}
+	} else {
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case '}':
+			sc.i++
+			return false
+		default:
+			sc.fail("expected ',' or '}'")
+			return false
+		}
+	}
+	if sc.peek() != '"' {
+		sc.fail("expected a member name")
+		return false
+	}
+	sc.lastKey = sc.str()
+	if sc.peek() != ':' {
+		sc.fail("expected ':'")
+		return false
+	}
+	sc.i++
+	sc.ws()
+	return sc.err == nil
+}
+
+// element iterates an array like member iterates an object.
+func (sc *scanner) element(first *bool) bool {
+	if *first {
+		*first = false
+		if sc.peek() != '[' {
+			sc.fail("expected an array")
+			return false
+		}
+		sc.i++
+		if sc.peek() == ']' {
+			sc.i++
+			return false
+		}
+		return sc.err == nil
+	}
+	switch sc.peek() {
+	case ',':
+		sc.i++
+		sc.ws()
+		return sc.err == nil
+	case ']':
+		sc.i++
+		return false
+	}
+	sc.fail("expected ',' or ']'")
+	return false
+}

@@ -1,0 +1,55 @@
+package observability
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEmitWritesEMF(t *testing.T) {
+	var buf bytes.Buffer
+	e := NewEmitter(&buf, "Test")
+	e.now = func() time.Time { return time.UnixMilli(1764300000123) }
+	e.Emit([]Dimension{{"Function", "ingest"}, {"App", "shop"}}, Metric{"EventsAccepted", Count, 3}, Metric{"BatchSize", Count, 4})
+	e.Emit(nil) // nothing to write
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("got %d lines, want 1: %q", len(lines), buf.String())
+	}
+	var doc struct {
+		AWS struct {
+			Timestamp         int64
+			CloudWatchMetrics []struct {
+				Namespace  string
+				Dimensions [][]string
+				Metrics    []struct{ Name, Unit string }
+			}
+		} `json:"_aws"`
+		Function       string
+		App            string
+		EventsAccepted float64
+		BatchSize      float64
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &doc); err != nil {
+		t.Fatal(err)
+	}
+	m := doc.AWS.CloudWatchMetrics
+	if doc.AWS.Timestamp != 1764300000123 || len(m) != 1 || m[0].Namespace != "Test" ||
+		strings.Join(m[0].Dimensions[0], ",") != "Function,App" || len(m[0].Metrics) != 2 ||
+		m[0].Metrics[0].Name != "EventsAccepted" || m[0].Metrics[0].Unit != "Count" ||
+		doc.Function != "ingest" || doc.App != "shop" || doc.EventsAccepted != 3 || doc.BatchSize != 4 {
+		t.Fatalf("unexpected EMF document: %s", lines[0])
+	}
+}
+
+func TestLoggerLevels(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewLogger(&buf, "warn")
+	l.Info("hidden")
+	l.Warn("shown", "k", 1)
+	if strings.Contains(buf.String(), "hidden") || !strings.Contains(buf.String(), `"msg":"shown"`) {
+		t.Fatalf("got %q", buf.String())
+	}
+}
