@@ -48,18 +48,20 @@ test-go:
 	  $(GO) test -count=1 -timeout 15m ./...
 
 fuzz-smoke:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime 10s ./shared/appevent
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime 15s ./shared/appevent
 
 fuzz: ## Fuzz the request parser for 5 minutes (FUZZTIME=...)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(or $(FUZZTIME),5m) ./shared/appevent
 
 dev: tools ## Run the whole pipeline locally on loopback (API on 127.0.0.1:3000)
-	$(GO) run ./infra/devstack -config $(CONFIG)
+	CGO_ENABLED=0 $(GO) build -o build/host/devstack ./infra/devstack
+	exec build/host/devstack -config $(CONFIG)
 
-synth: tools build ## Synthesise the CloudFormation template into cdk.out/ (offline)
+# cdk.json's "build" hook runs `make build` before every synth and deploy.
+synth: tools ## Synthesise the CloudFormation template into cdk.out/ (offline)
 	$(TOOLS)/node_modules/.bin/cdk synth --quiet -c config=$(CONFIG)
 
-deploy: tools build ## Deploy the stack to the current AWS account (cdk deploy)
+deploy: tools ## Build and deploy the stack to the current AWS account (cdk deploy)
 	$(TOOLS)/node_modules/.bin/cdk deploy -c config=$(CONFIG)
 
 bench: ## Run the hot-path benchmarks (compare runs with benchstat)

@@ -78,8 +78,7 @@ func (b *Batch) Release() {
 	if b.buf != nil {
 		*b.buf = b.out[:0]
 		bufPool.Put(b.buf)
-		b.buf = nil
-		b.Accepted = nil
+		b.buf, b.out = nil, nil
 	}
 }
 
@@ -833,9 +832,6 @@ func (st *state) identify() {
 			st.reject("user", "required", reason)
 		}
 		return
-	}
-	if len(st.errs) > 0 {
-		return // the event is rejected: spare the hashing
 	}
 	st.rec.UserKey = st.p.pseudo.UserKey(st.app.ID, kind, id)
 

@@ -146,6 +146,7 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 		h.emit(app.ID, "", observability.Metric{Name: "RequestsRefused", Unit: observability.Count, Value: 1})
 		return errorResponse(status, err.Error())
 	}
+	defer batch.Release() // once published, the encoded records' buffer serves later requests
 
 	resp := eventsResponse{Rejected: make([]rejection, 0, len(batch.Rejected))}
 	for _, r := range batch.Rejected {
@@ -159,7 +160,6 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 			records[i] = ports.StreamRecord{PartitionKey: r.UserKey, Data: r.Data}
 		}
 		report = h.cfg.Publisher.Publish(ctx, records)
-		batch.Release() // the records are written (or reported): their buffer can be reused
 		for _, f := range report.Failed {
 			r := batch.Accepted[f.Index]
 			resp.Rejected = append(resp.Rejected, rejection{
