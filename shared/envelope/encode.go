@@ -55,7 +55,7 @@ func (o *object) str(key, v string) {
 	}
 }
 
-func (o *object) hash(key string, h identity.Hash) {
+func (o *object) hash(key string, h *identity.Hash) {
 	if !h.IsZero() {
 		o.sep(key)
 		o.b = append(o.b, '"')
@@ -106,17 +106,17 @@ func (o *object) close() []byte {
 func appendUser(b []byte, u *User) []byte {
 	o := object{b: b, key: `,"user":{`}
 	o.str(`"key_source":`, string(u.KeySource))
-	o.hash(`"external_id":`, u.ExternalID)
-	o.hash(`"em":`, u.Email)
-	o.hash(`"ph":`, u.Phone)
-	o.hash(`"fn":`, u.FirstName)
-	o.hash(`"ln":`, u.LastName)
-	o.hash(`"ge":`, u.Gender)
-	o.hash(`"db":`, u.DateOfBirth)
-	o.hash(`"ct":`, u.City)
-	o.hash(`"st":`, u.State)
-	o.hash(`"zp":`, u.Zip)
-	o.hash(`"country":`, u.Country)
+	o.hash(`"external_id":`, &u.ExternalID)
+	o.hash(`"em":`, &u.Email)
+	o.hash(`"ph":`, &u.Phone)
+	o.hash(`"fn":`, &u.FirstName)
+	o.hash(`"ln":`, &u.LastName)
+	o.hash(`"ge":`, &u.Gender)
+	o.hash(`"db":`, &u.DateOfBirth)
+	o.hash(`"ct":`, &u.City)
+	o.hash(`"st":`, &u.State)
+	o.hash(`"zp":`, &u.Zip)
+	o.hash(`"country":`, &u.Country)
 	o.str(`"anon_id":`, u.AnonID)
 	o.str(`"madid":`, u.MADID)
 	o.str(`"client_ip_address":`, u.ClientIP)
@@ -216,6 +216,10 @@ func appendKeyString(b []byte, key, v string) []byte {
 func appendFloat(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(b, '0')
+	}
+	// Whole numbers (counts, sizes, most prices in minor markets) take the integer fast path.
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 && !(f == 0 && math.Signbit(f)) {
+		return strconv.AppendInt(b, int64(f), 10)
 	}
 	abs := math.Abs(f)
 	fmt := byte('f')

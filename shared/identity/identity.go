@@ -76,7 +76,7 @@ type Hash [sha256.Size]byte
 func (h Hash) IsZero() bool { return h == Hash{} }
 
 // AppendHex appends h as 64 lowercase hex characters.
-func (h Hash) AppendHex(dst []byte) []byte { return hex.AppendEncode(dst, h[:]) }
+func (h *Hash) AppendHex(dst []byte) []byte { return hex.AppendEncode(dst, h[:]) }
 
 // String returns h as lowercase hex.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
