@@ -48,14 +48,14 @@ test-go:
 	  $(GO) test -count=1 -timeout 15m ./...
 
 fuzz-smoke:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime 15s ./shared/appevent
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime 15s -fuzzminimizetime 1s ./shared/appevent
 
 fuzz: ## Fuzz the request parser for 5 minutes (FUZZTIME=...)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(or $(FUZZTIME),5m) ./shared/appevent
 
 dev: tools ## Run the whole pipeline locally on loopback (API on 127.0.0.1:3000)
 	CGO_ENABLED=0 $(GO) build -o build/host/devstack ./infra/devstack
-	exec build/host/devstack -config $(CONFIG)
+	exec build/host/devstack -config $(CONFIG) $(DEVSTACK_FLAGS)
 
 # cdk.json's "build" hook runs `make build` before every synth and deploy.
 synth: tools ## Synthesise the CloudFormation template into cdk.out/ (offline)
@@ -68,7 +68,7 @@ bench: ## Run the hot-path benchmarks (compare runs with benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),6) ./shared/...
 
 lint: $(TOOLS_BIN)/staticcheck ## gofmt, go vet and staticcheck
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS_BIN)/staticcheck ./...
 

@@ -22,7 +22,7 @@ func main() {
 		log.Error("ingest: aws config", "error", err.Error())
 		os.Exit(1)
 	}
-	h, err := ingestapi.FromEnv(ctx, os.Getenv, awsCfg, log)
+	h, err := ingestapi.FromEnv(ctx, os.Getenv, awsCfg, log, os.Stdout)
 	if err != nil {
 		log.Error("ingest: cannot start", "error", err.Error())
 		os.Exit(1)

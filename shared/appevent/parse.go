@@ -147,7 +147,7 @@ func (p *Parser) Parse(app *appconfig.App, body string, now time.Time) (*Batch, 
 		}
 	}
 	if st.sc.err == nil {
-		if st.sc.peek() != 0 {
+		if st.sc.ws(); st.sc.i < len(st.sc.s) { // not peek(): a NUL byte is content too
 			st.sc.fail("unexpected content after the JSON document")
 		}
 	}

@@ -240,6 +240,7 @@ func TestRequestLevelErrors(t *testing.T) {
 		{"events not an array", `{"events":{}}`, nil, `"events" must be an array`},
 		{"empty events", `{"events":[]}`, nil, "is empty"},
 		{"trailing garbage", `{"events":[{}]} x`, nil, "unexpected content"},
+		{"trailing NUL byte (found by fuzzing)", "{\"events\":[{}]}\x00", nil, "unexpected content"},
 		{"bad escape", `{"events":[{"event_id":"\q"}]}`, nil, "invalid escape"},
 		{"501 events", body(many...), ErrTooManyEvents, ""},
 		{"over 1 MiB", `{"events":[` + strings.Repeat(" ", MaxBodyBytes) + `]}`, ErrBodyTooLarge, ""},

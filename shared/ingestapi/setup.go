@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,8 +35,9 @@ const (
 )
 
 // FromEnv builds the ingest handler from the environment (getenv, normally os.Getenv) and an
-// AWS config: the single wiring shared by the Lambda and the dev stack.
-func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
+// AWS config: the single wiring shared by the Lambda and the dev stack. Logs go to log, EMF
+// metric lines to metrics (os.Stdout in Lambda, where CloudWatch picks them up).
+func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config, log *slog.Logger, metrics io.Writer) (*Handler, error) {
 	streamName := getenv(EnvStreamName)
 	if streamName == "" {
 		return nil, errors.New(EnvStreamName + " is not set")
@@ -83,6 +84,6 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 		KeyIDs:    keyIDs,
 		DevKeys:   devKeys,
 		Logger:    log,
-		Metrics:   observability.NewEmitter(os.Stdout, getenv(EnvMetricsNS)),
+		Metrics:   observability.NewEmitter(metrics, getenv(EnvMetricsNS)),
 	})
 }

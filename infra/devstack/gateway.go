@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// MaxGatewayBody is the largest request body API Gateway (REST) accepts: 10 MB. The ingest
+// function itself refuses more than 1 MiB with its own 413.
+const MaxGatewayBody = 10 << 20
+
+// proxyResource is the resource of a request that matched no route: the greedy catch-all a REST
+// API would need to pass it to the function at all. (A real REST API without it answers 403
+// "Missing Authentication Token" itself; the dev stack lets the function answer 404, which says
+// more.)
+const proxyResource = "/{proxy+}"
+
+// ProxyFunc is a Lambda handler behind a REST API proxy integration.
+type ProxyFunc func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
+
+// AccessEntry describes one request the Gateway served, for the access log.
+type AccessEntry struct {
+	Method, Path string
+	Status       int
+	RequestID    string
+	Took         time.Duration
+}
+
+// Gateway is an http.Handler that stands in for API Gateway (REST API, Lambda proxy
+// integration) in front of one function: it translates each HTTP request into the
+// events.APIGatewayProxyRequest API Gateway would send, invokes the function and writes its
+// events.APIGatewayProxyResponse back the way API Gateway does.
+type Gateway struct {
+	// Function is invoked once per request.
+	Function ProxyFunc
+	// Routes are the resource templates of the API, e.g. "/v1/events" or
+	// "/v1/users/{app_user_id}/segments". A request that matches none gets resource "/{proxy+}".
+	Routes []string
+	// Stage is the stage name (requestContext.stage).
+	Stage string
+	// Timeout bounds each invocation, like the function's configured timeout. The invocation is
+	// not cancelled when the client goes away, as on Lambda.
+	Timeout time.Duration
+	// Access, if set, is called after each request.
+	Access func(AccessEntry)
+	// Errors, if set, receives function errors and panics (the client only sees a 502).
+	Errors func(requestID string, err error)
+}
+
+// ServeHTTP serves one request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	requestID := newRequestID()
+	status := g.serve(w, r, requestID, start)
+	if g.Access != nil {
+		g.Access(AccessEntry{Method: r.Method, Path: r.URL.Path, Status: status, RequestID: requestID, Took: time.Since(start)})
+	}
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string, start time.Time) int {
+	w.Header().Set("X-Amzn-Requestid", requestID)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxGatewayBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return gatewayError(w, http.StatusRequestEntityTooLarge, "Request Too Long")
+		}
+		return gatewayError(w, http.StatusBadRequest, "could not read the request body")
+	}
+	req := g.Translate(r, body, requestID, start)
+
+	ctx := context.WithoutCancel(r.Context())
+	if g.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
+		defer cancel()
+	}
+	resp, err := g.invoke(ctx, req)
+	if err != nil {
+		if g.Errors != nil {
+			g.Errors(requestID, err)
+		}
+		// What API Gateway answers when the function fails or returns a malformed response.
+		return gatewayError(w, http.StatusBadGateway, "Internal server error")
+	}
+	return writeResponse(w, resp)
+}
+
+// invoke calls the function; a panic becomes an error, as the Lambda runtime reports it.
+func (g *Gateway) invoke(ctx context.Context, req events.APIGatewayProxyRequest) (resp events.APIGatewayProxyResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("function panicked: %v", p)
+		}
+	}()
+	resp, err = g.Function(ctx, req)
+	if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 599) {
+		err = fmt.Errorf("malformed proxy response: statusCode %d", resp.StatusCode)
+	}
+	return resp, err
+}
+
+// Translate builds the proxy request API Gateway would send for r with the given body.
+func (g *Gateway) Translate(r *http.Request, body []byte, requestID string, at time.Time) events.APIGatewayProxyRequest {
+	resource, pathParams := g.match(r.URL.Path)
+	sourceIP := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		sourceIP = host
+	}
+
+	// Go's server drops Host from the header map and canonicalises names (x-api-key arrives as
+	// X-Api-Key; API Gateway keeps the client's spelling). Header names are case-insensitive, and
+	// the function matches them that way.
+	hdr := r.Header.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
+	}
+	hdr.Set("Host", r.Host)
+	if prior := hdr.Get("X-Forwarded-For"); prior != "" {
+		hdr.Set("X-Forwarded-For", prior+", "+sourceIP)
+	} else {
+		hdr.Set("X-Forwarded-For", sourceIP)
+	}
+	hdr.Set("X-Forwarded-Proto", "http")
+	if _, port, err := net.SplitHostPort(r.Host); err == nil {
+		hdr.Set("X-Forwarded-Port", port)
+	}
+	single, multi := flatten(hdr)
+
+	req := events.APIGatewayProxyRequest{
+		Resource:          resource,
+		Path:              r.URL.Path,
+		HTTPMethod:        r.Method,
+		Headers:           single,
+		MultiValueHeaders: multi,
+		PathParameters:    pathParams,
+		RequestContext: events.APIGatewayProxyRequestContext{
+			AccountID:        "123456789012",
+			ResourceID:       "devstack",
+			Stage:            g.Stage,
+			DomainName:       r.Host,
+			RequestID:        requestID,
+			Protocol:         r.Proto,
+			ResourcePath:     resource,
+			Path:             "/" + g.Stage + r.URL.Path,
+			HTTPMethod:       r.Method,
+			RequestTime:      at.UTC().Format("02/Jan/2006:15:04:05 -0700"),
+			RequestTimeEpoch: at.UnixMilli(),
+			APIID:            "devstack",
+			Identity: events.APIGatewayRequestIdentity{
+				SourceIP:  sourceIP,
+				UserAgent: r.UserAgent(),
+				APIKeyID:  "", // no API Gateway key ids in dev: the function maps dev keys itself
+			},
+		},
+	}
+	if q := r.URL.Query(); len(q) > 0 {
+		req.QueryStringParameters, req.MultiValueQueryStringParameters = flatten(q)
+	}
+	switch {
+	case len(body) == 0:
+	case utf8.Valid(body):
+		req.Body = string(body)
+	default:
+		req.Body = base64.StdEncoding.EncodeToString(body)
+		req.IsBase64Encoded = true
+	}
+	return req
+}
+
+// match finds the route template of path and its path parameters. "{name}" matches one
+// segment, "{name+}" the rest of the path.
+func (g *Gateway) match(path string) (string, map[string]string) {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for _, route := range g.Routes {
+		if params, ok := matchTemplate(strings.Split(strings.TrimPrefix(route, "/"), "/"), segs); ok {
+			return route, params
+		}
+	}
+	return proxyResource, map[string]string{"proxy": strings.TrimPrefix(path, "/")}
+}
+
+func matchTemplate(tmpl, segs []string) (map[string]string, bool) {
+	var params map[string]string
+	for i, t := range tmpl {
+		name, isParam := strings.CutPrefix(t, "{")
+		name, _ = strings.CutSuffix(name, "}")
+		if greedy, ok := strings.CutSuffix(name, "+"); isParam && ok && i == len(tmpl)-1 {
+			if i >= len(segs) || segs[i] == "" {
+				return nil, false
+			}
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[greedy] = strings.Join(segs[i:], "/")
+			return params, true
+		}
+		if i >= len(segs) {
+			return nil, false
+		}
+		switch {
+		case isParam && segs[i] != "":
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[name] = segs[i]
+		case t != segs[i]:
+			return nil, false
+		}
+	}
+	return params, len(tmpl) == len(segs)
+}
+
+// flatten returns API Gateway's two views of a multi-valued map: the last value of each key,
+// and all of them. Both are nil when m is empty (API Gateway sends null).
+func flatten(m map[string][]string) (map[string]string, map[string][]string) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	single := make(map[string]string, len(m))
+	multi := make(map[string][]string, len(m))
+	for k, vs := range m {
+		if len(vs) == 0 {
+			continue
+		}
+		single[k] = vs[len(vs)-1]
+		multi[k] = slices.Clone(vs)
+	}
+	return single, multi
+}
+
+// writeResponse writes a proxy response as API Gateway does: multiValueHeaders and headers are
+// merged (a pair present in both appears once) and a base64 body is decoded.
+func writeResponse(w http.ResponseWriter, resp events.APIGatewayProxyResponse) int {
+	body := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		raw, err := base64.StdEncoding.DecodeString(resp.Body)
+		if err != nil {
+			return gatewayError(w, http.StatusBadGateway, "Internal server error")
+		}
+		body = raw
+	}
+	h := w.Header()
+	for k, vs := range resp.MultiValueHeaders {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	for k, v := range resp.Headers {
+		if !slices.Contains(h.Values(k), v) {
+			h.Add(k, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(body)
+	return resp.StatusCode
+}
+
+// gatewayError writes an error that API Gateway itself would answer ({"message": ...}).
+func gatewayError(w http.ResponseWriter, status int, msg string) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "{\"message\":%q}", msg)
+	return status
+}
+
+// newRequestID returns a random UUID (version 4), the shape of API Gateway request ids.
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

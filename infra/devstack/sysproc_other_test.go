@@ -1,0 +1,8 @@
+//go:build unix && !linux
+
+package main
+
+import "syscall"
+
+// childProcAttr: only Linux can tie a child's life to its parent; elsewhere the cleanups do.
+func childProcAttr() *syscall.SysProcAttr { return nil }
