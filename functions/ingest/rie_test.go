@@ -6,19 +6,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +26,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/envelope"
+	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
 )
 
 // TestBootstrapUnderRIE runs the real bootstrap (host architecture) under the Lambda Runtime
@@ -39,7 +37,7 @@ import (
 // HOST_BUILD_DIR (a prebuilt <dir>/ingest/bootstrap, from `make build-host`; without it the test
 // builds one). A missing RIE or emulator skips the test, or fails it when EMULATORS_REQUIRED=1.
 func TestBootstrapUnderRIE(t *testing.T) {
-	root := repoRoot(t)
+	root := ingesttest.RepoRoot(t)
 	rie := rieBinary(t, root)
 	kinesalite := emulators.StartForTest(t, emulators.Kinesis)
 	bootstrap := bootstrapBinary(t)
@@ -73,56 +71,26 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		"AWS_EC2_METADATA_DISABLED=true",
 	})
 
-	type body struct {
-		Status   string `json:"status"`
-		Accepted *int   `json:"accepted"`
-		Rejected []struct {
-			Index  int `json:"index"`
-			Errors []struct {
-				Field  string `json:"field"`
-				Reason string `json:"reason"`
-			} `json:"errors"`
-		} `json:"rejected"`
-		Error string `json:"error"`
-	}
-	wantAccepted := func(n int, rejected ...int) func(*testing.T, body) {
-		return func(t *testing.T, b body) {
-			if b.Accepted == nil || *b.Accepted != n {
-				t.Errorf("accepted %v, want %d", b.Accepted, n)
-			}
-			var idx []int
-			for _, r := range b.Rejected {
-				idx = append(idx, r.Index)
-				for _, e := range r.Errors {
-					if !strings.HasPrefix(e.Field, fmt.Sprintf("events[%d]", r.Index)) || e.Reason == "" {
-						t.Errorf("event %d: error %+v", r.Index, e)
-					}
-				}
-			}
-			if !slices.Equal(idx, rejected) {
-				t.Errorf("rejected indexes %v, want %v", idx, rejected)
-			}
-		}
-	}
 	now := time.Now()
 	tests := []struct {
 		fixture    string
 		wantStatus int
-		check      func(*testing.T, body)
+		check      func(*testing.T, ingesttest.Answer)
 	}{
-		{"valid-batch.json", 202, wantAccepted(4)},
+		{"valid-batch.json", 202, ingesttest.WantAccepted(4)},
 		{"missing-key.json", 401, nil},
-		{"health.json", 200, func(t *testing.T, b body) {
-			if b.Status != "ok" {
-				t.Errorf("status %q, want ok", b.Status)
+		{"health.json", 200, func(t *testing.T, a ingesttest.Answer) {
+			if a.Status != "ok" {
+				t.Errorf("status %q, want ok", a.Status)
 			}
 		}},
-		{"partly-invalid-batch.json", 202, wantAccepted(2, 1, 2)},
+		{"partly-invalid-batch.json", 202, ingesttest.WantAccepted(2, 1, 2)},
 	}
-	var sent []string // request bodies, for the PII check
+	var sent []string // request bodies, for the personal data check
 	for _, tc := range tests {
 		t.Run(tc.fixture, func(t *testing.T) {
-			event := refreshedFixture(t, root, tc.fixture, now)
+			event := ingesttest.FixtureRequest(t, tc.fixture)
+			event.Body = ingesttest.RefreshEventTimes(t, event.Body, now)
 			sent = append(sent, event.Body)
 			resp := invoke(t, invokeURL, event)
 			if resp.StatusCode != tc.wantStatus {
@@ -131,15 +99,15 @@ func TestBootstrapUnderRIE(t *testing.T) {
 			if ct := resp.Headers["Content-Type"]; ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			var b body
-			if err := json.Unmarshal([]byte(resp.Body), &b); err != nil {
+			var a ingesttest.Answer
+			if err := json.Unmarshal([]byte(resp.Body), &a); err != nil {
 				t.Fatalf("body %q: %v", resp.Body, err)
 			}
-			if tc.wantStatus >= 400 && b.Error == "" {
+			if tc.wantStatus >= 400 && a.Error == "" {
 				t.Errorf("error response without a message: %s", resp.Body)
 			}
 			if tc.check != nil {
-				tc.check(t, b)
+				tc.check(t, a)
 			}
 		})
 	}
@@ -153,7 +121,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	needles := piiValues(t, sent...)
+	personal := ingesttest.PersonalValues(t, sent...)
 	var gotIDs []string
 	for _, r := range records {
 		rec, err := envelope.Decode(r.Data)
@@ -164,7 +132,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 			t.Errorf("record %s: app %q, partition key %q, user key %q", r.SequenceNumber, rec.App, r.PartitionKey, rec.UserKey)
 		}
 		gotIDs = append(gotIDs, strings.TrimPrefix(rec.Event.ID, "2b0a7c2e-7f0e-4b8e-9d51-0000000000"))
-		assertNoPII(t, r.Data, needles)
+		ingesttest.AssertNoPersonalData(t, r.Data, personal)
 	}
 	sort.Strings(gotIDs)
 	if !slices.Equal(gotIDs, wantIDs) {
@@ -180,11 +148,7 @@ func rieBinary(t *testing.T, root string) string {
 		bin = filepath.Join(root, ".tools", "bin", "aws-lambda-rie")
 	}
 	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("Lambda Runtime Interface Emulator not found at %s", bin)
-		if os.Getenv(emulators.RequiredEnv) == "1" {
-			t.Fatalf("%s (%s=1 is set: it is required; `make tools` installs it)", msg, emulators.RequiredEnv)
-		}
-		t.Skipf("skipping: %s (run `make tools` or set RIE_BIN; set %s=1 to fail instead of skipping)", msg, emulators.RequiredEnv)
+		ingesttest.MissingTool(t, "Lambda Runtime Interface Emulator not found at "+bin, "run `make tools` or set RIE_BIN")
 	}
 	return bin
 }
@@ -215,7 +179,7 @@ func bootstrapBinary(t *testing.T) string {
 func startRIE(t *testing.T, rie, bootstrap string, env []string) string {
 	t.Helper()
 	apiAddr, runtimeAddr := freeLoopbackAddr(t), freeLoopbackAddr(t)
-	var out syncBuffer
+	var out ingesttest.LineBuffer
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", apiAddr, "--runtime-api-address", runtimeAddr, bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
 	cmd.Env = env
@@ -239,7 +203,7 @@ func startRIE(t *testing.T, rie, bootstrap string, env []string) string {
 			<-exited
 		}
 		for _, pid := range children {
-			if alive(pid) {
+			if ingesttest.Alive(pid) {
 				syscall.Kill(-pid, syscall.SIGKILL) // its group: the runtime and anything it started
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
@@ -292,151 +256,6 @@ func invoke(t *testing.T, url string, event events.APIGatewayProxyRequest) event
 	return out
 }
 
-// refreshedFixture loads events/ingest/<name> with its event times moved to just before now.
-func refreshedFixture(t *testing.T, root, name string, now time.Time) events.APIGatewayProxyRequest {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, "events", "ingest", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.APIGatewayProxyRequest
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if ev.Body != "" {
-		ev.Body = refreshEventTimes(t, ev.Body, now)
-	}
-	return ev
-}
-
-// refreshEventTimes moves the valid event times of a request body so that the latest is a
-// minute before now, keeping their spacing and form (unix seconds or RFC 3339): the fixtures'
-// times go stale after 7 days. Times invalid on purpose (not plausible unix seconds, not
-// RFC 3339) stay as they are.
-func refreshEventTimes(t *testing.T, body string, now time.Time) string {
-	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(body))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("request body: %v", err)
-	}
-	evs, _ := doc["events"].([]any)
-	parse := func(v any) (time.Time, bool) {
-		switch v := v.(type) {
-		case json.Number:
-			n, err := v.Int64()
-			return time.Unix(n, 0), err == nil && n >= 1e9 && n < 1e11
-		case string:
-			ts, err := time.Parse(time.RFC3339, v)
-			return ts, err == nil
-		}
-		return time.Time{}, false
-	}
-	var latest time.Time
-	for _, e := range evs {
-		if ts, ok := parse(e.(map[string]any)["event_time"]); ok && ts.After(latest) {
-			latest = ts
-		}
-	}
-	if latest.IsZero() {
-		return body
-	}
-	shift := now.Add(-time.Minute).Sub(latest).Truncate(time.Second)
-	for _, e := range evs {
-		ev := e.(map[string]any)
-		ts, ok := parse(ev["event_time"])
-		switch {
-		case !ok:
-		case isNumber(ev["event_time"]):
-			ev["event_time"] = json.Number(strconv.FormatInt(ts.Add(shift).Unix(), 10))
-		default:
-			ev["event_time"] = ts.Add(shift).UTC().Format(time.RFC3339)
-		}
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
-}
-
-func isNumber(v any) bool { _, ok := v.(json.Number); return ok }
-
-// piiValues lists the raw personal values of request bodies and their obvious normalised forms.
-func piiValues(t *testing.T, bodies ...string) []string {
-	t.Helper()
-	nonDigits := regexp.MustCompile(`\D`)
-	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
-		if s = strings.ToLower(s); len(s) >= 4 && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	for _, b := range bodies {
-		var req struct {
-			Events []struct {
-				User map[string]any `json:"user"`
-			} `json:"events"`
-		}
-		if b == "" {
-			continue
-		}
-		if err := json.Unmarshal([]byte(b), &req); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range req.Events {
-			for _, f := range []string{"email", "phone", "first_name", "last_name", "city", "zip", "date_of_birth"} {
-				if v, _ := e.User[f].(string); v != "" {
-					add(v)
-					add(strings.ReplaceAll(v, " ", ""))
-					if d := nonDigits.ReplaceAllString(v, ""); len(d) >= 5 {
-						add(d)
-					}
-				}
-			}
-		}
-	}
-	return out
-}
-
-var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-// assertNoPII checks every string of a record's JSON, except digests and the user key (where
-// digits of a zip code may occur by chance), for the values in needles.
-func assertNoPII(t *testing.T, data []byte, needles []string) {
-	t.Helper()
-	var doc any
-	if err := json.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var walk func(path string, v any)
-	walk = func(path string, v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				walk(path+"."+k, x)
-			}
-		case []any:
-			for i, x := range v {
-				walk(fmt.Sprintf("%s[%d]", path, i), x)
-			}
-		case string:
-			if path == ".uk" || hexDigest.MatchString(v) {
-				return
-			}
-			for _, n := range needles {
-				if strings.Contains(strings.ToLower(v), n) {
-					t.Errorf("record field %s = %q contains personal data %q", path, v, n)
-				}
-			}
-		}
-	}
-	walk("", doc)
-}
-
 // freeLoopbackAddr returns a 127.0.0.1 address with a port that was free a moment ago.
 func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
@@ -471,54 +290,4 @@ func childPIDs(pid int) []int {
 		}
 	}
 	return out
-}
-
-// alive reports whether pid runs; a zombie counts as gone.
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
-}
-
-// repoRoot walks up from the working directory to the folder holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a child's stdout and stderr.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/envelope"
+	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
 )
 
 // These tests build the real binary and run it as `make dev` does, on free loopback ports.
@@ -45,7 +46,7 @@ var (
 )
 
 func TestDevstack(t *testing.T) {
-	root := repoRoot(t)
+	root := ingesttest.RepoRoot(t)
 	requireEmulatorTools(t, root)
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0")
 	ready := ds.waitFor(t, readyLine, readyTimeout)
@@ -56,9 +57,9 @@ func TestDevstack(t *testing.T) {
 	curlBody := ds.match(t, curlDataArg)[1]
 
 	now := time.Now()
-	validBatch := refreshEventTimes(t, fixtureBody(t, root, "valid-batch.json"), now)
-	partlyInvalid := refreshEventTimes(t, fixtureBody(t, root, "partly-invalid-batch.json"), now)
-	example := refreshEventTimes(t, curlBody, now)
+	validBatch := ingesttest.RefreshEventTimes(t, ingesttest.FixtureBody(t, "valid-batch.json"), now)
+	partlyInvalid := ingesttest.RefreshEventTimes(t, ingesttest.FixtureBody(t, "partly-invalid-batch.json"), now)
+	example := ingesttest.RefreshEventTimes(t, curlBody, now)
 
 	const key = "dev-api-key"
 	tests := []struct {
@@ -67,32 +68,19 @@ func TestDevstack(t *testing.T) {
 		key          string
 		body         string
 		wantStatus   int
-		check        func(t *testing.T, a apiAnswer)
+		check        func(t *testing.T, a ingesttest.Answer)
 	}{
-		{name: "health", method: "GET", path: "/v1/health", wantStatus: 200, check: func(t *testing.T, a apiAnswer) {
+		{name: "health", method: "GET", path: "/v1/health", wantStatus: 200, check: func(t *testing.T, a ingesttest.Answer) {
 			if a.Status != "ok" {
 				t.Errorf("status %q, want ok", a.Status)
 			}
 		}},
-		{name: "curl example", method: "POST", path: "/v1/events", key: key, body: example, wantStatus: 202, check: wantAccepted(1, nil)},
-		{name: "valid batch", method: "POST", path: "/v1/events", key: key, body: validBatch, wantStatus: 202, check: wantAccepted(4, nil)},
-		{name: "broken events", method: "POST", path: "/v1/events", key: key, body: partlyInvalid, wantStatus: 202, check: func(t *testing.T, a apiAnswer) {
-			wantAccepted(2, []int{1, 2})(t, a)
-			for _, r := range a.Rejected {
-				if len(r.Errors) == 0 {
-					t.Errorf("rejection of event %d has no errors", r.Index)
-				}
-				prefix := fmt.Sprintf("events[%d]", r.Index)
-				for _, e := range r.Errors {
-					if !strings.HasPrefix(e.Field, prefix) || e.Reason == "" {
-						t.Errorf("event %d: error %+v, want a field under %s and a reason", r.Index, e, prefix)
-					}
-				}
-			}
-		}},
+		{name: "curl example", method: "POST", path: "/v1/events", key: key, body: example, wantStatus: 202, check: ingesttest.WantAccepted(1)},
+		{name: "valid batch", method: "POST", path: "/v1/events", key: key, body: validBatch, wantStatus: 202, check: ingesttest.WantAccepted(4)},
+		{name: "broken events", method: "POST", path: "/v1/events", key: key, body: partlyInvalid, wantStatus: 202, check: ingesttest.WantAccepted(2, 1, 2)},
 		{name: "no key", method: "POST", path: "/v1/events", body: validBatch, wantStatus: 401},
 		{name: "unknown key", method: "POST", path: "/v1/events", key: "not-a-key", body: validBatch, wantStatus: 401},
-		{name: "501 events", method: "POST", path: "/v1/events", key: key, body: fixtureBody(t, root, "oversized-batch.json"), wantStatus: 413},
+		{name: "501 events", method: "POST", path: "/v1/events", key: key, body: ingesttest.FixtureBody(t, "oversized-batch.json"), wantStatus: 413},
 		{name: "body over 1 MiB", method: "POST", path: "/v1/events", key: key, body: `{"events":[` + strings.Repeat(" ", 3<<19) + `]}`, wantStatus: 413},
 		{name: "non-UTF-8 body", method: "POST", path: "/v1/events", key: key, body: "\xff\xfe{", wantStatus: 400},
 		{name: "wrong method", method: "GET", path: "/v1/events", key: key, wantStatus: 405},
@@ -121,7 +109,7 @@ func TestDevstack(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("content type %q", ct)
 			}
-			var a apiAnswer
+			var a ingesttest.Answer
 			if err := json.Unmarshal(raw, &a); err != nil {
 				t.Fatalf("body %s: %v", raw, err)
 			}
@@ -142,7 +130,7 @@ func TestDevstack(t *testing.T) {
 	t.Run("stream", func(t *testing.T) {
 		records := readStream(t, kinesisEndpoint, len(wantIDs))
 		var gotIDs []string
-		pii := piiNeedles(t, example, validBatch, partlyInvalid)
+		personal := ingesttest.PersonalValues(t, example, validBatch, partlyInvalid)
 		for _, r := range records {
 			rec, err := envelope.Decode(r.Data)
 			if err != nil {
@@ -152,7 +140,7 @@ func TestDevstack(t *testing.T) {
 				t.Errorf("record %s: app %q, user key %q, partition key %q", r.SequenceNumber, rec.App, rec.UserKey, r.PartitionKey)
 			}
 			gotIDs = append(gotIDs, rec.Event.ID)
-			assertNoPII(t, r.Data, pii)
+			ingesttest.AssertNoPersonalData(t, r.Data, personal)
 			if rec.Event.ID == "2b0a7c2e-7f0e-4b8e-9d51-000000000001" {
 				if want := sha256.Sum256([]byte("mary.major@example.com")); rec.Event.User.Email != want {
 					t.Errorf("em = %s, want the SHA-256 of the normalised address", rec.Event.User.Email)
@@ -195,7 +183,7 @@ func TestDevstack(t *testing.T) {
 			t.Errorf("no \"stopped\" line")
 		}
 		for _, pid := range ds.emulatorPIDs {
-			if alive(pid) {
+			if ingesttest.Alive(pid) {
 				t.Errorf("emulator pid %d still runs after the dev stack exited", pid)
 			}
 		}
@@ -211,7 +199,7 @@ func TestDevstack(t *testing.T) {
 // TestDevstackSIGKILLLeavesNoEmulators checks the promise of package emulators for the dev
 // stack: the emulators exit when their parent dies, even when it cannot clean up.
 func TestDevstackSIGKILLLeavesNoEmulators(t *testing.T) {
-	root := repoRoot(t)
+	root := ingesttest.RepoRoot(t)
 	requireEmulatorTools(t, root)
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "-tail=false")
 	ds.waitFor(t, readyLine, readyTimeout)
@@ -222,7 +210,7 @@ func TestDevstackSIGKILLLeavesNoEmulators(t *testing.T) {
 	ds.stop(t, syscall.SIGKILL, 10*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range ds.emulatorPIDs {
-		for alive(pid) {
+		for ingesttest.Alive(pid) {
 			if time.Now().After(deadline) {
 				t.Fatalf("emulator pid %d still runs 10s after the dev stack was killed", pid)
 			}
@@ -235,7 +223,7 @@ func TestDevstackRefusesNonLoopbackAddress(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:3000", ":3000", "10.1.2.3:3000"} {
 		t.Run(addr, func(t *testing.T) {
 			cmd := exec.Command(devstackBinary(t), "-log-dir", t.TempDir())
-			cmd.Dir = repoRoot(t)
+			cmd.Dir = ingesttest.RepoRoot(t)
 			cmd.Env = append(cleanEnv(), "DEV_API_ADDR="+addr)
 			out, err := cmd.CombinedOutput()
 			var exit *exec.ExitError
@@ -249,42 +237,11 @@ func TestDevstackRefusesNonLoopbackAddress(t *testing.T) {
 	}
 }
 
-// apiAnswer is any API v1 response body.
-type apiAnswer struct {
-	Status   string `json:"status"`
-	Accepted *int   `json:"accepted"`
-	Rejected []struct {
-		Index  int `json:"index"`
-		Errors []struct {
-			Field  string `json:"field"`
-			Reason string `json:"reason"`
-		} `json:"errors"`
-	} `json:"rejected"`
-	Error string `json:"error"`
-}
-
-// wantAccepted checks a 202 body: the accepted count and the indexes of the rejected events.
-func wantAccepted(n int, rejectedIdx []int) func(*testing.T, apiAnswer) {
-	return func(t *testing.T, a apiAnswer) {
-		t.Helper()
-		if a.Accepted == nil || *a.Accepted != n {
-			t.Errorf("accepted %v, want %d", a.Accepted, n)
-		}
-		var idx []int
-		for _, r := range a.Rejected {
-			idx = append(idx, r.Index)
-		}
-		if !slices.Equal(idx, rejectedIdx) {
-			t.Errorf("rejected indexes %v, want %v (%+v)", idx, rejectedIdx, a.Rejected)
-		}
-	}
-}
-
 // devstack is a running dev stack binary.
 type devstack struct {
 	cmd          *exec.Cmd
-	out          *lineBuffer
-	stderr       *lineBuffer
+	out          *ingesttest.LineBuffer
+	stderr       *ingesttest.LineBuffer
 	exited       chan struct{}
 	waitErr      error
 	emulatorPIDs []int // once known, checked (and killed as a last resort) at cleanup
@@ -307,7 +264,7 @@ func TestMain(m *testing.M) {
 // devstackBinary builds the dev stack once per test binary.
 func devstackBinary(t *testing.T) string {
 	t.Helper()
-	root := repoRoot(t)
+	root := ingesttest.RepoRoot(t)
 	buildOnce.Do(func() {
 		if buildDir, buildErr = os.MkdirTemp("", "devstack-test-"); buildErr != nil {
 			return
@@ -338,7 +295,7 @@ func startDevstack(t *testing.T, root string, args ...string) *devstack {
 			env = append(env, a)
 		}
 	}
-	ds := &devstack{out: &lineBuffer{}, stderr: &lineBuffer{}, exited: make(chan struct{})}
+	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{})}
 	ds.cmd = exec.Command(bin, flags...)
 	ds.cmd.Dir = root // the emulators are found under <root>/.tools
 	ds.cmd.Env = env
@@ -390,7 +347,7 @@ func (ds *devstack) waitFor(t *testing.T, re *regexp.Regexp, timeout time.Durati
 	}
 }
 
-func (ds *devstack) lines() []string { return ds.out.lines() }
+func (ds *devstack) lines() []string { return ds.out.Lines() }
 
 // match returns the submatches of the first stdout line matching re.
 func (ds *devstack) match(t *testing.T, re *regexp.Regexp) []string {
@@ -456,87 +413,6 @@ func readStream(t *testing.T, endpoint string, want int) []kinesisstream.TailedR
 	return all
 }
 
-// piiFields are the user fields that must reach the stream only as hashes.
-var piiFields = []string{"email", "phone", "first_name", "last_name", "city", "zip", "date_of_birth"}
-
-// piiNeedles lists, from request bodies, the raw personal values and their obvious normalised
-// forms (lower case, without spaces, digits only).
-func piiNeedles(t *testing.T, bodies ...string) []string {
-	t.Helper()
-	seen := map[string]bool{}
-	var out []string
-	add := func(s string) {
-		s = strings.ToLower(s)
-		if len(s) >= 4 && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	digits := regexp.MustCompile(`\D`)
-	for _, b := range bodies {
-		var req struct {
-			Events []struct {
-				User map[string]any `json:"user"`
-			} `json:"events"`
-		}
-		if err := json.Unmarshal([]byte(b), &req); err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range req.Events {
-			for _, f := range piiFields {
-				v, _ := e.User[f].(string)
-				if v == "" {
-					continue
-				}
-				add(v)
-				add(strings.ReplaceAll(v, " ", ""))
-				if d := digits.ReplaceAllString(v, ""); len(d) >= 5 {
-					add(d)
-				}
-			}
-		}
-	}
-	if len(out) < 10 {
-		t.Fatalf("only %d PII values in the requests; the check would prove little", len(out))
-	}
-	return out
-}
-
-var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
-
-// assertNoPII checks every string in a record's JSON: none may contain a needle. Digests are
-// skipped (digits of a zip code may occur in hex by chance), as is the user key.
-func assertNoPII(t *testing.T, data []byte, needles []string) {
-	t.Helper()
-	var doc any
-	if err := json.Unmarshal(data, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var walk func(path string, v any)
-	walk = func(path string, v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				walk(path+"."+k, x)
-			}
-		case []any:
-			for i, x := range v {
-				walk(fmt.Sprintf("%s[%d]", path, i), x)
-			}
-		case string:
-			if path == ".uk" || hexDigest.MatchString(v) {
-				return
-			}
-			for _, n := range needles {
-				if strings.Contains(strings.ToLower(v), n) {
-					t.Errorf("record field %s = %q contains personal data %q", path, v, n)
-				}
-			}
-		}
-	}
-	walk("", doc)
-}
-
 // eventIDs returns the event ids of a request body.
 func eventIDs(t *testing.T, body string) []string {
 	t.Helper()
@@ -555,99 +431,8 @@ func eventIDs(t *testing.T, body string) []string {
 	return ids
 }
 
-// fixtureBody returns the body of an API Gateway fixture in events/ingest.
-func fixtureBody(t *testing.T, root, name string) string {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, "events", "ingest", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev struct {
-		Body string `json:"body"`
-	}
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return ev.Body
-}
-
-// refreshEventTimes moves the valid event times of a request body so that the latest is a
-// minute before now, keeping their spacing and form (unix seconds or RFC 3339): the fixtures'
-// times go stale after 7 days. Times that are invalid on purpose (not plausible unix seconds
-// or RFC 3339) stay as they are.
-func refreshEventTimes(t *testing.T, body string, now time.Time) string {
-	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(body))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("request body: %v", err)
-	}
-	evs, _ := doc["events"].([]any)
-	parse := func(v any) (time.Time, bool) {
-		switch v := v.(type) {
-		case json.Number:
-			n, err := v.Int64()
-			if err != nil || n < 1e9 || n >= 1e11 {
-				return time.Time{}, false
-			}
-			return time.Unix(n, 0), true
-		case string:
-			ts, err := time.Parse(time.RFC3339, v)
-			return ts, err == nil
-		}
-		return time.Time{}, false
-	}
-	var latest time.Time
-	for _, e := range evs {
-		if ts, ok := parse(e.(map[string]any)["event_time"]); ok && ts.After(latest) {
-			latest = ts
-		}
-	}
-	if latest.IsZero() {
-		return body
-	}
-	shift := now.Add(-time.Minute).Sub(latest).Truncate(time.Second)
-	for _, e := range evs {
-		ev := e.(map[string]any)
-		ts, ok := parse(ev["event_time"])
-		if !ok {
-			continue
-		}
-		if _, isNum := ev["event_time"].(json.Number); isNum {
-			ev["event_time"] = json.Number(strconv.FormatInt(ts.Add(shift).Unix(), 10))
-		} else {
-			ev["event_time"] = ts.Add(shift).UTC().Format(time.RFC3339)
-		}
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
-}
-
-// repoRoot walks up from the working directory to the folder holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // requireEmulatorTools skips the test when node or the npm emulators are missing, or fails it
-// when EMULATORS_REQUIRED=1 (the convention of emulators.StartForTest).
+// when EMULATORS_REQUIRED=1 (see ingesttest.MissingTool).
 func requireEmulatorTools(t *testing.T, root string) {
 	t.Helper()
 	var missing []string
@@ -662,11 +447,7 @@ func requireEmulatorTools(t *testing.T, root string) {
 	if len(missing) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("emulator tools missing: %s", strings.Join(missing, ", "))
-	if os.Getenv(emulators.RequiredEnv) == "1" {
-		t.Fatalf("%s (%s=1 is set: the emulators are required)", msg, emulators.RequiredEnv)
-	}
-	t.Skipf("skipping: %s (run `make tools`; set %s=1 to fail instead of skipping)", msg, emulators.RequiredEnv)
+	ingesttest.MissingTool(t, "emulator tools missing: "+strings.Join(missing, ", "), "run `make tools`")
 }
 
 // cleanEnv is the test's environment without the variables the dev stack reads and without
@@ -688,7 +469,7 @@ func cleanEnv() []string {
 // killStrayEmulator kills pid if it still runs and is one of our emulators (a last resort:
 // the emulators must have exited by themselves), and fails the test in that case.
 func killStrayEmulator(t *testing.T, pid int) {
-	if !alive(pid) {
+	if !ingesttest.Alive(pid) {
 		return
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -697,48 +478,4 @@ func killStrayEmulator(t *testing.T, pid int) {
 	}
 	t.Errorf("emulator pid %d outlived the dev stack; killing it", pid)
 	syscall.Kill(pid, syscall.SIGKILL)
-}
-
-// alive reports whether pid runs; a zombie (exited, not yet reaped) counts as gone.
-func alive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return !os.IsNotExist(err) // no /proc (macOS): trust kill(0)
-	}
-	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
-	}
-	return true
-}
-
-// lineBuffer collects a process's output and splits it into lines.
-type lineBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lineBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the complete lines so far.
-func (b *lineBuffer) lines() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return strings.Split(s[:i], "\n")
-	}
-	return nil
-}
-
-func (b *lineBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

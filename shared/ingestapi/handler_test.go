@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/appevent"
 	"github.com/retarget-dev/retarget/shared/envelope"
 	"github.com/retarget-dev/retarget/shared/identity"
+	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
 	"github.com/retarget-dev/retarget/shared/observability"
 	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/stream"
@@ -85,15 +85,6 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	return h
 }
 
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "events", "ingest", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // withRequest edits a fixture's proxy request.
 func withRequest(t *testing.T, payload []byte, edit func(*events.APIGatewayProxyRequest)) []byte {
 	t.Helper()
@@ -136,7 +127,7 @@ var piiInFixtures = []string{"Mary.Major@Example.com", "mary.major@example.com",
 
 func TestValidBatchLandsOnTheStreamWithoutPII(t *testing.T) {
 	h := newHarness(t, nil)
-	resp := h.invoke(t, fixture(t, "valid-batch.json"))
+	resp := h.invoke(t, ingesttest.FixtureJSON(t, "valid-batch.json"))
 	r := decode(t, resp)
 	if resp.StatusCode != 202 || r.Accepted != 4 || len(r.Rejected) != 0 {
 		t.Fatalf("got %d %s", resp.StatusCode, resp.Body)
@@ -174,7 +165,7 @@ func TestValidBatchLandsOnTheStreamWithoutPII(t *testing.T) {
 
 func TestPartlyInvalidBatchReportsEachErrorByIndexAndField(t *testing.T) {
 	h := newHarness(t, nil)
-	resp := h.invoke(t, fixture(t, "partly-invalid-batch.json"))
+	resp := h.invoke(t, ingesttest.FixtureJSON(t, "partly-invalid-batch.json"))
 	r := decode(t, resp)
 	if resp.StatusCode != 202 || r.Accepted != 2 || len(r.Rejected) != 2 || r.Rejected[0].Index != 1 || r.Rejected[1].Index != 2 {
 		t.Fatalf("got %d %s", resp.StatusCode, resp.Body)
@@ -210,49 +201,49 @@ func TestStatusCodes(t *testing.T) {
 		status  int
 		body    string
 	}{
-		{"health needs no key", func(t *testing.T) []byte { return fixture(t, "health.json") }, nil, 200, `{"status":"ok"}`},
-		{"missing key", func(t *testing.T) []byte { return fixture(t, "missing-key.json") }, nil, 401, "API key"},
+		{"health needs no key", func(t *testing.T) []byte { return ingesttest.FixtureJSON(t, "health.json") }, nil, 200, `{"status":"ok"}`},
+		{"missing key", func(t *testing.T) []byte { return ingesttest.FixtureJSON(t, "missing-key.json") }, nil, 401, "API key"},
 		{"unknown key", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Headers["x-api-key"] = "wrong-key-123" })
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Headers["x-api-key"] = "wrong-key-123" })
 		}, nil, 401, "API key"},
-		{"dev keys off in a deployed function", func(t *testing.T) []byte { return fixture(t, "valid-batch.json") },
+		{"dev keys off in a deployed function", func(t *testing.T) []byte { return ingesttest.FixtureJSON(t, "valid-batch.json") },
 			func(c *Config) { c.DevKeys = nil }, 401, "API key"},
 		{"API Gateway key id maps to the app", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
 				delete(r.Headers, "x-api-key")
 				delete(r.MultiValueHeaders, "x-api-key")
 				r.RequestContext.Identity.APIKeyID = "k1d2e3"
 			})
 		}, func(c *Config) { c.DevKeys = nil }, 202, `"accepted":4`},
 		{"header name is case-insensitive", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
 				r.Headers = map[string]string{"X-Api-Key": "dev-api-key"}
 				r.MultiValueHeaders = nil
 			})
 		}, nil, 202, `"accepted":4`},
-		{"501 events", func(t *testing.T) []byte { return fixture(t, "oversized-batch.json") }, nil, 413, "more than 500 events"},
+		{"501 events", func(t *testing.T) []byte { return ingesttest.FixtureJSON(t, "oversized-batch.json") }, nil, 413, "more than 500 events"},
 		{"body over 1 MiB", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
 				r.Body = `{"events":[` + strings.Repeat(" ", appevent.MaxBodyBytes) + `]}`
 			})
 		}, nil, 413, "1 MiB"},
 		{"unreadable JSON", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Body = `{"events":[{]` })
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Body = `{"events":[{]` })
 		}, nil, 400, "invalid JSON"},
 		{"nothing valid", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Body = `{"events":[{"event_id":"x"}]}` })
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Body = `{"events":[{"event_id":"x"}]}` })
 		}, nil, 400, `"accepted":0`},
 		{"base64 body", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
 				r.Body = base64.StdEncoding.EncodeToString([]byte(r.Body))
 				r.IsBase64Encoded = true
 			})
 		}, nil, 202, `"accepted":4`},
 		{"wrong method", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.HTTPMethod = "GET" })
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.HTTPMethod = "GET" })
 		}, nil, 405, "POST"},
 		{"unknown route", func(t *testing.T) []byte {
-			return withRequest(t, fixture(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Resource, r.Path = "/v2/events", "/v2/events" })
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Resource, r.Path = "/v2/events", "/v2/events" })
 		}, nil, 404, "no route"},
 	}
 	for _, tt := range tests {
@@ -270,7 +261,7 @@ func TestStreamFailures(t *testing.T) {
 	t.Run("nothing written: 503, every event retryable", func(t *testing.T) {
 		h := newHarness(t, nil)
 		h.stream.SetFault(func(int, int, ports.StreamRecord) string { return "ProvisionedThroughputExceededException" })
-		resp := h.invoke(t, fixture(t, "valid-batch.json"))
+		resp := h.invoke(t, ingesttest.FixtureJSON(t, "valid-batch.json"))
 		r := decode(t, resp)
 		if resp.StatusCode != 503 || resp.Headers["Retry-After"] == "" || r.Accepted != 0 || len(r.Rejected) != 4 {
 			t.Fatalf("got %d %v %s", resp.StatusCode, resp.Headers, resp.Body)
@@ -290,7 +281,7 @@ func TestStreamFailures(t *testing.T) {
 			}
 			return ""
 		})
-		resp := h.invoke(t, fixture(t, "partly-invalid-batch.json"))
+		resp := h.invoke(t, ingesttest.FixtureJSON(t, "partly-invalid-batch.json"))
 		r := decode(t, resp)
 		if resp.StatusCode != 202 || r.Accepted != 1 || len(r.Rejected) != 3 {
 			t.Fatalf("got %d %s", resp.StatusCode, resp.Body)
