@@ -160,6 +160,8 @@ func TestMalformedEvents(t *testing.T) {
 		{"device os_version missing", func(e map[string]any) any { return set(e, "device.os_version", nil) }, "device.os_version", "is required"},
 		{"device screen_width negative", func(e map[string]any) any { return set(e, "device.screen_width", -1) }, "device.screen_width", "whole number"},
 		{"device screen_width fractional", func(e map[string]any) any { return set(e, "device.screen_width", 10.5) }, "device.screen_width", "whole number"},
+		{"device model with DEL", func(e map[string]any) any { return set(e, "device.device_model", "Pixel\u007f8") }, "device.device_model", "control characters"},
+		{"device carrier with escaped control character", func(e map[string]any) any { return set(e, "device.carrier", "T\u0001") }, "device.carrier", "control characters"},
 		{"device cpu_cores string", func(e map[string]any) any { return set(e, "device.cpu_cores", "6") }, "device.cpu_cores", "must be a number, not string"},
 		{"device free storage above total", func(e map[string]any) any { return set(e, "device.storage_free_gb", 500) }, "device.storage_free_gb", "exceeds storage_total_gb"},
 		{"ios without ATT status", func(e map[string]any) any { return set(e, "consent.advertiser_tracking_enabled", nil) }, "consent.advertiser_tracking_enabled", "required for ios"},

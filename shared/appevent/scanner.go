@@ -14,6 +14,9 @@ type scanner struct {
 	i       int
 	err     *SyntaxError
 	lastKey string // the key of the member being read (see member)
+	// slowStr is set when the last string read took the slow path (escapes or DEL): only such a
+	// string can hold control characters, so only it needs checking for them.
+	slowStr bool
 }
 
 // SyntaxError reports a body that is not valid JSON.
@@ -97,6 +100,7 @@ func (sc *scanner) boolean() bool {
 
 // str reads a string; the caller checked peek() == '"'.
 func (sc *scanner) str() string {
+	sc.slowStr = false
 	s := sc.s
 	start := sc.i + 1 // after the opening quote
 	i := start
@@ -111,20 +115,22 @@ func (sc *scanner) str() string {
 	case s[i] == '"':
 		sc.i = i + 1
 		return s[start:i]
-	case s[i] == '\\':
+	case s[i] == '\\' || s[i] == 0x7f:
+		sc.slowStr = true
 		return sc.unescape(start)
 	}
 	sc.fail("control character in string")
 	return ""
 }
 
-// strStop marks the bytes that end the fast path of str: the closing quote, an escape, or a
-// control character (invalid in JSON strings).
+// strStop marks the bytes that end the fast path of str: the closing quote, an escape, a
+// control character (invalid in JSON strings) or DEL (valid JSON, but refused by the fields
+// that check for control characters).
 var strStop = func() (t [256]bool) {
 	for c := 0; c < 0x20; c++ {
 		t[c] = true
 	}
-	t['"'], t['\\'] = true, true
+	t['"'], t['\\'], t[0x7f] = true, true, true
 	return t
 }()
 
