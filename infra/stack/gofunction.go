@@ -137,8 +137,9 @@ func NewGoFunction(scope constructs.Construct, id string, props *GoFunctionProps
 }
 
 // StageFunctionAsset fills dir (emptied first) with a copy of <functionsDir>/<name>/bootstrap
-// and config.json, the validated config re-marshalled: the deployed function reads exactly the
-// config that synth validated. The re-marshalled document is parsed again so a field that does
+// and config.json, the validated config re-marshalled without its dev API key values
+// (appconfig.Config.ForDeployment): the deployed function reads exactly the config that synth
+// validated, and no key that API Gateway did not issue. The re-marshalled document is parsed again so a field that does
 // not survive the round trip fails synth rather than the function's cold start.
 func StageFunctionAsset(functionsDir, name string, cfg *appconfig.Config, dir string) error {
 	src := filepath.Join(functionsDir, name, bootstrapFile)
@@ -151,7 +152,7 @@ func StageFunctionAsset(functionsDir, name string, cfg *appconfig.Config, dir st
 	case !info.Mode().IsRegular():
 		return fmt.Errorf("%w (%s is not a regular file)", ErrBootstrapMissing, src)
 	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
+	data, err := json.MarshalIndent(cfg.ForDeployment(), "", "  ")
 	if err != nil {
 		return fmt.Errorf("stage %s: marshal config: %w", name, err)
 	}

@@ -422,8 +422,13 @@ func TestStackResources(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(staged, testConfig) {
-				t.Errorf("staged config %+v, want %+v", staged, testConfig)
+			if !reflect.DeepEqual(staged, testConfig.ForDeployment()) {
+				t.Errorf("staged config %+v, want %+v", staged, testConfig.ForDeployment())
+			}
+			for _, a := range staged.Apps {
+				if a.APIKey.DevValue != "" {
+					t.Errorf("app %s: dev API key shipped to the deployed function", a.ID)
+				}
 			}
 			check(t, func() {
 				template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -213,6 +214,8 @@ func describeDecodeError(data []byte, err error) error {
 		return fmt.Errorf("line %d: invalid JSON: %v", lineOf(data, syn.Offset), syn)
 	case errors.As(err, &typ):
 		return fmt.Errorf("line %d: %s: must be %s, not %s", lineOf(data, typ.Offset), typ.Field, typ.Type, typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return fmt.Errorf("line %d: invalid JSON: the document ends too early", lineOf(data, int64(len(data))))
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		return fmt.Errorf("%s (check the spelling; unknown keys are not ignored)", strings.TrimPrefix(err.Error(), "json: "))
 	}
@@ -224,4 +227,17 @@ func lineOf(data []byte, offset int64) int {
 		offset = int64(len(data))
 	}
 	return bytes.Count(data[:offset], []byte("\n")) + 1
+}
+
+// ForDeployment returns a copy of c without the dev API key values: a deployed function must
+// not know a key that API Gateway did not issue, whatever its environment says.
+func (c *Config) ForDeployment() *Config {
+	out := *c
+	out.Apps = make([]App, len(c.Apps))
+	for i, a := range c.Apps {
+		a.Platforms = append([]Platform(nil), a.Platforms...)
+		a.APIKey.DevValue = ""
+		out.Apps[i] = a
+	}
+	return &out
 }
