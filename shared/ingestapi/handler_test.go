@@ -52,7 +52,8 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 			MaxAttempts: 3,
 			Sleep:       func(context.Context, time.Duration) error { return nil },
 		}),
-		KeyIDs:  map[string]string{"k1d2e3": "sample-shop"},
+		// As events/ingest/env.json maps the fixtures' API key id.
+		KeyIDs:  map[string]string{"sample-shop-key-id": "sample-shop"},
 		DevKeys: DevKeys(apps, ""),
 		Logger:  observability.NewLogger(h.logs, "debug"),
 		Metrics: observability.NewEmitter(h.metrics, "Test"),
@@ -204,15 +205,22 @@ func TestStatusCodes(t *testing.T) {
 		{"health needs no key", func(t *testing.T) []byte { return ingesttest.FixtureJSON(t, "health.json") }, nil, 200, `{"status":"ok"}`},
 		{"missing key", func(t *testing.T) []byte { return ingesttest.FixtureJSON(t, "missing-key.json") }, nil, 401, "API key"},
 		{"unknown key", func(t *testing.T) []byte {
-			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) { r.Headers["x-api-key"] = "wrong-key-123" })
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
+				r.Headers["x-api-key"] = "wrong-key-123"
+				r.RequestContext.Identity.APIKeyID = "unknown-key-id"
+			})
 		}, nil, 401, "API key"},
-		{"dev keys off in a deployed function", func(t *testing.T) []byte { return ingesttest.FixtureJSON(t, "valid-batch.json") },
+		{"dev keys off in a deployed function", func(t *testing.T) []byte {
+			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
+				r.RequestContext.Identity.APIKeyID = "" // only the literal dev key is left
+			})
+		},
 			func(c *Config) { c.DevKeys = nil }, 401, "API key"},
 		{"API Gateway key id maps to the app", func(t *testing.T) []byte {
 			return withRequest(t, ingesttest.FixtureJSON(t, "valid-batch.json"), func(r *events.APIGatewayProxyRequest) {
 				delete(r.Headers, "x-api-key")
 				delete(r.MultiValueHeaders, "x-api-key")
-				r.RequestContext.Identity.APIKeyID = "k1d2e3"
+				r.RequestContext.Identity.APIKeyID = "sample-shop-key-id"
 			})
 		}, func(c *Config) { c.DevKeys = nil }, 202, `"accepted":4`},
 		{"header name is case-insensitive", func(t *testing.T) []byte {
