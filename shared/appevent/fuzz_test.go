@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/retarget-dev/retarget/shared/envelope"
@@ -11,7 +14,9 @@ import (
 
 // FuzzParseBatch checks the parser's invariants on arbitrary bodies: it never panics; it
 // accepts only valid JSON (differential check against encoding/json); every event is either
-// accepted or rejected, once; and every accepted record is a valid v1 envelope.
+// accepted or rejected, once; every accepted record is a valid v1 envelope; and every event
+// comes out exactly as it does when sent alone, so what the parser reuses from one event to
+// the next (identity, user and device objects, the encoded user) never changes a result.
 func FuzzParseBatch(f *testing.F) {
 	for _, name := range []string{"valid-batch.json", "partly-invalid-batch.json"} {
 		raw, err := os.ReadFile(filepath.Join("..", "..", "events", "ingest", name))
@@ -25,6 +30,8 @@ func FuzzParseBatch(f *testing.F) {
 		f.Add(req.Body)
 	}
 	f.Add(body(validEvent()))
+	f.Add(body(validEvent(), set(validEvent(), "event_id", "b"), set(set(validEvent(), "event_id", "c"), "consent.ads_personalization", false)))
+	f.Add(body(set(validEvent(), "user.email", 1), set(set(validEvent(), "user.email", 1), "event_id", "b")))
 	f.Add(`{"events":[{"event_id":"a\u00e9\ud83d\ude00","user":{"email":"\"q\"@x.io"}}]}`)
 	f.Add(`{"events":[1,"x",null,[],{}]}`)
 	f.Add(`{"events":[{"custom_data":{"contents":[{"id":"a"},{"id":1}],"content_ids":["a",2]}}]}`)
@@ -64,5 +71,47 @@ func FuzzParseBatch(f *testing.F) {
 				t.Fatalf("event %d reported %d times", i, n)
 			}
 		}
+		checkSameAsAlone(t, p, in, b)
 	})
+}
+
+// checkSameAsAlone parses each event of in on its own and compares with the batch's outcome.
+func checkSameAsAlone(t *testing.T, p *Parser, in string, b *Batch) {
+	var doc struct{ Events []json.RawMessage }
+	if json.Unmarshal([]byte(in), &doc) != nil || len(doc.Events) != b.Total {
+		return // e.g. a repeated "events" key, which encoding/json and the parser read differently
+	}
+	data := map[int]string{}
+	for _, a := range b.Accepted {
+		data[a.Index] = string(a.Data)
+	}
+	errs := map[int][]FieldError{}
+	for _, r := range b.Rejected {
+		errs[r.Index] = r.Errors
+	}
+	for i, raw := range doc.Events {
+		alone, err := p.Parse(testApp, `{"events":[`+string(raw)+`]}`, testNow)
+		if err != nil {
+			t.Fatalf("event %d alone: %v", i, err)
+		}
+		switch {
+		case len(alone.Accepted) == 1:
+			if got := string(alone.Accepted[0].Data); data[i] != got {
+				t.Fatalf("event %d: in the batch\n%s\nalone\n%s", i, data[i], got)
+			}
+		default:
+			prefix := "events[" + strconv.Itoa(i) + "]"
+			var want []FieldError
+			for _, e := range errs[i] {
+				if e.Code != "duplicate" { // the only rule that depends on the other events
+					e.Field = "events[0]" + strings.TrimPrefix(e.Field, prefix)
+					want = append(want, e)
+				}
+			}
+			if !reflect.DeepEqual(alone.Rejected[0].Errors, want) {
+				t.Fatalf("event %d errors: in the batch %+v, alone %+v", i, want, alone.Rejected[0].Errors)
+			}
+		}
+		alone.Release()
+	}
 }

@@ -87,11 +87,27 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return 
 // Parser turns request bodies into stream records. It is safe for concurrent use.
 type Parser struct {
 	pseudo *identity.Pseudonymizer
+	states sync.Pool // of *state: a warm function parses without allocating its working set
 }
 
 // NewParser returns a Parser that keys users with pseudo.
 func NewParser(pseudo *identity.Pseudonymizer) *Parser {
-	return &Parser{pseudo: pseudo}
+	p := &Parser{pseudo: pseudo}
+	p.states.New = func() any { return &state{p: p, norm: identity.NewNormalizer()} }
+	return p
+}
+
+// release returns st to the pool, dropping every reference into the request (the body's
+// substrings, the output buffer) so that a pooled state keeps no request alive.
+func (p *Parser) release(st *state) {
+	clear(st.ids)
+	clear(st.idArena)
+	clear(st.contentArena)
+	clear(st.errs)
+	st.enc.Reset()
+	*st = state{p: p, norm: st.norm, ids: st.ids, errs: st.errs[:0],
+		idArena: st.idArena[:0], contentArena: st.contentArena[:0], enc: st.enc}
+	p.states.Put(st)
 }
 
 // Parse reads a request body for app, received at now. It returns ErrBodyTooLarge,
@@ -107,12 +123,11 @@ func (p *Parser) Parse(app *appconfig.App, body string, now time.Time) (*Batch, 
 	if need := 2*len(body) + 4096; cap(*buf) < need {
 		*buf = make([]byte, 0, need)
 	}
-	st := state{
-		p: p, app: app, now: now, nowMs: now.UnixMilli(),
-		sc:   scanner{s: body},
-		norm: identity.NewNormalizer(),
-		out:  (*buf)[:0],
-	}
+	st := p.states.Get().(*state)
+	defer p.release(st)
+	st.app, st.now, st.nowMs = app, now, now.UnixMilli()
+	st.sc = scanner{s: body}
+	st.out = (*buf)[:0]
 	if st.sc.peek() != '{' {
 		bufPool.Put(buf)
 		return nil, &RequestError{Msg: `body must be a JSON object {"events": [...]}`}
@@ -174,6 +189,7 @@ type state struct {
 	nowMs int64
 	sc    scanner
 	norm  *identity.Normalizer
+	enc   envelope.Encoder
 	out   []byte
 	ids   map[string]int
 	// arenas: the slices of all events of a request share these backing arrays
@@ -186,6 +202,22 @@ type state struct {
 	errs []FieldError
 	ev   rawEvent
 	rec  envelope.Record
+	prev identityMemo // see identify
+
+	// The user and device objects of the previous event, when they parsed without errors:
+	// events from one device repeat them verbatim, and a verbatim repeat parses the same.
+	userMemo   userMemo
+	deviceMemo deviceMemo
+}
+
+type userMemo struct {
+	raw    string // the object's JSON text; "" when there is nothing to reuse
+	fields [numUserKeys]string
+}
+
+type deviceMemo struct {
+	raw    string
+	device envelope.Device
 }
 
 // rawEvent holds what the client sent, as substrings of the body, before validation.
@@ -195,6 +227,7 @@ type rawEvent struct {
 	timeSet        bool
 	time           int64
 	hasUser        bool
+	userRaw        string // the user object's JSON text
 	user           [numUserKeys]string
 	hasDevice      bool
 }
@@ -314,9 +347,28 @@ func (st *state) event(batch *Batch) {
 		case "event_time":
 			ev.time, ev.timeSet = st.timestamp("event_time")
 		case "user":
+			if m := &st.userMemo; st.sc.repeats(m.raw) {
+				ev.hasUser, ev.userRaw, ev.user = true, m.raw, m.fields
+				break
+			}
+			start, errs := st.sc.i, len(st.errs)
 			ev.hasUser = st.user()
+			ev.userRaw = st.sc.s[start:st.sc.i]
+			st.userMemo = userMemo{fields: ev.user}
+			if ev.hasUser && len(st.errs) == errs {
+				st.userMemo.raw = ev.userRaw
+			}
 		case "device":
+			if m := &st.deviceMemo; st.sc.repeats(m.raw) {
+				ev.hasDevice, e.Device = true, m.device
+				break
+			}
+			start, errs := st.sc.i, len(st.errs)
 			ev.hasDevice = st.device(&e.Device)
+			st.deviceMemo = deviceMemo{device: e.Device}
+			if ev.hasDevice && len(st.errs) == errs {
+				st.deviceMemo.raw = st.sc.s[start:st.sc.i]
+			}
 		case "consent":
 			st.consent(&e.Consent)
 		case "custom_data":
@@ -344,7 +396,7 @@ func (st *state) finish(batch *Batch) {
 	st.rec.App = st.app.ID
 	st.rec.ReceivedAt = st.nowMs
 	start := len(st.out)
-	st.out = envelope.Append(st.out, &st.rec)
+	st.out = st.enc.Append(st.out, &st.rec)
 	batch.Accepted = append(batch.Accepted, Record{
 		Index: st.idx, EventID: st.rec.Event.ID, UserKey: st.rec.UserKey,
 		Data: st.out[start:len(st.out):len(st.out)],

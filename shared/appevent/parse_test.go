@@ -397,3 +397,79 @@ func TestRFC3339TimeAndEscapedStrings(t *testing.T) {
 		t.Fatalf("got %+v", rec.Event)
 	}
 }
+
+// The identity of a repeated user object is reused (see identify); these cases pin down that
+// reuse never changes a result.
+func TestRepeatedUserObjects(t *testing.T) {
+	decodeAll := func(t *testing.T, b *Batch) []*envelope.Record {
+		t.Helper()
+		var out []*envelope.Record
+		for _, a := range b.Accepted {
+			r, err := envelope.Decode(a.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	t.Run("same object gives the same key and digests as a fresh parse", func(t *testing.T) {
+		b := parse(t, body(validEvent(), set(validEvent(), "event_id", "b"), set(validEvent(), "event_id", "c")))
+		recs := decodeAll(t, b)
+		alone := decodeAll(t, parse(t, body(set(validEvent(), "event_id", "c"))))
+		if len(recs) != 3 || recs[2].UserKey != alone[0].UserKey || recs[2].Event.User != alone[0].Event.User || recs[0].Event.User != recs[2].Event.User {
+			t.Fatalf("reused identity differs:\n%+v\n%+v", recs[2].Event.User, alone[0].Event.User)
+		}
+	})
+	t.Run("an invalid object is reported every time", func(t *testing.T) {
+		bad := set(validEvent(), "user.email", "not-an-address")
+		b := parse(t, body(bad, set(set(validEvent(), "user.email", "not-an-address"), "event_id", "b")))
+		if len(b.Rejected) != 2 {
+			t.Fatalf("want both rejected, got %+v", b.Rejected)
+		}
+		for _, r := range b.Rejected {
+			if r.Errors[0].Field != fmt.Sprintf("events[%d].user.email", r.Index) {
+				t.Fatalf("rejection %+v", r)
+			}
+		}
+	})
+	t.Run("objects with type errors are reported every time", func(t *testing.T) {
+		for _, mutate := range []func(map[string]any) map[string]any{
+			func(e map[string]any) map[string]any { return set(e, "user.email", 123) },
+			func(e map[string]any) map[string]any { return set(e, "device.platform", "windows") },
+			func(e map[string]any) map[string]any { return set(e, "device.cpu_cores", "six") },
+		} {
+			b := parse(t, body(mutate(validEvent()), mutate(set(validEvent(), "event_id", "b")), mutate(set(validEvent(), "event_id", "c"))))
+			if len(b.Rejected) != 3 || len(b.Accepted) != 0 {
+				t.Fatalf("want all 3 rejected, got %+v", b.Rejected)
+			}
+			for _, r := range b.Rejected {
+				if len(r.Errors) != 1 || !strings.HasPrefix(r.Errors[0].Field, fmt.Sprintf("events[%d].", r.Index)) {
+					t.Fatalf("rejection %+v", r)
+				}
+			}
+		}
+	})
+	t.Run("a repeated device object gives the same device", func(t *testing.T) {
+		other := set(set(validEvent(), "event_id", "b"), "device.device_model", "iPhone16,1")
+		recs := decodeAll(t, parse(t, body(validEvent(), set(validEvent(), "event_id", "a2"), other, set(validEvent(), "event_id", "c"))))
+		if recs[0].Event.Device != recs[1].Event.Device || recs[2].Event.Device.DeviceModel != "iPhone16,1" ||
+			recs[3].Event.Device != recs[0].Event.Device || recs[0].Event.Device.ScreenWidth != 1179 {
+			t.Fatalf("devices: %+v", recs)
+		}
+	})
+	t.Run("consent withdrawn mid-batch drops the identifiers", func(t *testing.T) {
+		b := parse(t, body(validEvent(), set(set(validEvent(), "event_id", "b"), "consent.ads_personalization", false), set(validEvent(), "event_id", "c")))
+		recs := decodeAll(t, b)
+		if recs[1].Event.User != (envelope.User{}) || recs[1].UserKey != recs[0].UserKey || recs[2].Event.User != recs[0].Event.User {
+			t.Fatalf("consent change not honoured: %+v", recs[1].Event.User)
+		}
+	})
+	t.Run("ATT denied mid-batch drops the advertising id", func(t *testing.T) {
+		b := parse(t, body(validEvent(), set(set(validEvent(), "event_id", "b"), "consent.advertiser_tracking_enabled", false)))
+		recs := decodeAll(t, b)
+		if recs[0].Event.User.MADID == "" || recs[1].Event.User.MADID != "" {
+			t.Fatalf("madid: %q then %q", recs[0].Event.User.MADID, recs[1].Event.User.MADID)
+		}
+	})
+}

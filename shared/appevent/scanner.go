@@ -2,6 +2,7 @@ package appevent
 
 import (
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -39,6 +40,13 @@ func (sc *scanner) fail(msg string) {
 }
 
 func (sc *scanner) ws() {
+	if sc.i < len(sc.s) && sc.s[sc.i] > ' ' { // compact JSON: nothing to skip (inlined)
+		return
+	}
+	sc.skipWS()
+}
+
+func (sc *scanner) skipWS() {
 	s, i := sc.s, sc.i // locals: the loop must not reload the scanner's fields
 	for i < len(s) && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
 		i++
@@ -48,11 +56,25 @@ func (sc *scanner) ws() {
 
 // peek returns the first byte of the next value (after whitespace), or 0 at the end.
 func (sc *scanner) peek() byte {
-	sc.ws()
+	if sc.i < len(sc.s) && sc.s[sc.i] > ' ' { // compact JSON: no whitespace to skip
+		return sc.s[sc.i]
+	}
+	sc.skipWS()
 	if sc.i < len(sc.s) {
 		return sc.s[sc.i]
 	}
 	return 0
+}
+
+// repeats reports whether the next value is exactly obj (the text of a complete JSON object,
+// or "" for none) and, if so, moves past it. A complete object ends at its own closing brace,
+// so a byte-for-byte prefix match is the whole value.
+func (sc *scanner) repeats(obj string) bool {
+	if obj == "" || !strings.HasPrefix(sc.s[sc.i:], obj) {
+		return false
+	}
+	sc.i += len(obj)
+	return true
 }
 
 // kind names the JSON type of the next value for error messages.

@@ -195,6 +195,9 @@ func (st *state) contentIDs() []string {
 		case s == "" || len(s) > maxShortString:
 			st.reject(field+"["+strconv.Itoa(n)+"]", "invalid", "must be 1 to 256 bytes")
 		default:
+			if st.idArena == nil {
+				st.idArena = make([]string, 0, 256)
+			}
 			st.idArena = append(st.idArena, s)
 		}
 	}
@@ -253,6 +256,9 @@ func (st *state) contents() []envelope.Content {
 		case item.ID == "":
 			st.reject("custom_data.contents[].id", "required", "is required")
 		default:
+			if st.contentArena == nil {
+				st.contentArena = make([]envelope.Content, 0, 128)
+			}
 			st.contentArena = append(st.contentArena, item)
 		}
 	}

@@ -92,8 +92,8 @@ func (st *state) validate() {
 
 	cd := &e.Custom
 	if cd.Currency != "" {
-		cur := strings.ToUpper(cd.Currency)
-		if !identity.IsCurrency(cur) {
+		cur, ok := identity.Currency(cd.Currency)
+		if !ok {
 			st.reject("custom_data.currency", "invalid", "not an ISO 4217 currency code (e.g. USD)")
 		}
 		cd.Currency = cur
@@ -107,17 +107,53 @@ func (st *state) validate() {
 
 // identify derives the user key and the stream's user fields. Without consent to ads
 // personalisation every identifier is dropped here, at the edge, after the key is derived.
+//
+// Events of one request usually come from one device and repeat the same user object: when the
+// object's JSON text and the consent signals that shape the result equal the previous event's,
+// and that one was valid, its result is reused instead of normalising, hashing and keying again.
 func (st *state) identify() {
 	ev := &st.ev
-	u := &st.rec.Event.User
-	raw := &ev.user
 	if !ev.hasUser {
 		if !st.hasError("user") {
 			st.reject("user", "required", "is required (with at least one of app_user_id, anon_id, madid)")
 		}
 		return
 	}
+	consent := st.rec.Event.Consent
+	m := &st.prev
+	if !m.valid || m.userRaw != ev.userRaw || m.ads != consent.AdsPersonalization || m.att != consent.AdvertiserTracking {
+		before := len(st.errs)
+		key, user, ok := st.deriveUser(consent)
+		if !ok {
+			m.valid = false
+			return
+		}
+		*m = identityMemo{valid: len(st.errs) == before, userRaw: ev.userRaw,
+			ads: consent.AdsPersonalization, att: consent.AdvertiserTracking, key: key, user: user}
+	}
+	st.rec.UserKey = m.key
+	if !consent.AdsPersonalization.IsTrue() {
+		// Privacy by construction: no consent to remarketing, no identifiers past this point.
+		st.rec.Event.Device = envelope.Device{}
+		st.rec.Event.Custom = envelope.CustomData{}
+		return
+	}
+	st.rec.Event.User = m.user
+}
 
+// identityMemo is the previous event's identity, reused by identify.
+type identityMemo struct {
+	valid    bool   // the previous event's user object had no errors
+	userRaw  string // its JSON text
+	ads, att envelope.Flag
+	key      string
+	user     envelope.User
+}
+
+// deriveUser validates the user object, derives the user key and, with consent, normalises and
+// hashes the personal fields. ok is false when the event has no usable identifier.
+func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.User, ok bool) {
+	raw := &st.ev.user
 	appUserID := st.identifier(uAppUserID, 256)
 	anonID := st.identifier(uAnonID, 128)
 	madid := ""
@@ -145,16 +181,11 @@ func (st *state) identify() {
 			}
 			st.reject("user", "required", reason)
 		}
-		return
+		return "", u, false
 	}
-	st.rec.UserKey = st.p.pseudo.UserKey(st.app.ID, kind, id)
-
-	consent := st.rec.Event.Consent
+	key = st.p.pseudo.UserKey(st.app.ID, kind, id)
 	if !consent.AdsPersonalization.IsTrue() {
-		// Privacy by construction: no consent to remarketing, no identifiers past this point.
-		st.rec.Event.Device = envelope.Device{}
-		st.rec.Event.Custom = envelope.CustomData{}
-		return
+		return key, u, true // identifiers are neither validated nor kept: see identify
 	}
 	u.KeySource = kind
 	u.AnonID = anonID
@@ -203,6 +234,7 @@ func (st *state) identify() {
 			st.identityError(f.key, err)
 		}
 	}
+	return key, u, true
 }
 
 func (st *state) identityError(key int, err error) {
@@ -242,7 +274,7 @@ func (st *state) hasError(prefix string) bool {
 
 func (st *state) seenID(id string) (int, bool) {
 	if st.ids == nil {
-		st.ids = make(map[string]int, 64)
+		st.ids = make(map[string]int, min(MaxEvents, len(st.sc.s)/512+8)) // ~1 event per 512 bytes
 	}
 	if j, ok := st.ids[id]; ok {
 		return j, true

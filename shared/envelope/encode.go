@@ -11,22 +11,51 @@ import (
 // Append appends r encoded as JSON to dst. It is the hot-path encoder of the ingest function:
 // it writes exactly what encoding/json would decode back into r (see the round-trip tests) with
 // no reflection and no allocation beyond growing dst. r.V is always written as Version.
-func Append(dst []byte, r *Record) []byte {
+func Append(dst []byte, r *Record) []byte { return appendRecord(dst, r, nil) }
+
+// Encoder appends records like Append and remembers the user object it encoded last: the events
+// of one request usually come from one device and share it, so its JSON is copied instead of
+// written again. The zero value is ready to use; it is not safe for concurrent use.
+type Encoder struct {
+	user    User
+	userEnc []byte
+	cached  bool
+}
+
+// Reset forgets the remembered user object (and the strings it refers to) but keeps the
+// encoder's buffer.
+func (e *Encoder) Reset() {
+	*e = Encoder{userEnc: e.userEnc[:0]}
+}
+
+// Append appends r encoded as JSON to dst (see the package-level Append).
+func (e *Encoder) Append(dst []byte, r *Record) []byte { return appendRecord(dst, r, e) }
+
+func appendRecord(dst []byte, r *Record, e *Encoder) []byte {
 	b := append(dst, `{"v":`...)
 	b = strconv.AppendInt(b, Version, 10)
 	b = appendKeyString(b, `,"app":`, r.App)
 	b = appendKeyString(b, `,"uk":`, r.UserKey)
 	b = append(b, `,"received_at":`...)
 	b = strconv.AppendInt(b, r.ReceivedAt, 10)
-	e := &r.Event
-	b = appendKeyString(b, `,"event":{"id":`, e.ID)
-	b = appendKeyString(b, `,"name":`, e.Name)
+	ev := &r.Event
+	b = appendKeyString(b, `,"event":{"id":`, ev.ID)
+	b = appendKeyString(b, `,"name":`, ev.Name)
 	b = append(b, `,"time":`...)
-	b = strconv.AppendInt(b, e.Time, 10)
-	b = appendUser(b, &e.User)
-	b = appendDevice(b, &e.Device)
-	b = appendConsent(b, &e.Consent)
-	b = appendCustom(b, &e.Custom)
+	b = strconv.AppendInt(b, ev.Time, 10)
+	switch {
+	case e == nil:
+		b = appendUser(b, &ev.User)
+	case e.cached && ev.User == e.user:
+		b = append(b, e.userEnc...)
+	default:
+		start := len(b)
+		b = appendUser(b, &ev.User)
+		e.user, e.userEnc, e.cached = ev.User, append(e.userEnc[:0], b[start:]...), true
+	}
+	b = appendDevice(b, &ev.Device)
+	b = appendConsent(b, &ev.Consent)
+	b = appendCustom(b, &ev.Custom)
 	return append(b, "}}"...)
 }
 

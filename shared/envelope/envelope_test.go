@@ -75,6 +75,21 @@ func TestAppendRoundTrips(t *testing.T) {
 	}
 }
 
+func TestEncoderReusesTheLastUserOnlyWhenEqual(t *testing.T) {
+	var enc Encoder
+	a := fullRecord()
+	b := fullRecord()
+	b.Event.User.Email = identity.Hash{1} // differs from a's
+	c := fullRecord()
+	c.Event.User = User{} // empty: no "user" member at all
+	for i, r := range []*Record{a, a, b, a, c, c, a} {
+		got := enc.Append(nil, r)
+		if want := Append(nil, r); !bytes.Equal(got, want) {
+			t.Fatalf("record %d: Encoder wrote\n%s\nAppend wrote\n%s", i, got, want)
+		}
+	}
+}
+
 func TestAppendEscapesInvalidUTF8(t *testing.T) {
 	r := &Record{App: "a", UserKey: "k", Event: Event{ID: "i", Name: "n\xff"}}
 	data := Append(nil, r)

@@ -503,11 +503,32 @@ func hasControl(s string) bool {
 	return false
 }
 
-// IsCurrency reports whether code is an ISO 4217 alphabetic code (upper case).
-func IsCurrency(code string) bool {
-	_, ok := currencies[code]
-	return ok
+// Currency returns the ISO 4217 alphabetic code written in any case as its canonical upper-case
+// string, without allocating.
+func Currency(code string) (string, bool) {
+	if len(code) != 3 {
+		return "", false
+	}
+	var up [3]byte
+	for i := range up {
+		c := code[i]
+		if c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		up[i] = c
+	}
+	canonical, ok := currencyCodes[string(up[:])]
+	return canonical, ok
 }
+
+// currencyCodes maps each code to itself: the map's string is the one Currency returns.
+var currencyCodes = func() map[string]string {
+	m := make(map[string]string, len(currencies))
+	for c := range currencies {
+		m[c] = c
+	}
+	return m
+}()
 
 // MarshalText encodes h as lowercase hex.
 func (h Hash) MarshalText() ([]byte, error) { return h.AppendHex(nil), nil }
