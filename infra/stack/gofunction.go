@@ -98,14 +98,7 @@ func NewGoFunction(scope constructs.Construct, id string, props *GoFunctionProps
 	if timeout == nil {
 		timeout = awscdk.Duration_Seconds(jsii.Number(10))
 	}
-	retention := props.LogRetention
-	if retention == "" {
-		retention = awslogs.RetentionDays_ONE_MONTH
-	}
-	removal := props.LogRemovalPolicy
-	if removal == "" {
-		removal = awscdk.RemovalPolicy_RETAIN
-	}
+	retention, removal := logDefaults(props.LogRetention, props.LogRemovalPolicy)
 
 	logGroup := awslogs.NewLogGroup(c, jsii.String("Logs"), &awslogs.LogGroupProps{
 		Retention:     retention,
@@ -202,4 +195,16 @@ func optional(s string) *string {
 		return nil
 	}
 	return jsii.String(s)
+}
+
+// logDefaults fills in the log settings every log group of the stack shares: one month of
+// retention and RETAIN unless the stage says otherwise.
+func logDefaults(r awslogs.RetentionDays, p awscdk.RemovalPolicy) (awslogs.RetentionDays, awscdk.RemovalPolicy) {
+	if r == "" {
+		r = awslogs.RetentionDays_ONE_MONTH
+	}
+	if p == "" {
+		p = awscdk.RemovalPolicy_RETAIN
+	}
+	return r, p
 }

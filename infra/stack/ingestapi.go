@@ -89,14 +89,7 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	if burst == 0 {
 		burst = DefaultBurstLimit
 	}
-	retention := props.LogRetention
-	if retention == "" {
-		retention = awslogs.RetentionDays_ONE_MONTH
-	}
-	removal := props.LogRemovalPolicy
-	if removal == "" {
-		removal = awscdk.RemovalPolicy_RETAIN
-	}
+	retention, removal := logDefaults(props.LogRetention, props.LogRemovalPolicy)
 	if n := apiKeyAppIDsSize(props.Config); n > maxAPIKeyAppIDsSize {
 		panic(fmt.Errorf("ingest api: %s would take about %d bytes for %d apps; Lambda allows 4 KB for all environment variables together",
 			EnvAPIKeyAppIDs, n, len(props.Config.Apps)))

@@ -473,3 +473,14 @@ func TestRepeatedUserObjects(t *testing.T) {
 		}
 	})
 }
+
+func TestCAPIName(t *testing.T) {
+	for in, want := range map[string]string{
+		"fb_mobile_purchase": "Purchase", "fb_mobile_activate_app": "ActivateApp",
+		"fb_mobile_initiated_checkout": "InitiateCheckout", "MobileAppInstall": "MobileAppInstall", "level_up_5": "level_up_5",
+	} {
+		if got := CAPIName(in); got != want {
+			t.Errorf("CAPIName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
