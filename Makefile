@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
-TOOLS     := $(CURDIR)/.tools
+TOOLS     := $(CURDIR)/.devtools
 TOOLS_BIN := $(TOOLS)/bin
 CONFIG    ?= infra/config/apps.json
 RIE_VERSION         := v0.0.0-20261030222936-bef5c4ba774d
@@ -27,7 +27,7 @@ $(TOOLS_BIN)/aws-lambda-rie:
 $(TOOLS_BIN)/staticcheck:
 	GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-tools: $(TOOLS)/node_modules/.installed $(TOOLS_BIN)/aws-lambda-rie ## Install the pinned npm emulators, the CDK CLI and the Lambda RIE under .tools/
+tools: $(TOOLS)/node_modules/.installed $(TOOLS_BIN)/aws-lambda-rie ## Install the pinned npm emulators, the CDK CLI and the Lambda RIE under .devtools/
 
 build: ## Build one linux/arm64 bootstrap per function into build/lambda/<fn>/
 	@for fn in $(FUNCTIONS); do \
@@ -72,5 +72,5 @@ lint: $(TOOLS_BIN)/staticcheck ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(TOOLS_BIN)/staticcheck ./...
 
-clean: ## Remove build outputs and dev state (keeps .tools/)
+clean: ## Remove build outputs and dev state (keeps .devtools/)
 	rm -rf build cdk.out .dev

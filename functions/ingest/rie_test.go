@@ -33,7 +33,7 @@ import (
 // Interface Emulator, the way `sam local invoke` runs it in its container, and feeds it the
 // API Gateway fixtures of events/ingest against a local Kinesis.
 //
-// Inputs: RIE_BIN (default .tools/bin/aws-lambda-rie, installed by `make tools`) and
+// Inputs: RIE_BIN (default .devtools/bin/aws-lambda-rie, installed by `make tools`) and
 // HOST_BUILD_DIR (a prebuilt <dir>/ingest/bootstrap, from `make build-host`; without it the test
 // builds one). A missing RIE or emulator skips the test, or fails it when EMULATORS_REQUIRED=1.
 func TestBootstrapUnderRIE(t *testing.T) {
@@ -140,12 +140,12 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	}
 }
 
-// rieBinary finds the emulator: RIE_BIN or .tools/bin/aws-lambda-rie.
+// rieBinary finds the emulator: RIE_BIN or .devtools/bin/aws-lambda-rie.
 func rieBinary(t *testing.T, root string) string {
 	t.Helper()
 	bin := os.Getenv("RIE_BIN")
 	if bin == "" {
-		bin = filepath.Join(root, ".tools", "bin", "aws-lambda-rie")
+		bin = filepath.Join(root, ".devtools", "bin", "aws-lambda-rie")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		ingesttest.MissingTool(t, "Lambda Runtime Interface Emulator not found at "+bin, "run `make tools` or set RIE_BIN")

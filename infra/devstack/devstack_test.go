@@ -297,7 +297,7 @@ func startDevstack(t *testing.T, root string, args ...string) *devstack {
 	}
 	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{})}
 	ds.cmd = exec.Command(bin, flags...)
-	ds.cmd.Dir = root // the emulators are found under <root>/.tools
+	ds.cmd.Dir = root // the emulators are found under <root>/.devtools
 	ds.cmd.Env = env
 	ds.cmd.Stdout = ds.out
 	ds.cmd.Stderr = ds.stderr
@@ -440,8 +440,8 @@ func requireEmulatorTools(t *testing.T, root string) {
 		missing = append(missing, "node (on PATH)")
 	}
 	for _, p := range []string{"emulator.js", "node_modules/kinesalite/package.json", "node_modules/dynalite/package.json"} {
-		if _, err := os.Stat(filepath.Join(root, ".tools", p)); err != nil {
-			missing = append(missing, ".tools/"+p)
+		if _, err := os.Stat(filepath.Join(root, ".devtools", p)); err != nil {
+			missing = append(missing, ".devtools/"+p)
 		}
 	}
 	if len(missing) == 0 {

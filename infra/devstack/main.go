@@ -1,5 +1,5 @@
 // Command devstack runs the pipeline locally on loopback (`make dev`): the Kinesis and DynamoDB
-// emulators from .tools, the event stream, and the ingest function behind a stand-in for API
+// emulators from .devtools, the event stream, and the ingest function behind a stand-in for API
 // Gateway (REST API, Lambda proxy integration). Nothing listens beyond 127.0.0.1 / ::1.
 //
 //	go build -o build/host/devstack ./infra/devstack && build/host/devstack -config infra/config/apps.json

@@ -1,7 +1,7 @@
 // Package emulators starts the local AWS emulators (kinesalite for Kinesis, dynalite for
 // DynamoDB) as child processes, for tests and for the dev stack.
 //
-// Each emulator runs through .tools/emulator.js, which keeps its data in memory, listens on
+// Each emulator runs through .devtools/emulator.js, which keeps its data in memory, listens on
 // 127.0.0.1 on a free port and exits when its stdin closes. The Process holds the write end of
 // that pipe, so an emulator never outlives the Go process that started it, even when that
 // process is killed with SIGKILL.
@@ -32,7 +32,7 @@ const (
 	DynamoDB Kind = "dynalite"
 )
 
-// ErrToolsMissing means node, .tools/emulator.js or the emulator's npm package is not installed
+// ErrToolsMissing means node, .devtools/emulator.js or the emulator's npm package is not installed
 // (run `make tools`).
 var ErrToolsMissing = errors.New("emulator tools missing")
 
@@ -186,7 +186,7 @@ func (p *Process) Stop() error {
 // Pid returns the emulator's process id.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
-// ToolsDir returns the .tools folder of this module: it walks up from the working directory to
+// ToolsDir returns the .devtools folder of this module: it walks up from the working directory to
 // the folder holding go.mod (tests run in their package folder).
 func ToolsDir() (string, error) {
 	dir, err := os.Getwd()
@@ -195,7 +195,7 @@ func ToolsDir() (string, error) {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, ".tools"), nil
+			return filepath.Join(dir, ".devtools"), nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {

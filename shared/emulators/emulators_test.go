@@ -149,8 +149,8 @@ func TestToolsDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Base(dir) != ".tools" {
-		t.Errorf("ToolsDir() = %q, want a .tools folder", dir)
+	if filepath.Base(dir) != ".devtools" {
+		t.Errorf("ToolsDir() = %q, want a .devtools folder", dir)
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "go.mod")); err != nil {
 		t.Errorf("ToolsDir() = %q is not next to go.mod: %v", dir, err)

@@ -2,7 +2,7 @@
 // Starts one local AWS emulator (kinesalite or dynalite) for the Go tests and the dev stack;
 // package shared/emulators drives it.
 //
-//   node .tools/emulator.js kinesalite|dynalite
+//   node .devtools/emulator.js kinesalite|dynalite
 //
 // - storage is in memory and streams/tables become ACTIVE at once (create/delete/update = 0 ms);
 // - it listens on 127.0.0.1 only, on a free port, and prints exactly one line
