@@ -40,3 +40,42 @@ type StreamWriter interface {
 type SecretReader interface {
 	SecretValue(ctx context.Context, id string) (string, error)
 }
+
+// DeadLetter is an event that could not be delivered, with everything needed to understand and
+// replay it. Record is the stream envelope as it was read (hashed identifiers only, no raw PII).
+type DeadLetter struct {
+	App       string `json:"app"`
+	EventID   string `json:"event_id"`
+	EventName string `json:"event_name"`
+	// Consumer names who gave up, e.g. "capi-forwarder".
+	Consumer string `json:"consumer"`
+	// Reason is a short stable code (e.g. "invalid_parameter", "too_old", "undecodable").
+	Reason string `json:"reason"`
+	// Detail is a human-readable explanation; Meta's error fields when Meta refused the event.
+	Detail   string     `json:"detail,omitempty"`
+	Meta     *MetaError `json:"meta_error,omitempty"`
+	Attempts int        `json:"attempts"`
+	// ShardID and SequenceNumber locate the record on the stream.
+	ShardID        string `json:"shard_id,omitempty"`
+	SequenceNumber string `json:"sequence_number,omitempty"`
+	FailedAt       int64  `json:"failed_at"` // unix milliseconds
+	Record         []byte `json:"record"`    // the envelope JSON (base64 in JSON form)
+}
+
+// MetaError carries the fields of a Graph API error envelope.
+type MetaError struct {
+	Message        string `json:"message,omitempty"`
+	Type           string `json:"type,omitempty"`
+	Code           int    `json:"code"`
+	Subcode        int    `json:"error_subcode,omitempty"`
+	IsTransient    bool   `json:"is_transient,omitempty"`
+	ErrorUserTitle string `json:"error_user_title,omitempty"`
+	ErrorUserMsg   string `json:"error_user_msg,omitempty"`
+	FBTraceID      string `json:"fbtrace_id,omitempty"`
+}
+
+// DeadLetterQueue stores dead letters durably (SQS in AWS). Send either stores every letter or
+// returns an error; the caller then keeps the records on the stream and retries.
+type DeadLetterQueue interface {
+	Send(ctx context.Context, letters []DeadLetter) error
+}
