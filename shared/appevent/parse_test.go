@@ -168,6 +168,7 @@ func TestMalformedEvents(t *testing.T) {
 		{"consent flag as string", func(e map[string]any) any { return set(e, "consent.ads_personalization", "yes") }, "consent.ads_personalization", "must be true or false"},
 		{"ldu country without state", func(e map[string]any) any { return set(set(e, "consent.ldu", true), "consent.ldu_country", 1) }, "consent.ldu_state", "required when ldu_country"},
 		{"value without currency", func(e map[string]any) any { return set(e, "custom_data.currency", nil) }, "custom_data.currency", "required when value is set"},
+		{"purchase without value", func(e map[string]any) any { return set(set(e, "custom_data.value", nil), "custom_data.currency", nil) }, "custom_data.value", "required for purchases"},
 		{"currency unknown", func(e map[string]any) any { return set(e, "custom_data.currency", "XYZ") }, "custom_data.currency", "ISO 4217"},
 		{"value string", func(e map[string]any) any { return set(e, "custom_data.value", "12.5") }, "custom_data.value", "must be a number"},
 		{"content_ids not strings", func(e map[string]any) any { return set(e, "custom_data.content_ids", []any{1}) }, "custom_data.content_ids[0]", "must be a string"},

@@ -101,6 +101,10 @@ func (st *state) validate() {
 	if cd.Value.Set && cd.Currency == "" && !st.hasError("custom_data.currency") {
 		st.reject("custom_data.currency", "required", "is required when value is set (ISO 4217, e.g. USD)")
 	}
+	// Meta refuses purchases without an amount (the SDK's logPurchase requires one too).
+	if CAPIName(e.Name) == "Purchase" && !cd.Value.Set && !st.hasError("custom_data.value") {
+		st.reject("custom_data.value", "required", "is required for purchases (with currency)")
+	}
 
 	st.identify()
 }

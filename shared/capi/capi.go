@@ -289,6 +289,9 @@ func Check(ev *ServerEvent, now time.Time) error {
 	if c := ev.CustomData; c != nil && c.Value != nil && c.Currency == "" {
 		return &Problem{"invalid_custom_data", "value without currency"}
 	}
+	if c := ev.CustomData; ev.EventName == "Purchase" && (c == nil || c.Value == nil || c.Currency == "") {
+		return &Problem{"invalid_custom_data", "a Purchase needs value and currency"}
+	}
 	return nil
 }
 

@@ -49,7 +49,8 @@ func event(name string, mutate ...func(map[string]any)) map[string]any {
 			"timezone_abbr": "PDT", "carrier": "T-Mobile", "screen_width": 1179, "screen_height": 2556,
 			"screen_density": 3, "cpu_cores": 6, "storage_total_gb": 128, "storage_free_gb": 40,
 			"timezone": "America/Los_Angeles"},
-		"consent": map[string]any{"ads_personalization": true, "advertiser_tracking_enabled": true, "application_tracking_enabled": true},
+		"consent":     map[string]any{"ads_personalization": true, "advertiser_tracking_enabled": true, "application_tracking_enabled": true},
+		"custom_data": map[string]any{"value": 9.99, "currency": "USD"},
 	}
 	for _, m := range mutate {
 		m(e)
@@ -222,6 +223,7 @@ func TestCheck(t *testing.T) {
 			e.UserData = UserData{ClientIP: "203.0.113.7"}
 		}, now, "no_user_data"},
 		{"value without currency", func(e *ServerEvent) { v := 1.0; e.CustomData = &CustomData{Value: &v} }, now, "invalid_custom_data"},
+		{"purchase without value", func(e *ServerEvent) { e.CustomData = nil }, now, "invalid_custom_data"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
