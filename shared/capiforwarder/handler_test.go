@@ -65,7 +65,7 @@ func newHarness(t *testing.T) *harness {
 
 // kinesisEvent runs request bodies through the real ingest parser and wraps the records as the
 // event source mapping delivers them.
-func kinesisEvent(t *testing.T, bodies ...string) events.KinesisEvent {
+func kinesisEvent(t testing.TB, bodies ...string) events.KinesisEvent {
 	t.Helper()
 	pseudo, _ := identity.NewPseudonymizer([]byte("forwarder-test-pepper-01"))
 	app := &appconfig.App{ID: "sample-shop", Platforms: []appconfig.Platform{"ios", "android"}}
@@ -87,7 +87,7 @@ func kinesisEvent(t *testing.T, bodies ...string) events.KinesisEvent {
 	return ev
 }
 
-func validBody(t *testing.T) string {
+func validBody(t testing.TB) string {
 	return ingesttest.RefreshEventTimes(t, ingesttest.FixtureBody(t, "valid-batch.json"), time.Now())
 }
 
