@@ -28,6 +28,15 @@ if (!Object.prototype.hasOwnProperty.call(settings, kind)) {
 }
 
 const quit = (code) => () => process.exit(code)
+
+// kinesalite 3.3.3 rethrows the 'aborted' error of a request whose client went away (a Go
+// request cancelled by its context does that), which would kill the emulator for everyone.
+// A client hanging up is not the server's problem: ignore exactly that, fail on anything else.
+process.on('uncaughtException', (err) => {
+  if (err && err.code === 'ECONNRESET' && err.message === 'aborted') return
+  console.error(kind + ': ' + (err && err.stack ? err.stack : err))
+  process.exit(1)
+})
 process.stdin.on('end', quit(0))
 process.stdin.on('close', quit(0))
 process.stdin.on('error', quit(0))
