@@ -3,20 +3,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +19,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/envelope"
 	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
+	"github.com/retarget-dev/retarget/shared/lambdatest"
 )
 
 // TestBootstrapUnderRIE runs the real bootstrap (host architecture) under the Lambda Runtime
@@ -38,9 +31,9 @@ import (
 // builds one). A missing RIE or emulator skips the test, or fails it when EMULATORS_REQUIRED=1.
 func TestBootstrapUnderRIE(t *testing.T) {
 	root := ingesttest.RepoRoot(t)
-	rie := rieBinary(t, root)
+	rie := lambdatest.RIEBinary(t)
 	kinesalite := emulators.StartForTest(t, emulators.Kinesis)
-	bootstrap := bootstrapBinary(t)
+	bootstrap := lambdatest.Bootstrap(t, "ingest")
 
 	const stream = "rie-events"
 	awsCfg, err := emulators.AWSConfig(context.Background(), kinesalite.Endpoint)
@@ -54,22 +47,13 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	home := t.TempDir()
-	invokeURL := startRIE(t, rie, bootstrap, []string{
-		"EVENT_STREAM_NAME=" + stream,
-		"APP_CONFIG_FILE=" + filepath.Join(root, "infra", "config", "apps.json"),
+	invokeURL := lambdatest.Start(t, rie, bootstrap, append(lambdatest.AWSEnv(t),
+		"EVENT_STREAM_NAME="+stream,
+		"APP_CONFIG_FILE="+filepath.Join(root, "infra", "config", "apps.json"),
 		"PSEUDONYM_PEPPER=rie-test-pepper-0123456789",
 		"DEV_AUTH=true",
-		"AWS_ENDPOINT_URL_KINESIS=" + kinesalite.Endpoint,
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=local",
-		"AWS_SECRET_ACCESS_KEY=local",
-		// Nothing of the developer's AWS setup may reach the function.
-		"HOME=" + home,
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "no-aws-config"),
-		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "no-aws-credentials"),
-		"AWS_EC2_METADATA_DISABLED=true",
-	})
+		"AWS_ENDPOINT_URL_KINESIS="+kinesalite.Endpoint,
+	))
 
 	now := time.Now()
 	tests := []struct {
@@ -92,7 +76,11 @@ func TestBootstrapUnderRIE(t *testing.T) {
 			event := ingesttest.FixtureRequest(t, tc.fixture)
 			event.Body = ingesttest.RefreshEventTimes(t, event.Body, now)
 			sent = append(sent, event.Body)
-			resp := invoke(t, invokeURL, event)
+			raw := lambdatest.Invoke(t, invokeURL, event)
+			var resp events.APIGatewayProxyResponse
+			if err := json.Unmarshal(raw, &resp); err != nil || resp.StatusCode == 0 {
+				t.Fatalf("invoke: not a proxy response (function error?): %s", raw)
+			}
 			if resp.StatusCode != tc.wantStatus {
 				t.Fatalf("statusCode %d, want %d; body %s", resp.StatusCode, tc.wantStatus, resp.Body)
 			}
@@ -138,156 +126,4 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	if !slices.Equal(gotIDs, wantIDs) {
 		t.Errorf("event ids on the stream (suffixes) %q, want %q", gotIDs, wantIDs)
 	}
-}
-
-// rieBinary finds the emulator: RIE_BIN or .devtools/bin/aws-lambda-rie.
-func rieBinary(t *testing.T, root string) string {
-	t.Helper()
-	bin := os.Getenv("RIE_BIN")
-	if bin == "" {
-		bin = filepath.Join(root, ".devtools", "bin", "aws-lambda-rie")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		ingesttest.MissingTool(t, "Lambda Runtime Interface Emulator not found at "+bin, "run `make tools` or set RIE_BIN")
-	}
-	return bin
-}
-
-// bootstrapBinary returns $HOST_BUILD_DIR/ingest/bootstrap, or builds this function for the
-// host as `make build-host` does.
-func bootstrapBinary(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("HOST_BUILD_DIR"); dir != "" {
-		bin := filepath.Join(dir, "ingest", "bootstrap")
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("HOST_BUILD_DIR is set but %v (run `make build-host`)", err)
-		}
-		return bin
-	}
-	bin := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build bootstrap: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// startRIE runs the emulator with bootstrap on two free loopback ports and env as its whole
-// environment, waits until it accepts connections, and returns the invoke URL. Cleanup stops
-// it and the runtime process it started.
-func startRIE(t *testing.T, rie, bootstrap string, env []string) string {
-	t.Helper()
-	apiAddr, runtimeAddr := freeLoopbackAddr(t), freeLoopbackAddr(t)
-	var out ingesttest.LineBuffer
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", apiAddr, "--runtime-api-address", runtimeAddr, bootstrap)
-	cmd.Dir = filepath.Dir(bootstrap)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// If the test binary dies (timeout panic), the kernel kills the emulator; the runtime then
-	// loses its Runtime API and exits.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		// The runtime runs in its own process group (RIE sets Setpgid), so note it before RIE goes.
-		children := childPIDs(cmd.Process.Pid)
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		for _, pid := range children {
-			if ingesttest.Alive(pid) {
-				syscall.Kill(-pid, syscall.SIGKILL) // its group: the runtime and anything it started
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-		if t.Failed() {
-			t.Logf("aws-lambda-rie output:\n%s", out.String())
-		}
-	})
-
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", apiAddr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("aws-lambda-rie exited: %s\n%s", cmd.ProcessState, out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("aws-lambda-rie not listening on %s after 15s:\n%s", apiAddr, out.String())
-		}
-	}
-	return "http://" + apiAddr + "/2015-03-31/functions/function/invocations"
-}
-
-// invoke sends one event through the emulator and returns the function's proxy response.
-func invoke(t *testing.T, url string, event events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
-	t.Helper()
-	payload, err := json.Marshal(event)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Post(url, "application/json", bytes.NewReader(payload))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("invoke: HTTP %d: %s", resp.StatusCode, raw)
-	}
-	var out events.APIGatewayProxyResponse
-	if err := json.Unmarshal(raw, &out); err != nil || out.StatusCode == 0 {
-		t.Fatalf("invoke: not a proxy response (function error?): %s", raw)
-	}
-	return out
-}
-
-// freeLoopbackAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// childPIDs lists the processes whose parent is pid.
-func childPIDs(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Format: pid (comm) state ppid ...
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out = append(out, child)
-		}
-	}
-	return out
 }

@@ -53,6 +53,7 @@ type started struct {
 	DynamoPID      int
 	APIURL         string // http://host:port, the port actually bound
 	ExampleEventAt time.Time
+	Meta           *meta
 }
 
 // printSummary prints what runs, a curl example and, last, the ready line. Line formats that
@@ -68,6 +69,15 @@ func (c *console) printSummary(s started) {
 	w("  kinesis   %s  (kinesalite, pid %d) stream %s, %d shards", s.KinesisURL, s.KinesisPID, s.Settings.StreamName, streamShards)
 	w("  dynamodb  %s  (dynalite, pid %d) no tables yet", s.DynamoURL, s.DynamoPID)
 	w("  api       %s  POST /v1/events, GET /v1/health (stage dev)", s.APIURL)
+	if s.Meta != nil {
+		if s.Meta.Sandbox != nil {
+			w("  meta      %s  (Meta Graph sandbox: GET /_sandbox/events, POST /_sandbox/faults)", s.Meta.URL)
+		} else {
+			w("  meta      %s  (%s)", s.Meta.URL, EnvGraphURL)
+		}
+		w("  forwarder capi-forwarder on the stream: batch %d, window %s, bisect on error, %d retries; dead letters in %s",
+			forwarderESM.BatchSize, forwarderESM.BatchingWindow, forwarderESM.MaxRetryAttempts, deadLettersFile)
+	}
 	if s.Key != "" {
 		w("  api key   %s  (app %s)", s.Key, s.App.ID)
 	} else {
@@ -78,7 +88,7 @@ func (c *console) printSummary(s started) {
 	} else {
 		w("  pepper    from %s", EnvPepper)
 	}
-	w("  logs      %s (ingest.log: function JSON log, metrics.log: EMF, kinesalite.log, dynalite.log)", s.Settings.LogDir)
+	w("  logs      %s (ingest.log, forwarder.log: function JSON logs, metrics.log: EMF, kinesalite.log, dynalite.log)", s.Settings.LogDir)
 	switch {
 	case s.Settings.TailJSON:
 		w("  tail      every stream record as a JSON line")

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -42,6 +43,7 @@ var (
 	kinesisLine  = regexp.MustCompile(`^  kinesis +(http://127\.0\.0\.1:\d+) +\(kinesalite, pid (\d+)\)`)
 	dynamoLine   = regexp.MustCompile(`^  dynamodb +(http://127\.0\.0\.1:\d+) +\(dynalite, pid (\d+)\)`)
 	curlDataArg  = regexp.MustCompile(`^  curl .* -d '([^']*)'$`)
+	metaLine     = regexp.MustCompile(`^  meta +(http://127\.0\.0\.1:\d+) +\(Meta Graph sandbox`)
 	tailLineExpr = regexp.MustCompile(`^tail shard=shardId-\d+ seq=\d+ app=(\S+) user=\S{43} event=(\S+) id=(\S+) bytes=\d+$`)
 )
 
@@ -55,6 +57,7 @@ func TestDevstack(t *testing.T) {
 	dynamoEndpoint, dynamoPID := ds.endpoint(t, dynamoLine)
 	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
 	curlBody := ds.match(t, curlDataArg)[1]
+	sandbox := ds.match(t, metaLine)[1]
 
 	now := time.Now()
 	validBatch := ingesttest.RefreshEventTimes(t, ingesttest.FixtureBody(t, "valid-batch.json"), now)
@@ -171,6 +174,47 @@ func TestDevstack(t *testing.T) {
 				t.Fatalf("tail lines for ids %q, want %q", ids, wantIDs)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	// The forwarder polls the stream and sends every consented event to the Meta sandbox, once
+	// in effect: all but the fixture's event without consent (..04).
+	t.Run("meta sandbox", func(t *testing.T) {
+		var want []string // by event id: the API accepted ..01 and ..03 twice, Meta dedups them
+		for _, id := range slices.Compact(slices.Sorted(slices.Values(wantIDs))) {
+			if id != "2b0a7c2e-7f0e-4b8e-9d51-000000000004" {
+				want = append(want, id)
+			}
+		}
+		personal := ingesttest.PersonalValues(t, example, validBatch, partlyInvalid)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			resp, err := client.Get(sandbox + "/_sandbox/events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var accepted []struct {
+				EventID string          `json:"event_id"`
+				Event   json.RawMessage `json:"event"`
+			}
+			if err := json.Unmarshal(raw, &accepted); err != nil {
+				t.Fatalf("sandbox events: %v: %s", err, raw)
+			}
+			ids := map[string]bool{}
+			for _, a := range accepted {
+				ids[a.EventID] = true
+				ingesttest.AssertNoPersonalData(t, a.Event, personal)
+			}
+			got := slices.Sorted(maps.Keys(ids))
+			if slices.Equal(got, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Meta sandbox accepted %q, want %q", got, want)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 

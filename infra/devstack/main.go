@@ -143,6 +143,19 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	if err != nil {
 		return fmt.Errorf("ingest function: %w", err)
 	}
+	os.Remove(filepath.Join(s.LogDir, deadLettersFile)) // the stream starts empty: so do its dead letters
+	metaAPI, err := startMeta(s, apps)
+	if err != nil {
+		return err
+	}
+	if metaAPI.Sandbox != nil {
+		defer metaAPI.Sandbox.Close()
+	}
+	fwd, err := startForwarder(s, metaAPI, awsCfg, logs, out)
+	if err != nil {
+		return err
+	}
+	defer fwd.stop()
 
 	srv := &http.Server{
 		Handler: &Gateway{
@@ -175,7 +188,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		Settings: s, App: app, Key: key,
 		KinesisURL: kinesalite.Endpoint, KinesisPID: kinesalite.Pid(),
 		DynamoURL: dynalite.Endpoint, DynamoPID: dynalite.Pid(),
-		APIURL: apiURL, ExampleEventAt: time.Now(),
+		APIURL: apiURL, ExampleEventAt: time.Now(), Meta: metaAPI,
 	})
 
 	var serveErr error
@@ -184,13 +197,14 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	case serveErr = <-served:
 	}
 	stopSignals()
-	out.Println("stopping: api, tail, emulators")
+	out.Println("stopping: api, forwarder, tail, emulators")
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		out.Errorf("api shutdown: %v", err)
 	}
+	fwd.stop()
 	stopTail()
 	<-tailDone
 	stopEmulator(out, dynalite) // the deferred calls cover the early returns; Stop is idempotent
@@ -225,7 +239,7 @@ func newIngestHandler(ctx context.Context, s settings, awsCfg aws.Config, logs *
 
 // logFiles are the dev stack's log files, truncated at each start.
 type logFiles struct {
-	ingest, metrics, kinesalite, dynalite *os.File
+	ingest, forwarder, metrics, kinesalite, dynalite, esmFailures *os.File
 }
 
 func openLogs(dir string) (*logFiles, error) {
@@ -236,7 +250,8 @@ func openLogs(dir string) (*logFiles, error) {
 	for _, f := range []struct {
 		name string
 		dst  **os.File
-	}{{"ingest.log", &l.ingest}, {"metrics.log", &l.metrics}, {"kinesalite.log", &l.kinesalite}, {"dynalite.log", &l.dynalite}} {
+	}{{"ingest.log", &l.ingest}, {"forwarder.log", &l.forwarder}, {"metrics.log", &l.metrics},
+		{"kinesalite.log", &l.kinesalite}, {"dynalite.log", &l.dynalite}, {esmFailuresFile, &l.esmFailures}} {
 		file, err := os.Create(filepath.Join(dir, f.name))
 		if err != nil {
 			l.Close()
@@ -249,7 +264,7 @@ func openLogs(dir string) (*logFiles, error) {
 
 // Close closes the files that are open.
 func (l *logFiles) Close() {
-	for _, f := range []*os.File{l.ingest, l.metrics, l.kinesalite, l.dynalite} {
+	for _, f := range []*os.File{l.ingest, l.forwarder, l.metrics, l.kinesalite, l.dynalite, l.esmFailures} {
 		if f != nil {
 			f.Close()
 		}

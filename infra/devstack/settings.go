@@ -17,6 +17,9 @@ const (
 	EnvPepper     = "PSEUDONYM_PEPPER"  // pseudonym pepper; default devPepper
 	EnvStreamName = "EVENT_STREAM_NAME" // stream name; default defaultStream
 	EnvLogLevel   = "LOG_LEVEL"         // level of the function's JSON log
+	EnvGraphURL   = "META_GRAPH_URL"    // send to this Graph API instead of the embedded sandbox
+	EnvMetaToken  = "META_ACCESS_TOKEN" // Meta access token (default: the sandbox's dev token)
+	EnvMetaSecret = "META_APP_SECRET"   // Meta app secret (default: the sandbox's dev secret)
 )
 
 const (
@@ -48,6 +51,8 @@ type settings struct {
 	LogLevel   string
 	Tail       bool
 	TailJSON   bool
+	// Meta: MetaGraphURL is empty for the embedded sandbox.
+	MetaGraphURL, MetaToken, MetaSecret string
 }
 
 // parseSettings reads the flags in args (without the program name) and the environment.
@@ -62,8 +67,11 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 			"  %-18s replaces the first app's dev API key\n"+
 			"  %-18s pseudonym pepper (default: a public dev pepper)\n"+
 			"  %-18s stream name (default %s)\n"+
-			"  %-18s level of the function's JSON log (default info)\n\nFlags:\n",
-			EnvAPIAddr, defaultAPIAddr, EnvAPIKey, EnvPepper, EnvStreamName, defaultStream, EnvLogLevel)
+			"  %-18s level of the function's JSON log (default info)\n"+
+			"  %-18s send to this Graph API instead of the embedded Meta sandbox\n"+
+			"  %-18s Meta access token and app secret (with %s only)\n\nFlags:\n",
+			EnvAPIAddr, defaultAPIAddr, EnvAPIKey, EnvPepper, EnvStreamName, defaultStream, EnvLogLevel,
+			EnvGraphURL, EnvMetaToken+"/"+EnvMetaSecret, EnvGraphURL)
 		fs.PrintDefaults()
 	}
 	var s settings
@@ -108,6 +116,13 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 		s.StreamName = defaultStream
 	}
 	s.LogLevel = getenv(EnvLogLevel)
+	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(EnvGraphURL), getenv(EnvMetaToken), getenv(EnvMetaSecret)
+	if s.MetaGraphURL == "" {
+		// The embedded sandbox only knows its own credentials; real ones never go there.
+		s.MetaToken, s.MetaSecret = devMetaToken, devMetaSecret
+	} else if s.MetaToken == "" {
+		return s, fmt.Errorf("%s is set: set %s (and %s) too", EnvGraphURL, EnvMetaToken, EnvMetaSecret)
+	}
 	return s, nil
 }
 
