@@ -7,11 +7,16 @@
 //	functionsDir     prebuilt functions, <fn>/bootstrap (default build/lambda)
 //	pepperSecretArn  reuse a retained pepper secret instead of creating one
 //	apiGatewayCloudWatchRole  "true" to let the stack set the account's API Gateway logging role
+//	metaSecretArn    reuse an existing Meta credentials secret instead of creating one
+//	metaGraphUrl     Graph API base URL of the CAPI forwarder (default https://graph.facebook.com)
+//	metaApiVersion   Graph API version (default v26.0)
+//	forwarderReservedConcurrency  cap on concurrent CAPI forwarder invocations (default unset)
 package main
 
 import (
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
@@ -51,16 +56,24 @@ func run() (err error) {
 		return err
 	}
 
+	reserved, err := contextInt(app, "forwarderReservedConcurrency")
+	if err != nil {
+		return err
+	}
 	props := &stack.RetargetStackProps{
 		StackProps: awscdk.StackProps{
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
 			Env:       env(),
 		},
-		Config:                   cfg,
-		FunctionsDir:             contextString(app, "functionsDir", stack.DefaultFunctionsDir),
-		Stage:                    contextString(app, "stage", stack.DefaultStage),
-		PepperSecretArn:          contextString(app, "pepperSecretArn", ""),
-		ApiGatewayCloudWatchRole: contextString(app, "apiGatewayCloudWatchRole", "false") == "true",
+		Config:                       cfg,
+		FunctionsDir:                 contextString(app, "functionsDir", stack.DefaultFunctionsDir),
+		Stage:                        contextString(app, "stage", stack.DefaultStage),
+		PepperSecretArn:              contextString(app, "pepperSecretArn", ""),
+		ApiGatewayCloudWatchRole:     contextString(app, "apiGatewayCloudWatchRole", "false") == "true",
+		MetaSecretArn:                contextString(app, "metaSecretArn", ""),
+		MetaGraphURL:                 contextString(app, "metaGraphUrl", stack.DefaultMetaGraphURL),
+		MetaAPIVersion:               contextString(app, "metaApiVersion", stack.DefaultMetaAPIVersion),
+		ForwarderReservedConcurrency: float64(reserved),
 	}
 	stack.NewRetargetStack(app, stackID, props)
 	app.Synth(nil)
@@ -82,6 +95,19 @@ func contextString(app awscdk.App, key, def string) string {
 		// cdk.json may hold a JSON bool or number (e.g. "apiGatewayCloudWatchRole": true).
 		return fmt.Sprint(v)
 	}
+}
+
+// contextInt reads a whole-number context value, or 0 if unset.
+func contextInt(app awscdk.App, key string) (int, error) {
+	s := contextString(app, key, "")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, fmt.Errorf("context %s: %q is not a whole number", key, s)
+	}
+	return n, nil
 }
 
 // env pins account and region when the CLI knows them (credentials configured), and leaves

@@ -58,6 +58,9 @@ type GoFunctionProps struct {
 	MemoryMiB float64
 	// Timeout defaults to 10 seconds.
 	Timeout awscdk.Duration
+	// ReservedConcurrency caps the function's concurrent executions (and sets them aside from
+	// the account's pool); 0 leaves it unset.
+	ReservedConcurrency float64
 	// LogRetention of the function's log group; defaults to one month.
 	LogRetention awslogs.RetentionDays
 	// LogRemovalPolicy of the function's log group; defaults to RETAIN.
@@ -125,6 +128,8 @@ func NewGoFunction(scope constructs.Construct, id string, props *GoFunctionProps
 		ApplicationLogLevelV2: awslambda.ApplicationLogLevel_INFO,
 		LogGroup:              logGroup,
 		Tracing:               awslambda.Tracing_ACTIVE,
+		// Left out of the template when unset: 0 would mean "never run".
+		ReservedConcurrentExecutions: optionalNumber(props.ReservedConcurrency),
 	})
 	return &GoFunction{Construct: c, Function: fn, LogGroup: logGroup, AssetDir: stagingDir}
 }
@@ -195,6 +200,14 @@ func optional(s string) *string {
 		return nil
 	}
 	return jsii.String(s)
+}
+
+// optionalNumber returns nil for 0 so CDK leaves the property out of the template.
+func optionalNumber(n float64) *float64 {
+	if n == 0 {
+		return nil
+	}
+	return jsii.Number(n)
 }
 
 // logDefaults fills in the log settings every log group of the stack shares: one month of

@@ -50,3 +50,57 @@ func NewPepperSecret(scope constructs.Construct, id string, props *PepperSecretP
 	})
 	return &PepperSecret{Construct: c, Secret: s}
 }
+
+// Keys of the Meta credentials secret's JSON document (a contract with shared/capiforwarder's
+// MetaCredentials).
+const (
+	MetaAccessTokenKey = "access_token"
+	MetaAppSecretKey   = "app_secret"
+	// MetaAccessTokenPlaceholder is the access token of a newly created secret: the stack
+	// cannot know the real one, an operator puts it in after the first deployment.
+	MetaAccessTokenPlaceholder = "REPLACE_ME"
+)
+
+// MetaSecretProps configures the Meta credentials secret.
+type MetaSecretProps struct {
+	// ExistingSecretArn, when set, reuses a secret (complete ARN) instead of creating one, e.g.
+	// one retained from an earlier deployment or managed outside this stack.
+	ExistingSecretArn string
+}
+
+// MetaSecret holds the Meta credentials the functions calling the Graph API use: a JSON
+// document {"access_token": "...", "app_secret": "..."} (a system user token of the business
+// owning the datasets, and the app secret for appsecret_proof). A created secret starts with a
+// placeholder token and a random app secret; `aws secretsmanager put-secret-value` replaces both
+// (see infra/README.md). It is always retained: the token is issued by hand in Meta's
+// Business Manager and should not vanish with a stack.
+type MetaSecret struct {
+	constructs.Construct
+	// Secret is the Secrets Manager secret; grant readers GrantRead.
+	Secret awssecretsmanager.ISecret
+}
+
+// NewMetaSecret declares (or imports) the Meta credentials secret.
+func NewMetaSecret(scope constructs.Construct, id string, props *MetaSecretProps) *MetaSecret {
+	if props == nil {
+		props = &MetaSecretProps{}
+	}
+	c := constructs.NewConstruct(scope, jsii.String(id))
+	if props.ExistingSecretArn != "" {
+		s := awssecretsmanager.Secret_FromSecretCompleteArn(c, jsii.String("Secret"), jsii.String(props.ExistingSecretArn))
+		return &MetaSecret{Construct: c, Secret: s}
+	}
+	s := awssecretsmanager.NewSecret(c, jsii.String("Secret"), &awssecretsmanager.SecretProps{
+		Description: jsii.String(`Meta credentials of retarget: JSON {"access_token": "...", "app_secret": "..."}. Created with a placeholder; put the real values with aws secretsmanager put-secret-value.`),
+		// A generated document keeps every value out of the template: only the placeholder
+		// and the key names appear there.
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			SecretStringTemplate: jsii.String(`{"` + MetaAccessTokenKey + `":"` + MetaAccessTokenPlaceholder + `"}`),
+			GenerateStringKey:    jsii.String(MetaAppSecretKey),
+			ExcludePunctuation:   jsii.Bool(true),
+			IncludeSpace:         jsii.Bool(false),
+		},
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	return &MetaSecret{Construct: c, Secret: s}
+}

@@ -1,11 +1,13 @@
 // Package stack declares the retarget CloudFormation stack: one construct per concern
-// (event stream, pepper secret, ingest API, ...) with typed props and typed fields, composed by
-// NewRetargetStack. The functions' code is prebuilt by `make build`; synth only stages it.
+// (event stream, secrets, ingest API, CAPI forwarder, ...) with typed props and typed fields,
+// composed by NewRetargetStack. The functions' code is prebuilt by `make build`; synth only
+// stages it.
 package stack
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -20,7 +22,8 @@ import (
 const (
 	DefaultFunctionsDir = "build/lambda"
 	DefaultStage        = "dev"
-	// ProdStage keeps logs for a year and retains the stream and log groups on deletion.
+	// ProdStage keeps logs for a year and retains the stream, log groups and dead-letter queues
+	// on deletion.
 	ProdStage = "prod"
 )
 
@@ -29,6 +32,11 @@ const (
 	OutputApiUrl          = "ApiUrl"
 	OutputEventStreamName = "EventStreamName"
 	OutputPepperSecretArn = "PepperSecretArn"
+	OutputMetaSecretArn   = "MetaSecretArn"
+	// OutputDeadLetterQueueUrl is the forwarder's dead letters (one message per event).
+	OutputDeadLetterQueueUrl = "DeadLetterQueueUrl"
+	// OutputEsmFailureQueueUrl is the event source mapping's on-failure destination.
+	OutputEsmFailureQueueUrl = "EsmFailureQueueUrl"
 )
 
 // stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
@@ -42,12 +50,19 @@ type RetargetStackProps struct {
 	// FunctionsDir holds <fn>/bootstrap for each function; defaults to build/lambda.
 	FunctionsDir string
 	// Stage names the deployment (dev, prod, ...) and is the API Gateway stage name; defaults
-	// to dev. "prod" keeps logs for a year and retains the stream and logs on deletion.
+	// to dev. "prod" keeps logs for a year and retains the stream, logs and queues on deletion.
 	Stage string
 	// PepperSecretArn reuses an existing pepper secret (complete ARN) instead of creating one.
 	PepperSecretArn string
 	// ApiGatewayCloudWatchRole makes this stack set the account's API Gateway logging role.
 	ApiGatewayCloudWatchRole bool
+	// MetaSecretArn reuses an existing Meta credentials secret (complete ARN) instead of
+	// creating one.
+	MetaSecretArn string
+	// MetaGraphURL and MetaAPIVersion default to DefaultMetaGraphURL and DefaultMetaAPIVersion.
+	MetaGraphURL, MetaAPIVersion string
+	// ForwarderReservedConcurrency caps the CAPI forwarder's concurrency; unset (0) by default.
+	ForwarderReservedConcurrency float64
 }
 
 // RetargetStack is the whole pipeline.
@@ -61,10 +76,15 @@ type RetargetStack struct {
 	Pepper *PepperSecret
 	// Ingest is the REST API with the ingest function.
 	Ingest *IngestApi
+	// Meta holds the Meta credentials every Graph API caller reads.
+	Meta *MetaSecret
+	// Forwarder sends the stream to the Conversions API.
+	Forwarder *CapiForwarder
 }
 
 // NewRetargetStack declares the stack. It panics with a descriptive error when props are
-// invalid (config, stage) or the function bootstrap is missing; a CDK app's main recovers it.
+// invalid (config, stage, Meta endpoint) or a function bootstrap is missing; a CDK app's main
+// recovers it.
 func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStackProps) *RetargetStack {
 	p, err := resolveProps(props)
 	if err != nil {
@@ -74,8 +94,8 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	awscdk.Tags_Of(stack).Add(jsii.String("project"), jsii.String("retarget"), nil)
 	awscdk.Tags_Of(stack).Add(jsii.String("stage"), jsii.String(p.Stage), nil)
 
-	// Data and logs of prod outlive a deleted stack; a dev stack cleans up after itself. The
-	// pepper is retained everywhere (see PepperSecret).
+	// Data, dead letters and logs of prod outlive a deleted stack; a dev stack cleans up after
+	// itself. The secrets are retained everywhere (see PepperSecret and MetaSecret).
 	removal, retention := awscdk.RemovalPolicy_DESTROY, awslogs.RetentionDays_ONE_MONTH
 	if p.Stage == ProdStage {
 		removal, retention = awscdk.RemovalPolicy_RETAIN, awslogs.RetentionDays_ONE_YEAR
@@ -94,6 +114,20 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		CloudWatchRole:   p.ApiGatewayCloudWatchRole,
 	})
 
+	meta := NewMetaSecret(stack, "MetaCredentials", &MetaSecretProps{ExistingSecretArn: p.MetaSecretArn})
+	forwarder := NewCapiForwarder(stack, "CapiForwarder", &CapiForwarderProps{
+		Config:              p.Config,
+		FunctionsDir:        p.FunctionsDir,
+		Stream:              events.Stream,
+		MetaSecret:          meta.Secret,
+		MetaGraphURL:        p.MetaGraphURL,
+		MetaAPIVersion:      p.MetaAPIVersion,
+		ReservedConcurrency: p.ForwarderReservedConcurrency,
+		QueueRemovalPolicy:  removal,
+		LogRetention:        retention,
+		LogRemovalPolicy:    removal,
+	})
+
 	awscdk.NewCfnOutput(stack, jsii.String(OutputApiUrl), &awscdk.CfnOutputProps{
 		Description: jsii.String("Base URL of the ingest API (append v1/events)"),
 		Value:       ingest.Api.Url(),
@@ -107,7 +141,20 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		Value:       pepper.Secret.SecretArn(),
 	})
 
-	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest}
+	awscdk.NewCfnOutput(stack, jsii.String(OutputMetaSecretArn), &awscdk.CfnOutputProps{
+		Description: jsii.String(`Meta credentials {"access_token", "app_secret"} (retained; set them with aws secretsmanager put-secret-value)`),
+		Value:       meta.Secret.SecretArn(),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String(OutputDeadLetterQueueUrl), &awscdk.CfnOutputProps{
+		Description: jsii.String("Events the CAPI forwarder gave up on, one message each with its reason"),
+		Value:       forwarder.DeadLetters.QueueUrl(),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String(OutputEsmFailureQueueUrl), &awscdk.CfnOutputProps{
+		Description: jsii.String("Stream ranges the event source mapping skipped after its retries (shard and sequence numbers)"),
+		Value:       forwarder.EsmFailures.QueueUrl(),
+	})
+
+	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder}
 }
 
 // resolveProps validates props and fills in defaults without touching jsii, so bad input
@@ -128,6 +175,18 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	}
 	if !stagePattern.MatchString(p.Stage) {
 		return p, fmt.Errorf("retarget stack: stage %q must be 1-32 lowercase letters, digits or '-', starting with a letter", p.Stage)
+	}
+	if p.MetaGraphURL == "" {
+		p.MetaGraphURL = DefaultMetaGraphURL
+	}
+	if p.MetaAPIVersion == "" {
+		p.MetaAPIVersion = DefaultMetaAPIVersion
+	}
+	if err := validateMetaEndpoint(p.MetaGraphURL, p.MetaAPIVersion); err != nil {
+		return p, fmt.Errorf("retarget stack: %w", err)
+	}
+	if rc := p.ForwarderReservedConcurrency; rc < 0 || rc != math.Trunc(rc) {
+		return p, fmt.Errorf("retarget stack: forwarder reserved concurrency %v must be a positive whole number (or 0 for unset)", rc)
 	}
 	if p.Description == nil {
 		p.Description = jsii.String(fmt.Sprintf("retarget (%s): mobile app events to Meta Conversions API and Custom Audiences", p.Stage))

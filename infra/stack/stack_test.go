@@ -8,15 +8,21 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
+	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/appconfig"
+	"github.com/retarget-dev/retarget/shared/capiforwarder"
 )
 
 // twoApps is the config the stack under test is built from.
@@ -38,7 +44,16 @@ var (
 	testStack  *RetargetStack
 	template   assertions.Template
 	templ      map[string]any // template as plain Go values, for checks the matchers can't express
+
+	// A second stack of the same app (CDK refuses new constructs after the first synth): prod
+	// stage, imported Meta secret, pinned API version, reserved forwarder concurrency.
+	prodStack    *RetargetStack
+	prodTemplate assertions.Template
+	prodTempl    map[string]any
 )
+
+// prodMetaSecretArn is the Meta secret the prod stack imports.
+const prodMetaSecretArn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:retarget/meta-AbCdEf"
 
 func TestMain(m *testing.M) {
 	code, err := setUp(m)
@@ -61,11 +76,13 @@ func setUp(m *testing.M) (code int, err error) {
 	}
 	defer os.RemoveAll(tmp)
 	functionsDir := filepath.Join(tmp, "functions")
-	if err := os.MkdirAll(filepath.Join(functionsDir, IngestFunctionName), 0o755); err != nil {
-		return 1, err
-	}
-	if err := os.WriteFile(filepath.Join(functionsDir, IngestFunctionName, bootstrapFile), []byte("dummy bootstrap"), 0o644); err != nil {
-		return 1, err
+	for _, fn := range []string{IngestFunctionName, CapiForwarderFunctionName} {
+		if err := os.MkdirAll(filepath.Join(functionsDir, fn), 0o755); err != nil {
+			return 1, err
+		}
+		if err := os.WriteFile(filepath.Join(functionsDir, fn, bootstrapFile), []byte("dummy bootstrap"), 0o644); err != nil {
+			return 1, err
+		}
 	}
 	flags, err := featureFlags("../../cdk.json")
 	if err != nil {
@@ -83,15 +100,32 @@ func setUp(m *testing.M) (code int, err error) {
 		Config:       testConfig,
 		FunctionsDir: functionsDir,
 	})
+	prodStack = NewRetargetStack(testApp, "Prod", &RetargetStackProps{
+		Config:                       testConfig,
+		FunctionsDir:                 functionsDir,
+		Stage:                        ProdStage,
+		MetaSecretArn:                prodMetaSecretArn,
+		MetaAPIVersion:               "v27.0",
+		ForwarderReservedConcurrency: 4,
+	})
 	template = assertions.Template_FromStack(testStack.Stack, nil)
-	raw, err := json.Marshal(template.ToJSON())
-	if err != nil {
+	if templ, err = plainTemplate(template); err != nil {
 		return 1, err
 	}
-	if err := json.Unmarshal(raw, &templ); err != nil {
+	prodTemplate = assertions.Template_FromStack(prodStack.Stack, nil)
+	if prodTempl, err = plainTemplate(prodTemplate); err != nil {
 		return 1, err
 	}
 	return m.Run(), nil
+}
+
+func plainTemplate(t assertions.Template) (map[string]any, error) {
+	raw, err := json.Marshal(t.ToJSON())
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	return doc, json.Unmarshal(raw, &doc)
 }
 
 // featureFlags returns the feature flags of cdk.json, so the tests see the template the CLI
@@ -154,12 +188,64 @@ func resources(typ string) map[string]map[string]any {
 
 func ingestEnv(t *testing.T) map[string]any {
 	t.Helper()
-	fn := templ["Resources"].(map[string]any)[logicalID(testStack.Ingest.Ingest.Function)].(map[string]any)
-	vars, ok := fn["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	return functionEnv(t, templ, testStack.Ingest.Ingest.Function)
+}
+
+// functionEnv returns the environment variables of a function in a template.
+func functionEnv(t *testing.T, tpl map[string]any, fn awslambda.IFunction) map[string]any {
+	t.Helper()
+	id := *awscdk.Stack_Of(fn).GetLogicalId(fn.Node().DefaultChild().(awscdk.CfnElement))
+	res, ok := tpl["Resources"].(map[string]any)[id].(map[string]any)
 	if !ok {
-		t.Fatal("ingest function has no environment variables")
+		t.Fatalf("function %s not in the template", id)
+	}
+	vars, ok := res["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	if !ok {
+		t.Fatalf("function %s has no environment variables", id)
 	}
 	return vars
+}
+
+// statement is one IAM policy statement of a template, with its policy's logical id.
+type statement struct {
+	policy    string
+	actions   []string
+	resources []any
+	raw       map[string]any
+}
+
+// roleStatements returns the statements of every AWS::IAM::Policy of tpl attached to role.
+func roleStatements(tpl map[string]any, role awsiam.IRole) []statement {
+	roleRef, _ := json.Marshal(map[string]any{"Ref": *awscdk.Stack_Of(role).GetLogicalId(role.Node().DefaultChild().(awscdk.CfnElement))})
+	var out []statement
+	all, _ := tpl["Resources"].(map[string]any)
+	for id, r := range all {
+		r, _ := r.(map[string]any)
+		if r["Type"] != "AWS::IAM::Policy" {
+			continue
+		}
+		props := r["Properties"].(map[string]any)
+		roles, _ := json.Marshal(props["Roles"])
+		if !strings.Contains(string(roles), string(roleRef)) {
+			continue
+		}
+		for _, s := range props["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			st := s.(map[string]any)
+			res, ok := st["Resource"].([]any)
+			if !ok {
+				res = []any{st["Resource"]}
+			}
+			out = append(out, statement{policy: id, actions: asStrings(st["Action"]), resources: res, raw: st})
+		}
+	}
+	return out
+}
+
+// sameJSON compares two template values by their JSON form.
+func sameJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }
 
 func TestStackResources(t *testing.T) {
@@ -250,31 +336,32 @@ func TestStackResources(t *testing.T) {
 		{"function may put records on the stream only and read the pepper", func(t *testing.T) {
 			streamArn := getAtt(stream, "Arn")
 			var putRecords, readSecret bool
-			for id, policy := range resources("AWS::IAM::Policy") {
-				doc := policy["Properties"].(map[string]any)["PolicyDocument"].(map[string]any)
-				for _, s := range doc["Statement"].([]any) {
-					st := s.(map[string]any)
-					actions := strings.Join(asStrings(st["Action"]), " ")
-					if !strings.Contains(actions, "kinesis:") && !strings.Contains(actions, "secretsmanager:") {
-						continue
+			for _, st := range roleStatements(templ, fn.Role()) {
+				id := st.policy
+				actions := strings.Join(st.actions, " ")
+				if strings.HasPrefix(actions, "xray:") {
+					continue // tracing: PutTraceSegments and PutTelemetryRecords take no resource
+				}
+				if !strings.Contains(actions, "kinesis:") && !strings.Contains(actions, "secretsmanager:") {
+					t.Errorf("policy %s: the ingest function may not %v", id, actions)
+					continue
+				}
+				if fmt.Sprint(st.raw["Resource"]) == "*" || strings.Contains(actions, "*") {
+					t.Errorf("policy %s: wildcard in %v", id, st.raw)
+				}
+				if strings.Contains(actions, "kinesis:GetRecords") || strings.Contains(actions, "kinesis:Delete") {
+					t.Errorf("policy %s: producer can do more than write: %v", id, actions)
+				}
+				if strings.Contains(actions, "kinesis:PutRecords") {
+					putRecords = true
+					if fmt.Sprint(st.raw["Resource"]) != fmt.Sprint(streamArn) {
+						t.Errorf("policy %s: PutRecords on %v, want %v", id, st.raw["Resource"], streamArn)
 					}
-					if fmt.Sprint(st["Resource"]) == "*" || strings.Contains(actions, "*") {
-						t.Errorf("policy %s: wildcard in %v", id, st)
-					}
-					if strings.Contains(actions, "kinesis:GetRecords") || strings.Contains(actions, "kinesis:Delete") {
-						t.Errorf("policy %s: producer can do more than write: %v", id, actions)
-					}
-					if strings.Contains(actions, "kinesis:PutRecords") {
-						putRecords = true
-						if fmt.Sprint(st["Resource"]) != fmt.Sprint(streamArn) {
-							t.Errorf("policy %s: PutRecords on %v, want %v", id, st["Resource"], streamArn)
-						}
-					}
-					if strings.Contains(actions, "secretsmanager:GetSecretValue") {
-						readSecret = true
-						if fmt.Sprint(st["Resource"]) != fmt.Sprint(ref(secret)) {
-							t.Errorf("policy %s: GetSecretValue on %v, want %v", id, st["Resource"], ref(secret))
-						}
+				}
+				if strings.Contains(actions, "secretsmanager:GetSecretValue") {
+					readSecret = true
+					if fmt.Sprint(st.raw["Resource"]) != fmt.Sprint(ref(secret)) {
+						t.Errorf("policy %s: GetSecretValue on %v, want %v", id, st.raw["Resource"], ref(secret))
 					}
 				}
 			}
@@ -396,7 +483,9 @@ func TestStackResources(t *testing.T) {
 			})
 		}},
 		{"outputs", func(t *testing.T) {
-			for _, name := range []string{OutputApiUrl, OutputEventStreamName, OutputPepperSecretArn} {
+			names := []string{OutputApiUrl, OutputEventStreamName, OutputPepperSecretArn,
+				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl}
+			for _, name := range names {
 				check(t, func() { template.HasOutput(jsii.String(name), map[string]any{}) })
 			}
 			check(t, func() {
@@ -405,8 +494,17 @@ func TestStackResources(t *testing.T) {
 			check(t, func() {
 				template.HasOutput(jsii.String(OutputPepperSecretArn), map[string]any{"Value": ref(secret)})
 			})
-			if n := len(templ["Outputs"].(map[string]any)); n != 3 {
-				t.Errorf("%d outputs, want 3", n)
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputMetaSecretArn), map[string]any{"Value": ref(testStack.Meta.Secret)})
+			})
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputDeadLetterQueueUrl), map[string]any{"Value": ref(testStack.Forwarder.DeadLetters)})
+			})
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputEsmFailureQueueUrl), map[string]any{"Value": ref(testStack.Forwarder.EsmFailures)})
+			})
+			if n := len(templ["Outputs"].(map[string]any)); n != len(names) {
+				t.Errorf("%d outputs, want %d", n, len(names))
 			}
 		}},
 		{"code asset holds the bootstrap and the validated config", func(t *testing.T) {
@@ -440,6 +538,289 @@ func TestStackResources(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, tt.run)
 	}
+}
+
+func TestCapiForwarder(t *testing.T) {
+	f := testStack.Forwarder
+	fn := f.Function.Function
+	meta := testStack.Meta.Secret
+	stream := testStack.Events.Stream
+
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"function is provided.al2023 arm64, 512 MB, 60 s, no reserved concurrency", func(t *testing.T) {
+			// The dead-letter queue URL in the environment pins the match to the forwarder.
+			check(t, func() {
+				template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+					"Runtime":                      "provided.al2023",
+					"Architectures":                []any{"arm64"},
+					"Handler":                      "bootstrap",
+					"MemorySize":                   ForwarderMemoryMiB,
+					"Timeout":                      ForwarderTimeoutSeconds,
+					"TracingConfig":                map[string]any{"Mode": "Active"},
+					"ReservedConcurrentExecutions": assertions.Match_Absent(),
+					"LoggingConfig": map[string]any{
+						"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "LogGroup": ref(f.Function.LogGroup),
+					},
+					"Environment": map[string]any{"Variables": map[string]any{EnvDeadLetterQueueURL: ref(f.DeadLetters)}},
+				})
+			})
+		}},
+		{"environment is the contract, without secret values", func(t *testing.T) {
+			vars := functionEnv(t, templ, fn)
+			want := map[string]any{
+				EnvAppConfigFile:      "/var/task/config.json",
+				EnvLogLevel:           "info",
+				EnvMetricsNamespace:   "Retarget",
+				EnvMetaGraphURL:       "https://graph.facebook.com",
+				EnvMetaAPIVersion:     "v26.0",
+				EnvMetaSecretID:       ref(meta), // Ref of a secret is its ARN
+				EnvDeadLetterQueueURL: ref(f.DeadLetters),
+			}
+			if !sameJSON(vars, want) {
+				got, _ := json.Marshal(vars)
+				w, _ := json.Marshal(want)
+				t.Errorf("environment\n got %s\nwant %s", got, w)
+			}
+			raw, _ := json.Marshal(vars)
+			for _, leak := range []string{"resolve:secretsmanager", "SecretString", "access_token", MetaAccessTokenPlaceholder} {
+				if strings.Contains(string(raw), leak) {
+					t.Errorf("environment carries %q: %s", leak, raw)
+				}
+			}
+		}},
+		{"environment names and defaults match the function's", func(t *testing.T) {
+			pairs := [][2]string{
+				{EnvAppConfigFile, capiforwarder.EnvConfigFile},
+				{EnvMetaGraphURL, capiforwarder.EnvGraphURL},
+				{EnvMetaAPIVersion, capiforwarder.EnvAPIVersion},
+				{EnvMetaSecretID, capiforwarder.EnvMetaSecret},
+				{EnvDeadLetterQueueURL, capiforwarder.EnvDLQURL},
+				{EnvMetricsNamespace, capiforwarder.EnvMetricsNS},
+				{DefaultMetaGraphURL, metagraph.DefaultBaseURL},
+				{DefaultMetaAPIVersion, metagraph.DefaultVersion},
+			}
+			for _, p := range pairs {
+				if p[0] != p[1] {
+					t.Errorf("stack sets %q, the forwarder expects %q", p[0], p[1])
+				}
+			}
+			var doc map[string]string
+			raw, _ := json.Marshal(capiforwarder.MetaCredentials{AccessToken: "t", AppSecret: "s"})
+			if err := json.Unmarshal(raw, &doc); err != nil || doc[MetaAccessTokenKey] != "t" || doc[MetaAppSecretKey] != "s" {
+				t.Errorf("secret keys %s/%s do not match the forwarder's document %s", MetaAccessTokenKey, MetaAppSecretKey, raw)
+			}
+			if DeadLetterMaxMessageBytes != deadletters.MaxMessageBytes {
+				t.Errorf("queues take %d bytes, the dead-letter writer sends up to %d", DeadLetterMaxMessageBytes, deadletters.MaxMessageBytes)
+			}
+		}},
+		{"event source mapping: partial failures, bisection, bounded retries and age", func(t *testing.T) {
+			check(t, func() { template.ResourceCountIs(jsii.String("AWS::Lambda::EventSourceMapping"), jsii.Number(1)) })
+			check(t, func() {
+				template.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), map[string]any{
+					"FunctionName":                   ref(fn),
+					"EventSourceArn":                 getAtt(stream, "Arn"),
+					"StartingPosition":               "TRIM_HORIZON",
+					"BatchSize":                      1000,
+					"MaximumBatchingWindowInSeconds": 5,
+					"FunctionResponseTypes":          []any{"ReportBatchItemFailures"},
+					"BisectBatchOnFunctionError":     true,
+					"MaximumRetryAttempts":           10,
+					"MaximumRecordAgeInSeconds":      21600,
+					"ParallelizationFactor":          1,
+					"DestinationConfig": map[string]any{
+						"OnFailure": map[string]any{"Destination": getAtt(f.EsmFailures, "Arn")},
+					},
+				})
+			})
+		}},
+		{"two queues, SSE and TLS only, kept 14 days, deleted with a dev stack", func(t *testing.T) {
+			check(t, func() { template.ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(2)) })
+			if logicalID(f.DeadLetters) == logicalID(f.EsmFailures) {
+				t.Fatal("dead letters and mapping failures share a queue")
+			}
+			for _, q := range []constructs.IConstruct{f.DeadLetters, f.EsmFailures} {
+				id := logicalID(q)
+				res := resources("AWS::SQS::Queue")[id]
+				if res == nil {
+					t.Fatalf("queue %s not in the template", id)
+				}
+				props := res["Properties"].(map[string]any)
+				if props["SqsManagedSseEnabled"] != true && props["KmsMasterKeyId"] == nil {
+					t.Errorf("queue %s is not encrypted at rest: %v", id, props)
+				}
+				if props["MessageRetentionPeriod"] != float64(14*24*3600) {
+					t.Errorf("queue %s keeps messages %v s, want 14 days", id, props["MessageRetentionPeriod"])
+				}
+				if props["MaximumMessageSize"] != float64(deadletters.MaxMessageBytes) {
+					t.Errorf("queue %s takes %v bytes, want %d", id, props["MaximumMessageSize"], deadletters.MaxMessageBytes)
+				}
+				if res["DeletionPolicy"] != "Delete" {
+					t.Errorf("dev queue %s has DeletionPolicy %v", id, res["DeletionPolicy"])
+				}
+				check(t, func() {
+					template.HasResourceProperties(jsii.String("AWS::SQS::QueuePolicy"), map[string]any{
+						"Queues": []any{ref(q)},
+						"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{map[string]any{
+							"Effect":    "Deny",
+							"Action":    "sqs:*",
+							"Principal": map[string]any{"AWS": "*"},
+							"Resource":  getAtt(q, "Arn"),
+							"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+						}})},
+					})
+				})
+			}
+		}},
+		{"function may read the stream, the Meta secret and send to its queues, nothing else", func(t *testing.T) {
+			queues := []any{getAtt(f.DeadLetters, "Arn"), getAtt(f.EsmFailures, "Arn")}
+			seen := map[string]bool{}
+			for _, st := range roleStatements(templ, fn.Role()) {
+				if st.raw["Effect"] != "Allow" {
+					continue
+				}
+				for _, a := range st.actions {
+					seen[a] = true
+					service, _, _ := strings.Cut(a, ":")
+					if strings.Contains(a, "*") {
+						t.Errorf("policy %s: wildcard action %s", st.policy, a)
+					}
+					switch service {
+					case "xray": // tracing: PutTraceSegments and PutTelemetryRecords take no resource
+						if a != "xray:PutTraceSegments" && a != "xray:PutTelemetryRecords" {
+							t.Errorf("policy %s: unexpected %s", st.policy, a)
+						}
+					case "kinesis":
+						if !strings.HasPrefix(a, "kinesis:Get") && !strings.HasPrefix(a, "kinesis:Describe") &&
+							!strings.HasPrefix(a, "kinesis:List") && a != "kinesis:SubscribeToShard" {
+							t.Errorf("policy %s: consumer may %s", st.policy, a)
+						}
+						if !sameJSON(st.resources, []any{getAtt(stream, "Arn")}) {
+							t.Errorf("policy %s: %s on %v, want the stream only", st.policy, a, st.resources)
+						}
+					case "secretsmanager":
+						if a != "secretsmanager:GetSecretValue" && a != "secretsmanager:DescribeSecret" {
+							t.Errorf("policy %s: secret access %s beyond reading", st.policy, a)
+						}
+						if !sameJSON(st.resources, []any{ref(meta)}) {
+							t.Errorf("policy %s: %s on %v, want the Meta secret only", st.policy, a, st.resources)
+						}
+					case "sqs":
+						if a != "sqs:SendMessage" && a != "sqs:GetQueueAttributes" && a != "sqs:GetQueueUrl" {
+							t.Errorf("policy %s: queue access %s beyond sending", st.policy, a)
+						}
+						// The mapping's on-failure destination is written with the function's role.
+						for _, r := range st.resources {
+							if !sameJSON(r, queues[0]) && !sameJSON(r, queues[1]) {
+								t.Errorf("policy %s: %s on %v, want the dead-letter or mapping-failure queue", st.policy, a, r)
+							}
+						}
+					default:
+						t.Errorf("policy %s: the forwarder may not %s", st.policy, a)
+					}
+				}
+			}
+			for _, a := range []string{"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
+				"kinesis:ListShards", "secretsmanager:GetSecretValue", "sqs:SendMessage"} {
+				if !seen[a] {
+					t.Errorf("the forwarder may not %s", a)
+				}
+			}
+			sendsToDLQ := false
+			for _, st := range roleStatements(templ, fn.Role()) {
+				if slices.Contains(st.actions, "sqs:SendMessage") && slices.ContainsFunc(st.resources, func(r any) bool { return sameJSON(r, queues[0]) }) {
+					sendsToDLQ = true
+				}
+			}
+			if !sendsToDLQ {
+				t.Error("the forwarder may not send to its dead-letter queue")
+			}
+			// Nothing else reads the Meta credentials or writes to the queues.
+			for _, st := range roleStatements(templ, testStack.Ingest.Ingest.Function.Role()) {
+				for _, r := range st.resources {
+					if sameJSON(r, ref(meta)) || sameJSON(r, queues[0]) || sameJSON(r, queues[1]) {
+						t.Errorf("ingest policy %s reaches %v", st.policy, r)
+					}
+				}
+			}
+		}},
+		{"Meta secret is retained and holds no token in the template", func(t *testing.T) {
+			id := logicalID(meta)
+			res := resources("AWS::SecretsManager::Secret")[id]
+			if res == nil {
+				t.Fatalf("Meta secret %s not in the template", id)
+			}
+			if res["DeletionPolicy"] != "Retain" || res["UpdateReplacePolicy"] != "Retain" {
+				t.Errorf("Meta secret policies %v/%v, want Retain", res["DeletionPolicy"], res["UpdateReplacePolicy"])
+			}
+			props := res["Properties"].(map[string]any)
+			if _, ok := props["SecretString"]; ok {
+				t.Error("Meta secret has a literal SecretString")
+			}
+			gen, _ := props["GenerateSecretString"].(map[string]any)
+			if gen["GenerateStringKey"] != MetaAppSecretKey {
+				t.Errorf("generated key %v, want %s", gen["GenerateStringKey"], MetaAppSecretKey)
+			}
+			var tmpl map[string]string
+			if err := json.Unmarshal([]byte(fmt.Sprint(gen["SecretStringTemplate"])), &tmpl); err != nil ||
+				!reflect.DeepEqual(tmpl, map[string]string{MetaAccessTokenKey: MetaAccessTokenPlaceholder}) {
+				t.Errorf("secret template %v, want only the placeholder token", gen["SecretStringTemplate"])
+			}
+			// Meta access tokens start with EAA and run to ~200 characters.
+			raw, _ := json.Marshal(templ)
+			if m := regexp.MustCompile(`EAA[A-Za-z0-9]{30,}`).Find(raw); m != nil {
+				t.Errorf("template carries something like a Meta token: %.12s...", m)
+			}
+		}},
+		{"code asset holds the forwarder bootstrap and the validated config", func(t *testing.T) {
+			if !strings.HasSuffix(f.Function.AssetDir, string(filepath.Separator)+CapiForwarderFunctionName) {
+				t.Errorf("asset dir %s", f.Function.AssetDir)
+			}
+			for _, name := range []string{bootstrapFile, configFile} {
+				if _, err := os.Stat(filepath.Join(f.Function.AssetDir, name)); err != nil {
+					t.Error(err)
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run)
+	}
+}
+
+// TestProdForwarderWithExistingSecret checks the prod stack: imported Meta secret, pinned API
+// version, reserved concurrency, queues retained.
+func TestProdForwarderWithExistingSecret(t *testing.T) {
+	const secretArn = prodMetaSecretArn
+	tpl, doc, fn := prodTemplate, prodTempl, prodStack.Forwarder.Function.Function
+	vars := functionEnv(t, doc, fn)
+	if vars[EnvMetaSecretID] != secretArn || vars[EnvMetaAPIVersion] != "v27.0" {
+		t.Errorf("%s=%v %s=%v, want the imported ARN and v27.0", EnvMetaSecretID, vars[EnvMetaSecretID], EnvMetaAPIVersion, vars[EnvMetaAPIVersion])
+	}
+	check(t, func() {
+		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+			"ReservedConcurrentExecutions": 4, "Timeout": ForwarderTimeoutSeconds,
+		})
+	})
+	// Only the pepper is created; the Meta secret is imported.
+	check(t, func() { tpl.ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(1)) })
+	readsSecret := false
+	for _, st := range roleStatements(doc, fn.Role()) {
+		if slices.Contains(st.actions, "secretsmanager:GetSecretValue") {
+			readsSecret = sameJSON(st.resources, []any{secretArn})
+		}
+	}
+	if !readsSecret {
+		t.Errorf("the forwarder may not read %s", secretArn)
+	}
+	check(t, func() {
+		tpl.AllResources(jsii.String("AWS::SQS::Queue"), map[string]any{"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"})
+	})
+	check(t, func() {
+		tpl.HasOutput(jsii.String(OutputMetaSecretArn), map[string]any{"Value": secretArn})
+	})
 }
 
 // renderJoin turns a resolved {"Fn::Join": ["", [...]]} into a string, writing each Ref as
@@ -509,6 +890,11 @@ func TestInvalidInputFailsClearly(t *testing.T) {
 		{"no props", nil, "Config is required"},
 		{"invalid app", &RetargetStackProps{Config: invalid}, `retarget stack: app config: apps[0] ("Bad_App").id`},
 		{"bad stage", &RetargetStackProps{Config: testConfig, Stage: "Prod!"}, `stage "Prod!"`},
+		{"plain http graph url", &RetargetStackProps{Config: testConfig, MetaGraphURL: "http://graph.facebook.com"}, `meta graph url "http://graph.facebook.com" must be an https URL`},
+		{"graph url with query", &RetargetStackProps{Config: testConfig, MetaGraphURL: "https://graph.facebook.com/?x=1"}, "without query"},
+		{"bad api version", &RetargetStackProps{Config: testConfig, MetaAPIVersion: "26.0"}, `meta api version "26.0" must look like v26.0`},
+		{"negative reserved concurrency", &RetargetStackProps{Config: testConfig, ForwarderReservedConcurrency: -1}, "reserved concurrency -1"},
+		{"fractional reserved concurrency", &RetargetStackProps{Config: testConfig, ForwarderReservedConcurrency: 1.5}, "reserved concurrency 1.5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
