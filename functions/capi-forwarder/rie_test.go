@@ -57,6 +57,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		"META_APP_SECRET="+secret,
 		"DEAD_LETTER_FILE="+letterFile,
 		"LOG_LEVEL=debug",
+		"HOLD_PAUSE=10ms", // keep the expired-token case quick
 	))
 
 	const idPrefix = "2b0a7c2e-7f0e-4b8e-9d51-0000000000"

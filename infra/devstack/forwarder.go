@@ -31,7 +31,7 @@ var forwarderESM = streampoller.Config{
 	BatchSize:               1000,
 	BatchingWindow:          time.Second,
 	BisectOnError:           true,
-	MaxRetryAttempts:        10,
+	MaxRetryAttempts:        10000, // bounded by MaxRecordAge, as in the stack
 	MaxRecordAge:            6 * time.Hour,
 	ReportBatchItemFailures: true,
 	FunctionTimeout:         60 * time.Second,

@@ -46,9 +46,11 @@ const (
 	DefaultForwarderBatchSize = 1000
 	// DefaultForwarderBatchingWindowSeconds bounds the wait of an event at low volume.
 	DefaultForwarderBatchingWindowSeconds = 5
-	// DefaultForwarderRetryAttempts bounds the retries of a failing batch; bisection does not
-	// consume attempts.
-	DefaultForwarderRetryAttempts = 10
+	// DefaultForwarderRetryAttempts is AWS's maximum: retries are bounded by the record age
+	// instead, so that an outage at Meta or a revoked token holds events on the stream for up to
+	// DefaultForwarderMaxRecordAgeHours rather than skipping them after a few minutes. A retry comes
+	// only from a Meta-side failure: bad records are dead-lettered, never failed.
+	DefaultForwarderRetryAttempts = 10000
 	// DefaultForwarderMaxRecordAgeHours gives up on records long before the stream's 24 h
 	// retention (and Meta's 7-day limit on event_time), leaving a day to replay them.
 	DefaultForwarderMaxRecordAgeHours = 6
@@ -86,7 +88,7 @@ type CapiForwarderProps struct {
 	BatchSize float64
 	// MaxBatchingWindow of the event source mapping; defaults to 5 seconds.
 	MaxBatchingWindow awscdk.Duration
-	// RetryAttempts of a failing batch; nil means 10, jsii.Number(0) disables retries.
+	// RetryAttempts of a failing batch; nil means DefaultForwarderRetryAttempts, jsii.Number(0) disables retries.
 	RetryAttempts *float64
 	// MaxRecordAge after which records go to the on-failure queue; defaults to 6 hours.
 	MaxRecordAge awscdk.Duration

@@ -627,7 +627,7 @@ func TestCapiForwarder(t *testing.T) {
 					"MaximumBatchingWindowInSeconds": 5,
 					"FunctionResponseTypes":          []any{"ReportBatchItemFailures"},
 					"BisectBatchOnFunctionError":     true,
-					"MaximumRetryAttempts":           10,
+					"MaximumRetryAttempts":           10000,
 					"MaximumRecordAgeInSeconds":      21600,
 					"ParallelizationFactor":          1,
 					"DestinationConfig": map[string]any{

@@ -39,7 +39,14 @@ type Config struct {
 	Logger    *slog.Logger
 	Metrics   *observability.Emitter
 	Now       func() time.Time
+	// HoldPause is how long an invocation waits before answering when Meta refuses our
+	// credentials, a dataset, or blocks us (default DefaultHoldPause): the event source mapping
+	// retries at once, and without a pause it would hammer Meta and race through its retries.
+	HoldPause time.Duration
 }
+
+// DefaultHoldPause paces the retries of a batch that Meta cannot take until someone acts.
+const DefaultHoldPause = 10 * time.Second
 
 // Handler handles Kinesis batches.
 type Handler struct{ cfg Config }
@@ -54,6 +61,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.HoldPause <= 0 {
+		cfg.HoldPause = DefaultHoldPause
 	}
 	return &Handler{cfg: cfg}, nil
 }
@@ -143,6 +153,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	}
 	c.failed = len(failed)
 	h.record(c, out)
+	if out.AuthFailure != nil || out.DatasetFailure != nil || out.Blocked != nil {
+		h.pause(ctx)
+	}
 
 	if len(failed) == 0 {
 		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, nil
@@ -152,6 +165,23 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
 		{ItemIdentifier: ev.Records[first].Kinesis.SequenceNumber},
 	}}, nil
+}
+
+// pause waits HoldPause, but leaves a second of the invocation's deadline to answer.
+func (h *Handler) pause(ctx context.Context) {
+	d := h.cfg.HoldPause
+	if deadline, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(deadline)-time.Second)
+	}
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func shardOf(rec *events.KinesisEventRecord) string {

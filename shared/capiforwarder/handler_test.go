@@ -53,9 +53,10 @@ func newHarness(t *testing.T) *harness {
 		Apps: apps,
 		Forwarder: forward.New(sender, hs.dlq, forward.Options{Consumer: Consumer, MaxAttempts: 4,
 			BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond}),
-		DLQ:     hs.dlq,
-		Logger:  observability.NewLogger(hs.logs, "debug"),
-		Metrics: observability.NewEmitter(hs.metrics, "Test"),
+		DLQ:       hs.dlq,
+		Logger:    observability.NewLogger(hs.logs, "debug"),
+		Metrics:   observability.NewEmitter(hs.metrics, "Test"),
+		HoldPause: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +197,11 @@ func TestTransientFailuresAreRetriedAndAuthFailuresHeld(t *testing.T) {
 		hs := newHarness(t)
 		hs.sandbox.SetFaults(metasandbox.Faults{TokenExpired: true})
 		ev := kinesisEvent(t, validBody(t))
+		start := time.Now()
 		resp, _ := hs.h.Handle(context.Background(), ev)
+		if took := time.Since(start); took < 50*time.Millisecond {
+			t.Errorf("answered after %v: the retries of a held batch must be paced", took)
+		}
 		if len(resp.BatchItemFailures) != 1 || len(hs.dlq.Letters()) != 0 || len(hs.sandbox.Requests()) != 1 {
 			t.Fatalf("failures %+v letters %d requests %d", resp.BatchItemFailures, len(hs.dlq.Letters()), len(hs.sandbox.Requests()))
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -33,6 +34,7 @@ const (
 	EnvDLQURL      = "DEAD_LETTER_QUEUE_URL" // SQS queue for dead letters (AWS)
 	EnvDLQFile     = "DEAD_LETTER_FILE"      // JSON lines file for dead letters (make dev)
 	EnvMetricsNS   = "METRICS_NAMESPACE"
+	EnvHoldPause   = "HOLD_PAUSE" // pause before answering on credential errors (Go duration, default 10s)
 )
 
 // MetaCredentials is the JSON document of the Meta secret.
@@ -76,6 +78,12 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 		return nil, errors.New("no dead-letter queue: set " + EnvDLQURL + " (AWS) or " + EnvDLQFile + " (local)")
 	}
 
+	var pause time.Duration
+	if v := getenv(EnvHoldPause); v != "" {
+		if pause, err = time.ParseDuration(v); err != nil || pause <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive Go duration such as 10s", EnvHoldPause, v)
+		}
+	}
 	sender := metagraph.New(metagraph.Config{
 		BaseURL: getenv(EnvGraphURL), Version: getenv(EnvAPIVersion),
 		AccessToken: creds.AccessToken, AppSecret: creds.AppSecret,
@@ -86,5 +94,6 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 		DLQ:       dlq,
 		Logger:    log,
 		Metrics:   observability.NewEmitter(metrics, getenv(EnvMetricsNS)),
+		HoldPause: pause,
 	})
 }
