@@ -193,6 +193,20 @@ func TestTransientFailuresAreRetriedAndAuthFailuresHeld(t *testing.T) {
 			t.Fatalf("after recovery: %+v, %d accepted", resp, len(hs.sandbox.Accepted()))
 		}
 	})
+	t.Run("rate limited: retried, then held; nothing dead-lettered", func(t *testing.T) {
+		hs := newHarness(t)
+		hs.sandbox.SetFaults(metasandbox.Faults{RateLimitRate: 1, RateLimitCodes: []int{80001}})
+		ev := kinesisEvent(t, validBody(t))
+		resp, _ := hs.h.Handle(context.Background(), ev)
+		if len(resp.BatchItemFailures) != 1 || len(hs.dlq.Letters()) != 0 || len(hs.sandbox.Requests()) < 2 {
+			t.Fatalf("failures %+v letters %d requests %d", resp.BatchItemFailures, len(hs.dlq.Letters()), len(hs.sandbox.Requests()))
+		}
+		for _, r := range hs.sandbox.Requests() {
+			if r.ErrorCode != 80001 {
+				t.Fatalf("request answered %+v", r)
+			}
+		}
+	})
 	t.Run("expired token: held on the stream, alert, no dead letters", func(t *testing.T) {
 		hs := newHarness(t)
 		hs.sandbox.SetFaults(metasandbox.Faults{TokenExpired: true})
