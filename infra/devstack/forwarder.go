@@ -55,7 +55,7 @@ func startMeta(s settings, apps *appconfig.Config) (*meta, error) {
 	for _, a := range apps.Apps {
 		datasets = append(datasets, a.Meta.DatasetID)
 	}
-	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: m.Token, AppSecret: m.Secret, Datasets: datasets})
+	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: m.Token, AppSecret: m.Secret, Datasets: datasets, Faults: s.Faults})
 	if err != nil {
 		return nil, fmt.Errorf("meta sandbox: %w", err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -8,18 +9,21 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+
+	"github.com/retarget-dev/retarget/shared/metasandbox"
 )
 
 // Environment variables the dev stack reads (the function's own variables are in ingestapi).
 const (
-	EnvAPIAddr    = "DEV_API_ADDR"      // where the API listens; loopback only
-	EnvAPIKey     = "DEV_API_KEY"       // replaces the first app's dev key
-	EnvPepper     = "PSEUDONYM_PEPPER"  // pseudonym pepper; default devPepper
-	EnvStreamName = "EVENT_STREAM_NAME" // stream name; default defaultStream
-	EnvLogLevel   = "LOG_LEVEL"         // level of the function's JSON log
-	EnvGraphURL   = "META_GRAPH_URL"    // send to this Graph API instead of the embedded sandbox
-	EnvMetaToken  = "META_ACCESS_TOKEN" // Meta access token (default: the sandbox's dev token)
-	EnvMetaSecret = "META_APP_SECRET"   // Meta app secret (default: the sandbox's dev secret)
+	EnvAPIAddr    = "DEV_API_ADDR"        // where the API listens; loopback only
+	EnvAPIKey     = "DEV_API_KEY"         // replaces the first app's dev key
+	EnvPepper     = "PSEUDONYM_PEPPER"    // pseudonym pepper; default devPepper
+	EnvStreamName = "EVENT_STREAM_NAME"   // stream name; default defaultStream
+	EnvLogLevel   = "LOG_LEVEL"           // level of the function's JSON log
+	EnvGraphURL   = "META_GRAPH_URL"      // send to this Graph API instead of the embedded sandbox
+	EnvMetaToken  = "META_ACCESS_TOKEN"   // Meta access token (default: the sandbox's dev token)
+	EnvMetaSecret = "META_APP_SECRET"     // Meta app secret (default: the sandbox's dev secret)
+	EnvFaults     = "META_SANDBOX_FAULTS" // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
 )
 
 const (
@@ -53,6 +57,7 @@ type settings struct {
 	TailJSON   bool
 	// Meta: MetaGraphURL is empty for the embedded sandbox.
 	MetaGraphURL, MetaToken, MetaSecret string
+	Faults                              metasandbox.Faults
 }
 
 // parseSettings reads the flags in args (without the program name) and the environment.
@@ -69,9 +74,10 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 			"  %-18s stream name (default %s)\n"+
 			"  %-18s level of the function's JSON log (default info)\n"+
 			"  %-18s send to this Graph API instead of the embedded Meta sandbox\n"+
-			"  %-18s Meta access token and app secret (with %s only)\n\nFlags:\n",
+			"  %-18s Meta access token and app secret (with %s only)\n"+
+			"  %-18s faults the Meta sandbox injects, e.g. {\"server_error_rate\":0.3}\n\nFlags:\n",
 			EnvAPIAddr, defaultAPIAddr, EnvAPIKey, EnvPepper, EnvStreamName, defaultStream, EnvLogLevel,
-			EnvGraphURL, EnvMetaToken+"/"+EnvMetaSecret, EnvGraphURL)
+			EnvGraphURL, EnvMetaToken+"/"+EnvMetaSecret, EnvGraphURL, EnvFaults)
 		fs.PrintDefaults()
 	}
 	var s settings
@@ -117,6 +123,11 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	}
 	s.LogLevel = getenv(EnvLogLevel)
 	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(EnvGraphURL), getenv(EnvMetaToken), getenv(EnvMetaSecret)
+	if v := getenv(EnvFaults); v != "" {
+		if err := json.Unmarshal([]byte(v), &s.Faults); err != nil {
+			return s, fmt.Errorf("%s: %w (e.g. {\"server_error_rate\":0.3,\"seed\":7})", EnvFaults, err)
+		}
+	}
 	if s.MetaGraphURL == "" {
 		// The embedded sandbox only knows its own credentials; real ones never go there.
 		s.MetaToken, s.MetaSecret = devMetaToken, devMetaSecret
