@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retarget-dev/retarget/shared/backoff"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -178,7 +179,7 @@ func New(sender ports.CAPISender, dlq ports.DeadLetterQueue, o Options) *Forward
 		o.MaxBisectionRequests = 200
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = backoff.Sleep
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
@@ -446,13 +447,7 @@ func (r *run) fits(d time.Duration) bool {
 
 // backoff returns the full-jitter delay after the given attempt (1-based).
 func (r *run) backoff(attempt int) time.Duration {
-	ceiling := r.f.o.MaxDelay
-	if shift := attempt - 1; shift < 30 {
-		if d := r.f.o.BaseDelay << shift; d > 0 && d < ceiling {
-			ceiling = d
-		}
-	}
-	return time.Duration(r.f.o.Rand() * float64(ceiling))
+	return backoff.FullJitter(attempt, r.f.o.BaseDelay, r.f.o.MaxDelay, r.f.o.Rand)
 }
 
 func (r *run) deliver(pos []int, ack ports.CAPIAck) {
@@ -552,15 +547,4 @@ func (r *run) outcome() Outcome {
 	slices.Sort(out.DeadLettered)
 	slices.Sort(out.Failed)
 	return out
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

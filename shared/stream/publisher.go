@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retarget-dev/retarget/shared/backoff"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -114,7 +115,7 @@ func NewPublisher(w ports.StreamWriter, o Options) *Publisher {
 		o.Concurrency = 4
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = backoff.Sleep
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
@@ -233,13 +234,7 @@ func (p *Publisher) call(ctx context.Context, records []ports.StreamRecord, idx 
 
 // backoff returns the full-jitter delay after the given attempt (1-based).
 func (p *Publisher) backoff(attempt int) time.Duration {
-	ceiling := p.o.MaxDelay
-	if shift := attempt - 1; shift < 30 {
-		if d := p.o.BaseDelay << shift; d > 0 && d < ceiling {
-			ceiling = d
-		}
-	}
-	return time.Duration(p.o.Rand() * float64(ceiling))
+	return backoff.FullJitter(attempt, p.o.BaseDelay, p.o.MaxDelay, p.o.Rand)
 }
 
 // chunk cuts the pending indices into PutRecords-sized groups, keeping their order.
@@ -260,15 +255,4 @@ func chunk(records []ports.StreamRecord, pending []int) [][]int {
 		chunks = append(chunks, cur)
 	}
 	return chunks
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

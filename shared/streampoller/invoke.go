@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/retarget-dev/retarget/shared/backoff"
 )
 
 // pending is a run of consecutive records of one shard that has not succeeded yet.
@@ -41,7 +42,7 @@ func (p *Poller) process(ctx context.Context, s *shard, recs []*record) error {
 		}
 		if b.retry {
 			b.retry = false
-			if err := sleep(ctx, p.cfg.PollInterval); err != nil {
+			if err := backoff.Sleep(ctx, p.cfg.PollInterval); err != nil {
 				return err
 			}
 			continue // records may have expired meanwhile
@@ -132,7 +133,7 @@ func (p *Poller) giveUp(ctx context.Context, s *shard, recs []*record, reason st
 			return ctx.Err()
 		}
 		p.log.Error("on-failure destination failed; the shard waits and tries again", "shard", s.id, "err", err)
-		if err := sleep(ctx, p.cfg.PollInterval); err != nil {
+		if err := backoff.Sleep(ctx, p.cfg.PollInterval); err != nil {
 			return err
 		}
 	}

@@ -493,17 +493,3 @@ func (p *Poller) logFailure(_ context.Context, f FailureRecord) error {
 		"start_sequence_number", f.StartSequenceNumber, "end_sequence_number", f.EndSequenceNumber)
 	return nil
 }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

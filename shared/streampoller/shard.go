@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/retarget-dev/retarget/shared/backoff"
 )
 
 // shard is the poller of one shard. Fields above state belong to its goroutine.
@@ -92,7 +93,7 @@ func (s *shard) run(ctx context.Context) {
 				wake = deadline
 			}
 		}
-		if sleep(ctx, time.Until(wake)) != nil {
+		if backoff.Sleep(ctx, time.Until(wake)) != nil {
 			return
 		}
 	}
@@ -208,7 +209,7 @@ func (s *shard) openIterator(ctx context.Context) error {
 			return ctx.Err()
 		}
 		s.noteError("get shard iterator", err)
-		if err := sleep(ctx, s.p.cfg.PollInterval); err != nil {
+		if err := backoff.Sleep(ctx, s.p.cfg.PollInterval); err != nil {
 			return err
 		}
 	}

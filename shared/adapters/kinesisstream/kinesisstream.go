@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/retarget-dev/retarget/shared/backoff"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -104,7 +105,7 @@ func EnsureStream(ctx context.Context, client StreamAdminAPI, name string, shard
 		if out.StreamDescriptionSummary != nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
 			return nil
 		}
-		if err := sleep(ctx, pollInterval); err != nil {
+		if err := backoff.Sleep(ctx, pollInterval); err != nil {
 			return fmt.Errorf("ensure stream %s: waiting for ACTIVE: %w", name, err)
 		}
 	}
@@ -237,16 +238,5 @@ func (t *Tailer) listShards(ctx context.Context) error {
 		}
 		// With NextToken, ListShards rejects StreamName.
 		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
