@@ -25,14 +25,14 @@ const (
 	devMetaSecret = "dev-meta-app-secret"
 )
 
-// The forwarder's event source mapping, as the stack declares it (infra/stack) except for a
-// shorter batching window, so that events show up in the sandbox within a second.
+// The forwarder's event source mapping, as the stack declares it except for a shorter batching
+// window, so that events show up in the sandbox within a second.
 var forwarderESM = streampoller.Config{
-	BatchSize:               1000,
+	BatchSize:               capiforwarder.MappingBatchSize,
 	BatchingWindow:          time.Second,
 	BisectOnError:           true,
-	MaxRetryAttempts:        10000, // bounded by MaxRecordAge, as in the stack
-	MaxRecordAge:            6 * time.Hour,
+	MaxRetryAttempts:        capiforwarder.MappingRetryAttempts,
+	MaxRecordAge:            capiforwarder.MappingMaxRecordAge,
 	ReportBatchItemFailures: true,
 	FunctionTimeout:         60 * time.Second,
 }

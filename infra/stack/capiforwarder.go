@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/appconfig"
+	"github.com/retarget-dev/retarget/shared/capiforwarder"
 )
 
 // CapiForwarderFunctionName is the function's folder under functions/ and under the build
@@ -43,17 +45,17 @@ const (
 	DefaultMetaAPIVersion = "v26.0"
 
 	// DefaultForwarderBatchSize is Meta's maximum number of events per CAPI request.
-	DefaultForwarderBatchSize = 1000
+	DefaultForwarderBatchSize = capiforwarder.MappingBatchSize
 	// DefaultForwarderBatchingWindowSeconds bounds the wait of an event at low volume.
-	DefaultForwarderBatchingWindowSeconds = 5
+	DefaultForwarderBatchingWindowSeconds = int(capiforwarder.MappingBatchingWindow / time.Second)
 	// DefaultForwarderRetryAttempts is AWS's maximum: retries are bounded by the record age
 	// instead, so that an outage at Meta or a revoked token holds events on the stream for up to
 	// DefaultForwarderMaxRecordAgeHours rather than skipping them after a few minutes. A retry comes
 	// only from a Meta-side failure: bad records are dead-lettered, never failed.
-	DefaultForwarderRetryAttempts = 10000
+	DefaultForwarderRetryAttempts = capiforwarder.MappingRetryAttempts
 	// DefaultForwarderMaxRecordAgeHours gives up on records long before the stream's 24 h
 	// retention (and Meta's 7-day limit on event_time), leaving a day to replay them.
-	DefaultForwarderMaxRecordAgeHours = 6
+	DefaultForwarderMaxRecordAgeHours = int(capiforwarder.MappingMaxRecordAge / time.Hour)
 	// DefaultForwarderParallelization is one batch at a time per shard.
 	DefaultForwarderParallelization = 1
 
