@@ -244,24 +244,29 @@ func (o *OptFloat) UnmarshalJSON(b []byte) error {
 
 // Decode parses a stream record and rejects versions this build does not read.
 func Decode(data []byte) (*Record, error) {
-	var head struct {
-		V *int `json:"v"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, fmt.Errorf("envelope: %w", err)
-	}
-	if head.V == nil {
-		return nil, fmt.Errorf("envelope: missing version field \"v\": %w", ErrUnsupportedVersion)
-	}
-	if *head.V != Version {
-		return nil, fmt.Errorf("envelope: version %d, this build reads %d (deploy a newer consumer): %w", *head.V, Version, ErrUnsupportedVersion)
-	}
 	var r Record
+	r.V = -1 // tells "no version field" from version 0
 	if err := json.Unmarshal(data, &r); err != nil {
+		// A record of another version may not even fit this version's types: say so first.
+		var head struct {
+			V *int `json:"v"`
+		}
+		if json.Unmarshal(data, &head) == nil && head.V != nil && *head.V != Version {
+			return nil, versionError(*head.V)
+		}
 		return nil, fmt.Errorf("envelope v%d: %w", Version, err)
 	}
-	if r.App == "" || r.UserKey == "" || r.Event.ID == "" || r.Event.Name == "" {
+	switch {
+	case r.V == -1:
+		return nil, fmt.Errorf("envelope: missing version field \"v\": %w", ErrUnsupportedVersion)
+	case r.V != Version:
+		return nil, versionError(r.V)
+	case r.App == "" || r.UserKey == "" || r.Event.ID == "" || r.Event.Name == "":
 		return nil, errors.New("envelope: app, uk, event.id and event.name are required")
 	}
 	return &r, nil
+}
+
+func versionError(v int) error {
+	return fmt.Errorf("envelope: version %d, this build reads %d (deploy a newer consumer): %w", v, Version, ErrUnsupportedVersion)
 }

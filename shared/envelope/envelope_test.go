@@ -100,9 +100,10 @@ func TestAppendEscapesInvalidUTF8(t *testing.T) {
 
 func TestDecodeRejectsOtherVersions(t *testing.T) {
 	tests := map[string]string{
-		"missing version": `{"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
-		"version 2":       `{"v":2,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
-		"version 0":       `{"v":0,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
+		"missing version":            `{"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
+		"version 2":                  `{"v":2,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
+		"version 0":                  `{"v":0,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
+		"version 2 with a new shape": `{"v":2,"app":"a","uk":"k","event":"reshaped"}`,
 	}
 	for name, doc := range tests {
 		t.Run(name, func(t *testing.T) {
