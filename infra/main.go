@@ -11,6 +11,9 @@
 //	metaGraphUrl     Graph API base URL of the CAPI forwarder (default https://graph.facebook.com)
 //	metaApiVersion   Graph API version (default v26.0)
 //	forwarderReservedConcurrency  cap on concurrent CAPI forwarder invocations (default unset)
+//	segments         "true" to declare the segment state (table, updater, sweeper, read route)
+//	userTtlDays      days an inactive user's segment state is kept (default 400)
+//	sweepIntervalMinutes  minutes between segment sweeps (default 5)
 package main
 
 import (
@@ -60,6 +63,14 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	ttlDays, err := contextInt(app, "userTtlDays")
+	if err != nil {
+		return err
+	}
+	sweepInterval, err := contextInt(app, "sweepIntervalMinutes")
+	if err != nil {
+		return err
+	}
 	props := &stack.RetargetStackProps{
 		StackProps: awscdk.StackProps{
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
@@ -74,6 +85,9 @@ func run() (err error) {
 		MetaGraphURL:                 contextString(app, "metaGraphUrl", stack.DefaultMetaGraphURL),
 		MetaAPIVersion:               contextString(app, "metaApiVersion", stack.DefaultMetaAPIVersion),
 		ForwarderReservedConcurrency: float64(reserved),
+		SegmentsEnabled:              contextString(app, "segments", "false") == "true",
+		UserTTLDays:                  float64(ttlDays),
+		SweepIntervalMinutes:         float64(sweepInterval),
 	}
 	stack.NewRetargetStack(app, stackID, props)
 	app.Synth(nil)

@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -60,15 +61,21 @@ type IngestApiProps struct {
 }
 
 // IngestApi is the public REST API (`POST /v1/events` with an API key, `GET /v1/health`
-// without) in front of the ingest function, with one API key and usage plan per app.
+// without) in front of the ingest function, with one API key and usage plan per app. Other
+// constructs add their keyed routes with AddKeyedRoute.
 type IngestApi struct {
 	constructs.Construct
 	// Api is the REST API; Api.DeploymentStage() is its stage.
 	Api awsapigateway.RestApi
 	// Ingest is the ingest function with its log group.
 	Ingest *GoFunction
+	// V1Resource is /v1, the parent of every route.
+	V1Resource awsapigateway.Resource
 	// EventsResource is /v1/events and HealthResource is /v1/health.
 	EventsResource, HealthResource awsapigateway.Resource
+	// ApiKeyAppIDs is the value of API_KEY_APP_IDS, {"<key id>": "<app id>"} (resolved at
+	// deploy time): every function behind a keyed route finds its caller's app with it.
+	ApiKeyAppIDs *string
 	// ApiKeys and UsagePlans are keyed by app id.
 	ApiKeys    map[string]awsapigateway.ApiKey
 	UsagePlans map[string]awsapigateway.UsagePlan
@@ -109,6 +116,9 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		keyAppIDs[*key.KeyId()] = app.ID
 	}
 
+	// ToJsonString resolves the key id tokens (used as object keys) at deploy time.
+	keyAppIDsJSON := awscdk.Stack_Of(c).ToJsonString(keyAppIDs, nil)
+
 	ingest := NewGoFunction(c, "Ingest", &GoFunctionProps{
 		FunctionsDir: props.FunctionsDir,
 		Name:         IngestFunctionName,
@@ -117,8 +127,7 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		Environment: map[string]*string{
 			EnvEventStreamName: props.Stream.StreamName(),
 			EnvPepperSecretID:  props.PepperSecret.SecretArn(),
-			// ToJsonString resolves the key id tokens (used as object keys) at deploy time.
-			EnvAPIKeyAppIDs: awscdk.Stack_Of(c).ToJsonString(keyAppIDs, nil),
+			EnvAPIKeyAppIDs:    keyAppIDsJSON,
 		},
 		LogRetention:     retention,
 		LogRemovalPolicy: removal,
@@ -150,19 +159,23 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	// RestApi adds an "Endpoint" output of its own; the stack exports the URL as ApiUrl.
 	api.Node().TryRemoveChild(jsii.String("Endpoint"))
 
-	integration := awsapigateway.NewLambdaIntegration(ingest.Function, &awsapigateway.LambdaIntegrationOptions{
-		Proxy: jsii.Bool(true),
-	})
-	v1 := api.Root().AddResource(jsii.String("v1"), nil)
-	events := v1.AddResource(jsii.String("events"), nil)
-	events.AddMethod(jsii.String("POST"), integration, &awsapigateway.MethodOptions{
-		ApiKeyRequired: jsii.Bool(true),
-	})
-	health := v1.AddResource(jsii.String("health"), nil)
-	health.AddMethod(jsii.String("GET"), integration, &awsapigateway.MethodOptions{
+	a := &IngestApi{
+		Construct:    c,
+		Api:          api,
+		Ingest:       ingest,
+		V1Resource:   api.Root().AddResource(jsii.String("v1"), nil),
+		ApiKeyAppIDs: keyAppIDsJSON,
+		AccessLogs:   accessLogs,
+	}
+	a.AddKeyedRoute("POST", "events", ingest.Function)
+	a.EventsResource = a.V1Resource.ResourceForPath(jsii.String("events"))
+	a.HealthResource = a.V1Resource.AddResource(jsii.String("health"), nil)
+	a.HealthResource.AddMethod(jsii.String("GET"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
 		ApiKeyRequired: jsii.Bool(false),
 	})
 
+	// A usage plan covers the whole stage: every keyed route, present and future, shares the
+	// app's key and throttle.
 	plans := make(map[string]awsapigateway.UsagePlan, len(props.Config.Apps))
 	for _, app := range props.Config.Apps {
 		plan := awsapigateway.NewUsagePlan(c, jsii.String("UsagePlan-"+app.ID), &awsapigateway.UsagePlanProps{
@@ -181,16 +194,24 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		plans[app.ID] = plan
 	}
 
-	return &IngestApi{
-		Construct:      c,
-		Api:            api,
-		Ingest:         ingest,
-		EventsResource: events,
-		HealthResource: health,
-		ApiKeys:        keys,
-		UsagePlans:     plans,
-		AccessLogs:     accessLogs,
-	}
+	a.ApiKeys, a.UsagePlans = keys, plans
+	return a
+}
+
+// AddKeyedRoute routes httpMethod /v1/<path> (e.g. "users/{app_user_id}/segments") to fn
+// through a Lambda proxy integration, with an API key required: the apps' keys and usage plans
+// apply as they do to POST /v1/events, and fn finds the caller's app from
+// requestContext.identity.apiKeyId with ApiKeyAppIDs.
+func (a *IngestApi) AddKeyedRoute(httpMethod, path string, fn awslambda.IFunction) awsapigateway.Method {
+	return a.V1Resource.ResourceForPath(jsii.String(path)).AddMethod(jsii.String(httpMethod), lambdaProxy(fn), &awsapigateway.MethodOptions{
+		ApiKeyRequired: jsii.Bool(true),
+	})
+}
+
+// lambdaProxy hands the whole request to fn (events.APIGatewayProxyRequest) and its answer
+// back as the response.
+func lambdaProxy(fn awslambda.IFunction) awsapigateway.Integration {
+	return awsapigateway.NewLambdaIntegration(fn, &awsapigateway.LambdaIntegrationOptions{Proxy: jsii.Bool(true)})
 }
 
 // maxAPIKeyAppIDsSize leaves room for the other variables within Lambda's 4 KB limit.

@@ -37,6 +37,8 @@ const (
 	OutputDeadLetterQueueUrl = "DeadLetterQueueUrl"
 	// OutputEsmFailureQueueUrl is the event source mapping's on-failure destination.
 	OutputEsmFailureQueueUrl = "EsmFailureQueueUrl"
+	// OutputStateTableName is the segment state table (only with SegmentsEnabled).
+	OutputStateTableName = "StateTableName"
 )
 
 // stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
@@ -63,6 +65,15 @@ type RetargetStackProps struct {
 	MetaGraphURL, MetaAPIVersion string
 	// ForwarderReservedConcurrency caps the CAPI forwarder's concurrency; unset (0) by default.
 	ForwarderReservedConcurrency float64
+	// SegmentsEnabled declares the segment state (table, updater, sweeper, read route). Off by
+	// default: synth needs the bootstraps of segment-updater, segment-sweeper and
+	// segments-read. Off, the template holds nothing of it.
+	SegmentsEnabled bool
+	// UserTTLDays is how long an inactive user's segment state is kept; defaults to
+	// DefaultUserTTLDays.
+	UserTTLDays float64
+	// SweepIntervalMinutes between segment sweeps; defaults to DefaultSweepIntervalMinutes.
+	SweepIntervalMinutes float64
 }
 
 // RetargetStack is the whole pipeline.
@@ -80,11 +91,13 @@ type RetargetStack struct {
 	Meta *MetaSecret
 	// Forwarder sends the stream to the Conversions API.
 	Forwarder *CapiForwarder
+	// Segments keeps per-user state and segment membership; nil unless SegmentsEnabled.
+	Segments *SegmentState
 }
 
 // NewRetargetStack declares the stack. It panics with a descriptive error when props are
-// invalid (config, stage, Meta endpoint) or a function bootstrap is missing; a CDK app's main
-// recovers it.
+// invalid (config, stage, Meta endpoint, segment settings) or a function bootstrap is missing;
+// a CDK app's main recovers it.
 func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStackProps) *RetargetStack {
 	p, err := resolveProps(props)
 	if err != nil {
@@ -128,6 +141,24 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		LogRemovalPolicy:    removal,
 	})
 
+	var segments *SegmentState
+	if p.SegmentsEnabled {
+		segments = NewSegmentState(stack, "Segments", &SegmentStateProps{
+			Config:               p.Config,
+			FunctionsDir:         p.FunctionsDir,
+			Stream:               events.Stream,
+			Api:                  ingest,
+			PepperSecret:         pepper.Secret,
+			UserTTLDays:          p.UserTTLDays,
+			SweepIntervalMinutes: p.SweepIntervalMinutes,
+			TableRemovalPolicy:   removal,
+			DeletionProtection:   p.Stage == ProdStage,
+			QueueRemovalPolicy:   removal,
+			LogRetention:         retention,
+			LogRemovalPolicy:     removal,
+		})
+	}
+
 	awscdk.NewCfnOutput(stack, jsii.String(OutputApiUrl), &awscdk.CfnOutputProps{
 		Description: jsii.String("Base URL of the ingest API (append v1/events)"),
 		Value:       ingest.Api.Url(),
@@ -154,7 +185,14 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		Value:       forwarder.EsmFailures.QueueUrl(),
 	})
 
-	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder}
+	if segments != nil {
+		awscdk.NewCfnOutput(stack, jsii.String(OutputStateTableName), &awscdk.CfnOutputProps{
+			Description: jsii.String("DynamoDB table of per-user segment state and membership changes"),
+			Value:       segments.Table.TableName(),
+		})
+	}
+
+	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder, Segments: segments}
 }
 
 // resolveProps validates props and fills in defaults without touching jsii, so bad input
@@ -187,6 +225,12 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	}
 	if rc := p.ForwarderReservedConcurrency; rc < 0 || rc != math.Trunc(rc) {
 		return p, fmt.Errorf("retarget stack: forwarder reserved concurrency %v must be a positive whole number (or 0 for unset)", rc)
+	}
+	if _, err := wholeOrDefault("user ttl days", p.UserTTLDays, DefaultUserTTLDays); err != nil {
+		return p, fmt.Errorf("retarget stack: %w", err)
+	}
+	if _, err := wholeOrDefault("sweep interval minutes", p.SweepIntervalMinutes, DefaultSweepIntervalMinutes); err != nil {
+		return p, fmt.Errorf("retarget stack: %w", err)
 	}
 	if p.Description == nil {
 		p.Description = jsii.String(fmt.Sprintf("retarget (%s): mobile app events to Meta Conversions API and Custom Audiences", p.Stage))

@@ -1,6 +1,6 @@
 // Package appconfig loads and validates the declarative app configuration: which apps exist,
-// which platforms they ship on, which API key belongs to each, and where their events go at
-// Meta. The same file is validated by `make test`, at `cdk synth` and when a function starts,
+// which platforms they ship on, which API key belongs to each, where their events go at Meta,
+// and which segments their users fall into. The same file is validated by `make test`, at `cdk synth` and when a function starts,
 // so a bad config fails early with a message that names the entry and the problem.
 package appconfig
 
@@ -47,6 +47,13 @@ type App struct {
 	APIKey APIKey `json:"api_key"`
 	// Meta holds the app's Meta identifiers.
 	Meta Meta `json:"meta"`
+	// ReportingCurrency is the ISO 4217 code lifetime value is kept in (e.g. "USD").
+	ReportingCurrency string `json:"reporting_currency,omitempty"`
+	// CurrencyRates converts purchase values: one unit of the key currency is worth this many
+	// units of ReportingCurrency. Values in other currencies are kept apart, never guessed.
+	CurrencyRates map[string]float64 `json:"currency_rates,omitempty"`
+	// Segments are the app's declarative segment rules (schema in segments.go).
+	Segments []Segment `json:"segments,omitempty"`
 }
 
 // APIKey names the API Gateway key of an app. The deployed stack creates one key per app with
@@ -181,6 +188,7 @@ func (c *Config) Validate() error {
 		if c := a.Meta.TestEventCode; c != "" && !testEventPattern.MatchString(c) {
 			bad("meta.test_event_code", "must be 1-32 letters or digits as shown in Events Manager")
 		}
+		a.checkSegments(bad)
 	}
 	return errors.Join(errs...)
 }

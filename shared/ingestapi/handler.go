@@ -188,22 +188,27 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 	}
 }
 
-// authenticate finds the app of the request: from the API key id that API Gateway validated,
-// or, in dev, from the literal key.
+// authenticate finds the app of the request.
 func (h *Handler) authenticate(req events.APIGatewayProxyRequest) (*appconfig.App, bool) {
+	return Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
+}
+
+// Authenticate finds the app of a request: from the API key id that API Gateway validated
+// (keyIDs), or, in dev, from the literal x-api-key (devKeys). Every keyed route uses it.
+func Authenticate(req events.APIGatewayProxyRequest, apps *appconfig.Config, keyIDs, devKeys map[string]string) (*appconfig.App, bool) {
 	var id string
 	if keyID := req.RequestContext.Identity.APIKeyID; keyID != "" {
-		id = h.cfg.KeyIDs[keyID]
+		id = keyIDs[keyID]
 	}
-	if id == "" && len(h.cfg.DevKeys) > 0 {
+	if id == "" && len(devKeys) > 0 {
 		if key := header(req, "x-api-key"); key != "" {
-			id = h.cfg.DevKeys[key]
+			id = devKeys[key]
 		}
 	}
 	if id == "" {
 		return nil, false
 	}
-	return h.cfg.Apps.App(id)
+	return apps.App(id)
 }
 
 // record logs one line per request and emits its metrics: counts and codes only, no PII.
@@ -266,6 +271,14 @@ func header(req events.APIGatewayProxyRequest, name string) string {
 		}
 	}
 	return ""
+}
+
+// JSONResponse is an API response with v as its JSON body.
+func JSONResponse(status int, v any) events.APIGatewayProxyResponse { return jsonResponse(status, v) }
+
+// ErrorResponse is an API error response {"error": msg}.
+func ErrorResponse(status int, msg string) events.APIGatewayProxyResponse {
+	return errorResponse(status, msg)
 }
 
 func jsonResponse(status int, v any) events.APIGatewayProxyResponse {

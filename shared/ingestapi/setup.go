@@ -50,26 +50,11 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 	if err != nil {
 		return nil, err
 	}
-	keyIDs, err := ParseKeyIDs(getenv(EnvKeyIDs))
+	keyIDs, devKeys, err := KeysFromEnv(getenv, apps)
 	if err != nil {
 		return nil, err
 	}
-	var devKeys map[string]string
-	if getenv(EnvDevAuth) == "true" {
-		devKeys = DevKeys(apps, getenv(EnvDevAPIKey))
-	}
-
-	pepper := getenv(EnvPepper)
-	if id := getenv(EnvPepperSecret); id != "" {
-		pepper, err = secrets.NewSecretsManager(secretsmanager.NewFromConfig(awsCfg)).SecretValue(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("pseudonym pepper: %w", err)
-		}
-	}
-	if pepper == "" {
-		return nil, fmt.Errorf("no pseudonym pepper: set %s (AWS) or %s (local)", EnvPepperSecret, EnvPepper)
-	}
-	pseudo, err := identity.NewPseudonymizer([]byte(pepper))
+	pseudo, err := PseudonymizerFromEnv(ctx, getenv, awsCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -86,4 +71,34 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 		Logger:    log,
 		Metrics:   observability.NewEmitter(metrics, getenv(EnvMetricsNS)),
 	})
+}
+
+// KeysFromEnv reads how requests map to apps: API_KEY_APP_IDS, and the dev keys when DEV_AUTH
+// is on. Every keyed function of the API uses it.
+func KeysFromEnv(getenv func(string) string, apps *appconfig.Config) (keyIDs, devKeys map[string]string, err error) {
+	keyIDs, err = ParseKeyIDs(getenv(EnvKeyIDs))
+	if err != nil {
+		return nil, nil, err
+	}
+	if getenv(EnvDevAuth) == "true" {
+		devKeys = DevKeys(apps, getenv(EnvDevAPIKey))
+	}
+	return keyIDs, devKeys, nil
+}
+
+// PseudonymizerFromEnv keys users with the pepper from Secrets Manager (PEPPER_SECRET_ID) or,
+// locally, from PSEUDONYM_PEPPER.
+func PseudonymizerFromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config) (*identity.Pseudonymizer, error) {
+	pepper := getenv(EnvPepper)
+	if id := getenv(EnvPepperSecret); id != "" {
+		var err error
+		pepper, err = secrets.NewSecretsManager(secretsmanager.NewFromConfig(awsCfg)).SecretValue(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("pseudonym pepper: %w", err)
+		}
+	}
+	if pepper == "" {
+		return nil, fmt.Errorf("no pseudonym pepper: set %s (AWS) or %s (local)", EnvPepperSecret, EnvPepper)
+	}
+	return identity.NewPseudonymizer([]byte(pepper))
 }

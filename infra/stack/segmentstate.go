@@ -1,0 +1,347 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsschedulertargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/retarget-dev/retarget/shared/appconfig"
+)
+
+// Folders of the segment functions under functions/ and under the build directory.
+const (
+	SegmentUpdaterFunctionName = "segment-updater"
+	SegmentSweeperFunctionName = "segment-sweeper"
+	SegmentsReadFunctionName   = "segments-read"
+)
+
+// Environment of the segment functions (a contract with functions/segment-updater,
+// functions/segment-sweeper and functions/segments-read). The read function also gets
+// PEPPER_SECRET_ID and API_KEY_APP_IDS, with the same meaning as for the ingest function.
+const (
+	// EnvStateTableName is the name of the segment state table.
+	EnvStateTableName = "STATE_TABLE_NAME"
+	// EnvUserTTLDays is how long an inactive user's state is kept (whole days); the functions
+	// derive expiresAt from it.
+	EnvUserTTLDays = "USER_TTL_DAYS"
+	// EnvSweepLookbackHours is how far back (whole hours) the sweeper reads the due index.
+	EnvSweepLookbackHours = "SWEEP_LOOKBACK_HOURS"
+)
+
+// Schema of the segment state table: a contract with the DynamoDB segment store. All key
+// attributes are strings except dueAt (a number, unix seconds).
+const (
+	StateTablePartitionKey   = "pk"
+	StateTableSortKey        = "sk"
+	StateTableTTLAttribute   = "expiresAt"
+	PendingIndexName         = "pending"
+	PendingIndexPartitionKey = "pendingPk"
+	PendingIndexSortKey      = "sk"
+	DueIndexName             = "due"
+	DueIndexPartitionKey     = "dueBucket"
+	DueIndexSortKey          = "dueAt"
+)
+
+// SegmentsReadPath is the read route under /v1.
+const SegmentsReadPath = "users/{app_user_id}/segments"
+
+// Defaults and sizes of SegmentState.
+const (
+	// DefaultUserTTLDays keeps an inactive user's state a little over a year.
+	DefaultUserTTLDays = 400
+	// DefaultSweepIntervalMinutes is how often the sweeper runs.
+	DefaultSweepIntervalMinutes = 5
+	// DefaultSweepLookbackHours lets a sweep catch up with users that fell due during an
+	// outage of up to two days.
+	DefaultSweepLookbackHours = 48
+
+	// SegmentBatchSize and SegmentBatchingWindowSeconds: about 100 users per batch at 5 events
+	// each, one conditional write per user.
+	SegmentBatchSize             = 500
+	SegmentBatchingWindowSeconds = 5
+	// SegmentRetryAttempts and SegmentMaxRecordAgeHours are the forwarder's: retries bounded
+	// by record age, leaving 18 h of the stream's 24 h to replay a skipped range (the updater
+	// is idempotent, so replaying is always safe).
+	SegmentRetryAttempts     = DefaultForwarderRetryAttempts
+	SegmentMaxRecordAgeHours = DefaultForwarderMaxRecordAgeHours
+	// SegmentParallelization is one batch per shard at a time.
+	SegmentParallelization = 1
+
+	SegmentUpdaterMemoryMiB      = 512
+	SegmentUpdaterTimeoutSeconds = 60
+	SegmentSweeperMemoryMiB      = 256
+	SegmentSweeperTimeoutSeconds = 300
+	SegmentsReadMemoryMiB        = 256
+	SegmentsReadTimeoutSeconds   = 10
+
+	// SweepRetryAttempts and SweepMaxEventAgeHours bound the Scheduler's retries of a failed
+	// invocation; a missed run costs nothing, the next one reads the same due users.
+	SweepRetryAttempts    = 2
+	SweepMaxEventAgeHours = 1
+)
+
+// SweepInput is the payload every scheduled sweep receives: Scheduler sends it as is (no
+// CloudWatch event envelope) with the run's time substituted, e.g. 2026-03-22T18:55:00Z.
+const SweepInput = `{"source":"schedule","scheduled_time":"<aws.scheduler.scheduled-time>"}`
+
+// DynamoDB actions of each function. Written out rather than GrantReadWriteData or
+// GrantReadData, which add Scan, Query on every index, DescribeTable and more.
+var (
+	// The updater reads and conditionally writes user items, and batch-writes membership
+	// changes (BatchWriteItem covers puts and deletes of whole items, never conditional).
+	updaterTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+	// The sweeper does the same for due users, which it finds by querying the due index.
+	sweeperTableActions    = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+	sweeperDueIndexActions = []string{"dynamodb:Query"}
+	// The read function reads one user item.
+	readTableActions = []string{"dynamodb:GetItem"}
+)
+
+// SegmentStateProps configures the segment state.
+type SegmentStateProps struct {
+	// Config is the validated app config (segment rules of each app).
+	Config *appconfig.Config
+	// FunctionsDir holds segment-updater/, segment-sweeper/ and segments-read/ with their
+	// bootstraps (see GoFunctionProps).
+	FunctionsDir string
+	// Stream is the event stream the updater reads through its event source mapping.
+	Stream awskinesis.IStream
+	// Api receives GET /v1/users/{app_user_id}/segments with its keys and usage plans.
+	Api *IngestApi
+	// PepperSecret keys the pseudonymous user ids; the read function gets read access.
+	PepperSecret awssecretsmanager.ISecret
+
+	// UserTTLDays is how long an inactive user's state is kept; defaults to 400.
+	UserTTLDays float64
+	// SweepIntervalMinutes between sweeps; defaults to 5.
+	SweepIntervalMinutes float64
+	// SweepLookbackHours is how far back a sweep reads; defaults to 48.
+	SweepLookbackHours float64
+
+	// TableRemovalPolicy of the table; defaults to RETAIN.
+	TableRemovalPolicy awscdk.RemovalPolicy
+	// DeletionProtection refuses to delete the table until it is turned off (prod).
+	DeletionProtection bool
+	// QueueRemovalPolicy of both queues; defaults to RETAIN.
+	QueueRemovalPolicy awscdk.RemovalPolicy
+	// LogRetention of the functions' logs; defaults to one month.
+	LogRetention awslogs.RetentionDays
+	// LogRemovalPolicy of the functions' log groups; defaults to RETAIN.
+	LogRemovalPolicy awscdk.RemovalPolicy
+}
+
+// SegmentState keeps per-user state and segment membership: the table, the updater fed by the
+// event stream, the sweeper run on a schedule for time-based transitions, and the read route.
+type SegmentState struct {
+	constructs.Construct
+	// Table is the single state table: user items, membership changes, the pending and due
+	// indexes.
+	Table awsdynamodb.TableV2
+	// Updater folds the stream into user state (segment-updater).
+	Updater *GoFunction
+	// UpdaterSource is the updater's Kinesis event source.
+	UpdaterSource awslambdaeventsources.KinesisEventSource
+	// EsmFailures is the updater mapping's on-failure destination (shard and sequence ranges).
+	EsmFailures awssqs.Queue
+	// Sweeper applies time-based transitions to due users (segment-sweeper).
+	Sweeper *GoFunction
+	// SweepSchedule runs the sweeper.
+	SweepSchedule awsscheduler.Schedule
+	// SweepDeadLetters receives the scheduled invocations Scheduler gave up on.
+	SweepDeadLetters awssqs.Queue
+	// Reader answers the read route (segments-read).
+	Reader *GoFunction
+	// ReadMethod is GET /v1/users/{app_user_id}/segments.
+	ReadMethod awsapigateway.Method
+}
+
+// NewSegmentState declares the table, the three functions with their triggers, and grants each
+// function the table actions it uses, nothing more.
+func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateProps) *SegmentState {
+	if props == nil || props.Config == nil || props.FunctionsDir == "" || props.Stream == nil || props.Api == nil || props.PepperSecret == nil {
+		panic(errors.New("segment state: Config, FunctionsDir, Stream, Api and PepperSecret are required"))
+	}
+	ttlDays, err := wholeOrDefault("user ttl days", props.UserTTLDays, DefaultUserTTLDays)
+	if err != nil {
+		panic(fmt.Errorf("segment state: %w", err))
+	}
+	interval, err := wholeOrDefault("sweep interval minutes", props.SweepIntervalMinutes, DefaultSweepIntervalMinutes)
+	if err != nil {
+		panic(fmt.Errorf("segment state: %w", err))
+	}
+	lookback, err := wholeOrDefault("sweep lookback hours", props.SweepLookbackHours, DefaultSweepLookbackHours)
+	if err != nil {
+		panic(fmt.Errorf("segment state: %w", err))
+	}
+	tableRemoval, queueRemoval := props.TableRemovalPolicy, props.QueueRemovalPolicy
+	if tableRemoval == "" {
+		tableRemoval = awscdk.RemovalPolicy_RETAIN
+	}
+	if queueRemoval == "" {
+		queueRemoval = awscdk.RemovalPolicy_RETAIN
+	}
+	c := constructs.NewConstruct(scope, jsii.String(id))
+
+	str := awsdynamodb.AttributeType_STRING
+	table := awsdynamodb.NewTableV2(c, jsii.String("Table"), &awsdynamodb.TablePropsV2{
+		PartitionKey: &awsdynamodb.Attribute{Name: jsii.String(StateTablePartitionKey), Type: str},
+		SortKey:      &awsdynamodb.Attribute{Name: jsii.String(StateTableSortKey), Type: str},
+		Billing:      awsdynamodb.Billing_OnDemand(nil),
+		// The AWS-managed key (aws/dynamodb): encryption visible in KMS and CloudTrail, no key
+		// policy to keep and nothing to grant to the functions.
+		Encryption:          awsdynamodb.TableEncryptionV2_AwsManagedKey(),
+		TimeToLiveAttribute: jsii.String(StateTableTTLAttribute),
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		DeletionProtection: jsii.Bool(props.DeletionProtection),
+		RemovalPolicy:      tableRemoval,
+		GlobalSecondaryIndexes: &[]*awsdynamodb.GlobalSecondaryIndexPropsV2{
+			{
+				// Sparse: only membership changes not yet synced carry pendingPk.
+				IndexName:      jsii.String(PendingIndexName),
+				PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(PendingIndexPartitionKey), Type: str},
+				SortKey:        &awsdynamodb.Attribute{Name: jsii.String(PendingIndexSortKey), Type: str},
+				ProjectionType: awsdynamodb.ProjectionType_ALL,
+			},
+			{
+				// Sparse: only users with a next due time carry dueBucket; keys are all a
+				// sweep needs before it reads the user item itself.
+				IndexName:      jsii.String(DueIndexName),
+				PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(DueIndexPartitionKey), Type: str},
+				SortKey:        &awsdynamodb.Attribute{Name: jsii.String(DueIndexSortKey), Type: awsdynamodb.AttributeType_NUMBER},
+				ProjectionType: awsdynamodb.ProjectionType_KEYS_ONLY,
+			},
+		},
+	})
+	dueIndexArn := jsii.String(*table.TableArn() + "/index/" + DueIndexName)
+	ttl := jsii.String(strconv.Itoa(ttlDays))
+
+	esmFailures := newDeadLetterQueue(c, "SegmentEsmFailures", queueRemoval)
+	updater := NewGoFunction(c, "Updater", &GoFunctionProps{
+		FunctionsDir: props.FunctionsDir,
+		Name:         SegmentUpdaterFunctionName,
+		Config:       props.Config,
+		Description:  "Folds the event stream into per-user state and segment membership",
+		Environment: map[string]*string{
+			EnvStateTableName: table.TableName(),
+			EnvUserTTLDays:    ttl,
+		},
+		MemoryMiB:        SegmentUpdaterMemoryMiB,
+		Timeout:          awscdk.Duration_Seconds(jsii.Number(SegmentUpdaterTimeoutSeconds)),
+		LogRetention:     props.LogRetention,
+		LogRemovalPolicy: props.LogRemovalPolicy,
+	})
+	allowTable(updater.Function, updaterTableActions, table.TableArn())
+	// The forwarder's safety settings (see NewCapiForwarder and infra/README.md).
+	updaterSource := awslambdaeventsources.NewKinesisEventSource(props.Stream, &awslambdaeventsources.KinesisEventSourceProps{
+		StartingPosition:        awslambda.StartingPosition_TRIM_HORIZON,
+		BatchSize:               jsii.Number(SegmentBatchSize),
+		MaxBatchingWindow:       awscdk.Duration_Seconds(jsii.Number(SegmentBatchingWindowSeconds)),
+		ReportBatchItemFailures: jsii.Bool(true),
+		BisectBatchOnError:      jsii.Bool(true),
+		RetryAttempts:           jsii.Number(SegmentRetryAttempts),
+		MaxRecordAge:            awscdk.Duration_Hours(jsii.Number(SegmentMaxRecordAgeHours)),
+		ParallelizationFactor:   jsii.Number(SegmentParallelization),
+		OnFailure:               awslambdaeventsources.NewSqsDlq(esmFailures),
+	})
+	updater.Function.AddEventSource(updaterSource)
+
+	sweepDeadLetters := newDeadLetterQueue(c, "SweepDeadLetters", queueRemoval)
+	sweeper := NewGoFunction(c, "Sweeper", &GoFunctionProps{
+		FunctionsDir: props.FunctionsDir,
+		Name:         SegmentSweeperFunctionName,
+		Config:       props.Config,
+		Description:  "Applies time-based segment transitions to the users due now",
+		Environment: map[string]*string{
+			EnvStateTableName:     table.TableName(),
+			EnvSweepLookbackHours: jsii.String(strconv.Itoa(lookback)),
+			EnvUserTTLDays:        ttl,
+		},
+		MemoryMiB:        SegmentSweeperMemoryMiB,
+		Timeout:          awscdk.Duration_Seconds(jsii.Number(SegmentSweeperTimeoutSeconds)),
+		LogRetention:     props.LogRetention,
+		LogRemovalPolicy: props.LogRemovalPolicy,
+	})
+	allowTable(sweeper.Function, sweeperTableActions, table.TableArn())
+	allowTable(sweeper.Function, sweeperDueIndexActions, dueIndexArn)
+	// The target creates the Scheduler's role, allowed to invoke this function and to send to
+	// the dead-letter queue, nothing else.
+	schedule := awsscheduler.NewSchedule(c, jsii.String("SweepSchedule"), &awsscheduler.ScheduleProps{
+		Description: jsii.String("Runs the segment sweeper"),
+		Schedule:    awsscheduler.ScheduleExpression_Rate(awscdk.Duration_Minutes(jsii.Number(float64(interval)))),
+		Target: awsschedulertargets.NewLambdaInvoke(sweeper.Function, &awsschedulertargets.ScheduleTargetBaseProps{
+			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String(SweepInput)),
+			RetryAttempts:   jsii.Number(SweepRetryAttempts),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(SweepMaxEventAgeHours)),
+			DeadLetterQueue: sweepDeadLetters,
+		}),
+	})
+
+	reader := NewGoFunction(c, "Reader", &GoFunctionProps{
+		FunctionsDir: props.FunctionsDir,
+		Name:         SegmentsReadFunctionName,
+		Config:       props.Config,
+		Description:  "Answers GET /v1/users/{app_user_id}/segments",
+		Environment: map[string]*string{
+			EnvStateTableName: table.TableName(),
+			EnvPepperSecretID: props.PepperSecret.SecretArn(),
+			EnvAPIKeyAppIDs:   props.Api.ApiKeyAppIDs,
+		},
+		MemoryMiB:        SegmentsReadMemoryMiB,
+		Timeout:          awscdk.Duration_Seconds(jsii.Number(SegmentsReadTimeoutSeconds)),
+		LogRetention:     props.LogRetention,
+		LogRemovalPolicy: props.LogRemovalPolicy,
+	})
+	allowTable(reader.Function, readTableActions, table.TableArn())
+	props.PepperSecret.GrantRead(reader.Function, nil)
+	readMethod := props.Api.AddKeyedRoute("GET", SegmentsReadPath, reader.Function)
+
+	return &SegmentState{
+		Construct:        c,
+		Table:            table,
+		Updater:          updater,
+		UpdaterSource:    updaterSource,
+		EsmFailures:      esmFailures,
+		Sweeper:          sweeper,
+		SweepSchedule:    schedule,
+		SweepDeadLetters: sweepDeadLetters,
+		Reader:           reader,
+		ReadMethod:       readMethod,
+	}
+}
+
+// allowTable lets fn perform actions on resource (the table or one of its indexes).
+func allowTable(fn awslambda.IFunction, actions []string, resource *string) {
+	fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings(actions...),
+		Resources: jsii.Strings(*resource),
+	}))
+}
+
+// wholeOrDefault returns def for 0, v for a positive whole number, and an error otherwise.
+func wholeOrDefault(name string, v float64, def int) (int, error) {
+	switch {
+	case v == 0:
+		return def, nil
+	case v < 0 || v != math.Trunc(v) || v > math.MaxInt32:
+		return 0, fmt.Errorf("%s %v must be a positive whole number (or 0 for the default %d)", name, v, def)
+	}
+	return int(v), nil
+}

@@ -1,0 +1,234 @@
+package dynamostate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/retarget-dev/retarget/shared/backoff"
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+// maxBatchWrite is the most items one BatchWriteItem call takes.
+const maxBatchWrite = 25
+
+// RecordChanges writes the changes as pending change items with BatchWriteItem, 25 per call,
+// retrying unprocessed items with backoff until they are written or ctx ends. A change's key
+// is its identity, so writing it again overwrites the same item: that is what makes the call
+// idempotent. BatchWriteItem takes no condition, so a change recorded again after it was
+// synced is pending again (syncing it twice is harmless).
+func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipChange) error {
+	seen := make(map[string]bool, len(changes))
+	var reqs []types.WriteRequest
+	for _, c := range changes {
+		if err := checkChange(c); err != nil {
+			return fmt.Errorf("record changes: %w", err)
+		}
+		item := s.changeItem(c)
+		// One call must not name a key twice; the copies are the same change anyway.
+		id := changePK(c.App, c.Segment) + "\x00" + changeSK(c)
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
+	}
+	for start := 0; start < len(reqs); start += maxBatchWrite {
+		end := min(start+maxBatchWrite, len(reqs))
+		if err := s.batchWrite(ctx, reqs[start:end]); err != nil {
+			return fmt.Errorf("record changes: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) changeItem(c ports.MembershipChange) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		attrPK:        str(changePK(c.App, c.Segment)),
+		attrSK:        str(changeSK(c)),
+		attrUserKey:   str(c.UserKey),
+		attrJoined:    &types.AttributeValueMemberBOOL{Value: c.Joined},
+		attrAt:        num(c.At),
+		attrPendingPK: str(pendingPK(c.App, c.Segment)),
+		attrExpiresAt: num(c.At/1000 + int64(s.opts.ChangeRetention/time.Second)),
+	}
+}
+
+// batchWrite sends one chunk and resends what DynamoDB leaves unprocessed.
+func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error {
+	for attempt := 1; ; attempt++ {
+		out, err := s.client.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{s.table: reqs},
+		})
+		if err != nil {
+			return fmt.Errorf("batch write %d items: %w", len(reqs), err)
+		}
+		reqs = out.UnprocessedItems[s.table]
+		if len(reqs) == 0 {
+			return nil
+		}
+		d := backoff.FullJitter(attempt, s.opts.RetryBase, s.opts.RetryMax, rand.Float64)
+		if err := backoff.Sleep(ctx, d); err != nil {
+			return fmt.Errorf("batch write: %d items still unprocessed after %d calls: %w", len(reqs), attempt, err)
+		}
+	}
+}
+
+// PendingChanges queries the pending index of one segment in sort key order (time, then user
+// key), starting after the cursor. It reads one item more than limit, so next is "" exactly
+// when nothing follows.
+func (s *Store) PendingChanges(ctx context.Context, app, segment, after string, limit int) ([]ports.PendingChange, string, error) {
+	if err := checkName("app", app); err != nil {
+		return nil, "", fmt.Errorf("pending changes: %w", err)
+	}
+	if err := checkName("segment", segment); err != nil {
+		return nil, "", fmt.Errorf("pending changes: %w", err)
+	}
+	if limit <= 0 {
+		return nil, "", fmt.Errorf("pending changes: %w: limit %d", errInvalid, limit)
+	}
+	if after != "" && !validChangeSK(after) {
+		return nil, "", fmt.Errorf("pending changes: %w: cursor %q", errInvalid, after)
+	}
+	pp := pendingPK(app, segment)
+	var start map[string]types.AttributeValue
+	if after != "" {
+		// The index's LastEvaluatedKey: index keys plus table keys, all derived from the sk.
+		start = map[string]types.AttributeValue{
+			attrPendingPK: str(pp), attrSK: str(after), attrPK: str(changePK(app, segment)),
+		}
+	}
+	var out []ports.PendingChange
+	for {
+		res, err := s.client.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(s.table),
+			IndexName:                 aws.String(PendingIndex),
+			KeyConditionExpression:    aws.String("#pp = :pp"),
+			ExpressionAttributeNames:  map[string]string{"#pp": attrPendingPK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pp": str(pp)},
+			ExclusiveStartKey:         start,
+			Limit:                     aws.Int32(int32(min(limit-len(out), maxQueryLimit-1) + 1)),
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("pending changes of %s/%s: %w", app, segment, err)
+		}
+		for _, item := range res.Items {
+			c, err := parseChange(app, segment, item)
+			if err != nil {
+				return nil, "", fmt.Errorf("pending changes of %s/%s: %w", app, segment, err)
+			}
+			out = append(out, c)
+		}
+		start = res.LastEvaluatedKey
+		if len(out) > limit {
+			return out[:limit], out[limit-1].Cursor, nil
+		}
+		if start == nil {
+			return out, "", nil
+		}
+	}
+}
+
+func parseChange(app, segment string, item map[string]types.AttributeValue) (ports.PendingChange, error) {
+	sk, err := getStr(item, attrSK)
+	if err != nil {
+		return ports.PendingChange{}, err
+	}
+	uk, err := getStr(item, attrUserKey)
+	if err != nil {
+		return ports.PendingChange{}, err
+	}
+	joined, ok := item[attrJoined].(*types.AttributeValueMemberBOOL)
+	if !ok {
+		return ports.PendingChange{}, fmt.Errorf("change %s: attribute %s missing or not BOOL", sk, attrJoined)
+	}
+	at, err := getNum(item, attrAt)
+	if err != nil {
+		return ports.PendingChange{}, err
+	}
+	return ports.PendingChange{
+		MembershipChange: ports.MembershipChange{App: app, Segment: segment, UserKey: uk, Joined: joined.Value, At: at},
+		Cursor:           sk,
+	}, nil
+}
+
+// MarkSynced removes pendingPk from each change item, at most SyncConcurrency calls at a time.
+// A change is identified by its fields (App, Segment, UserKey, Joined, At), not by Cursor. The
+// update is conditional on the item existing, so a change deleted meanwhile (TTL) is not
+// recreated as a bare key; a missing change, or one already synced, is not an error.
+func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) error {
+	type itemKey struct{ pk, sk string }
+	seen := make(map[itemKey]bool, len(changes))
+	var keys []itemKey
+	for _, c := range changes {
+		if err := checkChange(c.MembershipChange); err != nil {
+			return fmt.Errorf("mark synced: %w", err)
+		}
+		k := itemKey{changePK(c.App, c.Segment), changeSK(c.MembershipChange)}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	sem := make(chan struct{}, s.opts.SyncConcurrency)
+loop:
+	for _, k := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-runCtx.Done():
+			break loop
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.markSynced(runCtx, k.pk, k.sk); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("mark synced: %w", firstErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mark synced: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) markSynced(ctx context.Context, pk, sk string) error {
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.table),
+		Key:                      key(pk, sk),
+		UpdateExpression:         aws.String("REMOVE #pp"),
+		ConditionExpression:      aws.String("attribute_exists(" + attrPK + ")"),
+		ExpressionAttributeNames: map[string]string{"#pp": attrPendingPK},
+	})
+	var gone *types.ConditionalCheckFailedException
+	if errors.As(err, &gone) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("change %s %s: %w", pk, sk, err)
+	}
+	return nil
+}

@@ -1,0 +1,337 @@
+// Package memstate is an in-memory ports.SegmentStore for tests. It keeps the semantics of the
+// DynamoDB adapter (dynamostate), which the statetest contract suite checks for both:
+// optimistic versions, sets returned sorted and deduplicated, idempotent change records keyed
+// by their identity, pending changes in sort key order (time, then user key) with the same
+// cursors, due users by hour window with lookback, and limit+1 paging (next is "" exactly when
+// nothing follows). Unlike DynamoDB it has no TTL, no eventual consistency and no item size
+// limit.
+package memstate
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+// Store is an in-memory segment store. The zero value is not usable; call New. It is safe for
+// concurrent use.
+type Store struct {
+	mu      sync.Mutex
+	users   map[userID]ports.UserRecord
+	changes map[segmentID]map[string]*change // by change sort key
+}
+
+type userID struct{ app, userKey string }
+
+type segmentID struct{ app, segment string }
+
+type change struct {
+	c       ports.MembershipChange
+	pending bool
+}
+
+var _ ports.SegmentStore = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{users: make(map[userID]ports.UserRecord), changes: make(map[segmentID]map[string]*change)}
+}
+
+// GetUser returns a copy of the stored record.
+func (s *Store) GetUser(ctx context.Context, app, userKey string) (ports.UserRecord, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return ports.UserRecord{}, false, fmt.Errorf("get user: %w", err)
+	}
+	if err := checkUser(app, userKey); err != nil {
+		return ports.UserRecord{}, false, fmt.Errorf("get user: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.users[userID{app, userKey}]
+	if !ok {
+		return ports.UserRecord{}, false, nil
+	}
+	return clone(rec), true, nil
+}
+
+// PutUser stores a copy of rec if the stored version is rec.Version-1 (absent for 1).
+func (s *Store) PutUser(ctx context.Context, rec ports.UserRecord) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put user: %w", err)
+	}
+	if err := checkRecord(rec); err != nil {
+		return fmt.Errorf("put user: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := userID{rec.App, rec.UserKey}
+	old, exists := s.users[id]
+	if (rec.Version == 1 && exists) || (rec.Version > 1 && (!exists || old.Version != rec.Version-1)) {
+		return fmt.Errorf("put user %s/%s version %d: %w", rec.App, rec.UserKey, rec.Version, ports.ErrVersionConflict)
+	}
+	s.users[id] = clone(rec)
+	return nil
+}
+
+// clone copies rec the way a round trip through DynamoDB changes it: sets sorted and
+// deduplicated, empty values absent.
+func clone(rec ports.UserRecord) ports.UserRecord {
+	if len(rec.State) == 0 {
+		rec.State = nil
+	} else {
+		rec.State = slices.Clone(rec.State)
+	}
+	rec.Segments = setOf(rec.Segments)
+	rec.RecentIDs = setOf(rec.RecentIDs)
+	return rec
+}
+
+func setOf(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// RecordChanges stores each change as pending; a change already stored is overwritten, so it
+// is pending again even if it was synced (as with DynamoDB's unconditional BatchWriteItem).
+func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipChange) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("record changes: %w", err)
+	}
+	for _, c := range changes {
+		if err := checkChange(c); err != nil {
+			return fmt.Errorf("record changes: %w", err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range changes {
+		seg := segmentID{c.App, c.Segment}
+		if s.changes[seg] == nil {
+			s.changes[seg] = make(map[string]*change)
+		}
+		s.changes[seg][changeSK(c)] = &change{c: c, pending: true}
+	}
+	return nil
+}
+
+// PendingChanges lists pending changes after the cursor in sort key order.
+func (s *Store) PendingChanges(ctx context.Context, app, segment, after string, limit int) ([]ports.PendingChange, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", fmt.Errorf("pending changes: %w", err)
+	}
+	if err := checkName("app", app); err != nil {
+		return nil, "", fmt.Errorf("pending changes: %w", err)
+	}
+	if err := checkName("segment", segment); err != nil {
+		return nil, "", fmt.Errorf("pending changes: %w", err)
+	}
+	if limit <= 0 {
+		return nil, "", fmt.Errorf("pending changes: %w: limit %d", errInvalid, limit)
+	}
+	if after != "" && !validChangeSK(after) {
+		return nil, "", fmt.Errorf("pending changes: %w: cursor %q", errInvalid, after)
+	}
+	s.mu.Lock()
+	var out []ports.PendingChange
+	for sk, ch := range s.changes[segmentID{app, segment}] {
+		if ch.pending && sk > after {
+			out = append(out, ports.PendingChange{MembershipChange: ch.c, Cursor: sk})
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b ports.PendingChange) int { return strings.Compare(a.Cursor, b.Cursor) })
+	if len(out) > limit {
+		return out[:limit], out[limit-1].Cursor, nil
+	}
+	return out, "", nil
+}
+
+// MarkSynced takes the changes, identified by their fields, out of the pending list. Unknown
+// or already synced changes are ignored.
+func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mark synced: %w", err)
+	}
+	for _, c := range changes {
+		if err := checkChange(c.MembershipChange); err != nil {
+			return fmt.Errorf("mark synced: %w", err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range changes {
+		if ch := s.changes[segmentID{c.App, c.Segment}][changeSK(c.MembershipChange)]; ch != nil {
+			ch.pending = false
+		}
+	}
+	return nil
+}
+
+// DueUsers lists users of app with until-lookback <= DueAt <= until (whole seconds) in DueAt
+// order, then user key, after the cursor (<dueAt>#<userKey>, the last user returned).
+func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookback time.Duration, limit int, cursor string) ([]string, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", fmt.Errorf("due users: %w", err)
+	}
+	if err := checkName("app", app); err != nil {
+		return nil, "", fmt.Errorf("due users: %w", err)
+	}
+	if limit <= 0 || lookback < 0 {
+		return nil, "", fmt.Errorf("due users: %w: limit %d, lookback %s", errInvalid, limit, lookback)
+	}
+	from, to := dueWindow(until, lookback)
+	var after dueCursor
+	if cursor != "" {
+		c, err := parseDueCursor(cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("due users: %w: %w", errInvalid, err)
+		}
+		if c.dueAt >= from { // a cursor before the window restarts it
+			after = c
+		}
+	}
+	s.mu.Lock()
+	var found []dueCursor
+	for id, rec := range s.users {
+		pos := dueCursor{dueAt: rec.DueAt, userKey: id.userKey}
+		if id.app == app && rec.DueAt >= from && rec.DueAt <= to && comparePos(pos, after) > 0 {
+			found = append(found, pos)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(found, comparePos)
+	if len(found) > limit {
+		return userKeys(found[:limit]), found[limit-1].String(), nil
+	}
+	return userKeys(found), "", nil
+}
+
+// The key and cursor formats below are the DynamoDB adapter's, so cursors are interchangeable.
+
+const maxAt = 9_999_999_999_999 // 13 digits of unix milliseconds
+
+func changeSK(c ports.MembershipChange) string {
+	dir := "l"
+	if c.Joined {
+		dir = "j"
+	}
+	return fmt.Sprintf("%013d#%s#%s", c.At, c.UserKey, dir)
+}
+
+func validChangeSK(s string) bool {
+	if len(s) < 17 || s[13] != '#' || s[len(s)-2] != '#' {
+		return false
+	}
+	if d := s[len(s)-1]; d != 'j' && d != 'l' {
+		return false
+	}
+	for _, r := range s[:13] {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+type dueCursor struct {
+	dueAt   int64
+	userKey string
+}
+
+func (c dueCursor) String() string { return strconv.FormatInt(c.dueAt, 10) + "#" + c.userKey }
+
+func comparePos(a, b dueCursor) int {
+	return cmp.Or(cmp.Compare(a.dueAt, b.dueAt), strings.Compare(a.userKey, b.userKey))
+}
+
+func parseDueCursor(s string) (dueCursor, error) {
+	at, uk, ok := strings.Cut(s, "#")
+	n, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil || n <= 0 || uk == "" {
+		return dueCursor{}, fmt.Errorf("invalid due cursor %q", s)
+	}
+	return dueCursor{dueAt: n, userKey: uk}, nil
+}
+
+func dueWindow(until time.Time, lookback time.Duration) (from, to int64) {
+	to = until.Unix()
+	f := until.Add(-lookback)
+	from = f.Unix()
+	if f.Nanosecond() > 0 {
+		from++
+	}
+	return max(from, 1), to
+}
+
+func userKeys(found []dueCursor) []string {
+	out := make([]string, len(found))
+	for i, f := range found {
+		out[i] = f.userKey
+	}
+	return out
+}
+
+var errInvalid = errors.New("invalid input")
+
+func checkName(kind, name string) error {
+	if name == "" || strings.Contains(name, "#") {
+		return fmt.Errorf("%w: %s %q must be non-empty and without '#'", errInvalid, kind, name)
+	}
+	return nil
+}
+
+func checkUser(app, userKey string) error {
+	if err := checkName("app", app); err != nil {
+		return err
+	}
+	if userKey == "" {
+		return fmt.Errorf("%w: empty user key", errInvalid)
+	}
+	return nil
+}
+
+func checkRecord(rec ports.UserRecord) error {
+	if err := checkUser(rec.App, rec.UserKey); err != nil {
+		return err
+	}
+	if rec.Version < 1 {
+		return fmt.Errorf("%w: version %d, want >= 1", errInvalid, rec.Version)
+	}
+	if rec.DueAt < 0 || rec.ExpiresAt < 0 {
+		return fmt.Errorf("%w: negative DueAt or ExpiresAt", errInvalid)
+	}
+	for _, set := range [][]string{rec.Segments, rec.RecentIDs} {
+		if slices.Contains(set, "") {
+			return fmt.Errorf("%w: empty string in Segments or RecentIDs", errInvalid)
+		}
+	}
+	return nil
+}
+
+func checkChange(c ports.MembershipChange) error {
+	if err := checkName("app", c.App); err != nil {
+		return err
+	}
+	if err := checkName("segment", c.Segment); err != nil {
+		return err
+	}
+	if c.UserKey == "" {
+		return fmt.Errorf("%w: change with an empty user key", errInvalid)
+	}
+	if c.At < 0 || c.At > maxAt {
+		return fmt.Errorf("%w: change time %d ms outside 0..%d", errInvalid, c.At, int64(maxAt))
+	}
+	return nil
+}

@@ -1,0 +1,34 @@
+package memstate
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/retarget-dev/retarget/shared/adapters/statetest"
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+func TestContract(t *testing.T) {
+	statetest.Run(t, func(*testing.T) ports.SegmentStore { return New() })
+}
+
+func TestDoneContext(t *testing.T) {
+	s := New()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	calls := map[string]func() error{
+		"GetUser":        func() error { _, _, err := s.GetUser(ctx, "a", "u"); return err },
+		"PutUser":        func() error { return s.PutUser(ctx, ports.UserRecord{App: "a", UserKey: "u", Version: 1}) },
+		"RecordChanges":  func() error { return s.RecordChanges(ctx, nil) },
+		"PendingChanges": func() error { _, _, err := s.PendingChanges(ctx, "a", "s", "", 1); return err },
+		"MarkSynced":     func() error { return s.MarkSynced(ctx, nil) },
+		"DueUsers":       func() error { _, _, err := s.DueUsers(ctx, "a", time.Now(), time.Hour, 1, ""); return err },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a canceled context: %v", name, err)
+		}
+	}
+}

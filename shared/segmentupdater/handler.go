@@ -1,0 +1,295 @@
+// Package segmentupdater is the segment updater function's handler: it reads a batch of stream
+// records (as the Kinesis event source mapping delivers them), groups them by user, folds each
+// user's new events into the stored state with one read and one conditional write per user,
+// re-evaluates the segment rules and records every membership change for audience sync.
+//
+// Exactly once in effect under at-least-once delivery: a user's record carries the highest
+// sequence number applied (records of one user stay on one shard, in order) and the hashes of
+// the event ids applied recently; redelivered records and client or producer retries of the
+// same event_id change nothing.
+package segmentupdater
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/retarget-dev/retarget/shared/envelope"
+	"github.com/retarget-dev/retarget/shared/observability"
+	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/segments"
+)
+
+// Consumer names this function in logs and metrics.
+const Consumer = "segment-updater"
+
+// Defaults.
+const (
+	// RecentIDs is how many event-id hashes a user record keeps, the latest by event time, to
+	// catch retried events that carry a new sequence number (producer retries come within
+	// seconds, client retries within minutes). 32 entries of 15 bytes keep the item small.
+	RecentIDs = 32
+	// DefaultUserTTL expires the state of users inactive this long.
+	DefaultUserTTL = 400 * 24 * time.Hour
+	// conflictRetries bounds the re-reads after a concurrent write (the sweeper) of the same user.
+	conflictRetries = 5
+)
+
+// Config wires a Handler.
+type Config struct {
+	Rules   map[string]*segments.AppRules // by app id
+	Store   ports.SegmentStore
+	Logger  *slog.Logger
+	Metrics *observability.Emitter
+	Now     func() time.Time
+	UserTTL time.Duration
+}
+
+// Handler handles Kinesis batches.
+type Handler struct{ cfg Config }
+
+// New returns a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Rules == nil || cfg.Store == nil {
+		return nil, errors.New("segmentupdater: Rules and Store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.UserTTL <= 0 {
+		cfg.UserTTL = DefaultUserTTL
+	}
+	return &Handler{cfg: cfg}, nil
+}
+
+// item is one record of the batch that belongs to a user.
+type item struct {
+	index int
+	seq   string
+	event envelope.Event
+}
+
+type userKey struct{ app, uk string }
+
+// stats tallies one invocation.
+type stats struct {
+	records, applied, duplicates, skipped, users, writes, changes, conflicts, failedUsers int
+}
+
+// Handle processes one batch and reports the first record to retry, if any.
+func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	now := h.cfg.Now()
+	var st stats
+	st.records = len(ev.Records)
+	users := map[userKey][]item{}
+	var order []userKey
+	for i := range ev.Records {
+		r := &ev.Records[i]
+		env, err := envelope.Decode(r.Kinesis.Data)
+		if err != nil {
+			// The forwarder dead-letters such records with their bytes; here they carry no state.
+			h.cfg.Logger.Warn("record skipped", "reason", "undecodable", "sequence_number", r.Kinesis.SequenceNumber, "error", err.Error())
+			st.skipped++
+			continue
+		}
+		if _, ok := h.cfg.Rules[env.App]; !ok {
+			h.cfg.Logger.Warn("record skipped", "reason", "unknown_app", "app", env.App, "sequence_number", r.Kinesis.SequenceNumber)
+			st.skipped++
+			continue
+		}
+		k := userKey{env.App, env.UserKey}
+		if _, ok := users[k]; !ok {
+			order = append(order, k)
+		}
+		users[k] = append(users[k], item{index: i, seq: r.Kinesis.SequenceNumber, event: env.Event})
+	}
+
+	var failed []int
+	for _, k := range order {
+		its := users[k]
+		st.users++
+		if err := h.applyUser(ctx, k, its, now, &st); err != nil {
+			h.cfg.Logger.Error("user state not updated: records stay on the stream", "app", k.app, "user", k.uk, "error", err.Error())
+			st.failedUsers++
+			for _, it := range its {
+				failed = append(failed, it.index)
+			}
+		}
+	}
+	h.record(st)
+	if len(failed) == 0 {
+		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, nil
+	}
+	first := slices.Min(failed)
+	return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
+		{ItemIdentifier: ev.Records[first].Kinesis.SequenceNumber},
+	}}, nil
+}
+
+// applyUser folds one user's records into the stored state: read, skip what was applied,
+// fold, evaluate, record the changes, write conditionally; on a concurrent write, again.
+func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time.Time, st *stats) error {
+	rules := h.cfg.Rules[k.app]
+	for attempt := 0; ; attempt++ {
+		rec, found, err := h.cfg.Store.GetUser(ctx, k.app, k.uk)
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		var state segments.State
+		if found && len(rec.State) > 0 {
+			if err := json.Unmarshal(rec.State, &state); err != nil {
+				return fmt.Errorf("stored state does not decode: %w", err)
+			}
+		}
+		if !found {
+			rec = ports.UserRecord{App: k.app, UserKey: k.uk}
+		}
+		recent := slices.Clone(rec.RecentIDs)
+		lastSeq := rec.LastSeq
+		applied, dups := 0, 0
+		for _, it := range its {
+			id := idEntry(&it.event)
+			if !seqAfter(it.seq, rec.LastSeq) || hasID(recent, id) {
+				dups++ // redelivered record, or a retry of an event already applied
+				continue
+			}
+			state.Apply(&it.event, rules)
+			recent = append(recent, id)
+			if seqAfter(it.seq, lastSeq) {
+				lastSeq = it.seq
+			}
+			applied++
+		}
+		if applied == 0 {
+			st.duplicates += dups
+			return nil
+		}
+		recent = latestIDs(recent, RecentIDs)
+		after, due := rules.Evaluate(&state, now)
+		changes := Changes(k.app, k.uk, rec.Segments, after, latestEventMillis(its))
+		encoded, err := json.Marshal(&state)
+		if err != nil {
+			return fmt.Errorf("encode state: %w", err)
+		}
+		// Changes first: if the write below fails or the function dies, the redelivery computes
+		// the same changes (same identity: the store keeps one) and writes the state then.
+		if len(changes) > 0 {
+			if err := h.cfg.Store.RecordChanges(ctx, changes); err != nil {
+				return fmt.Errorf("record membership changes: %w", err)
+			}
+		}
+		next := ports.UserRecord{
+			App: k.app, UserKey: k.uk, State: encoded, Segments: after, LastSeq: lastSeq, RecentIDs: recent,
+			Version: rec.Version + 1, DueAt: unixOrZero(due), ExpiresAt: time.Unix(state.LastSeen, 0).Add(h.cfg.UserTTL).Unix(),
+		}
+		err = h.cfg.Store.PutUser(ctx, next)
+		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
+			st.conflicts++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		st.applied += applied
+		st.duplicates += dups
+		st.writes++
+		st.changes += len(changes)
+		return nil
+	}
+}
+
+// Changes lists the membership changes from before to after, at unix milliseconds at.
+func Changes(app, uk string, before, after []string, at int64) []ports.MembershipChange {
+	joined, left := segments.Diff(before, after)
+	var out []ports.MembershipChange
+	for _, s := range joined {
+		out = append(out, ports.MembershipChange{App: app, Segment: s, UserKey: uk, Joined: true, At: at})
+	}
+	for _, s := range left {
+		out = append(out, ports.MembershipChange{App: app, Segment: s, UserKey: uk, Joined: false, At: at})
+	}
+	return out
+}
+
+// idEntry identifies an event for deduplication (its id and name, as Meta does) prefixed with
+// its event time: "<unix seconds, base 36, 7 digits>.<8-character hash>". The store keeps the
+// entries as a set, without order; the time prefix is what orders them.
+func idEntry(e *envelope.Event) string {
+	sum := sha256.Sum256([]byte(e.ID + "\x00" + e.Name))
+	t := strconv.FormatInt(max(e.Time, 0), 36)
+	if len(t) < 7 {
+		t = strings.Repeat("0", 7-len(t)) + t
+	}
+	return t + "." + base64.RawURLEncoding.EncodeToString(sum[:6])
+}
+
+// hasID reports whether recent holds the event of entry (whatever time it was recorded with).
+func hasID(recent []string, entry string) bool {
+	hash := entry[strings.IndexByte(entry, '.'):]
+	for _, r := range recent {
+		if strings.HasSuffix(r, hash) {
+			return true
+		}
+	}
+	return false
+}
+
+// latestIDs keeps the n entries with the latest event times.
+func latestIDs(ids []string, n int) []string {
+	slices.Sort(ids) // fixed-width time prefix: lexical order is time order
+	ids = slices.Compact(ids)
+	if len(ids) > n {
+		ids = ids[len(ids)-n:]
+	}
+	return ids
+}
+
+// seqAfter reports whether Kinesis sequence number a comes after b ("" is before everything).
+// Sequence numbers are decimal strings of up to 129 digits: longer is larger, then compare.
+func seqAfter(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) > len(b)
+	}
+	return a > b
+}
+
+func latestEventMillis(its []item) int64 {
+	var t int64
+	for _, it := range its {
+		t = max(t, it.event.Time)
+	}
+	return t * 1000
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func (h *Handler) record(s stats) {
+	h.cfg.Logger.Info("batch applied", "records", s.records, "users", s.users, "applied", s.applied,
+		"duplicates", s.duplicates, "skipped", s.skipped, "writes", s.writes, "membership_changes", s.changes,
+		"conflicts", s.conflicts, "failed_users", s.failedUsers)
+	m := func(name string, v int) observability.Metric {
+		return observability.Metric{Name: name, Unit: observability.Count, Value: float64(v)}
+	}
+	h.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}},
+		m("RecordsRead", s.records), m("EventsApplied", s.applied), m("EventsDuplicate", s.duplicates),
+		m("RecordsSkipped", s.skipped), m("UserWrites", s.writes), m("SegmentChanges", s.changes),
+		m("WriteConflicts", s.conflicts), m("UsersFailed", s.failedUsers))
+}
