@@ -67,7 +67,7 @@ func (c *console) printSummary(s started) {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("retarget dev stack (config %s)", s.Settings.ConfigFile)
 	w("  kinesis   %s  (kinesalite, pid %d) stream %s, %d shards", s.KinesisURL, s.KinesisPID, s.Settings.StreamName, streamShards)
-	w("  dynamodb  %s  (dynalite, pid %d) no tables yet", s.DynamoURL, s.DynamoPID)
+	w("  dynamodb  %s  (dynalite, pid %d) table %s", s.DynamoURL, s.DynamoPID, stateTable)
 	w("  api       %s  POST /v1/events, GET /v1/health (stage dev)", s.APIURL)
 	if s.Meta != nil {
 		if s.Meta.Sandbox != nil {
@@ -77,6 +77,8 @@ func (c *console) printSummary(s started) {
 		}
 		w("  forwarder capi-forwarder on the stream: batch %d, window %s, bisect on error, %d retries; dead letters in %s",
 			forwarderESM.BatchSize, forwarderESM.BatchingWindow, forwarderESM.MaxRetryAttempts, deadLettersFile)
+		w("  segments  segment-updater on the stream (batch %d), sweeper every %s (%s), table %s; GET /v1/users/{app_user_id}/segments",
+			updaterESM.BatchSize, s.Settings.SweepInterval, EnvSweep, stateTable)
 	}
 	if s.Key != "" {
 		w("  api key   %s  (app %s)", s.Key, s.App.ID)

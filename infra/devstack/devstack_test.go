@@ -218,6 +218,40 @@ func TestDevstack(t *testing.T) {
 		}
 	})
 
+	// The segment updater folds the same events into DynamoDB; the read route answers from it.
+	t.Run("segments read API", func(t *testing.T) {
+		get := func(path, key string) (int, string) {
+			req, _ := http.NewRequest("GET", api+path, nil)
+			if key != "" {
+				req.Header.Set("x-api-key", key)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(raw)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			status, body := get("/v1/users/u-123/segments", key)
+			if status == 200 && strings.Contains(body, `"new_installer"`) && strings.Contains(body, `"app_user_id":"u-123"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET segments of u-123: %d %s", status, body)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if status, _ := get("/v1/users/nobody/segments", key); status != 404 {
+			t.Errorf("unknown user: %d, want 404", status)
+		}
+		if status, _ := get("/v1/users/u-123/segments", ""); status != 401 {
+			t.Errorf("no key: %d, want 401", status)
+		}
+	})
+
 	t.Run("SIGTERM stops everything", func(t *testing.T) {
 		code := ds.stop(t, syscall.SIGTERM, 30*time.Second)
 		if code != 0 {

@@ -51,6 +51,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/ingestapi"
 	"github.com/retarget-dev/retarget/shared/observability"
+	"github.com/retarget-dev/retarget/shared/segmentsapi"
 )
 
 const (
@@ -156,11 +157,20 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		return err
 	}
 	defer fwd.stop()
+	dynamoCfg, err := emulators.AWSConfig(ctx, dynalite.Endpoint)
+	if err != nil {
+		return err
+	}
+	segs, err := startSegments(setupCtx, s, awsCfg, dynamoCfg, logs, out)
+	if err != nil {
+		return err
+	}
+	defer segs.stop()
 
 	srv := &http.Server{
 		Handler: &Gateway{
-			Function: handler.Handle,
-			Routes:   []string{ingestapi.RouteEvents, ingestapi.RouteHealth},
+			Function: segs.handle(handler.Handle),
+			Routes:   []string{ingestapi.RouteEvents, ingestapi.RouteHealth, segmentsapi.Route},
 			Stage:    "dev",
 			Timeout:  functionTimeout,
 			Access:   out.access,
@@ -197,7 +207,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	case serveErr = <-served:
 	}
 	stopSignals()
-	out.Println("stopping: api, forwarder, tail, emulators")
+	out.Println("stopping: api, forwarder, segments, tail, emulators")
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
@@ -205,6 +215,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		out.Errorf("api shutdown: %v", err)
 	}
 	fwd.stop()
+	segs.stop()
 	stopTail()
 	<-tailDone
 	stopEmulator(out, dynalite) // the deferred calls cover the early returns; Stop is idempotent
@@ -239,7 +250,7 @@ func newIngestHandler(ctx context.Context, s settings, awsCfg aws.Config, logs *
 
 // logFiles are the dev stack's log files, truncated at each start.
 type logFiles struct {
-	ingest, forwarder, metrics, kinesalite, dynalite, esmFailures *os.File
+	ingest, forwarder, segments, metrics, kinesalite, dynalite, esmFailures *os.File
 }
 
 func openLogs(dir string) (*logFiles, error) {
@@ -250,7 +261,7 @@ func openLogs(dir string) (*logFiles, error) {
 	for _, f := range []struct {
 		name string
 		dst  **os.File
-	}{{"ingest.log", &l.ingest}, {"forwarder.log", &l.forwarder}, {"metrics.log", &l.metrics},
+	}{{"ingest.log", &l.ingest}, {"forwarder.log", &l.forwarder}, {"segments.log", &l.segments}, {"metrics.log", &l.metrics},
 		{"kinesalite.log", &l.kinesalite}, {"dynalite.log", &l.dynalite}, {esmFailuresFile, &l.esmFailures}} {
 		file, err := os.Create(filepath.Join(dir, f.name))
 		if err != nil {
@@ -264,7 +275,7 @@ func openLogs(dir string) (*logFiles, error) {
 
 // Close closes the files that are open.
 func (l *logFiles) Close() {
-	for _, f := range []*os.File{l.ingest, l.forwarder, l.metrics, l.kinesalite, l.dynalite, l.esmFailures} {
+	for _, f := range []*os.File{l.ingest, l.forwarder, l.segments, l.metrics, l.kinesalite, l.dynalite, l.esmFailures} {
 		if f != nil {
 			f.Close()
 		}

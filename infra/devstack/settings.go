@@ -9,21 +9,23 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/retarget-dev/retarget/shared/metasandbox"
 )
 
 // Environment variables the dev stack reads (the function's own variables are in ingestapi).
 const (
-	EnvAPIAddr    = "DEV_API_ADDR"        // where the API listens; loopback only
-	EnvAPIKey     = "DEV_API_KEY"         // replaces the first app's dev key
-	EnvPepper     = "PSEUDONYM_PEPPER"    // pseudonym pepper; default devPepper
-	EnvStreamName = "EVENT_STREAM_NAME"   // stream name; default defaultStream
-	EnvLogLevel   = "LOG_LEVEL"           // level of the function's JSON log
-	EnvGraphURL   = "META_GRAPH_URL"      // send to this Graph API instead of the embedded sandbox
-	EnvMetaToken  = "META_ACCESS_TOKEN"   // Meta access token (default: the sandbox's dev token)
-	EnvMetaSecret = "META_APP_SECRET"     // Meta app secret (default: the sandbox's dev secret)
-	EnvFaults     = "META_SANDBOX_FAULTS" // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
+	EnvAPIAddr    = "DEV_API_ADDR"           // where the API listens; loopback only
+	EnvAPIKey     = "DEV_API_KEY"            // replaces the first app's dev key
+	EnvPepper     = "PSEUDONYM_PEPPER"       // pseudonym pepper; default devPepper
+	EnvStreamName = "EVENT_STREAM_NAME"      // stream name; default defaultStream
+	EnvLogLevel   = "LOG_LEVEL"              // level of the function's JSON log
+	EnvGraphURL   = "META_GRAPH_URL"         // send to this Graph API instead of the embedded sandbox
+	EnvMetaToken  = "META_ACCESS_TOKEN"      // Meta access token (default: the sandbox's dev token)
+	EnvMetaSecret = "META_APP_SECRET"        // Meta app secret (default: the sandbox's dev secret)
+	EnvFaults     = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
+	EnvSweep      = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
 )
 
 const (
@@ -58,6 +60,7 @@ type settings struct {
 	// Meta: MetaGraphURL is empty for the embedded sandbox.
 	MetaGraphURL, MetaToken, MetaSecret string
 	Faults                              metasandbox.Faults
+	SweepInterval                       time.Duration
 }
 
 // parseSettings reads the flags in args (without the program name) and the environment.
@@ -123,6 +126,14 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	}
 	s.LogLevel = getenv(EnvLogLevel)
 	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(EnvGraphURL), getenv(EnvMetaToken), getenv(EnvMetaSecret)
+	s.SweepInterval = 30 * time.Second
+	if v := getenv(EnvSweep); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return s, fmt.Errorf("%s=%q: want a positive Go duration such as 30s", EnvSweep, v)
+		}
+		s.SweepInterval = d
+	}
 	if v := getenv(EnvFaults); v != "" {
 		if err := json.Unmarshal([]byte(v), &s.Faults); err != nil {
 			return s, fmt.Errorf("%s: %w (e.g. {\"server_error_rate\":0.3,\"seed\":7})", EnvFaults, err)

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/observability"
+	"github.com/retarget-dev/retarget/shared/segmentsapi"
+	"github.com/retarget-dev/retarget/shared/segmentsweeper"
+	"github.com/retarget-dev/retarget/shared/segmentupdater"
+	"github.com/retarget-dev/retarget/shared/streampoller"
+)
+
+// stateTable is the local segment state table in dynalite.
+const stateTable = "retarget-state"
+
+// updaterESM is the updater's event source mapping as the stack declares it, with a 1 s window.
+var updaterESM = streampoller.Config{
+	BatchSize:               500,
+	BatchingWindow:          time.Second,
+	BisectOnError:           true,
+	MaxRetryAttempts:        10000,
+	MaxRecordAge:            6 * time.Hour,
+	ReportBatchItemFailures: true,
+	FunctionTimeout:         60 * time.Second,
+}
+
+// segmentFunctions runs the segment updater behind a local event source mapping, the sweeper
+// on a ticker, and serves the read route.
+type segmentFunctions struct {
+	read   *segmentsapi.Handler
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startSegments(ctx context.Context, s settings, kinesisCfg, dynamoCfg aws.Config, logs *logFiles, out *console) (*segmentFunctions, error) {
+	if err := dynamostate.CreateTable(ctx, dynamodb.NewFromConfig(dynamoCfg), stateTable); err != nil {
+		return nil, fmt.Errorf("state table: %w", err)
+	}
+	env := map[string]string{
+		segmentupdater.EnvTableName:  stateTable,
+		segmentupdater.EnvConfigFile: s.ConfigFile,
+		"PSEUDONYM_PEPPER":           s.Pepper,
+		"DEV_AUTH":                   "true",
+		"DEV_API_KEY":                s.APIKey,
+	}
+	getenv := func(k string) string { return env[k] }
+	logger := slog.New(slog.NewMultiHandler(
+		observability.NewLogger(logs.segments, s.LogLevel).Handler(),
+		slog.NewTextHandler(out.err, &slog.HandlerOptions{Level: slog.LevelWarn}),
+	))
+	updater, err := segmentupdater.FromEnv(getenv, dynamoCfg, logger, logs.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("segment-updater: %w", err)
+	}
+	sweeper, err := segmentsweeper.FromEnv(getenv, dynamoCfg, logger, logs.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("segment-sweeper: %w", err)
+	}
+	read, err := segmentsapi.FromEnv(ctx, getenv, dynamoCfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("segments-read: %w", err)
+	}
+	cfg := updaterESM
+	cfg.Stream = s.StreamName
+	cfg.Logger = logger
+	cfg.OnFailure = func(_ context.Context, f streampoller.FailureRecord) error {
+		out.Errorf("segment-updater: records %s..%s of %s given up (%s)", f.StartSequenceNumber, f.EndSequenceNumber, f.Shard, f.Reason)
+		return nil
+	}
+	poller, err := streampoller.New(kinesis.NewFromConfig(kinesisCfg), cfg, updater.Handle)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	sf := &segmentFunctions{read: read, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(sf.done)
+		go func() {
+			if err := poller.Run(runCtx); err != nil {
+				out.Errorf("segment-updater poller: %v", err)
+			}
+		}()
+		t := time.NewTicker(s.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				sweepCtx, stop := context.WithTimeout(runCtx, 5*time.Minute)
+				if _, err := sweeper.Sweep(sweepCtx); err != nil && runCtx.Err() == nil {
+					out.Errorf("segment-sweeper: %v", err)
+				}
+				stop()
+			}
+		}
+	}()
+	return sf, nil
+}
+
+// handle routes the read route to its function and everything else to the ingest function.
+func (sf *segmentFunctions) handle(ingest ProxyFunc) ProxyFunc {
+	return func(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+		if req.Resource == segmentsapi.Route {
+			return sf.read.Handle(ctx, req)
+		}
+		return ingest(ctx, req)
+	}
+}
+
+func (sf *segmentFunctions) stop() {
+	sf.cancel()
+	<-sf.done
+}
