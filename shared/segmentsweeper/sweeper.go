@@ -136,10 +136,7 @@ func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time) 
 			}
 		}
 		rec.Segments, rec.Version = after, rec.Version+1
-		rec.DueAt = 0
-		if !due.IsZero() {
-			rec.DueAt = due.Unix()
-		}
+		rec.DueAt = segmentupdater.DueAt(due)
 		err = s.cfg.Store.PutUser(ctx, rec)
 		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
 			continue // the updater wrote this user meanwhile: evaluate its new state

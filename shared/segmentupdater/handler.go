@@ -37,8 +37,13 @@ const Consumer = "segment-updater"
 const (
 	// RecentIDs is how many event-id hashes a user record keeps, the latest by event time, to
 	// catch retried events that carry a new sequence number (producer retries come within
-	// seconds, client retries within minutes). 32 entries of 15 bytes keep the item small.
-	RecentIDs = 32
+	// seconds, client retries of an SDK batch of ~20 within minutes). 24 entries of 13 bytes
+	// keep the item well under 1 KB.
+	RecentIDs = 24
+	// DueStep is the resolution of the due index: the sweeper runs every few minutes, so a due
+	// time rounded up to the next step loses nothing, and a user whose next flip moves within
+	// one step (every event moves lapsed_7d) does not rewrite the index entry.
+	DueStep = 5 * time.Minute
 	// DefaultUserTTL expires the state of users inactive this long.
 	DefaultUserTTL = 400 * 24 * time.Hour
 	// conflictRetries bounds the re-reads after a concurrent write (the sweeper) of the same user.
@@ -193,7 +198,7 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time
 		}
 		next := ports.UserRecord{
 			App: k.app, UserKey: k.uk, State: encoded, Segments: after, LastSeq: lastSeq, RecentIDs: recent,
-			Version: rec.Version + 1, DueAt: unixOrZero(due), ExpiresAt: time.Unix(state.LastSeen, 0).Add(h.cfg.UserTTL).Unix(),
+			Version: rec.Version + 1, DueAt: keepEarlierDue(rec.DueAt, DueAt(due), now), ExpiresAt: time.Unix(state.LastSeen, 0).Add(h.cfg.UserTTL).Unix(),
 		}
 		err = h.cfg.Store.PutUser(ctx, next)
 		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
@@ -225,15 +230,16 @@ func Changes(app, uk string, before, after []string, at int64) []ports.Membershi
 }
 
 // idEntry identifies an event for deduplication (its id and name, as Meta does) prefixed with
-// its event time: "<unix seconds, base 36, 7 digits>.<8-character hash>". The store keeps the
-// entries as a set, without order; the time prefix is what orders them.
+// its event time: "<unix seconds, base 36, 6 digits>.<6-character hash>" (36 bits of hash: a
+// false match among one user's 24 recent events is a 1 in 3 billion chance). The store keeps
+// the entries as a set, without order; the time prefix is what orders them.
 func idEntry(e *envelope.Event) string {
 	sum := sha256.Sum256([]byte(e.ID + "\x00" + e.Name))
 	t := strconv.FormatInt(max(e.Time, 0), 36)
-	if len(t) < 7 {
-		t = strings.Repeat("0", 7-len(t)) + t
+	if len(t) < 6 {
+		t = strings.Repeat("0", 6-len(t)) + t
 	}
-	return t + "." + base64.RawURLEncoding.EncodeToString(sum[:6])
+	return t + "." + base64.RawURLEncoding.EncodeToString(sum[:5])[:6]
 }
 
 // hasID reports whether recent holds the event of entry (whatever time it was recorded with).
@@ -274,11 +280,26 @@ func latestEventMillis(its []item) int64 {
 	return t * 1000
 }
 
-func unixOrZero(t time.Time) int64 {
+// keepEarlierDue returns the due index value to write: the stored one when it is still ahead
+// and not later than the new one, else the new one. A due time earlier than the true next flip
+// is harmless (the sweeper visits, finds nothing to change and writes the true one), and
+// keeping it spares an index move on most writes: every event of an active user pushes
+// lapsed_7d's flip a little later, which would otherwise move the user in the due index.
+func keepEarlierDue(stored, next int64, now time.Time) int64 {
+	if stored > now.Unix() && (next == 0 || stored <= next) {
+		return stored
+	}
+	return next
+}
+
+// DueAt turns the rules' next flip into the due index value: unix seconds rounded up to
+// DueStep, or 0 for none.
+func DueAt(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	return t.Unix()
+	step := int64(DueStep / time.Second)
+	return (t.Unix() + step - 1) / step * step
 }
 
 func (h *Handler) record(s stats) {

@@ -217,3 +217,20 @@ func TestRecentIDsKeepTheLatest(t *testing.T) {
 		t.Fatalf("kept %d ids, latest kept %v, oldest kept %v", len(kept), hasID(kept, ids[49]), hasID(kept, ids[0]))
 	}
 }
+
+func TestKeepEarlierDue(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		stored, next, want int64
+	}{
+		{0, 2_000, 2_000}, // first due time
+		{1_800_000_600, 1_800_000_900, 1_800_000_600}, // still ahead and earlier: kept
+		{1_800_000_900, 1_800_000_600, 1_800_000_600}, // an earlier flip: moved forward
+		{1_799_999_000, 1_800_000_900, 1_800_000_900}, // already due: the true one
+		{1_800_000_600, 0, 1_800_000_600},             // nothing will flip: the sweeper clears it
+	} {
+		if got := keepEarlierDue(tc.stored, tc.next, at); got != tc.want {
+			t.Errorf("keepEarlierDue(%d, %d) = %d, want %d", tc.stored, tc.next, got, tc.want)
+		}
+	}
+}
