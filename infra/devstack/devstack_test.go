@@ -244,6 +244,45 @@ func TestDevstack(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		// The issue's scenario: an add-to-cart two hours ago, then a 250 USD purchase (sent twice).
+		post := func(evs ...map[string]any) {
+			body, _ := json.Marshal(map[string]any{"events": evs})
+			req, _ := http.NewRequest("POST", api+"/v1/events", strings.NewReader(string(body)))
+			req.Header.Set("x-api-key", key)
+			resp, err := client.Do(req)
+			if err != nil || resp.StatusCode != 202 {
+				t.Fatalf("post: %v %v", resp, err)
+			}
+			resp.Body.Close()
+		}
+		ev := func(id, name string, at time.Time, custom map[string]any) map[string]any {
+			e := map[string]any{"event_id": id, "event_name": name, "event_time": at.Unix(), "user": map[string]any{"app_user_id": "dana"},
+				"device": map[string]any{"platform": "android", "os_version": "14"}, "consent": map[string]any{"ads_personalization": true}}
+			if custom != nil {
+				e["custom_data"] = custom
+			}
+			return e
+		}
+		waitSegments := func(want, notWant string) {
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				status, body := get("/v1/users/dana/segments", key)
+				if status == 200 && strings.Contains(body, `"`+want+`"`) && (notWant == "" || !strings.Contains(body, `"`+notWant+`"`)) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("segments of dana: %d %s; want %s without %q", status, body, want, notWant)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		post(ev("dana-cart", "fb_mobile_add_to_cart", time.Now().Add(-2*time.Hour), nil))
+		waitSegments("cart_abandoner", "")
+		buy := ev("dana-buy", "fb_mobile_purchase", time.Now().Add(-time.Minute), map[string]any{"value": 250, "currency": "USD"})
+		post(buy)
+		post(buy)
+		waitSegments("vip", "cart_abandoner")
+
 		if status, _ := get("/v1/users/nobody/segments", key); status != 404 {
 			t.Errorf("unknown user: %d, want 404", status)
 		}
