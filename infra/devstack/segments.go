@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/observability"
 	"github.com/retarget-dev/retarget/shared/segmentsapi"
 	"github.com/retarget-dev/retarget/shared/segmentsweeper"
@@ -24,11 +25,11 @@ const stateTable = "retarget-state"
 
 // updaterESM is the updater's event source mapping as the stack declares it, with a 1 s window.
 var updaterESM = streampoller.Config{
-	BatchSize:               500,
+	BatchSize:               segmentupdater.MappingBatchSize,
 	BatchingWindow:          time.Second,
 	BisectOnError:           true,
-	MaxRetryAttempts:        10000,
-	MaxRecordAge:            6 * time.Hour,
+	MaxRetryAttempts:        capiforwarder.MappingRetryAttempts,
+	MaxRecordAge:            capiforwarder.MappingMaxRecordAge,
 	ReportBatchItemFailures: true,
 	FunctionTimeout:         60 * time.Second,
 }

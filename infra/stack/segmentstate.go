@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
@@ -22,6 +23,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/appconfig"
+	"github.com/retarget-dev/retarget/shared/segmentupdater"
 )
 
 // Folders of the segment functions under functions/ and under the build directory.
@@ -73,8 +75,8 @@ const (
 
 	// SegmentBatchSize and SegmentBatchingWindowSeconds: about 100 users per batch at 5 events
 	// each, one conditional write per user.
-	SegmentBatchSize             = 500
-	SegmentBatchingWindowSeconds = 5
+	SegmentBatchSize             = segmentupdater.MappingBatchSize
+	SegmentBatchingWindowSeconds = int(segmentupdater.MappingBatchingWindow / time.Second)
 	// SegmentRetryAttempts and SegmentMaxRecordAgeHours are the forwarder's: retries bounded
 	// by record age, leaving 18 h of the stream's 24 h to replay a skipped range (the updater
 	// is idempotent, so replaying is always safe).
