@@ -56,7 +56,13 @@ const (
 	// fixes the credentials; alert, do not retry.
 	CAPIAuth
 	// CAPIBlocked (code 368) is a temporary block: hold the events, back off for long, alert.
+	// For Custom Audiences it also covers 100/1713230, an audience whose uploads Meta blocked
+	// (see AudienceAPI): no wait helps until the restriction is resolved.
 	CAPIBlocked
+	// CAPISessionEnded is returned by AudienceAPI uploads only: the upload session can take no
+	// more batches (2650 with subcode 1870147, 1870158 or 1870159). Start a new session from
+	// batch 1; see IsSessionEnded.
+	CAPISessionEnded
 )
 
 // String returns a short stable name, suitable for logs and metric dimensions.
@@ -72,12 +78,15 @@ func (c CAPIErrorClass) String() string {
 		return "auth"
 	case CAPIBlocked:
 		return "blocked"
+	case CAPISessionEnded:
+		return "session_ended"
 	default:
 		return "unknown"
 	}
 }
 
-// CAPIError is the error a CAPISender returns. It never contains the access token.
+// CAPIError is the error a CAPISender or an AudienceAPI returns. It never contains the access
+// token.
 type CAPIError struct {
 	Class CAPIErrorClass
 	// HTTPStatus is the response status, 0 when no response arrived.

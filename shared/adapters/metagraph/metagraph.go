@@ -1,5 +1,6 @@
 // Package metagraph sends server events to Meta's Conversions API over the Graph API
-// (POST {BaseURL}/{Version}/{dataset}/events) and implements ports.CAPISender.
+// (POST {BaseURL}/{Version}/{dataset}/events) and implements ports.CAPISender; it also manages
+// customer-list Custom Audiences and implements ports.AudienceAPI (see audiences.go).
 //
 // The access token and its appsecret_proof travel in the request body, never in the URL, so
 // that no URL logged by a proxy, a tracer or an error message carries the token. Errors are
@@ -37,8 +38,8 @@ const (
 // maxResponseBytes bounds how much of an answer is read; Meta's answers are a few hundred bytes.
 const maxResponseBytes = 1 << 20
 
-// Configuration errors, wrapped by the *ports.CAPIError of every SendEvents call of a Client
-// built from such a Config.
+// Configuration errors, wrapped by the *ports.CAPIError of every call (SendEvents,
+// CreateAudience, Upload) of a Client built from such a Config.
 var (
 	// ErrNoToken: Config.AccessToken is empty (class Auth: alert, do not retry).
 	ErrNoToken = errors.New("metagraph: no access token")
@@ -58,6 +59,9 @@ type Config struct {
 	AppSecret string
 	// Timeout bounds one call, from sending to reading the answer (default DefaultTimeout).
 	Timeout time.Duration
+	// UploadTimeout bounds one Custom Audiences call instead of Timeout (default
+	// DefaultUploadTimeout): an upload of 10,000 rows is a large request.
+	UploadTimeout time.Duration
 	// HTTPClient makes the calls (default: a new http.Client). Its own Timeout, if any, also
 	// applies.
 	HTTPClient *http.Client
@@ -75,6 +79,7 @@ type Client struct {
 	proof    string
 	partner  string
 	timeout  time.Duration
+	upload   time.Duration // timeout of Custom Audiences calls
 	http     *http.Client
 	form     bool
 	cfgErr   *ports.CAPIError // configuration error, returned by every call
@@ -94,6 +99,9 @@ func New(cfg Config) *Client {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = DefaultUploadTimeout
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{}
 	}
@@ -102,6 +110,7 @@ func New(cfg Config) *Client {
 		token:    cfg.AccessToken,
 		partner:  cfg.PartnerAgent,
 		timeout:  cfg.Timeout,
+		upload:   cfg.UploadTimeout,
 		http:     cfg.HTTPClient,
 		form:     cfg.FormEncoded,
 	}
