@@ -1,7 +1,8 @@
 // Package appconfig loads and validates the declarative app configuration: which apps exist,
 // which platforms they ship on, which API key belongs to each, where their events go at Meta,
-// and which segments their users fall into. The same file is validated by `make test`, at `cdk synth` and when a function starts,
-// so a bad config fails early with a message that names the entry and the problem.
+// which segments their users fall into and which Custom Audiences those segments feed. The same
+// file is validated by `make test`, at `cdk synth` and when a function starts, so a bad config
+// fails early with a message that names the entry and the problem.
 package appconfig
 
 import (
@@ -54,6 +55,13 @@ type App struct {
 	CurrencyRates map[string]float64 `json:"currency_rates,omitempty"`
 	// Segments are the app's declarative segment rules (schema in segments.go).
 	Segments []Segment `json:"segments,omitempty"`
+	// Audiences map segments to Meta Custom Audiences (schema in audiences.go).
+	Audiences []Audience `json:"audiences,omitempty"`
+	// ExclusiveGroups are lists of mapped segments, highest priority first: a user is put in
+	// the audience of at most one segment of each group.
+	ExclusiveGroups [][]string `json:"exclusive_groups,omitempty"`
+	// AudienceSync tunes the audience sync (removal guard, full refresh, request size).
+	AudienceSync AudienceSync `json:"audience_sync,omitzero"`
 }
 
 // APIKey names the API Gateway key of an app. The deployed stack creates one key per app with
@@ -189,6 +197,7 @@ func (c *Config) Validate() error {
 			bad("meta.test_event_code", "must be 1-32 letters or digits as shown in Events Manager")
 		}
 		a.checkSegments(bad)
+		a.checkAudiences(bad)
 	}
 	return errors.Join(errs...)
 }
