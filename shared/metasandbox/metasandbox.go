@@ -1,5 +1,6 @@
 // Package metasandbox is a local stand-in for Meta's Graph API endpoint
-// POST /{version}/{dataset_id}/events (the Conversions API), for `make dev` and for tests.
+// POST /{version}/{dataset_id}/events (the Conversions API), and for the Custom Audience
+// endpoints (see "Custom Audiences" below), for `make dev` and for tests.
 //
 // It answers the way Meta does: the same success body, the same error envelope, and one invalid
 // event rejects the whole request. It validates on its own, from Meta's rules, and shares no code
@@ -58,17 +59,83 @@
 // Accepted events that Meta takes but cannot match produce warnings in the success body's
 // "messages": a hashed key equal to SHA-256 of "" and a madid that looks hashed.
 //
+// # Custom Audiences
+//
+// POST /{version}/act_{ad_account}/customaudiences creates a customer-list audience and answers
+// {"id": "<numeric id>"}. POST /{version}/{audience}/users adds users, DELETE (same body)
+// removes them, POST /{version}/{audience}/usersreplace replaces the whole membership. Their
+// body (JSON or form) carries payload = {"schema", "data"} and session = {"session_id",
+// "batch_seq", "last_batch_flag", "estimated_num_total"}; the answer is {"audience_id",
+// "session_id", "num_received" (cumulative for the session), "num_invalid_entries" (this
+// batch), "invalid_entry_samples" (row index -> reason, never a value; at most 10)}.
+//
+// Checks, in order (the first failing one answers):
+//
+//	what                                                  code  subcode  notes
+//	Faults.ServerErrorRate                                2     -        as for events
+//	version other than Config.Version                     2635  -
+//	customaudiences or usersreplace not POST; users not
+//	POST or DELETE                                        100   33       GraphMethodException
+//	/users or /usersreplace body larger than
+//	Faults.AudienceMaxBodyBytes                           -     -        bare HTTP 413
+//	body not JSON / form / multipart                      100   -
+//	Faults.TokenExpired; token; appsecret_proof           190/100        exactly as for events
+//	Faults.AudienceRateLimitRate                          80003 -        is_transient; BUC header type custom_audience
+//	ad account not in Config.AdAccounts, no act_ prefix;
+//	audience unknown                                      100   33       GraphMethodException
+//	Faults.TermsNotAccepted                               200   1870090
+//	create: name, subtype, customer_file_source missing;
+//	subtype not CUSTOM; source not one of the three;
+//	is_value_based not a boolean                          100   -
+//	create: the account holds 500 audiences already       2654  -        guessed code
+//	payload missing / not an object; data missing / not
+//	an array; schema missing                              100   -
+//	schema: not one single-key name (EMAIL_SHA256,
+//	PHONE_SHA256, MOBILE_ADVERTISER_ID, EXTERN_ID) nor a
+//	list of distinct multi-key names; LOOKALIKE_VALUE on
+//	a plain audience, or missing on a value-based one     100   -        "Invalid Schema" / "Missing LOOKALIKE_VALUE"
+//	data empty or over 10,000 rows                        100   -
+//	a row not an array of len(schema) cells (a
+//	single-key row may be the bare value)                 100   -        "Data Schema Mismatch", names the row index
+//	session missing on usersreplace; session_id not a
+//	positive int64; batch_seq not a positive integer;
+//	last_batch_flag not a boolean                         100   -        /users without a session: one batch on its own
+//	session_id already used in this ad account by
+//	another audience or operation                         100   -        guess
+//	batch_seq already acknowledged                        -     -        200 with the first answer again; nothing re-applied
+//	session finished (last_batch_flag seen)               2650  1870159
+//	session 90 minutes past its first batch               2650  1870158  replays included
+//	a replace session is open on the audience             2650  1870145  is_transient; /users and other replaces
+//	first batch_seq not 1, or not previous + 1            2650  1870147  Meta only documents the first; /users too
+//	remove taking the last members; replace finishing
+//	without any valid row                                 2650  -        "Audience Size Too Low"
+//
+// Row rules make one row invalid (counted, sampled), never the request: a cell that is not a
+// string (numbers are taken as their text); a hashed column (all but EXTERN_ID, MADID,
+// MOBILE_ADVERTISER_ID, LOOKALIKE_VALUE) that is not 64 lowercase hex or is SHA-256 of "";
+// MADID not a lowercase UUID, or the zeroed one; LOOKALIKE_VALUE not a non-negative number,
+// or empty on a value-based audience; no non-empty identifier at all. "" is an unknown cell.
+//
+// Membership: a member is keyed by the row's EXTERN_ID, else its first non-empty identifier,
+// and holds the row (AudienceMembers). Add inserts or overwrites, remove deletes by key, a
+// replace session stages its rows and swaps them in at its last batch; one that times out is
+// dropped. Ids of audiences are never reused, not even after Reset.
+//
 // # Faults
 //
 // Each Graph request draws five numbers from a rand seeded with Faults.Seed, so a sequence of
 // requests meets the same faults on every run. SetFaults and Reset restart the sequence. A held
 // request (TimeoutRate) is answered normally after TimeoutDelay, like Meta, which may well have
 // taken events whose caller gave up: a retry then sends them twice (Meta dedups on event_id).
+// Custom Audience requests draw from the same sequence; ServerErrorRate and TokenExpired apply
+// to them, AudienceRateLimitRate, TermsNotAccepted and AudienceMaxBodyBytes only to them, and
+// TimeoutRate, RateLimitRate and PoisonEventIDs only to events.
 //
 // # Developer endpoints
 //
-// Besides the Graph endpoint: GET /health; GET /_sandbox/events (Accepted), GET
-// /_sandbox/requests (Requests), GET and POST /_sandbox/faults (Faults as JSON; POST replaces
+// Besides the Graph endpoints: GET /health; GET /_sandbox/events (Accepted), GET
+// /_sandbox/requests (Requests), GET /_sandbox/audiences (Audiences), GET
+// /_sandbox/audiences/{id} (the audience, its members and sessions), GET and POST /_sandbox/faults (Faults as JSON; POST replaces
 // them all, unknown fields are refused), POST /_sandbox/reset. For example:
 //
 //	curl -X POST $SANDBOX/_sandbox/faults -d '{"server_error_rate":0.3,"timeout_rate":0.1,"timeout_delay":"3s","seed":7}'
@@ -118,8 +185,11 @@ type Config struct {
 	// AppSecret, when set, makes appsecret_proof required: lowercase hex
 	// HMAC-SHA256(key = AppSecret, message = access token).
 	AppSecret string
-	// Datasets are the known dataset ids (at least one).
+	// Datasets are the known dataset ids. A config needs at least one dataset or ad account.
 	Datasets []string
+	// AdAccounts are the known ad account ids for the Custom Audience endpoints, digits with or
+	// without the "act_" prefix. An unknown account answers 100/33 like an unknown dataset.
+	AdAccounts []string
 	// Now is the clock for event_time checks and logs. Default time.Now.
 	Now func() time.Time
 	// Faults are the initial faults.
@@ -149,6 +219,16 @@ type Faults struct {
 	// holding one is rejected whole, as one invalid event rejects a real CAPI request. Tests use
 	// it to prove that a poison event is isolated and dead-lettered alone.
 	PoisonEventIDs []string
+	// AudienceRateLimitRate answers the Custom Audience endpoints with code 80003 and an
+	// X-Business-Use-Case-Usage header of type "custom_audience" (RegainAccessMinutes applies).
+	// RateLimitRate does not apply to those endpoints; ServerErrorRate and TokenExpired do.
+	AudienceRateLimitRate float64
+	// TermsNotAccepted answers the Custom Audience endpoints with 200/1870090, as for an ad
+	// account whose Custom Audience terms were never accepted.
+	TermsNotAccepted bool
+	// AudienceMaxBodyBytes, when above 0, answers /users and /usersreplace calls whose body is
+	// larger with a bare HTTP 413: Meta support has seen a ~60 KB ceiling in practice.
+	AudienceMaxBodyBytes int
 	// Seed seeds the draws; 0 is a seed like any other.
 	Seed int64
 }
@@ -187,6 +267,18 @@ type RequestLog struct {
 	FBTraceID     string   `json:"fbtrace_id,omitempty"`
 	TestEventCode string   `json:"test_event_code,omitempty"`
 	Messages      []string `json:"messages,omitempty"`
+
+	// Custom Audience calls (audiences.go). AdAccount has no "act_" prefix.
+	AdAccount  string `json:"ad_account,omitempty"`
+	AudienceID string `json:"audience_id,omitempty"`
+	// Rows is the number of rows of payload.data (0 when it is missing or not an array).
+	Rows           int   `json:"rows,omitempty"`
+	InvalidEntries int   `json:"invalid_entries,omitempty"`
+	SessionID      int64 `json:"session_id,omitempty"`
+	BatchSeq       int   `json:"batch_seq,omitempty"`
+	// Replayed is true for a batch_seq the session had already acknowledged: answered again,
+	// not applied again.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Sandbox is the fake Graph API. It is an http.Handler and safe for concurrent use.
@@ -196,6 +288,8 @@ type Sandbox struct {
 	done     chan struct{} // closed by Close: releases held requests
 	once     sync.Once
 	holding  atomic.Int32 // requests being held now (for tests)
+
+	adAccounts map[string]bool // Config.AdAccounts without "act_"
 
 	// set by Start only
 	server *http.Server
@@ -207,6 +301,7 @@ type Sandbox struct {
 	rng      *rand.Rand
 	accepted []AcceptedEvent
 	requests []RequestLog
+	aud      audienceStore
 }
 
 var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
@@ -222,8 +317,8 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.AccessToken == "" {
 		return nil, errors.New("metasandbox: an access token is required")
 	}
-	if len(cfg.Datasets) == 0 {
-		return nil, errors.New("metasandbox: at least one dataset id is required")
+	if len(cfg.Datasets) == 0 && len(cfg.AdAccounts) == 0 {
+		return nil, errors.New("metasandbox: at least one dataset id (or ad account id) is required")
 	}
 	datasets := make(map[string]bool, len(cfg.Datasets))
 	for _, id := range cfg.Datasets {
@@ -233,13 +328,18 @@ func New(cfg Config) (*Sandbox, error) {
 		datasets[id] = true
 	}
 	cfg.Datasets = slices.Clone(cfg.Datasets)
+	adAccounts, err := parseAdAccounts(cfg.AdAccounts)
+	if err != nil {
+		return nil, fmt.Errorf("metasandbox: %w", err)
+	}
+	cfg.AdAccounts = slices.Clone(cfg.AdAccounts)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if err := cfg.Faults.validate(); err != nil {
 		return nil, fmt.Errorf("metasandbox: %w", err)
 	}
-	s := &Sandbox{cfg: cfg, datasets: datasets, done: make(chan struct{})}
+	s := &Sandbox{cfg: cfg, datasets: datasets, adAccounts: adAccounts, done: make(chan struct{})}
 	s.SetFaults(cfg.Faults)
 	return s, nil
 }
@@ -318,11 +418,13 @@ func (s *Sandbox) Requests() []RequestLog {
 	return slices.Clone(s.requests)
 }
 
-// Reset forgets accepted events and requests and restarts the fault draws; faults stay.
+// Reset forgets accepted events, requests, audiences and upload sessions and restarts the
+// fault draws; faults stay.
 func (s *Sandbox) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accepted, s.requests = nil, nil
+	s.aud.reset()
 	s.rng = newRand(s.faults.Seed)
 }
 
@@ -333,6 +435,8 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case strings.HasPrefix(r.URL.Path, "/_sandbox/"):
 		s.serveAdmin(w, r)
+	case isAudiencePath(r.URL.Path):
+		s.serveAudiences(w, r)
 	default:
 		s.serveGraph(w, r)
 	}
@@ -342,6 +446,8 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type draw struct {
 	timeout, serverError, unavailable, rateLimit bool
 	rateLimitCode                                int
+	// audienceRateLimit shares rateLimit's number: a request is one kind or the other.
+	audienceRateLimit bool
 }
 
 // drawFaults always takes five numbers, so request n meets the same faults whatever came before.
@@ -359,6 +465,8 @@ func (s *Sandbox) drawFaults() (Faults, draw) {
 		unavailable:   u[2] < 0.5,
 		rateLimit:     u[3] < f.RateLimitRate,
 		rateLimitCode: f.RateLimitCodes[int(u[4]*float64(len(f.RateLimitCodes)))],
+
+		audienceRateLimit: u[3] < f.AudienceRateLimitRate,
 	}
 }
 
@@ -534,6 +642,9 @@ func (s *Sandbox) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use " + method})
 		return false
 	}
+	if s.serveAudienceAdmin(w, r, allow) {
+		return
+	}
 	switch r.URL.Path {
 	case "/_sandbox/events":
 		if allow(http.MethodGet) {
@@ -568,7 +679,7 @@ func (s *Sandbox) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown sandbox path; see /_sandbox/events, /_sandbox/requests, /_sandbox/faults, /_sandbox/reset"})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown sandbox path; see /_sandbox/events, /_sandbox/requests, /_sandbox/audiences, /_sandbox/faults, /_sandbox/reset"})
 	}
 }
 
@@ -605,7 +716,8 @@ func (f Faults) validate() error {
 	rates := []struct {
 		name string
 		rate float64
-	}{{"server error rate", f.ServerErrorRate}, {"timeout rate", f.TimeoutRate}, {"rate limit rate", f.RateLimitRate}}
+	}{{"server error rate", f.ServerErrorRate}, {"timeout rate", f.TimeoutRate}, {"rate limit rate", f.RateLimitRate},
+		{"audience rate limit rate", f.AudienceRateLimitRate}}
 	for _, r := range rates {
 		if math.IsNaN(r.rate) || r.rate < 0 || r.rate > 1 {
 			return fmt.Errorf("%s %v is not in [0, 1]", r.name, r.rate)
@@ -613,6 +725,9 @@ func (f Faults) validate() error {
 	}
 	if f.TimeoutDelay < 0 {
 		return fmt.Errorf("timeout delay %v is negative", f.TimeoutDelay)
+	}
+	if f.AudienceMaxBodyBytes < 0 {
+		return fmt.Errorf("audience max body bytes %d is negative", f.AudienceMaxBodyBytes)
 	}
 	return nil
 }
@@ -625,6 +740,8 @@ func (f Faults) normalised() Faults {
 		return min(x, 1)
 	}
 	f.ServerErrorRate, f.TimeoutRate, f.RateLimitRate = clamp(f.ServerErrorRate), clamp(f.TimeoutRate), clamp(f.RateLimitRate)
+	f.AudienceRateLimitRate = clamp(f.AudienceRateLimitRate)
+	f.AudienceMaxBodyBytes = max(f.AudienceMaxBodyBytes, 0)
 	if f.TimeoutDelay <= 0 {
 		f.TimeoutDelay = DefaultTimeoutDelay
 	}
@@ -646,7 +763,12 @@ type faultsJSON struct {
 	RegainAccessMinutes int      `json:"regain_access_minutes"`
 	TokenExpired        bool     `json:"token_expired"`
 	PoisonEventIDs      []string `json:"poison_event_ids,omitempty"`
-	Seed                int64    `json:"seed"`
+
+	AudienceRateLimitRate float64 `json:"audience_rate_limit_rate"`
+	TermsNotAccepted      bool    `json:"terms_not_accepted"`
+	AudienceMaxBodyBytes  int     `json:"audience_max_body_bytes"`
+
+	Seed int64 `json:"seed"`
 }
 
 // MarshalJSON writes Faults in the form /_sandbox/faults uses.
@@ -655,6 +777,8 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		ServerErrorRate: f.ServerErrorRate, TimeoutRate: f.TimeoutRate, RateLimitRate: f.RateLimitRate,
 		RateLimitCodes: f.RateLimitCodes, RegainAccessMinutes: f.RegainAccessMinutes,
 		TokenExpired: f.TokenExpired, PoisonEventIDs: f.PoisonEventIDs, Seed: f.Seed,
+		AudienceRateLimitRate: f.AudienceRateLimitRate, TermsNotAccepted: f.TermsNotAccepted,
+		AudienceMaxBodyBytes: f.AudienceMaxBodyBytes,
 	}
 	if f.TimeoutDelay != 0 {
 		j.TimeoutDelay = f.TimeoutDelay.String()
@@ -684,6 +808,8 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		RateLimitRate: j.RateLimitRate, RateLimitCodes: j.RateLimitCodes,
 		RegainAccessMinutes: j.RegainAccessMinutes, TokenExpired: j.TokenExpired,
 		PoisonEventIDs: j.PoisonEventIDs, Seed: j.Seed,
+		AudienceRateLimitRate: j.AudienceRateLimitRate, TermsNotAccepted: j.TermsNotAccepted,
+		AudienceMaxBodyBytes: j.AudienceMaxBodyBytes,
 	}
 	return nil
 }
