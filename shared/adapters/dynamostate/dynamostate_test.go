@@ -52,6 +52,13 @@ func TestContract(t *testing.T) {
 	})
 }
 
+func TestSyncContract(t *testing.T) {
+	client := dynalite(t)
+	statetest.RunSync(t, func(t *testing.T) ports.AudienceSyncStore {
+		return New(client, freshTable(t, client), Options{})
+	})
+}
+
 func TestCreateTable(t *testing.T) {
 	client := dynalite(t)
 	name := freshTable(t, client)

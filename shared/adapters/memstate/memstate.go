@@ -27,6 +27,7 @@ type Store struct {
 	mu      sync.Mutex
 	users   map[userID]ports.UserRecord
 	changes map[segmentID]map[string]*change // by change sort key
+	audSync syncState                        // audience sync (sync.go)
 }
 
 type userID struct{ app, userKey string }

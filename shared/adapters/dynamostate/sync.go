@@ -1,0 +1,231 @@
+package dynamostate
+
+// Audience sync items, in the same table as the segment items:
+//
+//	lease item     pk=sync#<app>  sk=lease
+//	               holder(S) until(N, unix ms)
+//	audience item  pk=sync#<app>  sk=aud#<segment>
+//	               aid(S) size(N) lastSync(N) sess(N) op(S) batches(N) plan(S) sessAt(N) ver(N)
+//
+// Zero values are omitted, as for user items.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+var _ ports.AudienceSyncStore = (*Store)(nil)
+
+// Attribute names of the audience sync items.
+const (
+	// Lease item.
+	attrHolder = "holder"
+	attrUntil  = "until"
+	// Audience item (and attrVersion).
+	attrAudienceID  = "aid"
+	attrSize        = "size"
+	attrLastSyncAt  = "lastSync"
+	attrSessionID   = "sess"
+	attrOp          = "op"
+	attrBatchesDone = "batches"
+	attrPlan        = "plan"
+	attrSessionAt   = "sessAt"
+)
+
+const leaseSK = "lease"
+
+func syncPK(app string) string { return "sync#" + app }
+
+func audienceSK(segment string) string { return "aud#" + segment }
+
+func checkHolder(app, holder string) error {
+	if err := checkName("app", app); err != nil {
+		return err
+	}
+	if holder == "" {
+		return fmt.Errorf("%w: empty lease holder", errInvalid)
+	}
+	return nil
+}
+
+func checkAudienceState(st ports.AudienceSyncState) error {
+	if err := checkName("app", st.App); err != nil {
+		return err
+	}
+	if err := checkName("segment", st.Segment); err != nil {
+		return err
+	}
+	if st.Version < 1 {
+		return fmt.Errorf("%w: version %d, want >= 1", errInvalid, st.Version)
+	}
+	return nil
+}
+
+// AcquireLease writes the lease item if it is absent, expired at now, or already holder's.
+// Times are kept in unix milliseconds.
+func (s *Store) AcquireLease(ctx context.Context, app, holder string, now, until time.Time) (bool, error) {
+	if err := checkHolder(app, holder); err != nil {
+		return false, fmt.Errorf("acquire lease: %w", err)
+	}
+	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			attrPK:     str(syncPK(app)),
+			attrSK:     str(leaseSK),
+			attrHolder: str(holder),
+			attrUntil:  num(until.UnixMilli()),
+		},
+		ConditionExpression:      aws.String("attribute_not_exists(" + attrPK + ") OR #until < :now OR #holder = :holder"),
+		ExpressionAttributeNames: map[string]string{"#until": attrUntil, "#holder": attrHolder},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now":    num(now.UnixMilli()),
+			":holder": str(holder),
+		},
+	})
+	if err != nil {
+		var failed *types.ConditionalCheckFailedException
+		if errors.As(err, &failed) {
+			return false, nil
+		}
+		return false, fmt.Errorf("acquire lease %s for %s: %w", app, holder, err)
+	}
+	return true, nil
+}
+
+// ReleaseLease deletes the lease item if holder has it; otherwise it does nothing.
+func (s *Store) ReleaseLease(ctx context.Context, app, holder string) error {
+	if err := checkHolder(app, holder); err != nil {
+		return fmt.Errorf("release lease: %w", err)
+	}
+	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(syncPK(app), leaseSK),
+		ConditionExpression:       aws.String("#holder = :holder"),
+		ExpressionAttributeNames:  map[string]string{"#holder": attrHolder},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":holder": str(holder)},
+	})
+	if err != nil {
+		var failed *types.ConditionalCheckFailedException
+		if errors.As(err, &failed) {
+			return nil
+		}
+		return fmt.Errorf("release lease %s for %s: %w", app, holder, err)
+	}
+	return nil
+}
+
+// GetAudienceState reads an audience item with a strongly consistent read.
+func (s *Store) GetAudienceState(ctx context.Context, app, segment string) (ports.AudienceSyncState, bool, error) {
+	if err := checkName("app", app); err != nil {
+		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state: %w", err)
+	}
+	if err := checkName("segment", segment); err != nil {
+		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state: %w", err)
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            key(syncPK(app), audienceSK(segment)),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state %s/%s: %w", app, segment, err)
+	}
+	if out.Item == nil {
+		return ports.AudienceSyncState{}, false, nil
+	}
+	st, err := parseAudienceState(app, segment, out.Item)
+	if err != nil {
+		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state %s/%s: %w", app, segment, err)
+	}
+	return st, true, nil
+}
+
+// PutAudienceState replaces the audience item if its version is st.Version-1 (absent for
+// version 1). A failed condition is ports.ErrVersionConflict.
+func (s *Store) PutAudienceState(ctx context.Context, st ports.AudienceSyncState) error {
+	if err := checkAudienceState(st); err != nil {
+		return fmt.Errorf("put audience state: %w", err)
+	}
+	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: audienceItem(st)}
+	if st.Version == 1 {
+		in.ConditionExpression = aws.String("attribute_not_exists(" + attrPK + ")")
+	} else {
+		in.ConditionExpression = aws.String("#ver = :prev")
+		in.ExpressionAttributeNames = map[string]string{"#ver": attrVersion}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": num(st.Version - 1)}
+	}
+	if _, err := s.client.PutItem(ctx, in); err != nil {
+		var failed *types.ConditionalCheckFailedException
+		if errors.As(err, &failed) {
+			return fmt.Errorf("put audience state %s/%s version %d: %w", st.App, st.Segment, st.Version, ports.ErrVersionConflict)
+		}
+		return fmt.Errorf("put audience state %s/%s: %w", st.App, st.Segment, err)
+	}
+	return nil
+}
+
+// audienceItem is the item PutAudienceState writes.
+func audienceItem(st ports.AudienceSyncState) map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		attrPK:      str(syncPK(st.App)),
+		attrSK:      str(audienceSK(st.Segment)),
+		attrVersion: num(st.Version),
+	}
+	for name, v := range map[string]string{attrAudienceID: st.AudienceID, attrOp: st.Op, attrPlan: st.Plan} {
+		if v != "" {
+			item[name] = str(v)
+		}
+	}
+	for name, v := range map[string]int64{
+		attrSize: st.Size, attrLastSyncAt: st.LastSyncAt, attrSessionID: st.SessionID,
+		attrBatchesDone: int64(st.BatchesDone), attrSessionAt: st.SessionStartedAt,
+	} {
+		if v != 0 {
+			item[name] = num(v)
+		}
+	}
+	return item
+}
+
+func parseAudienceState(app, segment string, item map[string]types.AttributeValue) (ports.AudienceSyncState, error) {
+	st := ports.AudienceSyncState{App: app, Segment: segment}
+	var batches int64
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{
+		{attrVersion, &st.Version}, {attrSize, &st.Size}, {attrLastSyncAt, &st.LastSyncAt},
+		{attrSessionID, &st.SessionID}, {attrBatchesDone, &batches}, {attrSessionAt, &st.SessionStartedAt},
+	} {
+		n, err := getNum(item, f.name)
+		if err != nil {
+			return st, err
+		}
+		*f.dst = n
+	}
+	if st.Version == 0 {
+		return st, fmt.Errorf("item has no %s", attrVersion)
+	}
+	st.BatchesDone = int(batches)
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{attrAudienceID, &st.AudienceID}, {attrOp, &st.Op}, {attrPlan, &st.Plan}} {
+		if v, ok := item[f.name]; ok {
+			sv, ok := v.(*types.AttributeValueMemberS)
+			if !ok {
+				return st, fmt.Errorf("attribute %s is %T, want S", f.name, v)
+			}
+			*f.dst = sv.Value
+		}
+	}
+	return st, nil
+}

@@ -1,0 +1,448 @@
+// Package audiencesync turns segment membership changes into Meta Custom Audience uploads. A run
+// takes the app's lease, reads the pending changes (the sparse index the segment updater and
+// sweeper write), reconciles each affected user's current segments with the audiences they
+// should be in (exclusive groups included), uploads removals and additions per audience in
+// sessions of up to 10,000 rows, checkpoints after every batch Meta acknowledged, and marks the
+// changes synced once everything they caused is acknowledged. A run that stops anywhere (timeout,
+// crash, rate limit) is resumed by the next: an interrupted session continues at its next batch.
+package audiencesync
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/retarget-dev/retarget/shared/audiences"
+	"github.com/retarget-dev/retarget/shared/observability"
+	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/segments"
+)
+
+// Consumer names this function in logs and metrics.
+const Consumer = "audience-sync"
+
+// Defaults.
+const (
+	// DefaultMaxChanges bounds the changes one run plans per app; a larger backlog continues in
+	// the next run.
+	DefaultMaxChanges = 200_000
+	// LeaseTTL outlives the function's timeout, so a crashed run's lease expires on its own.
+	LeaseTTL = 15 * time.Minute
+	// sessionWindow is kept under Meta's 90 minutes: an older session is not resumed.
+	sessionWindow = 80 * time.Minute
+	pageSize      = 1000
+)
+
+// Config wires a Syncer.
+type Config struct {
+	Audiences map[string]*audiences.AppAudiences // by app id
+	Users     ports.SegmentStore
+	State     ports.AudienceSyncStore
+	Meta      ports.AudienceAPI
+	// Holder names this run for the lease (default: random).
+	Holder     string
+	MaxChanges int
+	Logger     *slog.Logger
+	Metrics    *observability.Emitter
+	Now        func() time.Time
+}
+
+// Syncer runs audience sync.
+type Syncer struct{ cfg Config }
+
+// New returns a Syncer.
+func New(cfg Config) (*Syncer, error) {
+	if cfg.Audiences == nil || cfg.Users == nil || cfg.State == nil || cfg.Meta == nil {
+		return nil, errors.New("audiencesync: Audiences, Users, State and Meta are required")
+	}
+	if cfg.Holder == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		cfg.Holder = hex.EncodeToString(b[:])
+	}
+	if cfg.MaxChanges <= 0 {
+		cfg.MaxChanges = DefaultMaxChanges
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Syncer{cfg: cfg}, nil
+}
+
+// AudienceReport says what one run did for one audience.
+type AudienceReport struct {
+	Segment, AudienceID  string
+	Added, Removed       int
+	Invalid, Unmatchable int
+	Requests             int
+	Complete             bool
+	Stopped              string // why the audience stopped early ("" when complete)
+}
+
+// AppReport says what one run did for one app.
+type AppReport struct {
+	App        string
+	Leased     bool
+	Changes    int // pending changes planned
+	Synced     int // changes marked synced
+	Audiences  []AudienceReport
+	AuthFailed bool
+}
+
+// Run syncs every app once.
+func (s *Syncer) Run(ctx context.Context) ([]AppReport, error) {
+	apps := make([]string, 0, len(s.cfg.Audiences))
+	for app := range s.cfg.Audiences {
+		apps = append(apps, app)
+	}
+	sort.Strings(apps)
+	var reports []AppReport
+	var errs []error
+	for _, app := range apps {
+		r, err := s.syncApp(ctx, app)
+		reports = append(reports, r)
+		s.record(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("app %s: %w", app, err))
+		}
+	}
+	return reports, errors.Join(errs...)
+}
+
+// upload is the rows one operation sends to one audience.
+type upload struct {
+	op   ports.AudienceOp
+	rows [][]string
+}
+
+func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
+	rep := AppReport{App: app}
+	aa := s.cfg.Audiences[app]
+	if len(aa.Audiences()) == 0 {
+		return rep, nil
+	}
+	now := s.cfg.Now()
+	ok, err := s.cfg.State.AcquireLease(ctx, app, s.cfg.Holder, now, now.Add(LeaseTTL))
+	if err != nil || !ok {
+		return rep, err // another run holds the lease: it does the work
+	}
+	rep.Leased = true
+	defer s.cfg.State.ReleaseLease(context.WithoutCancel(ctx), app, s.cfg.Holder)
+
+	// Which users changed, and which audiences that can affect.
+	var changes []ports.PendingChange
+	affected := map[string]map[string]bool{} // user key -> audience segments
+	for _, a := range aa.Audiences() {
+		cursor := ""
+		for len(changes) < s.cfg.MaxChanges {
+			page, next, err := s.cfg.Users.PendingChanges(ctx, app, a.Segment(), cursor, min(pageSize, s.cfg.MaxChanges-len(changes)))
+			if err != nil {
+				return rep, fmt.Errorf("pending changes of %s: %w", a.Segment(), err)
+			}
+			for _, c := range page {
+				changes = append(changes, c)
+				if affected[c.UserKey] == nil {
+					affected[c.UserKey] = map[string]bool{}
+				}
+				for _, seg := range aa.Affected(c.Segment) {
+					affected[c.UserKey][seg] = true
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	rep.Changes = len(changes)
+	if len(changes) == 0 {
+		return rep, s.touchAll(ctx, aa, now)
+	}
+
+	// Reconcile each affected user's current segments with the audiences they should be in.
+	users := make([]string, 0, len(affected))
+	for uk := range affected {
+		users = append(users, uk)
+	}
+	sort.Strings(users)
+	plans := map[string]*[2]upload{} // segment -> [remove, add]
+	reports := map[string]*AudienceReport{}
+	for _, a := range aa.Audiences() {
+		plans[a.Segment()] = &[2]upload{{op: ports.AudienceRemove}, {op: ports.AudienceAdd}}
+		reports[a.Segment()] = &AudienceReport{Segment: a.Segment()}
+	}
+	for _, uk := range users {
+		rec, found, err := s.cfg.Users.GetUser(ctx, app, uk)
+		if err != nil {
+			return rep, fmt.Errorf("read user: %w", err)
+		}
+		var st *segments.State
+		var desired []string
+		if found {
+			st = &segments.State{}
+			if err := json.Unmarshal(rec.State, st); err != nil {
+				return rep, fmt.Errorf("stored state does not decode: %w", err)
+			}
+			desired = aa.Desired(rec.Segments)
+		}
+		for seg := range affected[uk] {
+			a, _ := aa.Audience(seg)
+			p := plans[seg]
+			if slices.Contains(desired, seg) {
+				if row, ok := a.Row(uk, st); ok {
+					p[1].rows = append(p[1].rows, row)
+				} else {
+					reports[seg].Unmatchable++
+				}
+			} else if row, ok := a.RemovalRow(uk, st); ok {
+				p[0].rows = append(p[0].rows, row)
+			}
+		}
+	}
+
+	stoppedAccounts := map[string]bool{} // rate limited: back off for the whole ad account
+	for _, a := range aa.Audiences() {
+		r := reports[a.Segment()]
+		plan := plans[a.Segment()]
+		if len(plan[0].rows) == 0 && len(plan[1].rows) == 0 {
+			r.Complete = true
+			continue
+		}
+		if stoppedAccounts[a.AdAccountID()] {
+			r.Stopped = "rate limited (ad account backing off)"
+			rep.Audiences = append(rep.Audiences, *r)
+			continue
+		}
+		done, err := s.syncAudience(ctx, aa, a, plan, r, now)
+		rep.Audiences = append(rep.Audiences, *r)
+		if done {
+			continue
+		}
+		var ce *ports.CAPIError
+		if errors.As(err, &ce) {
+			switch ce.Class {
+			case ports.CAPIAuth:
+				rep.AuthFailed = true
+				s.cfg.Logger.Error("ALERT: Meta refused the credentials for audience uploads; this app's sync is stopped",
+					"app", app, "code", ce.Meta.Code, "subcode", ce.Meta.Subcode, "fbtrace_id", ce.Meta.FBTraceID)
+				return rep, nil
+			case ports.CAPIRateLimited:
+				stoppedAccounts[a.AdAccountID()] = true
+			}
+		}
+	}
+	// A change is synced once every audience it can affect is: the others stay pending and the
+	// next run resumes them, without holding back the rest.
+	var synced []ports.PendingChange
+	for _, c := range changes {
+		ok := true
+		for _, seg := range aa.Affected(c.Segment) {
+			ok = ok && reports[seg].Complete
+		}
+		if ok {
+			synced = append(synced, c)
+		}
+	}
+	if len(synced) > 0 {
+		if err := s.cfg.Users.MarkSynced(ctx, synced); err != nil {
+			return rep, fmt.Errorf("mark synced: %w", err)
+		}
+	}
+	rep.Synced = len(synced)
+	return rep, nil
+}
+
+// syncAudience uploads one audience's removals then additions; it reports whether both were
+// acknowledged completely.
+func (s *Syncer) syncAudience(ctx context.Context, aa *audiences.AppAudiences, a *audiences.Audience, plan *[2]upload, r *AudienceReport, now time.Time) (bool, error) {
+	st, err := s.audienceState(ctx, aa.App(), a, now)
+	if err != nil {
+		r.Stopped = err.Error()
+		return false, err
+	}
+	r.AudienceID = st.AudienceID
+	if n := int64(len(plan[0].rows)); n > 0 && st.Size > 0 && n >= st.Size {
+		// Meta refuses to empty an audience ("audience size too low"); such a small audience
+		// cannot be targeted anyway. The removal waits until the audience has grown.
+		r.Stopped = "removal would empty the audience"
+		s.cfg.Logger.Warn("removals deferred: they would empty the audience", "app", aa.App(), "segment", a.Segment(), "removals", n, "size", st.Size)
+		return false, nil
+	}
+	if len(plan[0].rows) > 0 {
+		if err := audiences.RemovalGuard(aa.Rules().MaxRemovalFraction, int(st.Size), len(plan[0].rows)); err != nil {
+			r.Stopped = "removal guard"
+			s.cfg.Logger.Error("ALERT: audience sync paused: too many removals at once", "app", aa.App(), "segment", a.Segment(),
+				"removals", len(plan[0].rows), "size", st.Size, "max_fraction", aa.Rules().MaxRemovalFraction)
+			return false, err
+		}
+	}
+	for _, u := range plan {
+		if len(u.rows) == 0 {
+			continue
+		}
+		if err := s.upload(ctx, aa, a, &st, u, r, now); err != nil {
+			r.Stopped = err.Error()
+			s.cfg.Logger.Warn("audience upload stopped; the next run resumes", "app", aa.App(), "segment", a.Segment(), "op", u.op.String(), "error", err.Error())
+			return false, err
+		}
+	}
+	r.Complete = true
+	st.LastSyncAt = now.Unix()
+	return true, s.putState(ctx, &st)
+}
+
+// upload sends one operation's rows in one session, resuming an interrupted session of the same
+// plan at its next batch, and checkpoints after each acknowledged batch.
+func (s *Syncer) upload(ctx context.Context, aa *audiences.AppAudiences, a *audiences.Audience, st *ports.AudienceSyncState, u upload, r *AudienceReport, now time.Time) error {
+	schema := a.Schema()
+	batches := audiences.Chunk(u.rows, schema, audiences.MaxRows, aa.Rules().MaxPayloadBytes)
+	plan := planID(st.AudienceID, u.op, u.rows)
+	op := u.op.String()
+	switch {
+	case st.Plan == plan && st.Op == op && st.SessionID == 0 && st.BatchesDone == len(batches):
+		return nil // this exact upload was completed by an earlier run
+	case st.Plan == plan && st.Op == op && st.SessionID != 0 && now.Sub(time.Unix(st.SessionStartedAt, 0)) < sessionWindow:
+		// resume: the same rows, the same session, from the next batch
+	default:
+		st.Plan, st.Op, st.SessionID, st.BatchesDone, st.SessionStartedAt = plan, op, sessionID(), 0, now.Unix()
+	}
+	for i := st.BatchesDone; i < len(batches); i++ {
+		ack, err := s.cfg.Meta.Upload(ctx, ports.AudienceUpload{
+			AudienceID: st.AudienceID, Op: u.op, Schema: schema, Rows: batches[i],
+			Session: ports.AudienceSession{ID: st.SessionID, BatchSeq: i + 1, Last: i == len(batches)-1, EstimatedTotal: len(u.rows)},
+		})
+		r.Requests++
+		if err != nil {
+			if ports.IsSessionEnded(err) {
+				st.SessionID, st.BatchesDone = 0, 0 // Meta closed it: the next run starts a new one
+				_ = s.putState(ctx, st)
+			}
+			return err
+		}
+		r.Invalid += ack.NumInvalid
+		st.BatchesDone = i + 1
+		if err := s.putState(ctx, st); err != nil { // checkpoint: this batch is never sent again
+			return err
+		}
+	}
+	st.SessionID = 0
+	if u.op == ports.AudienceAdd {
+		st.Size += int64(len(u.rows))
+		r.Added += len(u.rows)
+	} else {
+		st.Size = max(0, st.Size-int64(len(u.rows)))
+		r.Removed += len(u.rows)
+	}
+	return s.putState(ctx, st)
+}
+
+// audienceState reads an audience's sync state, creating the audience at Meta when configured.
+func (s *Syncer) audienceState(ctx context.Context, app string, a *audiences.Audience, now time.Time) (ports.AudienceSyncState, error) {
+	st, found, err := s.cfg.State.GetAudienceState(ctx, app, a.Segment())
+	if err != nil {
+		return st, err
+	}
+	if !found {
+		st = ports.AudienceSyncState{App: app, Segment: a.Segment()}
+	}
+	switch {
+	case a.ID() != "":
+		st.AudienceID = a.ID()
+	case st.AudienceID == "" && a.Create():
+		id, err := s.cfg.Meta.CreateAudience(ctx, ports.NewAudience{AdAccountID: a.AdAccountID(), Name: a.Name(),
+			Description: "Retarget segment " + a.Segment(), ValueBased: a.ValueBased()})
+		if err != nil {
+			return st, fmt.Errorf("create audience: %w", err)
+		}
+		st.AudienceID = id
+		if err := s.putState(ctx, &st); err != nil {
+			return st, err
+		}
+		s.cfg.Logger.Info("audience created", "app", app, "segment", a.Segment(), "audience_id", id)
+	}
+	if st.AudienceID == "" {
+		return st, errors.New("no audience id configured and create is off")
+	}
+	return st, nil
+}
+
+// touchAll records that nothing was pending, for the staleness metric.
+func (s *Syncer) touchAll(ctx context.Context, aa *audiences.AppAudiences, now time.Time) error {
+	for _, a := range aa.Audiences() {
+		st, found, err := s.cfg.State.GetAudienceState(ctx, aa.App(), a.Segment())
+		if err != nil || !found {
+			continue
+		}
+		st.LastSyncAt = now.Unix()
+		if err := s.putState(ctx, &st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Syncer) putState(ctx context.Context, st *ports.AudienceSyncState) error {
+	st.Version++
+	if err := s.cfg.State.PutAudienceState(ctx, *st); err != nil {
+		st.Version--
+		return fmt.Errorf("audience state: %w", err)
+	}
+	return nil
+}
+
+// planID identifies the rows of an upload: a resumed run continues a session only when it plans
+// exactly the same rows (the pending changes are the same until they are marked synced).
+func planID(audience string, op ports.AudienceOp, rows [][]string) string {
+	h := sha256.New()
+	h.Write([]byte(audience + "\x00" + op.String()))
+	for _, r := range rows {
+		h.Write([]byte("\x01" + strings.Join(r, "\x00")))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// sessionID is a new positive session id, unique per ad account with overwhelming probability.
+func sessionID() int64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return int64(binary.BigEndian.Uint64(b[:])>>1) | 1
+}
+
+func (s *Syncer) record(r AppReport) {
+	if !r.Leased {
+		return
+	}
+	s.cfg.Logger.Info("audience sync", "app", r.App, "changes", r.Changes, "synced", r.Synced, "auth_failed", r.AuthFailed)
+	m := func(name string, v float64) observability.Metric {
+		return observability.Metric{Name: name, Unit: observability.Count, Value: v}
+	}
+	for _, a := range r.Audiences {
+		dims := []observability.Dimension{{Name: "Function", Value: Consumer}, {Name: "App", Value: r.App}, {Name: "Audience", Value: a.Segment}}
+		done := 0.0
+		if a.Complete {
+			done = 1
+		}
+		s.cfg.Metrics.Emit(dims, m("AudienceRowsAdded", float64(a.Added)), m("AudienceRowsRemoved", float64(a.Removed)),
+			m("AudienceInvalidEntries", float64(a.Invalid)), m("AudienceUnmatchable", float64(a.Unmatchable)),
+			m("AudienceRequests", float64(a.Requests)), m("AudienceSyncComplete", done))
+	}
+	auth := 0.0
+	if r.AuthFailed {
+		auth = 1
+	}
+	s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}, {Name: "App", Value: r.App}},
+		m("PendingChanges", float64(r.Changes-r.Synced)), m("AudienceAuthFailures", auth))
+}
