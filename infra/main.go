@@ -12,8 +12,10 @@
 //	metaApiVersion   Graph API version (default v26.0)
 //	forwarderReservedConcurrency  cap on concurrent CAPI forwarder invocations (default unset)
 //	segments         "true" to declare the segment state (table, updater, sweeper, read route)
+//	                 and the audience sync
 //	userTtlDays      days an inactive user's segment state is kept (default 400)
 //	sweepIntervalMinutes  minutes between segment sweeps (default 5)
+//	audienceSyncIntervalMinutes  minutes between audience syncs (default 5)
 package main
 
 import (
@@ -71,6 +73,10 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	syncInterval, err := contextInt(app, "audienceSyncIntervalMinutes")
+	if err != nil {
+		return err
+	}
 	props := &stack.RetargetStackProps{
 		StackProps: awscdk.StackProps{
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
@@ -88,6 +94,7 @@ func run() (err error) {
 		SegmentsEnabled:              contextString(app, "segments", "false") == "true",
 		UserTTLDays:                  float64(ttlDays),
 		SweepIntervalMinutes:         float64(sweepInterval),
+		AudienceSyncIntervalMinutes:  float64(syncInterval),
 	}
 	stack.NewRetargetStack(app, stackID, props)
 	app.Synth(nil)

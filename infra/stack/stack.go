@@ -65,15 +65,18 @@ type RetargetStackProps struct {
 	MetaGraphURL, MetaAPIVersion string
 	// ForwarderReservedConcurrency caps the CAPI forwarder's concurrency; unset (0) by default.
 	ForwarderReservedConcurrency float64
-	// SegmentsEnabled declares the segment state (table, updater, sweeper, read route). Off by
-	// default: synth needs the bootstraps of segment-updater, segment-sweeper and
-	// segments-read. Off, the template holds nothing of it.
+	// SegmentsEnabled declares the segment state (table, updater, sweeper, read route) and the
+	// audience sync. Off by default: synth needs the bootstraps of segment-updater,
+	// segment-sweeper, segments-read and audience-sync. Off, the template holds nothing of it.
 	SegmentsEnabled bool
 	// UserTTLDays is how long an inactive user's segment state is kept; defaults to
 	// DefaultUserTTLDays.
 	UserTTLDays float64
 	// SweepIntervalMinutes between segment sweeps; defaults to DefaultSweepIntervalMinutes.
 	SweepIntervalMinutes float64
+	// AudienceSyncIntervalMinutes between audience syncs; defaults to
+	// DefaultAudienceSyncIntervalMinutes.
+	AudienceSyncIntervalMinutes float64
 }
 
 // RetargetStack is the whole pipeline.
@@ -93,6 +96,9 @@ type RetargetStack struct {
 	Forwarder *CapiForwarder
 	// Segments keeps per-user state and segment membership; nil unless SegmentsEnabled.
 	Segments *SegmentState
+	// AudienceSync pushes membership changes to Meta Custom Audiences; nil unless
+	// SegmentsEnabled.
+	AudienceSync *AudienceSync
 }
 
 // NewRetargetStack declares the stack. It panics with a descriptive error when props are
@@ -142,6 +148,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	})
 
 	var segments *SegmentState
+	var audienceSync *AudienceSync
 	if p.SegmentsEnabled {
 		segments = NewSegmentState(stack, "Segments", &SegmentStateProps{
 			Config:               p.Config,
@@ -156,6 +163,18 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 			QueueRemovalPolicy:   removal,
 			LogRetention:         retention,
 			LogRemovalPolicy:     removal,
+		})
+		audienceSync = NewAudienceSync(stack, "AudienceSync", &AudienceSyncProps{
+			Config:             p.Config,
+			FunctionsDir:       p.FunctionsDir,
+			Table:              segments.Table,
+			MetaSecret:         meta.Secret,
+			MetaGraphURL:       p.MetaGraphURL,
+			MetaAPIVersion:     p.MetaAPIVersion,
+			IntervalMinutes:    p.AudienceSyncIntervalMinutes,
+			QueueRemovalPolicy: removal,
+			LogRetention:       retention,
+			LogRemovalPolicy:   removal,
 		})
 	}
 
@@ -192,7 +211,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		})
 	}
 
-	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder, Segments: segments}
+	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder, Segments: segments, AudienceSync: audienceSync}
 }
 
 // resolveProps validates props and fills in defaults without touching jsii, so bad input
@@ -230,6 +249,9 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 		return p, fmt.Errorf("retarget stack: %w", err)
 	}
 	if _, err := wholeOrDefault("sweep interval minutes", p.SweepIntervalMinutes, DefaultSweepIntervalMinutes); err != nil {
+		return p, fmt.Errorf("retarget stack: %w", err)
+	}
+	if _, err := wholeOrDefault("audience sync interval minutes", p.AudienceSyncIntervalMinutes, DefaultAudienceSyncIntervalMinutes); err != nil {
 		return p, fmt.Errorf("retarget stack: %w", err)
 	}
 	if p.Description == nil {

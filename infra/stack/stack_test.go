@@ -60,8 +60,9 @@ var (
 
 // Segment settings of the prod stack under test.
 const (
-	prodUserTTLDays          = 30
-	prodSweepIntervalMinutes = 10
+	prodUserTTLDays                 = 30
+	prodSweepIntervalMinutes        = 10
+	prodAudienceSyncIntervalMinutes = 15
 )
 
 // prodMetaSecretArn is the Meta secret the prod stack imports.
@@ -89,7 +90,7 @@ func setUp(m *testing.M) (code int, err error) {
 	defer os.RemoveAll(tmp)
 	functionsDir := filepath.Join(tmp, "functions")
 	for _, fn := range []string{IngestFunctionName, CapiForwarderFunctionName,
-		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, SegmentsReadFunctionName} {
+		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, SegmentsReadFunctionName, AudienceSyncFunctionName} {
 		if err := os.MkdirAll(filepath.Join(functionsDir, fn), 0o755); err != nil {
 			return 1, err
 		}
@@ -123,6 +124,7 @@ func setUp(m *testing.M) (code int, err error) {
 		SegmentsEnabled:              true,
 		UserTTLDays:                  prodUserTTLDays,
 		SweepIntervalMinutes:         prodSweepIntervalMinutes,
+		AudienceSyncIntervalMinutes:  prodAudienceSyncIntervalMinutes,
 	})
 	segStack = NewRetargetStack(testApp, "Segments", &RetargetStackProps{
 		Config:          testConfig,
@@ -927,6 +929,7 @@ func TestInvalidInputFailsClearly(t *testing.T) {
 		{"fractional reserved concurrency", &RetargetStackProps{Config: testConfig, ForwarderReservedConcurrency: 1.5}, "reserved concurrency 1.5"},
 		{"negative user ttl", &RetargetStackProps{Config: testConfig, UserTTLDays: -1}, "user ttl days -1 must be a positive whole number"},
 		{"fractional sweep interval", &RetargetStackProps{Config: testConfig, SweepIntervalMinutes: 2.5}, "sweep interval minutes 2.5 must be a positive whole number"},
+		{"negative audience sync interval", &RetargetStackProps{Config: testConfig, AudienceSyncIntervalMinutes: -5}, "audience sync interval minutes -5 must be a positive whole number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1160,16 +1163,16 @@ func TestSegmentState(t *testing.T) {
 			})
 		}},
 		{"queues of their own: SSE, TLS only, deleted with a dev stack", func(t *testing.T) {
-			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(4)) })
+			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(5)) })
 			f := segStack.Forwarder
 			ids := map[string]bool{}
-			for _, q := range []constructs.IConstruct{f.DeadLetters, f.EsmFailures, s.EsmFailures, s.SweepDeadLetters} {
+			for _, q := range []constructs.IConstruct{f.DeadLetters, f.EsmFailures, s.EsmFailures, s.SweepDeadLetters, segStack.AudienceSync.DeadLetters} {
 				ids[logicalID(q)] = true
 			}
-			if len(ids) != 4 {
-				t.Fatalf("segment queues shared with the forwarder: %v", ids)
+			if len(ids) != 5 {
+				t.Fatalf("segment queues shared with the forwarder or each other: %v", ids)
 			}
-			for _, q := range []constructs.IConstruct{s.EsmFailures, s.SweepDeadLetters} {
+			for _, q := range []constructs.IConstruct{s.EsmFailures, s.SweepDeadLetters, segStack.AudienceSync.DeadLetters} {
 				id := logicalID(q)
 				res := resourcesIn(segTempl, "AWS::SQS::Queue")[id]
 				if res == nil {
@@ -1200,7 +1203,7 @@ func TestSegmentState(t *testing.T) {
 			}
 		}},
 		{"sweep schedule: every 5 minutes, retries, dead letters, input", func(t *testing.T) {
-			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(1)) })
+			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(2)) })
 			check(t, func() {
 				segTemplate.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
 					"ScheduleExpression":         "rate(5 minutes)",
@@ -1375,9 +1378,9 @@ func TestSegmentState(t *testing.T) {
 				t.Errorf("read permissions\n got %s\nwant %s", g, w)
 			}
 		}},
-		{"no role reaches the table but the three functions', none may Scan", func(t *testing.T) {
+		{"no role reaches the table but the four functions', none may Scan", func(t *testing.T) {
 			mine := map[string]bool{}
-			for _, g := range []*GoFunction{s.Updater, s.Sweeper, s.Reader} {
+			for _, g := range []*GoFunction{s.Updater, s.Sweeper, s.Reader, segStack.AudienceSync.Function} {
 				mine[logicalID(g.Function.Role())] = true
 			}
 			tableID := logicalID(s.Table)
@@ -1408,8 +1411,8 @@ func TestSegmentState(t *testing.T) {
 
 // TestSegmentStateDisabledByDefault: without SegmentsEnabled the template holds nothing of it.
 func TestSegmentStateDisabledByDefault(t *testing.T) {
-	if testStack.Segments != nil {
-		t.Fatal("default stack has Segments")
+	if testStack.Segments != nil || testStack.AudienceSync != nil {
+		t.Fatal("default stack has Segments or AudienceSync")
 	}
 	for typ, n := range map[string]float64{
 		"AWS::DynamoDB::GlobalTable":      0,
@@ -1424,7 +1427,7 @@ func TestSegmentStateDisabledByDefault(t *testing.T) {
 		check(t, func() { template.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })
 	}
 	raw, _ := json.Marshal(templ)
-	for _, s := range []string{`"Segments`, "STATE_TABLE_NAME", "dynamodb:", "scheduler.amazonaws.com", OutputStateTableName} {
+	for _, s := range []string{`"Segments`, `"AudienceSync`, "STATE_TABLE_NAME", "dynamodb:", "scheduler.amazonaws.com", OutputStateTableName} {
 		if i := strings.Index(string(raw), s); i >= 0 {
 			t.Errorf("default template mentions %q: ...%s...", s, raw[max(0, i-80):min(len(raw), i+80)])
 		}
@@ -1457,10 +1460,196 @@ func TestProdSegmentState(t *testing.T) {
 			t.Errorf("%s = %v, want %d", EnvUserTTLDays, v, prodUserTTLDays)
 		}
 	}
-	for _, q := range []constructs.IConstruct{s.EsmFailures, s.SweepDeadLetters} {
+	check(t, func() {
+		prodTemplate.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
+			"ScheduleExpression": fmt.Sprintf("rate(%d minutes)", prodAudienceSyncIntervalMinutes),
+			"Target":             assertions.Match_ObjectLike(&map[string]any{"Arn": getAtt(prodStack.AudienceSync.Function.Function, "Arn")}),
+		})
+	})
+	// The imported Meta secret and the pinned API version reach the sync as they reach the forwarder.
+	syncEnv := functionEnv(t, prodTempl, prodStack.AudienceSync.Function.Function)
+	if syncEnv[EnvMetaSecretID] != prodMetaSecretArn || syncEnv[EnvMetaAPIVersion] != "v27.0" {
+		t.Errorf("prod audience sync env %v", syncEnv)
+	}
+	for _, q := range []constructs.IConstruct{s.EsmFailures, s.SweepDeadLetters, prodStack.AudienceSync.DeadLetters} {
 		res := resourcesIn(prodTempl, "AWS::SQS::Queue")[*prodStack.GetLogicalId(q.Node().DefaultChild().(awscdk.CfnElement))]
 		if res["DeletionPolicy"] != "Retain" {
 			t.Errorf("prod queue %s has DeletionPolicy %v", *q.Node().Path(), res["DeletionPolicy"])
 		}
+	}
+}
+
+func TestAudienceSync(t *testing.T) {
+	a := segStack.AudienceSync
+	if a == nil {
+		t.Fatal("SegmentsEnabled stack has no AudienceSync")
+	}
+	s := segStack.Segments
+	meta := segStack.Meta.Secret
+	fnArn := getAtt(a.Function.Function, "Arn")
+
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"function: provided.al2023 arm64, 512 MB, 10 min, reserved concurrency 1, environment contract", func(t *testing.T) {
+			res := resourcesIn(segTempl, "AWS::Lambda::Function")[logicalID(a.Function.Function)]
+			if res == nil {
+				t.Fatal("audience sync not in the template")
+			}
+			props := res["Properties"].(map[string]any)
+			want := map[string]any{
+				"Runtime": "provided.al2023", "Architectures": []any{"arm64"}, "Handler": "bootstrap",
+				"MemorySize": 512, "Timeout": 600, "ReservedConcurrentExecutions": 1,
+				"TracingConfig": map[string]any{"Mode": "Active"},
+				"LoggingConfig": map[string]any{"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "LogGroup": ref(a.Function.LogGroup)},
+			}
+			for k, v := range want {
+				if !sameJSON(props[k], v) {
+					t.Errorf("%s = %v, want %v", k, props[k], v)
+				}
+			}
+			wantEnv := map[string]any{
+				"STATE_TABLE_NAME":  ref(s.Table),
+				"APP_CONFIG_FILE":   "/var/task/config.json",
+				"META_GRAPH_URL":    "https://graph.facebook.com",
+				"META_API_VERSION":  "v26.0",
+				"META_SECRET_ID":    ref(meta),
+				"LOG_LEVEL":         "info",
+				"METRICS_NAMESPACE": "Retarget",
+			}
+			if vars := functionEnv(t, segTempl, a.Function.Function); !sameJSON(vars, wantEnv) {
+				g, _ := json.Marshal(vars)
+				w, _ := json.Marshal(wantEnv)
+				t.Errorf("environment\n got %s\nwant %s", g, w)
+			}
+			// Same secret as the forwarder's.
+			if fwd := functionEnv(t, segTempl, segStack.Forwarder.Function.Function)[EnvMetaSecretID]; !sameJSON(fwd, ref(meta)) {
+				t.Errorf("forwarder META_SECRET_ID %v, want the same secret", fwd)
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(a.Function.AssetDir), AudienceSyncFunctionName, bootstrapFile)); err != nil {
+				t.Error(err)
+			}
+		}},
+		{"schedule: every 5 minutes, retries, dead letters, input", func(t *testing.T) {
+			check(t, func() {
+				segTemplate.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
+					"ScheduleExpression":         "rate(5 minutes)",
+					"ScheduleExpressionTimezone": "Etc/UTC",
+					"State":                      "ENABLED",
+					"FlexibleTimeWindow":         map[string]any{"Mode": "OFF"},
+					"Target": map[string]any{
+						"Arn":              fnArn,
+						"RoleArn":          assertions.Match_AnyValue(),
+						"Input":            `{"source":"schedule","scheduled_time":"<aws.scheduler.scheduled-time>"}`,
+						"RetryPolicy":      map[string]any{"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600},
+						"DeadLetterConfig": map[string]any{"Arn": getAtt(a.DeadLetters, "Arn")},
+					},
+				})
+			})
+			res := resourcesIn(segTempl, "AWS::Scheduler::Schedule")[logicalID(a.Schedule)]
+			if target, _ := res["Properties"].(map[string]any)["Target"].(map[string]any); !sameJSON(target["Arn"], fnArn) {
+				t.Errorf("the sync schedule targets %v", target["Arn"])
+			}
+		}},
+		{"scheduler role may invoke the sync and send to its dead letters, nothing else", func(t *testing.T) {
+			res := resourcesIn(segTempl, "AWS::Scheduler::Schedule")[logicalID(a.Schedule)]
+			roleArn, _ := res["Properties"].(map[string]any)["Target"].(map[string]any)["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)
+			if len(roleArn) != 2 {
+				t.Fatalf("schedule role %v", res)
+			}
+			sweepRes := resourcesIn(segTempl, "AWS::Scheduler::Schedule")[logicalID(s.SweepSchedule)]
+			if sameJSON(sweepRes["Properties"].(map[string]any)["Target"].(map[string]any)["RoleArn"], res["Properties"].(map[string]any)["Target"].(map[string]any)["RoleArn"]) {
+				t.Error("the sync and the sweep share a scheduler role")
+			}
+			roleRef, _ := json.Marshal(map[string]any{"Ref": roleArn[0]})
+			seen := map[string]bool{}
+			for id, p := range resourcesIn(segTempl, "AWS::IAM::Policy") {
+				props := p["Properties"].(map[string]any)
+				roles, _ := json.Marshal(props["Roles"])
+				if !strings.Contains(string(roles), string(roleRef)) {
+					continue
+				}
+				for _, st := range props["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+					st := st.(map[string]any)
+					res, ok := st["Resource"].([]any)
+					if !ok {
+						res = []any{st["Resource"]}
+					}
+					act := fmt.Sprint(st["Action"])
+					seen[act] = true
+					switch act {
+					case "lambda:InvokeFunction":
+						want := []any{fnArn, map[string]any{"Fn::Join": []any{"", []any{fnArn, ":*"}}}}
+						if !sameJSON(res, want) {
+							t.Errorf("policy %s: invoke on %v, want the sync (and its versions)", id, res)
+						}
+					case "sqs:SendMessage":
+						if !sameJSON(res, []any{getAtt(a.DeadLetters, "Arn")}) {
+							t.Errorf("policy %s: send to %v, want the sync dead letters", id, res)
+						}
+					default:
+						t.Errorf("policy %s: the scheduler may %s", id, act)
+					}
+				}
+			}
+			if !seen["lambda:InvokeFunction"] || !seen["sqs:SendMessage"] {
+				t.Errorf("the scheduler role may only %v", seen)
+			}
+		}},
+		{"dead letters: SSE, TLS only, 14 days, deleted with a dev stack", func(t *testing.T) {
+			id := logicalID(a.DeadLetters)
+			res := resourcesIn(segTempl, "AWS::SQS::Queue")[id]
+			if res == nil {
+				t.Fatalf("queue %s not in the template", id)
+			}
+			props := res["Properties"].(map[string]any)
+			if props["SqsManagedSseEnabled"] != true {
+				t.Errorf("queue %s is not encrypted at rest: %v", id, props)
+			}
+			if props["MessageRetentionPeriod"] != float64(14*24*3600) {
+				t.Errorf("queue %s keeps messages %v s, want 14 days", id, props["MessageRetentionPeriod"])
+			}
+			if res["DeletionPolicy"] != "Delete" {
+				t.Errorf("dev queue %s has DeletionPolicy %v", id, res["DeletionPolicy"])
+			}
+			check(t, func() {
+				segTemplate.HasResourceProperties(jsii.String("AWS::SQS::QueuePolicy"), map[string]any{
+					"Queues": []any{ref(a.DeadLetters)},
+					"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{map[string]any{
+						"Effect":    "Deny",
+						"Action":    "sqs:*",
+						"Principal": map[string]any{"AWS": "*"},
+						"Resource":  getAtt(a.DeadLetters, "Arn"),
+						"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+					}})},
+				})
+			})
+		}},
+		{"permissions: Query the pending index only, Get/Put/Delete/Update the table, read the Meta secret", func(t *testing.T) {
+			got := allowedActions(t, segTempl, a.Function.Function.Role())
+			pendingIndexArn := map[string]any{"Fn::Join": []any{"", []any{segTableArn(s), "/index/pending"}}}
+			want := map[string][]any{
+				"dynamodb:Query":                {pendingIndexArn},
+				"dynamodb:GetItem":              {segTableArn(s)},
+				"dynamodb:PutItem":              {segTableArn(s)},
+				"dynamodb:DeleteItem":           {segTableArn(s)},
+				"dynamodb:UpdateItem":           {segTableArn(s)},
+				"secretsmanager:GetSecretValue": {ref(meta)},
+				"xray:PutTraceSegments":         {"*"},
+				"xray:PutTelemetryRecords":      {"*"},
+			}
+			if !sameJSON(got, want) {
+				g, _ := json.Marshal(got)
+				w, _ := json.Marshal(want)
+				t.Errorf("audience sync permissions\n got %s\nwant %s", g, w)
+			}
+			if got["dynamodb:Scan"] != nil {
+				t.Error("the audience sync may Scan")
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run)
 	}
 }

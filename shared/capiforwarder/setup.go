@@ -54,18 +54,9 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 	if err != nil {
 		return nil, err
 	}
-	creds := MetaCredentials{AccessToken: getenv(EnvAccessToken), AppSecret: getenv(EnvAppSecret)}
-	if id := getenv(EnvMetaSecret); id != "" {
-		raw, err := secrets.NewSecretsManager(secretsmanager.NewFromConfig(awsCfg)).SecretValue(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("meta credentials: %w", err)
-		}
-		if err := json.Unmarshal([]byte(raw), &creds); err != nil {
-			return nil, fmt.Errorf("meta credentials: secret %s must be JSON {\"access_token\": ..., \"app_secret\": ...}", id)
-		}
-	}
-	if creds.AccessToken == "" {
-		return nil, fmt.Errorf("no Meta access token: set %s (AWS) or %s (local)", EnvMetaSecret, EnvAccessToken)
+	creds, err := CredentialsFromEnv(ctx, getenv, awsCfg)
+	if err != nil {
+		return nil, err
 	}
 
 	var dlq ports.DeadLetterQueue
@@ -96,4 +87,23 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 		Metrics:   observability.NewEmitter(metrics, getenv(EnvMetricsNS)),
 		HoldPause: pause,
 	})
+}
+
+// CredentialsFromEnv reads the Meta credentials: the Secrets Manager secret META_SECRET_ID in
+// AWS, META_ACCESS_TOKEN and META_APP_SECRET locally. Every function that calls Meta uses it.
+func CredentialsFromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config) (MetaCredentials, error) {
+	creds := MetaCredentials{AccessToken: getenv(EnvAccessToken), AppSecret: getenv(EnvAppSecret)}
+	if id := getenv(EnvMetaSecret); id != "" {
+		raw, err := secrets.NewSecretsManager(secretsmanager.NewFromConfig(awsCfg)).SecretValue(ctx, id)
+		if err != nil {
+			return creds, fmt.Errorf("meta credentials: %w", err)
+		}
+		if err := json.Unmarshal([]byte(raw), &creds); err != nil {
+			return creds, fmt.Errorf("meta credentials: secret %s must be JSON {\"access_token\": ..., \"app_secret\": ...}", id)
+		}
+	}
+	if creds.AccessToken == "" {
+		return creds, fmt.Errorf("no Meta access token: set %s (AWS) or %s (local)", EnvMetaSecret, EnvAccessToken)
+	}
+	return creds, nil
 }
