@@ -79,6 +79,7 @@ func (c *console) printSummary(s started) {
 			forwarderESM.BatchSize, forwarderESM.BatchingWindow, forwarderESM.MaxRetryAttempts, deadLettersFile)
 		w("  segments  segment-updater on the stream (batch %d), sweeper every %s (%s), table %s; GET /v1/users/{app_user_id}/segments",
 			updaterESM.BatchSize, s.Settings.SweepInterval, EnvSweep, stateTable)
+		w("  audiences audience-sync every %s (%s) to the Meta API above", s.Settings.AudienceSyncInterval, EnvSync)
 	}
 	if s.Key != "" {
 		w("  api key   %s  (app %s)", s.Key, s.App.ID)

@@ -50,7 +50,7 @@ var (
 func TestDevstack(t *testing.T) {
 	root := ingesttest.RepoRoot(t)
 	requireEmulatorTools(t, root)
-	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0")
+	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "AUDIENCE_SYNC_INTERVAL=300ms", "SEGMENT_SWEEP_INTERVAL=300ms")
 	ready := ds.waitFor(t, readyLine, readyTimeout)
 	api := readyLine.FindStringSubmatch(ready)[1]
 	kinesisEndpoint, kinesisPID := ds.endpoint(t, kinesisLine)
@@ -256,7 +256,7 @@ func TestDevstack(t *testing.T) {
 			resp.Body.Close()
 		}
 		ev := func(id, name string, at time.Time, custom map[string]any) map[string]any {
-			e := map[string]any{"event_id": id, "event_name": name, "event_time": at.Unix(), "user": map[string]any{"app_user_id": "dana"},
+			e := map[string]any{"event_id": id, "event_name": name, "event_time": at.Unix(), "user": map[string]any{"app_user_id": "dana", "email": "dana@example.com"},
 				"device": map[string]any{"platform": "android", "os_version": "14"}, "consent": map[string]any{"ads_personalization": true}}
 			if custom != nil {
 				e["custom_data"] = custom
@@ -276,12 +276,29 @@ func TestDevstack(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 			}
 		}
+		erin := ev("erin-cart", "fb_mobile_add_to_cart", time.Now().Add(-3*time.Hour), nil)
+		erin["user"] = map[string]any{"app_user_id": "erin", "email": "erin@example.com"}
+		post(erin) // a second abandoner: Meta refuses to empty an audience
 		post(ev("dana-cart", "fb_mobile_add_to_cart", time.Now().Add(-2*time.Hour), nil))
 		waitSegments("cart_abandoner", "")
 		buy := ev("dana-buy", "fb_mobile_purchase", time.Now().Add(-time.Minute), map[string]any{"value": 250, "currency": "USD"})
 		post(buy)
 		post(buy)
 		waitSegments("vip", "cart_abandoner")
+
+		// Audience sync mirrors that into the sandbox's Custom Audiences: dana left the cart
+		// abandoners (erin stays) and is in the top spenders with her lifetime value.
+		deadline = time.Now().Add(20 * time.Second)
+		for {
+			sizes, values := sandboxAudiences(t, client, sandbox)
+			if sizes["Cart abandoners"] == 1 && sizes["Top spenders"] == 1 && values["Top spenders"] == "250" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sandbox audiences: sizes %v, values %v", sizes, values)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 
 		if status, _ := get("/v1/users/nobody/segments", key); status != 404 {
 			t.Errorf("unknown user: %d, want 404", status)
@@ -595,4 +612,45 @@ func killStrayEmulator(t *testing.T, pid int) {
 	}
 	t.Errorf("emulator pid %d outlived the dev stack; killing it", pid)
 	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// sandboxAudiences reads the Meta sandbox's audiences: size by name, and the LOOKALIKE_VALUE of
+// the last member of each value-based audience.
+func sandboxAudiences(t *testing.T, client *http.Client, sandbox string) (map[string]int, map[string]string) {
+	t.Helper()
+	var list []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+		Size int    `json:"size"`
+	}
+	getJSON(t, client, sandbox+"/_sandbox/audiences", &list)
+	sizes, values := map[string]int{}, map[string]string{}
+	for _, a := range list {
+		sizes[a.Name] = a.Size
+		var detail struct {
+			Members map[string]struct {
+				Row map[string]string `json:"row"`
+			} `json:"members"`
+		}
+		getJSON(t, client, sandbox+"/_sandbox/audiences/"+a.ID, &detail)
+		for _, m := range detail.Members {
+			if v, ok := m.Row["LOOKALIKE_VALUE"]; ok {
+				values[a.Name] = v
+			}
+		}
+	}
+	return sizes, values
+}
+
+func getJSON(t *testing.T, client *http.Client, url string, v any) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v: %s", url, err, raw)
+	}
 }

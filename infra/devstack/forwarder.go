@@ -55,7 +55,17 @@ func startMeta(s settings, apps *appconfig.Config) (*meta, error) {
 	for _, a := range apps.Apps {
 		datasets = append(datasets, a.Meta.DatasetID)
 	}
-	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: m.Token, AppSecret: m.Secret, Datasets: datasets, Faults: s.Faults})
+	var accounts []string
+	for _, a := range apps.Apps {
+		accounts = append(accounts, a.Meta.AdAccountID)
+		for _, aud := range a.Audiences {
+			if aud.AdAccountID != "" {
+				accounts = append(accounts, aud.AdAccountID)
+			}
+		}
+	}
+	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: m.Token, AppSecret: m.Secret, Datasets: datasets,
+		AdAccounts: accounts, Faults: s.Faults})
 	if err != nil {
 		return nil, fmt.Errorf("meta sandbox: %w", err)
 	}

@@ -161,7 +161,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	if err != nil {
 		return err
 	}
-	segs, err := startSegments(setupCtx, s, awsCfg, dynamoCfg, logs, out)
+	segs, err := startSegments(setupCtx, s, metaAPI, awsCfg, dynamoCfg, logs, out)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/audiencesync"
 	"github.com/retarget-dev/retarget/shared/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/observability"
 	"github.com/retarget-dev/retarget/shared/segmentsapi"
@@ -42,7 +43,7 @@ type segmentFunctions struct {
 	done   chan struct{}
 }
 
-func startSegments(ctx context.Context, s settings, kinesisCfg, dynamoCfg aws.Config, logs *logFiles, out *console) (*segmentFunctions, error) {
+func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoCfg aws.Config, logs *logFiles, out *console) (*segmentFunctions, error) {
 	if err := dynamostate.CreateTable(ctx, dynamodb.NewFromConfig(dynamoCfg), stateTable); err != nil {
 		return nil, fmt.Errorf("state table: %w", err)
 	}
@@ -52,6 +53,9 @@ func startSegments(ctx context.Context, s settings, kinesisCfg, dynamoCfg aws.Co
 		"PSEUDONYM_PEPPER":           s.Pepper,
 		"DEV_AUTH":                   "true",
 		"DEV_API_KEY":                s.APIKey,
+		capiforwarder.EnvGraphURL:    m.URL,
+		capiforwarder.EnvAccessToken: m.Token,
+		capiforwarder.EnvAppSecret:   m.Secret,
 	}
 	getenv := func(k string) string { return env[k] }
 	logger := slog.New(slog.NewMultiHandler(
@@ -69,6 +73,10 @@ func startSegments(ctx context.Context, s settings, kinesisCfg, dynamoCfg aws.Co
 	read, err := segmentsapi.FromEnv(ctx, getenv, dynamoCfg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("segments-read: %w", err)
+	}
+	syncer, err := audiencesync.FromEnv(ctx, getenv, dynamoCfg, logger, logs.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("audience-sync: %w", err)
 	}
 	cfg := updaterESM
 	cfg.Stream = s.StreamName
@@ -90,16 +98,24 @@ func startSegments(ctx context.Context, s settings, kinesisCfg, dynamoCfg aws.Co
 				out.Errorf("segment-updater poller: %v", err)
 			}
 		}()
-		t := time.NewTicker(s.SweepInterval)
-		defer t.Stop()
+		sweep := time.NewTicker(s.SweepInterval)
+		defer sweep.Stop()
+		sync := time.NewTicker(s.AudienceSyncInterval)
+		defer sync.Stop()
 		for {
 			select {
 			case <-runCtx.Done():
 				return
-			case <-t.C:
+			case <-sweep.C:
 				sweepCtx, stop := context.WithTimeout(runCtx, 5*time.Minute)
 				if _, err := sweeper.Sweep(sweepCtx); err != nil && runCtx.Err() == nil {
 					out.Errorf("segment-sweeper: %v", err)
+				}
+				stop()
+			case <-sync.C:
+				syncCtx, stop := context.WithTimeout(runCtx, 10*time.Minute)
+				if _, err := syncer.Run(syncCtx); err != nil && runCtx.Err() == nil {
+					out.Errorf("audience-sync: %v", err)
 				}
 				stop()
 			}

@@ -26,6 +26,7 @@ const (
 	EnvMetaSecret = "META_APP_SECRET"        // Meta app secret (default: the sandbox's dev secret)
 	EnvFaults     = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
 	EnvSweep      = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
+	EnvSync       = "AUDIENCE_SYNC_INTERVAL" // how often audience sync runs (Go duration, default 30s)
 )
 
 const (
@@ -61,6 +62,7 @@ type settings struct {
 	MetaGraphURL, MetaToken, MetaSecret string
 	Faults                              metasandbox.Faults
 	SweepInterval                       time.Duration
+	AudienceSyncInterval                time.Duration
 }
 
 // parseSettings reads the flags in args (without the program name) and the environment.
@@ -126,13 +128,18 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	}
 	s.LogLevel = getenv(EnvLogLevel)
 	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(EnvGraphURL), getenv(EnvMetaToken), getenv(EnvMetaSecret)
-	s.SweepInterval = 30 * time.Second
-	if v := getenv(EnvSweep); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return s, fmt.Errorf("%s=%q: want a positive Go duration such as 30s", EnvSweep, v)
+	for _, iv := range []struct {
+		env string
+		dst *time.Duration
+	}{{EnvSweep, &s.SweepInterval}, {EnvSync, &s.AudienceSyncInterval}} {
+		*iv.dst = 30 * time.Second
+		if v := getenv(iv.env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return s, fmt.Errorf("%s=%q: want a positive Go duration such as 30s", iv.env, v)
+			}
+			*iv.dst = d
 		}
-		s.SweepInterval = d
 	}
 	if v := getenv(EnvFaults); v != "" {
 		if err := json.Unmarshal([]byte(v), &s.Faults); err != nil {

@@ -274,13 +274,6 @@ func (s *Syncer) syncAudience(ctx context.Context, aa *audiences.AppAudiences, a
 		return false, err
 	}
 	r.AudienceID = st.AudienceID
-	if n := int64(len(plan[0].rows)); n > 0 && st.Size > 0 && n >= st.Size {
-		// Meta refuses to empty an audience ("audience size too low"); such a small audience
-		// cannot be targeted anyway. The removal waits until the audience has grown.
-		r.Stopped = "removal would empty the audience"
-		s.cfg.Logger.Warn("removals deferred: they would empty the audience", "app", aa.App(), "segment", a.Segment(), "removals", n, "size", st.Size)
-		return false, nil
-	}
 	if len(plan[0].rows) > 0 {
 		if err := audiences.RemovalGuard(aa.Rules().MaxRemovalFraction, int(st.Size), len(plan[0].rows)); err != nil {
 			r.Stopped = "removal guard"

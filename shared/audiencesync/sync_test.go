@@ -261,6 +261,8 @@ func TestRemovalFloodGuard(t *testing.T) {
 	}
 }
 
+// Meta refuses to empty an audience ("audience size too low"): that audience's changes wait,
+// the others go through.
 func TestAudienceThatWouldBeEmptiedHoldsOnlyItsChanges(t *testing.T) {
 	h := newHarness(t)
 	h.user(t, "u-1", nil, []string{"engaged"}, 0)
