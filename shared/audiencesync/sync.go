@@ -145,6 +145,7 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 	// Which users changed, and which audiences that can affect.
 	var changes []ports.PendingChange
 	affected := map[string]map[string]bool{} // user key -> audience segments
+	changed := map[string]map[string]bool{}  // user key -> segments with a pending change
 	for _, a := range aa.Audiences() {
 		cursor := ""
 		for len(changes) < s.cfg.MaxChanges {
@@ -156,7 +157,9 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 				changes = append(changes, c)
 				if affected[c.UserKey] == nil {
 					affected[c.UserKey] = map[string]bool{}
+					changed[c.UserKey] = map[string]bool{}
 				}
+				changed[c.UserKey][c.Segment] = true
 				for _, seg := range aa.Affected(c.Segment) {
 					affected[c.UserKey][seg] = true
 				}
@@ -201,14 +204,19 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 		for seg := range affected[uk] {
 			a, _ := aa.Audience(seg)
 			p := plans[seg]
-			if slices.Contains(desired, seg) {
+			switch {
+			case slices.Contains(desired, seg):
 				if row, ok := a.Row(uk, st); ok {
 					p[1].rows = append(p[1].rows, row)
 				} else {
 					reports[seg].Unmatchable++
 				}
-			} else if row, ok := a.RemovalRow(uk, st); ok {
-				p[0].rows = append(p[0].rows, row)
+			case changed[uk][seg] || (found && slices.Contains(rec.Segments, seg)):
+				// The user left seg, or is in it but outranked in its exclusive group: out of
+				// its audience. A user who was never in seg was never added: nothing to remove.
+				if row, ok := a.RemovalRow(uk, st); ok {
+					p[0].rows = append(p[0].rows, row)
+				}
 			}
 		}
 	}

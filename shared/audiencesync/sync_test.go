@@ -32,7 +32,7 @@ type harness struct {
 	now     time.Time
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	cfg, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
 	if err != nil {
@@ -52,7 +52,7 @@ func newHarness(t *testing.T) *harness {
 		meta: metagraph.New(metagraph.Config{BaseURL: url, AccessToken: token, AppSecret: secret})}
 }
 
-func (h *harness) syncer(t *testing.T, meta ports.AudienceAPI) *Syncer {
+func (h *harness) syncer(t testing.TB, meta ports.AudienceAPI) *Syncer {
 	t.Helper()
 	if meta == nil {
 		meta = h.meta
@@ -66,7 +66,7 @@ func (h *harness) syncer(t *testing.T, meta ports.AudienceAPI) *Syncer {
 
 // user stores a user in segs with an email and a lifetime value, and records the changes from
 // before to segs, as the segment updater does.
-func (h *harness) user(t *testing.T, uk string, before, segs []string, ltvMicros int64) {
+func (h *harness) user(t testing.TB, uk string, before, segs []string, ltvMicros int64) {
 	t.Helper()
 	var st segments.State
 	st.Email = segments.HashedID{Hash: identity.Hash(sha(uk + "@example.com")), At: h.now.Unix()}

@@ -27,6 +27,7 @@ type Store struct {
 	mu      sync.Mutex
 	users   map[userID]ports.UserRecord
 	changes map[segmentID]map[string]*change // by change sort key
+	sorted  map[segmentID][]string           // each segment's sort keys in order; nil = stale
 	audSync syncState                        // audience sync (sync.go)
 }
 
@@ -123,6 +124,7 @@ func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipCha
 			s.changes[seg] = make(map[string]*change)
 		}
 		s.changes[seg][changeSK(c)] = &change{c: c, pending: true}
+		delete(s.sorted, seg)
 	}
 	return nil
 }
@@ -145,16 +147,29 @@ func (s *Store) PendingChanges(ctx context.Context, app, segment, after string, 
 		return nil, "", fmt.Errorf("pending changes: %w: cursor %q", errInvalid, after)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	seg := segmentID{app, segment}
+	keys, ok := s.sorted[seg]
+	if !ok { // sorted once per batch of writes, so paging a large backlog stays linear
+		keys = make([]string, 0, len(s.changes[seg]))
+		for sk := range s.changes[seg] {
+			keys = append(keys, sk)
+		}
+		slices.Sort(keys)
+		if s.sorted == nil {
+			s.sorted = map[segmentID][]string{}
+		}
+		s.sorted[seg] = keys
+	}
+	start, _ := slices.BinarySearch(keys, after)
 	var out []ports.PendingChange
-	for sk, ch := range s.changes[segmentID{app, segment}] {
-		if ch.pending && sk > after {
+	for _, sk := range keys[start:] {
+		if ch := s.changes[seg][sk]; ch.pending && sk > after {
+			if len(out) == limit {
+				return out, out[limit-1].Cursor, nil
+			}
 			out = append(out, ports.PendingChange{MembershipChange: ch.c, Cursor: sk})
 		}
-	}
-	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b ports.PendingChange) int { return strings.Compare(a.Cursor, b.Cursor) })
-	if len(out) > limit {
-		return out[:limit], out[limit-1].Cursor, nil
 	}
 	return out, "", nil
 }
