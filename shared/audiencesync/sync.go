@@ -115,6 +115,7 @@ func (s *Syncer) Run(ctx context.Context) ([]AppReport, error) {
 		r, err := s.syncApp(ctx, app)
 		reports = append(reports, r)
 		s.record(r)
+		s.health(ctx, app)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("app %s: %w", app, err))
 		}
@@ -420,6 +421,30 @@ func sessionID() int64 {
 	var b [8]byte
 	rand.Read(b[:])
 	return int64(binary.BigEndian.Uint64(b[:])>>1) | 1
+}
+
+// health emits, for every audience of app, the seconds since its last complete sync and
+// whether it is still too small for Meta to use (about 100 matched people).
+func (s *Syncer) health(ctx context.Context, app string) {
+	now := s.cfg.Now()
+	for _, a := range s.cfg.Audiences[app].Audiences() {
+		st, found, err := s.cfg.State.GetAudienceState(ctx, app, a.Segment())
+		if err != nil || !found || st.AudienceID == "" {
+			continue
+		}
+		stale := 0.0
+		if st.LastSyncAt > 0 {
+			stale = now.Sub(time.Unix(st.LastSyncAt, 0)).Seconds()
+		}
+		small := 0.0
+		if st.Size < audiences.MinGuardedSize {
+			small = 1
+		}
+		s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}, {Name: "App", Value: app}, {Name: "Audience", Value: a.Segment()}},
+			observability.Metric{Name: "AudienceSecondsSinceSync", Unit: observability.Count, Value: stale},
+			observability.Metric{Name: "AudienceSize", Unit: observability.Count, Value: float64(st.Size)},
+			observability.Metric{Name: "AudienceTooSmall", Unit: observability.Count, Value: small})
+	}
 }
 
 func (s *Syncer) record(r AppReport) {

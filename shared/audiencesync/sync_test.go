@@ -1,12 +1,14 @@
 package audiencesync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/identity"
 	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
 	"github.com/retarget-dev/retarget/shared/metasandbox"
+	"github.com/retarget-dev/retarget/shared/observability"
 	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/segments"
 )
@@ -48,7 +51,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sb.Close() })
-	return &harness{store: memstate.New(), sandbox: sb, aa: aa, app: cfg.Apps[0].ID, now: time.Now(),
+	return &harness{store: memstate.New(), sandbox: sb, aa: aa, app: cfg.Apps[0].ID, now: time.Now().Truncate(time.Second),
 		meta: metagraph.New(metagraph.Config{BaseURL: url, AccessToken: token, AppSecret: secret})}
 }
 
@@ -276,6 +279,25 @@ func TestAudienceThatWouldBeEmptiedHoldsOnlyItsChanges(t *testing.T) {
 	pending, _, _ := h.store.PendingChanges(context.Background(), h.app, "engaged", "", 10)
 	if len(engaged) != 1 || len(vip) != 1 || reports[0].Synced != 1 || len(pending) != 1 {
 		t.Fatalf("engaged %v vip %v synced %d pending %d", keys(engaged), keys(vip), reports[0].Synced, len(pending))
+	}
+}
+
+func TestHealthMetrics(t *testing.T) {
+	h := newHarness(t)
+	h.user(t, "u-1", nil, []string{"cart_abandoner"}, 0)
+	var buf bytes.Buffer
+	s, _ := New(Config{Audiences: h.aa, Users: h.store, State: h.store, Meta: h.meta, Now: func() time.Time { return h.now },
+		Metrics: observability.NewEmitter(&buf, "Test")})
+	s.Run(context.Background())
+	h.now = h.now.Add(90 * time.Second)
+	// Another run holds the lease: this one syncs nothing, and the audience is 90 s stale.
+	h.store.AcquireLease(context.Background(), h.app, "other", h.now, h.now.Add(time.Minute))
+	s.Run(context.Background())
+	out := buf.String()
+	for _, want := range []string{`"AudienceSecondsSinceSync":90`, `"AudienceTooSmall":1`, `"AudienceRowsAdded":1`, `"Audience":"cart_abandoner"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %s:\n%s", want, out)
+		}
 	}
 }
 
