@@ -3,7 +3,6 @@ package audiences
 import (
 	"errors"
 	"slices"
-	"time"
 
 	"github.com/retarget-dev/retarget/shared/appconfig"
 )
@@ -68,8 +67,6 @@ func (a *Audience) Schema() []string { return slices.Clone(a.schema) }
 type Rules struct {
 	// MaxRemovalFraction is the largest share of an audience one run may remove (RemovalGuard).
 	MaxRemovalFraction float64
-	// FullRefresh is the period of a full re-upload with usersreplace; 0 = off.
-	FullRefresh time.Duration
 	// MaxPayloadBytes caps one request's payload JSON (Chunk).
 	MaxPayloadBytes int
 }
@@ -99,7 +96,6 @@ func Compile(app *appconfig.App) (*AppAudiences, error) {
 		groupOf:   map[string]position{},
 		rules: Rules{
 			MaxRemovalFraction: DefaultMaxRemovalFraction,
-			FullRefresh:        time.Duration(app.AudienceSync.FullRefreshHours) * time.Hour,
 			MaxPayloadBytes:    MaxPayloadBytes,
 		},
 	}

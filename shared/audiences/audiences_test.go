@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/retarget-dev/retarget/shared/appconfig"
 )
@@ -88,7 +87,7 @@ func TestCompileAppliesSettings(t *testing.T) {
 	a, err := Compile(app([]appconfig.Audience{
 		{Segment: "a", Name: "A", AudienceID: "123", AdAccountID: "act_9", Columns: []string{"EMAIL", "EXTERN_ID"}, ValueBased: true},
 		{Segment: "b", Name: "B", Create: true},
-	}, nil, appconfig.AudienceSync{MaxRemovalFraction: new(0.0), FullRefreshHours: 48, MaxPayloadBytes: 60000}))
+	}, nil, appconfig.AudienceSync{MaxRemovalFraction: new(0.0), MaxPayloadBytes: 60000}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +105,7 @@ func TestCompileAppliesSettings(t *testing.T) {
 	if b, _ := a.Audience("b"); b.AdAccountID() != "act_1" {
 		t.Fatalf("b account %q, want the app's", b.AdAccountID())
 	}
-	if got, want := a.Rules(), (Rules{MaxRemovalFraction: 0, FullRefresh: 48 * time.Hour, MaxPayloadBytes: 60000}); got != want {
+	if got, want := a.Rules(), (Rules{MaxRemovalFraction: 0, MaxPayloadBytes: 60000}); got != want {
 		t.Fatalf("rules %+v, want %+v", got, want)
 	}
 }
