@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
 	"github.com/retarget-dev/retarget/shared/backoff"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
@@ -28,12 +29,12 @@ func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipCha
 	seen := make(map[string]bool, len(changes))
 	var reqs []types.WriteRequest
 	for _, c := range changes {
-		if err := checkChange(c); err != nil {
+		if err := storecheck.Change(c); err != nil {
 			return fmt.Errorf("record changes: %w", err)
 		}
 		item := s.changeItem(c)
 		// One call must not name a key twice; the copies are the same change anyway.
-		id := changePK(c.App, c.Segment) + "\x00" + changeSK(c)
+		id := changePK(c.App, c.Segment) + "\x00" + storecheck.ChangeSK(c)
 		if seen[id] {
 			continue
 		}
@@ -52,7 +53,7 @@ func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipCha
 func (s *Store) changeItem(c ports.MembershipChange) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		attrPK:        str(changePK(c.App, c.Segment)),
-		attrSK:        str(changeSK(c)),
+		attrSK:        str(storecheck.ChangeSK(c)),
 		attrUserKey:   str(c.UserKey),
 		attrJoined:    &types.AttributeValueMemberBOOL{Value: c.Joined},
 		attrAt:        num(c.At),
@@ -85,17 +86,17 @@ func (s *Store) batchWrite(ctx context.Context, reqs []types.WriteRequest) error
 // key), starting after the cursor. It reads one item more than limit, so next is "" exactly
 // when nothing follows.
 func (s *Store) PendingChanges(ctx context.Context, app, segment, after string, limit int) ([]ports.PendingChange, string, error) {
-	if err := checkName("app", app); err != nil {
+	if err := storecheck.Name("app", app); err != nil {
 		return nil, "", fmt.Errorf("pending changes: %w", err)
 	}
-	if err := checkName("segment", segment); err != nil {
+	if err := storecheck.Name("segment", segment); err != nil {
 		return nil, "", fmt.Errorf("pending changes: %w", err)
 	}
 	if limit <= 0 {
-		return nil, "", fmt.Errorf("pending changes: %w: limit %d", errInvalid, limit)
+		return nil, "", fmt.Errorf("pending changes: %w: limit %d", storecheck.ErrInvalid, limit)
 	}
-	if after != "" && !validChangeSK(after) {
-		return nil, "", fmt.Errorf("pending changes: %w: cursor %q", errInvalid, after)
+	if after != "" && !storecheck.ValidChangeSK(after) {
+		return nil, "", fmt.Errorf("pending changes: %w: cursor %q", storecheck.ErrInvalid, after)
 	}
 	pp := pendingPK(app, segment)
 	var start map[string]types.AttributeValue
@@ -168,10 +169,10 @@ func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) e
 	seen := make(map[itemKey]bool, len(changes))
 	var keys []itemKey
 	for _, c := range changes {
-		if err := checkChange(c.MembershipChange); err != nil {
+		if err := storecheck.Change(c.MembershipChange); err != nil {
 			return fmt.Errorf("mark synced: %w", err)
 		}
-		k := itemKey{changePK(c.App, c.Segment), changeSK(c.MembershipChange)}
+		k := itemKey{changePK(c.App, c.Segment), storecheck.ChangeSK(c.MembershipChange)}
 		if !seen[k] {
 			seen[k] = true
 			keys = append(keys, k)

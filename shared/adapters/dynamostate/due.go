@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
 )
 
 // DueUsers queries the due index hour bucket by hour bucket, from the bucket of until-lookback
@@ -18,11 +20,11 @@ import (
 // (<dueAt>#<userKey>): a cursor before the window restarts at its beginning, one after it ends
 // the listing, so a caller may move until between pages.
 func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookback time.Duration, limit int, cursor string) ([]string, string, error) {
-	if err := checkName("app", app); err != nil {
+	if err := storecheck.Name("app", app); err != nil {
 		return nil, "", fmt.Errorf("due users: %w", err)
 	}
 	if limit <= 0 || lookback < 0 {
-		return nil, "", fmt.Errorf("due users: %w: limit %d, lookback %s", errInvalid, limit, lookback)
+		return nil, "", fmt.Errorf("due users: %w: limit %d, lookback %s", storecheck.ErrInvalid, limit, lookback)
 	}
 	from, to := dueWindow(until, lookback)
 	var start map[string]types.AttributeValue
@@ -30,7 +32,7 @@ func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookb
 	if cursor != "" {
 		c, err := parseDueCursor(cursor)
 		if err != nil {
-			return nil, "", fmt.Errorf("due users: %w: %w", errInvalid, err)
+			return nil, "", fmt.Errorf("due users: %w: %w", storecheck.ErrInvalid, err)
 		}
 		switch {
 		case c.dueAt > to:

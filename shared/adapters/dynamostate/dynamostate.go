@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -93,7 +94,7 @@ func New(client DynamoAPI, table string, opts Options) *Store {
 
 // GetUser reads a user item with a strongly consistent read.
 func (s *Store) GetUser(ctx context.Context, app, userKey string) (ports.UserRecord, bool, error) {
-	if err := checkUser(app, userKey); err != nil {
+	if err := storecheck.User(app, userKey); err != nil {
 		return ports.UserRecord{}, false, fmt.Errorf("get user: %w", err)
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
@@ -117,7 +118,7 @@ func (s *Store) GetUser(ctx context.Context, app, userKey string) (ports.UserRec
 // PutUser replaces the user item if its version is rec.Version-1 (absent for version 1).
 // A failed condition is ports.ErrVersionConflict.
 func (s *Store) PutUser(ctx context.Context, rec ports.UserRecord) error {
-	if err := checkRecord(rec); err != nil {
+	if err := storecheck.Record(rec); err != nil {
 		return fmt.Errorf("put user: %w", err)
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: userItem(rec)}

@@ -1,13 +1,10 @@
 package dynamostate
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/retarget-dev/retarget/shared/ports"
 )
 
 // Table layout: the CDK stack declares the same names. Keys and index keys are strings except
@@ -48,10 +45,6 @@ const (
 
 const (
 	userSK = "state"
-	// atDigits is the width of the unix-millisecond prefix of a change's sort key: 13 digits
-	// reach the year 2286.
-	atDigits = 13
-	maxAt    = 9_999_999_999_999
 	// bucketLayout formats a due bucket's hour (UTC).
 	bucketLayout = "2006010215"
 )
@@ -61,33 +54,6 @@ func userPK(app, userKey string) string { return "user#" + app + "#" + userKey }
 func changePK(app, segment string) string { return "chg#" + app + "#" + segment }
 
 func pendingPK(app, segment string) string { return app + "#" + segment }
-
-// changeSK is the sort key of a change and the Cursor of a PendingChange:
-// <At, 13 digits>#<userKey>#<j|l>.
-func changeSK(c ports.MembershipChange) string {
-	dir := "l"
-	if c.Joined {
-		dir = "j"
-	}
-	return fmt.Sprintf("%0*d#%s#%s", atDigits, c.At, c.UserKey, dir)
-}
-
-// validChangeSK reports whether s has the shape of a change sort key (a PendingChanges
-// cursor). The user key in the middle may itself contain '#'.
-func validChangeSK(s string) bool {
-	if len(s) < atDigits+4 || s[atDigits] != '#' || s[len(s)-2] != '#' {
-		return false
-	}
-	if d := s[len(s)-1]; d != 'j' && d != 'l' {
-		return false
-	}
-	for _, r := range s[:atDigits] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
 
 // dueBucket is the due index partition of a DueAt: <app>#<yyyymmddhh> in UTC.
 func dueBucket(app string, dueAt int64) string {
@@ -119,63 +85,6 @@ func parseDueCursor(s string) (dueCursor, error) {
 		return dueCursor{}, fmt.Errorf("invalid due cursor %q", s)
 	}
 	return dueCursor{dueAt: n, userKey: uk}, nil
-}
-
-// errInvalid marks rejected input; the messages say what is wrong.
-var errInvalid = errors.New("invalid input")
-
-// checkName rejects an empty app or segment name, or one with '#', which separates key parts.
-func checkName(kind, name string) error {
-	if name == "" || strings.Contains(name, "#") {
-		return fmt.Errorf("%w: %s %q must be non-empty and without '#'", errInvalid, kind, name)
-	}
-	return nil
-}
-
-func checkUser(app, userKey string) error {
-	if err := checkName("app", app); err != nil {
-		return err
-	}
-	if userKey == "" {
-		return fmt.Errorf("%w: empty user key", errInvalid)
-	}
-	return nil
-}
-
-func checkRecord(rec ports.UserRecord) error {
-	if err := checkUser(rec.App, rec.UserKey); err != nil {
-		return err
-	}
-	if rec.Version < 1 {
-		return fmt.Errorf("%w: version %d, want >= 1", errInvalid, rec.Version)
-	}
-	if rec.DueAt < 0 || rec.ExpiresAt < 0 {
-		return fmt.Errorf("%w: negative DueAt or ExpiresAt", errInvalid)
-	}
-	for _, set := range [][]string{rec.Segments, rec.RecentIDs} {
-		for _, v := range set {
-			if v == "" { // DynamoDB sets cannot hold empty strings
-				return fmt.Errorf("%w: empty string in Segments or RecentIDs", errInvalid)
-			}
-		}
-	}
-	return nil
-}
-
-func checkChange(c ports.MembershipChange) error {
-	if err := checkName("app", c.App); err != nil {
-		return err
-	}
-	if err := checkName("segment", c.Segment); err != nil {
-		return err
-	}
-	if c.UserKey == "" {
-		return fmt.Errorf("%w: change with an empty user key", errInvalid)
-	}
-	if c.At < 0 || c.At > maxAt {
-		return fmt.Errorf("%w: change time %d ms outside 0..%d", errInvalid, c.At, int64(maxAt))
-	}
-	return nil
 }
 
 // maxQueryLimit caps the Limit of one Query call (DynamoDB stops at 1 MB per call anyway);

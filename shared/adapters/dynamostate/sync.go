@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -46,33 +47,10 @@ func syncPK(app string) string { return "sync#" + app }
 
 func audienceSK(segment string) string { return "aud#" + segment }
 
-func checkHolder(app, holder string) error {
-	if err := checkName("app", app); err != nil {
-		return err
-	}
-	if holder == "" {
-		return fmt.Errorf("%w: empty lease holder", errInvalid)
-	}
-	return nil
-}
-
-func checkAudienceState(st ports.AudienceSyncState) error {
-	if err := checkName("app", st.App); err != nil {
-		return err
-	}
-	if err := checkName("segment", st.Segment); err != nil {
-		return err
-	}
-	if st.Version < 1 {
-		return fmt.Errorf("%w: version %d, want >= 1", errInvalid, st.Version)
-	}
-	return nil
-}
-
 // AcquireLease writes the lease item if it is absent, expired at now, or already holder's.
 // Times are kept in unix milliseconds.
 func (s *Store) AcquireLease(ctx context.Context, app, holder string, now, until time.Time) (bool, error) {
-	if err := checkHolder(app, holder); err != nil {
+	if err := storecheck.Holder(app, holder); err != nil {
 		return false, fmt.Errorf("acquire lease: %w", err)
 	}
 	_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
@@ -102,7 +80,7 @@ func (s *Store) AcquireLease(ctx context.Context, app, holder string, now, until
 
 // ReleaseLease deletes the lease item if holder has it; otherwise it does nothing.
 func (s *Store) ReleaseLease(ctx context.Context, app, holder string) error {
-	if err := checkHolder(app, holder); err != nil {
+	if err := storecheck.Holder(app, holder); err != nil {
 		return fmt.Errorf("release lease: %w", err)
 	}
 	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
@@ -124,10 +102,10 @@ func (s *Store) ReleaseLease(ctx context.Context, app, holder string) error {
 
 // GetAudienceState reads an audience item with a strongly consistent read.
 func (s *Store) GetAudienceState(ctx context.Context, app, segment string) (ports.AudienceSyncState, bool, error) {
-	if err := checkName("app", app); err != nil {
+	if err := storecheck.Name("app", app); err != nil {
 		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state: %w", err)
 	}
-	if err := checkName("segment", segment); err != nil {
+	if err := storecheck.Name("segment", segment); err != nil {
 		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state: %w", err)
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
@@ -151,7 +129,7 @@ func (s *Store) GetAudienceState(ctx context.Context, app, segment string) (port
 // PutAudienceState replaces the audience item if its version is st.Version-1 (absent for
 // version 1). A failed condition is ports.ErrVersionConflict.
 func (s *Store) PutAudienceState(ctx context.Context, st ports.AudienceSyncState) error {
-	if err := checkAudienceState(st); err != nil {
+	if err := storecheck.AudienceState(st); err != nil {
 		return fmt.Errorf("put audience state: %w", err)
 	}
 	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: audienceItem(st)}

@@ -10,7 +10,6 @@ package memstate
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -52,7 +52,7 @@ func (s *Store) GetUser(ctx context.Context, app, userKey string) (ports.UserRec
 	if err := ctx.Err(); err != nil {
 		return ports.UserRecord{}, false, fmt.Errorf("get user: %w", err)
 	}
-	if err := checkUser(app, userKey); err != nil {
+	if err := storecheck.User(app, userKey); err != nil {
 		return ports.UserRecord{}, false, fmt.Errorf("get user: %w", err)
 	}
 	s.mu.Lock()
@@ -69,7 +69,7 @@ func (s *Store) PutUser(ctx context.Context, rec ports.UserRecord) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put user: %w", err)
 	}
-	if err := checkRecord(rec); err != nil {
+	if err := storecheck.Record(rec); err != nil {
 		return fmt.Errorf("put user: %w", err)
 	}
 	s.mu.Lock()
@@ -112,7 +112,7 @@ func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipCha
 		return fmt.Errorf("record changes: %w", err)
 	}
 	for _, c := range changes {
-		if err := checkChange(c); err != nil {
+		if err := storecheck.Change(c); err != nil {
 			return fmt.Errorf("record changes: %w", err)
 		}
 	}
@@ -123,7 +123,7 @@ func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipCha
 		if s.changes[seg] == nil {
 			s.changes[seg] = make(map[string]*change)
 		}
-		s.changes[seg][changeSK(c)] = &change{c: c, pending: true}
+		s.changes[seg][storecheck.ChangeSK(c)] = &change{c: c, pending: true}
 		delete(s.sorted, seg)
 	}
 	return nil
@@ -134,17 +134,17 @@ func (s *Store) PendingChanges(ctx context.Context, app, segment, after string, 
 	if err := ctx.Err(); err != nil {
 		return nil, "", fmt.Errorf("pending changes: %w", err)
 	}
-	if err := checkName("app", app); err != nil {
+	if err := storecheck.Name("app", app); err != nil {
 		return nil, "", fmt.Errorf("pending changes: %w", err)
 	}
-	if err := checkName("segment", segment); err != nil {
+	if err := storecheck.Name("segment", segment); err != nil {
 		return nil, "", fmt.Errorf("pending changes: %w", err)
 	}
 	if limit <= 0 {
-		return nil, "", fmt.Errorf("pending changes: %w: limit %d", errInvalid, limit)
+		return nil, "", fmt.Errorf("pending changes: %w: limit %d", storecheck.ErrInvalid, limit)
 	}
-	if after != "" && !validChangeSK(after) {
-		return nil, "", fmt.Errorf("pending changes: %w: cursor %q", errInvalid, after)
+	if after != "" && !storecheck.ValidChangeSK(after) {
+		return nil, "", fmt.Errorf("pending changes: %w: cursor %q", storecheck.ErrInvalid, after)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,14 +181,14 @@ func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) e
 		return fmt.Errorf("mark synced: %w", err)
 	}
 	for _, c := range changes {
-		if err := checkChange(c.MembershipChange); err != nil {
+		if err := storecheck.Change(c.MembershipChange); err != nil {
 			return fmt.Errorf("mark synced: %w", err)
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range changes {
-		if ch := s.changes[segmentID{c.App, c.Segment}][changeSK(c.MembershipChange)]; ch != nil {
+		if ch := s.changes[segmentID{c.App, c.Segment}][storecheck.ChangeSK(c.MembershipChange)]; ch != nil {
 			ch.pending = false
 		}
 	}
@@ -201,18 +201,18 @@ func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookb
 	if err := ctx.Err(); err != nil {
 		return nil, "", fmt.Errorf("due users: %w", err)
 	}
-	if err := checkName("app", app); err != nil {
+	if err := storecheck.Name("app", app); err != nil {
 		return nil, "", fmt.Errorf("due users: %w", err)
 	}
 	if limit <= 0 || lookback < 0 {
-		return nil, "", fmt.Errorf("due users: %w: limit %d, lookback %s", errInvalid, limit, lookback)
+		return nil, "", fmt.Errorf("due users: %w: limit %d, lookback %s", storecheck.ErrInvalid, limit, lookback)
 	}
 	from, to := dueWindow(until, lookback)
 	var after dueCursor
 	if cursor != "" {
 		c, err := parseDueCursor(cursor)
 		if err != nil {
-			return nil, "", fmt.Errorf("due users: %w: %w", errInvalid, err)
+			return nil, "", fmt.Errorf("due users: %w: %w", storecheck.ErrInvalid, err)
 		}
 		if c.dueAt >= from { // a cursor before the window restarts it
 			after = c
@@ -234,32 +234,8 @@ func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookb
 	return userKeys(found), "", nil
 }
 
-// The key and cursor formats below are the DynamoDB adapter's, so cursors are interchangeable.
-
-const maxAt = 9_999_999_999_999 // 13 digits of unix milliseconds
-
-func changeSK(c ports.MembershipChange) string {
-	dir := "l"
-	if c.Joined {
-		dir = "j"
-	}
-	return fmt.Sprintf("%013d#%s#%s", c.At, c.UserKey, dir)
-}
-
-func validChangeSK(s string) bool {
-	if len(s) < 17 || s[13] != '#' || s[len(s)-2] != '#' {
-		return false
-	}
-	if d := s[len(s)-1]; d != 'j' && d != 'l' {
-		return false
-	}
-	for _, r := range s[:13] {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
+// The due cursor format below is the DynamoDB adapter's, and change sort keys come from
+// storecheck as there, so cursors are interchangeable.
 
 type dueCursor struct {
 	dueAt   int64
@@ -297,57 +273,4 @@ func userKeys(found []dueCursor) []string {
 		out[i] = f.userKey
 	}
 	return out
-}
-
-var errInvalid = errors.New("invalid input")
-
-func checkName(kind, name string) error {
-	if name == "" || strings.Contains(name, "#") {
-		return fmt.Errorf("%w: %s %q must be non-empty and without '#'", errInvalid, kind, name)
-	}
-	return nil
-}
-
-func checkUser(app, userKey string) error {
-	if err := checkName("app", app); err != nil {
-		return err
-	}
-	if userKey == "" {
-		return fmt.Errorf("%w: empty user key", errInvalid)
-	}
-	return nil
-}
-
-func checkRecord(rec ports.UserRecord) error {
-	if err := checkUser(rec.App, rec.UserKey); err != nil {
-		return err
-	}
-	if rec.Version < 1 {
-		return fmt.Errorf("%w: version %d, want >= 1", errInvalid, rec.Version)
-	}
-	if rec.DueAt < 0 || rec.ExpiresAt < 0 {
-		return fmt.Errorf("%w: negative DueAt or ExpiresAt", errInvalid)
-	}
-	for _, set := range [][]string{rec.Segments, rec.RecentIDs} {
-		if slices.Contains(set, "") {
-			return fmt.Errorf("%w: empty string in Segments or RecentIDs", errInvalid)
-		}
-	}
-	return nil
-}
-
-func checkChange(c ports.MembershipChange) error {
-	if err := checkName("app", c.App); err != nil {
-		return err
-	}
-	if err := checkName("segment", c.Segment); err != nil {
-		return err
-	}
-	if c.UserKey == "" {
-		return fmt.Errorf("%w: change with an empty user key", errInvalid)
-	}
-	if c.At < 0 || c.At > maxAt {
-		return fmt.Errorf("%w: change time %d ms outside 0..%d", errInvalid, c.At, int64(maxAt))
-	}
-	return nil
 }

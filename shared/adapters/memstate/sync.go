@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -30,7 +31,7 @@ func (s *Store) AcquireLease(ctx context.Context, app, holder string, now, until
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("acquire lease: %w", err)
 	}
-	if err := checkHolder(app, holder); err != nil {
+	if err := storecheck.Holder(app, holder); err != nil {
 		return false, fmt.Errorf("acquire lease: %w", err)
 	}
 	s.audSync.mu.Lock()
@@ -50,7 +51,7 @@ func (s *Store) ReleaseLease(ctx context.Context, app, holder string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("release lease: %w", err)
 	}
-	if err := checkHolder(app, holder); err != nil {
+	if err := storecheck.Holder(app, holder); err != nil {
 		return fmt.Errorf("release lease: %w", err)
 	}
 	s.audSync.mu.Lock()
@@ -66,10 +67,10 @@ func (s *Store) GetAudienceState(ctx context.Context, app, segment string) (port
 	if err := ctx.Err(); err != nil {
 		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state: %w", err)
 	}
-	if err := checkName("app", app); err != nil {
+	if err := storecheck.Name("app", app); err != nil {
 		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state: %w", err)
 	}
-	if err := checkName("segment", segment); err != nil {
+	if err := storecheck.Name("segment", segment); err != nil {
 		return ports.AudienceSyncState{}, false, fmt.Errorf("get audience state: %w", err)
 	}
 	s.audSync.mu.Lock()
@@ -83,7 +84,7 @@ func (s *Store) PutAudienceState(ctx context.Context, st ports.AudienceSyncState
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put audience state: %w", err)
 	}
-	if err := checkAudienceState(st); err != nil {
+	if err := storecheck.AudienceState(st); err != nil {
 		return fmt.Errorf("put audience state: %w", err)
 	}
 	s.audSync.mu.Lock()
@@ -97,28 +98,5 @@ func (s *Store) PutAudienceState(ctx context.Context, st ports.AudienceSyncState
 		s.audSync.audiences = make(map[segmentID]ports.AudienceSyncState)
 	}
 	s.audSync.audiences[id] = st
-	return nil
-}
-
-func checkHolder(app, holder string) error {
-	if err := checkName("app", app); err != nil {
-		return err
-	}
-	if holder == "" {
-		return fmt.Errorf("%w: empty lease holder", errInvalid)
-	}
-	return nil
-}
-
-func checkAudienceState(st ports.AudienceSyncState) error {
-	if err := checkName("app", st.App); err != nil {
-		return err
-	}
-	if err := checkName("segment", st.Segment); err != nil {
-		return err
-	}
-	if st.Version < 1 {
-		return fmt.Errorf("%w: version %d, want >= 1", errInvalid, st.Version)
-	}
 	return nil
 }
