@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsschedulertargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -149,18 +148,8 @@ func NewAudienceSync(scope constructs.Construct, id string, props *AudienceSyncP
 		Resources: jsii.Strings(*props.MetaSecret.SecretArn()),
 	}))
 
-	// As for the sweeper, the target creates a role that may only invoke this function and send
-	// to the dead-letter queue.
-	schedule := awsscheduler.NewSchedule(c, jsii.String("Schedule"), &awsscheduler.ScheduleProps{
-		Description: jsii.String("Runs the audience sync"),
-		Schedule:    awsscheduler.ScheduleExpression_Rate(awscdk.Duration_Minutes(jsii.Number(float64(interval)))),
-		Target: awsschedulertargets.NewLambdaInvoke(fn.Function, &awsschedulertargets.ScheduleTargetBaseProps{
-			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String(AudienceSyncInput)),
-			RetryAttempts:   jsii.Number(AudienceSyncRetryAttempts),
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(AudienceSyncMaxEventAgeHours)),
-			DeadLetterQueue: deadLetters,
-		}),
-	})
+	schedule := newScheduledRun(c, "Schedule", "Runs the audience sync", fn.Function, interval,
+		AudienceSyncInput, AudienceSyncRetryAttempts, AudienceSyncMaxEventAgeHours, deadLetters)
 
 	return &AudienceSync{Construct: c, Function: fn, Schedule: schedule, DeadLetters: deadLetters}
 }

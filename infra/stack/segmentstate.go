@@ -283,18 +283,8 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 	})
 	allowTable(sweeper.Function, sweeperTableActions, table.TableArn())
 	allowTable(sweeper.Function, sweeperDueIndexActions, dueIndexArn)
-	// The target creates the Scheduler's role, allowed to invoke this function and to send to
-	// the dead-letter queue, nothing else.
-	schedule := awsscheduler.NewSchedule(c, jsii.String("SweepSchedule"), &awsscheduler.ScheduleProps{
-		Description: jsii.String("Runs the segment sweeper"),
-		Schedule:    awsscheduler.ScheduleExpression_Rate(awscdk.Duration_Minutes(jsii.Number(float64(interval)))),
-		Target: awsschedulertargets.NewLambdaInvoke(sweeper.Function, &awsschedulertargets.ScheduleTargetBaseProps{
-			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String(SweepInput)),
-			RetryAttempts:   jsii.Number(SweepRetryAttempts),
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(SweepMaxEventAgeHours)),
-			DeadLetterQueue: sweepDeadLetters,
-		}),
-	})
+	schedule := newScheduledRun(c, "SweepSchedule", "Runs the segment sweeper", sweeper.Function, interval,
+		SweepInput, SweepRetryAttempts, SweepMaxEventAgeHours, sweepDeadLetters)
 
 	reader := NewGoFunction(c, "Reader", &GoFunctionProps{
 		FunctionsDir: props.FunctionsDir,
@@ -346,4 +336,22 @@ func wholeOrDefault(name string, v float64, def int) (int, error) {
 		return 0, fmt.Errorf("%s %v must be a positive whole number (or 0 for the default %d)", name, v, def)
 	}
 	return int(v), nil
+}
+
+// newScheduledRun invokes fn every intervalMinutes through EventBridge Scheduler with input,
+// retrying a failed invocation at most retries times within maxEventAgeHours and then sending
+// it to deadLetters. The target creates the Scheduler's role, allowed to invoke fn and to send
+// to deadLetters, nothing else.
+func newScheduledRun(scope constructs.Construct, id, description string, fn awslambda.IFunction, intervalMinutes int,
+	input string, retries, maxEventAgeHours float64, deadLetters awssqs.IQueue) awsscheduler.Schedule {
+	return awsscheduler.NewSchedule(scope, jsii.String(id), &awsscheduler.ScheduleProps{
+		Description: jsii.String(description),
+		Schedule:    awsscheduler.ScheduleExpression_Rate(awscdk.Duration_Minutes(jsii.Number(float64(intervalMinutes)))),
+		Target: awsschedulertargets.NewLambdaInvoke(fn, &awsschedulertargets.ScheduleTargetBaseProps{
+			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String(input)),
+			RetryAttempts:   jsii.Number(retries),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(maxEventAgeHours)),
+			DeadLetterQueue: deadLetters,
+		}),
+	})
 }
