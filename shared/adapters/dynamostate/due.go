@@ -26,23 +26,23 @@ func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookb
 	if limit <= 0 || lookback < 0 {
 		return nil, "", fmt.Errorf("due users: %w: limit %d, lookback %s", storecheck.ErrInvalid, limit, lookback)
 	}
-	from, to := dueWindow(until, lookback)
+	from, to := storecheck.DueWindow(until, lookback)
 	var start map[string]types.AttributeValue
 	hour := hourOf(from)
 	if cursor != "" {
-		c, err := parseDueCursor(cursor)
+		c, err := storecheck.ParseDueCursor(cursor)
 		if err != nil {
 			return nil, "", fmt.Errorf("due users: %w: %w", storecheck.ErrInvalid, err)
 		}
 		switch {
-		case c.dueAt > to:
+		case c.DueAt > to:
 			return nil, "", nil
-		case c.dueAt >= from:
-			hour = hourOf(c.dueAt)
+		case c.DueAt >= from:
+			hour = hourOf(c.DueAt)
 			start = map[string]types.AttributeValue{
-				attrDueBucket: str(dueBucket(app, c.dueAt)),
-				attrDueAt:     num(c.dueAt),
-				attrPK:        str(userPK(app, c.userKey)),
+				attrDueBucket: str(dueBucket(app, c.DueAt)),
+				attrDueAt:     num(c.DueAt),
+				attrPK:        str(userPK(app, c.UserKey)),
 				attrSK:        str(userSK),
 			}
 		}
@@ -52,7 +52,7 @@ func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookb
 	}
 
 	prefix := userPK(app, "")
-	var found []dueCursor
+	var found []storecheck.DueCursor
 	for ; hour <= hourOf(to); hour += 3600 {
 		for {
 			res, err := s.client.Query(ctx, &dynamodb.QueryInput{
@@ -82,36 +82,16 @@ func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookb
 				if err != nil {
 					return nil, "", fmt.Errorf("due users of %s: %w", app, err)
 				}
-				found = append(found, dueCursor{dueAt: at, userKey: uk})
+				found = append(found, storecheck.DueCursor{DueAt: at, UserKey: uk})
 			}
 			start = res.LastEvaluatedKey
 			if len(found) > limit {
-				return userKeys(found[:limit]), found[limit-1].String(), nil
+				return storecheck.UserKeys(found[:limit]), found[limit-1].String(), nil
 			}
 			if start == nil {
 				break
 			}
 		}
 	}
-	return userKeys(found), "", nil
-}
-
-// dueWindow is the range of DueAt values (unix seconds, inclusive) that DueUsers lists: the
-// whole seconds within [until-lookback, until].
-func dueWindow(until time.Time, lookback time.Duration) (from, to int64) {
-	to = until.Unix()
-	f := until.Add(-lookback)
-	from = f.Unix()
-	if f.Nanosecond() > 0 {
-		from++
-	}
-	return max(from, 1), to
-}
-
-func userKeys(found []dueCursor) []string {
-	out := make([]string, len(found))
-	for i, f := range found {
-		out[i] = f.userKey
-	}
-	return out
+	return storecheck.UserKeys(found), "", nil
 }

@@ -121,20 +121,29 @@ func (s *Store) PutUser(ctx context.Context, rec ports.UserRecord) error {
 	if err := storecheck.Record(rec); err != nil {
 		return fmt.Errorf("put user: %w", err)
 	}
-	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: userItem(rec)}
-	if rec.Version == 1 {
+	if err := s.putVersioned(ctx, userItem(rec), rec.Version); err != nil {
+		return fmt.Errorf("put user %s/%s version %d: %w", rec.App, rec.UserKey, rec.Version, err)
+	}
+	return nil
+}
+
+// putVersioned writes item if the stored item's version is version-1, or if there is none
+// when version is 1. A failed condition is ports.ErrVersionConflict.
+func (s *Store) putVersioned(ctx context.Context, item map[string]types.AttributeValue, version int64) error {
+	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}
+	if version == 1 {
 		in.ConditionExpression = aws.String("attribute_not_exists(" + attrPK + ")")
 	} else {
 		in.ConditionExpression = aws.String("#ver = :prev")
 		in.ExpressionAttributeNames = map[string]string{"#ver": attrVersion}
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": num(rec.Version - 1)}
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": num(version - 1)}
 	}
 	if _, err := s.client.PutItem(ctx, in); err != nil {
 		var failed *types.ConditionalCheckFailedException
 		if errors.As(err, &failed) {
-			return fmt.Errorf("put user %s/%s version %d: %w", rec.App, rec.UserKey, rec.Version, ports.ErrVersionConflict)
+			return ports.ErrVersionConflict
 		}
-		return fmt.Errorf("put user %s/%s: %w", rec.App, rec.UserKey, err)
+		return err
 	}
 	return nil
 }

@@ -1,9 +1,6 @@
 package dynamostate
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -67,24 +64,6 @@ func hourOf(t int64) int64 {
 		h -= 3600
 	}
 	return h
-}
-
-// dueCursor is a DueUsers position: the last user returned, as <dueAt>#<userKey>. The bucket
-// follows from dueAt.
-type dueCursor struct {
-	dueAt   int64
-	userKey string
-}
-
-func (c dueCursor) String() string { return strconv.FormatInt(c.dueAt, 10) + "#" + c.userKey }
-
-func parseDueCursor(s string) (dueCursor, error) {
-	at, uk, ok := strings.Cut(s, "#")
-	n, err := strconv.ParseInt(at, 10, 64)
-	if !ok || err != nil || n <= 0 || uk == "" {
-		return dueCursor{}, fmt.Errorf("invalid due cursor %q", s)
-	}
-	return dueCursor{dueAt: n, userKey: uk}, nil
 }
 
 // maxQueryLimit caps the Limit of one Query call (DynamoDB stops at 1 MB per call anyway);

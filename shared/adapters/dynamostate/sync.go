@@ -132,20 +132,8 @@ func (s *Store) PutAudienceState(ctx context.Context, st ports.AudienceSyncState
 	if err := storecheck.AudienceState(st); err != nil {
 		return fmt.Errorf("put audience state: %w", err)
 	}
-	in := &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: audienceItem(st)}
-	if st.Version == 1 {
-		in.ConditionExpression = aws.String("attribute_not_exists(" + attrPK + ")")
-	} else {
-		in.ConditionExpression = aws.String("#ver = :prev")
-		in.ExpressionAttributeNames = map[string]string{"#ver": attrVersion}
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":prev": num(st.Version - 1)}
-	}
-	if _, err := s.client.PutItem(ctx, in); err != nil {
-		var failed *types.ConditionalCheckFailedException
-		if errors.As(err, &failed) {
-			return fmt.Errorf("put audience state %s/%s version %d: %w", st.App, st.Segment, st.Version, ports.ErrVersionConflict)
-		}
-		return fmt.Errorf("put audience state %s/%s: %w", st.App, st.Segment, err)
+	if err := s.putVersioned(ctx, audienceItem(st), st.Version); err != nil {
+		return fmt.Errorf("put audience state %s/%s version %d: %w", st.App, st.Segment, st.Version, err)
 	}
 	return nil
 }

@@ -8,12 +8,9 @@
 package memstate
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -207,70 +204,29 @@ func (s *Store) DueUsers(ctx context.Context, app string, until time.Time, lookb
 	if limit <= 0 || lookback < 0 {
 		return nil, "", fmt.Errorf("due users: %w: limit %d, lookback %s", storecheck.ErrInvalid, limit, lookback)
 	}
-	from, to := dueWindow(until, lookback)
-	var after dueCursor
+	from, to := storecheck.DueWindow(until, lookback)
+	var after storecheck.DueCursor
 	if cursor != "" {
-		c, err := parseDueCursor(cursor)
+		c, err := storecheck.ParseDueCursor(cursor)
 		if err != nil {
 			return nil, "", fmt.Errorf("due users: %w: %w", storecheck.ErrInvalid, err)
 		}
-		if c.dueAt >= from { // a cursor before the window restarts it
+		if c.DueAt >= from { // a cursor before the window restarts it
 			after = c
 		}
 	}
 	s.mu.Lock()
-	var found []dueCursor
+	var found []storecheck.DueCursor
 	for id, rec := range s.users {
-		pos := dueCursor{dueAt: rec.DueAt, userKey: id.userKey}
-		if id.app == app && rec.DueAt >= from && rec.DueAt <= to && comparePos(pos, after) > 0 {
+		pos := storecheck.DueCursor{DueAt: rec.DueAt, UserKey: id.userKey}
+		if id.app == app && rec.DueAt >= from && rec.DueAt <= to && pos.Compare(after) > 0 {
 			found = append(found, pos)
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(found, comparePos)
+	slices.SortFunc(found, storecheck.DueCursor.Compare)
 	if len(found) > limit {
-		return userKeys(found[:limit]), found[limit-1].String(), nil
+		return storecheck.UserKeys(found[:limit]), found[limit-1].String(), nil
 	}
-	return userKeys(found), "", nil
-}
-
-// The due cursor format below is the DynamoDB adapter's, and change sort keys come from
-// storecheck as there, so cursors are interchangeable.
-
-type dueCursor struct {
-	dueAt   int64
-	userKey string
-}
-
-func (c dueCursor) String() string { return strconv.FormatInt(c.dueAt, 10) + "#" + c.userKey }
-
-func comparePos(a, b dueCursor) int {
-	return cmp.Or(cmp.Compare(a.dueAt, b.dueAt), strings.Compare(a.userKey, b.userKey))
-}
-
-func parseDueCursor(s string) (dueCursor, error) {
-	at, uk, ok := strings.Cut(s, "#")
-	n, err := strconv.ParseInt(at, 10, 64)
-	if !ok || err != nil || n <= 0 || uk == "" {
-		return dueCursor{}, fmt.Errorf("invalid due cursor %q", s)
-	}
-	return dueCursor{dueAt: n, userKey: uk}, nil
-}
-
-func dueWindow(until time.Time, lookback time.Duration) (from, to int64) {
-	to = until.Unix()
-	f := until.Add(-lookback)
-	from = f.Unix()
-	if f.Nanosecond() > 0 {
-		from++
-	}
-	return max(from, 1), to
-}
-
-func userKeys(found []dueCursor) []string {
-	out := make([]string, len(found))
-	for i, f := range found {
-		out[i] = f.userKey
-	}
-	return out
+	return storecheck.UserKeys(found), "", nil
 }
