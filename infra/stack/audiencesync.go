@@ -53,8 +53,11 @@ const AudienceSyncInput = `{"source":"schedule","scheduled_time":"<aws.scheduler
 var (
 	// GetItem reads user items and the sync state, PutItem writes the sync state and takes the
 	// lease, DeleteItem releases the lease, UpdateItem marks membership changes synced (which
-	// removes them from the pending index).
-	audienceSyncTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}
+	// removes them from the pending index), BatchWriteItem puts and deletes member index items,
+	// Query reads an audience's member index (one partition; the function can GetItem any item
+	// anyway, so a leading-keys condition would protect nothing more).
+	audienceSyncTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem",
+		"dynamodb:BatchWriteItem", "dynamodb:Query"}
 	// Query finds the changes not yet synced.
 	audienceSyncPendingIndexActions = []string{"dynamodb:Query"}
 )

@@ -1626,15 +1626,16 @@ func TestAudienceSync(t *testing.T) {
 				})
 			})
 		}},
-		{"permissions: Query the pending index only, Get/Put/Delete/Update the table, read the Meta secret", func(t *testing.T) {
+		{"permissions: Query the table and the pending index (not the due index), item actions on the table, read the Meta secret", func(t *testing.T) {
 			got := allowedActions(t, segTempl, a.Function.Function.Role())
 			pendingIndexArn := map[string]any{"Fn::Join": []any{"", []any{segTableArn(s), "/index/pending"}}}
 			want := map[string][]any{
-				"dynamodb:Query":                {pendingIndexArn},
+				"dynamodb:Query":                {segTableArn(s), pendingIndexArn},
 				"dynamodb:GetItem":              {segTableArn(s)},
 				"dynamodb:PutItem":              {segTableArn(s)},
 				"dynamodb:DeleteItem":           {segTableArn(s)},
 				"dynamodb:UpdateItem":           {segTableArn(s)},
+				"dynamodb:BatchWriteItem":       {segTableArn(s)},
 				"secretsmanager:GetSecretValue": {ref(meta)},
 				"xray:PutTraceSegments":         {"*"},
 				"xray:PutTelemetryRecords":      {"*"},

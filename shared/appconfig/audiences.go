@@ -69,6 +69,9 @@ var DefaultAudienceColumns = []string{ColumnExternID, ColumnEmail, ColumnPhone, 
 // Bounds of the audience_sync settings.
 const (
 	MinPayloadBytes = 1024 // below it not even a handful of rows fit in a request
+	// A full refresh at most daily (Meta applies uploads within 24 hours) and at least yearly.
+	MinFullRefreshHours = 24
+	MaxFullRefreshHours = 8760
 )
 
 // sensitiveNameStems are refused in audience names, matched case-insensitively at the start
@@ -116,8 +119,9 @@ type AudienceSync struct {
 	// MaxRemovalFraction is the largest share of an audience one run may remove (0..1);
 	// nil means the default (0.2).
 	MaxRemovalFraction *float64 `json:"max_removal_fraction,omitempty"`
-	// FullRefreshHours would be the period of a full re-upload with usersreplace; only 0 (off)
-	// is accepted until that refresh exists.
+	// FullRefreshHours is how often each audience is re-uploaded whole with usersreplace,
+	// from the member index with current identifiers, to heal drift: 0 (off, the default) or
+	// MinFullRefreshHours..MaxFullRefreshHours.
 	FullRefreshHours int `json:"full_refresh_hours,omitempty"`
 	// MaxPayloadBytes caps one request's payload JSON; 0 = the default of package audiences.
 	MaxPayloadBytes int `json:"max_payload_bytes,omitempty"`
@@ -273,9 +277,9 @@ func (a *App) checkAudiences(bad func(field, format string, args ...any)) {
 	if f := s.MaxRemovalFraction; f != nil && !(*f >= 0 && *f <= 1) {
 		bad("audience_sync.max_removal_fraction", "must be between 0 and 1 (got %v)", *f)
 	}
-	if h := s.FullRefreshHours; h != 0 {
-		// Refused rather than ignored: a setting that silently does nothing would be worse.
-		bad("audience_sync.full_refresh_hours", "must be 0: the periodic usersreplace refresh is not implemented yet (got %d)", h)
+	if h := s.FullRefreshHours; h != 0 && (h < MinFullRefreshHours || h > MaxFullRefreshHours) {
+		bad("audience_sync.full_refresh_hours", "must be 0 (off) or %d..%d: Meta takes up to 24 hours to apply an upload, so a refresh every few hours only churns (got %d)",
+			MinFullRefreshHours, MaxFullRefreshHours, h)
 	}
 	if b := s.MaxPayloadBytes; b != 0 && b < MinPayloadBytes {
 		bad("audience_sync.max_payload_bytes", "must be 0 (the default) or at least %d (got %d)", MinPayloadBytes, b)

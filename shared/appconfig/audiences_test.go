@@ -52,7 +52,7 @@ func TestAudienceConfigAccepted(t *testing.T) {
 		{"segment": "c", "name": "Cart abandoners (app)", "ad_account_id": "act_789", "create": true},
 		{"segment": "d", "name": "Accredited sellers, Sloane St", "create": true}],
 	  "exclusive_groups": [["a", "c"]],
-	  "audience_sync": {"max_removal_fraction": 0, "full_refresh_hours": 0, "max_payload_bytes": 60000}`)))
+	  "audience_sync": {"max_removal_fraction": 0, "full_refresh_hours": 168, "max_payload_bytes": 60000}`)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestAudienceConfigAccepted(t *testing.T) {
 	if app.Audiences[1].AccountID(app) != "act_789" || app.Audiences[0].AccountID(app) != "act_456" {
 		t.Fatal("ad account default")
 	}
-	if s := app.AudienceSync; s.MaxRemovalFraction == nil || *s.MaxRemovalFraction != 0 || s.FullRefreshHours != 0 || s.MaxPayloadBytes != 60000 {
+	if s := app.AudienceSync; s.MaxRemovalFraction == nil || *s.MaxRemovalFraction != 0 || s.FullRefreshHours != 168 || s.MaxPayloadBytes != 60000 {
 		t.Fatalf("audience_sync %+v", s)
 	}
 }
@@ -169,7 +169,7 @@ func TestAudienceErrorsAreExact(t *testing.T) {
 			`, "audience_sync": {"max_removal_fraction": 1.5, "full_refresh_hours": 6, "max_payload_bytes": 100}`,
 			[]string{
 				p + `audience_sync.max_removal_fraction: must be between 0 and 1 (got 1.5)`,
-				p + `audience_sync.full_refresh_hours: must be 0: the periodic usersreplace refresh is not implemented yet (got 6)`,
+				p + `audience_sync.full_refresh_hours: must be 0 (off) or 24..8760: Meta takes up to 24 hours to apply an upload, so a refresh every few hours only churns (got 6)`,
 				p + `audience_sync.max_payload_bytes: must be 0 (the default) or at least 1024 (got 100)`,
 			}},
 		{"sync settings negative and misspelt",
@@ -177,7 +177,7 @@ func TestAudienceErrorsAreExact(t *testing.T) {
 			[]string{
 				p + `audience_sync: unknown field "max_removal_fractoin" (check the spelling; unknown keys are not ignored)`,
 				p + `audience_sync.max_removal_fraction: must be between 0 and 1 (got -0.1)`,
-				p + `audience_sync.full_refresh_hours: must be 0: the periodic usersreplace refresh is not implemented yet (got -24)`,
+				p + `audience_sync.full_refresh_hours: must be 0 (off) or 24..8760: Meta takes up to 24 hours to apply an upload, so a refresh every few hours only churns (got -24)`,
 			}},
 		{"sync settings not an object",
 			`, "audience_sync": 0.2`,

@@ -3,6 +3,7 @@ package audiences
 import (
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/retarget-dev/retarget/shared/appconfig"
 )
@@ -69,6 +70,9 @@ type Rules struct {
 	MaxRemovalFraction float64
 	// MaxPayloadBytes caps one request's payload JSON (Chunk).
 	MaxPayloadBytes int
+	// FullRefresh is how often each audience is replaced whole (usersreplace) from the member
+	// index; 0 = never.
+	FullRefresh time.Duration
 }
 
 // AppAudiences are one app's audiences, exclusive groups and sync rules. Immutable and safe for
@@ -105,6 +109,7 @@ func Compile(app *appconfig.App) (*AppAudiences, error) {
 	if b := app.AudienceSync.MaxPayloadBytes; b != 0 {
 		out.rules.MaxPayloadBytes = b
 	}
+	out.rules.FullRefresh = time.Duration(app.AudienceSync.FullRefreshHours) * time.Hour
 	for i := range app.Audiences {
 		c := &app.Audiences[i]
 		au := &Audience{

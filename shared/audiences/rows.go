@@ -53,6 +53,17 @@ func (a *Audience) RemovalRow(userKey string, st *segments.State) (row []string,
 	return row, true
 }
 
+// UserKey returns the user key of a row built by Row or RemovalRow (its EXTERN_ID cell; the
+// configuration requires that column).
+func (a *Audience) UserKey(row []string) string {
+	for i, c := range a.cols {
+		if c == colExternID && i < len(row) {
+			return row[i]
+		}
+	}
+	return ""
+}
+
 // cells builds the row and reports whether an identifier other than EXTERN_ID has a value.
 func (a *Audience) cells(userKey string, st *segments.State) (row []string, matchable bool) {
 	row = make([]string, len(a.cols))

@@ -5,6 +5,8 @@
 // sessions of up to 10,000 rows, checkpoints after every batch Meta acknowledged, and marks the
 // changes synced once everything they caused is acknowledged. A run that stops anywhere (timeout,
 // crash, rate limit) is resumed by the next: an interrupted session continues at its next batch.
+// Every acknowledged batch also updates the audience's member index, from which the optional
+// periodic full refresh (refresh.go) replaces the audience whole to heal drift.
 package audiencesync
 
 import (
@@ -20,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/audiences"
@@ -41,6 +44,9 @@ const (
 	// sessionWindow is kept under Meta's 90 minutes: an older session is not resumed.
 	sessionWindow = 80 * time.Minute
 	pageSize      = 1000
+	// refreshInProgress is AudienceReport.Stopped of an audience whose changes wait for its
+	// full refresh to end.
+	refreshInProgress = "full refresh in progress"
 )
 
 // Config wires a Syncer.
@@ -52,9 +58,12 @@ type Config struct {
 	// Holder names this run for the lease (default: random).
 	Holder     string
 	MaxChanges int
-	Logger     *slog.Logger
-	Metrics    *observability.Emitter
-	Now        func() time.Time
+	// RefreshReserve is the time before the context's deadline after which no full refresh
+	// batch starts (default DefaultRefreshReserve).
+	RefreshReserve time.Duration
+	Logger         *slog.Logger
+	Metrics        *observability.Emitter
+	Now            func() time.Time
 }
 
 // Syncer runs audience sync.
@@ -73,6 +82,9 @@ func New(cfg Config) (*Syncer, error) {
 	if cfg.MaxChanges <= 0 {
 		cfg.MaxChanges = DefaultMaxChanges
 	}
+	if cfg.RefreshReserve <= 0 {
+		cfg.RefreshReserve = DefaultRefreshReserve
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -90,6 +102,12 @@ type AudienceReport struct {
 	Requests             int
 	Complete             bool
 	Stopped              string // why the audience stopped early ("" when complete)
+
+	// The full refresh: Refreshing when one ran in this run, Refreshed when it finished; the
+	// rows it uploaded and the members it left out in this run.
+	Refreshing, Refreshed        bool
+	RefreshRows, RefreshExcluded int
+	RefreshStopped               string
 }
 
 // AppReport says what one run did for one app.
@@ -173,7 +191,10 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 	}
 	rep.Changes = len(changes)
 	if len(changes) == 0 {
-		return rep, s.touchAll(ctx, aa, now)
+		if err := s.touchAll(ctx, aa, now); err != nil {
+			return rep, err
+		}
+		return rep, s.refreshAll(ctx, aa, &rep, func(*audiences.Audience) bool { return true }, now)
 	}
 
 	// Reconcile each affected user's current segments with the audiences they should be in.
@@ -188,37 +209,14 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 		plans[a.Segment()] = &[2]upload{{op: ports.AudienceRemove}, {op: ports.AudienceAdd}}
 		reports[a.Segment()] = &AudienceReport{Segment: a.Segment()}
 	}
-	for _, uk := range users {
-		rec, found, err := s.cfg.Users.GetUser(ctx, app, uk)
+	for start := 0; start < len(users); start += pageSize {
+		chunk := users[start:min(start+pageSize, len(users))]
+		views, err := s.readUsers(ctx, app, chunk)
 		if err != nil {
-			return rep, fmt.Errorf("read user: %w", err)
+			return rep, err
 		}
-		var st *segments.State
-		var desired []string
-		if found {
-			st = &segments.State{}
-			if err := json.Unmarshal(rec.State, st); err != nil {
-				return rep, fmt.Errorf("stored state does not decode: %w", err)
-			}
-			desired = aa.Desired(rec.Segments)
-		}
-		for seg := range affected[uk] {
-			a, _ := aa.Audience(seg)
-			p := plans[seg]
-			switch {
-			case slices.Contains(desired, seg):
-				if row, ok := a.Row(uk, st); ok {
-					p[1].rows = append(p[1].rows, row)
-				} else {
-					reports[seg].Unmatchable++
-				}
-			case changed[uk][seg] || (found && slices.Contains(rec.Segments, seg)):
-				// The user left seg, or is in it but outranked in its exclusive group: out of
-				// its audience. A user who was never in seg was never added: nothing to remove.
-				if row, ok := a.RemovalRow(uk, st); ok {
-					p[0].rows = append(p[0].rows, row)
-				}
-			}
+		for i, uk := range chunk {
+			s.plan(aa, uk, views[i], affected[uk], changed[uk], plans, reports)
 		}
 	}
 
@@ -271,7 +269,137 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 		}
 	}
 	rep.Synced = len(synced)
-	return rep, nil
+	return rep, s.refreshAll(ctx, aa, &rep, func(a *audiences.Audience) bool {
+		r := reports[a.Segment()]
+		return (r.Complete || r.Stopped == refreshInProgress) && !stoppedAccounts[a.AdAccountID()]
+	}, now)
+}
+
+// userView is what the sync needs of one user's stored record.
+type userView struct {
+	found    bool
+	segments []string
+	state    *segments.State // nil when not found
+}
+
+// readUsers reads the users' records, readConcurrency at a time; views[i] is keys[i]'s.
+func (s *Syncer) readUsers(ctx context.Context, app string, keys []string) ([]userView, error) {
+	views := make([]userView, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, readConcurrency)
+	var wg sync.WaitGroup
+	for i, uk := range keys {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			rec, found, err := s.cfg.Users.GetUser(ctx, app, uk)
+			if err != nil {
+				errs[i] = fmt.Errorf("read user: %w", err)
+				return
+			}
+			if !found {
+				return
+			}
+			st := &segments.State{}
+			if err := json.Unmarshal(rec.State, st); err != nil {
+				errs[i] = fmt.Errorf("stored state of a user does not decode: %w", err)
+				return
+			}
+			views[i] = userView{found: true, segments: rec.Segments, state: st}
+		})
+	}
+	wg.Wait()
+	return views, errors.Join(errs...)
+}
+
+// plan adds one affected user's rows to the uploads: an add for each audience the user should
+// be in, a removal for each the user may be in and should not.
+func (s *Syncer) plan(aa *audiences.AppAudiences, uk string, u userView, affected, changed map[string]bool, plans map[string]*[2]upload, reports map[string]*AudienceReport) {
+	desired := aa.Desired(u.segments)
+	for seg := range affected {
+		a, _ := aa.Audience(seg)
+		p := plans[seg]
+		switch {
+		case slices.Contains(desired, seg):
+			if row, ok := a.Row(uk, u.state); ok {
+				p[1].rows = append(p[1].rows, row)
+			} else {
+				reports[seg].Unmatchable++
+			}
+		case changed[seg] || slices.Contains(u.segments, seg):
+			// The user left seg, or is in it but outranked in its exclusive group: out of its
+			// audience. A user who was never in seg was never added: nothing to remove.
+			if row, ok := a.RemovalRow(uk, u.state); ok {
+				p[0].rows = append(p[0].rows, row)
+			}
+		}
+	}
+}
+
+// refreshAll runs the full refresh of every audience of aa for which eligible is true and a
+// refresh is due or in progress (see refresh.go).
+func (s *Syncer) refreshAll(ctx context.Context, aa *audiences.AppAudiences, rep *AppReport, eligible func(*audiences.Audience) bool, now time.Time) error {
+	every := aa.Rules().FullRefresh
+	stoppedAccounts := map[string]bool{}
+	for _, a := range aa.Audiences() {
+		if !eligible(a) || stoppedAccounts[a.AdAccountID()] {
+			continue
+		}
+		st, found, err := s.cfg.State.GetAudienceState(ctx, aa.App(), a.Segment())
+		if err != nil {
+			return fmt.Errorf("audience state of %s: %w", a.Segment(), err)
+		}
+		if !found || st.AudienceID == "" {
+			continue // never synced: nothing to refresh
+		}
+		if every > 0 && st.LastRefreshAt == 0 && !refreshOpen(&st, now) {
+			st.LastRefreshAt = now.Unix() // the baseline: the first refresh is one period away
+			if err := s.putState(ctx, &st); err != nil {
+				return err
+			}
+			continue
+		}
+		if !refreshDue(every, &st, now) {
+			continue
+		}
+		r := rep.audience(a.Segment())
+		r.AudienceID = st.AudienceID
+		err = s.refresh(ctx, aa, a, &st, r, now)
+		if err == nil {
+			continue
+		}
+		r.RefreshStopped = err.Error()
+		if !errors.Is(err, audiences.ErrRemovalFlood) {
+			s.cfg.Logger.Warn("full refresh stopped; the next run resumes", "app", aa.App(), "segment", a.Segment(), "error", err.Error())
+		}
+		var ce *ports.CAPIError
+		if errors.As(err, &ce) {
+			switch ce.Class {
+			case ports.CAPIAuth:
+				rep.AuthFailed = true
+				s.cfg.Logger.Error("ALERT: Meta refused the credentials for audience uploads; this app's sync is stopped",
+					"app", aa.App(), "code", ce.Meta.Code, "subcode", ce.Meta.Subcode, "fbtrace_id", ce.Meta.FBTraceID)
+				return nil
+			case ports.CAPIRateLimited:
+				stoppedAccounts[a.AdAccountID()] = true
+			}
+		}
+		if errors.Is(err, errNoTime) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// audience returns the run's report of one audience, adding it if there is none yet.
+func (r *AppReport) audience(segment string) *AudienceReport {
+	for i := range r.Audiences {
+		if r.Audiences[i].Segment == segment {
+			return &r.Audiences[i]
+		}
+	}
+	r.Audiences = append(r.Audiences, AudienceReport{Segment: segment})
+	return &r.Audiences[len(r.Audiences)-1]
 }
 
 // syncAudience uploads one audience's removals then additions; it reports whether both were
@@ -283,6 +411,10 @@ func (s *Syncer) syncAudience(ctx context.Context, aa *audiences.AppAudiences, a
 		return false, err
 	}
 	r.AudienceID = st.AudienceID
+	if refreshOpen(&st, now) {
+		r.Stopped = refreshInProgress // Meta takes no /users call during a replace
+		return false, nil
+	}
 	if len(plan[0].rows) > 0 {
 		if err := audiences.RemovalGuard(aa.Rules().MaxRemovalFraction, int(st.Size), len(plan[0].rows)); err != nil {
 			r.Stopped = "removal guard"
@@ -335,6 +467,19 @@ func (s *Syncer) upload(ctx context.Context, aa *audiences.AppAudiences, a *audi
 			return err
 		}
 		r.Invalid += ack.NumInvalid
+		// The member index follows what Meta acknowledged, before the checkpoint: a run that
+		// dies in between sends the batch again and writes the same index.
+		keys := make([]string, len(batches[i]))
+		for j, row := range batches[i] {
+			keys[j] = a.UserKey(row)
+		}
+		added, removed := keys, []string(nil)
+		if u.op == ports.AudienceRemove {
+			added, removed = nil, keys
+		}
+		if err := s.cfg.State.SetMembers(ctx, aa.App(), a.Segment(), added, removed); err != nil {
+			return fmt.Errorf("member index: %w", err)
+		}
 		st.BatchesDone = i + 1
 		if err := s.putState(ctx, st); err != nil { // checkpoint: this batch is never sent again
 			return err
@@ -440,10 +585,17 @@ func (s *Syncer) health(ctx context.Context, app string) {
 		if st.Size < audiences.MinGuardedSize {
 			small = 1
 		}
+		metrics := []observability.Metric{
+			{Name: "AudienceSecondsSinceSync", Unit: observability.Count, Value: stale},
+			{Name: "AudienceSize", Unit: observability.Count, Value: float64(st.Size)},
+			{Name: "AudienceTooSmall", Unit: observability.Count, Value: small},
+		}
+		if s.cfg.Audiences[app].Rules().FullRefresh > 0 && st.LastRefreshAt > 0 {
+			metrics = append(metrics, observability.Metric{Name: "AudienceSecondsSinceRefresh", Unit: observability.Count,
+				Value: now.Sub(time.Unix(st.LastRefreshAt, 0)).Seconds()})
+		}
 		s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}, {Name: "App", Value: app}, {Name: "Audience", Value: a.Segment()}},
-			observability.Metric{Name: "AudienceSecondsSinceSync", Unit: observability.Count, Value: stale},
-			observability.Metric{Name: "AudienceSize", Unit: observability.Count, Value: float64(st.Size)},
-			observability.Metric{Name: "AudienceTooSmall", Unit: observability.Count, Value: small})
+			metrics...)
 	}
 }
 
@@ -464,6 +616,14 @@ func (s *Syncer) record(r AppReport) {
 		s.cfg.Metrics.Emit(dims, m("AudienceRowsAdded", float64(a.Added)), m("AudienceRowsRemoved", float64(a.Removed)),
 			m("AudienceInvalidEntries", float64(a.Invalid)), m("AudienceUnmatchable", float64(a.Unmatchable)),
 			m("AudienceRequests", float64(a.Requests)), m("AudienceSyncComplete", done))
+		if a.Refreshing {
+			refreshed := 0.0
+			if a.Refreshed {
+				refreshed = 1
+			}
+			s.cfg.Metrics.Emit(dims, m("AudienceRefreshRows", float64(a.RefreshRows)),
+				m("AudienceRefreshLeftOut", float64(a.RefreshExcluded)), m("AudienceRefreshComplete", refreshed))
+		}
 	}
 	auth := 0.0
 	if r.AuthFailed {

@@ -20,7 +20,7 @@ type AudienceSyncState struct {
 
 	// The upload in progress; SessionID 0 means none.
 	SessionID int64
-	// Op is "add" or "remove".
+	// Op is "add", "remove" or "replace" (a full refresh).
 	Op string
 	// BatchesDone counts the batches of the session Meta acknowledged.
 	BatchesDone int
@@ -31,11 +31,23 @@ type AudienceSyncState struct {
 	// sessions 90 minutes after it.
 	SessionStartedAt int64
 
+	// The full refresh (a usersreplace session over the member index). LastRefreshAt is when
+	// the last refresh completed (unix seconds). While Op is "replace" and SessionID is not 0,
+	// RefreshCursor is the last member key covered by the acknowledged batches (members are
+	// replaced in key order), RefreshRows the rows those batches carried, and RefreshExcluded
+	// the members they left out (no longer in the audience, or no longer matchable).
+	LastRefreshAt   int64
+	RefreshCursor   string
+	RefreshRows     int64
+	RefreshExcluded int64
+
 	// Version is the optimistic lock, as for UserRecord.
 	Version int64
 }
 
-// AudienceSyncStore keeps audience sync's lease and per-audience state (DynamoDB in AWS).
+// AudienceSyncStore keeps audience sync's lease, per-audience state and member index (DynamoDB
+// in AWS). The member index holds, per audience, the user keys the sync added and has not
+// removed, as Meta acknowledged them: what a full refresh re-uploads.
 type AudienceSyncStore interface {
 	// AcquireLease takes app's sync lease for holder until `until`, if it is free, expired at
 	// `now`, or already held by holder; ok is false when another holder has it.
@@ -47,4 +59,12 @@ type AudienceSyncStore interface {
 	// PutAudienceState writes s if the stored version is s.Version-1 (absent for 1), else
 	// returns ErrVersionConflict.
 	PutAudienceState(ctx context.Context, s AudienceSyncState) error
+
+	// SetMembers records, in the member index of one audience (by segment), that Meta
+	// acknowledged adding the users `added` and removing the users `removed`. Idempotent; a
+	// key in both lists is an error.
+	SetMembers(ctx context.Context, app, segment string, added, removed []string) error
+	// Members lists the member index of one audience in user key order, after the cursor
+	// ("" from the start), at most limit keys; next is "" exactly when no key follows.
+	Members(ctx context.Context, app, segment, after string, limit int) (userKeys []string, next string, err error)
 }

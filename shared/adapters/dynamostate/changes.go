@@ -20,8 +20,8 @@ import (
 // maxBatchWrite is the most items one BatchWriteItem call takes.
 const maxBatchWrite = 25
 
-// RecordChanges writes the changes as pending change items with BatchWriteItem, 25 per call,
-// retrying unprocessed items with backoff until they are written or ctx ends. A change's key
+// RecordChanges writes the changes as pending change items with BatchWriteItem, 25 per call
+// (SyncConcurrency calls at a time), retrying unprocessed items with backoff until they are written or ctx ends. A change's key
 // is its identity, so writing it again overwrites the same item: that is what makes the call
 // idempotent. BatchWriteItem takes no condition, so a change recorded again after it was
 // synced is pending again (syncing it twice is harmless).
@@ -41,11 +41,8 @@ func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipCha
 		seen[id] = true
 		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: item}})
 	}
-	for start := 0; start < len(reqs); start += maxBatchWrite {
-		end := min(start+maxBatchWrite, len(reqs))
-		if err := s.batchWrite(ctx, reqs[start:end]); err != nil {
-			return fmt.Errorf("record changes: %w", err)
-		}
+	if err := s.batchWriteAll(ctx, reqs); err != nil {
+		return fmt.Errorf("record changes: %w", err)
 	}
 	return nil
 }
@@ -179,6 +176,17 @@ func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) e
 		}
 	}
 
+	if err := s.concurrently(ctx, len(keys), func(ctx context.Context, i int) error {
+		return s.markSynced(ctx, keys[i].pk, keys[i].sk)
+	}); err != nil {
+		return fmt.Errorf("mark synced: %w", err)
+	}
+	return nil
+}
+
+// concurrently calls fn for 0..n-1, at most SyncConcurrency calls at a time; the first error
+// cancels the calls not yet started and is returned (or ctx's error, if it ended first).
+func (s *Store) concurrently(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -188,7 +196,7 @@ func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) e
 	)
 	sem := make(chan struct{}, s.opts.SyncConcurrency)
 loop:
-	for _, k := range keys {
+	for i := range n {
 		select {
 		case sem <- struct{}{}:
 		case <-runCtx.Done():
@@ -196,7 +204,7 @@ loop:
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := s.markSynced(runCtx, k.pk, k.sk); err != nil {
+			if err := fn(runCtx, i); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -208,12 +216,17 @@ loop:
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return fmt.Errorf("mark synced: %w", firstErr)
+		return firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mark synced: %w", err)
-	}
-	return nil
+	return ctx.Err()
+}
+
+// batchWriteAll writes reqs in BatchWriteItem calls of 25, SyncConcurrency calls at a time.
+func (s *Store) batchWriteAll(ctx context.Context, reqs []types.WriteRequest) error {
+	chunks := (len(reqs) + maxBatchWrite - 1) / maxBatchWrite
+	return s.concurrently(ctx, chunks, func(ctx context.Context, i int) error {
+		return s.batchWrite(ctx, reqs[i*maxBatchWrite:min((i+1)*maxBatchWrite, len(reqs))])
+	})
 }
 
 func (s *Store) markSynced(ctx context.Context, pk, sk string) error {

@@ -50,7 +50,8 @@ type Options struct {
 	// ChangeRetention is how long a change item is kept after the change (its TTL is At plus
 	// this). Default 30 days.
 	ChangeRetention time.Duration
-	// SyncConcurrency bounds the UpdateItem calls MarkSynced runs at once. Default 8.
+	// SyncConcurrency bounds the calls MarkSynced (UpdateItem), RecordChanges and SetMembers
+	// (BatchWriteItem) run at once. Default 8.
 	SyncConcurrency int
 	// RetryBase and RetryMax shape the full-jitter backoff between BatchWriteItem calls that
 	// left items unprocessed. Defaults 50 ms and 2 s.

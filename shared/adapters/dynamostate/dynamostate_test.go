@@ -251,7 +251,8 @@ func TestUnprocessedItemsAreRetried(t *testing.T) {
 	for i := range 60 {
 		changes = append(changes, ports.MembershipChange{App: "shop", Segment: "s", UserKey: fmt.Sprintf("u%02d", i), Joined: true, At: int64(i)})
 	}
-	fast := Options{RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond}
+	// One call at a time, so that the order of the calls is the order of the chunks.
+	fast := Options{RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond, SyncConcurrency: 1}
 
 	t.Run("until done", func(t *testing.T) {
 		flaky := &flakyBatches{DynamoAPI: client, flaky: 2, leave: 10}

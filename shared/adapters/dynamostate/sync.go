@@ -5,7 +5,10 @@ package dynamostate
 //	lease item     pk=sync#<app>  sk=lease
 //	               holder(S) until(N, unix ms)
 //	audience item  pk=sync#<app>  sk=aud#<segment>
-//	               aid(S) size(N) lastSync(N) sess(N) op(S) batches(N) plan(S) sessAt(N) ver(N)
+//	               aid(S) size(N) lastSync(N) sess(N) op(S) batches(N) plan(S) sessAt(N)
+//	               refreshAt(N) refCur(S) refRows(N) refExcl(N) ver(N)
+//	member item    pk=mem#<app>#<segment>  sk=<user key>
+//	               (no other attribute: the key is the whole fact)
 //
 // Zero values are omitted, as for user items.
 
@@ -39,6 +42,10 @@ const (
 	attrBatchesDone = "batches"
 	attrPlan        = "plan"
 	attrSessionAt   = "sessAt"
+	attrRefreshAt   = "refreshAt"
+	attrRefCursor   = "refCur"
+	attrRefRows     = "refRows"
+	attrRefExcluded = "refExcl"
 )
 
 const leaseSK = "lease"
@@ -46,6 +53,8 @@ const leaseSK = "lease"
 func syncPK(app string) string { return "sync#" + app }
 
 func audienceSK(segment string) string { return "aud#" + segment }
+
+func memberPK(app, segment string) string { return "mem#" + app + "#" + segment }
 
 // AcquireLease writes the lease item if it is absent, expired at now, or already holder's.
 // Times are kept in unix milliseconds.
@@ -145,7 +154,7 @@ func audienceItem(st ports.AudienceSyncState) map[string]types.AttributeValue {
 		attrSK:      str(audienceSK(st.Segment)),
 		attrVersion: num(st.Version),
 	}
-	for name, v := range map[string]string{attrAudienceID: st.AudienceID, attrOp: st.Op, attrPlan: st.Plan} {
+	for name, v := range map[string]string{attrAudienceID: st.AudienceID, attrOp: st.Op, attrPlan: st.Plan, attrRefCursor: st.RefreshCursor} {
 		if v != "" {
 			item[name] = str(v)
 		}
@@ -153,6 +162,7 @@ func audienceItem(st ports.AudienceSyncState) map[string]types.AttributeValue {
 	for name, v := range map[string]int64{
 		attrSize: st.Size, attrLastSyncAt: st.LastSyncAt, attrSessionID: st.SessionID,
 		attrBatchesDone: int64(st.BatchesDone), attrSessionAt: st.SessionStartedAt,
+		attrRefreshAt: st.LastRefreshAt, attrRefRows: st.RefreshRows, attrRefExcluded: st.RefreshExcluded,
 	} {
 		if v != 0 {
 			item[name] = num(v)
@@ -170,6 +180,7 @@ func parseAudienceState(app, segment string, item map[string]types.AttributeValu
 	}{
 		{attrVersion, &st.Version}, {attrSize, &st.Size}, {attrLastSyncAt, &st.LastSyncAt},
 		{attrSessionID, &st.SessionID}, {attrBatchesDone, &batches}, {attrSessionAt, &st.SessionStartedAt},
+		{attrRefreshAt, &st.LastRefreshAt}, {attrRefRows, &st.RefreshRows}, {attrRefExcluded, &st.RefreshExcluded},
 	} {
 		n, err := getNum(item, f.name)
 		if err != nil {
@@ -184,7 +195,7 @@ func parseAudienceState(app, segment string, item map[string]types.AttributeValu
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{attrAudienceID, &st.AudienceID}, {attrOp, &st.Op}, {attrPlan, &st.Plan}} {
+	}{{attrAudienceID, &st.AudienceID}, {attrOp, &st.Op}, {attrPlan, &st.Plan}, {attrRefCursor, &st.RefreshCursor}} {
 		if v, ok := item[f.name]; ok {
 			sv, ok := v.(*types.AttributeValueMemberS)
 			if !ok {
@@ -194,4 +205,76 @@ func parseAudienceState(app, segment string, item map[string]types.AttributeValu
 		}
 	}
 	return st, nil
+}
+
+// SetMembers puts a member item per added key and deletes the item of each removed key, with
+// BatchWriteItem (25 per call, SyncConcurrency calls at a time, unprocessed items retried).
+// Puts and deletes are idempotent, so a retried batch writes the same index.
+func (s *Store) SetMembers(ctx context.Context, app, segment string, added, removed []string) error {
+	if err := storecheck.Members(app, segment, added, removed); err != nil {
+		return fmt.Errorf("set members: %w", err)
+	}
+	pk := memberPK(app, segment)
+	seen := make(map[string]bool, len(added)+len(removed))
+	reqs := make([]types.WriteRequest, 0, len(added)+len(removed))
+	for _, k := range added {
+		if !seen[k] { // one call must not name a key twice
+			seen[k] = true
+			reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: key(pk, k)}})
+		}
+	}
+	for _, k := range removed {
+		if !seen[k] {
+			seen[k] = true
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, k)}})
+		}
+	}
+	if err := s.batchWriteAll(ctx, reqs); err != nil {
+		return fmt.Errorf("set members of %s/%s: %w", app, segment, err)
+	}
+	return nil
+}
+
+// Members queries the member partition of one audience in sort key (user key) order, after
+// the cursor, reading one key more than limit so that next is "" exactly when none follows.
+// Strongly consistent: a refresh may follow the additions of the same run. Member items are
+// ~80 bytes, so one read unit covers ~50 keys.
+func (s *Store) Members(ctx context.Context, app, segment, after string, limit int) ([]string, string, error) {
+	if err := storecheck.MemberPage(app, segment, limit); err != nil {
+		return nil, "", fmt.Errorf("members: %w", err)
+	}
+	pk := memberPK(app, segment)
+	var start map[string]types.AttributeValue
+	if after != "" {
+		start = key(pk, after)
+	}
+	var out []string
+	for {
+		res, err := s.client.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(s.table),
+			KeyConditionExpression:    aws.String("#pk = :pk"),
+			ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+			ExclusiveStartKey:         start,
+			ConsistentRead:            aws.Bool(true),
+			Limit:                     aws.Int32(int32(min(limit-len(out), maxQueryLimit-1) + 1)),
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("members of %s/%s: %w", app, segment, err)
+		}
+		for _, item := range res.Items {
+			k, err := getStr(item, attrSK)
+			if err != nil {
+				return nil, "", fmt.Errorf("members of %s/%s: %w", app, segment, err)
+			}
+			out = append(out, k)
+		}
+		start = res.LastEvaluatedKey
+		if len(out) > limit {
+			return out[:limit], out[limit-1], nil
+		}
+		if start == nil {
+			return out, "", nil
+		}
+	}
 }

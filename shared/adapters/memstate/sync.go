@@ -3,6 +3,8 @@ package memstate
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -16,6 +18,9 @@ type syncState struct {
 	mu        sync.Mutex
 	leases    map[string]lease // by app
 	audiences map[segmentID]ports.AudienceSyncState
+	members   map[segmentID]map[string]bool
+	// memberOrder is each member index in key order; nil = stale.
+	memberOrder map[segmentID][]string
 }
 
 type lease struct {
@@ -99,4 +104,67 @@ func (s *Store) PutAudienceState(ctx context.Context, st ports.AudienceSyncState
 	}
 	s.audSync.audiences[id] = st
 	return nil
+}
+
+// SetMembers adds and removes keys of one audience's member index.
+func (s *Store) SetMembers(ctx context.Context, app, segment string, added, removed []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set members: %w", err)
+	}
+	if err := storecheck.Members(app, segment, added, removed); err != nil {
+		return fmt.Errorf("set members: %w", err)
+	}
+	s.audSync.mu.Lock()
+	defer s.audSync.mu.Unlock()
+	id := segmentID{app, segment}
+	if s.audSync.members == nil {
+		s.audSync.members = make(map[segmentID]map[string]bool)
+		s.audSync.memberOrder = make(map[segmentID][]string)
+	}
+	m := s.audSync.members[id]
+	if m == nil {
+		m = make(map[string]bool)
+		s.audSync.members[id] = m
+	}
+	for _, k := range added {
+		m[k] = true
+	}
+	for _, k := range removed {
+		delete(m, k)
+	}
+	if len(added)+len(removed) > 0 {
+		s.audSync.memberOrder[id] = nil
+	}
+	return nil
+}
+
+// Members pages through one audience's member index in key order.
+func (s *Store) Members(ctx context.Context, app, segment, after string, limit int) ([]string, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", fmt.Errorf("members: %w", err)
+	}
+	if err := storecheck.MemberPage(app, segment, limit); err != nil {
+		return nil, "", fmt.Errorf("members: %w", err)
+	}
+	s.audSync.mu.Lock()
+	defer s.audSync.mu.Unlock()
+	id := segmentID{app, segment}
+	order := s.audSync.memberOrder[id]
+	if order == nil && len(s.audSync.members[id]) > 0 {
+		for k := range s.audSync.members[id] {
+			order = append(order, k)
+		}
+		slices.Sort(order)
+		s.audSync.memberOrder[id] = order
+	}
+	i := sort.SearchStrings(order, after)
+	if i < len(order) && order[i] == after {
+		i++
+	}
+	end := min(i+limit, len(order))
+	page := slices.Clone(order[i:end])
+	if end == len(order) {
+		return page, "", nil
+	}
+	return page, page[len(page)-1], nil
 }

@@ -3,6 +3,8 @@ package statetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,6 +33,8 @@ var syncCases = []struct {
 	{"audience state versions are optimistic locks", audienceVersions},
 	{"audience states of segments are independent", audienceSegments},
 	{"invalid sync input is rejected", invalidSyncInput},
+	{"member index adds, removes and pages in key order", memberIndex},
+	{"member indexes of audiences and apps are independent", memberIndexScope},
 }
 
 // t0 is a whole millisecond: DynamoDB keeps lease times in milliseconds.
@@ -107,7 +111,8 @@ func audienceRoundTrip(ctx context.Context, t *testing.T, s ports.AudienceSyncSt
 		{
 			App: app, Segment: "full", AudienceID: "23851234567890123", Size: 1_234_567, LastSyncAt: 1_773_144_000,
 			SessionID: 9_007_199_254_740_993, Op: "remove", BatchesDone: 42, Plan: "sha256:0f1e2d3c",
-			SessionStartedAt: 1_773_140_000, Version: 1,
+			SessionStartedAt: 1_773_140_000, LastRefreshAt: 1_773_000_000, RefreshCursor: "uk-Zz_09",
+			RefreshRows: 30_000, RefreshExcluded: 12, Version: 1,
 		},
 		{App: app, Segment: "bare", Version: 1},
 		{App: app, Segment: "negative-size", AudienceID: "1", Size: -3, Op: "add", Version: 1},
@@ -124,6 +129,7 @@ func audienceRoundTrip(ctx context.Context, t *testing.T, s ports.AudienceSyncSt
 	// Later versions replace every field, zero values included.
 	st := tests[0]
 	st.Version, st.SessionID, st.Op, st.BatchesDone, st.Plan, st.SessionStartedAt = 2, 0, "", 0, "", 0
+	st.RefreshCursor, st.RefreshRows, st.RefreshExcluded = "", 0, 0
 	putAudience(ctx, t, s, st)
 	if got := getAudience(ctx, t, s, app, "full"); got != st {
 		t.Errorf("after version 2: %+v, want %+v", got, st)
@@ -207,10 +213,106 @@ func invalidSyncInput(ctx context.Context, t *testing.T, s ports.AudienceSyncSto
 		"put with version 0": func() error {
 			return s.PutAudienceState(ctx, ports.AudienceSyncState{App: app, Segment: "s"})
 		},
+		"members set with an empty key":     func() error { return s.SetMembers(ctx, app, "s", []string{""}, nil) },
+		"members removed with an empty key": func() error { return s.SetMembers(ctx, app, "s", nil, []string{""}) },
+		"members added and removed":         func() error { return s.SetMembers(ctx, app, "s", []string{"a", "b"}, []string{"b"}) },
+		"members set with a segment with #": func() error { return s.SetMembers(ctx, app, "s#", []string{"a"}, nil) },
+		"members of an empty app":           func() error { _, _, err := s.Members(ctx, "", "s", "", 10); return err },
+		"members with limit 0":              func() error { _, _, err := s.Members(ctx, app, "s", "", 0); return err },
 	}
 	for name, call := range calls {
 		if err := call(); err == nil || errors.Is(err, ports.ErrVersionConflict) {
 			t.Errorf("%s: %v, want an invalid input error", name, err)
+		}
+	}
+}
+
+// allMembers pages through a member index limit keys at a time, checking the paging contract.
+func allMembers(ctx context.Context, t *testing.T, s ports.AudienceSyncStore, app, segment string, limit int) []string {
+	t.Helper()
+	var out []string
+	after := ""
+	for range 1000 {
+		page, next, err := s.Members(ctx, app, segment, after, limit)
+		if err != nil {
+			t.Fatalf("Members(%s, %s, %q, %d) = %v", app, segment, after, limit, err)
+		}
+		if len(page) > limit {
+			t.Fatalf("Members returned %d keys, limit %d", len(page), limit)
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out
+		}
+		if len(page) == 0 || next != page[len(page)-1] {
+			t.Fatalf("Members page %v has next %q, want its last key", page, next)
+		}
+		after = next
+	}
+	t.Fatal("Members did not finish paging")
+	return nil
+}
+
+func setMembers(ctx context.Context, t *testing.T, s ports.AudienceSyncStore, app, segment string, added, removed []string) {
+	t.Helper()
+	if err := s.SetMembers(ctx, app, segment, added, removed); err != nil {
+		t.Fatalf("SetMembers(%s, %s, %v, %v) = %v", app, segment, added, removed, err)
+	}
+}
+
+func memberIndex(ctx context.Context, t *testing.T, s ports.AudienceSyncStore) {
+	if got := allMembers(ctx, t, s, app, "cart", 10); len(got) != 0 {
+		t.Fatalf("empty index lists %v", got)
+	}
+	var keys []string
+	for i := range 60 {
+		keys = append(keys, fmt.Sprintf("uk-%02d", (i*37)%60)) // added out of order
+	}
+	setMembers(ctx, t, s, app, "cart", keys, nil)
+	setMembers(ctx, t, s, app, "cart", keys[:10], nil) // again: idempotent
+	var removed []string
+	for i := 0; i < 60; i += 3 {
+		removed = append(removed, fmt.Sprintf("uk-%02d", i))
+	}
+	removed = append(removed, "uk-never-added")
+	setMembers(ctx, t, s, app, "cart", nil, removed)
+	var want []string
+	for i := range 60 {
+		if i%3 != 0 {
+			want = append(want, fmt.Sprintf("uk-%02d", i))
+		}
+	}
+	for _, limit := range []int{1, 7, 40, 41, 1000} {
+		if got := allMembers(ctx, t, s, app, "cart", limit); !slices.Equal(got, want) {
+			t.Errorf("limit %d: members %v, want %v", limit, got, want)
+		}
+	}
+	// Paging after a key that is not (or no longer) in the index starts at the next one.
+	if page, _, err := s.Members(ctx, app, "cart", "uk-03", 2); err != nil || !slices.Equal(page, []string{"uk-04", "uk-05"}) {
+		t.Errorf("Members after a removed key = %v, %v; want [uk-04 uk-05]", page, err)
+	}
+	if page, next, err := s.Members(ctx, app, "cart", "uk-59", 5); err != nil || len(page) != 0 || next != "" {
+		t.Errorf("Members after the last key = %v, %q, %v; want nothing", page, next, err)
+	}
+	// A page ending exactly at the last key says nothing follows.
+	if page, next, err := s.Members(ctx, app, "cart", "uk-56", 2); err != nil || !slices.Equal(page, []string{"uk-58", "uk-59"}) || next != "" {
+		t.Errorf("last page = %v, %q, %v; want [uk-58 uk-59] and no next", page, next, err)
+	}
+}
+
+func memberIndexScope(ctx context.Context, t *testing.T, s ports.AudienceSyncStore) {
+	setMembers(ctx, t, s, app, "a", []string{"u1", "u2"}, nil)
+	setMembers(ctx, t, s, app, "b", []string{"u2", "u3"}, nil)
+	setMembers(ctx, t, s, "other", "a", []string{"u9"}, nil)
+	setMembers(ctx, t, s, app, "b", nil, []string{"u2"})
+	putAudience(ctx, t, s, ports.AudienceSyncState{App: app, Segment: "a", AudienceID: "1", Version: 1})
+	acquire(ctx, t, s, app, "h", t0, at(time.Minute), true)
+	for _, c := range []struct {
+		app, segment string
+		want         []string
+	}{{app, "a", []string{"u1", "u2"}}, {app, "b", []string{"u3"}}, {"other", "a", []string{"u9"}}, {"other", "b", nil}} {
+		if got := allMembers(ctx, t, s, c.app, c.segment, 10); !slices.Equal(got, c.want) {
+			t.Errorf("members of %s/%s = %v, want %v", c.app, c.segment, got, c.want)
 		}
 	}
 }

@@ -136,3 +136,45 @@ func AudienceState(st ports.AudienceSyncState) error {
 	}
 	return nil
 }
+
+// Members rejects a member index update with an invalid app or segment name, an empty user
+// key, or a key both added and removed.
+func Members(app, segment string, added, removed []string) error {
+	if err := Name("app", app); err != nil {
+		return err
+	}
+	if err := Name("segment", segment); err != nil {
+		return err
+	}
+	in := make(map[string]bool, len(added))
+	for _, k := range added {
+		if k == "" {
+			return fmt.Errorf("%w: empty user key", ErrInvalid)
+		}
+		in[k] = true
+	}
+	for _, k := range removed {
+		if k == "" {
+			return fmt.Errorf("%w: empty user key", ErrInvalid)
+		}
+		if in[k] {
+			return fmt.Errorf("%w: user key %q both added and removed", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+// MemberPage rejects a member index read with an invalid app or segment name or a limit
+// below 1.
+func MemberPage(app, segment string, limit int) error {
+	if err := Name("app", app); err != nil {
+		return err
+	}
+	if err := Name("segment", segment); err != nil {
+		return err
+	}
+	if limit <= 0 {
+		return fmt.Errorf("%w: limit %d", ErrInvalid, limit)
+	}
+	return nil
+}
