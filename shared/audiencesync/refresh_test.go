@@ -11,8 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/appconfig"
 	"github.com/retarget-dev/retarget/shared/audiences"
+	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/identity"
 	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
 	"github.com/retarget-dev/retarget/shared/observability"
@@ -142,8 +146,28 @@ func TestMemberIndexFollowsAcknowledgedUploads(t *testing.T) {
 	}
 }
 
-func TestFullRefreshHealsDrift(t *testing.T) {
+func TestFullRefreshHealsDrift(t *testing.T) { testRefreshHealsDrift(t, newHarness(t)) }
+
+// The same on the DynamoDB adapter (dynalite): member index items, the refresh checkpoint
+// fields and the user reads go through the real store.
+func TestFullRefreshHealsDriftOnDynamoDB(t *testing.T) {
+	emu := emulators.StartForTest(t, emulators.DynamoDB)
+	cfg, err := emulators.AWSConfig(context.Background(), emu.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := dynamodb.NewFromConfig(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := dynamostate.CreateTable(ctx, client, "refresh"); err != nil {
+		t.Fatal(err)
+	}
 	h := newHarness(t)
+	h.store = dynamostate.New(client, "refresh", dynamostate.Options{})
+	testRefreshHealsDrift(t, h)
+}
+
+func testRefreshHealsDrift(t *testing.T, h *harness) {
 	h.withRefresh(t, 24)
 	all := userKeys("u", 150)
 	for _, uk := range all {

@@ -26,8 +26,14 @@ import (
 
 const token, secret = "sync-token", "sync-secret"
 
+// store is what the sync needs of the state table: memstate, or dynamostate on dynalite.
+type store interface {
+	ports.SegmentStore
+	ports.AudienceSyncStore
+}
+
 type harness struct {
-	store   *memstate.Store
+	store   store
 	sandbox *metasandbox.Sandbox
 	meta    ports.AudienceAPI
 	aa      map[string]*audiences.AppAudiences
