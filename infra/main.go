@@ -16,6 +16,12 @@
 //	userTtlDays      days an inactive user's segment state is kept (default 400)
 //	sweepIntervalMinutes  minutes between segment sweeps (default 5)
 //	audienceSyncIntervalMinutes  minutes between audience syncs (default 5)
+//	wafRateLimit     put a WAF web ACL in front of the API, blocking an IP above this many
+//	                 requests per 5 minutes (default: no WAF)
+//	alarmEmail       e-mail address subscribed to the alarm topic (default: none)
+//
+// Every synth runs the cdk-nag packs AwsSolutions and Serverless (stack.AddNagChecks): a finding
+// fails it.
 package main
 
 import (
@@ -77,6 +83,10 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	wafRateLimit, err := contextInt(app, "wafRateLimit")
+	if err != nil {
+		return err
+	}
 	props := &stack.RetargetStackProps{
 		StackProps: awscdk.StackProps{
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
@@ -95,8 +105,11 @@ func run() (err error) {
 		UserTTLDays:                  float64(ttlDays),
 		SweepIntervalMinutes:         float64(sweepInterval),
 		AudienceSyncIntervalMinutes:  float64(syncInterval),
+		WafRateLimit:                 float64(wafRateLimit),
+		AlarmEmail:                   contextString(app, "alarmEmail", ""),
 	}
 	stack.NewRetargetStack(app, stackID, props)
+	stack.AddNagChecks(app)
 	app.Synth(nil)
 	return nil
 }

@@ -138,7 +138,10 @@ func NewAudienceSync(scope constructs.Construct, id string, props *AudienceSyncP
 		MemoryMiB:           AudienceSyncMemoryMiB,
 		Timeout:             awscdk.Duration_Seconds(jsii.Number(AudienceSyncTimeoutSeconds)),
 		ReservedConcurrency: AudienceSyncReservedConcurrency,
-		LogRetention:        props.LogRetention,
+		// Scheduler invokes asynchronously: a run that fails after Lambda's retries lands here
+		// as well as the invocations Scheduler could not deliver.
+		DeadLetterQueue: deadLetters,
+		LogRetention:    props.LogRetention,
 		LogRemovalPolicy:    props.LogRemovalPolicy,
 	})
 	pendingIndexArn := jsii.String(*props.Table.TableArn() + "/index/" + PendingIndexName)

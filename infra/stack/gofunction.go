@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -65,6 +67,12 @@ type GoFunctionProps struct {
 	LogRetention awslogs.RetentionDays
 	// LogRemovalPolicy of the function's log group; defaults to RETAIN.
 	LogRemovalPolicy awscdk.RemovalPolicy
+	// DeadLetterQueue receives asynchronous invocations that failed after Lambda's retries
+	// (scheduled functions). Without it the function is invoked synchronously only (API,
+	// event source mappings with their own on-failure destination): NoAsyncDeadLetters says
+	// why, for the cdk-nag finding it answers.
+	DeadLetterQueue    awssqs.IQueue
+	NoAsyncDeadLetters string
 }
 
 // GoFunction is a provided.al2023 arm64 Lambda function running a prebuilt Go bootstrap, with
@@ -77,6 +85,8 @@ type GoFunction struct {
 	LogGroup awslogs.LogGroup
 	// AssetDir is the staging directory synth zipped: the bootstrap plus config.json.
 	AssetDir string
+	// Role is the execution role: the function's log group, tracing, then what is granted.
+	Role awsiam.Role
 }
 
 // NewGoFunction stages the function's code and declares the function. It panics with an error
@@ -115,7 +125,16 @@ func NewGoFunction(scope constructs.Construct, id string, props *GoFunctionProps
 	for k, v := range props.Environment {
 		env[k] = v
 	}
+	// The role is declared here rather than left to the function, which would attach the
+	// managed AWSLambdaBasicExecutionRole (logs on every log group of the account): this one may
+	// write to the function's own log group and nothing else until grants are added.
+	role := awsiam.NewRole(c, jsii.String("Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("Execution role of the " + props.Name + " function"),
+	})
+	logGroup.Grant(role, jsii.String("logs:CreateLogStream"), jsii.String("logs:PutLogEvents"))
 	fn := awslambda.NewFunction(c, jsii.String("Function"), &awslambda.FunctionProps{
+		Role:                  role,
 		Description:           optional(props.Description),
 		Runtime:               awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:          awslambda.Architecture_ARM_64(),
@@ -128,10 +147,21 @@ func NewGoFunction(scope constructs.Construct, id string, props *GoFunctionProps
 		ApplicationLogLevelV2: awslambda.ApplicationLogLevel_INFO,
 		LogGroup:              logGroup,
 		Tracing:               awslambda.Tracing_ACTIVE,
+		DeadLetterQueue:       props.DeadLetterQueue,
 		// Left out of the template when unset: 0 would mean "never run".
 		ReservedConcurrentExecutions: optionalNumber(props.ReservedConcurrency),
 	})
-	return &GoFunction{Construct: c, Function: fn, LogGroup: logGroup, AssetDir: stagingDir}
+	// Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords on "*": X-Ray has
+	// no resource-level permissions for them. The role's only "*" (the tests check the rest).
+	suppress(role, true, nagRule{id: "AwsSolutions-IAM5", appliesTo: []string{"Resource::*"},
+		reason: "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level permissions; every other statement names its resources"})
+	if props.DeadLetterQueue == nil {
+		if props.NoAsyncDeadLetters == "" {
+			panic(fmt.Errorf("go function %s: DeadLetterQueue or NoAsyncDeadLetters is required", props.Name))
+		}
+		suppress(fn, false, nagRule{id: "Serverless-LambdaDLQ", reason: props.NoAsyncDeadLetters})
+	}
+	return &GoFunction{Construct: c, Function: fn, LogGroup: logGroup, AssetDir: stagingDir, Role: role}
 }
 
 // StageFunctionAsset fills dir (emptied first) with a copy of <functionsDir>/<name>/bootstrap

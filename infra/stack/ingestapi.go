@@ -3,6 +3,7 @@ package stack
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
@@ -48,8 +49,13 @@ type IngestApiProps struct {
 	Stream awskinesis.IStream
 	// PepperSecret keys the pseudonymous user ids; the function gets read access.
 	PepperSecret awssecretsmanager.ISecret
-	// RateLimit (requests per second) and BurstLimit of each app's usage plan; default 500/1000.
+	// RateLimit (requests per second) and BurstLimit of each app's usage plan unless the app's
+	// api_key sets its own; default 500/1000.
 	RateLimit, BurstLimit float64
+	// WafRateLimit, when not 0, puts a WAF web ACL in front of the stage that blocks a client
+	// IP sending more than this many requests in 5 minutes (10..2,000,000,000), plus AWS's
+	// known-bad-inputs rules. Off by default (see infra/README.md for the trade-off).
+	WafRateLimit float64
 	// LogRetention of the function's and the access logs; defaults to one month.
 	LogRetention awslogs.RetentionDays
 	// LogRemovalPolicy of both log groups; defaults to RETAIN.
@@ -129,8 +135,9 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 			EnvPepperSecretID:  props.PepperSecret.SecretArn(),
 			EnvAPIKeyAppIDs:    keyAppIDsJSON,
 		},
-		LogRetention:     retention,
-		LogRemovalPolicy: removal,
+		LogRetention:       retention,
+		LogRemovalPolicy:   removal,
+		NoAsyncDeadLetters: "invoked only synchronously by API Gateway: the caller gets the error; there is no asynchronous invocation to dead-letter",
 	})
 	props.Stream.GrantWrite(ingest.Function)
 	props.PepperSecret.GrantRead(ingest.Function, nil)
@@ -139,6 +146,21 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		Retention:     retention,
 		RemovalPolicy: removal,
 	})
+	// Every method of the stage is throttled at the sum of the apps' plans (capped at API
+	// Gateway's default account limits): no app's plan can be starved by the stage, and a
+	// request without a key (health) cannot exceed it either.
+	stageRate, stageBurst := 0.0, 0.0
+	for _, app := range props.Config.Apps {
+		r, b := appThrottle(app, rate, burst)
+		stageRate, stageBurst = stageRate+r, stageBurst+b
+	}
+	stageRate, stageBurst = math.Min(stageRate, appconfig.MaxRateLimit), math.Min(stageBurst, appconfig.MaxBurstLimit)
+	// Execution logs (errors only, never bodies) need the account's API Gateway CloudWatch
+	// role: only when this stack sets it; access logs are on either way.
+	loggingLevel := awsapigateway.MethodLoggingLevel_OFF
+	if props.CloudWatchRole {
+		loggingLevel = awsapigateway.MethodLoggingLevel_ERROR
+	}
 	api := awsapigateway.NewRestApi(c, jsii.String("Api"), &awsapigateway.RestApiProps{
 		Description: jsii.String("retarget ingest API"),
 		// Regional: mobile clients reach it directly; put CloudFront in front if needed.
@@ -153,8 +175,25 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 			TracingEnabled:       jsii.Bool(true),
 			AccessLogDestination: awsapigateway.NewLogGroupLogDestination(accessLogs),
 			AccessLogFormat:      awsapigateway.AccessLogFormat_Custom(jsii.String(accessLogFormat)),
+			ThrottlingRateLimit:  jsii.Number(stageRate),
+			ThrottlingBurstLimit: jsii.Number(stageBurst),
+			LoggingLevel:         loggingLevel,
+			DataTraceEnabled:     jsii.Bool(false),
 		},
 	})
+	stage := api.DeploymentStage()
+	suppress(stage, false, nagRule{id: "Serverless-APIGWStructuredLogging",
+		reason: "the access log format is JSON at runtime: $context.error.messageString is substituted as an already quoted and escaped JSON string (API Gateway docs), which the rule's literal JSON.parse of the template cannot know"})
+	if !props.CloudWatchRole {
+		suppress(stage, false, nagRule{id: "AwsSolutions-APIG6",
+			reason: "execution logging needs the account-wide API Gateway CloudWatch role, one setting per account and region that this stack sets only when asked (-c apiGatewayCloudWatchRole=true, which also turns on ERROR-level execution logs); every request is in the JSON access logs"})
+	}
+	if props.WafRateLimit == 0 {
+		suppress(stage, false, nagRule{id: "AwsSolutions-APIG3",
+			reason: "WAF is opt-in (-c wafRateLimit=<requests per 5 minutes per IP>): every route but health needs an app's API key, each key has its usage-plan throttle and the stage a global one; a web ACL adds a fixed monthly cost that dominates the pipeline's per-event cost at low volume"})
+	} else {
+		newWebACL(c, "Waf", stage, props.WafRateLimit)
+	}
 
 	// RestApi adds an "Endpoint" output of its own; the stack exports the URL as ApiUrl.
 	api.Node().TryRemoveChild(jsii.String("Endpoint"))
@@ -167,24 +206,71 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		ApiKeyAppIDs: keyAppIDsJSON,
 		AccessLogs:   accessLogs,
 	}
-	a.AddKeyedRoute("POST", "events", ingest.Function)
+	// The body's basic shape is checked before the function runs; everything else (event
+	// rules, 1 MiB, 500 events) by the function, with field-level errors.
+	bodyModel := api.AddModel(jsii.String("EventsBody"), &awsapigateway.ModelOptions{
+		ContentType: jsii.String("application/json"),
+		ModelName:   jsii.String("EventsBody"),
+		Description: jsii.String(`{"events": [ {...}, ... ]}: at least one event object`),
+		Schema: &awsapigateway.JsonSchema{
+			Schema:   awsapigateway.JsonSchemaVersion_DRAFT4,
+			Type:     awsapigateway.JsonSchemaType_OBJECT,
+			Required: jsii.Strings("events"),
+			Properties: &map[string]*awsapigateway.JsonSchema{
+				"events": {
+					Type:     awsapigateway.JsonSchemaType_ARRAY,
+					MinItems: jsii.Number(1),
+					Items:    &awsapigateway.JsonSchema{Type: awsapigateway.JsonSchemaType_OBJECT},
+				},
+			},
+		},
+	})
+	validator := api.AddRequestValidator(jsii.String("BodyValidator"), &awsapigateway.RequestValidatorOptions{
+		RequestValidatorName: jsii.String("body"),
+		ValidateRequestBody:  jsii.Bool(true),
+		// No parameter is declared required, so this checks nothing today; it keeps any
+		// required header or query parameter a route declares later enforced at the gateway.
+		ValidateRequestParameters: jsii.Bool(true),
+	})
+	// Its answer keeps the API's error shape (400 {"error": ...}, as the function answers).
+	api.AddGatewayResponse(jsii.String("BadRequestBody"), &awsapigateway.GatewayResponseOptions{
+		Type:       awsapigateway.ResponseType_BAD_REQUEST_BODY(),
+		StatusCode: jsii.String("400"),
+		Templates: &map[string]*string{
+			"application/json": jsii.String(`{"error":"body must be a JSON object with an \"events\" array of 1 to 500 event objects"}`),
+		},
+	})
+	events := a.V1Resource.ResourceForPath(jsii.String("events")).AddMethod(jsii.String("POST"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
+		ApiKeyRequired:   jsii.Bool(true),
+		RequestValidator: validator,
+		RequestModels:    &map[string]awsapigateway.IModel{"application/json": bodyModel},
+	})
+	suppressKeyedAuth(events)
 	a.EventsResource = a.V1Resource.ResourceForPath(jsii.String("events"))
 	a.HealthResource = a.V1Resource.AddResource(jsii.String("health"), nil)
-	a.HealthResource.AddMethod(jsii.String("GET"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
+	health := a.HealthResource.AddMethod(jsii.String("GET"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
 		ApiKeyRequired: jsii.Bool(false),
 	})
+	const public = "GET /v1/health is public by design (load balancers and uptime checks call it without a key); it answers {\"status\":\"ok\"} and reads nothing"
+	suppress(health, false, nagRule{id: "AwsSolutions-APIG4", reason: public}, nagRule{id: "AwsSolutions-COG4", reason: public})
 
 	// A usage plan covers the whole stage: every keyed route, present and future, shares the
 	// app's key and throttle.
 	plans := make(map[string]awsapigateway.UsagePlan, len(props.Config.Apps))
 	for _, app := range props.Config.Apps {
+		r, b := appThrottle(app, rate, burst)
+		var quota *awsapigateway.QuotaSettings
+		if q := app.APIKey.QuotaPerDay; q > 0 {
+			quota = &awsapigateway.QuotaSettings{Limit: jsii.Number(float64(q)), Period: awsapigateway.Period_DAY}
+		}
 		plan := awsapigateway.NewUsagePlan(c, jsii.String("UsagePlan-"+app.ID), &awsapigateway.UsagePlanProps{
 			Name:        jsii.String(app.APIKey.Name),
 			Description: jsii.String(fmt.Sprintf("Throttle of app %s", app.ID)),
 			Throttle: &awsapigateway.ThrottleSettings{
-				RateLimit:  jsii.Number(rate),
-				BurstLimit: jsii.Number(burst),
+				RateLimit:  jsii.Number(r),
+				BurstLimit: jsii.Number(b),
 			},
+			Quota: quota,
 			ApiStages: &[]*awsapigateway.UsagePlanPerApiStage{{
 				Api:   api,
 				Stage: api.DeploymentStage(),
@@ -203,9 +289,29 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 // apply as they do to POST /v1/events, and fn finds the caller's app from
 // requestContext.identity.apiKeyId with ApiKeyAppIDs.
 func (a *IngestApi) AddKeyedRoute(httpMethod, path string, fn awslambda.IFunction) awsapigateway.Method {
-	return a.V1Resource.ResourceForPath(jsii.String(path)).AddMethod(jsii.String(httpMethod), lambdaProxy(fn), &awsapigateway.MethodOptions{
+	m := a.V1Resource.ResourceForPath(jsii.String(path)).AddMethod(jsii.String(httpMethod), lambdaProxy(fn), &awsapigateway.MethodOptions{
 		ApiKeyRequired: jsii.Bool(true),
 	})
+	suppressKeyedAuth(m)
+	return m
+}
+
+// suppressKeyedAuth answers the authorizer findings of a route that requires an app's API key.
+func suppressKeyedAuth(m awsapigateway.Method) {
+	const why = "the caller is a mobile app, not a signed-in person: the route requires the app's API key (x-api-key), which names the app (the function derives the app from the key id, never from the body) and carries the app's usage plan, as event collectors' write keys do; users are identified by pseudonymous keys, not authenticated"
+	suppress(m, false, nagRule{id: "AwsSolutions-APIG4", reason: why}, nagRule{id: "AwsSolutions-COG4", reason: why})
+}
+
+// appThrottle is the app's usage plan throttle: its api_key settings, else the defaults.
+func appThrottle(app appconfig.App, rate, burst float64) (float64, float64) {
+	r, b := rate, burst
+	if app.APIKey.RateLimit > 0 {
+		r = float64(app.APIKey.RateLimit)
+	}
+	if app.APIKey.BurstLimit > 0 {
+		b = float64(app.APIKey.BurstLimit)
+	}
+	return r, b
 }
 
 // lambdaProxy hands the whole request to fn (events.APIGatewayProxyRequest) and its answer

@@ -245,10 +245,11 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 			EnvStateTableName: table.TableName(),
 			EnvUserTTLDays:    ttl,
 		},
-		MemoryMiB:        SegmentUpdaterMemoryMiB,
-		Timeout:          awscdk.Duration_Seconds(jsii.Number(SegmentUpdaterTimeoutSeconds)),
-		LogRetention:     props.LogRetention,
-		LogRemovalPolicy: props.LogRemovalPolicy,
+		MemoryMiB:          SegmentUpdaterMemoryMiB,
+		Timeout:            awscdk.Duration_Seconds(jsii.Number(SegmentUpdaterTimeoutSeconds)),
+		LogRetention:       props.LogRetention,
+		LogRemovalPolicy:   props.LogRemovalPolicy,
+		NoAsyncDeadLetters: "invoked only by its Kinesis event source mapping, whose on-failure destination (an SQS queue) receives the ranges it gives up on; there is no asynchronous invocation to dead-letter",
 	})
 	allowTable(updater.Function, updaterTableActions, table.TableArn())
 	// The forwarder's safety settings (see NewCapiForwarder and infra/README.md).
@@ -276,8 +277,11 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 			EnvSweepLookbackHours: jsii.String(strconv.Itoa(lookback)),
 			EnvUserTTLDays:        ttl,
 		},
-		MemoryMiB:        SegmentSweeperMemoryMiB,
-		Timeout:          awscdk.Duration_Seconds(jsii.Number(SegmentSweeperTimeoutSeconds)),
+		MemoryMiB: SegmentSweeperMemoryMiB,
+		Timeout:   awscdk.Duration_Seconds(jsii.Number(SegmentSweeperTimeoutSeconds)),
+		// Scheduler invokes asynchronously: a run that fails after Lambda's retries lands here
+		// as well as the invocations Scheduler could not deliver.
+		DeadLetterQueue:  sweepDeadLetters,
 		LogRetention:     props.LogRetention,
 		LogRemovalPolicy: props.LogRemovalPolicy,
 	})
@@ -296,10 +300,11 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 			EnvPepperSecretID: props.PepperSecret.SecretArn(),
 			EnvAPIKeyAppIDs:   props.Api.ApiKeyAppIDs,
 		},
-		MemoryMiB:        SegmentsReadMemoryMiB,
-		Timeout:          awscdk.Duration_Seconds(jsii.Number(SegmentsReadTimeoutSeconds)),
-		LogRetention:     props.LogRetention,
-		LogRemovalPolicy: props.LogRemovalPolicy,
+		MemoryMiB:          SegmentsReadMemoryMiB,
+		Timeout:            awscdk.Duration_Seconds(jsii.Number(SegmentsReadTimeoutSeconds)),
+		LogRetention:       props.LogRetention,
+		LogRemovalPolicy:   props.LogRemovalPolicy,
+		NoAsyncDeadLetters: "invoked only synchronously by API Gateway: the caller gets the error; there is no asynchronous invocation to dead-letter",
 	})
 	allowTable(reader.Function, readTableActions, table.TableArn())
 	props.PepperSecret.GrantRead(reader.Function, nil)
@@ -344,14 +349,28 @@ func wholeOrDefault(name string, v float64, def int) (int, error) {
 // to deadLetters, nothing else.
 func newScheduledRun(scope constructs.Construct, id, description string, fn awslambda.IFunction, intervalMinutes int,
 	input string, retries, maxEventAgeHours float64, deadLetters awssqs.IQueue) awsscheduler.Schedule {
-	return awsscheduler.NewSchedule(scope, jsii.String(id), &awsscheduler.ScheduleProps{
+	// The role the target would create is the same (Scheduler may assume it only for this
+	// account); declaring it here puts it next to the schedule and lets the finding below be
+	// suppressed on this role alone.
+	role := awsiam.NewRole(scope, jsii.String(id+"Role"), &awsiam.RoleProps{
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
+			Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": awscdk.Stack_Of(scope).Account()}},
+		}),
+		Description: jsii.String(description + ": the scheduler's role"),
+	})
+	target := awsschedulertargets.NewLambdaInvoke(fn, &awsschedulertargets.ScheduleTargetBaseProps{
+		Role:            role,
+		Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String(input)),
+		RetryAttempts:   jsii.Number(retries),
+		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(maxEventAgeHours)),
+		DeadLetterQueue: deadLetters,
+	})
+	schedule := awsscheduler.NewSchedule(scope, jsii.String(id), &awsscheduler.ScheduleProps{
 		Description: jsii.String(description),
 		Schedule:    awsscheduler.ScheduleExpression_Rate(awscdk.Duration_Minutes(jsii.Number(float64(intervalMinutes)))),
-		Target: awsschedulertargets.NewLambdaInvoke(fn, &awsschedulertargets.ScheduleTargetBaseProps{
-			Input:           awsscheduler.ScheduleTargetInput_FromText(jsii.String(input)),
-			RetryAttempts:   jsii.Number(retries),
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(maxEventAgeHours)),
-			DeadLetterQueue: deadLetters,
-		}),
+		Target:      target,
 	})
+	suppress(role, true, nagRule{id: "AwsSolutions-IAM5", appliesTo: []string{`/^Resource::<[A-Za-z0-9]+\.Arn>:\*$/`},
+		reason: "lambda:InvokeFunction on this one function and its versions/aliases (<function arn>:*), as aws-scheduler-targets grants it; the role can do nothing else"})
+	return schedule
 }

@@ -44,6 +44,9 @@ const (
 // stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
 var stagePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
+// emailPattern is a plausibility check of the alarm address (SNS sends it a confirmation).
+var emailPattern = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+
 // RetargetStackProps configures the stack.
 type RetargetStackProps struct {
 	awscdk.StackProps
@@ -77,6 +80,11 @@ type RetargetStackProps struct {
 	// AudienceSyncIntervalMinutes between audience syncs; defaults to
 	// DefaultAudienceSyncIntervalMinutes.
 	AudienceSyncIntervalMinutes float64
+	// WafRateLimit, when not 0, puts a WAF web ACL in front of the API that blocks a client IP
+	// above this many requests per 5 minutes (see IngestApiProps.WafRateLimit).
+	WafRateLimit float64
+	// AlarmEmail, when set, subscribes this address to the alarm topic (it must confirm).
+	AlarmEmail string
 }
 
 // RetargetStack is the whole pipeline.
@@ -131,6 +139,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		LogRetention:     retention,
 		LogRemovalPolicy: removal,
 		CloudWatchRole:   p.ApiGatewayCloudWatchRole,
+		WafRateLimit:     p.WafRateLimit,
 	})
 
 	meta := NewMetaSecret(stack, "MetaCredentials", &MetaSecretProps{ExistingSecretArn: p.MetaSecretArn})
@@ -253,6 +262,12 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	}
 	if _, err := wholeOrDefault("audience sync interval minutes", p.AudienceSyncIntervalMinutes, DefaultAudienceSyncIntervalMinutes); err != nil {
 		return p, fmt.Errorf("retarget stack: %w", err)
+	}
+	if w := p.WafRateLimit; w != 0 && (w < MinWafRateLimit || w > MaxWafRateLimit || w != math.Trunc(w)) {
+		return p, fmt.Errorf("retarget stack: WAF rate limit %v must be 0 (no WAF) or a whole number of requests per 5 minutes in %d..%d", w, MinWafRateLimit, MaxWafRateLimit)
+	}
+	if e := p.AlarmEmail; e != "" && !emailPattern.MatchString(e) {
+		return p, fmt.Errorf("retarget stack: alarm e-mail %q is not an e-mail address", e)
 	}
 	if p.Description == nil {
 		p.Description = jsii.String(fmt.Sprintf("retarget (%s): mobile app events to Meta Conversions API and Custom Audiences", p.Stage))

@@ -70,7 +70,20 @@ type App struct {
 type APIKey struct {
 	Name     string `json:"name"`
 	DevValue string `json:"dev_value,omitempty"`
+	// RateLimit (requests per second, steady) and BurstLimit of the app's API Gateway usage
+	// plan; 0 = the stack's defaults (500 and 1,000). QuotaPerDay caps the requests of one
+	// UTC day; 0 = no quota. One request carries up to 500 events.
+	RateLimit   int `json:"rate_limit,omitempty"`
+	BurstLimit  int `json:"burst_limit,omitempty"`
+	QuotaPerDay int `json:"quota_per_day,omitempty"`
 }
+
+// Bounds of an app's usage plan: API Gateway's default account limits (10,000 requests per
+// second, bursts of 5,000) bound what one plan can use.
+const (
+	MaxRateLimit  = 10000
+	MaxBurstLimit = 5000
+)
 
 // Meta holds where an app's events and audiences go at Meta.
 type Meta struct {
@@ -178,6 +191,15 @@ func (c *Config) Validate() error {
 				bad("api_key.name", "duplicates apps[%d]", j)
 			}
 			keyNames[a.APIKey.Name] = i
+		}
+		if r := a.APIKey.RateLimit; r < 0 || r > MaxRateLimit {
+			bad("api_key.rate_limit", "must be 0 (the default) or 1..%d requests per second (got %d)", MaxRateLimit, r)
+		}
+		if b := a.APIKey.BurstLimit; b < 0 || b > MaxBurstLimit {
+			bad("api_key.burst_limit", "must be 0 (the default) or 1..%d requests (got %d)", MaxBurstLimit, b)
+		}
+		if q := a.APIKey.QuotaPerDay; q < 0 {
+			bad("api_key.quota_per_day", "must be 0 (no quota) or a positive number of requests per day (got %d)", q)
 		}
 		if v := a.APIKey.DevValue; v != "" {
 			if len(v) < devKeyMinLength || strings.TrimSpace(v) != v {

@@ -42,6 +42,10 @@ func TestParseErrorsNameTheEntryAndField(t *testing.T) {
 			[]string{`apps[1] ("shop").id: duplicates apps[0]`, "api_key.name: duplicates apps[0]", "api_key.dev_value: duplicates apps[0]"}},
 		{"short dev key", `{"version": 1, "apps": [{"id": "a", "platforms": ["ios"], "api_key": {"name": "k", "dev_value": "short"}, "meta": {"dataset_id": "1", "ad_account_id": "act_1"}}]}`,
 			[]string{"api_key.dev_value: must be at least 8 characters"}},
+		{"usage plan out of range", `{"version": 1, "apps": [{"id": "a", "platforms": ["ios"], "api_key": {"name": "k", "rate_limit": 10001, "burst_limit": -1, "quota_per_day": -5}, "meta": {"dataset_id": "1", "ad_account_id": "act_1"}}]}`,
+			[]string{"api_key.rate_limit: must be 0 (the default) or 1..10000 requests per second (got 10001)",
+				"api_key.burst_limit: must be 0 (the default) or 1..5000 requests (got -1)",
+				"api_key.quota_per_day: must be 0 (no quota) or a positive number of requests per day (got -5)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

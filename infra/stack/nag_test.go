@@ -1,0 +1,104 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// TestNoNagFindings: the cdk-nag packs (AddNagChecks) report no unsuppressed error or warning
+// on any stack under test: default, prod (imported secret, segments), dev with segments.
+func TestNoNagFindings(t *testing.T) {
+	for name, st := range map[string]*RetargetStack{"default": testStack, "prod": prodStack, "segments": segStack} {
+		t.Run(name, func(t *testing.T) {
+			a := assertions.Annotations_FromStack(st.Stack)
+			var found []string
+			for level, msgs := range map[string]*[]*cxapi.SynthesisMessage{
+				"error":   a.FindError(jsii.String("*"), assertions.Match_AnyValue()),
+				"warning": a.FindWarning(jsii.String("*"), assertions.Match_AnyValue()),
+			} {
+				for _, m := range *msgs {
+					found = append(found, fmt.Sprintf("%s %s: %v", level, *m.Id, m.Entry.Data))
+				}
+			}
+			sort.Strings(found)
+			for _, f := range found {
+				t.Error(f)
+			}
+		})
+	}
+}
+
+// TestFunctionRoles: every function has its own role without managed policies, writes logs to
+// its own log group only, and the scheduled functions dead-letter their failed asynchronous
+// runs into their schedule's queue.
+func TestFunctionRoles(t *testing.T) {
+	fns := map[string]*GoFunction{
+		"ingest": segStack.Ingest.Ingest, "forwarder": segStack.Forwarder.Function, "updater": segStack.Segments.Updater,
+		"sweeper": segStack.Segments.Sweeper, "reader": segStack.Segments.Reader, "sync": segStack.AudienceSync.Function,
+	}
+	dlq := map[string]any{"sweeper": getAtt(segStack.Segments.SweepDeadLetters, "Arn"), "sync": getAtt(segStack.AudienceSync.DeadLetters, "Arn")}
+	roles := map[string]bool{}
+	for name, fn := range fns {
+		t.Run(name, func(t *testing.T) {
+			roleID := logicalID(fn.Role)
+			if roles[roleID] {
+				t.Fatalf("role %s shared", roleID)
+			}
+			roles[roleID] = true
+			role := resourcesIn(segTempl, "AWS::IAM::Role")[roleID]
+			if role == nil {
+				t.Fatalf("role %s not in the template", roleID)
+			}
+			if mp := role["Properties"].(map[string]any)["ManagedPolicyArns"]; mp != nil {
+				t.Errorf("managed policies %v", mp)
+			}
+			props := resourcesIn(segTempl, "AWS::Lambda::Function")[logicalID(fn.Function)]["Properties"].(map[string]any)
+			if !sameJSON(props["Role"], getAtt(fn.Role, "Arn")) {
+				t.Errorf("function role %v, want %s", props["Role"], roleID)
+			}
+			logGroup := logicalID(fn.LogGroup)
+			writes := 0
+			roleRef, _ := json.Marshal(map[string]any{"Ref": roleID})
+			for id, p := range resourcesIn(segTempl, "AWS::IAM::Policy") {
+				pp := p["Properties"].(map[string]any)
+				if r, _ := json.Marshal(pp["Roles"]); !strings.Contains(string(r), string(roleRef)) {
+					continue
+				}
+				for _, st := range pp["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+					st := st.(map[string]any)
+					if !ownLogWrites(asStrings(st["Action"])) {
+						continue
+					}
+					writes++
+					res, ok := st["Resource"].([]any)
+					if !ok {
+						res = []any{st["Resource"]}
+					}
+					for _, r := range res {
+						if j, _ := json.Marshal(r); !strings.Contains(string(j), `"`+logGroup+`"`) {
+							t.Errorf("policy %s: log writes on %s, want the function's log group %s", id, j, logGroup)
+						}
+					}
+				}
+			}
+			if writes == 0 {
+				t.Error("the role may not write the function's logs")
+			}
+			got := props["DeadLetterConfig"]
+			if want, ok := dlq[name]; ok {
+				if !sameJSON(got, map[string]any{"TargetArn": want}) {
+					t.Errorf("DeadLetterConfig %v, want the schedule's queue", got)
+				}
+			} else if got != nil {
+				t.Errorf("DeadLetterConfig %v on a function never invoked asynchronously", got)
+			}
+		})
+	}
+}
