@@ -140,9 +140,9 @@ func NewAudienceSync(scope constructs.Construct, id string, props *AudienceSyncP
 		ReservedConcurrency: AudienceSyncReservedConcurrency,
 		// Scheduler invokes asynchronously: a run that fails after Lambda's retries lands here
 		// as well as the invocations Scheduler could not deliver.
-		DeadLetterQueue: deadLetters,
-		LogRetention:    props.LogRetention,
-		LogRemovalPolicy:    props.LogRemovalPolicy,
+		DeadLetterQueue:  deadLetters,
+		LogRetention:     props.LogRetention,
+		LogRemovalPolicy: props.LogRemovalPolicy,
 	})
 	pendingIndexArn := jsii.String(*props.Table.TableArn() + "/index/" + PendingIndexName)
 	allowTable(fn.Function, audienceSyncTableActions, props.Table.TableArn())
