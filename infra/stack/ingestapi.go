@@ -182,6 +182,11 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		},
 	})
 	stage := api.DeploymentStage()
+	if props.CloudWatchRole {
+		suppress(api.Node().FindChild(jsii.String("CloudWatchRole")), false, nagRule{id: "AwsSolutions-IAM4",
+			appliesTo: []string{"Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"},
+			reason:    "the account-wide API Gateway logging role (asked for with -c apiGatewayCloudWatchRole=true) writes the logs of every API of the account and region: AWS's policy for exactly that role"})
+	}
 	suppress(stage, false, nagRule{id: "Serverless-APIGWStructuredLogging",
 		reason: "the access log format is JSON at runtime: $context.error.messageString is substituted as an already quoted and escaped JSON string (API Gateway docs), which the rule's literal JSON.parse of the template cannot know"})
 	if !props.CloudWatchRole {

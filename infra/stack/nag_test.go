@@ -15,7 +15,7 @@ import (
 // TestNoNagFindings: the cdk-nag packs (AddNagChecks) report no unsuppressed error or warning
 // on any stack under test: default, prod (imported secret, segments), dev with segments.
 func TestNoNagFindings(t *testing.T) {
-	for name, st := range map[string]*RetargetStack{"default": testStack, "prod": prodStack, "segments": segStack} {
+	for name, st := range map[string]*RetargetStack{"default": testStack, "prod": prodStack, "segments": segStack, "ops": opsStack} {
 		t.Run(name, func(t *testing.T) {
 			a := assertions.Annotations_FromStack(st.Stack)
 			var found []string

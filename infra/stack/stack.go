@@ -39,6 +39,13 @@ const (
 	OutputEsmFailureQueueUrl = "EsmFailureQueueUrl"
 	// OutputStateTableName is the segment state table (only with SegmentsEnabled).
 	OutputStateTableName = "StateTableName"
+	// The segment functions' queues (only with SegmentsEnabled).
+	OutputSegmentEsmFailureQueueUrl      = "SegmentEsmFailureQueueUrl"
+	OutputSweepDeadLetterQueueUrl        = "SweepDeadLetterQueueUrl"
+	OutputAudienceSyncDeadLetterQueueUrl = "AudienceSyncDeadLetterQueueUrl"
+	// OutputAlarmTopicArn receives every alarm; OutputDashboardUrl opens the dashboard.
+	OutputAlarmTopicArn = "AlarmTopicArn"
+	OutputDashboardUrl  = "DashboardUrl"
 )
 
 // stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
@@ -107,6 +114,8 @@ type RetargetStack struct {
 	// AudienceSync pushes membership changes to Meta Custom Audiences; nil unless
 	// SegmentsEnabled.
 	AudienceSync *AudienceSync
+	// Alarms holds the alarm topic, the alarms and the dashboard.
+	Alarms *Alarms
 }
 
 // NewRetargetStack declares the stack. It panics with a descriptive error when props are
@@ -187,6 +196,18 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		})
 	}
 
+	syncInterval, _ := wholeOrDefault("audience sync interval minutes", p.AudienceSyncIntervalMinutes, DefaultAudienceSyncIntervalMinutes)
+	alarms := NewAlarms(stack, "Alarms", &AlarmsProps{
+		Config:                      p.Config,
+		Ingest:                      ingest,
+		Forwarder:                   forwarder,
+		Segments:                    segments,
+		AudienceSync:                audienceSync,
+		AudienceSyncIntervalMinutes: syncInterval,
+		Email:                       p.AlarmEmail,
+		KeyRemovalPolicy:            removal,
+	})
+
 	awscdk.NewCfnOutput(stack, jsii.String(OutputApiUrl), &awscdk.CfnOutputProps{
 		Description: jsii.String("Base URL of the ingest API (append v1/events)"),
 		Value:       ingest.Api.Url(),
@@ -218,9 +239,33 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 			Description: jsii.String("DynamoDB table of per-user segment state and membership changes"),
 			Value:       segments.Table.TableName(),
 		})
+		awscdk.NewCfnOutput(stack, jsii.String(OutputSegmentEsmFailureQueueUrl), &awscdk.CfnOutputProps{
+			Description: jsii.String("Stream ranges the segment updater's event source mapping skipped after its retries"),
+			Value:       segments.EsmFailures.QueueUrl(),
+		})
+		awscdk.NewCfnOutput(stack, jsii.String(OutputSweepDeadLetterQueueUrl), &awscdk.CfnOutputProps{
+			Description: jsii.String("Segment sweeper runs that failed or could not be delivered"),
+			Value:       segments.SweepDeadLetters.QueueUrl(),
+		})
+		awscdk.NewCfnOutput(stack, jsii.String(OutputAudienceSyncDeadLetterQueueUrl), &awscdk.CfnOutputProps{
+			Description: jsii.String("Audience sync runs that failed or could not be delivered"),
+			Value:       audienceSync.DeadLetters.QueueUrl(),
+		})
 	}
+	awscdk.NewCfnOutput(stack, jsii.String(OutputAlarmTopicArn), &awscdk.CfnOutputProps{
+		Description: jsii.String("SNS topic of every alarm (subscribe on-call, or deploy with -c alarmEmail=...)"),
+		Value:       alarms.Topic.TopicArn(),
+	})
+	awscdk.NewCfnOutput(stack, jsii.String(OutputDashboardUrl), &awscdk.CfnOutputProps{
+		Description: jsii.String("CloudWatch dashboard of the pipeline"),
+		Value: awscdk.Fn_Join(jsii.String(""), &[]*string{
+			jsii.String("https://console.aws.amazon.com/cloudwatch/home?region="), awscdk.Aws_REGION(),
+			jsii.String("#dashboards:name="), alarms.Dashboard.DashboardName(),
+		}),
+	})
 
-	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder, Segments: segments, AudienceSync: audienceSync}
+	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder,
+		Segments: segments, AudienceSync: audienceSync, Alarms: alarms}
 }
 
 // resolveProps validates props and fills in defaults without touching jsii, so bad input

@@ -56,6 +56,13 @@ var (
 	segStack    *RetargetStack
 	segTemplate assertions.Template
 	segTempl    map[string]any
+
+	// A fourth one with every operational option on (opsConfig: per-app throttle and quota,
+	// audiences; WAF, alarm e-mail, the API Gateway CloudWatch role), for alarms_test.go.
+	opsConfig   *appconfig.Config
+	opsStack    *RetargetStack
+	opsTemplate assertions.Template
+	opsTempl    map[string]any
 )
 
 // Segment settings of the prod stack under test.
@@ -81,6 +88,9 @@ func TestMain(m *testing.M) {
 func setUp(m *testing.M) (code int, err error) {
 	testConfig, err = appconfig.Parse([]byte(twoApps))
 	if err != nil {
+		return 1, err
+	}
+	if opsConfig, err = appconfig.Parse([]byte(opsApps)); err != nil {
 		return 1, err
 	}
 	tmp, err := os.MkdirTemp("", "retarget-stack-test-")
@@ -131,6 +141,15 @@ func setUp(m *testing.M) (code int, err error) {
 		FunctionsDir:    functionsDir,
 		SegmentsEnabled: true,
 	})
+	opsStack = NewRetargetStack(testApp, "Ops", &RetargetStackProps{
+		Config:                   opsConfig,
+		FunctionsDir:             functionsDir,
+		Stage:                    "staging",
+		SegmentsEnabled:          true,
+		WafRateLimit:             opsWafRateLimit,
+		AlarmEmail:               opsAlarmEmail,
+		ApiGatewayCloudWatchRole: true,
+	})
 	AddNagChecks(testApp)
 	template = assertions.Template_FromStack(testStack.Stack, nil)
 	if templ, err = plainTemplate(template); err != nil {
@@ -142,6 +161,10 @@ func setUp(m *testing.M) (code int, err error) {
 	}
 	segTemplate = assertions.Template_FromStack(segStack.Stack, nil)
 	if segTempl, err = plainTemplate(segTemplate); err != nil {
+		return 1, err
+	}
+	opsTemplate = assertions.Template_FromStack(opsStack.Stack, nil)
+	if opsTempl, err = plainTemplate(opsTemplate); err != nil {
 		return 1, err
 	}
 	return m.Run(), nil
@@ -531,7 +554,7 @@ func TestStackResources(t *testing.T) {
 		}},
 		{"outputs", func(t *testing.T) {
 			names := []string{OutputApiUrl, OutputEventStreamName, OutputPepperSecretArn,
-				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl}
+				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl, OutputAlarmTopicArn, OutputDashboardUrl}
 			for _, name := range names {
 				check(t, func() { template.HasOutput(jsii.String(name), map[string]any{}) })
 			}
@@ -549,6 +572,14 @@ func TestStackResources(t *testing.T) {
 			})
 			check(t, func() {
 				template.HasOutput(jsii.String(OutputEsmFailureQueueUrl), map[string]any{"Value": ref(testStack.Forwarder.EsmFailures)})
+			})
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputAlarmTopicArn), map[string]any{"Value": ref(testStack.Alarms.Topic)})
+			})
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputDashboardUrl), map[string]any{"Value": map[string]any{"Fn::Join": []any{"", []any{
+					"https://console.aws.amazon.com/cloudwatch/home?region=", map[string]any{"Ref": "AWS::Region"},
+					"#dashboards:name=", ref(testStack.Alarms.Dashboard)}}}})
 			})
 			if n := len(templ["Outputs"].(map[string]any)); n != len(names) {
 				t.Errorf("%d outputs, want %d", n, len(names))
