@@ -166,7 +166,9 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	}
 
 	// CAPI failure rate: events the forwarder could not deliver (retried or dead-lettered).
-	fwd := func(metric string) awscloudwatch.Metric { return emfMetric(metric, period, "Function", "capi-forwarder") }
+	fwd := func(metric string) awscloudwatch.Metric {
+		return emfMetric(metric, period, "Function", "capi-forwarder")
+	}
 	failureRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression: jsii.String("100 * (retry + dead) / MAX([ok + retry + dead, 1])"),
 		UsingMetrics: &map[string]awscloudwatch.IMetric{
