@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help tools build build-host test test-go fuzz-smoke fuzz dev synth deploy bench lint clean
+.PHONY: help tools build build-host test test-go fuzz-smoke fuzz dev synth deploy destroy bench lint clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,11 +58,14 @@ dev: tools ## Run the whole pipeline locally on loopback (API on 127.0.0.1:3000)
 	exec build/host/devstack -config $(CONFIG) $(DEVSTACK_FLAGS)
 
 # cdk.json's "build" hook runs `make build` before every synth and deploy.
-synth: tools ## Synthesise the CloudFormation template into cdk.out/ (offline)
-	$(TOOLS)/node_modules/.bin/cdk synth --quiet -c config=$(CONFIG)
+synth: tools ## Synthesise the CloudFormation template into cdk.out/ (offline; cdk-nag runs, a finding fails it)
+	$(TOOLS)/node_modules/.bin/cdk synth --quiet -c config=$(CONFIG) $(CDK_FLAGS)
 
-deploy: tools ## Build and deploy the stack to the current AWS account (cdk deploy)
-	$(TOOLS)/node_modules/.bin/cdk deploy -c config=$(CONFIG)
+deploy: tools ## Build and deploy the stack to the current AWS account (cdk deploy; CDK_FLAGS="-c stage=prod ...")
+	$(TOOLS)/node_modules/.bin/cdk deploy -c config=$(CONFIG) $(CDK_FLAGS)
+
+destroy: tools ## Delete the stack (retained data, secrets and prod logs stay; see README)
+	$(TOOLS)/node_modules/.bin/cdk destroy -c config=$(CONFIG) $(CDK_FLAGS)
 
 bench: ## Run the hot-path benchmarks (compare runs with benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),6) ./shared/...

@@ -102,3 +102,28 @@ func TestFunctionRoles(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryFunctionArm64AL2023: every Lambda function of every stack under test, including
+// any a construct adds behind our back, runs provided.al2023 on arm64 with JSON logs, active
+// tracing and its own log group.
+func TestEveryFunctionArm64AL2023(t *testing.T) {
+	for name, tpl := range map[string]map[string]any{"default": templ, "prod": prodTempl, "segments": segTempl, "ops": opsTempl} {
+		fns := resourcesIn(tpl, "AWS::Lambda::Function")
+		if len(fns) == 0 {
+			t.Fatalf("%s: no functions", name)
+		}
+		for id, r := range fns {
+			p := r["Properties"].(map[string]any)
+			if p["Runtime"] != "provided.al2023" || !sameJSON(p["Architectures"], []any{"arm64"}) {
+				t.Errorf("%s/%s: runtime %v on %v, want provided.al2023 on arm64", name, id, p["Runtime"], p["Architectures"])
+			}
+			lc, _ := p["LoggingConfig"].(map[string]any)
+			if lc["LogFormat"] != "JSON" || lc["LogGroup"] == nil {
+				t.Errorf("%s/%s: logging %v, want JSON into its own log group", name, id, lc)
+			}
+			if !sameJSON(p["TracingConfig"], map[string]any{"Mode": "Active"}) {
+				t.Errorf("%s/%s: tracing %v", name, id, p["TracingConfig"])
+			}
+		}
+	}
+}
