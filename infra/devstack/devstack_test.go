@@ -31,6 +31,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/envelope"
+	"github.com/retarget-dev/retarget/shared/ingestapi"
 	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
 )
 
@@ -86,6 +87,13 @@ func TestDevstack(t *testing.T) {
 		{name: "501 events", method: "POST", path: "/v1/events", key: key, body: ingesttest.FixtureBody(t, "oversized-batch.json"), wantStatus: 413},
 		{name: "body over 1 MiB", method: "POST", path: "/v1/events", key: key, body: `{"events":[` + strings.Repeat(" ", 3<<19) + `]}`, wantStatus: 413},
 		{name: "non-UTF-8 body", method: "POST", path: "/v1/events", key: key, body: "\xff\xfe{", wantStatus: 400},
+		// API Gateway's request model answers this one, as deployed, without the function.
+		{name: "events not an array", method: "POST", path: "/v1/events", key: key, body: `{"events": {"event_id": "x"}}`, wantStatus: 400,
+			check: func(t *testing.T, a ingesttest.Answer) {
+				if a.Error != ingestapi.BodyShapeMessage {
+					t.Errorf("error %q, want the gateway's %q", a.Error, ingestapi.BodyShapeMessage)
+				}
+			}},
 		{name: "wrong method", method: "GET", path: "/v1/events", key: key, wantStatus: 405},
 		{name: "unknown route", method: "GET", path: "/v1/nothing", wantStatus: 404},
 	}

@@ -58,6 +58,11 @@ type Gateway struct {
 	Access func(AccessEntry)
 	// Errors, if set, receives function errors and panics (the client only sees a 502).
 	Errors func(requestID string, err error)
+	// Models are the request models of the API by "<METHOD> <resource>": a body that fails
+	// its model is answered 400 with ModelError (a JSON document) without invoking the
+	// function, as API Gateway's request validator and BAD_REQUEST_BODY response do.
+	Models     map[string]func(body []byte) bool
+	ModelError string
 }
 
 // ServeHTTP serves one request.
@@ -81,6 +86,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string
 		return gatewayError(w, http.StatusBadRequest, "could not read the request body")
 	}
 	req := g.Translate(r, body, requestID, start)
+	if valid, ok := g.Models[req.HTTPMethod+" "+req.Resource]; ok && !valid(body) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, g.ModelError)
+		return http.StatusBadRequest
+	}
 
 	ctx := context.WithoutCancel(r.Context())
 	if g.Timeout > 0 {

@@ -169,11 +169,13 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 
 	srv := &http.Server{
 		Handler: &Gateway{
-			Function: segs.handle(handler.Handle),
-			Routes:   []string{ingestapi.RouteEvents, ingestapi.RouteHealth, segmentsapi.Route},
-			Stage:    "dev",
-			Timeout:  functionTimeout,
-			Access:   out.access,
+			Function:   segs.handle(handler.Handle),
+			Routes:     []string{ingestapi.RouteEvents, ingestapi.RouteHealth, segmentsapi.Route},
+			Models:     map[string]func([]byte) bool{http.MethodPost + " " + ingestapi.RouteEvents: ingestapi.BodyShapeOK},
+			ModelError: ingestapi.BodyShapeResponse(),
+			Stage:      "dev",
+			Timeout:    functionTimeout,
+			Access:     out.access,
 			Errors: func(id string, err error) {
 				out.Errorf("request %s: function failed: %v", id, err)
 			},

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/appconfig"
+	"github.com/retarget-dev/retarget/shared/ingestapi"
 )
 
 // Environment of the ingest function (a contract with functions/ingest).
@@ -216,16 +217,17 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	bodyModel := api.AddModel(jsii.String("EventsBody"), &awsapigateway.ModelOptions{
 		ContentType: jsii.String("application/json"),
 		ModelName:   jsii.String("EventsBody"),
-		Description: jsii.String(`{"events": [ {...}, ... ]}: at least one event object`),
+		Description: jsii.String(`{"events": [ {...}, ... ]}: an array of event objects`),
 		Schema: &awsapigateway.JsonSchema{
 			Schema:   awsapigateway.JsonSchemaVersion_DRAFT4,
 			Type:     awsapigateway.JsonSchemaType_OBJECT,
 			Required: jsii.Strings("events"),
 			Properties: &map[string]*awsapigateway.JsonSchema{
+				// No length bounds: an empty array, more than 500 events or more than 1 MiB
+				// are the function's to refuse, with the contract's 400 and 413 answers.
 				"events": {
-					Type:     awsapigateway.JsonSchemaType_ARRAY,
-					MinItems: jsii.Number(1),
-					Items:    &awsapigateway.JsonSchema{Type: awsapigateway.JsonSchemaType_OBJECT},
+					Type:  awsapigateway.JsonSchemaType_ARRAY,
+					Items: &awsapigateway.JsonSchema{Type: awsapigateway.JsonSchemaType_OBJECT},
 				},
 			},
 		},
@@ -242,7 +244,7 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		Type:       awsapigateway.ResponseType_BAD_REQUEST_BODY(),
 		StatusCode: jsii.String("400"),
 		Templates: &map[string]*string{
-			"application/json": jsii.String(`{"error":"body must be a JSON object with an \"events\" array of 1 to 500 event objects"}`),
+			"application/json": jsii.String(ingestapi.BodyShapeResponse()),
 		},
 	})
 	events := a.V1Resource.ResourceForPath(jsii.String("events")).AddMethod(jsii.String("POST"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
