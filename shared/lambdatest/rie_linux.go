@@ -20,7 +20,27 @@ import (
 // Start runs the emulator rie with bootstrap on two free loopback ports and env as its whole
 // environment, waits until it accepts connections, and returns the invoke URL. Cleanup stops
 // it and the runtime process it started; the emulator's output is logged if the test failed.
+//
+// The ports are free when chosen but another process (a parallel test package) can take one
+// before the emulator binds it: an emulator that exits with "address already in use" is
+// started again on new ports, up to three times.
 func Start(t testing.TB, rie, bootstrap string, env []string) (invokeURL string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		url, busy := start(t, rie, bootstrap, env, attempt == portAttempts)
+		if !busy {
+			return url
+		}
+		t.Logf("aws-lambda-rie: a port was taken before it could bind it; starting it again (attempt %d)", attempt+1)
+	}
+}
+
+// portAttempts bounds the emulator starts that lose a port race.
+const portAttempts = 3
+
+// start runs the emulator once; busy is true (and the test goes on) when it exited because a
+// port was taken meanwhile and last is false.
+func start(t testing.TB, rie, bootstrap string, env []string, last bool) (invokeURL string, busy bool) {
 	t.Helper()
 	apiAddr, runtimeAddr := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	var out ingesttest.LineBuffer
@@ -66,6 +86,9 @@ func Start(t testing.TB, rie, bootstrap string, env []string) (invokeURL string)
 		}
 		select {
 		case <-exited:
+			if !last && strings.Contains(out.String(), "address already in use") {
+				return "", true
+			}
 			t.Fatalf("aws-lambda-rie exited: %s\n%s", cmd.ProcessState, out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -73,7 +96,7 @@ func Start(t testing.TB, rie, bootstrap string, env []string) (invokeURL string)
 			t.Fatalf("aws-lambda-rie not listening on %s after 15s:\n%s", apiAddr, out.String())
 		}
 	}
-	return "http://" + apiAddr + "/2015-03-31/functions/function/invocations"
+	return "http://" + apiAddr + "/2015-03-31/functions/function/invocations", false
 }
 
 // freeLoopbackAddr returns a 127.0.0.1 address with a port that was free a moment ago.
