@@ -59,6 +59,13 @@ func TestSyncContract(t *testing.T) {
 	})
 }
 
+func TestConsentContract(t *testing.T) {
+	client := dynalite(t)
+	statetest.RunConsent(t, func(t *testing.T) statetest.ConsentStore {
+		return New(client, freshTable(t, client), Options{})
+	})
+}
+
 func TestCreateTable(t *testing.T) {
 	client := dynalite(t)
 	name := freshTable(t, client)

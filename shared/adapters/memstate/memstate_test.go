@@ -18,6 +18,10 @@ func TestSyncContract(t *testing.T) {
 	statetest.RunSync(t, func(*testing.T) ports.AudienceSyncStore { return New() })
 }
 
+func TestConsentContract(t *testing.T) {
+	statetest.RunConsent(t, func(*testing.T) statetest.ConsentStore { return New() })
+}
+
 func TestDoneContext(t *testing.T) {
 	s := New()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -178,3 +178,29 @@ func MemberPage(app, segment string, limit int) error {
 	}
 	return nil
 }
+
+// Consent rejects a consent decision with an invalid app, an empty user key or no time.
+func Consent(c ports.UserConsent) error {
+	if err := User(c.App, c.UserKey); err != nil {
+		return err
+	}
+	if c.At <= 0 {
+		return fmt.Errorf("%w: consent without a time", ErrInvalid)
+	}
+	return nil
+}
+
+// Erasure rejects an audit record with an invalid app, an empty id or user key, an id with
+// '#', or no request time.
+func Erasure(r ports.ErasureRecord) error {
+	if err := User(r.App, r.UserKey); err != nil {
+		return err
+	}
+	if err := Name("erasure id", r.ID); err != nil {
+		return err
+	}
+	if r.RequestedAt <= 0 || r.ExpiresAt < 0 || slices.Contains(r.Audiences, "") {
+		return fmt.Errorf("%w: erasure %s needs a request time, a non-negative expiry and no empty audience", ErrInvalid, r.ID)
+	}
+	return nil
+}
