@@ -77,7 +77,7 @@ func (c *console) printSummary(s started) {
 		}
 		w("  forwarder capi-forwarder on the stream: batch %d, window %s, bisect on error, %d retries; dead letters in %s",
 			forwarderESM.BatchSize, forwarderESM.BatchingWindow, forwarderESM.MaxRetryAttempts, deadLettersFile)
-		w("  segments  segment-updater on the stream (batch %d), sweeper every %s (%s), table %s; GET /v1/users/{app_user_id}/segments",
+		w("  segments  segment-updater on the stream (batch %d), sweeper every %s (%s), table %s; GET /v1/users/{app_user_id}/segments, PUT .../consent, DELETE /v1/users/{app_user_id}",
 			updaterESM.BatchSize, s.Settings.SweepInterval, EnvSweep, stateTable)
 		w("  audiences audience-sync every %s (%s) to the Meta API above", s.Settings.AudienceSyncInterval, EnvSync)
 	}

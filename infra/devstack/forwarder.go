@@ -83,13 +83,15 @@ type forwarder struct {
 // startForwarder builds the forwarder exactly as the Lambda does (capiforwarder.FromEnv) and
 // polls the stream for it. Dead letters and the mapping's on-failure records go to JSON lines
 // files in the log folder.
-func startForwarder(s settings, m *meta, awsCfg aws.Config, logs *logFiles, out *console) (*forwarder, error) {
+func startForwarder(s settings, m *meta, awsCfg aws.Config, dynamoEndpoint string, logs *logFiles, out *console) (*forwarder, error) {
 	env := map[string]string{
-		capiforwarder.EnvConfigFile:  s.ConfigFile,
-		capiforwarder.EnvGraphURL:    m.URL,
-		capiforwarder.EnvAccessToken: m.Token,
-		capiforwarder.EnvAppSecret:   m.Secret,
-		capiforwarder.EnvDLQFile:     filepath.Join(s.LogDir, deadLettersFile),
+		capiforwarder.EnvStateTable:     stateTable,
+		capiforwarder.EnvDynamoEndpoint: dynamoEndpoint,
+		capiforwarder.EnvConfigFile:     s.ConfigFile,
+		capiforwarder.EnvGraphURL:       m.URL,
+		capiforwarder.EnvAccessToken:    m.Token,
+		capiforwarder.EnvAppSecret:      m.Secret,
+		capiforwarder.EnvDLQFile:        filepath.Join(s.LogDir, deadLettersFile),
 	}
 	logger := slog.New(slog.NewMultiHandler(
 		observability.NewLogger(logs.forwarder, s.LogLevel).Handler(),

@@ -44,8 +44,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/appconfig"
 	"github.com/retarget-dev/retarget/shared/emulators"
@@ -152,15 +154,19 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	if metaAPI.Sandbox != nil {
 		defer metaAPI.Sandbox.Close()
 	}
-	fwd, err := startForwarder(s, metaAPI, awsCfg, logs, out)
-	if err != nil {
-		return err
-	}
-	defer fwd.stop()
 	dynamoCfg, err := emulators.AWSConfig(ctx, dynalite.Endpoint)
 	if err != nil {
 		return err
 	}
+	// The state table before the forwarder: it reads explicit consent decisions from it.
+	if err := dynamostate.CreateTable(setupCtx, dynamodb.NewFromConfig(dynamoCfg), stateTable); err != nil {
+		return fmt.Errorf("state table: %w", err)
+	}
+	fwd, err := startForwarder(s, metaAPI, awsCfg, dynalite.Endpoint, logs, out)
+	if err != nil {
+		return err
+	}
+	defer fwd.stop()
 	segs, err := startSegments(setupCtx, s, metaAPI, awsCfg, dynamoCfg, logs, out)
 	if err != nil {
 		return err
@@ -170,7 +176,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	srv := &http.Server{
 		Handler: &Gateway{
 			Function:   segs.handle(handler.Handle),
-			Routes:     []string{ingestapi.RouteEvents, ingestapi.RouteHealth, segmentsapi.Route},
+			Routes:     []string{ingestapi.RouteEvents, ingestapi.RouteHealth, segmentsapi.Route, segmentsapi.RouteConsent, segmentsapi.RouteUser},
 			Models:     map[string]func([]byte) bool{http.MethodPost + " " + ingestapi.RouteEvents: ingestapi.BodyShapeOK},
 			ModelError: ingestapi.BodyShapeResponse(),
 			Stage:      "dev",

@@ -8,10 +8,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/audiencesync"
 	"github.com/retarget-dev/retarget/shared/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/observability"
@@ -43,10 +41,8 @@ type segmentFunctions struct {
 	done   chan struct{}
 }
 
+// startSegments runs the segment functions on the state table (created by run).
 func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoCfg aws.Config, logs *logFiles, out *console) (*segmentFunctions, error) {
-	if err := dynamostate.CreateTable(ctx, dynamodb.NewFromConfig(dynamoCfg), stateTable); err != nil {
-		return nil, fmt.Errorf("state table: %w", err)
-	}
 	env := map[string]string{
 		segmentupdater.EnvTableName:  stateTable,
 		segmentupdater.EnvConfigFile: s.ConfigFile,
@@ -124,10 +120,11 @@ func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoC
 	return sf, nil
 }
 
-// handle routes the read route to its function and everything else to the ingest function.
+// handle routes the /v1/users routes to their function and everything else to the ingest
+// function.
 func (sf *segmentFunctions) handle(ingest ProxyFunc) ProxyFunc {
 	return func(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		if req.Resource == segmentsapi.Route {
+		if _, ok := segmentsapi.Routes[req.Resource]; ok {
 			return sf.read.Handle(ctx, req)
 		}
 		return ingest(ctx, req)

@@ -127,6 +127,27 @@ func Map(r *envelope.Record) (*ServerEvent, error) {
 	return ev, nil
 }
 
+// Restrict applies explicit consent flags (the consent API) to a mapped event; nil leaves the
+// event's own value. They only ever restrict: advertiser tracking false sets
+// advertiser_tracking_enabled 0 and drops the advertising id, application tracking false sets
+// application_tracking_enabled 0, LDU true turns Limited Data Use on (country and state 0: Meta
+// geolocates) unless the event already set it. A true flag does not enable what the event
+// disabled: an event's own refusal stands.
+func Restrict(ev *ServerEvent, advertiserTracking, applicationTracking, ldu *bool) {
+	if advertiserTracking != nil && !*advertiserTracking {
+		ev.AppData.AdvertiserTrackingEnabled = 0
+		ev.UserData.MADID = ""
+	}
+	if applicationTracking != nil && !*applicationTracking {
+		ev.AppData.ApplicationTrackingEnabled = 0
+	}
+	if ldu != nil && *ldu && len(ev.DataProcessingOptions) == 0 {
+		var zero, zeroState int64
+		ev.DataProcessingOptions = []string{"LDU"}
+		ev.DataProcessingOptionsCountry, ev.DataProcessingOptionsState = &zero, &zeroState
+	}
+}
+
 // trackingFlag turns a consent flag into Meta's 0/1. An absent flag takes def: the app-level
 // opt-out defaults to enabled (the user consented to ads personalisation), the advertiser
 // tracking flag defaults to enabled on Android and disabled on iOS, where ATT must say yes.

@@ -59,6 +59,10 @@ type Config struct {
 	// credentials, a dataset, or blocks us (default DefaultHoldPause): the event source mapping
 	// retries at once, and without a pause it would hammer Meta and race through its retries.
 	HoldPause time.Duration
+	// Consents, when set (the stack sets it with the segment state), holds explicit decisions
+	// made through the consent and erasure API: a user who withdrew there is not forwarded,
+	// whatever the events say, and set tracking or LDU flags override the events'.
+	Consents ports.ConsentStore
 }
 
 // DefaultHoldPause paces the retries of a batch that Meta cannot take until someone acts.
@@ -86,8 +90,8 @@ func New(cfg Config) (*Handler, error) {
 
 // counts tallies one invocation for logs and metrics.
 type counts struct {
-	records, skipped, deadLettered, delivered, failed int
-	byReason                                          map[string]int
+	records, skipped, withdrawn, deadLettered, delivered, failed int
+	byReason                                                     map[string]int
 }
 
 // Handle processes one batch. It never returns an error for a bad record: those are dead
@@ -109,6 +113,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		c.byReason[reason]++
 	}
 
+	envs := make([]*envelope.Record, len(ev.Records))
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		env, err := envelope.Decode(rec.Kinesis.Data)
@@ -120,15 +125,41 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 			deadLetter(i, rec, nil, reason, err.Error())
 			continue
 		}
+		envs[i] = env
+	}
+	decisions, err := h.decisions(ctx, envs)
+	if err != nil {
+		// Forwarding without knowing who withdrew could send what must not be sent: the
+		// whole batch comes again.
+		h.cfg.Logger.Error("consent decisions unavailable: records stay on the stream", "error", err.Error())
+		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
+			{ItemIdentifier: ev.Records[0].Kinesis.SequenceNumber},
+		}}, nil
+	}
+
+	for i := range ev.Records {
+		rec, env := &ev.Records[i], envs[i]
+		if env == nil {
+			continue // dead-lettered above
+		}
 		app, ok := h.cfg.Apps.App(env.App)
 		if !ok {
 			deadLetter(i, rec, env, "unknown_app", "app "+env.App+" is not in the config")
+			continue
+		}
+		decision, explicit := decisions[userRef{env.App, env.UserKey}]
+		if explicit && decision.Withdrawn() {
+			c.skipped++
+			c.withdrawn++
 			continue
 		}
 		event, err := capi.Map(env)
 		if errors.Is(err, capi.ErrNoConsent) {
 			c.skipped++
 			continue
+		}
+		if explicit {
+			capi.Restrict(event, decision.AdvertiserTracking, decision.ApplicationTracking, decision.LDU)
 		}
 		var problem *capi.Problem
 		if err := capi.Check(event, now); errors.As(err, &problem) {
@@ -183,6 +214,36 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	}}, nil
 }
 
+// userRef names a user across apps.
+type userRef struct{ app, userKey string }
+
+// decisions reads the explicit consent decisions of the batch's users, one call per app.
+func (h *Handler) decisions(ctx context.Context, envs []*envelope.Record) (map[userRef]ports.UserConsent, error) {
+	out := map[userRef]ports.UserConsent{}
+	if h.cfg.Consents == nil {
+		return out, nil
+	}
+	byApp := map[string][]string{}
+	for _, env := range envs {
+		if env != nil && env.UserKey != "" {
+			byApp[env.App] = append(byApp[env.App], env.UserKey)
+		}
+	}
+	for app, keys := range byApp {
+		if _, ok := h.cfg.Apps.App(app); !ok {
+			continue // dead-lettered as unknown_app
+		}
+		found, err := h.cfg.Consents.Consents(ctx, app, keys)
+		if err != nil {
+			return nil, err
+		}
+		for uk, c := range found {
+			out[userRef{app, uk}] = c
+		}
+	}
+	return out, nil
+}
+
 // pause waits HoldPause, but leaves a second of the invocation's deadline to answer.
 func (h *Handler) pause(ctx context.Context) {
 	d := h.cfg.HoldPause
@@ -212,7 +273,7 @@ func shardOf(rec *events.KinesisEventRecord) string {
 
 func (h *Handler) record(c counts, out forward.Outcome) {
 	log := h.cfg.Logger
-	attrs := []any{"records", c.records, "delivered", c.delivered, "skipped_no_consent", c.skipped,
+	attrs := []any{"records", c.records, "delivered", c.delivered, "skipped_no_consent", c.skipped, "withdrawn", c.withdrawn,
 		"dead_lettered", c.deadLettered, "to_retry", c.failed, "capi_requests", out.Requests,
 		"capi_retries", out.Retries, "bisections", out.Bisections}
 	if len(c.byReason) > 0 {
@@ -258,6 +319,7 @@ func (h *Handler) record(c counts, out forward.Outcome) {
 	}
 	h.cfg.Metrics.Emit(dims,
 		metric("RecordsRead", c.records), metric("EventsForwarded", c.delivered), metric("EventsSkippedNoConsent", c.skipped),
+		metric("EventsWithdrawn", c.withdrawn),
 		metric("EventsDeadLettered", c.deadLettered), metric("EventsToRetry", c.failed), metric("CAPIRequests", out.Requests),
 		metric("CAPIRetries", out.Retries), metric("CAPIBisections", out.Bisections),
 		metric("CAPIReceivedMismatch", out.ReceivedMismatch), metric("CAPIAuthFailures", auth),

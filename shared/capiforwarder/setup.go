@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
+	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/adapters/secrets"
 	"github.com/retarget-dev/retarget/shared/appconfig"
@@ -35,6 +37,12 @@ const (
 	EnvDLQFile     = "DEAD_LETTER_FILE"      // JSON lines file for dead letters (make dev)
 	EnvMetricsNS   = "METRICS_NAMESPACE"
 	EnvHoldPause   = "HOLD_PAUSE" // pause before answering on credential errors (Go duration, default 10s)
+	// EnvStateTable is the segment state table holding explicit consent decisions; unset
+	// (a stack without the segment state), only the events' consent applies.
+	EnvStateTable = "STATE_TABLE_NAME"
+	// EnvDynamoEndpoint is the SDK's standard endpoint override, honoured for the state table
+	// when the AWS config has another service's endpoint (make dev).
+	EnvDynamoEndpoint = "AWS_ENDPOINT_URL_DYNAMODB"
 )
 
 // MetaCredentials is the JSON document of the Meta secret.
@@ -75,6 +83,15 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 			return nil, fmt.Errorf("%s=%q: want a positive Go duration such as 10s", EnvHoldPause, v)
 		}
 	}
+	var consents ports.ConsentStore
+	if table := getenv(EnvStateTable); table != "" {
+		client := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+			if ep := getenv(EnvDynamoEndpoint); ep != "" {
+				o.BaseEndpoint = aws.String(ep)
+			}
+		})
+		consents = dynamostate.New(client, table, dynamostate.Options{})
+	}
 	sender := metagraph.New(metagraph.Config{
 		BaseURL: getenv(EnvGraphURL), Version: getenv(EnvAPIVersion),
 		AccessToken: creds.AccessToken, AppSecret: creds.AppSecret,
@@ -86,6 +103,7 @@ func FromEnv(ctx context.Context, getenv func(string) string, awsCfg aws.Config,
 		Logger:    log,
 		Metrics:   observability.NewEmitter(metrics, getenv(EnvMetricsNS)),
 		HoldPause: pause,
+		Consents:  consents,
 	})
 }
 

@@ -1,7 +1,8 @@
-// Package segmentsapi serves GET /v1/users/{app_user_id}/segments: the segments a user is in
-// right now, for in-app personalisation and deep-link choice. The user is found through the
-// same pseudonymous key the ingest function derives; the rules are evaluated at request time,
-// so a time-based transition shows before the sweeper has recorded it.
+// Package segmentsapi serves the /v1/users routes: GET .../segments, the segments a user is in
+// right now, for in-app personalisation and deep-link choice (the rules are evaluated at request
+// time, so a time-based transition shows before the sweeper has recorded it); PUT .../consent,
+// an explicit consent decision; DELETE /v1/users/{app_user_id}, an erasure (users.go). The user
+// is found through the same pseudonymous key the ingest function derives.
 package segmentsapi
 
 import (
@@ -15,14 +16,23 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/appconfig"
+	"github.com/retarget-dev/retarget/shared/audiences"
 	"github.com/retarget-dev/retarget/shared/identity"
 	"github.com/retarget-dev/retarget/shared/ingestapi"
 	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/segments"
+	"github.com/retarget-dev/retarget/shared/segmentupdater"
 )
 
-// Route is the API route this handler serves.
-const Route = "/v1/users/{app_user_id}/segments"
+// Routes this handler serves (API Gateway resource templates).
+const (
+	Route        = "/v1/users/{app_user_id}/segments"
+	RouteUser    = "/v1/users/{app_user_id}"
+	RouteConsent = "/v1/users/{app_user_id}/consent"
+)
+
+// Routes lists every route of the handler with its method.
+var Routes = map[string]string{Route: http.MethodGet, RouteUser: http.MethodDelete, RouteConsent: http.MethodPut}
 
 // Config wires a Handler.
 type Config struct {
@@ -34,6 +44,17 @@ type Config struct {
 	DevKeys map[string]string
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Consents keeps explicit decisions and erasure audit records; without it the consent and
+	// erasure routes answer 501.
+	Consents ports.ConsentStore
+	// Audiences are the apps' audience mappings (for the erasure audit); may be nil.
+	Audiences map[string]*audiences.AppAudiences
+	// UserTTL is how long an inactive user's state is kept (the updater's setting).
+	UserTTL time.Duration
+	// TombstoneTTL is how long an erased user's removal identifiers are kept for the audience
+	// sync (default DefaultTombstoneTTL); AuditRetention how long erasure audit records are
+	// kept (default DefaultAuditRetention).
+	TombstoneTTL, AuditRetention time.Duration
 }
 
 // Handler serves the read route.
@@ -50,6 +71,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.UserTTL <= 0 {
+		cfg.UserTTL = segmentupdater.DefaultUserTTL
+	}
+	if cfg.TombstoneTTL <= 0 {
+		cfg.TombstoneTTL = DefaultTombstoneTTL
+	}
+	if cfg.AuditRetention <= 0 {
+		cfg.AuditRetention = DefaultAuditRetention
+	}
 	return &Handler{cfg: cfg}, nil
 }
 
@@ -61,9 +91,13 @@ type Response struct {
 
 // Handle serves one API Gateway REST proxy request.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	if req.HTTPMethod != http.MethodGet {
-		r := ingestapi.ErrorResponse(http.StatusMethodNotAllowed, "method not allowed; use GET")
-		r.Headers["Allow"] = "GET"
+	resource := req.Resource
+	if _, known := Routes[resource]; !known {
+		resource = Route // called directly (tests, older wiring): the read route
+	}
+	if method := Routes[resource]; req.HTTPMethod != method {
+		r := ingestapi.ErrorResponse(http.StatusMethodNotAllowed, "method not allowed; use "+method)
+		r.Headers["Allow"] = method
 		return r, nil
 	}
 	app, ok := ingestapi.Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
@@ -75,6 +109,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 		return ingestapi.ErrorResponse(http.StatusBadRequest, "app_user_id: 1 to 256 characters"), nil
 	}
 	key := h.cfg.Pseudo.UserKey(app.ID, identity.KindAppUserID, userID)
+	switch resource {
+	case RouteUser:
+		return h.erase(ctx, app, key), nil
+	case RouteConsent:
+		return h.consent(ctx, app, userID, key, req.Body), nil
+	}
 	rec, found, err := h.cfg.Store.GetUser(ctx, app.ID, key)
 	if err != nil {
 		h.cfg.Logger.Error("read user state", "app", app.ID, "error", err.Error())

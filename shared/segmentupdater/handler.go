@@ -68,6 +68,9 @@ type Config struct {
 	Metrics *observability.Emitter
 	Now     func() time.Time
 	UserTTL time.Duration
+	// Consents, when set, holds explicit decisions (consent and erasure API): a user who
+	// withdrew there is not segmented, whatever the events say, until an explicit grant.
+	Consents ports.ConsentStore
 }
 
 // Handler handles Kinesis batches.
@@ -101,7 +104,7 @@ type userKey struct{ app, uk string }
 
 // stats tallies one invocation.
 type stats struct {
-	records, applied, duplicates, skipped, users, writes, changes, conflicts, failedUsers int
+	records, applied, duplicates, skipped, users, writes, changes, conflicts, failedUsers, withdrawn int
 }
 
 // Handle processes one batch and reports the first record to retry, if any.
@@ -132,10 +135,30 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		users[k] = append(users[k], item{index: i, seq: r.Kinesis.SequenceNumber, event: env.Event})
 	}
 
+	withdrawn, err := h.withdrawn(ctx, order)
+	if err != nil {
+		// Without the decisions no user can be folded safely: the whole batch comes again.
+		h.cfg.Logger.Error("consent decisions unavailable: records stay on the stream", "error", err.Error())
+		h.record(st)
+		if len(ev.Records) == 0 {
+			return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, nil
+		}
+		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
+			{ItemIdentifier: ev.Records[0].Kinesis.SequenceNumber},
+		}}, nil
+	}
 	var failed []int
 	for _, k := range order {
 		its := users[k]
 		st.users++
+		if withdrawn[k] {
+			// An explicit withdrawal (or erasure) overrides the events' consent: they fold as
+			// events without consent, which record nothing but the withdrawal.
+			for i := range its {
+				its[i].event.Consent.AdsPersonalization = envelope.False
+			}
+			st.withdrawn += len(its)
+		}
 		if err := h.applyUser(ctx, k, its, now, &st); err != nil {
 			h.cfg.Logger.Error("user state not updated: records stay on the stream", "app", k.app, "user", k.uk, "error", err.Error())
 			st.failedUsers++
@@ -152,6 +175,30 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
 		{ItemIdentifier: ev.Records[first].Kinesis.SequenceNumber},
 	}}, nil
+}
+
+// withdrawn reads the explicit consent decisions of the batch's users, one call per app.
+func (h *Handler) withdrawn(ctx context.Context, users []userKey) (map[userKey]bool, error) {
+	out := map[userKey]bool{}
+	if h.cfg.Consents == nil || len(users) == 0 {
+		return out, nil
+	}
+	byApp := map[string][]string{}
+	for _, k := range users {
+		byApp[k.app] = append(byApp[k.app], k.uk)
+	}
+	for app, keys := range byApp {
+		decisions, err := h.cfg.Consents.Consents(ctx, app, keys)
+		if err != nil {
+			return nil, err
+		}
+		for uk, c := range decisions {
+			if c.Withdrawn() {
+				out[userKey{app, uk}] = true
+			}
+		}
+	}
+	return out, nil
 }
 
 // applyUser folds one user's records into the stored state: read, skip what was applied,
@@ -315,12 +362,12 @@ func DueAt(t time.Time) int64 {
 func (h *Handler) record(s stats) {
 	h.cfg.Logger.Info("batch applied", "records", s.records, "users", s.users, "applied", s.applied,
 		"duplicates", s.duplicates, "skipped", s.skipped, "writes", s.writes, "membership_changes", s.changes,
-		"conflicts", s.conflicts, "failed_users", s.failedUsers)
+		"conflicts", s.conflicts, "failed_users", s.failedUsers, "withdrawn_events", s.withdrawn)
 	m := func(name string, v int) observability.Metric {
 		return observability.Metric{Name: name, Unit: observability.Count, Value: float64(v)}
 	}
 	h.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}},
 		m("RecordsRead", s.records), m("EventsApplied", s.applied), m("EventsDuplicate", s.duplicates),
 		m("RecordsSkipped", s.skipped), m("UserWrites", s.writes), m("SegmentChanges", s.changes),
-		m("WriteConflicts", s.conflicts), m("UsersFailed", s.failedUsers))
+		m("WriteConflicts", s.conflicts), m("UsersFailed", s.failedUsers), m("EventsWithdrawn", s.withdrawn))
 }

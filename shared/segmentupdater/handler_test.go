@@ -234,3 +234,29 @@ func TestKeepEarlierDue(t *testing.T) {
 		}
 	}
 }
+
+// An explicit withdrawal (consent or erasure API) overrides the events' consent: the user's
+// events fold as events without consent, so nothing is collected and no segment is entered,
+// until an explicit grant.
+func TestExplicitWithdrawalOverridesEventConsent(t *testing.T) {
+	hs := newHarness(t)
+	hs.h.cfg.Consents = hs.store
+	pseudo, _ := identity.NewPseudonymizer([]byte("updater-test-pepper-0123"))
+	key := pseudo.UserKey(hs.app.ID, identity.KindAppUserID, "u-9")
+	ctx := context.Background()
+	if err := hs.store.PutConsent(ctx, ports.UserConsent{App: hs.app.ID, UserKey: key, At: now.Unix(), ErasureID: "er_9"}); err != nil {
+		t.Fatal(err)
+	}
+	hs.handle(t, hs.batch(t, event("buy-9", "fb_mobile_purchase", now.Add(-time.Minute), "u-9", map[string]any{"value": 300, "currency": "USD"})))
+	rec, st := hs.user(t, "u-9")
+	if len(rec.Segments) != 0 || st.ValueMicros != 0 || st.Consented() {
+		t.Fatalf("withdrawn user folded: segments %v, value %d, consented %v", rec.Segments, st.ValueMicros, st.Consented())
+	}
+	if err := hs.store.PutConsent(ctx, ports.UserConsent{App: hs.app.ID, UserKey: key, AdsPersonalization: true, At: now.Unix()}); err != nil {
+		t.Fatal(err)
+	}
+	hs.handle(t, hs.batch(t, event("buy-10", "fb_mobile_purchase", now.Add(-30*time.Second), "u-9", map[string]any{"value": 300, "currency": "USD"})))
+	if rec, _ := hs.user(t, "u-9"); !slices.Contains(rec.Segments, "vip") {
+		t.Fatalf("after the grant, segments %v: want vip", rec.Segments)
+	}
+}

@@ -69,6 +69,6 @@ func FromEnv(getenv func(string) string, awsCfg aws.Config, log *slog.Logger, me
 	if err != nil {
 		return nil, err
 	}
-	return New(Config{Rules: c.Rules, Store: c.Store, UserTTL: c.UserTTL, Logger: log,
+	return New(Config{Rules: c.Rules, Store: c.Store, UserTTL: c.UserTTL, Logger: log, Consents: c.Store,
 		Metrics: observability.NewEmitter(metrics, getenv(EnvMetricsNS))})
 }
