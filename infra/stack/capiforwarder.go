@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
@@ -239,6 +240,13 @@ func newDeadLetterQueue(scope constructs.Construct, id string, removal awscdk.Re
 	const why = "this queue is itself a dead-letter queue (terminal): nothing consumes it automatically; an operator inspects and replays its messages (dlq replay), and its depth alarms"
 	suppress(q, false, nagRule{id: "AwsSolutions-SQS3", reason: why}, nagRule{id: "Serverless-SQSRedrivePolicy", reason: why})
 	return q
+}
+
+// ReadConsents lets the forwarder read the users' explicit consent decisions (the consent and
+// erasure API) from the segment state table: STATE_TABLE_NAME and BatchGetItem on the table.
+func (f *CapiForwarder) ReadConsents(table awsdynamodb.ITableV2) {
+	f.Function.Function.AddEnvironment(jsii.String(EnvStateTableName), table.TableName(), nil)
+	allowTable(f.Function.Function, []string{"dynamodb:BatchGetItem"}, table.TableArn())
 }
 
 // validateMetaEndpoint checks the Graph API settings: an https URL (the token travels in the

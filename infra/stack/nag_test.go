@@ -115,3 +115,24 @@ func TestEveryFunctionArm64AL2023(t *testing.T) {
 		}
 	}
 }
+
+// TestForwarderReadsConsents: with the segment state, the forwarder reads the users' explicit
+// consent decisions from the table (STATE_TABLE_NAME, BatchGetItem only); without it, neither.
+func TestForwarderReadsConsents(t *testing.T) {
+	fwd := segStack.Forwarder.Function
+	if env := functionEnv(t, segTempl, fwd.Function); !sameJSON(env["STATE_TABLE_NAME"], ref(segStack.Segments.Table)) {
+		t.Errorf("forwarder STATE_TABLE_NAME = %v", env["STATE_TABLE_NAME"])
+	}
+	got := allowedActions(t, segTempl, fwd.Function.Role())
+	for a, res := range got {
+		if strings.HasPrefix(a, "dynamodb:") && (a != "dynamodb:BatchGetItem" || !sameJSON(res, []any{segTableArn(segStack.Segments)})) {
+			t.Errorf("forwarder may %s on %v", a, res)
+		}
+	}
+	if got["dynamodb:BatchGetItem"] == nil {
+		t.Error("forwarder may not read the consent decisions")
+	}
+	if env := functionEnv(t, templ, testStack.Forwarder.Function.Function); env["STATE_TABLE_NAME"] != nil {
+		t.Errorf("forwarder without segment state has STATE_TABLE_NAME %v", env["STATE_TABLE_NAME"])
+	}
+}

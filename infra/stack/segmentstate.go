@@ -60,8 +60,21 @@ const (
 	DueIndexSortKey          = "dueAt"
 )
 
-// SegmentsReadPath is the read route under /v1.
-const SegmentsReadPath = "users/{app_user_id}/segments"
+// The users routes under /v1, all served by the segments-read function: read segments, record
+// an explicit consent decision, erase a user.
+const (
+	SegmentsReadPath = "users/{app_user_id}/segments"
+	ConsentPath      = "users/{app_user_id}/consent"
+	ErasurePath      = "users/{app_user_id}"
+)
+
+// Erasure settings of the users function (ERASURE_TOMBSTONE_DAYS, ERASURE_AUDIT_DAYS).
+const (
+	EnvErasureTombstoneDays     = "ERASURE_TOMBSTONE_DAYS"
+	EnvErasureAuditDays         = "ERASURE_AUDIT_DAYS"
+	DefaultErasureTombstoneDays = 30
+	DefaultErasureAuditDays     = 1095
+)
 
 // Defaults and sizes of SegmentState.
 const (
@@ -105,14 +118,17 @@ const SweepInput = `{"source":"schedule","scheduled_time":"<aws.scheduler.schedu
 // DynamoDB actions of each function. Written out rather than GrantReadWriteData or
 // GrantReadData, which add Scan, Query on every index, DescribeTable and more.
 var (
-	// The updater reads and conditionally writes user items, and batch-writes membership
-	// changes (BatchWriteItem covers puts and deletes of whole items, never conditional).
-	updaterTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+	// The updater reads and conditionally writes user items, batch-writes membership changes
+	// (BatchWriteItem covers puts and deletes of whole items, never conditional) and
+	// batch-reads the users' explicit consent decisions.
+	updaterTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}
 	// The sweeper does the same for due users, which it finds by querying the due index.
 	sweeperTableActions    = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
 	sweeperDueIndexActions = []string{"dynamodb:Query"}
-	// The read function reads one user item.
-	readTableActions = []string{"dynamodb:GetItem"}
+	// The users function reads a user item; for consent and erasure it also batch-reads the
+	// decision, writes it, the user item (conditionally), the audit record (PutItem) and the
+	// membership changes (BatchWriteItem).
+	readTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}
 )
 
 // SegmentStateProps configures the segment state.
@@ -169,8 +185,9 @@ type SegmentState struct {
 	SweepDeadLetters awssqs.Queue
 	// Reader answers the read route (segments-read).
 	Reader *GoFunction
-	// ReadMethod is GET /v1/users/{app_user_id}/segments.
-	ReadMethod awsapigateway.Method
+	// ReadMethod is GET /v1/users/{app_user_id}/segments, ConsentMethod PUT
+	// /v1/users/{app_user_id}/consent, ErasureMethod DELETE /v1/users/{app_user_id}.
+	ReadMethod, ConsentMethod, ErasureMethod awsapigateway.Method
 }
 
 // NewSegmentState declares the table, the three functions with their triggers, and grants each
@@ -294,11 +311,14 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 		FunctionsDir: props.FunctionsDir,
 		Name:         SegmentsReadFunctionName,
 		Config:       props.Config,
-		Description:  "Answers GET /v1/users/{app_user_id}/segments",
+		Description:  "Answers the /v1/users routes: segments, consent, erasure",
 		Environment: map[string]*string{
-			EnvStateTableName: table.TableName(),
-			EnvPepperSecretID: props.PepperSecret.SecretArn(),
-			EnvAPIKeyAppIDs:   props.Api.ApiKeyAppIDs,
+			EnvStateTableName:       table.TableName(),
+			EnvPepperSecretID:       props.PepperSecret.SecretArn(),
+			EnvAPIKeyAppIDs:         props.Api.ApiKeyAppIDs,
+			EnvUserTTLDays:          ttl,
+			EnvErasureTombstoneDays: jsii.String(strconv.Itoa(DefaultErasureTombstoneDays)),
+			EnvErasureAuditDays:     jsii.String(strconv.Itoa(DefaultErasureAuditDays)),
 		},
 		MemoryMiB:          SegmentsReadMemoryMiB,
 		Timeout:            awscdk.Duration_Seconds(jsii.Number(SegmentsReadTimeoutSeconds)),
@@ -309,6 +329,8 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 	allowTable(reader.Function, readTableActions, table.TableArn())
 	props.PepperSecret.GrantRead(reader.Function, nil)
 	readMethod := props.Api.AddKeyedRoute("GET", SegmentsReadPath, reader.Function)
+	consentMethod := props.Api.AddKeyedRoute("PUT", ConsentPath, reader.Function)
+	erasureMethod := props.Api.AddKeyedRoute("DELETE", ErasurePath, reader.Function)
 
 	return &SegmentState{
 		Construct:        c,
@@ -321,6 +343,8 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 		SweepDeadLetters: sweepDeadLetters,
 		Reader:           reader,
 		ReadMethod:       readMethod,
+		ConsentMethod:    consentMethod,
+		ErasureMethod:    erasureMethod,
 	}
 }
 

@@ -182,6 +182,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 			LogRetention:         retention,
 			LogRemovalPolicy:     removal,
 		})
+		forwarder.ReadConsents(segments.Table)
 		audienceSync = NewAudienceSync(stack, "AudienceSync", &AudienceSyncProps{
 			Config:             p.Config,
 			FunctionsDir:       p.FunctionsDir,

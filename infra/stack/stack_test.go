@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -1150,6 +1151,7 @@ func TestSegmentState(t *testing.T) {
 				})},
 				{"read", s.Reader, 256, 10, with(map[string]any{
 					"STATE_TABLE_NAME": tableName, "PEPPER_SECRET_ID": ref(pepper), "API_KEY_APP_IDS": ingestKeys,
+					"USER_TTL_DAYS": "400", "ERASURE_TOMBSTONE_DAYS": "30", "ERASURE_AUDIT_DAYS": "1095",
 				})},
 			}
 			for _, f := range fns {
@@ -1316,7 +1318,26 @@ func TestSegmentState(t *testing.T) {
 			if p := *s.ReadMethod.Resource().Path(); p != "/v1/users/{app_user_id}/segments" {
 				t.Errorf("read path %s", p)
 			}
-			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(3)) })
+			// POST events, GET health, and the users routes: GET segments, PUT consent, DELETE user.
+			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(5)) })
+			for _, m := range []struct {
+				method awsapigateway.Method
+				verb   string
+				path   string
+			}{{s.ConsentMethod, "PUT", "/v1/users/{app_user_id}/consent"}, {s.ErasureMethod, "DELETE", "/v1/users/{app_user_id}"}} {
+				if p := *m.method.Resource().Path(); p != m.path {
+					t.Errorf("%s path %s, want %s", m.verb, p, m.path)
+				}
+				check(t, func() {
+					segTemplate.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
+						"HttpMethod": m.verb, "ResourceId": ref(m.method.Resource()), "ApiKeyRequired": true,
+						"Integration": map[string]any{
+							"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
+							"Uri": map[string]any{"Fn::Join": []any{"", assertions.Match_ArrayWith(&[]any{getAtt(s.Reader.Function, "Arn")})}},
+						},
+					})
+				})
+			}
 			check(t, func() {
 				segTemplate.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
 					"HttpMethod":     "GET",
@@ -1362,7 +1383,7 @@ func TestSegmentState(t *testing.T) {
 					t.Errorf("wildcard action %s", a)
 				case service == "xray":
 				case service == "dynamodb":
-					if a != "dynamodb:GetItem" && a != "dynamodb:PutItem" && a != "dynamodb:BatchWriteItem" {
+					if a != "dynamodb:GetItem" && a != "dynamodb:PutItem" && a != "dynamodb:BatchWriteItem" && a != "dynamodb:BatchGetItem" {
 						t.Errorf("the updater may %s", a)
 					}
 					if !sameJSON(res, []any{segTableArn(s)}) {
@@ -1410,10 +1431,13 @@ func TestSegmentState(t *testing.T) {
 				t.Errorf("sweeper permissions\n got %s\nwant %s", g, w)
 			}
 		}},
-		{"read function: GetItem on the table and read the pepper, nothing else", func(t *testing.T) {
+		{"users function: item reads and writes on the table (no Query, no Scan, no delete) and read the pepper", func(t *testing.T) {
 			got := allowedActions(t, segTempl, s.Reader.Function.Role())
 			want := map[string][]any{
 				"dynamodb:GetItem":              {segTableArn(s)},
+				"dynamodb:PutItem":              {segTableArn(s)},
+				"dynamodb:BatchWriteItem":       {segTableArn(s)},
+				"dynamodb:BatchGetItem":         {segTableArn(s)},
 				"secretsmanager:GetSecretValue": {ref(pepper)},
 				"secretsmanager:DescribeSecret": {ref(pepper)},
 				"xray:PutTraceSegments":         {"*"},
@@ -1425,9 +1449,9 @@ func TestSegmentState(t *testing.T) {
 				t.Errorf("read permissions\n got %s\nwant %s", g, w)
 			}
 		}},
-		{"no role reaches the table but the four functions', none may Scan", func(t *testing.T) {
+		{"no role reaches the table but the segment functions', the sync's and the forwarder's (consent reads), none may Scan", func(t *testing.T) {
 			mine := map[string]bool{}
-			for _, g := range []*GoFunction{s.Updater, s.Sweeper, s.Reader, segStack.AudienceSync.Function} {
+			for _, g := range []*GoFunction{s.Updater, s.Sweeper, s.Reader, segStack.AudienceSync.Function, segStack.Forwarder.Function} {
 				mine[logicalID(g.Function.Role())] = true
 			}
 			tableID := logicalID(s.Table)
