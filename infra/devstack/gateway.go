@@ -31,7 +31,8 @@ const proxyResource = "/{proxy+}"
 // ProxyFunc is a Lambda handler behind a REST API proxy integration.
 type ProxyFunc func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
 
-// AccessEntry describes one request the Gateway served, for the access log.
+// AccessEntry describes one request the Gateway served, for the access log. Path is the matched
+// route template (e.g. /v1/users/{app_user_id}/segments), never the raw path.
 type AccessEntry struct {
 	Method, Path string
 	Status       int
@@ -71,7 +72,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	requestID := newRequestID()
 	status := g.serve(w, r, requestID, start)
 	if g.Access != nil {
-		g.Access(AccessEntry{Method: r.Method, Path: r.URL.Path, Status: status, RequestID: requestID, Took: time.Since(start)})
+		// The route template, as API Gateway's access logs ($context.resourcePath): the raw
+		// path can hold an app_user_id, which is personal data.
+		route, _ := g.match(r.URL.Path)
+		g.Access(AccessEntry{Method: r.Method, Path: route, Status: status, RequestID: requestID, Took: time.Since(start)})
 	}
 }
 

@@ -176,7 +176,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	srv := &http.Server{
 		Handler: &Gateway{
 			Function:   segs.handle(handler.Handle),
-			Routes:     []string{ingestapi.RouteEvents, ingestapi.RouteHealth, segmentsapi.Route, segmentsapi.RouteConsent, segmentsapi.RouteUser},
+			Routes:     []string{ingestapi.RouteEvents, ingestapi.RouteHealth, ingestapi.RouteOpenAPI, segmentsapi.Route, segmentsapi.RouteConsent, segmentsapi.RouteUser},
 			Models:     map[string]func([]byte) bool{http.MethodPost + " " + ingestapi.RouteEvents: ingestapi.BodyShapeOK},
 			ModelError: ingestapi.BodyShapeResponse(),
 			Stage:      "dev",

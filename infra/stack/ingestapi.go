@@ -260,6 +260,11 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	})
 	const public = "GET /v1/health is public by design (load balancers and uptime checks call it without a key); it answers {\"status\":\"ok\"} and reads nothing"
 	suppress(health, false, nagRule{id: "AwsSolutions-APIG4", reason: public}, nagRule{id: "AwsSolutions-COG4", reason: public})
+	openapi := a.V1Resource.AddResource(jsii.String("openapi.json"), nil).AddMethod(jsii.String("GET"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
+		ApiKeyRequired: jsii.Bool(false),
+	})
+	const doc = "GET /v1/openapi.json is public by design: the API's published description (embedded in the function), no data"
+	suppress(openapi, false, nagRule{id: "AwsSolutions-APIG4", reason: doc}, nagRule{id: "AwsSolutions-COG4", reason: doc})
 
 	// A usage plan covers the whole stage: every keyed route, present and future, shares the
 	// app's key and throttle.

@@ -448,8 +448,17 @@ func TestStackResources(t *testing.T) {
 				})
 			})
 		}},
-		{"routes: POST /v1/events with key, GET /v1/health without", func(t *testing.T) {
-			check(t, func() { template.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(2)) })
+		{"routes: POST /v1/events with key, GET /v1/health and GET /v1/openapi.json without", func(t *testing.T) {
+			check(t, func() { template.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(3)) })
+			check(t, func() {
+				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Resource"), map[string]any{"PathPart": "openapi.json"})
+			})
+			check(t, func() {
+				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
+					"HttpMethod": "GET", "ApiKeyRequired": false,
+					"Integration": map[string]any{"Uri": map[string]any{"Fn::Join": []any{"", assertions.Match_ArrayWith(&[]any{getAtt(ingest.Ingest.Function, "Arn")})}}},
+				})
+			})
 			check(t, func() {
 				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Resource"), map[string]any{
 					"PathPart": "events", "ParentId": ref(ingest.EventsResource.ParentResource()),
@@ -1318,8 +1327,9 @@ func TestSegmentState(t *testing.T) {
 			if p := *s.ReadMethod.Resource().Path(); p != "/v1/users/{app_user_id}/segments" {
 				t.Errorf("read path %s", p)
 			}
-			// POST events, GET health, and the users routes: GET segments, PUT consent, DELETE user.
-			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(5)) })
+			// POST events, GET health, GET openapi.json, and the users routes: GET segments, PUT
+			// consent, DELETE user.
+			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(6)) })
 			for _, m := range []struct {
 				method awsapigateway.Method
 				verb   string
@@ -1492,7 +1502,7 @@ func TestSegmentStateDisabledByDefault(t *testing.T) {
 		"AWS::Scheduler::ScheduleGroup":   0,
 		"AWS::Lambda::EventSourceMapping": 1,
 		"AWS::SQS::Queue":                 2,
-		"AWS::ApiGateway::Method":         2,
+		"AWS::ApiGateway::Method":         3,
 		"AWS::Lambda::Function":           2,
 	} {
 		check(t, func() { template.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })

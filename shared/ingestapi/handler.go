@@ -5,6 +5,7 @@ package ingestapi
 
 import (
 	"context"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -74,9 +75,16 @@ func New(cfg Config) (*Handler, error) {
 
 // Routes of API v1.
 const (
-	RouteEvents = "/v1/events"
-	RouteHealth = "/v1/health"
+	RouteEvents  = "/v1/events"
+	RouteHealth  = "/v1/health"
+	RouteOpenAPI = "/v1/openapi.json"
 )
+
+// OpenAPI is the OpenAPI 3.1 description of the public API (every route, the users routes
+// included), served at GET /v1/openapi.json; openapi_test.go checks it against the handlers.
+//
+//go:embed openapi.json
+var OpenAPI []byte
 
 // Handle serves one API Gateway REST proxy request.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
@@ -90,6 +98,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 			return methodNotAllowed("GET"), nil
 		}
 		return jsonResponse(http.StatusOK, map[string]string{"status": "ok"}), nil
+	case RouteOpenAPI:
+		if req.HTTPMethod != http.MethodGet && req.HTTPMethod != http.MethodHead {
+			return methodNotAllowed("GET"), nil
+		}
+		return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: string(OpenAPI),
+			Headers: map[string]string{"Content-Type": "application/json", "Cache-Control": "max-age=300"}}, nil
 	case RouteEvents:
 		if req.HTTPMethod != http.MethodPost {
 			return methodNotAllowed("POST"), nil

@@ -255,7 +255,7 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time
 		}
 		next := ports.UserRecord{
 			App: k.app, UserKey: k.uk, State: encoded, Segments: after, LastSeq: lastSeq, RecentIDs: recent,
-			Version: rec.Version + 1, DueAt: keepEarlierDue(rec.DueAt, DueAt(due), now), ExpiresAt: time.Unix(state.LastSeen, 0).Add(h.cfg.UserTTL).Unix(),
+			Version: rec.Version + 1, DueAt: keepEarlierDue(rec.DueAt, DueAt(due), now), ExpiresAt: expiresAt(&state, rec.ExpiresAt, now, h.cfg.UserTTL),
 		}
 		err = h.cfg.Store.PutUser(ctx, next)
 		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
@@ -271,6 +271,20 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time
 		st.changes += len(changes)
 		return nil
 	}
+}
+
+// expiresAt is when a user's state may be deleted: UserTTL after the user was last seen. A state
+// that saw no consented event (only withdrawals, or an erasure's tombstone) keeps its stored
+// expiry, or gets UserTTL from now: never a time in the past, which would let DynamoDB delete a
+// withdrawal record at once.
+func expiresAt(st *segments.State, stored int64, now time.Time, ttl time.Duration) int64 {
+	if st.LastSeen > 0 {
+		return time.Unix(st.LastSeen, 0).Add(ttl).Unix()
+	}
+	if stored > now.Unix() {
+		return stored
+	}
+	return now.Add(ttl).Unix()
 }
 
 // Changes lists the membership changes from before to after, at unix milliseconds at.

@@ -260,3 +260,19 @@ func TestExplicitWithdrawalOverridesEventConsent(t *testing.T) {
 		t.Fatalf("after the grant, segments %v: want vip", rec.Segments)
 	}
 }
+
+func TestExpiresAtNeverInThePast(t *testing.T) {
+	ttl := 400 * 24 * time.Hour
+	seen := segments.State{LastSeen: now.Add(-time.Hour).Unix()}
+	if got := expiresAt(&seen, 0, now, ttl); got != now.Add(-time.Hour).Add(ttl).Unix() {
+		t.Errorf("seen user: %d", got)
+	}
+	var withdrawnOnly segments.State
+	if got := expiresAt(&withdrawnOnly, 0, now, ttl); got != now.Add(ttl).Unix() {
+		t.Errorf("never seen, no stored expiry: %d, want now + TTL", got)
+	}
+	tomb := now.Add(30 * 24 * time.Hour).Unix()
+	if got := expiresAt(&withdrawnOnly, tomb, now, ttl); got != tomb {
+		t.Errorf("tombstone expiry %d replaced by %d", tomb, got)
+	}
+}
