@@ -42,7 +42,9 @@ type SecretReader interface {
 }
 
 // DeadLetter is an event that could not be delivered, with everything needed to understand and
-// replay it. Record is the stream envelope as it was read: hashed identifiers, plus the four Meta wants unhashed (client IP address, user agent, anon id, advertising id), as on the stream.
+// replay it. Record is the stream envelope as it was read: hashed identifiers, plus the four
+// Meta wants unhashed (client IP address, user agent, anon id, advertising id), as on the
+// stream.
 type DeadLetter struct {
 	App       string `json:"app"`
 	EventID   string `json:"event_id"`
