@@ -19,6 +19,9 @@
 //	wafRateLimit     put a WAF web ACL in front of the API, blocking an IP above this many
 //	                 requests per 5 minutes (default: no WAF)
 //	alarmEmail       e-mail address subscribed to the alarm topic (default: none)
+//	erasureTombstoneDays  days an erased user's hashed identifiers are kept for the audience
+//	                 removals (default 30)
+//	erasureAuditDays days erasure audit records are kept (default 1095)
 //
 // Every synth runs the cdk-nag packs AwsSolutions and Serverless (stack.AddNagChecks): a finding
 // fails it.
@@ -87,6 +90,14 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	tombstoneDays, err := contextInt(app, "erasureTombstoneDays")
+	if err != nil {
+		return err
+	}
+	auditDays, err := contextInt(app, "erasureAuditDays")
+	if err != nil {
+		return err
+	}
 	props := &stack.RetargetStackProps{
 		StackProps: awscdk.StackProps{
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
@@ -106,6 +117,8 @@ func run() (err error) {
 		SweepIntervalMinutes:         float64(sweepInterval),
 		AudienceSyncIntervalMinutes:  float64(syncInterval),
 		WafRateLimit:                 float64(wafRateLimit),
+		ErasureTombstoneDays:         float64(tombstoneDays),
+		ErasureAuditDays:             float64(auditDays),
 		AlarmEmail:                   contextString(app, "alarmEmail", ""),
 	}
 	stack.NewRetargetStack(app, stackID, props)

@@ -136,3 +136,21 @@ func TestForwarderReadsConsents(t *testing.T) {
 		t.Errorf("forwarder without segment state has STATE_TABLE_NAME %v", env["STATE_TABLE_NAME"])
 	}
 }
+
+// TestErasureRetention: the users function gets the erasure settings, defaults or the stack's.
+func TestErasureRetention(t *testing.T) {
+	for _, c := range []struct {
+		tpl              map[string]any
+		st               *RetargetStack
+		tombstone, audit string
+	}{{segTempl, segStack, "30", "1095"}, {prodTempl, prodStack, "30", "365"}} {
+		env := functionEnv(t, c.tpl, c.st.Segments.Reader.Function)
+		if env["ERASURE_TOMBSTONE_DAYS"] != c.tombstone || env["ERASURE_AUDIT_DAYS"] != c.audit {
+			t.Errorf("%s: ERASURE_TOMBSTONE_DAYS %v, ERASURE_AUDIT_DAYS %v; want %s, %s", *c.st.StackName(),
+				env["ERASURE_TOMBSTONE_DAYS"], env["ERASURE_AUDIT_DAYS"], c.tombstone, c.audit)
+		}
+	}
+	if _, err := resolveProps(&RetargetStackProps{Config: testConfig, ErasureAuditDays: -1}); err == nil || !strings.Contains(err.Error(), "erasure audit days") {
+		t.Errorf("negative audit days: %v", err)
+	}
+}

@@ -147,6 +147,9 @@ type SegmentStateProps struct {
 
 	// UserTTLDays is how long an inactive user's state is kept; defaults to 400.
 	UserTTLDays float64
+	// ErasureTombstoneDays keeps an erased user's hashed identifiers for the audience removals
+	// (default 30); ErasureAuditDays keeps erasure audit records (default 1095).
+	ErasureTombstoneDays, ErasureAuditDays float64
 	// SweepIntervalMinutes between sweeps; defaults to 5.
 	SweepIntervalMinutes float64
 	// SweepLookbackHours is how far back a sweep reads; defaults to 48.
@@ -195,6 +198,14 @@ type SegmentState struct {
 func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateProps) *SegmentState {
 	if props == nil || props.Config == nil || props.FunctionsDir == "" || props.Stream == nil || props.Api == nil || props.PepperSecret == nil {
 		panic(errors.New("segment state: Config, FunctionsDir, Stream, Api and PepperSecret are required"))
+	}
+	tombstoneDays, err := wholeOrDefault("erasure tombstone days", props.ErasureTombstoneDays, DefaultErasureTombstoneDays)
+	if err != nil {
+		panic(fmt.Errorf("segment state: %w", err))
+	}
+	auditDays, err := wholeOrDefault("erasure audit days", props.ErasureAuditDays, DefaultErasureAuditDays)
+	if err != nil {
+		panic(fmt.Errorf("segment state: %w", err))
 	}
 	ttlDays, err := wholeOrDefault("user ttl days", props.UserTTLDays, DefaultUserTTLDays)
 	if err != nil {
@@ -317,8 +328,8 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 			EnvPepperSecretID:       props.PepperSecret.SecretArn(),
 			EnvAPIKeyAppIDs:         props.Api.ApiKeyAppIDs,
 			EnvUserTTLDays:          ttl,
-			EnvErasureTombstoneDays: jsii.String(strconv.Itoa(DefaultErasureTombstoneDays)),
-			EnvErasureAuditDays:     jsii.String(strconv.Itoa(DefaultErasureAuditDays)),
+			EnvErasureTombstoneDays: jsii.String(strconv.Itoa(tombstoneDays)),
+			EnvErasureAuditDays:     jsii.String(strconv.Itoa(auditDays)),
 		},
 		MemoryMiB:          SegmentsReadMemoryMiB,
 		Timeout:            awscdk.Duration_Seconds(jsii.Number(SegmentsReadTimeoutSeconds)),

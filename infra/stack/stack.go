@@ -82,6 +82,8 @@ type RetargetStackProps struct {
 	// UserTTLDays is how long an inactive user's segment state is kept; defaults to
 	// DefaultUserTTLDays.
 	UserTTLDays float64
+	// ErasureTombstoneDays and ErasureAuditDays: see SegmentStateProps.
+	ErasureTombstoneDays, ErasureAuditDays float64
 	// SweepIntervalMinutes between segment sweeps; defaults to DefaultSweepIntervalMinutes.
 	SweepIntervalMinutes float64
 	// AudienceSyncIntervalMinutes between audience syncs; defaults to
@@ -175,6 +177,8 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 			Api:                  ingest,
 			PepperSecret:         pepper.Secret,
 			UserTTLDays:          p.UserTTLDays,
+			ErasureTombstoneDays: p.ErasureTombstoneDays,
+			ErasureAuditDays:     p.ErasureAuditDays,
 			SweepIntervalMinutes: p.SweepIntervalMinutes,
 			TableRemovalPolicy:   removal,
 			DeletionProtection:   p.Stage == ProdStage,
@@ -299,6 +303,12 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	}
 	if rc := p.ForwarderReservedConcurrency; rc < 0 || rc != math.Trunc(rc) {
 		return p, fmt.Errorf("retarget stack: forwarder reserved concurrency %v must be a positive whole number (or 0 for unset)", rc)
+	}
+	if _, err := wholeOrDefault("erasure tombstone days", p.ErasureTombstoneDays, DefaultErasureTombstoneDays); err != nil {
+		return p, fmt.Errorf("retarget stack: %w", err)
+	}
+	if _, err := wholeOrDefault("erasure audit days", p.ErasureAuditDays, DefaultErasureAuditDays); err != nil {
+		return p, fmt.Errorf("retarget stack: %w", err)
 	}
 	if _, err := wholeOrDefault("user ttl days", p.UserTTLDays, DefaultUserTTLDays); err != nil {
 		return p, fmt.Errorf("retarget stack: %w", err)

@@ -136,6 +136,7 @@ func setUp(m *testing.M) (code int, err error) {
 		UserTTLDays:                  prodUserTTLDays,
 		SweepIntervalMinutes:         prodSweepIntervalMinutes,
 		AudienceSyncIntervalMinutes:  prodAudienceSyncIntervalMinutes,
+		ErasureAuditDays:             365,
 	})
 	segStack = NewRetargetStack(testApp, "Segments", &RetargetStackProps{
 		Config:          testConfig,
