@@ -238,17 +238,8 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 		if done {
 			continue
 		}
-		var ce *ports.CAPIError
-		if errors.As(err, &ce) {
-			switch ce.Class {
-			case ports.CAPIAuth:
-				rep.AuthFailed = true
-				s.cfg.Logger.Error("ALERT: Meta refused the credentials for audience uploads; this app's sync is stopped",
-					"app", app, "code", ce.Meta.Code, "subcode", ce.Meta.Subcode, "fbtrace_id", ce.Meta.FBTraceID)
-				return rep, nil
-			case ports.CAPIRateLimited:
-				stoppedAccounts[a.AdAccountID()] = true
-			}
+		if s.stopped(err, &rep, a, stoppedAccounts) {
+			return rep, nil
 		}
 	}
 	// A change is synced once every audience it can affect is: the others stay pending and the
@@ -372,23 +363,33 @@ func (s *Syncer) refreshAll(ctx context.Context, aa *audiences.AppAudiences, rep
 		if !errors.Is(err, audiences.ErrRemovalFlood) {
 			s.cfg.Logger.Warn("full refresh stopped; the next run resumes", "app", aa.App(), "segment", a.Segment(), "error", err.Error())
 		}
-		var ce *ports.CAPIError
-		if errors.As(err, &ce) {
-			switch ce.Class {
-			case ports.CAPIAuth:
-				rep.AuthFailed = true
-				s.cfg.Logger.Error("ALERT: Meta refused the credentials for audience uploads; this app's sync is stopped",
-					"app", aa.App(), "code", ce.Meta.Code, "subcode", ce.Meta.Subcode, "fbtrace_id", ce.Meta.FBTraceID)
-				return nil
-			case ports.CAPIRateLimited:
-				stoppedAccounts[a.AdAccountID()] = true
-			}
+		if s.stopped(err, rep, a, stoppedAccounts) {
+			return nil
 		}
 		if errors.Is(err, errNoTime) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// stopped classifies an upload error: Meta refusing the credentials stops the app's sync
+// (alert, true); a rate limit stops the audience's ad account for the rest of the run.
+func (s *Syncer) stopped(err error, rep *AppReport, a *audiences.Audience, stoppedAccounts map[string]bool) bool {
+	var ce *ports.CAPIError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Class {
+	case ports.CAPIAuth:
+		rep.AuthFailed = true
+		s.cfg.Logger.Error("ALERT: Meta refused the credentials for audience uploads; this app's sync is stopped",
+			"app", rep.App, "code", ce.Meta.Code, "subcode", ce.Meta.Subcode, "fbtrace_id", ce.Meta.FBTraceID)
+		return true
+	case ports.CAPIRateLimited:
+		stoppedAccounts[a.AdAccountID()] = true
+	}
+	return false
 }
 
 // audience returns the run's report of one audience, adding it if there is none yet.
