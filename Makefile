@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help tools build build-host test test-go fuzz-smoke fuzz dev synth deploy destroy bench lint clean
+.PHONY: help tools build build-host cli test test-go fuzz-smoke fuzz dev synth deploy destroy bench lint clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +52,9 @@ fuzz-smoke:
 
 fuzz: ## Fuzz the request parser for 5 minutes (FUZZTIME=...)
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(or $(FUZZTIME),5m) ./shared/appevent
+
+cli: ## Build the operator CLI into build/host/retarget (`build/host/retarget --help`)
+	CGO_ENABLED=0 $(GO) build -o build/host/retarget ./infra/cli
 
 dev: tools ## Run the whole pipeline locally on loopback (API on 127.0.0.1:3000)
 	CGO_ENABLED=0 $(GO) build -o build/host/devstack ./infra/devstack

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/appconfig"
+	"github.com/retarget-dev/retarget/shared/ports"
 )
 
 // DefaultMaxRemovalFraction is the removal guard's threshold when the config sets none.
@@ -59,6 +60,12 @@ func (a *Audience) Create() bool { return a.create }
 
 // ValueBased reports whether rows carry LOOKALIKE_VALUE (lifetime value).
 func (a *Audience) ValueBased() bool { return a.valueBased }
+
+// Creation is the request that creates the audience at Meta (for an audience marked create):
+// the audience sync and the operator CLI both send exactly this.
+func (a *Audience) Creation() ports.NewAudience {
+	return ports.NewAudience{AdAccountID: a.account, Name: a.name, Description: "Retarget segment " + a.segment, ValueBased: a.valueBased}
+}
 
 // Schema returns the multi-key schema of the payload: the configured identifier columns in
 // order, then LOOKALIKE_VALUE for value-based audiences. Row cells follow it.

@@ -510,8 +510,7 @@ func (s *Syncer) audienceState(ctx context.Context, app string, a *audiences.Aud
 	case a.ID() != "":
 		st.AudienceID = a.ID()
 	case st.AudienceID == "" && a.Create():
-		id, err := s.cfg.Meta.CreateAudience(ctx, ports.NewAudience{AdAccountID: a.AdAccountID(), Name: a.Name(),
-			Description: "Retarget segment " + a.Segment(), ValueBased: a.ValueBased()})
+		id, err := s.cfg.Meta.CreateAudience(ctx, a.Creation())
 		if err != nil {
 			return st, fmt.Errorf("create audience: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -104,7 +105,8 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 	if !ok {
 		return ingestapi.ErrorResponse(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)"), nil
 	}
-	userID := req.PathParameters["app_user_id"]
+	// Trimmed as the ingest function trims it before keying: " u-1" and "u-1" are one user.
+	userID := strings.TrimSpace(req.PathParameters["app_user_id"])
 	if userID == "" || len(userID) > 256 {
 		return ingestapi.ErrorResponse(http.StatusBadRequest, "app_user_id: 1 to 256 characters"), nil
 	}

@@ -266,3 +266,15 @@ func jsonEq(got any, want string) bool {
 	b, _ := json.Marshal(w)
 	return string(a) == string(b)
 }
+
+// The path's app_user_id is keyed as ingest keys the event's: trimmed.
+func TestUserIDTrimmedAsIngestDoes(t *testing.T) {
+	u := newUsersHarness(t)
+	u.seed(t, "u-4")
+	if status, body := u.call(t, http.MethodGet, Route, " u-4 ", ""); status != http.StatusOK || body["app_user_id"] != "u-4" {
+		t.Fatalf("GET with spaces around the id = %d %v", status, body)
+	}
+	if status, _ := u.call(t, http.MethodGet, Route, "  ", ""); status != http.StatusBadRequest {
+		t.Fatalf("blank id = %d, want 400", status)
+	}
+}
