@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/retarget-dev/retarget/infra/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/appconfig"
 	"github.com/retarget-dev/retarget/shared/capiforwarder"
@@ -32,15 +33,13 @@ const (
 // Defaults of the dev stack (infra/devstack), used only when the service's endpoint is on
 // loopback: against AWS every name must be given.
 const (
-	devStateTable  = "retarget-state"
-	devStream      = "retarget-events"
+	devStateTable  = devenv.StateTable
+	devStream      = devenv.Stream
 	devConfigFile  = "infra/config/apps.json"
-	devDeadLetters = ".dev/logs/dead-letters.jsonl"
-	// devPepper is the dev stack's built-in, public pepper (infra/devstack, events/ingest/env.json).
-	devPepper = "dev-pepper-not-a-secret-0123456789"
-	// devMetaToken and devMetaSecret are the credentials the dev stack's Meta sandbox accepts.
-	devMetaToken  = "dev-meta-access-token"
-	devMetaSecret = "dev-meta-app-secret"
+	devDeadLetters = devenv.LogDir + "/" + devenv.DeadLettersFile
+	devPepper      = devenv.Pepper
+	devMetaToken   = devenv.MetaAccessToken
+	devMetaSecret  = devenv.MetaAppSecret
 )
 
 // Environment variables the CLI reads besides the SDK's and the functions' own.

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/retarget-dev/retarget/infra/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/appconfig"
 	"github.com/retarget-dev/retarget/shared/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/metasandbox"
@@ -21,8 +22,8 @@ import (
 
 // Dev defaults of the Meta credentials: the sandbox accepts exactly these.
 const (
-	devMetaToken  = "dev-meta-access-token"
-	devMetaSecret = "dev-meta-app-secret"
+	devMetaToken  = devenv.MetaAccessToken
+	devMetaSecret = devenv.MetaAppSecret
 )
 
 // The forwarder's event source mapping, as the stack declares it except for a shorter batching
@@ -136,6 +137,6 @@ func (f *forwarder) stop() {
 
 // File names in the log folder.
 const (
-	deadLettersFile = "dead-letters.jsonl"
+	deadLettersFile = devenv.DeadLettersFile
 	esmFailuresFile = "esm-failures.jsonl"
 )

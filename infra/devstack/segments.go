@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/retarget-dev/retarget/infra/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/audiencesync"
 	"github.com/retarget-dev/retarget/shared/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/observability"
@@ -20,7 +21,7 @@ import (
 )
 
 // stateTable is the local segment state table in dynalite.
-const stateTable = "retarget-state"
+const stateTable = devenv.StateTable
 
 // updaterESM is the updater's event source mapping as the stack declares it, with a 1 s window.
 var updaterESM = streampoller.Config{

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/retarget-dev/retarget/infra/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/metasandbox"
 )
 
@@ -32,12 +33,12 @@ const (
 const (
 	defaultConfig  = "infra/config/apps.json"
 	defaultAPIAddr = "127.0.0.1:3000"
-	defaultStream  = "retarget-events"
-	defaultLogDir  = ".dev/logs"
+	defaultStream  = devenv.Stream
+	defaultLogDir  = devenv.LogDir
 	// devPepper is the built-in pseudonym pepper: public, so user keys made with it are no
 	// pseudonyms at all. It equals the one in events/ingest/env.json, so `sam local invoke` and
 	// the dev stack key users alike.
-	devPepper = "dev-pepper-not-a-secret-0123456789"
+	devPepper = devenv.Pepper
 	// streamShards is the shard count of the local stream: two, so records of different users
 	// really spread over shards, as the consumers must expect.
 	streamShards = 2

@@ -3,7 +3,7 @@
 // record exactly as it was read, so a replayed event is the same event: same event_id, and
 // Meta deduplicates it if it did get through after all.
 //
-//	go run ./infra/dlqreplay -file .dev/dead-letters.jsonl -stream retarget-events      # make dev
+//	go run ./infra/dlqreplay -file .dev/logs/dead-letters.jsonl -stream retarget-events      # make dev
 //	go run ./infra/dlqreplay -queue-url https://sqs.../Retarget-DeadLetters -stream NAME  # AWS
 //
 // Filters: -reason, -app, -event-id (all optional, combined with AND); -dry-run lists what would
@@ -38,7 +38,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("dlqreplay", flag.ContinueOnError)
-	file := fs.String("file", "", "dead letters in a JSON lines file (make dev: .dev/dead-letters.jsonl)")
+	file := fs.String("file", "", "dead letters in a JSON lines file (make dev: .dev/logs/dead-letters.jsonl)")
 	queueURL := fs.String("queue-url", "", "dead letters in this SQS queue (a deployed stack's DeadLetterQueueUrl)")
 	streamName := fs.String("stream", "", "Kinesis stream to put the events back on (required)")
 	var f deadletters.Filter

@@ -1,0 +1,22 @@
+// Package devenv holds the fixed names and public stand-in credentials of the dev stack (`make
+// dev`): the dev stack uses them, and so do the tools that talk to it (the operator CLI), from
+// this one definition. Nothing here is a secret: the pepper and the Meta credentials only ever
+// key local data and open the local Meta sandbox.
+package devenv
+
+const (
+	// StateTable is the segment state table in dynalite.
+	StateTable = "retarget-state"
+	// Stream is the default event stream in kinesalite (EVENT_STREAM_NAME overrides it).
+	Stream = "retarget-events"
+	// LogDir is the default folder of the logs, dead letters and mapping failures.
+	LogDir = ".dev/logs"
+	// DeadLettersFile is the forwarder's dead letters, JSON lines, in the log folder.
+	DeadLettersFile = "dead-letters.jsonl"
+	// Pepper is the built-in pseudonym pepper (PSEUDONYM_PEPPER overrides it): public, so user
+	// keys made with it are no secret.
+	Pepper = "dev-pepper-not-a-secret-0123456789"
+	// MetaAccessToken and MetaAppSecret are what the dev stack's Meta sandbox accepts.
+	MetaAccessToken = "dev-meta-access-token"
+	MetaAppSecret   = "dev-meta-app-secret"
+)
