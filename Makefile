@@ -41,17 +41,29 @@ build-host: ## Build host-architecture bootstraps into build/host/<fn>/ (local r
 	  CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o build/host/$$fn/bootstrap ./functions/$$fn || exit 1; \
 	done
 
-test: tools build-host test-go fuzz-smoke ## Run every test (emulators and RIE included) and a short fuzz run
+test: tools build-host test-go fuzz-smoke ## Run every test (emulators and RIE included) and a short run of every fuzz target
 
 test-go:
 	EMULATORS_REQUIRED=1 RIE_BIN=$(TOOLS_BIN)/aws-lambda-rie HOST_BUILD_DIR=$(CURDIR)/build/host \
 	  $(GO) test -count=1 -timeout 15m ./...
 
-fuzz-smoke:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime 15s -fuzzminimizetime 1s ./shared/appevent
+# Every fuzz target: the ingest parser, the stream envelope decoder, the config loader, the
+# Graph API response parser. A crash found is kept in the package's testdata/fuzz and becomes a
+# regression test of `go test`.
+FUZZ_TARGETS := FuzzParseBatch:./shared/appevent FuzzDecode:./shared/envelope FuzzParse:./shared/appconfig \
+  FuzzParseResponse:./shared/adapters/metagraph
 
-fuzz: ## Fuzz the request parser for 5 minutes (FUZZTIME=...)
-	$(GO) test -run '^$$' -fuzz '^FuzzParseBatch$$' -fuzztime $(or $(FUZZTIME),5m) ./shared/appevent
+fuzz-smoke:
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t%%:*} for $(or $(FUZZSMOKE),6s)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(or $(FUZZSMOKE),6s) -fuzzminimizetime 1s $${t#*:} || exit 1; \
+	done
+
+fuzz: ## Fuzz every target for 2 minutes each (FUZZTIME=...)
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t%%:*} for $(or $(FUZZTIME),2m)"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(or $(FUZZTIME),2m) $${t#*:} || exit 1; \
+	done
 
 cli: ## Build the operator CLI into build/host/retarget (`build/host/retarget --help`)
 	CGO_ENABLED=0 $(GO) build -o build/host/retarget ./infra/cli
