@@ -112,10 +112,13 @@ type AudienceReport struct {
 
 // AppReport says what one run did for one app.
 type AppReport struct {
-	App        string
-	Leased     bool
-	Changes    int // pending changes planned
-	Synced     int // changes marked synced
+	App     string
+	Leased  bool
+	Changes int // pending changes planned
+	Synced  int // changes marked synced
+	// Deferred counts the users whose state had not reached their changes yet: their changes
+	// stay pending for a later run.
+	Deferred   int
 	Audiences  []AudienceReport
 	AuthFailed bool
 }
@@ -165,6 +168,7 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 	var changes []ports.PendingChange
 	affected := map[string]map[string]bool{} // user key -> audience segments
 	changed := map[string]map[string]bool{}  // user key -> segments with a pending change
+	waits := map[string]stateWait{}          // user key -> the state its changes belong to
 	for _, a := range aa.Audiences() {
 		cursor := ""
 		for len(changes) < s.cfg.MaxChanges {
@@ -179,6 +183,9 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 					changed[c.UserKey] = map[string]bool{}
 				}
 				changed[c.UserKey][c.Segment] = true
+				if w := waits[c.UserKey]; c.StateVersion > w.version || (c.StateVersion == w.version && c.RecordedAt > w.recordedAt) {
+					waits[c.UserKey] = stateWait{version: c.StateVersion, recordedAt: c.RecordedAt}
+				}
 				for _, seg := range aa.Affected(c.Segment) {
 					affected[c.UserKey][seg] = true
 				}
@@ -204,6 +211,7 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 	}
 	sort.Strings(users)
 	plans := map[string]*[2]upload{} // segment -> [remove, add]
+	deferred := map[string]bool{}    // users whose state has not caught up with their changes
 	reports := map[string]*AudienceReport{}
 	for _, a := range aa.Audiences() {
 		plans[a.Segment()] = &[2]upload{{op: ports.AudienceRemove}, {op: ports.AudienceAdd}}
@@ -216,6 +224,12 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 			return rep, err
 		}
 		for i, uk := range chunk {
+			if !waits[uk].reached(views[i], now) {
+				// The changes were recorded, the state they belong to is not written yet: plan
+				// the user in a later run, from that state (planning now would use the old one).
+				deferred[uk] = true
+				continue
+			}
 			s.plan(aa, uk, views[i], affected[uk], changed[uk], plans, reports)
 		}
 	}
@@ -244,9 +258,10 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 	}
 	// A change is synced once every audience it can affect is: the others stay pending and the
 	// next run resumes them, without holding back the rest.
+	rep.Deferred = len(deferred)
 	var synced []ports.PendingChange
 	for _, c := range changes {
-		ok := true
+		ok := !deferred[c.UserKey]
 		for _, seg := range aa.Affected(c.Segment) {
 			ok = ok && reports[seg].Complete
 		}
@@ -269,8 +284,30 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 // userView is what the sync needs of one user's stored record.
 type userView struct {
 	found    bool
+	version  int64
 	segments []string
 	state    *segments.State // nil when not found
+}
+
+// StateCatchUpGrace bounds the wait for a user's state to reach the version its recorded
+// changes belong to: past it (a write that never landed: the event source mapping skips records
+// after 6 hours of failures) the changes are planned from the state as it is.
+const StateCatchUpGrace = 7 * time.Hour
+
+// stateWait is the state write a user's pending changes belong to: the highest StateVersion
+// among them, and when its change was recorded.
+type stateWait struct {
+	version, recordedAt int64
+}
+
+// reached reports whether the user's state (as read) includes the write the changes belong to,
+// or the grace period is over. Changes without a version (recorded before versions were kept)
+// never wait.
+func (w stateWait) reached(u userView, now time.Time) bool {
+	if w.version == 0 || u.version >= w.version {
+		return true
+	}
+	return now.Sub(time.UnixMilli(w.recordedAt)) > StateCatchUpGrace
 }
 
 // readUsers reads the users' records, readConcurrency at a time; views[i] is keys[i]'s.
@@ -296,7 +333,7 @@ func (s *Syncer) readUsers(ctx context.Context, app string, keys []string) ([]us
 				errs[i] = fmt.Errorf("stored state of a user does not decode: %w", err)
 				return
 			}
-			views[i] = userView{found: true, segments: rec.Segments, state: st}
+			views[i] = userView{found: true, version: rec.Version, segments: rec.Segments, state: st}
 		})
 	}
 	wg.Wait()
@@ -603,7 +640,7 @@ func (s *Syncer) record(r AppReport) {
 	if !r.Leased {
 		return
 	}
-	s.cfg.Logger.Info("audience sync", "app", r.App, "changes", r.Changes, "synced", r.Synced, "auth_failed", r.AuthFailed)
+	s.cfg.Logger.Info("audience sync", "app", r.App, "changes", r.Changes, "synced", r.Synced, "deferred_users", r.Deferred, "auth_failed", r.AuthFailed)
 	m := func(name string, v float64) observability.Metric {
 		return observability.Metric{Name: name, Unit: observability.Count, Value: v}
 	}
@@ -630,5 +667,5 @@ func (s *Syncer) record(r AppReport) {
 		auth = 1
 	}
 	s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}, {Name: "App", Value: r.App}},
-		m("PendingChanges", float64(r.Changes-r.Synced)), m("AudienceAuthFailures", auth))
+		m("PendingChanges", float64(r.Changes-r.Synced)), m("AudienceAuthFailures", auth), m("AudienceUsersDeferred", float64(r.Deferred)))
 }

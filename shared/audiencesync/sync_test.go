@@ -328,3 +328,54 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// A change is recorded before the state write it belongs to: a sync between the two waits for
+// the state instead of planning from the old one (and marking the change done), and takes the
+// state as it is once the grace period is over.
+func TestSyncWaitsForTheStateTheChangesBelongTo(t *testing.T) {
+	h := newHarness(t)
+	for i := range 3 {
+		h.user(t, fmt.Sprintf("u-%d", i), nil, []string{"cart_abandoner"}, 0) // an audience to join
+	}
+	s := h.syncer(t, nil)
+	run(t, s)
+	ctx := context.Background()
+	// u-9 joins cart_abandoner: the change says state version 1, which is not written yet.
+	if err := h.store.RecordChanges(ctx, []ports.MembershipChange{{App: h.app, Segment: "cart_abandoner", UserKey: "u-9",
+		Joined: true, At: h.now.UnixMilli(), StateVersion: 1, RecordedAt: h.now.UnixMilli()}}); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, s)
+	id, members := h.audience(t, "cart_abandoner")
+	if r[0].Deferred != 1 || r[0].Synced != 0 || len(members) != 3 {
+		t.Fatalf("before the state write: deferred %d, synced %d, members %v", r[0].Deferred, r[0].Synced, keys(members))
+	}
+	for _, u := range h.uploads(id) {
+		if strings.HasPrefix(u, "remove") {
+			t.Fatalf("a removal was planned from the old state: %v", h.uploads(id))
+		}
+	}
+	// The state lands (version 1): the next run adds the user and marks the change done.
+	h.user(t, "u-9", nil, []string{"cart_abandoner"}, 0) // writes version 1 (and records the change unstamped)
+	if err := h.store.RecordChanges(ctx, []ports.MembershipChange{{App: h.app, Segment: "cart_abandoner", UserKey: "u-9",
+		Joined: true, At: h.now.UnixMilli(), StateVersion: 1, RecordedAt: h.now.UnixMilli()}}); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, s)
+	_, members = h.audience(t, "cart_abandoner")
+	if r[0].Deferred != 0 || r[0].Synced != 1 || len(members) != 4 {
+		t.Fatalf("after the state write: deferred %d, synced %d, members %v", r[0].Deferred, r[0].Synced, keys(members))
+	}
+	// A change whose state never lands is planned from the state as it is after the grace.
+	if err := h.store.RecordChanges(ctx, []ports.MembershipChange{{App: h.app, Segment: "cart_abandoner", UserKey: "u-8",
+		Joined: true, At: h.now.UnixMilli(), StateVersion: 1, RecordedAt: h.now.UnixMilli()}}); err != nil {
+		t.Fatal(err)
+	}
+	if r = run(t, s); r[0].Deferred != 1 {
+		t.Fatalf("u-8 not deferred: %+v", r[0])
+	}
+	h.now = h.now.Add(StateCatchUpGrace + time.Minute)
+	if r = run(t, s); r[0].Deferred != 0 || r[0].Synced != 1 {
+		t.Fatalf("after the grace: %+v", r[0])
+	}
+}

@@ -42,6 +42,15 @@ type MembershipChange struct {
 	// the sweep time for time-based transitions. With App, Segment, UserKey and Joined it makes
 	// the change's identity, so recording the same change twice stores it once.
 	At int64
+
+	// Not part of the identity: StateVersion is the version of the user record whose write the
+	// change belongs to (changes are recorded before the state is written), RecordedAt when it
+	// was recorded (unix ms, wall clock). Audience sync waits until the state it reads has
+	// reached StateVersion before it treats the change as done, so a sync running between the
+	// two writes cannot plan from the old state; a change whose state never lands is taken as
+	// done a grace period after RecordedAt. 0 for both means unknown (no waiting).
+	StateVersion int64
+	RecordedAt   int64
 }
 
 // PendingChange is a recorded change not yet synced; Cursor orders changes by time within a

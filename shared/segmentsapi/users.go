@@ -123,6 +123,7 @@ func (h *Handler) tombstone(ctx context.Context, app, key string, now time.Time)
 		}
 		tomb := segments.State{Consent: segments.Consent{At: now.Unix(), Withdrawn: true}, Email: st.Email, Phone: st.Phone, MADID: st.MADID}
 		changes := segmentupdater.Changes(app, key, rec.Segments, nil, now.UnixMilli())
+		segmentupdater.Stamp(changes, rec.Version+1, h.cfg.Now())
 		if len(changes) > 0 {
 			if err := h.cfg.Store.RecordChanges(ctx, changes); err != nil {
 				return nil, fmt.Errorf("record leave changes: %w", err)
@@ -208,7 +209,9 @@ func (h *Handler) foldConsent(ctx context.Context, app, key string, granted bool
 		}
 		st.RecordConsent(granted, now.Unix())
 		after, due := rules.Evaluate(&st, now)
-		if changes := segmentupdater.Changes(app, key, rec.Segments, after, now.UnixMilli()); len(changes) > 0 {
+		changes := segmentupdater.Changes(app, key, rec.Segments, after, now.UnixMilli())
+		segmentupdater.Stamp(changes, rec.Version+1, h.cfg.Now())
+		if len(changes) > 0 {
 			if err := h.cfg.Store.RecordChanges(ctx, changes); err != nil {
 				return err
 			}

@@ -130,6 +130,7 @@ func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time) 
 		}
 		after, due := rules.Evaluate(&state, now)
 		changes := segmentupdater.Changes(app, uk, rec.Segments, after, now.UnixMilli())
+		segmentupdater.Stamp(changes, rec.Version+1, now)
 		if len(changes) > 0 {
 			if err := s.cfg.Store.RecordChanges(ctx, changes); err != nil {
 				return 0, err

@@ -242,6 +242,7 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time
 		recent = latestIDs(recent, RecentIDs)
 		after, due := rules.Evaluate(&state, now)
 		changes := Changes(k.app, k.uk, rec.Segments, after, latestEventMillis(its))
+		Stamp(changes, rec.Version+1, h.cfg.Now())
 		encoded, err := json.Marshal(&state)
 		if err != nil {
 			return fmt.Errorf("encode state: %w", err)
@@ -285,6 +286,14 @@ func expiresAt(st *segments.State, stored int64, now time.Time, ttl time.Duratio
 		return stored
 	}
 	return now.Add(ttl).Unix()
+}
+
+// Stamp marks changes as belonging to the state write of version (the write that follows
+// recording them) at now: see ports.MembershipChange.
+func Stamp(changes []ports.MembershipChange, version int64, now time.Time) {
+	for i := range changes {
+		changes[i].StateVersion, changes[i].RecordedAt = version, now.UnixMilli()
+	}
 }
 
 // Changes lists the membership changes from before to after, at unix milliseconds at.

@@ -48,7 +48,7 @@ func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipCha
 }
 
 func (s *Store) changeItem(c ports.MembershipChange) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
+	item := map[string]types.AttributeValue{
 		attrPK:        str(changePK(c.App, c.Segment)),
 		attrSK:        str(storecheck.ChangeSK(c)),
 		attrUserKey:   str(c.UserKey),
@@ -57,6 +57,13 @@ func (s *Store) changeItem(c ports.MembershipChange) map[string]types.AttributeV
 		attrPendingPK: str(pendingPK(c.App, c.Segment)),
 		attrExpiresAt: num(c.At/1000 + int64(s.opts.ChangeRetention/time.Second)),
 	}
+	if c.StateVersion != 0 {
+		item[attrStateVersion] = num(c.StateVersion)
+	}
+	if c.RecordedAt != 0 {
+		item[attrRecordedAt] = num(c.RecordedAt)
+	}
+	return item
 }
 
 // batchWrite sends one chunk and resends what DynamoDB leaves unprocessed.
@@ -151,9 +158,18 @@ func parseChange(app, segment string, item map[string]types.AttributeValue) (por
 	if err != nil {
 		return ports.PendingChange{}, err
 	}
+	ver, err := getNum(item, attrStateVersion)
+	if err != nil {
+		return ports.PendingChange{}, err
+	}
+	recAt, err := getNum(item, attrRecordedAt)
+	if err != nil {
+		return ports.PendingChange{}, err
+	}
 	return ports.PendingChange{
-		MembershipChange: ports.MembershipChange{App: app, Segment: segment, UserKey: uk, Joined: joined.Value, At: at},
-		Cursor:           sk,
+		MembershipChange: ports.MembershipChange{App: app, Segment: segment, UserKey: uk, Joined: joined.Value, At: at,
+			StateVersion: ver, RecordedAt: recAt},
+		Cursor: sk,
 	}, nil
 }
 

@@ -38,6 +38,9 @@ const (
 	attrJoined    = "joined"
 	attrAt        = "at"
 	attrPendingPK = "pendingPk"
+	// attrStateVersion and attrRecordedAt: see ports.MembershipChange.
+	attrStateVersion = "sver"
+	attrRecordedAt   = "recAt"
 )
 
 const (

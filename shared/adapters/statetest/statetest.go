@@ -221,6 +221,15 @@ func idempotentChanges(ctx context.Context, t *testing.T, s ports.SegmentStore) 
 	if got := allPending(ctx, t, s, app, "vip"); len(got) != 2 {
 		t.Fatalf("pending = %+v, want the join and the leave", got)
 	}
+	// The state version and recording time come back; recording the change again (the
+	// updater's retry after a version conflict) replaces them, it is the same change.
+	stamped := ports.MembershipChange{App: app, Segment: "stamped", UserKey: "u1", Joined: true, At: 5, StateVersion: 7, RecordedAt: 1_773_144_000_999}
+	record(ctx, t, s, stamped)
+	stamped.StateVersion, stamped.RecordedAt = 8, 1_773_144_001_000
+	record(ctx, t, s, stamped)
+	if got := allPending(ctx, t, s, app, "stamped"); len(got) != 1 || got[0].MembershipChange != stamped {
+		t.Fatalf("stamped change = %+v, want %+v", got, stamped)
+	}
 }
 
 func pendingOrder(ctx context.Context, t *testing.T, s ports.SegmentStore) {
