@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help tools build build-host cli chaos test test-go fuzz-smoke fuzz dev synth deploy destroy bench lint clean
+.PHONY: help tools build build-host cli chaos loadtest test test-go fuzz-smoke fuzz dev synth deploy destroy bench lint clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +52,9 @@ test-go:
 # regression test of `go test`.
 FUZZ_TARGETS := FuzzParseBatch:./shared/appevent FuzzDecode:./shared/envelope FuzzParse:./shared/appconfig \
   FuzzParseResponse:./shared/adapters/metagraph
+
+loadtest: tools ## Load test the pipeline on its own dev stack and model its cost per million events (LOADTEST_FLAGS="--rate 6000 --duration 60s")
+	$(GO) run ./infra/loadtest --out loadtest.json $(LOADTEST_FLAGS)
 
 chaos: tools ## Run the fault-injection suite end to end (CHAOS_LONG=1 for the long variant)
 	CHAOS=1 EMULATORS_REQUIRED=1 $(GO) test -count=1 -v -run 'TestPipelineUnderFaults' ./infra/chaos/

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// Targets of the issue ("Proof under load, with a cost model").
+const (
+	TargetEventsPerSecond = 5000 // end to end, on the 2-core development machine with emulators
+	TargetDollarsPerM     = 0.20 // modelled, at 20 events per request
+)
+
+// Report is everything the load test measured and modelled; it is printed as a table and
+// written as JSON (--out).
+type Report struct {
+	Settings   Settings        `json:"settings"`
+	Endpoints  Endpoints       `json:"endpoints"`
+	Throughput Throughput      `json:"throughput"`
+	Latency    LatencySummary  `json:"ingest_latency_client"`
+	Handler    LatencySummary  `json:"ingest_handler_time"`
+	Hops       Hops            `json:"per_hop"`
+	Dynamo     DynamoReport    `json:"dynamodb"`
+	Lambda     []FunctionLoad  `json:"lambda"`
+	Calibrate  *Calibration    `json:"calibration,omitempty"`
+	Cost       CostReport      `json:"cost"`
+	Targets    []TargetResult  `json:"targets"`
+	CPU        []CPUUse        `json:"cpu,omitempty"`
+	Probes     []ProbeLatency  `json:"probes_while_sending,omitempty"`
+	IDs        *IDCheck        `json:"event_ids,omitempty"`
+	Client     DriveResult     `json:"client"`
+	Stack      *StackShutdown  `json:"stack,omitempty"`
+	Notes      []string        `json:"notes,omitempty"`
+	Naive      *NaiveFigures   `json:"naive_figures,omitempty"`
+	Stream     *StreamSample   `json:"stream_sample,omitempty"`
+	Items      *ItemSample     `json:"user_items,omitempty"`
+	Sandbox    SandboxStats    `json:"meta_sandbox"`
+	Metrics    map[string]any  `json:"metrics_sums,omitempty"`
+	Errors     []string        `json:"errors,omitempty"`
+	extraNotes map[string]bool // dedup of Notes
+}
+
+// Settings are the run's parameters.
+type Settings struct {
+	Mode             string  `json:"mode"` // "devstack" (started here) or "url"
+	RunID            string  `json:"run_id"`
+	Rate             float64 `json:"target_events_per_second"`
+	Duration         string  `json:"duration"`
+	EventsPerRequest int     `json:"events_per_request"`
+	Senders          int     `json:"senders"`
+	Users            int     `json:"users"`
+	ZipfS            float64 `json:"zipf_s"`
+	ZipfV            float64 `json:"zipf_v"`
+	ConsentRate      float64 `json:"consent_rate"`
+	Shape            string  `json:"request_shape"`
+	Seed             uint64  `json:"seed"`
+	PrefillUsers     int     `json:"prefill_users"`
+	CPUs             int     `json:"cpus"`
+	StartedAt        string  `json:"started_at"`
+}
+
+// Throughput is the end-to-end figures.
+type Throughput struct {
+	SendSeconds float64 `json:"send_seconds"`
+	// OfferedPerSec: events generated per second of sending; AcceptedPerSec: accepted by the API.
+	OfferedPerSec  float64 `json:"offered_events_per_second"`
+	AcceptedPerSec float64 `json:"accepted_events_per_second"`
+	// ExpectedAtMeta: accepted events with consent; DeliveredToMeta: events in the Meta
+	// sandbox's accepted CAPI calls; DeadLettered: events the forwarder dead-lettered.
+	ExpectedAtMeta  int `json:"expected_at_meta"`
+	DeliveredToMeta int `json:"delivered_to_meta"`
+	DeadLettered    int `json:"dead_lettered"`
+	// MetaPerSec: events delivered to Meta per second, over the span from the first to the
+	// last delivery (at least the sending time; to the drain deadline when not drained).
+	// EndToEndPerSec: every accepted event (consented or not) through the pipeline at that pace:
+	// the figure the target is about.
+	MetaPerSec     float64 `json:"meta_events_per_second"`
+	EndToEndPerSec float64 `json:"end_to_end_events_per_second"`
+	// MetaPerSecWhileSending: delivered while requests were still being sent, per second of sending.
+	MetaPerSecWhileSending float64 `json:"meta_events_per_second_while_sending"`
+	// BacklogAtEndOfSend: expected at Meta minus delivered when sending stopped.
+	BacklogAtEndOfSend int `json:"backlog_at_end_of_send"`
+	// Drained: everything expected reached Meta (or a dead letter) and the updater read every
+	// accepted record, within the drain timeout; DrainSeconds: from the last answer until then.
+	Drained      bool    `json:"drained"`
+	DrainSeconds float64 `json:"drain_seconds"`
+	// MetaDrainSeconds: from the last answer to the last delivery at Meta.
+	MetaDrainSeconds float64 `json:"meta_drain_seconds"`
+	// UpdaterRecords: records the segment updater read.
+	UpdaterRecords int `json:"updater_records"`
+	// BehindSeconds: how late the last request left against the schedule (senders saturated).
+	BehindSeconds float64 `json:"behind_schedule_seconds"`
+	// MetaPerSecond: events Meta accepted in each second from the first request.
+	MetaPerSecond []int `json:"meta_per_second,omitempty"`
+}
+
+// Hops are the batching ratios of each hop.
+type Hops struct {
+	CAPIRequestsPer1000    float64            `json:"capi_requests_per_1000_events"`
+	CAPIFailedRequests     int                `json:"capi_failed_requests"`
+	PutRecordsCallsPer500  float64            `json:"putrecords_calls_per_500_events"`
+	PutRecordsRetries      float64            `json:"putrecords_retried_records"`
+	AudienceUploads        int                `json:"audience_upload_requests"`
+	AudienceRowsPerRequest float64            `json:"audience_rows_per_request"`
+	ForwarderEventsPerInv  float64            `json:"forwarder_records_per_invocation"`
+	UpdaterEventsPerInv    float64            `json:"updater_records_per_invocation"`
+	LogBytesPerEvent       float64            `json:"function_log_bytes_per_event"`
+	LogBytesPerInvocation  map[string]float64 `json:"function_log_bytes_per_invocation"`
+	IngestEventsPerRequest float64            `json:"ingest_events_per_request"`
+}
+
+// DynamoReport is the DynamoDB estimate and how it was made.
+type DynamoReport struct {
+	DynamoUnits
+	Method string `json:"method"`
+}
+
+// CostReport is the two designs side by side.
+type CostReport struct {
+	Region  string        `json:"prices_region"`
+	AsOf    string        `json:"prices_as_of"`
+	Batched CostBreakdown `json:"batched"`
+	Naive   CostBreakdown `json:"naive"`
+}
+
+// TargetResult is one target of the issue, checked.
+type TargetResult struct {
+	Name     string  `json:"name"`
+	Want     string  `json:"want"`
+	Measured float64 `json:"measured"`
+	Unit     string  `json:"unit"`
+	Pass     bool    `json:"pass"`
+	Why      string  `json:"why,omitempty"`
+}
+
+// IDCheck compares the event ids Meta received with the ones it should have.
+type IDCheck struct {
+	Expected   int `json:"expected"`
+	Delivered  int `json:"distinct_delivered"`
+	Missing    int `json:"missing"`
+	Duplicates int `json:"delivered_more_than_once"`
+	Unexpected int `json:"unexpected"`
+}
+
+// StackShutdown says how the dev stack stopped.
+type StackShutdown struct {
+	StoppedCleanly bool   `json:"stopped_cleanly"`
+	Error          string `json:"error,omitempty"`
+}
+
+// Note adds a remark once.
+func (r *Report) Note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	if r.extraNotes == nil {
+		r.extraNotes = map[string]bool{}
+	}
+	if !r.extraNotes[s] {
+		r.extraNotes[s] = true
+		r.Notes = append(r.Notes, s)
+	}
+}
+
+// CheckTargets evaluates the issue's targets.
+func (r *Report) CheckTargets() {
+	t := r.Throughput
+	e2e := TargetResult{Name: "end-to-end events/s (API to Meta)", Want: fmt.Sprintf(">= %s", thousands(TargetEventsPerSecond)),
+		Measured: t.EndToEndPerSec, Unit: "events/s", Pass: t.Drained && t.EndToEndPerSec >= TargetEventsPerSecond}
+	switch {
+	case !t.Drained:
+		e2e.Why = "not drained: part of what was accepted had not reached Meta at the drain deadline"
+	case t.EndToEndPerSec < TargetEventsPerSecond && r.Settings.Rate < TargetEventsPerSecond:
+		e2e.Why = fmt.Sprintf("offered only %s events/s: run with --rate %d or more to test the target", thousands(r.Settings.Rate), TargetEventsPerSecond)
+	}
+	cost := TargetResult{Name: fmt.Sprintf("modelled cost at %d events/request", r.Settings.EventsPerRequest),
+		Want: fmt.Sprintf("<= $%.2f/M", TargetDollarsPerM), Measured: r.Cost.Batched.Total, Unit: "$/M events",
+		Pass: r.Cost.Batched.Total <= TargetDollarsPerM}
+	if !cost.Pass && len(r.Cost.Batched.Lines) > 0 {
+		lines := append([]CostLine(nil), r.Cost.Batched.Lines...)
+		sort.SliceStable(lines, func(i, j int) bool { return lines[i].Dollars > lines[j].Dollars })
+		cost.Why = fmt.Sprintf("largest items: %s $%.3f, %s $%.3f, %s $%.3f", lines[0].Item, lines[0].Dollars,
+			lines[1].Item, lines[1].Dollars, lines[2].Item, lines[2].Dollars)
+	}
+	if r.Settings.EventsPerRequest != 20 {
+		cost.Why = strings.TrimPrefix(cost.Why+"; the issue's target is set at 20 events/request", "; ")
+	}
+	r.Targets = []TargetResult{e2e, cost}
+}
+
+// Passed reports whether every target passed.
+func (r *Report) Passed() bool {
+	for _, t := range r.Targets {
+		if !t.Pass {
+			return false
+		}
+	}
+	return len(r.Targets) > 0
+}
+
+// WriteJSON writes the report to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func passFail(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+func orDash(v float64, format string) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf(format, v)
+}
+
+// Print writes the report as tables for people.
+func (r *Report) Print(w io.Writer) {
+	s, t := r.Settings, r.Throughput
+	prefill := "empty state table"
+	if s.PrefillUsers > 0 {
+		prefill = thousands(float64(s.PrefillUsers)) + " users with history"
+	}
+	fmt.Fprintf(w, "\nretarget load test (%s): %s at %s events/s, %d events/request (%s), %d senders, %s users (Zipf s=%g v=%g), consent %.0f%%, %s\n",
+		s.Mode, s.Duration, thousands(s.Rate), s.EventsPerRequest, s.Shape, s.Senders, thousands(float64(s.Users)), s.ZipfS, s.ZipfV, 100*s.ConsentRate, prefill)
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	row("")
+	row("THROUGHPUT", "measured", "")
+	row("  offered (generated)", fmt.Sprintf("%s events/s", thousands(t.OfferedPerSec)), fmt.Sprintf("%s events in %.1f s, %.1f s behind schedule at the end", thousands(float64(r.Client.Generated)), t.SendSeconds, t.BehindSeconds))
+	row("  accepted by the API", fmt.Sprintf("%s events/s", thousands(t.AcceptedPerSec)), fmt.Sprintf("%s accepted, %d rejected, %d lost; %d requests, %d retries", thousands(float64(r.Client.Accepted)), r.Client.Rejected, r.Client.Lost, r.Client.Requests, r.Client.Retries))
+	row("  end to end (API to Meta)", fmt.Sprintf("%s events/s", thousands(t.EndToEndPerSec)), "all accepted events, at the pace Meta received the consented ones")
+	row("  reached Meta", fmt.Sprintf("%s events/s", thousands(t.MetaPerSec)), fmt.Sprintf("%s of %s expected (consented), %d dead-lettered", thousands(float64(t.DeliveredToMeta)), thousands(float64(t.ExpectedAtMeta)), t.DeadLettered))
+	row("  reached Meta while sending", fmt.Sprintf("%s events/s", thousands(t.MetaPerSecWhileSending)), fmt.Sprintf("backlog when sending stopped: %s events", thousands(float64(t.BacklogAtEndOfSend))))
+	drained := "no (drain timeout)"
+	if t.Drained {
+		drained = fmt.Sprintf("yes: Meta %.1f s, updater %.1f s after the last answer", t.MetaDrainSeconds, t.DrainSeconds)
+	}
+	row("  drained", drained, fmt.Sprintf("segment updater read %s records", thousands(float64(t.UpdaterRecords))))
+	if len(t.MetaPerSecond) > 0 {
+		row("  per second, accepted", compactSeries(r.Client.AcceptedPerSecond))
+		row("  per second, at Meta", compactSeries(t.MetaPerSecond))
+	}
+	row("")
+	row("INGEST LATENCY", "p50", "p90", "p99", "max", "mean", "n")
+	lat := func(name string, l LatencySummary) {
+		row(name, fmt.Sprintf("%.1f ms", l.P50), fmt.Sprintf("%.1f ms", l.P90), fmt.Sprintf("%.1f ms", l.P99), fmt.Sprintf("%.1f ms", l.Max), fmt.Sprintf("%.1f ms", l.Mean), thousands(float64(l.Count)))
+	}
+	lat("  client, per request", r.Latency)
+	if r.Handler.Count > 0 {
+		lat("  ingest handler (EMF)", r.Handler)
+	}
+	tw.Flush()
+
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row = func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	h := r.Hops
+	row("")
+	row("PER HOP", "measured", "source")
+	row("  CAPI requests per 1,000 events", orDash(h.CAPIRequestsPer1000, "%.2f"), fmt.Sprintf("sandbox request log (%d failed)", h.CAPIFailedRequests))
+	row("  Kinesis PutRecords calls per 500 events", orDash(h.PutRecordsCallsPer500, "%.1f"), "ingest EMF PutRecordsCalls / EventsAccepted")
+	row("  audience rows per upload request", orDash(h.AudienceRowsPerRequest, "%.1f"), fmt.Sprintf("sandbox request log (%d uploads)", h.AudienceUploads))
+	row("  DynamoDB write units per event", orDash(r.Dynamo.WriteUnitsPerEvent, "%.3f"), "updater/sweeper/sync EMF x item sizes (see dynamodb.method)")
+	row("  DynamoDB read units per event", orDash(r.Dynamo.ReadUnitsPerEvent, "%.3f"), "same")
+	row("  function log bytes per event", orDash(h.LogBytesPerEvent, "%.0f"), "ingest/forwarder/segments/metrics logs")
+	if r.Stream != nil {
+		row("  stream record size", fmt.Sprintf("%.0f B (%.2f KB billed)", r.Stream.MeanBytes, r.Stream.BilledKB), fmt.Sprintf("%d records read back", r.Stream.Records))
+	}
+	row("")
+	row("LAMBDA", "memory", "events/invocation", "billed ms/invocation", "source")
+	for _, f := range r.Lambda {
+		src := "replayed after the run (calibration)"
+		if f.Name == FnIngest {
+			src = "EMF IngestLatency under load"
+		}
+		if f.BilledMs == 0 {
+			src = "not measured"
+		}
+		row("  "+f.Name, fmt.Sprintf("%.0f MB", f.MemoryMB), eventsPerInvocation(f), orDash(f.BilledMs, "%.1f"), src)
+	}
+	tw.Flush()
+
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row = func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
+	fmt.Fprintf(w, "\nCOST per million events (AWS list prices, %s, %s)\n", r.Cost.Region, r.Cost.AsOf)
+	row("item", fmt.Sprintf("batched (%d/req)", s.EventsPerRequest), "naive (1/req)")
+	for _, l := range r.Cost.Batched.Lines {
+		row(l.Item, fmt.Sprintf("$%.4f", l.Dollars), fmt.Sprintf("$%.4f", r.Cost.Naive.Line(l.Item).Dollars))
+	}
+	row("total", fmt.Sprintf("$%.4f", r.Cost.Batched.Total), fmt.Sprintf("$%.4f", r.Cost.Naive.Total))
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nTARGETS")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, tg := range r.Targets {
+		measured := fmt.Sprintf("%s %s", thousands(tg.Measured), tg.Unit)
+		if strings.HasPrefix(tg.Unit, "$") {
+			measured = fmt.Sprintf("$%.4f/M", tg.Measured)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", tg.Name, tg.Want, measured, passFail(tg.Pass), tg.Why)
+	}
+	tw.Flush()
+
+	if len(r.CPU) > 0 {
+		var parts []string
+		for _, c := range r.CPU {
+			part := fmt.Sprintf("%s %.2f (busiest second %.2f)", c.Process, c.Cores, c.PeakCores)
+			if c.PID == 0 {
+				part = fmt.Sprintf("%s %.2f", c.Process, c.Cores)
+				if c.Detail != "" {
+					part += " (" + c.Detail + ")"
+				}
+			}
+			if c.PeakRSSMB > 0 {
+				part += fmt.Sprintf(" %.0f MB", c.PeakRSSMB)
+			}
+			parts = append(parts, part)
+		}
+		scope := ""
+		if s.Mode == "url" {
+			scope = "; the running stack's processes are among the others"
+		}
+		fmt.Fprintf(w, "\nCPU during send and drain, in cores of %d (mean, busiest second, peak memory%s):\n  %s\n", s.CPUs, scope, strings.Join(parts, "\n  "))
+	}
+	if len(r.Probes) > 0 {
+		fmt.Fprintf(w, "\nANSWER TIME OF A TRIVIAL CALL WHILE SENDING (every %s; queueing shows where the load waits)\n", probeEvery)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  part\tcall\tp50\tp99\tmax\tn")
+		for _, p := range r.Probes {
+			fmt.Fprintf(tw, "  %s\t%s\t%.1f ms\t%.1f ms\t%.1f ms\t%d\n", p.Target, p.Call, p.P50, p.P99, p.Max, p.Count)
+		}
+		tw.Flush()
+	}
+	if r.IDs != nil {
+		fmt.Fprintf(w, "event ids at Meta: %d expected, %d delivered, %d missing, %d more than once, %d unexpected\n",
+			r.IDs.Expected, r.IDs.Delivered, r.IDs.Missing, r.IDs.Duplicates, r.IDs.Unexpected)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note: "+n)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintln(w, "error: "+e)
+	}
+}
+
+// compactSeries prints counts in thousands with one decimal: "4.9 5.0 5.1".
+func compactSeries(v []int) string {
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = fmt.Sprintf("%.1f", float64(n)/1000)
+	}
+	return strings.Join(parts, " ") + " (thousands)"
+}
+
+func eventsPerInvocation(f FunctionLoad) string {
+	if f.InvocationsPerEvent == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", 1/f.InvocationsPerEvent)
+}
