@@ -12,6 +12,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
+	"github.com/retarget-dev/retarget/shared/appconfig"
 	"github.com/retarget-dev/retarget/shared/audiences"
 	"github.com/retarget-dev/retarget/shared/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/ports"
@@ -115,6 +116,28 @@ type sessionStatus struct {
 	startedAt   int64
 }
 
+// audiencesBackends loads the config, the selected apps with their compiled audiences, and the
+// state store: what both audiences commands start with.
+func (c *cli) audiencesBackends(ctx context.Context, o audiencesOptions) ([]*appconfig.App, map[string]*audiences.AppAudiences, *dynamostate.Store, error) {
+	cfg, _, err := c.loadConfig(o.config)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	apps, err := selectApps(cfg, o.app)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	auds, err := audiences.ForConfig(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := c.stateStore(ctx, o.state)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return apps, auds, store, nil
+}
+
 func (c *cli) audiencesStatus(ctx context.Context, o audiencesOptions, args []string) error {
 	if len(args) > 0 {
 		return usagef("audiences status", "unexpected arguments %q", args)
@@ -122,19 +145,7 @@ func (c *cli) audiencesStatus(ctx context.Context, o audiencesOptions, args []st
 	if o.countLimit <= 0 {
 		return usagef("audiences status", "--count-limit must be positive")
 	}
-	cfg, _, err := c.loadConfig(o.config)
-	if err != nil {
-		return err
-	}
-	apps, err := selectApps(cfg, o.app)
-	if err != nil {
-		return err
-	}
-	auds, err := audiences.ForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	store, err := c.stateStore(ctx, o.state)
+	apps, auds, store, err := c.audiencesBackends(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -276,19 +287,7 @@ func (c *cli) audiencesCreate(ctx context.Context, o audiencesOptions, args []st
 	if len(args) > 0 {
 		return usagef("audiences create", "unexpected arguments %q", args)
 	}
-	cfg, _, err := c.loadConfig(o.config)
-	if err != nil {
-		return err
-	}
-	apps, err := selectApps(cfg, o.app)
-	if err != nil {
-		return err
-	}
-	auds, err := audiences.ForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	store, err := c.stateStore(ctx, o.state)
+	apps, auds, store, err := c.audiencesBackends(ctx, o)
 	if err != nil {
 		return err
 	}
