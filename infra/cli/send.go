@@ -326,17 +326,10 @@ func (s *sender) run(ctx context.Context, src eventSource) error {
 	return flush()
 }
 
-// apiAnswer is any answer of POST /v1/events (and API Gateway's own {"message": ...}).
+// apiAnswer is any answer of POST /v1/events: about the events (Rejected is never null then),
+// an error ({"error": ...}), or API Gateway's own ({"message": ...}).
 type apiAnswer struct {
-	Accepted *int `json:"accepted"`
-	Rejected []struct {
-		Index     int  `json:"index"`
-		Retryable bool `json:"retryable"`
-		Errors    []struct {
-			Field  string `json:"field"`
-			Reason string `json:"reason"`
-		} `json:"errors"`
-	} `json:"rejected"`
+	ingestapi.EventsResponse
 	Error   string `json:"error"`
 	Message string `json:"message"`
 }
@@ -366,8 +359,8 @@ func (s *sender) deliver(ctx context.Context, evs []pendingEvent) error {
 				return ctx.Err()
 			}
 			retry, why = evs, err.Error()
-		case ans.Accepted != nil && (status == http.StatusAccepted || status == http.StatusBadRequest || status == http.StatusServiceUnavailable):
-			s.stats.Accepted += *ans.Accepted
+		case ans.Rejected != nil && (status == http.StatusAccepted || status == http.StatusBadRequest || status == http.StatusServiceUnavailable):
+			s.stats.Accepted += ans.Accepted
 			for _, r := range ans.Rejected {
 				if r.Index < 0 || r.Index >= len(evs) {
 					continue // not ours to count: the API answers for the events it was sent

@@ -50,7 +50,7 @@ var (
 
 func TestDevstack(t *testing.T) {
 	root := ingesttest.RepoRoot(t)
-	requireEmulatorTools(t, root)
+	emulators.RequireTools(t)
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "AUDIENCE_SYNC_INTERVAL=300ms", "SEGMENT_SWEEP_INTERVAL=300ms")
 	ready := ds.waitFor(t, readyLine, readyTimeout)
 	api := readyLine.FindStringSubmatch(ready)[1]
@@ -342,7 +342,7 @@ func TestDevstack(t *testing.T) {
 // stack: the emulators exit when their parent dies, even when it cannot clean up.
 func TestDevstackSIGKILLLeavesNoEmulators(t *testing.T) {
 	root := ingesttest.RepoRoot(t)
-	requireEmulatorTools(t, root)
+	emulators.RequireTools(t)
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "-tail=false")
 	ds.waitFor(t, readyLine, readyTimeout)
 	_, kinesisPID := ds.endpoint(t, kinesisLine)
@@ -571,25 +571,6 @@ func eventIDs(t *testing.T, body string) []string {
 		ids = append(ids, e.ID)
 	}
 	return ids
-}
-
-// requireEmulatorTools skips the test when node or the npm emulators are missing, or fails it
-// when EMULATORS_REQUIRED=1 (see ingesttest.MissingTool).
-func requireEmulatorTools(t *testing.T, root string) {
-	t.Helper()
-	var missing []string
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = append(missing, "node (on PATH)")
-	}
-	for _, p := range []string{"emulator.js", "node_modules/kinesalite/package.json", "node_modules/dynalite/package.json"} {
-		if _, err := os.Stat(filepath.Join(root, ".devtools", p)); err != nil {
-			missing = append(missing, ".devtools/"+p)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	ingesttest.MissingTool(t, "emulator tools missing: "+strings.Join(missing, ", "), "run `make tools`")
 }
 
 // cleanEnv is the test's environment without the variables the dev stack reads and without

@@ -28,7 +28,7 @@ import (
 // later events are neither forwarded nor segmented until an explicit consent grant.
 func TestErasureEndToEnd(t *testing.T) {
 	root := ingesttest.RepoRoot(t)
-	requireEmulatorTools(t, root)
+	emulators.RequireTools(t)
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "AUDIENCE_SYNC_INTERVAL=300ms", "SEGMENT_SWEEP_INTERVAL=300ms")
 	api := readyLine.FindStringSubmatch(ds.waitFor(t, readyLine, readyTimeout))[1]
 	dynamoEndpoint, dynamoPID := ds.endpoint(t, dynamoLine)

@@ -90,7 +90,7 @@ func TestNoRawPIIAnywhere(t *testing.T) {
 	}
 
 	root := ingesttest.RepoRoot(t)
-	requireEmulatorTools(t, root)
+	emulators.RequireTools(t)
 	apps, err := appconfig.Load(filepath.Join(root, "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/retarget-dev/retarget/shared/ingestapi"
 )
 
 // Driver sends the generated requests to the ingest API at a target rate.
@@ -77,17 +79,9 @@ type DriveResult struct {
 	AcceptedPerSecond []int `json:"accepted_per_second"`
 }
 
-// apiAnswer is the ingest API's answer (202, 400, 503).
+// apiAnswer is the ingest API's answer (202, 400, 503), or its {"error": ...}.
 type apiAnswer struct {
-	Accepted int `json:"accepted"`
-	Rejected []struct {
-		Index     int  `json:"index"`
-		Retryable bool `json:"retryable"`
-		Errors    []struct {
-			Field  string `json:"field"`
-			Reason string `json:"reason"`
-		} `json:"errors"`
-	} `json:"rejected"`
+	ingestapi.EventsResponse
 	Error string `json:"error"`
 }
 

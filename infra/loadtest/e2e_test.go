@@ -8,12 +8,12 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
 )
 
@@ -22,7 +22,7 @@ import (
 // stack, and checks that the report's figures are there and agree with each other.
 func TestLoadTestSmoke(t *testing.T) {
 	root := ingesttest.RepoRoot(t)
-	requireEmulatorTools(t, root)
+	emulators.RequireTools(t)
 	dir := t.TempDir()
 	progress, err := os.Create(filepath.Join(dir, "progress.txt"))
 	if err != nil {
@@ -145,23 +145,5 @@ func TestLoadTestSmoke(t *testing.T) {
 	}
 	if _, err := os.Stat(o.WorkDir); err != nil {
 		t.Errorf("work dir: %v", err)
-	}
-}
-
-// requireEmulatorTools skips the test when node or the npm emulators are missing, or fails it
-// when EMULATORS_REQUIRED=1 (as the dev stack's own tests do).
-func requireEmulatorTools(t *testing.T, root string) {
-	t.Helper()
-	var missing []string
-	if _, err := exec.LookPath("node"); err != nil {
-		missing = append(missing, "node (on PATH)")
-	}
-	for _, p := range []string{"emulator.js", "node_modules/kinesalite/package.json", "node_modules/dynalite/package.json"} {
-		if _, err := os.Stat(filepath.Join(root, ".devtools", p)); err != nil {
-			missing = append(missing, ".devtools/"+p)
-		}
-	}
-	if len(missing) > 0 {
-		ingesttest.MissingTool(t, "emulator tools missing: "+strings.Join(missing, ", "), "run `make tools`")
 	}
 }

@@ -40,3 +40,25 @@ func StartForTest(t testing.TB, kind Kind) *Process {
 	})
 	return p
 }
+
+// RequireTools checks that both emulators could start (node, the wrapper script, kinesalite
+// and dynalite under .devtools): tests that start them indirectly (the dev stack binary) call
+// it first. It skips the test when something is missing, or fails it if EMULATORS_REQUIRED=1.
+func RequireTools(t testing.TB) {
+	t.Helper()
+	dir, err := ToolsDir()
+	if err == nil {
+		for _, kind := range []Kind{Kinesis, DynamoDB} {
+			if _, _, err = checkTools(dir, kind); err != nil {
+				break
+			}
+		}
+	}
+	switch {
+	case err == nil:
+	case os.Getenv(RequiredEnv) == "1":
+		t.Fatalf("%v (%s=1 is set: the emulators are required)", err, RequiredEnv)
+	default:
+		t.Skipf("skipping: %v (run `make tools`; set %s=1 to fail instead of skipping)", err, RequiredEnv)
+	}
+}

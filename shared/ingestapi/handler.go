@@ -113,8 +113,8 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 	return errorResponse(http.StatusNotFound, "no route for "+req.HTTPMethod+" "+route), nil
 }
 
-// rejection is one entry of the response's "rejected" list.
-type rejection struct {
+// Rejection is one entry of the response's "rejected" list.
+type Rejection struct {
 	Index   int                   `json:"index"`
 	EventID string                `json:"event_id,omitempty"`
 	Errors  []appevent.FieldError `json:"errors"`
@@ -123,9 +123,12 @@ type rejection struct {
 	Retryable bool `json:"retryable,omitempty"`
 }
 
-type eventsResponse struct {
+// EventsResponse is the body of POST /v1/events answers about the events (202, 400 when none
+// was accepted, 503 when none could be stored); clients (the operator CLI, the load test)
+// decode it with this type. Rejected is never null.
+type EventsResponse struct {
 	Accepted int         `json:"accepted"`
-	Rejected []rejection `json:"rejected"`
+	Rejected []Rejection `json:"rejected"`
 }
 
 func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
@@ -162,9 +165,9 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 	}
 	defer batch.Release() // once published, the encoded records' buffer serves later requests
 
-	resp := eventsResponse{Rejected: make([]rejection, 0, len(batch.Rejected))}
+	resp := EventsResponse{Rejected: make([]Rejection, 0, len(batch.Rejected))}
 	for _, r := range batch.Rejected {
-		resp.Rejected = append(resp.Rejected, rejection{Index: r.Index, EventID: r.EventID, Errors: r.Errors})
+		resp.Rejected = append(resp.Rejected, Rejection{Index: r.Index, EventID: r.EventID, Errors: r.Errors})
 	}
 
 	var report stream.Report
@@ -176,7 +179,7 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 		report = h.cfg.Publisher.Publish(ctx, records)
 		for _, f := range report.Failed {
 			r := batch.Accepted[f.Index]
-			resp.Rejected = append(resp.Rejected, rejection{
+			resp.Rejected = append(resp.Rejected, Rejection{
 				Index: r.Index, EventID: r.EventID, Retryable: true,
 				Errors: []appevent.FieldError{{
 					Field:  "events[" + strconv.Itoa(r.Index) + "]",
