@@ -72,7 +72,9 @@ type SegmentStore interface {
 	// PendingChanges lists the pending changes of one segment in time order, after the cursor
 	// ("" from the start), at most limit; next is "" when there are no more.
 	PendingChanges(ctx context.Context, app, segment, after string, limit int) (changes []PendingChange, next string, err error)
-	// MarkSynced takes changes out of the pending index (they stay as history until their TTL).
+	// MarkSynced takes changes out of the pending index (they stay as history until their TTL),
+	// each only if it is still the recording that was read (same StateVersion and RecordedAt):
+	// a change recorded again since belongs to a later state write and stays pending.
 	MarkSynced(ctx context.Context, changes []PendingChange) error
 	// DueUsers lists the users of app whose DueAt is at most until, looking back at most
 	// lookback, at most limit per call; next is "" when there are no more.

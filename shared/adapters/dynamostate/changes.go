@@ -178,22 +178,20 @@ func parseChange(app, segment string, item map[string]types.AttributeValue) (por
 // update is conditional on the item existing, so a change deleted meanwhile (TTL) is not
 // recreated as a bare key; a missing change, or one already synced, is not an error.
 func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) error {
-	type itemKey struct{ pk, sk string }
-	seen := make(map[itemKey]bool, len(changes))
-	var keys []itemKey
+	seen := make(map[string]bool, len(changes))
+	var marks []ports.MembershipChange
 	for _, c := range changes {
 		if err := storecheck.Change(c.MembershipChange); err != nil {
 			return fmt.Errorf("mark synced: %w", err)
 		}
-		k := itemKey{changePK(c.App, c.Segment), storecheck.ChangeSK(c.MembershipChange)}
-		if !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
+		if id := changePK(c.App, c.Segment) + "\x00" + storecheck.ChangeSK(c.MembershipChange); !seen[id] {
+			seen[id] = true
+			marks = append(marks, c.MembershipChange)
 		}
 	}
 
-	if err := s.concurrently(ctx, len(keys), func(ctx context.Context, i int) error {
-		return s.markSynced(ctx, keys[i].pk, keys[i].sk)
+	if err := s.concurrently(ctx, len(marks), func(ctx context.Context, i int) error {
+		return s.markSynced(ctx, marks[i])
 	}); err != nil {
 		return fmt.Errorf("mark synced: %w", err)
 	}
@@ -245,17 +243,38 @@ func (s *Store) batchWriteAll(ctx context.Context, reqs []types.WriteRequest) er
 	})
 }
 
-func (s *Store) markSynced(ctx context.Context, pk, sk string) error {
-	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+func (s *Store) markSynced(ctx context.Context, c ports.MembershipChange) error {
+	pk, sk := changePK(c.App, c.Segment), storecheck.ChangeSK(c)
+	// Only the recording the sync read: the updater may have recorded the same change again
+	// since (same identity, a later state write); that one stays pending for the next run.
+	names := map[string]string{"#pp": attrPendingPK, "#pk": attrPK, "#sv": attrStateVersion, "#ra": attrRecordedAt}
+	values := map[string]types.AttributeValue{}
+	cond := "attribute_exists(#pk)"
+	for _, a := range []struct {
+		name, value string
+		v           int64
+	}{{"#sv", ":sv", c.StateVersion}, {"#ra", ":ra", c.RecordedAt}} {
+		if a.v == 0 {
+			cond += " AND attribute_not_exists(" + a.name + ")"
+			continue
+		}
+		cond += " AND " + a.name + " = " + a.value
+		values[a.value] = num(a.v)
+	}
+	in := &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(pk, sk),
 		UpdateExpression:         aws.String("REMOVE #pp"),
-		ConditionExpression:      aws.String("attribute_exists(" + attrPK + ")"),
-		ExpressionAttributeNames: map[string]string{"#pp": attrPendingPK},
-	})
+		ConditionExpression:      aws.String(cond),
+		ExpressionAttributeNames: names,
+	}
+	if len(values) > 0 {
+		in.ExpressionAttributeValues = values
+	}
+	_, err := s.client.UpdateItem(ctx, in)
 	var gone *types.ConditionalCheckFailedException
 	if errors.As(err, &gone) {
-		return nil
+		return nil // gone (TTL), or recorded again since: nothing to mark
 	}
 	if err != nil {
 		return fmt.Errorf("change %s %s: %w", pk, sk, err)

@@ -188,7 +188,9 @@ func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range changes {
-		if ch := s.changes[segmentID{c.App, c.Segment}][storecheck.ChangeSK(c.MembershipChange)]; ch != nil {
+		ch := s.changes[segmentID{c.App, c.Segment}][storecheck.ChangeSK(c.MembershipChange)]
+		// Only the recording the sync read, as in dynamostate: one recorded again since stays.
+		if ch != nil && ch.c.StateVersion == c.StateVersion && ch.c.RecordedAt == c.RecordedAt {
 			ch.pending = false
 		}
 	}

@@ -40,6 +40,7 @@ var cases = []struct {
 	{"pending changes in time then user key order", pendingOrder},
 	{"pending changes page with a cursor", pendingPaging},
 	{"mark synced removes changes from pending", markSynced},
+	{"mark synced spares a change recorded again since it was read", markSyncedOnlyWhatWasRead},
 	{"60 changes in one call", manyChanges},
 	{"due users within until and lookback", dueUsers},
 	{"due users page across buckets", dueUsersPaging},
@@ -351,6 +352,35 @@ func markSynced(ctx context.Context, t *testing.T, s ports.SegmentStore) {
 	record(ctx, t, s, join1)
 	if got := changesOf(allPending(ctx, t, s, app, "vip")); !slices.Equal(got, []ports.MembershipChange{join1, leave1}) {
 		t.Fatalf("pending = %v, want u1's join (re-recorded) and leave", got)
+	}
+}
+
+// markSyncedOnlyWhatWasRead: a change recorded again between the sync's read and its
+// MarkSynced (same identity, stamped for a later state write) must stay pending, or the sync
+// would take it as done after planning from the state before that write.
+func markSyncedOnlyWhatWasRead(ctx context.Context, t *testing.T, s ports.SegmentStore) {
+	first := ports.MembershipChange{App: app, Segment: "vip", UserKey: "u9", Joined: true, At: 3000, StateVersion: 1, RecordedAt: 1_800_000_000_000}
+	record(ctx, t, s, first)
+	read := allPending(ctx, t, s, app, "vip")
+	if len(read) != 1 || read[0].StateVersion != 1 || read[0].RecordedAt != first.RecordedAt {
+		t.Fatalf("pending = %+v, want the change with its stamps", read)
+	}
+	again := first
+	again.StateVersion, again.RecordedAt = 2, first.RecordedAt+40
+	record(ctx, t, s, again)
+	if err := s.MarkSynced(ctx, read); err != nil {
+		t.Fatal(err)
+	}
+	got := allPending(ctx, t, s, app, "vip")
+	if len(got) != 1 || got[0].MembershipChange != again {
+		t.Fatalf("pending after marking the earlier recording = %+v, want the later one %+v", got, again)
+	}
+	// The recording read last is marked.
+	if err := s.MarkSynced(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if got := allPending(ctx, t, s, app, "vip"); len(got) != 0 {
+		t.Fatalf("pending after marking the later recording = %+v, want none", got)
 	}
 }
 
