@@ -22,6 +22,7 @@
 //	erasureTombstoneDays  days an erased user's hashed identifiers are kept for the audience
 //	                 removals (default 30)
 //	erasureAuditDays days erasure audit records are kept (default 1095)
+//	streamShards     a provisioned event stream with this many shards (default: on-demand)
 //
 // Every synth runs the cdk-nag packs AwsSolutions and Serverless (stack.AddNagChecks): a finding
 // fails it.
@@ -98,6 +99,10 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	shards, err := contextInt(app, "streamShards")
+	if err != nil {
+		return err
+	}
 	props := &stack.RetargetStackProps{
 		StackProps: awscdk.StackProps{
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
@@ -120,6 +125,7 @@ func run() (err error) {
 		ErasureTombstoneDays:         float64(tombstoneDays),
 		ErasureAuditDays:             float64(auditDays),
 		AlarmEmail:                   contextString(app, "alarmEmail", ""),
+		StreamShards:                 float64(shards),
 	}
 	stack.NewRetargetStack(app, stackID, props)
 	stack.AddNagChecks(app)

@@ -34,6 +34,9 @@ type StreamSample struct {
 	// BilledKB is the mean of ceil(size / 1 KB): on-demand streams bill data in and out per
 	// record rounded up to the next KB.
 	BilledKB float64 `json:"billed_kb"`
+	// PutUnits is the mean of ceil(size / 25 KB): the PUT payload units a provisioned stream
+	// bills per record.
+	PutUnits float64 `json:"put_units"`
 }
 
 // sampleStream reads up to n records of the run runID (by the event ids' prefix), reading every
@@ -83,14 +86,16 @@ func sizeOf(recs []types.Record) StreamSample {
 	if len(recs) == 0 {
 		return s
 	}
-	var bytes, kb float64
+	var bytes, kb, units float64
 	for _, r := range recs {
 		size := float64(len(r.Data) + len(aws.ToString(r.PartitionKey)))
 		bytes += size
 		kb += math.Ceil(size / 1024)
+		units += math.Ceil(size / (25 * 1024))
 	}
 	s.MeanBytes = bytes / float64(len(recs))
 	s.BilledKB = kb / float64(len(recs))
+	s.PutUnits = units / float64(len(recs))
 	return s
 }
 

@@ -29,6 +29,18 @@ const (
 	KinesisOnDemandPerGBIn       = 0.08
 	KinesisOnDemandPerGBOut      = 0.04
 	KinesisOnDemandPerStreamHour = 0.04
+	// KinesisShardHour, KinesisPutUnitsPerMillion: Kinesis Data Streams provisioned mode
+	// (-c streamShards=N): each shard is paid by the hour, each record by PUT payload units of
+	// 25 KB (rounded up); reading with shared throughput (GetRecords) costs nothing more.
+	KinesisShardHour          = 0.015
+	KinesisPutUnitsPerMillion = 0.014
+	// KinesisShardRecordsPerSec, KinesisShardBytesPerSec: what one provisioned shard takes in
+	// (and, per consumer sharing it, reads out at twice the bytes).
+	KinesisShardRecordsPerSec = 1000
+	KinesisShardBytesPerSec   = 1 << 20
+	// ProvisionedUtilisation is the share of its shards' write capacity a provisioned stream
+	// is sized to use at the measured rate: the rest is headroom for peaks.
+	ProvisionedUtilisation = 0.5
 	// DynamoDBWriteUnitsPerMillion, DynamoDBReadUnitsPerMillion: on-demand (pay per request)
 	// write and read request units (aws.amazon.com/dynamodb/pricing/on-demand). A write unit
 	// is one write of up to 1 KB (more for larger items, 2 per KB in transactions, one more
@@ -90,6 +102,10 @@ type CostInputs struct {
 	Functions []FunctionLoad `json:"functions"`
 	// RecordKB: billed size of one stream record, the mean of ceil((data + partition key)/1 KB).
 	RecordKB float64 `json:"record_kb"`
+	// StreamShards: 0 for an on-demand stream (the default), else a provisioned stream's shards.
+	StreamShards int `json:"stream_shards,omitempty"`
+	// PutUnitsPerRecord: mean of ceil((data + partition key)/25 KB), for a provisioned stream.
+	PutUnitsPerRecord float64 `json:"put_units_per_record,omitempty"`
 	// StreamConsumers: consumers reading the stream without enhanced fan-out (2: forwarder, updater).
 	StreamConsumers int `json:"stream_consumers"`
 	// EventsPerSecond: the sustained rate the stream's hours are shared by.
@@ -124,6 +140,8 @@ const (
 	ItemKinesisIn     = "Kinesis data in"
 	ItemKinesisOut    = "Kinesis data out"
 	ItemKinesisHours  = "Kinesis stream hours"
+	ItemKinesisPut    = "Kinesis PUT payload units"
+	ItemKinesisShards = "Kinesis shard hours"
 	ItemDynamoWrites  = "DynamoDB write units"
 	ItemDynamoReads   = "DynamoDB read units"
 	ItemLogs          = "CloudWatch Logs ingestion"
@@ -154,17 +172,24 @@ func Model(in CostInputs) CostBreakdown {
 	add(ItemLambdaCompute, gbSeconds*million*LambdaARMPerGBSecond,
 		fmt.Sprintf("%.4g GB-s/event x $%.10g/GB-s", gbSeconds, LambdaARMPerGBSecond))
 
-	gbPerMillion := in.RecordKB * 1024 * million / gib
-	add(ItemKinesisIn, gbPerMillion*KinesisOnDemandPerGBIn,
-		fmt.Sprintf("%.3g KB/record billed, %.4g GB/M x $%.2f/GB", in.RecordKB, gbPerMillion, KinesisOnDemandPerGBIn))
-	add(ItemKinesisOut, gbPerMillion*float64(in.StreamConsumers)*KinesisOnDemandPerGBOut,
-		fmt.Sprintf("%d consumers x %.4g GB/M x $%.2f/GB", in.StreamConsumers, gbPerMillion, KinesisOnDemandPerGBOut))
 	hours := 0.0
 	if in.EventsPerSecond > 0 {
 		hours = million / (in.EventsPerSecond * 3600)
 	}
-	add(ItemKinesisHours, hours*KinesisOnDemandPerStreamHour,
-		fmt.Sprintf("1 stream, %.4g h/M at %.0f events/s x $%.2f/h", hours, in.EventsPerSecond, KinesisOnDemandPerStreamHour))
+	if in.StreamShards > 0 {
+		add(ItemKinesisPut, in.PutUnitsPerRecord*KinesisPutUnitsPerMillion,
+			fmt.Sprintf("%.3g PUT units/record x $%.3f/M", in.PutUnitsPerRecord, KinesisPutUnitsPerMillion))
+		add(ItemKinesisShards, hours*float64(in.StreamShards)*KinesisShardHour,
+			fmt.Sprintf("%d shards, %.4g h/M at %.0f events/s x $%.3f/shard-h", in.StreamShards, hours, in.EventsPerSecond, KinesisShardHour))
+	} else {
+		gbPerMillion := in.RecordKB * 1024 * million / gib
+		add(ItemKinesisIn, gbPerMillion*KinesisOnDemandPerGBIn,
+			fmt.Sprintf("%.3g KB/record billed, %.4g GB/M x $%.2f/GB", in.RecordKB, gbPerMillion, KinesisOnDemandPerGBIn))
+		add(ItemKinesisOut, gbPerMillion*float64(in.StreamConsumers)*KinesisOnDemandPerGBOut,
+			fmt.Sprintf("%d consumers x %.4g GB/M x $%.2f/GB", in.StreamConsumers, gbPerMillion, KinesisOnDemandPerGBOut))
+		add(ItemKinesisHours, hours*KinesisOnDemandPerStreamHour,
+			fmt.Sprintf("1 stream, %.4g h/M at %.0f events/s x $%.2f/h", hours, in.EventsPerSecond, KinesisOnDemandPerStreamHour))
+	}
 
 	add(ItemDynamoWrites, in.WriteUnitsPerEvent*DynamoDBWriteUnitsPerMillion,
 		fmt.Sprintf("%.3g WRU/event x $%.3f/M", in.WriteUnitsPerEvent, DynamoDBWriteUnitsPerMillion))
@@ -220,4 +245,23 @@ func NaiveInputs(batched CostInputs, n NaiveFigures) CostInputs {
 	naive.WriteUnitsPerEvent = math.Max(1, n.WriteUnitsPerWrite)
 	naive.ReadUnitsPerEvent = math.Max(1, n.ReadUnitsPerRead)
 	return naive
+}
+
+// ShardsFor is the provisioned shards a stream needs for eventsPerSec records a second of
+// recordBytes each, read by consumers with shared throughput, at ProvisionedUtilisation of
+// their capacity: records and bytes in, and bytes out (2 MiB/s per shard, shared by the
+// consumers). At least 1.
+func ShardsFor(eventsPerSec, recordBytes float64, consumers int) int {
+	need := max(eventsPerSec/KinesisShardRecordsPerSec, eventsPerSec*recordBytes/KinesisShardBytesPerSec,
+		float64(consumers)*eventsPerSec*recordBytes/(2*KinesisShardBytesPerSec))
+	return max(1, int(math.Ceil(need/ProvisionedUtilisation)))
+}
+
+// Provisioned turns inputs for an on-demand stream into the same pipeline on a provisioned
+// stream sized by ShardsFor; putUnits is the records' mean PUT payload units.
+func Provisioned(in CostInputs, recordBytes, putUnits float64) CostInputs {
+	p := in
+	p.StreamShards = ShardsFor(in.EventsPerSecond, recordBytes, in.StreamConsumers)
+	p.PutUnitsPerRecord = max(1, putUnits)
+	return p
 }

@@ -171,3 +171,51 @@ func TestMemorySizesMatchTheStack(t *testing.T) {
 		t.Errorf("ingestapi.go sets MemoryMiB: update IngestMemoryMB and this test")
 	}
 }
+
+func TestShardsFor(t *testing.T) {
+	for _, tt := range []struct {
+		rate, bytes float64
+		consumers   int
+		want        int
+	}{
+		{5000, 1200, 2, 12}, // bytes: 5000 x 1200 B = 5.72 MiB/s in -> 5.72 shards, at 50% -> 12
+		{5000, 100, 2, 10},  // records: 5 shards' 1,000/s, at 50% -> 10
+		{5000, 1200, 4, 23}, // reads: 4 consumers x 5.72 MiB/s over 2 MiB/s a shard -> 11.4, at 50% -> 23
+		{1, 100, 2, 1},      // never 0
+	} {
+		if got := ShardsFor(tt.rate, tt.bytes, tt.consumers); got != tt.want {
+			t.Errorf("ShardsFor(%v/s, %v B, %d consumers) = %d, want %d", tt.rate, tt.bytes, tt.consumers, got, tt.want)
+		}
+	}
+}
+
+func TestModelProvisionedStream(t *testing.T) {
+	onDemand := batchedExample()
+	p := Provisioned(onDemand, 1200, 1)
+	if p.StreamShards != 12 || p.PutUnitsPerRecord != 1 {
+		t.Fatalf("provisioned inputs: %d shards, %v PUT units, want 12 and 1", p.StreamShards, p.PutUnitsPerRecord)
+	}
+	b, od := Model(p), Model(onDemand)
+	if got, want := b.Line(ItemKinesisPut).Dollars, 0.014; !near(got, want) {
+		t.Errorf("PUT units: $%.8f, want $%.8f", got, want)
+	}
+	if got, want := b.Line(ItemKinesisShards).Dollars, 12*0.015*1e6/(5000*3600); !near(got, want) {
+		t.Errorf("shard hours: $%.8f, want $%.8f", got, want)
+	}
+	for _, item := range []string{ItemKinesisIn, ItemKinesisOut, ItemKinesisHours} {
+		if b.Line(item).Item != "" {
+			t.Errorf("a provisioned stream priced %q", item)
+		}
+	}
+	// Everything but the stream is priced the same.
+	stream := func(b CostBreakdown) float64 {
+		return b.Line(ItemKinesisIn).Dollars + b.Line(ItemKinesisOut).Dollars + b.Line(ItemKinesisHours).Dollars +
+			b.Line(ItemKinesisPut).Dollars + b.Line(ItemKinesisShards).Dollars
+	}
+	if !near(b.Total-stream(b), od.Total-stream(od)) {
+		t.Errorf("without the stream: $%.6f provisioned, $%.6f on demand", b.Total-stream(b), od.Total-stream(od))
+	}
+	if stream(b) >= stream(od)/5 {
+		t.Errorf("stream $%.4f provisioned vs $%.4f on demand: expected a fraction at a steady 5,000 events/s", stream(b), stream(od))
+	}
+}

@@ -155,8 +155,9 @@ func model(rep *Report, res DriveResult, m *Metrics, items ItemSample, calib *Ca
 		ReadUnitsPerEvent:   rep.Dynamo.ReadUnitsPerEvent,
 		AppLogBytesPerEvent: rep.Hops.LogBytesPerEvent,
 	}
+	recordBytes, putUnits := 1024.0, 1.0
 	if rep.Stream != nil && rep.Stream.Records > 0 {
-		in.RecordKB = rep.Stream.BilledKB
+		in.RecordKB, recordBytes, putUnits = rep.Stream.BilledKB, rep.Stream.MeanBytes, rep.Stream.PutUnits
 	} else {
 		rep.Note("stream records not read back: 1 KB per record assumed")
 	}
@@ -177,7 +178,8 @@ func model(rep *Report, res DriveResult, m *Metrics, items ItemSample, calib *Ca
 		naive.SingleEventMs[FnUpdater] = calib.UpdaterSingleMs
 	}
 	rep.Naive = &naive
-	rep.Cost = CostReport{Region: PricesRegion, AsOf: PricesAsOf, Batched: Model(in), Naive: Model(NaiveInputs(in, naive))}
+	rep.Cost = CostReport{Region: PricesRegion, AsOf: PricesAsOf, Batched: Model(in), Naive: Model(NaiveInputs(in, naive)),
+		Provisioned: Model(Provisioned(in, recordBytes, putUnits))}
 }
 
 // dynamoMethod explains the DynamoDB figures in the report.

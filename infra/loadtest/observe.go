@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/retarget-dev/retarget/shared/metasandbox"
 )
 
 // Function names as the functions put them in their EMF "Function" dimension.
@@ -307,13 +309,17 @@ func summarizeRequests(log []sandboxRequest, skip int) SandboxStats {
 
 // DeliveredIDs streams GET /_sandbox/events and returns how many accepted events carry each
 // event_id starting with prefix. The answer holds every event Meta accepted since the sandbox
-// started (hundreds of MB after a long run): it is decoded one event at a time.
+// started, up to its limit (hundreds of MB after a long run): it is decoded one event at a time.
 func (s *Sandbox) DeliveredIDs(ctx context.Context, prefix string) (map[string]int, error) {
 	resp, err := s.get(ctx, "/_sandbox/events")
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if n := resp.Header.Get("X-Sandbox-Events-Dropped"); n != "" && n != "0" {
+		return nil, fmt.Errorf("the sandbox forgot its %s oldest events (it keeps the latest %d, metasandbox.DefaultMaxAccepted): "+
+			"--verify-ids needs a shorter run", n, metasandbox.DefaultMaxAccepted)
+	}
 	dec := json.NewDecoder(resp.Body)
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
 		return nil, fmt.Errorf("sandbox events: want a JSON array (%v)", err)

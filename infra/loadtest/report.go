@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -120,12 +121,14 @@ type DynamoReport struct {
 	Method string `json:"method"`
 }
 
-// CostReport is the two designs side by side.
+// CostReport is the two designs side by side, and the batched design again on a provisioned
+// stream (-c streamShards) sized for the measured rate.
 type CostReport struct {
-	Region  string        `json:"prices_region"`
-	AsOf    string        `json:"prices_as_of"`
-	Batched CostBreakdown `json:"batched"`
-	Naive   CostBreakdown `json:"naive"`
+	Region      string        `json:"prices_region"`
+	AsOf        string        `json:"prices_as_of"`
+	Batched     CostBreakdown `json:"batched"`
+	Naive       CostBreakdown `json:"naive"`
+	Provisioned CostBreakdown `json:"batched_provisioned_stream"`
 }
 
 // TargetResult is one target of the issue, checked.
@@ -184,6 +187,9 @@ func (r *Report) CheckTargets() {
 		sort.SliceStable(lines, func(i, j int) bool { return lines[i].Dollars > lines[j].Dollars })
 		cost.Why = fmt.Sprintf("largest items: %s $%.3f, %s $%.3f, %s $%.3f", lines[0].Item, lines[0].Dollars,
 			lines[1].Item, lines[1].Dollars, lines[2].Item, lines[2].Dollars)
+		if p := r.Cost.Provisioned; p.Total > 0 {
+			cost.Why += fmt.Sprintf("; $%.4f/M on a provisioned stream of %d shards", p.Total, p.Inputs.StreamShards)
+		}
 	}
 	if r.Settings.EventsPerRequest != 20 {
 		cost.Why = strings.TrimPrefix(cost.Why+"; the issue's target is set at 20 events/request", "; ")
@@ -294,11 +300,29 @@ func (r *Report) Print(w io.Writer) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row = func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
 	fmt.Fprintf(w, "\nCOST per million events (AWS list prices, %s, %s)\n", r.Cost.Region, r.Cost.AsOf)
-	row("item", fmt.Sprintf("batched (%d/req)", s.EventsPerRequest), "naive (1/req)")
-	for _, l := range r.Cost.Batched.Lines {
-		row(l.Item, fmt.Sprintf("$%.4f", l.Dollars), fmt.Sprintf("$%.4f", r.Cost.Naive.Line(l.Item).Dollars))
+	prov := r.Cost.Provisioned
+	row("item", fmt.Sprintf("batched (%d/req)", s.EventsPerRequest), "naive (1/req)",
+		fmt.Sprintf("batched, %d provisioned shards", prov.Inputs.StreamShards))
+	dollars := func(b CostBreakdown, item string) string {
+		for _, l := range b.Lines {
+			if l.Item == item {
+				return fmt.Sprintf("$%.4f", l.Dollars)
+			}
+		}
+		return "-"
 	}
-	row("total", fmt.Sprintf("$%.4f", r.Cost.Batched.Total), fmt.Sprintf("$%.4f", r.Cost.Naive.Total))
+	var items []string
+	for _, b := range []CostBreakdown{r.Cost.Batched, prov} {
+		for _, l := range b.Lines {
+			if !slices.Contains(items, l.Item) {
+				items = append(items, l.Item)
+			}
+		}
+	}
+	for _, item := range items {
+		row(item, dollars(r.Cost.Batched, item), dollars(r.Cost.Naive, item), dollars(prov, item))
+	}
+	row("total", fmt.Sprintf("$%.4f", r.Cost.Batched.Total), fmt.Sprintf("$%.4f", r.Cost.Naive.Total), fmt.Sprintf("$%.4f", prov.Total))
 	tw.Flush()
 
 	fmt.Fprintln(w, "\nTARGETS")

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
@@ -39,6 +40,7 @@ const (
 type AlarmsProps struct {
 	Config       *appconfig.Config
 	Ingest       *IngestApi
+	Stream       awskinesis.IStream
 	Forwarder    *CapiForwarder
 	Segments     *SegmentState
 	AudienceSync *AudienceSync
@@ -69,8 +71,8 @@ type Alarms struct {
 
 // NewAlarms declares the topic, the alarms and the dashboard.
 func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarms {
-	if props == nil || props.Config == nil || props.Ingest == nil || props.Forwarder == nil {
-		panic(errors.New("alarms: Config, Ingest and Forwarder are required"))
+	if props == nil || props.Config == nil || props.Ingest == nil || props.Stream == nil || props.Forwarder == nil {
+		panic(errors.New("alarms: Config, Ingest, Stream and Forwarder are required"))
 	}
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	removal := props.KeyRemovalPolicy
@@ -151,6 +153,13 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 				age, IteratorAgeAlarmMinutes*60_000, 3, notBreaching)
 		}
 	}
+
+	// Stream capacity: the ingest function retries throttled records within the request, then
+	// answers them retryable; throttling through three periods means the stream is too small
+	// (provisioned shards) or growing faster than on-demand adapts.
+	throttled := props.Stream.MetricPutRecordsThrottledRecords(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")})
+	threshold("StreamWritesThrottled", "Kinesis throttled record writes for 15 minutes: clients are told to retry; add shards (-c streamShards) or check the on-demand stream's limits",
+		throttled, 0, 3, notBreaching)
 
 	// Dead letters: any message waits for a person.
 	queues := map[string]awssqs.IQueue{"ForwarderDeadLetters": props.Forwarder.DeadLetters, "ForwarderEsmFailures": props.Forwarder.EsmFailures}

@@ -36,6 +36,7 @@ const opsApps = `{
 const (
 	opsWafRateLimit = 3000
 	opsAlarmEmail   = "oncall@example.com"
+	opsStreamShards = 4
 )
 
 // alarmsOf returns the template's alarms by logical id.
@@ -136,6 +137,15 @@ func TestAlarms(t *testing.T) {
 			if p["Threshold"] != float64(IteratorAgeAlarmMinutes*60_000) || p["Statistic"] != "Maximum" || p["EvaluationPeriods"] != 3.0 {
 				t.Errorf("iterator age alarm %v", p)
 			}
+		}
+	})
+
+	t.Run("stream writes throttled for 15 minutes", func(t *testing.T) {
+		got := byMetric("PutRecords.ThrottledRecords")
+		stream, _ := json.Marshal(ref(opsStack.Events.Stream))
+		if len(got) != 1 || got[0]["EvaluationPeriods"] != 3.0 || got[0]["Threshold"] != 0.0 || got[0]["Statistic"] != "Sum" ||
+			!strings.Contains(dims(got[0]), string(stream)) {
+			t.Errorf("throttled-records alarms = %v, want one on the stream, Sum > 0 for 3 periods", got)
 		}
 	})
 

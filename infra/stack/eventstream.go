@@ -14,11 +14,18 @@ type EventStreamProps struct {
 	Retention awscdk.Duration
 	// RemovalPolicy of the stream; defaults to RETAIN.
 	RemovalPolicy awscdk.RemovalPolicy
+	// Shards, when not 0, makes the stream provisioned with this many shards instead of
+	// on-demand. Each shard takes 1,000 records or 1 MiB a second and is paid by the hour
+	// (with PUT payload units of 25 KB); on-demand is paid per GB in and out, each record
+	// rounded up to 1 KB. For steady traffic, provisioned costs a fraction (see README, Load test
+	// and cost model); on-demand needs no capacity planning.
+	Shards float64
 }
 
 // EventStream is the Kinesis stream between the ingest function and the consumers: on-demand
-// capacity (no shard planning; it scales with traffic) and encryption at rest with the
-// AWS-managed key alias/aws/kinesis. Records are partitioned by pseudonymous user id.
+// capacity by default (no shard planning; it scales with traffic), or a fixed number of
+// provisioned shards, and encryption at rest with the AWS-managed key alias/aws/kinesis.
+// Records are partitioned by pseudonymous user id.
 type EventStream struct {
 	constructs.Construct
 	// Stream is the Kinesis stream; grant producers GrantWrite and consumers GrantRead.
@@ -39,11 +46,15 @@ func NewEventStream(scope constructs.Construct, id string, props *EventStreamPro
 		removal = awscdk.RemovalPolicy_RETAIN
 	}
 	c := constructs.NewConstruct(scope, jsii.String(id))
-	stream := awskinesis.NewStream(c, jsii.String("Stream"), &awskinesis.StreamProps{
+	sp := &awskinesis.StreamProps{
 		StreamMode:      awskinesis.StreamMode_ON_DEMAND,
 		Encryption:      awskinesis.StreamEncryption_MANAGED,
 		RetentionPeriod: retention,
 		RemovalPolicy:   removal,
-	})
+	}
+	if props.Shards > 0 {
+		sp.StreamMode, sp.ShardCount = awskinesis.StreamMode_PROVISIONED, jsii.Number(props.Shards)
+	}
+	stream := awskinesis.NewStream(c, jsii.String("Stream"), sp)
 	return &EventStream{Construct: c, Stream: stream}
 }

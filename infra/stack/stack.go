@@ -94,7 +94,14 @@ type RetargetStackProps struct {
 	WafRateLimit float64
 	// AlarmEmail, when set, subscribes this address to the alarm topic (it must confirm).
 	AlarmEmail string
+	// StreamShards, when not 0, makes the event stream provisioned with this many shards
+	// (1..MaxStreamShards) instead of on-demand: see EventStreamProps.Shards.
+	StreamShards float64
 }
+
+// MaxStreamShards is the most shards StreamShards may ask for (the default shard quota of an
+// account in the largest regions).
+const MaxStreamShards = 500
 
 // RetargetStack is the whole pipeline.
 type RetargetStack struct {
@@ -139,7 +146,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		removal, retention = awscdk.RemovalPolicy_RETAIN, awslogs.RetentionDays_ONE_YEAR
 	}
 
-	events := NewEventStream(stack, "Events", &EventStreamProps{RemovalPolicy: removal})
+	events := NewEventStream(stack, "Events", &EventStreamProps{RemovalPolicy: removal, Shards: p.StreamShards})
 	pepper := NewPepperSecret(stack, "Pepper", &PepperSecretProps{ExistingSecretArn: p.PepperSecretArn})
 	ingest := NewIngestApi(stack, "IngestApi", &IngestApiProps{
 		Config:           p.Config,
@@ -205,6 +212,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	alarms := NewAlarms(stack, "Alarms", &AlarmsProps{
 		Config:                      p.Config,
 		Ingest:                      ingest,
+		Stream:                      events.Stream,
 		Forwarder:                   forwarder,
 		Segments:                    segments,
 		AudienceSync:                audienceSync,
@@ -321,6 +329,9 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	}
 	if w := p.WafRateLimit; w != 0 && (w < MinWafRateLimit || w > MaxWafRateLimit || w != math.Trunc(w)) {
 		return p, fmt.Errorf("retarget stack: WAF rate limit %v must be 0 (no WAF) or a whole number of requests per 5 minutes in %d..%d", w, MinWafRateLimit, MaxWafRateLimit)
+	}
+	if n := p.StreamShards; n != 0 && (n < 1 || n > MaxStreamShards || n != math.Trunc(n)) {
+		return p, fmt.Errorf("retarget stack: stream shards %v must be 0 (on-demand) or a whole number in 1..%d", n, MaxStreamShards)
 	}
 	if e := p.AlarmEmail; e != "" && !emailPattern.MatchString(e) {
 		return p, fmt.Errorf("retarget stack: alarm e-mail %q is not an e-mail address", e)

@@ -151,6 +151,7 @@ func setUp(m *testing.M) (code int, err error) {
 		WafRateLimit:             opsWafRateLimit,
 		AlarmEmail:               opsAlarmEmail,
 		ApiGatewayCloudWatchRole: true,
+		StreamShards:             opsStreamShards,
 	})
 	AddNagChecks(testApp)
 	template = assertions.Template_FromStack(testStack.Stack, nil)
@@ -338,6 +339,15 @@ func TestStackResources(t *testing.T) {
 					"StreamEncryption":     map[string]any{"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
 					"RetentionPeriodHours": 24,
 					"ShardCount":           assertions.Match_Absent(),
+				})
+			})
+		}},
+		{"-c streamShards makes the stream provisioned", func(t *testing.T) {
+			check(t, func() {
+				opsTemplate.HasResourceProperties(jsii.String("AWS::Kinesis::Stream"), map[string]any{
+					"StreamModeDetails": map[string]any{"StreamMode": "PROVISIONED"},
+					"ShardCount":        opsStreamShards,
+					"StreamEncryption":  map[string]any{"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"},
 				})
 			})
 		}},
@@ -987,6 +997,8 @@ func TestInvalidInputFailsClearly(t *testing.T) {
 		{"negative user ttl", &RetargetStackProps{Config: testConfig, UserTTLDays: -1}, "user ttl days -1 must be a positive whole number"},
 		{"fractional sweep interval", &RetargetStackProps{Config: testConfig, SweepIntervalMinutes: 2.5}, "sweep interval minutes 2.5 must be a positive whole number"},
 		{"negative audience sync interval", &RetargetStackProps{Config: testConfig, AudienceSyncIntervalMinutes: -5}, "audience sync interval minutes -5 must be a positive whole number"},
+		{"fractional stream shards", &RetargetStackProps{Config: testConfig, StreamShards: 2.5}, "stream shards 2.5 must be 0 (on-demand) or a whole number in 1..500"},
+		{"too many stream shards", &RetargetStackProps{Config: testConfig, StreamShards: 501}, "stream shards 501 must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -133,7 +133,8 @@
 //
 // # Developer endpoints
 //
-// Besides the Graph endpoints: GET /health; GET /_sandbox/events (Accepted), GET
+// Besides the Graph endpoints: GET /health; GET /_sandbox/events (Accepted: the latest
+// MaxAccepted events; the header X-Sandbox-Events-Dropped counts those forgotten), GET
 // /_sandbox/requests (Requests), GET /_sandbox/audiences (Audiences), GET
 // /_sandbox/audiences/{id} (the audience, its members and sessions), GET and POST /_sandbox/faults (Faults as JSON; POST replaces
 // them all, unknown fields are refused), POST /_sandbox/reset. For example:
@@ -143,6 +144,8 @@
 package metasandbox
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -152,6 +155,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,6 +167,11 @@ const DefaultVersion = "v26.0"
 
 // DefaultTimeoutDelay is how long a request drawn for TimeoutRate is held by default.
 const DefaultTimeoutDelay = 3 * time.Second
+
+// DefaultMaxAccepted bounds the accepted events a sandbox keeps: a long `make dev` or load test
+// must not grow without end. Each is kept as its JSON text, decoded when read: about 1.4 KB of
+// heap (BenchmarkAcceptedMemory), so about 270 MB at the limit.
+const DefaultMaxAccepted = 200_000
 
 // DefaultRateLimitCodes are the throttling codes drawn when Faults.RateLimitCodes is empty:
 // application, user, page, ads-API and business-use-case limits.
@@ -194,6 +203,11 @@ type Config struct {
 	Now func() time.Time
 	// Faults are the initial faults.
 	Faults Faults
+	// MaxAccepted is how many accepted events the sandbox keeps for Accepted and
+	// /_sandbox/events; past it the oldest are forgotten (AcceptedDropped counts them). 0 means
+	// DefaultMaxAccepted; negative, no limit. Deduplication and the request log do not depend
+	// on it.
+	MaxAccepted int
 }
 
 // Faults are failures injected into Graph requests. Rates are probabilities in [0, 1], drawn
@@ -299,7 +313,8 @@ type Sandbox struct {
 	mu       sync.Mutex
 	faults   Faults
 	rng      *rand.Rand
-	accepted []AcceptedEvent
+	accepted []AcceptedEvent // Event nil: decoded from Raw when read
+	dropped  int             // accepted events forgotten past MaxAccepted
 	requests []RequestLog
 	aud      audienceStore
 }
@@ -310,6 +325,9 @@ var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
 func New(cfg Config) (*Sandbox, error) {
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion
+	}
+	if cfg.MaxAccepted == 0 {
+		cfg.MaxAccepted = DefaultMaxAccepted
 	}
 	if !versionRE.MatchString(cfg.Version) {
 		return nil, fmt.Errorf("metasandbox: version %q is not like v26.0", cfg.Version)
@@ -404,11 +422,25 @@ func (s *Sandbox) Faults() Faults {
 	return f
 }
 
-// Accepted returns every event of every accepted request, in arrival order.
+// Accepted returns every event of every accepted request, in arrival order (the latest
+// MaxAccepted of them).
 func (s *Sandbox) Accepted() []AcceptedEvent {
 	s.mu.Lock()
+	out := slices.Clone(s.accepted)
+	s.mu.Unlock()
+	for i := range out {
+		dec := json.NewDecoder(bytes.NewReader(out[i].Raw))
+		dec.UseNumber()
+		_ = dec.Decode(&out[i].Event) // Raw was decoded the same way when the event was accepted
+	}
+	return out
+}
+
+// AcceptedDropped is how many accepted events were forgotten past MaxAccepted.
+func (s *Sandbox) AcceptedDropped() int {
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.accepted)
+	return s.dropped
 }
 
 // Requests returns every Graph request, accepted or not, in the order they were answered.
@@ -423,7 +455,7 @@ func (s *Sandbox) Requests() []RequestLog {
 func (s *Sandbox) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.accepted, s.requests = nil, nil
+	s.accepted, s.requests, s.dropped = nil, nil, 0
 	s.aud.reset()
 	s.rng = newRand(s.faults.Seed)
 }
@@ -625,7 +657,18 @@ func (s *Sandbox) record(entry RequestLog, accepted []AcceptedEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, entry)
-	s.accepted = append(s.accepted, accepted...)
+	for _, a := range accepted {
+		a.Event = nil // kept as Raw only: a decoded map costs ten times its text
+		s.accepted = append(s.accepted, a)
+	}
+	if limit := s.cfg.MaxAccepted; limit > 0 && len(s.accepted) > limit {
+		over := len(s.accepted) - limit
+		s.dropped += over
+		// Forget the oldest: cleared, so their text is freed; the next append that outgrows the
+		// array copies only the kept ones.
+		clear(s.accepted[:over])
+		s.accepted = s.accepted[over:]
+	}
 }
 
 func (s *Sandbox) graphHeaders(w http.ResponseWriter, trace string) {
@@ -648,7 +691,7 @@ func (s *Sandbox) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/_sandbox/events":
 		if allow(http.MethodGet) {
-			writeJSON(w, http.StatusOK, nonNil(s.Accepted()))
+			s.writeAccepted(w)
 		}
 	case "/_sandbox/requests":
 		if allow(http.MethodGet) {
@@ -696,6 +739,37 @@ func countEvents(data []byte) int {
 		return 0
 	}
 	return len(raws)
+}
+
+// writeAccepted answers /_sandbox/events: the kept events as a JSON array, written one at a
+// time with each event's text as sent (no decoded copy of them all), and the number forgotten
+// past MaxAccepted in X-Sandbox-Events-Dropped.
+func (s *Sandbox) writeAccepted(w http.ResponseWriter) {
+	s.mu.Lock()
+	kept, dropped := slices.Clone(s.accepted), s.dropped
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("X-Sandbox-Events-Dropped", strconv.Itoa(dropped))
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteByte('[')
+	for i := range kept {
+		a := kept[i]
+		type wire AcceptedEvent // the same fields, with the event as its text
+		body, err := json.Marshal(struct {
+			wire
+			Event json.RawMessage `json:"event"`
+		}{wire(a), a.Raw})
+		if err != nil {
+			return // Raw is valid JSON (it was decoded when accepted): not reached
+		}
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(body)
+	}
+	bw.WriteByte(']')
+	bw.Flush()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -946,4 +947,87 @@ func TestConcurrentRequests(t *testing.T) {
 	if len(reqs) != 16 || len(sb.Accepted()) != 2*ok {
 		t.Errorf("requests %d, ok %d, accepted %d", len(reqs), ok, len(sb.Accepted()))
 	}
+}
+
+// TestAcceptedKeepsTheLatest: past MaxAccepted the oldest events are forgotten and counted;
+// the events kept still decode as sent, and /_sandbox/events says how many were dropped.
+func TestAcceptedKeepsTheLatest(t *testing.T) {
+	sb, base := newSandbox(t, func(c *Config) { c.MaxAccepted = 5 })
+	for i := range 4 {
+		r := postJSON(t, base, []any{appEvent(fmt.Sprintf("evt-%d-a", i)), appEvent(fmt.Sprintf("evt-%d-b", i))}, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("request %d: status %d %s", i, r.status, r.raw)
+		}
+	}
+	got := sb.Accepted()
+	var ids []string
+	for _, a := range got {
+		ids = append(ids, a.EventID)
+		if a.Event["event_id"] != a.EventID || a.Event["user_data"] == nil {
+			t.Errorf("kept event %s decodes as %v", a.EventID, a.Event)
+		}
+	}
+	if want := []string{"evt-1-b", "evt-2-a", "evt-2-b", "evt-3-a", "evt-3-b"}; !slices.Equal(ids, want) {
+		t.Errorf("kept %v, want the latest 5 %v", ids, want)
+	}
+	if d := sb.AcceptedDropped(); d != 3 {
+		t.Errorf("dropped %d, want 3", d)
+	}
+	if n := len(sb.Requests()); n != 4 {
+		t.Errorf("request log has %d entries, want all 4", n)
+	}
+	resp, err := http.Get(base + "/_sandbox/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served []AcceptedEvent
+	err = json.NewDecoder(resp.Body).Decode(&served)
+	resp.Body.Close()
+	if err != nil || len(served) != 5 {
+		t.Fatalf("/_sandbox/events: %d events, %v", len(served), err)
+	}
+	for i, a := range served {
+		if a.EventID != ids[i] || a.Event["event_id"] != ids[i] || a.Dataset != testDataset || a.FBTraceID == "" {
+			t.Errorf("/_sandbox/events[%d] = %+v, want %s as accepted", i, a, ids[i])
+		}
+	}
+	if h := resp.Header.Get("X-Sandbox-Events-Dropped"); h != "3" {
+		t.Errorf("X-Sandbox-Events-Dropped = %q, want 3", h)
+	}
+	sb.Reset()
+	if len(sb.Accepted()) != 0 || sb.AcceptedDropped() != 0 {
+		t.Error("Reset kept accepted events or the dropped count")
+	}
+}
+
+// BenchmarkAcceptedMemory reports the heap one accepted event costs the sandbox (bytes/event).
+func BenchmarkAcceptedMemory(b *testing.B) {
+	sb, err := New(Config{AccessToken: testToken, Datasets: []string{testDataset}, Now: func() time.Time { return testNow }, MaxAccepted: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]any, 100)
+	for i := range batch {
+		batch[i] = appEvent(fmt.Sprintf("evt-mem-%d", i))
+	}
+	body, _ := json.Marshal(map[string]any{"data": batch, "access_token": testToken})
+	const requests = 200
+	var before, after runtime.MemStats
+	b.ResetTimer()
+	for range b.N {
+		sb.Reset()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range requests {
+			req := httptest.NewRequest(http.MethodPost, "/"+DefaultVersion+"/"+testDataset+"/events", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			sb.ServeHTTP(httptest.NewRecorder(), req)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+	}
+	if n := len(sb.Accepted()); n != requests*len(batch) {
+		b.Fatalf("accepted %d events, want %d", n, requests*len(batch))
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(requests*len(batch)), "heap-B/event")
 }
