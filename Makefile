@@ -57,7 +57,7 @@ loadtest: tools ## Load test the pipeline on its own dev stack and model its cos
 	$(GO) run ./infra/loadtest --out loadtest.json $(LOADTEST_FLAGS)
 
 chaos: tools ## Run the fault-injection suite end to end (CHAOS_LONG=1 for the long variant)
-	CHAOS=1 EMULATORS_REQUIRED=1 $(GO) test -count=1 -v -run 'TestPipelineUnderFaults' ./infra/chaos/
+	EMULATORS_REQUIRED=1 $(GO) test -count=1 -v -run 'TestPipelineUnderFaults' ./infra/chaos/
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \

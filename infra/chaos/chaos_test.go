@@ -46,12 +46,8 @@ var sabotageModes = map[string]string{
 // TestPipelineUnderFaults runs the whole pipeline under load and faults, then checks that
 // nothing was lost, nothing counted twice and nothing left pending. See the package doc.
 func TestPipelineUnderFaults(t *testing.T) {
-	// Not in `make test` yet: after the audience sync's wait for the state (the bug this test
-	// found), one run in about 66 still ended with one user missing from one audience, not yet
-	// explained. Until it is, the run is `make chaos` (CHAOS=1), so that an unexplained flake
-	// does not block every change.
-	if os.Getenv("CHAOS") == "" && os.Getenv("CHAOS_LONG") == "" {
-		t.Skip("set CHAOS=1 (make chaos) or CHAOS_LONG=1 to run the fault-injection suite")
+	if testing.Short() {
+		t.Skip("the fault-injection suite runs for about 15 s; not with -short")
 	}
 	sc := defaultScale
 	if os.Getenv("CHAOS_LONG") == "1" {

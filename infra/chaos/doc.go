@@ -29,14 +29,15 @@
 // segments map to; nothing is left pending (membership changes, stream records, upload
 // sessions).
 //
-// TestAudienceSyncBetweenChangeAndState replays, deterministically and without emulators, the
-// one interleaving behind the audience failures this test has found: an audience sync that
-// runs after the segment updater recorded a membership change and before it wrote the user's
-// state.
+// TestAudienceSyncBetweenChangeAndState and TestAudienceSyncBetweenReadAndMark replay,
+// deterministically and without emulators, the two interleavings behind the audience failures
+// this test has found: an audience sync that runs after the segment updater recorded a
+// membership change and before it wrote the user's state; and one that marks a change synced
+// after the updater recorded the very same change again for a later state write.
 //
-// Scale and fault rates are constants in the test files. TestPipelineUnderFaults runs with
-// `make chaos` (CHAOS=1; about 15 s), not in `make test` yet (see the test); CHAOS_LONG=1 runs
-// a larger, longer variant (about 70 s). CHAOS_SABOTAGE=<mode> breaks one thing
+// Scale and fault rates are constants in the test files. TestPipelineUnderFaults runs in
+// `make test` (about 15 s; skipped with -short) and verbosely with `make chaos`; CHAOS_LONG=1
+// runs a larger, longer variant (about 70 s) that must also hit every kind of fault. CHAOS_SABOTAGE=<mode> breaks one thing
 // on purpose to show that the matching check fails (see sabotageModes). The test skips when
 // the emulators are not installed, unless EMULATORS_REQUIRED=1.
 package chaos

@@ -39,6 +39,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -69,6 +70,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	out := &console{out: os.Stdout, err: os.Stderr}
+	// DEVSTACK_CPUPROFILE=<file> profiles the whole stack (functions, pollers, gateway,
+	// sandbox) until it stops: `go tool pprof <file>` shows where a load test's CPU goes.
+	if path := os.Getenv("DEVSTACK_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			out.Errorf("DEVSTACK_CPUPROFILE: %v", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if err := run(ctx, stop, os.Args[1:], os.Getenv, out); err != nil {
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
