@@ -25,6 +25,7 @@ func TestBodyShape(t *testing.T) {
 		ok   bool
 	}{
 		{`{"events": [{}]}`, true},
+		{"{\"events\": [ {} ,\n\t{\"a\":1} ] }", true}, // whitespace around the elements
 		{`{"events": [{"event_id": "x"}, {}], "extra": 1}`, true},
 		{`{"events": []}`, true},                                  // the function's to refuse (400 "events is empty")
 		{`{"events":[` + strings.Repeat(" ", 3<<19) + `]}`, true}, // the function's: 413

@@ -515,7 +515,8 @@ func (s *Sandbox) serveGraph(w http.ResponseWriter, r *http.Request) {
 	entry := RequestLog{At: s.cfg.Now(), Method: r.Method, Path: r.URL.Path}
 	faults, d := s.drawFaults()
 	params, paramErr := readParams(r)
-	entry.Events = countEvents(params.data)
+	params.splitData()
+	entry.Events = len(params.elements)
 	entry.TestEventCode = params.testEventCode
 
 	if d.timeout {
@@ -611,7 +612,7 @@ func (s *Sandbox) evaluate(r *http.Request, entry *RequestLog, faults Faults, d 
 		return answer{err: errUnknownDataset(entry.Dataset)}
 	}
 
-	events, gerr := decodeData(p.data)
+	events, gerr := decodeData(p)
 	if gerr != nil {
 		return answer{err: gerr}
 	}
@@ -731,14 +732,6 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
-}
-
-func countEvents(data []byte) int {
-	var raws []json.RawMessage
-	if json.Unmarshal(data, &raws) != nil {
-		return 0
-	}
-	return len(raws)
 }
 
 // writeAccepted answers /_sandbox/events: the kept events as a JSON array, written one at a

@@ -27,6 +27,18 @@ type callParams struct {
 	partnerAgent  string
 	// data is the JSON text of the data parameter; nil when the call has none.
 	data []byte
+	// elements are data's elements when it is a JSON array (split once, by splitData).
+	elements   []json.RawMessage
+	dataIsList bool
+}
+
+// splitData splits data into its elements once, for the request log and the validation.
+func (p *callParams) splitData() {
+	var elements []json.RawMessage
+	p.dataIsList = p.data != nil && json.Unmarshal(p.data, &elements) == nil
+	if p.elements = elements; !p.dataIsList {
+		p.elements = nil // the request log counts 0 events, as before
+	}
 }
 
 // readParams collects the call's parameters like Graph does: from the body (JSON, form or

@@ -44,15 +44,16 @@ type decodedEvent struct {
 	fields map[string]any
 }
 
-// decodeData checks the data parameter as a whole and decodes its events.
-func decodeData(data []byte) ([]decodedEvent, *graphError) {
-	if data == nil {
+// decodeData checks the data parameter as a whole and decodes its events (p.splitData has
+// split it).
+func decodeData(p callParams) ([]decodedEvent, *graphError) {
+	if p.data == nil {
 		return nil, errParam("The parameter data is required")
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil {
+	if !p.dataIsList {
 		return nil, errParam("param data must be an array.")
 	}
+	raws := p.elements
 	if len(raws) == 0 {
 		return nil, errInvalid(0, "No Events", "data must contain at least one event.")
 	}
