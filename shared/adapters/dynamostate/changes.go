@@ -176,7 +176,9 @@ func parseChange(app, segment string, item map[string]types.AttributeValue) (por
 // MarkSynced removes pendingPk from each change item, at most SyncConcurrency calls at a time.
 // A change is identified by its fields (App, Segment, UserKey, Joined, At), not by Cursor. The
 // update is conditional on the item existing, so a change deleted meanwhile (TTL) is not
-// recreated as a bare key; a missing change, or one already synced, is not an error.
+// recreated as a bare key, and on its StateVersion and RecordedAt being those read, so a change
+// recorded again since (for a later state write) stays pending; a missing change, one already
+// synced or one recorded again is not an error.
 func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) error {
 	seen := make(map[string]bool, len(changes))
 	var marks []ports.MembershipChange
