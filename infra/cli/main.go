@@ -1,7 +1,7 @@
 // Command retarget is the operator CLI of the pipeline: it sends events to the ingest API,
 // shows a user's stored segment state, inspects and replays dead letters, checks the config and
-// dry-runs the segment rules, and reports on (and creates) the Meta Custom Audiences. It is glue
-// over the shared packages: every rule it applies lives there.
+// dry-runs the segment rules, and reports on, creates and backfills the Meta Custom Audiences.
+// It is glue over the shared packages: every rule it applies lives there.
 //
 //	go build -o build/host/retarget ./infra/cli
 //	retarget send --sample 50                      # against `make dev`
@@ -9,6 +9,7 @@
 //	retarget dlq list
 //	retarget rules check --events my-events.jsonl
 //	retarget audiences status
+//	retarget audiences backfill --segment vip      # an audience added after its segment had members
 //
 // It works against `make dev` (the emulators' endpoints through the SDK's standard
 // AWS_ENDPOINT_URL_<SERVICE> variables, which the dev stack prints) and, with AWS credentials,
