@@ -107,7 +107,7 @@ func (c *cli) audiencesBackfill(ctx context.Context, o backfillOptions, args []s
 
 // segmentScanner is what backfill needs of the state store (dynamostate.Store).
 type segmentScanner interface {
-	ScanSegmentMembers(ctx context.Context, app, segment, cursor string, limit int) ([]string, string, error)
+	ScanUsers(ctx context.Context, app, segment, cursor string, limit int) ([]string, string, error)
 	RecordChanges(ctx context.Context, changes []ports.MembershipChange) error
 }
 
@@ -117,7 +117,7 @@ func (c *cli) backfillApp(ctx context.Context, store segmentScanner, r *backfill
 	now := c.now().UnixMilli()
 	cursor := ""
 	for {
-		keys, next, err := store.ScanSegmentMembers(ctx, r.App, r.Segment, cursor, o.pageSize)
+		keys, next, err := store.ScanUsers(ctx, r.App, r.Segment, cursor, o.pageSize)
 		if err != nil {
 			return err
 		}

@@ -11,10 +11,10 @@ import (
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
-// TestScanSegmentMembers: every page size finds exactly the users of the app whose stored
+// TestScanUsers: every page size finds exactly the users of the app whose stored
 // segments include the segment: not another app's (even one whose id extends this one's), not
 // change or member items, not users who left.
-func TestScanSegmentMembers(t *testing.T) {
+func TestScanUsers(t *testing.T) {
 	client := dynalite(t)
 	s := New(client, freshTable(t, client), Options{})
 	ctx := context.Background()
@@ -24,9 +24,10 @@ func TestScanSegmentMembers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var want []string
+	var want, all []string
 	for i := range 23 {
 		uk := fmt.Sprintf("u-%02d", i)
+		all = append(all, uk)
 		switch i % 3 {
 		case 0:
 			put("shop", uk, "vip", "engaged")
@@ -47,31 +48,38 @@ func TestScanSegmentMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	scan := func(t *testing.T, segment string, limit int) (keys []string, pages int) {
+		t.Helper()
+		cursor := ""
+		for {
+			page, next, err := s.ScanUsers(ctx, "shop", segment, cursor, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, page...)
+			pages++
+			if next == "" {
+				break
+			}
+			if pages > 100 {
+				t.Fatal("no end after 100 pages")
+			}
+			cursor = next
+		}
+		slices.Sort(keys)
+		return keys, pages
+	}
 	for _, limit := range []int{1, 4, 1000} {
 		t.Run(fmt.Sprintf("limit %d", limit), func(t *testing.T) {
-			var got []string
-			cursor, pages := "", 0
-			for {
-				keys, next, err := s.ScanSegmentMembers(ctx, "shop", "vip", cursor, limit)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got, keys...)
-				pages++
-				if next == "" {
-					break
-				}
-				if pages > 100 {
-					t.Fatal("no end after 100 pages")
-				}
-				cursor = next
-			}
-			slices.Sort(got)
+			got, pages := scan(t, "vip", limit)
 			if !slices.Equal(got, want) {
-				t.Errorf("members = %v, want %v", got, want)
+				t.Errorf("vip members = %v, want %v", got, want)
 			}
 			if limit == 1 && pages < 20 {
 				t.Errorf("%d pages at limit 1: the limit is not applied", pages)
+			}
+			if got, _ := scan(t, "", limit); !slices.Equal(got, all) {
+				t.Errorf("all users = %v, want %v", got, all)
 			}
 		})
 	}
@@ -80,10 +88,10 @@ func TestScanSegmentMembers(t *testing.T) {
 		app, segment, cursor string
 		limit                int
 	}{
-		{"", "vip", "", 10}, {"shop", "", "", 10}, {"shop", "vip", "", 0}, {"shop", "vip", "not-a-cursor", 10},
+		{"", "vip", "", 10}, {"shop", "a#b", "", 10}, {"shop", "vip", "", 0}, {"shop", "vip", "not-a-cursor", 10},
 	} {
-		if _, _, err := s.ScanSegmentMembers(ctx, tt.app, tt.segment, tt.cursor, tt.limit); !errors.Is(err, storecheck.ErrInvalid) {
-			t.Errorf("ScanSegmentMembers(%q, %q, %q, %d): %v, want ErrInvalid", tt.app, tt.segment, tt.cursor, tt.limit, err)
+		if _, _, err := s.ScanUsers(ctx, tt.app, tt.segment, tt.cursor, tt.limit); !errors.Is(err, storecheck.ErrInvalid) {
+			t.Errorf("ScanUsers(%q, %q, %q, %d): %v, want ErrInvalid", tt.app, tt.segment, tt.cursor, tt.limit, err)
 		}
 	}
 }
