@@ -47,7 +47,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{sendCommand, userShowCommand, dlqListCommand, dlqShowCommand, dlqReplayCommand,
-		rulesCheckCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand}
+		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand}
 }
 
 // usageError is a bad command line. run prints it with a pointer to --help and exits 2.

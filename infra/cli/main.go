@@ -1,6 +1,7 @@
 // Command retarget is the operator CLI of the pipeline: it sends events to the ingest API,
-// shows a user's stored segment state, inspects and replays dead letters, checks the config and
-// dry-runs the segment rules, and reports on, creates and backfills the Meta Custom Audiences.
+// shows a user's stored segment state, inspects and replays dead letters, checks the config,
+// dry-runs the segment rules and applies them to stored users, and reports on, creates and
+// backfills the Meta Custom Audiences.
 // It is glue over the shared packages: every rule it applies lives there.
 //
 //	go build -o build/host/retarget ./infra/cli
@@ -8,6 +9,7 @@
 //	retarget user show sample-shop u-123
 //	retarget dlq list
 //	retarget rules check --events my-events.jsonl
+//	retarget rules apply --dry-run                 # after a rules change: who would move
 //	retarget audiences status
 //	retarget audiences backfill --segment vip      # an audience added after its segment had members
 //

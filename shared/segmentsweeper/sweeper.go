@@ -116,6 +116,29 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	return res, errors.Join(errs...)
 }
 
+// Reevaluate re-evaluates the given users of app now, as a sweep does for due users, and
+// records their membership changes: after a rules change, it applies the new rules to stored
+// users without waiting for their next event or due time (`retarget rules apply`). Users
+// deleted meanwhile are skipped; a failed user is counted and named in the error.
+func (s *Sweeper) Reevaluate(ctx context.Context, app string, userKeys []string) (Result, error) {
+	if _, ok := s.cfg.Rules[app]; !ok {
+		return Result{}, fmt.Errorf("segmentsweeper: no rules for app %q", app)
+	}
+	now := s.cfg.Now()
+	res := Result{Complete: true}
+	var errs []error
+	for _, uk := range userKeys {
+		n, err := s.sweepUser(ctx, app, uk, now)
+		res.Users++
+		res.Changes += n
+		if err != nil {
+			res.Failed++
+			errs = append(errs, fmt.Errorf("user %s of %s: %w", uk, app, err))
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
 // sweepUser re-evaluates one user at now and records the changes.
 func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time) (int, error) {
 	rules := s.cfg.Rules[app]

@@ -15,6 +15,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/appevent"
 	"github.com/retarget-dev/retarget/shared/identity"
 	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
+	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/segments"
 	"github.com/retarget-dev/retarget/shared/segmentupdater"
 )
@@ -73,5 +74,36 @@ func TestCartAbandonmentWithoutANewEvent(t *testing.T) {
 	// A second sweep at the same time finds nobody due and records nothing more.
 	if res, _ := sweeper.Sweep(context.Background()); res.Users != 0 {
 		t.Fatalf("second sweep: %+v", res)
+	}
+}
+
+// TestReevaluate: a user stored with segments the rules no longer give is moved now, whether
+// due or not; a user deleted meanwhile is skipped; an app without rules is an error.
+func TestReevaluate(t *testing.T) {
+	cfg, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, _ := segments.ForConfig(cfg)
+	store := memstate.New()
+	clock := time.Now().Truncate(time.Second)
+	ctx := context.Background()
+	st, _ := json.Marshal(&segments.State{FirstSeen: clock.Add(-time.Hour).Unix(), LastSeen: clock.Add(-time.Hour).Unix(),
+		Consent: segments.Consent{At: clock.Add(-time.Hour).Unix()}})
+	// Stored as a vip (an old rule), not due: no sweep would look at it.
+	if err := store.PutUser(ctx, ports.UserRecord{App: "sample-shop", UserKey: "u-1", State: st, Segments: []string{"vip"}, Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	sweeper, _ := New(Config{Rules: rules, Store: store, Now: func() time.Time { return clock }})
+	res, err := sweeper.Reevaluate(ctx, "sample-shop", []string{"u-1", "gone"})
+	if err != nil || res.Users != 2 || res.Changes != 2 || res.Failed != 0 {
+		t.Fatalf("Reevaluate: %+v %v; want 2 users (one gone), 2 changes", res, err)
+	}
+	rec, _, _ := store.GetUser(ctx, "sample-shop", "u-1")
+	if !slices.Equal(rec.Segments, []string{"new_installer"}) || rec.Version != 2 {
+		t.Errorf("after: segments %v, version %d", rec.Segments, rec.Version)
+	}
+	if _, err := sweeper.Reevaluate(ctx, "no-such-app", []string{"u-1"}); err == nil {
+		t.Error("Reevaluate of an app without rules: no error")
 	}
 }
