@@ -97,15 +97,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 				errs = append(errs, fmt.Errorf("due users of %s: %w", app, err))
 				break
 			}
-			for _, uk := range keys {
-				n, err := s.sweepUser(ctx, app, uk, now)
-				res.Users++
-				res.Changes += n
-				if err != nil {
-					res.Failed++
-					errs = append(errs, fmt.Errorf("user %s of %s: %w", uk, app, err))
-				}
-			}
+			errs = append(errs, s.sweepUsers(ctx, app, keys, now, &res)...)
 			if next == "" {
 				break
 			}
@@ -124,10 +116,15 @@ func (s *Sweeper) Reevaluate(ctx context.Context, app string, userKeys []string)
 	if _, ok := s.cfg.Rules[app]; !ok {
 		return Result{}, fmt.Errorf("segmentsweeper: no rules for app %q", app)
 	}
-	now := s.cfg.Now()
 	res := Result{Complete: true}
+	errs := s.sweepUsers(ctx, app, userKeys, s.cfg.Now(), &res)
+	return res, errors.Join(errs...)
+}
+
+// sweepUsers re-evaluates the users at now, adding to res; it returns one error per failed user.
+func (s *Sweeper) sweepUsers(ctx context.Context, app string, keys []string, now time.Time, res *Result) []error {
 	var errs []error
-	for _, uk := range userKeys {
+	for _, uk := range keys {
 		n, err := s.sweepUser(ctx, app, uk, now)
 		res.Users++
 		res.Changes += n
@@ -136,7 +133,7 @@ func (s *Sweeper) Reevaluate(ctx context.Context, app string, userKeys []string)
 			errs = append(errs, fmt.Errorf("user %s of %s: %w", uk, app, err))
 		}
 	}
-	return res, errors.Join(errs...)
+	return errs
 }
 
 // sweepUser re-evaluates one user at now and records the changes.
