@@ -115,6 +115,10 @@ func (c *cli) rulesApply(ctx context.Context, o rulesApplyOptions, args []string
 		return errors.Join(errs...)
 	}
 	for _, r := range results {
+		if o.dryRun && len(r.Segments) == 0 {
+			fmt.Fprintf(c.stdout, "%s: %d users read, none would join or leave a segment, %d failed; nothing written (dry run)\n", r.App, r.Users, r.Failed)
+			continue
+		}
 		if o.dryRun {
 			table := make([][]string, len(r.Segments))
 			for i, s := range r.Segments {

@@ -90,6 +90,8 @@ func TestRulesApply(t *testing.T) {
 		t.Errorf("recorded changes %v, want %v", got, want)
 	}
 
+	out = h.mustRun(exitOK, "rules", "apply", "--dry-run")
+	wantContains(t, out, "sample-shop: 2 users read, none would join or leave a segment, 0 failed; nothing written (dry run)")
 	h.mustRun(exitOK, "rules", "apply", "--json")
 	var res []rulesApplyResult
 	if err := json.Unmarshal(h.stdout.Bytes(), &res); err != nil || len(res) != 1 || res[0].Users != 2 || res[0].Changes != 0 || res[0].Failed != 0 {
