@@ -90,12 +90,23 @@ func TestRulesApply(t *testing.T) {
 		t.Errorf("recorded changes %v, want %v", got, want)
 	}
 
+	versions := map[string]int64{}
+	for _, uk := range []string{"stale-user", "current-user"} {
+		rec, _, _ := store.GetUser(ctx, "sample-shop", uk)
+		versions[uk] = rec.Version
+	}
 	out = h.mustRun(exitOK, "rules", "apply", "--dry-run")
 	wantContains(t, out, "sample-shop: 2 users read, none would join or leave a segment, 0 failed; nothing written (dry run)")
 	h.mustRun(exitOK, "rules", "apply", "--json")
 	var res []rulesApplyResult
 	if err := json.Unmarshal(h.stdout.Bytes(), &res); err != nil || len(res) != 1 || res[0].Users != 2 || res[0].Changes != 0 || res[0].Failed != 0 {
 		t.Errorf("second apply: %v %+v, want 2 users and no change", err, res)
+	}
+	// Users whose segments and due time stay are not written again.
+	for uk, want := range versions {
+		if rec, _, _ := store.GetUser(ctx, "sample-shop", uk); rec.Version != want {
+			t.Errorf("%s: version %d after the second apply, want %d as after the first (no write without a change)", uk, rec.Version, want)
+		}
 	}
 
 	for _, tc := range []struct {

@@ -150,6 +150,9 @@ func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time) 
 		}
 		after, due := rules.Evaluate(&state, now)
 		changes := segmentupdater.Changes(app, uk, rec.Segments, after, now.UnixMilli())
+		if len(changes) == 0 && segmentupdater.DueAt(due) == rec.DueAt {
+			return 0, nil // nothing to write (a user re-evaluated by rules apply, still right)
+		}
 		segmentupdater.Stamp(changes, rec.Version+1, now)
 		if len(changes) > 0 {
 			if err := s.cfg.Store.RecordChanges(ctx, changes); err != nil {
