@@ -24,6 +24,10 @@ func measure(rep *Report, res DriveResult, atEnd, final SandboxStats, m *Metrics
 	t.BehindSeconds = res.Behind.Seconds()
 	t.MetaPerSecWhileSending = float64(atEnd.EventsDelivered) / send
 	t.BacklogAtEndOfSend = max(0, res.Consented-atEnd.EventsDelivered)
+	if res.Consented > 0 && send > 0 {
+		t.BacklogSeconds = float64(t.BacklogAtEndOfSend) / (float64(res.Consented) / send)
+	}
+	t.Sustained = t.BacklogSeconds <= SustainedBacklogSeconds
 	// The sustained end-to-end rate. Drained, Meta received everything between its first and
 	// last delivery: that span is the sending time shifted by the pipeline's latency, longer
 	// when a stage fell behind (never counted shorter than the sending). Not drained, the

@@ -16,7 +16,7 @@ func exampleReport() *Report {
 	naive := Model(NaiveInputs(batchedExample(), NaiveFigures{SingleEventMs: map[string]float64{FnIngest: 2}, WriteUnitsPerWrite: 1, ReadUnitsPerRead: 1}))
 	return &Report{
 		Settings:   Settings{Mode: "devstack", Rate: 6000, Duration: "30s", EventsPerRequest: 20, Senders: 32, Users: 100_000, ZipfS: 1.1, ZipfV: 10, ConsentRate: 0.93, Shape: "device", CPUs: 2},
-		Throughput: Throughput{SendSeconds: 30, OfferedPerSec: 6000, AcceptedPerSec: 5990, EndToEndPerSec: 5500, MetaPerSec: 5100, ExpectedAtMeta: 167_000, DeliveredToMeta: 167_000, Drained: true, DrainSeconds: 4.2, MetaPerSecond: []int{1200, 5100}},
+		Throughput: Throughput{SendSeconds: 30, OfferedPerSec: 6000, AcceptedPerSec: 5990, EndToEndPerSec: 5500, MetaPerSec: 5100, ExpectedAtMeta: 167_000, DeliveredToMeta: 167_000, BacklogAtEndOfSend: 3000, BacklogSeconds: 0.5, Sustained: true, Drained: true, DrainSeconds: 4.2, MetaPerSecond: []int{1200, 5100}},
 		Client:     DriveResult{Generated: 180_000, Accepted: 179_700, Requests: 9000, AcceptedPerSecond: []int{5990, 6010}},
 		Latency:    Summarize([]float64{3, 4, 5, 50}),
 		Lambda:     batchedExample().Functions,
@@ -36,7 +36,19 @@ func TestCheckTargets(t *testing.T) {
 	}{
 		{"fast but dear", func(*Report) {}, true, false, "largest items: API Gateway REST requests"},
 		{"not drained", func(r *Report) { r.Throughput.Drained = false }, false, false, "not drained"},
-		{"too slow", func(r *Report) { r.Throughput.EndToEndPerSec = 4999 }, false, false, ""},
+		{"too slow", func(r *Report) { r.Settings.Rate, r.Throughput.EndToEndPerSec = 4000, 3999 }, false, false, ""},
+		{"fell behind while sending", func(r *Report) {
+			r.Throughput.Sustained, r.Throughput.BacklogAtEndOfSend, r.Throughput.BacklogSeconds = false, 18_640, 3.3
+		}, false, false, "not sustained: 18,640 events (3.3 s of traffic)"},
+		{"kept pace at the target rate", func(r *Report) {
+			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 5000, 4996, 4910
+		}, true, false, "delivery kept pace with 4,996 events/s accepted"},
+		{"kept pace below the target rate", func(r *Report) {
+			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 4900, 4900, 4850
+		}, false, false, "--rate 5000"},
+		{"accepted less than offered", func(r *Report) {
+			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 5000, 4900, 4850
+		}, false, false, ""},
 		{"offered too little", func(r *Report) { r.Settings.Rate, r.Throughput.EndToEndPerSec = 1000, 1000 }, false, false, "--rate 5000"},
 		{"cheap", func(r *Report) { r.Cost.Batched.Total = 0.19 }, true, true, ""},
 		{"exactly the targets", func(r *Report) { r.Throughput.EndToEndPerSec, r.Cost.Batched.Total = 5000, 0.20 }, true, true, ""},
