@@ -234,18 +234,10 @@ func startPipeline(t *testing.T, seed uint64, poison []string, sabotage string) 
 	}
 	dynamoCfg.HTTPClient = p.lossy.client()
 
-	// The Meta sandbox knows the app's dataset and ad accounts.
-	var accounts []string
-	for _, a := range apps.Apps {
-		accounts = append(accounts, a.Meta.AdAccountID)
-		for _, aud := range a.Audiences {
-			if aud.AdAccountID != "" {
-				accounts = append(accounts, aud.AdAccountID)
-			}
-		}
-	}
+	// The Meta sandbox knows the apps' datasets and ad accounts.
+	datasets, accounts := apps.MetaIDs()
 	sb, err := metasandbox.New(metasandbox.Config{AccessToken: metaToken, AppSecret: metaSecret,
-		Datasets: []string{p.app.Meta.DatasetID}, AdAccounts: accounts,
+		Datasets: datasets, AdAccounts: accounts,
 		Faults: metasandbox.Faults{PoisonEventIDs: poison}})
 	if err != nil {
 		t.Fatal(err)

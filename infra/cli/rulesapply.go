@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,7 +60,7 @@ type rulesApplyResult struct {
 	// Changes: membership changes recorded (or, in a dry run, that would be).
 	Changes int `json:"changes"`
 	Failed  int `json:"failed"`
-	// Segments: per segment, users who join and leave (dry run only).
+	// Segments: per segment, users who joined and left (or, in a dry run, would).
 	Segments []segmentImpact `json:"segments,omitempty"`
 }
 
@@ -103,7 +102,7 @@ func (c *cli) rulesApply(ctx context.Context, o rulesApplyOptions, args []string
 	var errs []error
 	for _, app := range apps {
 		r := rulesApplyResult{App: app.ID, DryRun: o.dryRun}
-		if err := c.applyApp(ctx, store, sweeper, rules[app.ID], &r, o); err != nil {
+		if err := c.applyApp(ctx, store, sweeper, &r, o); err != nil {
 			errs = append(errs, fmt.Errorf("app %s: %w", app.ID, err))
 		}
 		results = append(results, r)
@@ -114,32 +113,36 @@ func (c *cli) rulesApply(ctx context.Context, o rulesApplyOptions, args []string
 		}
 		return errors.Join(errs...)
 	}
+	header := []string{"APP", "SEGMENT", "JOINED", "LEFT"}
+	if o.dryRun {
+		header = []string{"APP", "SEGMENT", "WOULD JOIN", "WOULD LEAVE"}
+	}
 	for _, r := range results {
-		if o.dryRun && len(r.Segments) == 0 {
-			fmt.Fprintf(c.stdout, "%s: %d users read, none would join or leave a segment, %d failed; nothing written (dry run)\n", r.App, r.Users, r.Failed)
-			continue
-		}
-		if o.dryRun {
+		if len(r.Segments) > 0 {
 			table := make([][]string, len(r.Segments))
 			for i, s := range r.Segments {
 				table[i] = []string{r.App, s.Segment, fmt.Sprint(s.Join), fmt.Sprint(s.Leave)}
 			}
-			if err := writeTable(c.stdout, []string{"APP", "SEGMENT", "WOULD JOIN", "WOULD LEAVE"}, table); err != nil {
+			if err := writeTable(c.stdout, header, table); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "\n%s: %d users read, %d membership changes would be recorded, %d failed; nothing written (dry run)\n",
-				r.App, r.Users, r.Changes, r.Failed)
-			continue
+			fmt.Fprintln(c.stdout)
 		}
-		fmt.Fprintf(c.stdout, "%s: %d users re-evaluated, %d membership changes recorded (the next audience sync uploads them), %d failed\n",
-			r.App, r.Users, r.Changes, r.Failed)
+		switch {
+		case o.dryRun:
+			fmt.Fprintf(c.stdout, "%s: %d users read, %d membership changes would be recorded, %d failed; nothing written (dry run)\n",
+				r.App, r.Users, r.Changes, r.Failed)
+		default:
+			fmt.Fprintf(c.stdout, "%s: %d users re-evaluated, %d membership changes recorded (the next audience sync uploads them), %d failed\n",
+				r.App, r.Users, r.Changes, r.Failed)
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// applyApp scans one app's users page by page and re-evaluates them (or, in a dry run,
-// evaluates them and counts the differences).
-func (c *cli) applyApp(ctx context.Context, store *dynamostate.Store, sweeper *segmentsweeper.Sweeper, rules *segments.AppRules, r *rulesApplyResult, o rulesApplyOptions) error {
+// applyApp scans one app's users page by page and re-evaluates them (in a dry run, without
+// writing), counting the changes per segment.
+func (c *cli) applyApp(ctx context.Context, store *dynamostate.Store, sweeper *segmentsweeper.Sweeper, r *rulesApplyResult, o rulesApplyOptions) error {
 	impact := map[string]*segmentImpact{}
 	var errs []error
 	cursor := ""
@@ -148,19 +151,21 @@ func (c *cli) applyApp(ctx context.Context, store *dynamostate.Store, sweeper *s
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		if o.dryRun {
-			for _, uk := range keys {
-				r.Users++
-				if err := c.diffUser(ctx, store, rules, r.App, uk, impact, r); err != nil {
-					r.Failed++
-					errs = append(errs, fmt.Errorf("user %s: %w", shortKey(uk), err))
-				}
-			}
-		} else if len(keys) > 0 {
-			res, err := sweeper.Reevaluate(ctx, r.App, keys)
+		if len(keys) > 0 {
+			res, changes, err := sweeper.Reevaluate(ctx, r.App, keys, o.dryRun)
 			r.Users, r.Changes, r.Failed = r.Users+res.Users, r.Changes+res.Changes, r.Failed+res.Failed
 			if err != nil {
 				errs = append(errs, err)
+			}
+			for _, ch := range changes {
+				if impact[ch.Segment] == nil {
+					impact[ch.Segment] = &segmentImpact{Segment: ch.Segment}
+				}
+				if ch.Joined {
+					impact[ch.Segment].Join++
+				} else {
+					impact[ch.Segment].Leave++
+				}
 			}
 		}
 		if next == "" {
@@ -173,32 +178,4 @@ func (c *cli) applyApp(ctx context.Context, store *dynamostate.Store, sweeper *s
 	}
 	sort.Slice(r.Segments, func(i, j int) bool { return r.Segments[i].Segment < r.Segments[j].Segment })
 	return errors.Join(errs...)
-}
-
-// diffUser evaluates one stored user now and counts the segments they would join and leave.
-func (c *cli) diffUser(ctx context.Context, store *dynamostate.Store, rules *segments.AppRules, app, uk string, impact map[string]*segmentImpact, r *rulesApplyResult) error {
-	rec, found, err := store.GetUser(ctx, app, uk)
-	if err != nil || !found {
-		return err // deleted since the scan: nothing to apply
-	}
-	var state segments.State
-	if err := json.Unmarshal(rec.State, &state); err != nil {
-		return fmt.Errorf("stored state does not decode: %w", err)
-	}
-	after, _ := rules.Evaluate(&state, c.now())
-	joined, left := segments.Diff(rec.Segments, after)
-	at := func(seg string) *segmentImpact {
-		if impact[seg] == nil {
-			impact[seg] = &segmentImpact{Segment: seg}
-		}
-		return impact[seg]
-	}
-	for _, s := range joined {
-		at(s).Join++
-	}
-	for _, s := range left {
-		at(s).Leave++
-	}
-	r.Changes += len(joined) + len(left)
-	return nil
 }

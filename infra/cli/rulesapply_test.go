@@ -73,6 +73,8 @@ func TestRulesApply(t *testing.T) {
 	}
 
 	out = h.mustRun(exitOK, "rules", "apply")
+	tableRow(t, out, "sample-shop", "new_installer", "1", "0")
+	tableRow(t, out, "sample-shop", "vip", "0", "1")
 	wantContains(t, out, "sample-shop: 2 users re-evaluated, 2 membership changes recorded")
 	rec, _, _ := store.GetUser(ctx, "sample-shop", "stale-user")
 	if !slices.Equal(rec.Segments, []string{"new_installer"}) || rec.Version != 2 {
@@ -96,7 +98,8 @@ func TestRulesApply(t *testing.T) {
 		versions[uk] = rec.Version
 	}
 	out = h.mustRun(exitOK, "rules", "apply", "--dry-run")
-	wantContains(t, out, "sample-shop: 2 users read, none would join or leave a segment, 0 failed; nothing written (dry run)")
+	wantContains(t, out, "sample-shop: 2 users read, 0 membership changes would be recorded, 0 failed; nothing written (dry run)")
+	wantNotContains(t, out, "WOULD JOIN")
 	h.mustRun(exitOK, "rules", "apply", "--json")
 	var res []rulesApplyResult
 	if err := json.Unmarshal(h.stdout.Bytes(), &res); err != nil || len(res) != 1 || res[0].Users != 2 || res[0].Changes != 0 || res[0].Failed != 0 {

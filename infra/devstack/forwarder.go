@@ -52,19 +52,7 @@ func startMeta(s settings, apps *appconfig.Config) (*meta, error) {
 	if m.URL != "" {
 		return m, nil
 	}
-	var datasets []string
-	for _, a := range apps.Apps {
-		datasets = append(datasets, a.Meta.DatasetID)
-	}
-	var accounts []string
-	for _, a := range apps.Apps {
-		accounts = append(accounts, a.Meta.AdAccountID)
-		for _, aud := range a.Audiences {
-			if aud.AdAccountID != "" {
-				accounts = append(accounts, aud.AdAccountID)
-			}
-		}
-	}
+	datasets, accounts := apps.MetaIDs()
 	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: m.Token, AppSecret: m.Secret, Datasets: datasets,
 		AdAccounts: accounts, Faults: s.Faults})
 	if err != nil {

@@ -402,11 +402,7 @@ func newLocalStack(t *testing.T, rie string, tpl *cfnTemplate, cfg *appconfig.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	var datasets, accounts []string
-	for _, app := range cfg.Apps {
-		datasets = append(datasets, app.Meta.DatasetID)
-		accounts = append(accounts, app.Meta.AdAccountID)
-	}
+	datasets, accounts := cfg.MetaIDs()
 	sandbox, graphURL, err := metasandbox.Start(metasandbox.Config{AccessToken: metaToken, AppSecret: metaAppSecret,
 		Datasets: datasets, AdAccounts: accounts})
 	if err != nil {

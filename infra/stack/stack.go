@@ -221,61 +221,27 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		KeyRemovalPolicy:            removal,
 	})
 
-	awscdk.NewCfnOutput(stack, jsii.String(OutputApiUrl), &awscdk.CfnOutputProps{
-		Description: jsii.String("Base URL of the ingest API (append v1/events)"),
-		Value:       ingest.Api.Url(),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String(OutputEventStreamName), &awscdk.CfnOutputProps{
-		Description: jsii.String("Kinesis stream receiving the accepted events"),
-		Value:       events.Stream.StreamName(),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String(OutputPepperSecretArn), &awscdk.CfnOutputProps{
-		Description: jsii.String("Secret keying pseudonymous user ids (retained; reuse it with -c pepperSecretArn=... if the stack is recreated)"),
-		Value:       pepper.Secret.SecretArn(),
-	})
-
-	awscdk.NewCfnOutput(stack, jsii.String(OutputMetaSecretArn), &awscdk.CfnOutputProps{
-		Description: jsii.String(`Meta credentials {"access_token", "app_secret"} (retained; set them with aws secretsmanager put-secret-value)`),
-		Value:       meta.Secret.SecretArn(),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String(OutputDeadLetterQueueUrl), &awscdk.CfnOutputProps{
-		Description: jsii.String("Events the CAPI forwarder gave up on, one message each with its reason"),
-		Value:       forwarder.DeadLetters.QueueUrl(),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String(OutputEsmFailureQueueUrl), &awscdk.CfnOutputProps{
-		Description: jsii.String("Stream ranges the event source mapping skipped after its retries (shard and sequence numbers)"),
-		Value:       forwarder.EsmFailures.QueueUrl(),
-	})
+	output := func(id, description string, value *string) {
+		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(description), Value: value})
+	}
+	output(OutputApiUrl, "Base URL of the ingest API (append v1/events)", ingest.Api.Url())
+	output(OutputEventStreamName, "Kinesis stream receiving the accepted events", events.Stream.StreamName())
+	output(OutputPepperSecretArn, "Secret keying pseudonymous user ids (retained; reuse it with -c pepperSecretArn=... if the stack is recreated)", pepper.Secret.SecretArn())
+	output(OutputMetaSecretArn, `Meta credentials {"access_token", "app_secret"} (retained; set them with aws secretsmanager put-secret-value)`, meta.Secret.SecretArn())
+	output(OutputDeadLetterQueueUrl, "Events the CAPI forwarder gave up on, one message each with its reason", forwarder.DeadLetters.QueueUrl())
+	output(OutputEsmFailureQueueUrl, "Stream ranges the event source mapping skipped after its retries (shard and sequence numbers)", forwarder.EsmFailures.QueueUrl())
 
 	if segments != nil {
-		awscdk.NewCfnOutput(stack, jsii.String(OutputStateTableName), &awscdk.CfnOutputProps{
-			Description: jsii.String("DynamoDB table of per-user segment state and membership changes"),
-			Value:       segments.Table.TableName(),
-		})
-		awscdk.NewCfnOutput(stack, jsii.String(OutputSegmentEsmFailureQueueUrl), &awscdk.CfnOutputProps{
-			Description: jsii.String("Stream ranges the segment updater's event source mapping skipped after its retries"),
-			Value:       segments.EsmFailures.QueueUrl(),
-		})
-		awscdk.NewCfnOutput(stack, jsii.String(OutputSweepDeadLetterQueueUrl), &awscdk.CfnOutputProps{
-			Description: jsii.String("Segment sweeper runs that failed or could not be delivered"),
-			Value:       segments.SweepDeadLetters.QueueUrl(),
-		})
-		awscdk.NewCfnOutput(stack, jsii.String(OutputAudienceSyncDeadLetterQueueUrl), &awscdk.CfnOutputProps{
-			Description: jsii.String("Audience sync runs that failed or could not be delivered"),
-			Value:       audienceSync.DeadLetters.QueueUrl(),
-		})
+		output(OutputStateTableName, "DynamoDB table of per-user segment state and membership changes", segments.Table.TableName())
+		output(OutputSegmentEsmFailureQueueUrl, "Stream ranges the segment updater's event source mapping skipped after its retries", segments.EsmFailures.QueueUrl())
+		output(OutputSweepDeadLetterQueueUrl, "Segment sweeper runs that failed or could not be delivered", segments.SweepDeadLetters.QueueUrl())
+		output(OutputAudienceSyncDeadLetterQueueUrl, "Audience sync runs that failed or could not be delivered", audienceSync.DeadLetters.QueueUrl())
 	}
-	awscdk.NewCfnOutput(stack, jsii.String(OutputAlarmTopicArn), &awscdk.CfnOutputProps{
-		Description: jsii.String("SNS topic of every alarm (subscribe on-call, or deploy with -c alarmEmail=...)"),
-		Value:       alarms.Topic.TopicArn(),
-	})
-	awscdk.NewCfnOutput(stack, jsii.String(OutputDashboardUrl), &awscdk.CfnOutputProps{
-		Description: jsii.String("CloudWatch dashboard of the pipeline"),
-		Value: awscdk.Fn_Join(jsii.String(""), &[]*string{
-			jsii.String("https://console.aws.amazon.com/cloudwatch/home?region="), awscdk.Aws_REGION(),
-			jsii.String("#dashboards:name="), alarms.Dashboard.DashboardName(),
-		}),
-	})
+	output(OutputAlarmTopicArn, "SNS topic of every alarm (subscribe on-call, or deploy with -c alarmEmail=...)", alarms.Topic.TopicArn())
+	output(OutputDashboardUrl, "CloudWatch dashboard of the pipeline", awscdk.Fn_Join(jsii.String(""), &[]*string{
+		jsii.String("https://console.aws.amazon.com/cloudwatch/home?region="), awscdk.Aws_REGION(),
+		jsii.String("#dashboards:name="), alarms.Dashboard.DashboardName(),
+	}))
 
 	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder,
 		Segments: segments, AudienceSync: audienceSync, Alarms: alarms}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -232,6 +233,26 @@ func (c *Config) App(id string) (*App, bool) {
 		}
 	}
 	return nil, false
+}
+
+// MetaIDs lists, without repeats and in config order, the Meta datasets and ad accounts the
+// apps use (each app's, and those its audiences name): what a Meta stand-in must know.
+func (c *Config) MetaIDs() (datasets, adAccounts []string) {
+	for _, a := range c.Apps {
+		if !slices.Contains(datasets, a.Meta.DatasetID) {
+			datasets = append(datasets, a.Meta.DatasetID)
+		}
+		accounts := []string{a.Meta.AdAccountID}
+		for _, aud := range a.Audiences {
+			accounts = append(accounts, aud.AdAccountID)
+		}
+		for _, id := range accounts {
+			if id != "" && !slices.Contains(adAccounts, id) {
+				adAccounts = append(adAccounts, id)
+			}
+		}
+	}
+	return datasets, adAccounts
 }
 
 // Supports reports whether the app ships on platform p.

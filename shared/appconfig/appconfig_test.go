@@ -3,6 +3,7 @@ package appconfig
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -89,5 +90,17 @@ func TestForDeploymentDropsDevKeysOnly(t *testing.T) {
 	}
 	if err := dep.Validate(); err != nil {
 		t.Fatalf("deployment config invalid: %v", err)
+	}
+}
+
+func TestMetaIDs(t *testing.T) {
+	c := &Config{Apps: []App{
+		{ID: "a", Meta: Meta{DatasetID: "1", AdAccountID: "act_1"}, Audiences: []Audience{{AdAccountID: "act_2"}, {}, {AdAccountID: "act_1"}}},
+		{ID: "b", Meta: Meta{DatasetID: "2", AdAccountID: "act_2"}},
+		{ID: "c", Meta: Meta{DatasetID: "1", AdAccountID: "act_3"}},
+	}}
+	datasets, accounts := c.MetaIDs()
+	if !slices.Equal(datasets, []string{"1", "2"}) || !slices.Equal(accounts, []string{"act_1", "act_2", "act_3"}) {
+		t.Errorf("MetaIDs() = %v, %v; want [1 2], [act_1 act_2 act_3]", datasets, accounts)
 	}
 }

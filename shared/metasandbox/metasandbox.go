@@ -745,14 +745,13 @@ func (s *Sandbox) writeAccepted(w http.ResponseWriter) {
 	w.Header().Set("X-Sandbox-Events-Dropped", strconv.Itoa(dropped))
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
+	type wire AcceptedEvent // the same fields, with the event as its text (Event is nil here)
 	bw.WriteByte('[')
 	for i := range kept {
-		a := kept[i]
-		type wire AcceptedEvent // the same fields, with the event as its text
 		body, err := json.Marshal(struct {
 			wire
 			Event json.RawMessage `json:"event"`
-		}{wire(a), a.Raw})
+		}{wire(kept[i]), kept[i].Raw})
 		if err != nil {
 			return // Raw is valid JSON (it was decoded when accepted): not reached
 		}

@@ -97,7 +97,8 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 				errs = append(errs, fmt.Errorf("due users of %s: %w", app, err))
 				break
 			}
-			errs = append(errs, s.sweepUsers(ctx, app, keys, now, &res)...)
+			_, failed := s.sweepUsers(ctx, app, keys, now, false, &res)
+			errs = append(errs, failed...)
 			if next == "" {
 				break
 			}
@@ -110,53 +111,58 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 
 // Reevaluate re-evaluates the given users of app now, as a sweep does for due users, and
 // records their membership changes: after a rules change, it applies the new rules to stored
-// users without waiting for their next event or due time (`retarget rules apply`). Users
+// users without waiting for their next event or due time (`retarget rules apply`). It returns
+// the changes; with dryRun it writes nothing and returns the changes it would record. Users
 // deleted meanwhile are skipped; a failed user is counted and named in the error.
-func (s *Sweeper) Reevaluate(ctx context.Context, app string, userKeys []string) (Result, error) {
+func (s *Sweeper) Reevaluate(ctx context.Context, app string, userKeys []string, dryRun bool) (Result, []ports.MembershipChange, error) {
 	if _, ok := s.cfg.Rules[app]; !ok {
-		return Result{}, fmt.Errorf("segmentsweeper: no rules for app %q", app)
+		return Result{}, nil, fmt.Errorf("segmentsweeper: no rules for app %q", app)
 	}
 	res := Result{Complete: true}
-	errs := s.sweepUsers(ctx, app, userKeys, s.cfg.Now(), &res)
-	return res, errors.Join(errs...)
+	changes, errs := s.sweepUsers(ctx, app, userKeys, s.cfg.Now(), dryRun, &res)
+	return res, changes, errors.Join(errs...)
 }
 
-// sweepUsers re-evaluates the users at now, adding to res; it returns one error per failed user.
-func (s *Sweeper) sweepUsers(ctx context.Context, app string, keys []string, now time.Time, res *Result) []error {
+// sweepUsers re-evaluates the users at now, adding to res; it returns their changes and one
+// error per failed user.
+func (s *Sweeper) sweepUsers(ctx context.Context, app string, keys []string, now time.Time, dryRun bool, res *Result) ([]ports.MembershipChange, []error) {
+	var all []ports.MembershipChange
 	var errs []error
 	for _, uk := range keys {
-		n, err := s.sweepUser(ctx, app, uk, now)
+		changes, err := s.sweepUser(ctx, app, uk, now, dryRun)
 		res.Users++
-		res.Changes += n
+		res.Changes += len(changes)
+		all = append(all, changes...)
 		if err != nil {
 			res.Failed++
 			errs = append(errs, fmt.Errorf("user %s of %s: %w", uk, app, err))
 		}
 	}
-	return errs
+	return all, errs
 }
 
-// sweepUser re-evaluates one user at now and records the changes.
-func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time) (int, error) {
+// sweepUser re-evaluates one user at now and records the changes (with dryRun, only returns
+// them).
+func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time, dryRun bool) ([]ports.MembershipChange, error) {
 	rules := s.cfg.Rules[app]
 	for attempt := 0; ; attempt++ {
 		rec, found, err := s.cfg.Store.GetUser(ctx, app, uk)
 		if err != nil || !found {
-			return 0, err // a user deleted since (erasure, TTL) has nothing to sweep
+			return nil, err // a user deleted since (erasure, TTL) has nothing to sweep
 		}
 		var state segments.State
 		if err := json.Unmarshal(rec.State, &state); err != nil {
-			return 0, fmt.Errorf("stored state does not decode: %w", err)
+			return nil, fmt.Errorf("stored state does not decode: %w", err)
 		}
 		after, due := rules.Evaluate(&state, now)
 		changes := segmentupdater.Changes(app, uk, rec.Segments, after, now.UnixMilli())
-		if len(changes) == 0 && segmentupdater.DueAt(due) == rec.DueAt {
-			return 0, nil // nothing to write (a user re-evaluated by rules apply, still right)
+		if dryRun || len(changes) == 0 && segmentupdater.DueAt(due) == rec.DueAt {
+			return changes, nil // nothing to write (a user re-evaluated by rules apply, still right)
 		}
 		segmentupdater.Stamp(changes, rec.Version+1, now)
 		if len(changes) > 0 {
 			if err := s.cfg.Store.RecordChanges(ctx, changes); err != nil {
-				return 0, err
+				return nil, err
 			}
 		}
 		rec.Segments, rec.Version = after, rec.Version+1
@@ -165,7 +171,10 @@ func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time) 
 		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
 			continue // the updater wrote this user meanwhile: evaluate its new state
 		}
-		return len(changes), err
+		if err != nil {
+			return nil, err
+		}
+		return changes, nil
 	}
 }
 

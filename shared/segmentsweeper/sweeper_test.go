@@ -3,6 +3,7 @@ package segmentsweeper
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -95,15 +96,31 @@ func TestReevaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 	sweeper, _ := New(Config{Rules: rules, Store: store, Now: func() time.Time { return clock }})
-	res, err := sweeper.Reevaluate(ctx, "sample-shop", []string{"u-1", "gone"})
-	if err != nil || res.Users != 2 || res.Changes != 2 || res.Failed != 0 {
-		t.Fatalf("Reevaluate: %+v %v; want 2 users (one gone), 2 changes", res, err)
+	describe := func(changes []ports.MembershipChange) []string {
+		var out []string
+		for _, c := range changes {
+			out = append(out, fmt.Sprintf("%s %s %v", c.UserKey, c.Segment, c.Joined))
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := []string{"u-1 new_installer true", "u-1 vip false"}
+	res, planned, err := sweeper.Reevaluate(ctx, "sample-shop", []string{"u-1", "gone"}, true)
+	if err != nil || res.Changes != 2 || !slices.Equal(describe(planned), want) {
+		t.Fatalf("dry run: %+v %v %v; want the changes %v", res, describe(planned), err, want)
+	}
+	if rec, _, _ := store.GetUser(ctx, "sample-shop", "u-1"); rec.Version != 1 {
+		t.Fatalf("a dry run wrote the user (version %d)", rec.Version)
+	}
+	res, recorded, err := sweeper.Reevaluate(ctx, "sample-shop", []string{"u-1", "gone"}, false)
+	if err != nil || res.Users != 2 || res.Changes != 2 || res.Failed != 0 || !slices.Equal(describe(recorded), want) {
+		t.Fatalf("Reevaluate: %+v %v %v; want 2 users (one gone), the changes %v", res, describe(recorded), err, want)
 	}
 	rec, _, _ := store.GetUser(ctx, "sample-shop", "u-1")
 	if !slices.Equal(rec.Segments, []string{"new_installer"}) || rec.Version != 2 {
 		t.Errorf("after: segments %v, version %d", rec.Segments, rec.Version)
 	}
-	if _, err := sweeper.Reevaluate(ctx, "no-such-app", []string{"u-1"}); err == nil {
+	if _, _, err := sweeper.Reevaluate(ctx, "no-such-app", []string{"u-1"}, false); err == nil {
 		t.Error("Reevaluate of an app without rules: no error")
 	}
 }
