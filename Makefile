@@ -50,14 +50,14 @@ test-go:
 # Every fuzz target: the ingest parser, the stream envelope decoder, the config loader, the
 # Graph API response parser. A crash found is kept in the package's testdata/fuzz and becomes a
 # regression test of `go test`.
-FUZZ_TARGETS := FuzzParseBatch:./shared/appevent FuzzDecode:./shared/envelope FuzzParse:./shared/appconfig \
+FUZZ_TARGETS := FuzzParseBatch:./shared/domain/appevent FuzzDecode:./shared/domain/envelope FuzzParse:./shared/domain/appconfig \
   FuzzParseResponse:./shared/adapters/metagraph
 
 loadtest: tools ## Load test the pipeline on its own dev stack and model its cost per million events (LOADTEST_FLAGS="--rate 6000 --duration 60s")
-	$(GO) run ./infra/loadtest --out loadtest.json $(LOADTEST_FLAGS)
+	$(GO) run ./infra/cmd/loadtest --out loadtest.json $(LOADTEST_FLAGS)
 
 chaos: tools ## Run the fault-injection suite end to end (CHAOS_LONG=1 for the long variant)
-	EMULATORS_REQUIRED=1 $(GO) test -count=1 -v -run 'TestPipelineUnderFaults' ./infra/chaos/
+	EMULATORS_REQUIRED=1 $(GO) test -count=1 -v -run 'TestPipelineUnderFaults' ./infra/e2e/chaos/
 
 fuzz-smoke:
 	@for t in $(FUZZ_TARGETS); do \
@@ -72,10 +72,10 @@ fuzz: ## Fuzz every target for 2 minutes each (FUZZTIME=...)
 	done
 
 cli: ## Build the operator CLI into build/host/retarget (`build/host/retarget --help`)
-	CGO_ENABLED=0 $(GO) build -o build/host/retarget ./infra/cli
+	CGO_ENABLED=0 $(GO) build -o build/host/retarget ./infra/cmd/retarget
 
 dev: tools ## Run the whole pipeline locally on loopback (API on 127.0.0.1:3000)
-	CGO_ENABLED=0 $(GO) build -o build/host/devstack ./infra/devstack
+	CGO_ENABLED=0 $(GO) build -o build/host/devstack ./infra/cmd/devstack
 	exec build/host/devstack -config $(CONFIG) $(DEVSTACK_FLAGS)
 
 # cdk.json's "build" hook runs `make build` before every synth and deploy.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Starts one local AWS emulator (kinesalite or dynalite) for the Go tests and the dev stack;
-// package shared/emulators drives it.
+// package shared/sandbox/emulators drives it.
 //
 //   node .devtools/emulator.js kinesalite|dynalite
 //

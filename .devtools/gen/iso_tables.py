@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generates shared/identity/iso_tables.go from Debian's iso-codes JSON (apt package iso-codes).
+"""Generates shared/domain/identity/iso_tables.go from Debian's iso-codes JSON (apt package iso-codes).
 
-Run from the repo root: python3 .devtools/gen/iso_tables.py > shared/identity/iso_tables.go && gofmt -w shared/identity/iso_tables.go
+Run from the repo root: python3 .devtools/gen/iso_tables.py > shared/domain/identity/iso_tables.go && gofmt -w shared/domain/identity/iso_tables.go
 The output is committed; this script only needs re-running when ISO lists change.
 """
 import json, re, sys, unicodedata

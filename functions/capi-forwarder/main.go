@@ -9,8 +9,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/retarget-dev/retarget/shared/capiforwarder"
-	"github.com/retarget-dev/retarget/shared/observability"
+	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
 )
 
 func main() {

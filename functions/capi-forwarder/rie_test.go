@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
-	"github.com/retarget-dev/retarget/shared/envelope"
-	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
-	"github.com/retarget-dev/retarget/shared/lambdatest"
-	"github.com/retarget-dev/retarget/shared/metasandbox"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
+	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
+	"github.com/retarget-dev/retarget/shared/testkit/lambdatest"
 )
 
 // The sample app of infra/config/apps.json.

@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
-	"github.com/retarget-dev/retarget/shared/emulators"
-	"github.com/retarget-dev/retarget/shared/envelope"
-	"github.com/retarget-dev/retarget/shared/ingestapi/ingesttest"
-	"github.com/retarget-dev/retarget/shared/lambdatest"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
+	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
+	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
+	"github.com/retarget-dev/retarget/shared/testkit/lambdatest"
 )
 
 // TestBootstrapUnderRIE runs the real bootstrap (host architecture) under the Lambda Runtime

@@ -26,7 +26,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
-	"github.com/retarget-dev/retarget/shared/stream"
+	"github.com/retarget-dev/retarget/shared/app/stream"
 )
 
 func main() {

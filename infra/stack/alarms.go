@@ -19,7 +19,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/retarget-dev/retarget/shared/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 )
 
 // Alarm thresholds. The functions' EMF metrics are in MetricsNamespace (see README, Metrics).

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/retarget-dev/retarget/shared/ingestapi"
+	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 )
 
 // opsApps has one app with its own usage plan settings and two audiences, one with defaults.

@@ -18,15 +18,15 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/retarget-dev/retarget/shared/appconfig"
-	"github.com/retarget-dev/retarget/shared/capiforwarder"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
 )
 
 // CapiForwarderFunctionName is the function's folder under functions/ and under the build
 // directory.
 const CapiForwarderFunctionName = "capi-forwarder"
 
-// Environment of the forwarder (a contract with shared/capiforwarder, which names them Env*).
+// Environment of the forwarder (a contract with shared/handlers/capiforwarder, which names them Env*).
 const (
 	// EnvMetaGraphURL is the Graph API base URL.
 	EnvMetaGraphURL = "META_GRAPH_URL"

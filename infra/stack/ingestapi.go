@@ -14,8 +14,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/retarget-dev/retarget/shared/appconfig"
-	"github.com/retarget-dev/retarget/shared/ingestapi"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 )
 
 // Environment of the ingest function (a contract with functions/ingest).

@@ -53,7 +53,7 @@ func NewPepperSecret(scope constructs.Construct, id string, props *PepperSecretP
 	return &PepperSecret{Construct: c, Secret: s}
 }
 
-// Keys of the Meta credentials secret's JSON document (a contract with shared/capiforwarder's
+// Keys of the Meta credentials secret's JSON document (a contract with shared/handlers/capiforwarder's
 // MetaCredentials).
 const (
 	MetaAccessTokenKey = "access_token"

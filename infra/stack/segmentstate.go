@@ -22,19 +22,19 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/retarget-dev/retarget/shared/appconfig"
-	"github.com/retarget-dev/retarget/shared/segmentupdater"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
 )
 
 // Folders of the segment functions under functions/ and under the build directory.
 const (
 	SegmentUpdaterFunctionName = "segment-updater"
 	SegmentSweeperFunctionName = "segment-sweeper"
-	SegmentsReadFunctionName   = "segments-read"
+	UsersAPIFunctionName       = "users-api"
 )
 
 // Environment of the segment functions (a contract with functions/segment-updater,
-// functions/segment-sweeper and functions/segments-read). The read function also gets
+// functions/segment-sweeper and functions/users-api). The read function also gets
 // PEPPER_SECRET_ID and API_KEY_APP_IDS, with the same meaning as for the ingest function.
 const (
 	// EnvStateTableName is the name of the segment state table.
@@ -60,7 +60,7 @@ const (
 	DueIndexSortKey          = "dueAt"
 )
 
-// The users routes under /v1, all served by the segments-read function: read segments, record
+// The users routes under /v1, all served by the users-api function: read segments, record
 // an explicit consent decision, erase a user.
 const (
 	SegmentsReadPath = "users/{app_user_id}/segments"
@@ -102,8 +102,8 @@ const (
 	SegmentUpdaterTimeoutSeconds = 60
 	SegmentSweeperMemoryMiB      = 256
 	SegmentSweeperTimeoutSeconds = 300
-	SegmentsReadMemoryMiB        = 256
-	SegmentsReadTimeoutSeconds   = 10
+	UsersAPIMemoryMiB            = 256
+	UsersAPITimeoutSeconds       = 10
 
 	// SweepRetryAttempts and SweepMaxEventAgeHours bound the Scheduler's retries of a failed
 	// invocation; a missed run costs nothing, the next one reads the same due users.
@@ -135,7 +135,7 @@ var (
 type SegmentStateProps struct {
 	// Config is the validated app config (segment rules of each app).
 	Config *appconfig.Config
-	// FunctionsDir holds segment-updater/, segment-sweeper/ and segments-read/ with their
+	// FunctionsDir holds segment-updater/, segment-sweeper/ and users-api/ with their
 	// bootstraps (see GoFunctionProps).
 	FunctionsDir string
 	// Stream is the event stream the updater reads through its event source mapping.
@@ -186,7 +186,7 @@ type SegmentState struct {
 	SweepSchedule awsscheduler.Schedule
 	// SweepDeadLetters receives the scheduled invocations Scheduler gave up on.
 	SweepDeadLetters awssqs.Queue
-	// Reader answers the read route (segments-read).
+	// Reader answers the read route (users-api).
 	Reader *GoFunction
 	// ReadMethod is GET /v1/users/{app_user_id}/segments, ConsentMethod PUT
 	// /v1/users/{app_user_id}/consent, ErasureMethod DELETE /v1/users/{app_user_id}.
@@ -320,7 +320,7 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 
 	reader := NewGoFunction(c, "Reader", &GoFunctionProps{
 		FunctionsDir: props.FunctionsDir,
-		Name:         SegmentsReadFunctionName,
+		Name:         UsersAPIFunctionName,
 		Config:       props.Config,
 		Description:  "Answers the /v1/users routes: segments, consent, erasure",
 		Environment: map[string]*string{
@@ -331,8 +331,8 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 			EnvErasureTombstoneDays: jsii.String(strconv.Itoa(tombstoneDays)),
 			EnvErasureAuditDays:     jsii.String(strconv.Itoa(auditDays)),
 		},
-		MemoryMiB:          SegmentsReadMemoryMiB,
-		Timeout:            awscdk.Duration_Seconds(jsii.Number(SegmentsReadTimeoutSeconds)),
+		MemoryMiB:          UsersAPIMemoryMiB,
+		Timeout:            awscdk.Duration_Seconds(jsii.Number(UsersAPITimeoutSeconds)),
 		LogRetention:       props.LogRetention,
 		LogRemovalPolicy:   props.LogRemovalPolicy,
 		NoAsyncDeadLetters: "invoked only synchronously by API Gateway: the caller gets the error; there is no asynchronous invocation to dead-letter",

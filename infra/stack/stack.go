@@ -15,7 +15,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/retarget-dev/retarget/shared/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 )
 
 // Defaults of RetargetStackProps.
@@ -77,7 +77,7 @@ type RetargetStackProps struct {
 	ForwarderReservedConcurrency float64
 	// SegmentsEnabled declares the segment state (table, updater, sweeper, read route) and the
 	// audience sync. Off by default: synth needs the bootstraps of segment-updater,
-	// segment-sweeper, segments-read and audience-sync. Off, the template holds nothing of it.
+	// segment-sweeper, users-api and audience-sync. Off, the template holds nothing of it.
 	SegmentsEnabled bool
 	// UserTTLDays is how long an inactive user's segment state is kept; defaults to
 	// DefaultUserTTLDays.

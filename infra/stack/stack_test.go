@@ -22,8 +22,8 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
-	"github.com/retarget-dev/retarget/shared/appconfig"
-	"github.com/retarget-dev/retarget/shared/capiforwarder"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
 )
 
 // twoApps is the config the stack under test is built from.
@@ -101,7 +101,7 @@ func setUp(m *testing.M) (code int, err error) {
 	defer os.RemoveAll(tmp)
 	functionsDir := filepath.Join(tmp, "functions")
 	for _, fn := range []string{IngestFunctionName, CapiForwarderFunctionName,
-		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, SegmentsReadFunctionName, AudienceSyncFunctionName} {
+		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, UsersAPIFunctionName, AudienceSyncFunctionName} {
 		if err := os.MkdirAll(filepath.Join(functionsDir, fn), 0o755); err != nil {
 			return 1, err
 		}
@@ -1206,7 +1206,7 @@ func TestSegmentState(t *testing.T) {
 			if ingestKeys == nil {
 				t.Error("the ingest function has no API_KEY_APP_IDS to share")
 			}
-			for _, name := range []string{SegmentUpdaterFunctionName, SegmentSweeperFunctionName, SegmentsReadFunctionName} {
+			for _, name := range []string{SegmentUpdaterFunctionName, SegmentSweeperFunctionName, UsersAPIFunctionName} {
 				if _, err := os.Stat(filepath.Join(filepath.Dir(s.Updater.AssetDir), name, bootstrapFile)); err != nil {
 					t.Errorf("%s: %v", name, err)
 				}

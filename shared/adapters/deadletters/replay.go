@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/retarget-dev/retarget/shared/envelope"
+	"github.com/retarget-dev/retarget/shared/app/stream"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/ports"
-	"github.com/retarget-dev/retarget/shared/stream"
 )
 
 // Filter selects letters; empty fields match everything.

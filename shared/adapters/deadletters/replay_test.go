@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retarget-dev/retarget/shared/adapters/memstream"
+	"github.com/retarget-dev/retarget/shared/app/stream"
 	"github.com/retarget-dev/retarget/shared/ports"
-	"github.com/retarget-dev/retarget/shared/stream"
+	"github.com/retarget-dev/retarget/shared/testkit/memstream"
 )
 
 func replayable(id, reason string) ports.DeadLetter {

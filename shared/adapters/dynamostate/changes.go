@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
-	"github.com/retarget-dev/retarget/shared/backoff"
+	"github.com/retarget-dev/retarget/shared/domain/backoff"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 

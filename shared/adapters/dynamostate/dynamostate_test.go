@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/retarget-dev/retarget/shared/adapters/statetest"
-	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
+	"github.com/retarget-dev/retarget/shared/testkit/statetest"
 )
 
 // dynalite starts an emulator for the test and returns a client for it.

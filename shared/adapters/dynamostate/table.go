@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/retarget-dev/retarget/shared/backoff"
+	"github.com/retarget-dev/retarget/shared/domain/backoff"
 )
 
 // TableAPI is the part of *dynamodb.Client CreateTable uses.

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/retarget-dev/retarget/shared/backoff"
+	"github.com/retarget-dev/retarget/shared/domain/backoff"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 

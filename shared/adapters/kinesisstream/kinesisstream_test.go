@@ -13,10 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/retarget-dev/retarget/shared/adapters/faultproxy"
-	"github.com/retarget-dev/retarget/shared/adapters/streamtest"
-	"github.com/retarget-dev/retarget/shared/emulators"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
+	"github.com/retarget-dev/retarget/shared/testkit/faultproxy"
+	"github.com/retarget-dev/retarget/shared/testkit/streamtest"
 )
 
 // kinesalite starts an emulator for the test and returns a client talking to it directly.

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/retarget-dev/retarget/shared/emulators"
+	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 )
 
 func TestEnv(t *testing.T) {

@@ -1,0 +1,319 @@
+// Command devstack runs the pipeline locally on loopback (`make dev`): the Kinesis and DynamoDB
+// emulators from .devtools, the event stream, and the ingest function behind a stand-in for API
+// Gateway (REST API, Lambda proxy integration). Nothing listens beyond 127.0.0.1 / ::1.
+//
+//	go build -o build/host/devstack ./infra/cmd/devstack && build/host/devstack -config infra/config/apps.json
+//
+// Flags: -config (app config, default infra/config/apps.json), -tail (default on: one line per
+// stream record), -tail-json (whole records as JSON lines), -log-dir (default .dev/logs).
+// Environment: DEV_API_ADDR (default 127.0.0.1:3000; loopback only; port 0 picks a free port),
+// DEV_API_KEY (replaces the first app's dev key), PSEUDONYM_PEPPER (default: a public dev
+// pepper), EVENT_STREAM_NAME (default retarget-events), LOG_LEVEL (function log level).
+//
+// Output on stdout, for people and scripts. Startup ends with these lines, in this order:
+//
+//	  kinesis   http://127.0.0.1:PORT  (kinesalite, pid N) stream NAME, 2 shards
+//	  dynamodb  http://127.0.0.1:PORT  (dynalite, pid N) no tables yet
+//	  ...
+//	retarget dev stack ready on http://127.0.0.1:PORT
+//
+// then one line per API request ("api POST /v1/events 202 3.1ms req=ID") and, with -tail, one
+// per stream record ("tail shard=... seq=... app=... user=... event=... id=... bytes=N").
+// The function's JSON log and its EMF metric lines go to files in -log-dir; its warnings and
+// errors also go to stderr.
+//
+// Ctrl-C or SIGTERM stops the API (waiting for requests in flight), the tail and the emulators,
+// and exits 0. The emulators also exit by themselves when this process dies, even by SIGKILL
+// (see package emulators).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
+	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
+	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
+	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
+)
+
+const (
+	// functionTimeout is the ingest function's timeout in the stack (GoFunction's default).
+	functionTimeout = 10 * time.Second
+	// shutdownGrace bounds the wait for requests in flight at shutdown.
+	shutdownGrace = 10 * time.Second
+	// setupTimeout bounds emulator start and stream creation.
+	setupTimeout = 60 * time.Second
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out := &console{out: os.Stdout, err: os.Stderr}
+	// DEVSTACK_CPUPROFILE=<file> profiles the whole stack (functions, pollers, gateway,
+	// sandbox) until it stops: `go tool pprof <file>` shows where a load test's CPU goes.
+	if path := os.Getenv("DEVSTACK_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			out.Errorf("DEVSTACK_CPUPROFILE: %v", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if err := run(ctx, stop, os.Args[1:], os.Getenv, out); err != nil {
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		if ctx.Err() != nil { // Ctrl-C during startup: what did start has been stopped
+			out.Errorf("interrupted during startup (%v)", err)
+			return
+		}
+		out.Errorf("%v", err)
+		os.Exit(1)
+	}
+}
+
+// run starts everything, serves until ctx ends, then stops everything. stopSignals restores
+// the default signal handling once shutdown begins, so a second Ctrl-C ends the process at once.
+func run(ctx context.Context, stopSignals func(), args []string, getenv func(string) string, out *console) error {
+	s, err := parseSettings(args, getenv, out.err)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	apps, err := appconfig.Load(s.ConfigFile)
+	if err != nil {
+		return err
+	}
+	app := &apps.Apps[0]
+	key := app.APIKey.DevValue
+	if s.APIKey != "" {
+		key = s.APIKey
+	}
+
+	// Listen first: a busy port should fail before anything else starts. Connections made
+	// before the server runs wait in the backlog.
+	ln, err := net.Listen("tcp", s.APIAddr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen on %s: the port is taken (another dev stack?); choose another with %s=127.0.0.1:PORT", s.APIAddr, EnvAPIAddr)
+		}
+		return fmt.Errorf("listen on %s (%s): %w", s.APIAddr, EnvAPIAddr, err)
+	}
+	defer ln.Close() // Serve owns it once it runs; closing twice is harmless
+	apiURL := "http://" + ln.Addr().String()
+
+	logs, err := openLogs(s.LogDir)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+
+	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
+	defer cancelSetup()
+	kinesalite, err := emulators.Start(setupCtx, emulators.Kinesis, emulators.Options{Stderr: logs.kinesalite})
+	if err != nil {
+		return withToolsHint(err)
+	}
+	defer stopEmulator(out, kinesalite)
+	dynalite, err := emulators.Start(setupCtx, emulators.DynamoDB, emulators.Options{Stderr: logs.dynalite})
+	if err != nil {
+		return withToolsHint(err)
+	}
+	defer stopEmulator(out, dynalite)
+
+	awsCfg, err := emulators.AWSConfig(ctx, kinesalite.Endpoint)
+	if err != nil {
+		return err
+	}
+	admin := kinesis.NewFromConfig(awsCfg)
+	if err := kinesisstream.EnsureStream(setupCtx, admin, s.StreamName, streamShards); err != nil {
+		return err
+	}
+
+	handler, err := newIngestHandler(ctx, s, awsCfg, logs, out)
+	if err != nil {
+		return fmt.Errorf("ingest function: %w", err)
+	}
+	os.Remove(filepath.Join(s.LogDir, deadLettersFile)) // the stream starts empty: so do its dead letters
+	metaAPI, err := startMeta(s, apps)
+	if err != nil {
+		return err
+	}
+	if metaAPI.Sandbox != nil {
+		defer metaAPI.Sandbox.Close()
+	}
+	dynamoCfg, err := emulators.AWSConfig(ctx, dynalite.Endpoint)
+	if err != nil {
+		return err
+	}
+	// The state table before the forwarder: it reads explicit consent decisions from it.
+	if err := dynamostate.CreateTable(setupCtx, dynamodb.NewFromConfig(dynamoCfg), stateTable); err != nil {
+		return fmt.Errorf("state table: %w", err)
+	}
+	fwd, err := startForwarder(s, metaAPI, awsCfg, dynalite.Endpoint, logs, out)
+	if err != nil {
+		return err
+	}
+	defer fwd.stop()
+	segs, err := startSegments(setupCtx, s, metaAPI, awsCfg, dynamoCfg, logs, out)
+	if err != nil {
+		return err
+	}
+	defer segs.stop()
+
+	srv := &http.Server{
+		Handler: &Gateway{
+			Function:   segs.handle(handler.Handle),
+			Routes:     []string{ingestapi.RouteEvents, ingestapi.RouteHealth, ingestapi.RouteOpenAPI, usersapi.Route, usersapi.RouteConsent, usersapi.RouteUser},
+			Models:     map[string]func([]byte) bool{http.MethodPost + " " + ingestapi.RouteEvents: ingestapi.BodyShapeOK},
+			ModelError: ingestapi.BodyShapeResponse(),
+			Stage:      "dev",
+			Timeout:    functionTimeout,
+			Access:     out.access,
+			Errors: func(id string, err error) {
+				out.Errorf("request %s: function failed: %v", id, err)
+			},
+		},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(out.err, "devstack: http: ", 0),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	tailDone := make(chan struct{})
+	tailCtx, stopTail := context.WithCancel(context.Background())
+	defer stopTail()
+	if s.Tail {
+		t := &streamTail{tailer: kinesisstream.NewTailer(admin, s.StreamName, kinesisstream.TrimHorizon), out: out, json: s.TailJSON}
+		go func() { defer close(tailDone); t.run(tailCtx) }()
+	} else {
+		close(tailDone)
+	}
+
+	out.printSummary(started{
+		Settings: s, App: app, Key: key,
+		KinesisURL: kinesalite.Endpoint, KinesisPID: kinesalite.Pid(),
+		DynamoURL: dynalite.Endpoint, DynamoPID: dynalite.Pid(),
+		APIURL: apiURL, ExampleEventAt: time.Now(), Meta: metaAPI,
+	})
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-served:
+	}
+	stopSignals()
+	out.Println("stopping: api, forwarder, segments, tail, emulators")
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		out.Errorf("api shutdown: %v", err)
+	}
+	fwd.stop()
+	segs.stop()
+	stopTail()
+	<-tailDone
+	stopEmulator(out, dynalite) // the deferred calls cover the early returns; Stop is idempotent
+	stopEmulator(out, kinesalite)
+	out.Println("stopped")
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("api server: %w", serveErr)
+	}
+	return nil
+}
+
+// newIngestHandler builds the ingest function exactly as the Lambda does (ingestapi.FromEnv),
+// from an environment that holds only what the dev stack decides: no PEPPER_SECRET_ID or
+// API_KEY_APP_IDS from the developer's shell.
+func newIngestHandler(ctx context.Context, s settings, awsCfg aws.Config, logs *logFiles, out *console) (*ingestapi.Handler, error) {
+	env := map[string]string{
+		ingestapi.EnvStreamName: s.StreamName,
+		ingestapi.EnvConfigFile: s.ConfigFile,
+		ingestapi.EnvPepper:     s.Pepper,
+		ingestapi.EnvDevAuth:    "true",
+		ingestapi.EnvDevAPIKey:  s.APIKey,
+		ingestapi.EnvLogLevel:   s.LogLevel,
+	}
+	// The JSON log goes to its file; warnings and errors also reach the terminal.
+	logger := slog.New(slog.NewMultiHandler(
+		observability.NewLogger(logs.ingest, s.LogLevel).Handler(),
+		slog.NewTextHandler(out.err, &slog.HandlerOptions{Level: slog.LevelWarn}),
+	))
+	// EMF metric lines go to their own file: on the terminal they would bury everything else.
+	return ingestapi.FromEnv(ctx, func(k string) string { return env[k] }, awsCfg, logger, logs.metrics)
+}
+
+// logFiles are the dev stack's log files, truncated at each start.
+type logFiles struct {
+	ingest, forwarder, segments, metrics, kinesalite, dynalite, esmFailures *os.File
+}
+
+func openLogs(dir string) (*logFiles, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("log dir: %w", err)
+	}
+	l := &logFiles{}
+	for _, f := range []struct {
+		name string
+		dst  **os.File
+	}{{"ingest.log", &l.ingest}, {"forwarder.log", &l.forwarder}, {"segments.log", &l.segments}, {"metrics.log", &l.metrics},
+		{"kinesalite.log", &l.kinesalite}, {"dynalite.log", &l.dynalite}, {esmFailuresFile, &l.esmFailures}} {
+		file, err := os.Create(filepath.Join(dir, f.name))
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("log file: %w", err)
+		}
+		*f.dst = file
+	}
+	return l, nil
+}
+
+// Close closes the files that are open.
+func (l *logFiles) Close() {
+	for _, f := range []*os.File{l.ingest, l.forwarder, l.segments, l.metrics, l.kinesalite, l.dynalite, l.esmFailures} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func stopEmulator(out *console, p *emulators.Process) {
+	if err := p.Stop(); err != nil {
+		out.Errorf("%v", err)
+	}
+}
+
+// withToolsHint adds what to do when the emulators are not installed.
+func withToolsHint(err error) error {
+	if errors.Is(err, emulators.ErrToolsMissing) && !strings.Contains(err.Error(), "make tools") {
+		return fmt.Errorf("%w (run `make tools`)", err)
+	}
+	return err
+}

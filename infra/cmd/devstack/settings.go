@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
+	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
+)
+
+// Environment variables the dev stack reads (the function's own variables are in ingestapi).
+const (
+	EnvAPIAddr    = "DEV_API_ADDR"           // where the API listens; loopback only
+	EnvAPIKey     = "DEV_API_KEY"            // replaces the first app's dev key
+	EnvPepper     = "PSEUDONYM_PEPPER"       // pseudonym pepper; default devPepper
+	EnvStreamName = "EVENT_STREAM_NAME"      // stream name; default defaultStream
+	EnvLogLevel   = "LOG_LEVEL"              // level of the function's JSON log
+	EnvGraphURL   = "META_GRAPH_URL"         // send to this Graph API instead of the embedded sandbox
+	EnvMetaToken  = "META_ACCESS_TOKEN"      // Meta access token (default: the sandbox's dev token)
+	EnvMetaSecret = "META_APP_SECRET"        // Meta app secret (default: the sandbox's dev secret)
+	EnvFaults     = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
+	EnvSweep      = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
+	EnvSync       = "AUDIENCE_SYNC_INTERVAL" // how often audience sync runs (Go duration, default 30s)
+)
+
+const (
+	defaultConfig  = "infra/config/apps.json"
+	defaultAPIAddr = "127.0.0.1:3000"
+	defaultStream  = devenv.Stream
+	defaultLogDir  = devenv.LogDir
+	// devPepper is the built-in pseudonym pepper: public, so user keys made with it are no
+	// pseudonyms at all. It equals the one in events/ingest/env.json, so `sam local invoke` and
+	// the dev stack key users alike.
+	devPepper = devenv.Pepper
+	// streamShards is the shard count of the local stream: two, so records of different users
+	// really spread over shards, as the consumers must expect.
+	streamShards = 2
+)
+
+// errUsage is a bad command line; the usage has been printed.
+var errUsage = errors.New("usage")
+
+// settings is what one run of the dev stack was asked to do.
+type settings struct {
+	ConfigFile string // absolute
+	APIAddr    string // loopback host:port, port may be 0
+	APIKey     string // DEV_API_KEY, may be empty
+	Pepper     string
+	DevPepper  bool // Pepper is the built-in one
+	StreamName string
+	LogDir     string // absolute
+	LogLevel   string
+	Tail       bool
+	TailJSON   bool
+	// Meta: MetaGraphURL is empty for the embedded sandbox.
+	MetaGraphURL, MetaToken, MetaSecret string
+	Faults                              metasandbox.Faults
+	SweepInterval                       time.Duration
+	AudienceSyncInterval                time.Duration
+}
+
+// parseSettings reads the flags in args (without the program name) and the environment.
+func parseSettings(args []string, getenv func(string) string, usageOut io.Writer) (settings, error) {
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.SetOutput(usageOut)
+	fs.Usage = func() {
+		fmt.Fprintf(usageOut, "Usage: devstack [flags]  (normally through `make dev`)\n\n"+
+			"Runs the pipeline on loopback: Kinesis and DynamoDB emulators, the event stream and the\n"+
+			"ingest API behind a stand-in for API Gateway.\n\nEnvironment:\n"+
+			"  %-18s API address, loopback only (default %s; port 0 picks a free one)\n"+
+			"  %-18s replaces the first app's dev API key\n"+
+			"  %-18s pseudonym pepper (default: a public dev pepper)\n"+
+			"  %-18s stream name (default %s)\n"+
+			"  %-18s level of the function's JSON log (default info)\n"+
+			"  %-18s send to this Graph API instead of the embedded Meta sandbox\n"+
+			"  %-18s Meta access token and app secret (with %s only)\n"+
+			"  %-18s faults the Meta sandbox injects, e.g. {\"server_error_rate\":0.3}\n\nFlags:\n",
+			EnvAPIAddr, defaultAPIAddr, EnvAPIKey, EnvPepper, EnvStreamName, defaultStream, EnvLogLevel,
+			EnvGraphURL, EnvMetaToken+"/"+EnvMetaSecret, EnvGraphURL, EnvFaults)
+		fs.PrintDefaults()
+	}
+	var s settings
+	fs.StringVar(&s.ConfigFile, "config", defaultConfig, "app config file")
+	fs.StringVar(&s.LogDir, "log-dir", defaultLogDir, "folder for the function, metrics and emulator logs (truncated at start)")
+	fs.BoolVar(&s.Tail, "tail", true, "print one line per record arriving on the stream")
+	fs.BoolVar(&s.TailJSON, "tail-json", false, "print each stream record as one JSON line instead (implies -tail)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return s, err
+		}
+		return s, errUsage // fs has printed the problem and the usage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(usageOut, "unexpected arguments %q\n", fs.Args())
+		fs.Usage()
+		return s, errUsage
+	}
+	s.Tail = s.Tail || s.TailJSON
+
+	var err error
+	if s.ConfigFile, err = filepath.Abs(s.ConfigFile); err != nil {
+		return s, err
+	}
+	if s.LogDir, err = filepath.Abs(s.LogDir); err != nil {
+		return s, err
+	}
+	addr := getenv(EnvAPIAddr)
+	if addr == "" {
+		addr = defaultAPIAddr
+	}
+	if s.APIAddr, err = loopbackAddr(addr); err != nil {
+		return s, err
+	}
+	s.APIKey = getenv(EnvAPIKey)
+	s.Pepper = getenv(EnvPepper)
+	if s.Pepper == "" {
+		s.Pepper, s.DevPepper = devPepper, true
+	}
+	s.StreamName = getenv(EnvStreamName)
+	if s.StreamName == "" {
+		s.StreamName = defaultStream
+	}
+	s.LogLevel = getenv(EnvLogLevel)
+	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(EnvGraphURL), getenv(EnvMetaToken), getenv(EnvMetaSecret)
+	for _, iv := range []struct {
+		env string
+		dst *time.Duration
+	}{{EnvSweep, &s.SweepInterval}, {EnvSync, &s.AudienceSyncInterval}} {
+		*iv.dst = 30 * time.Second
+		if v := getenv(iv.env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return s, fmt.Errorf("%s=%q: want a positive Go duration such as 30s", iv.env, v)
+			}
+			*iv.dst = d
+		}
+	}
+	if v := getenv(EnvFaults); v != "" {
+		if err := json.Unmarshal([]byte(v), &s.Faults); err != nil {
+			return s, fmt.Errorf("%s: %w (e.g. {\"server_error_rate\":0.3,\"seed\":7})", EnvFaults, err)
+		}
+	}
+	if s.MetaGraphURL == "" {
+		// The embedded sandbox only knows its own credentials; real ones never go there.
+		s.MetaToken, s.MetaSecret = devMetaToken, devMetaSecret
+	} else if s.MetaToken == "" {
+		return s, fmt.Errorf("%s is set: set %s (and %s) too", EnvGraphURL, EnvMetaToken, EnvMetaSecret)
+	}
+	return s, nil
+}
+
+// loopbackAddr checks that addr (DEV_API_ADDR) is a loopback host:port and returns it with
+// "localhost" spelled 127.0.0.1. The dev stack has no TLS and accepts a well-known key: it must
+// never be reachable from the network.
+func loopbackAddr(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%s=%q: want host:port, e.g. %s", EnvAPIAddr, addr, defaultAPIAddr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return "", fmt.Errorf("%s=%q: port must be a number 0-65535 (0 picks a free one)", EnvAPIAddr, addr)
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		what := "a non-loopback address"
+		if host == "" || (ip != nil && ip.IsUnspecified()) {
+			what = "every network interface"
+		}
+		return "", errors.New(EnvAPIAddr + "=" + strconv.Quote(addr) + " would listen on " + what +
+			": the dev stack serves on loopback only (127.0.0.1, ::1 or localhost), e.g. " + EnvAPIAddr + "=127.0.0.1:3001")
+	}
+	return net.JoinHostPort(host, port), nil
+}

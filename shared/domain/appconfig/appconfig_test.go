@@ -1,0 +1,106 @@
+package appconfig
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const validApp = `{"id": "shop", "platforms": ["ios"], "api_key": {"name": "shop", "dev_value": "dev-shop-key"},
+  "meta": {"dataset_id": "123", "ad_account_id": "act_456"}}`
+
+func TestSampleConfigIsValid(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "..", "infra", "config", "apps.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, ok := cfg.App("sample-shop")
+	if !ok || !app.Supports(PlatformIOS) || !app.Supports(PlatformAndroid) || app.APIKey.DevValue != "dev-api-key" {
+		t.Fatalf("sample app: %+v", app)
+	}
+}
+
+func TestParseErrorsNameTheEntryAndField(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"wrong version", `{"version": 2, "apps": [` + validApp + `]}`, []string{"version: must be 1"}},
+		{"no apps", `{"version": 1, "apps": []}`, []string{"at least one app"}},
+		{"unknown key", `{"version": 1, "apps": [` + validApp + `], "segmnts": []}`, []string{`unknown field "segmnts"`}},
+		{"wrong type with line", "{\"version\": 1,\n \"apps\": \"shop\"}", []string{"line 2", "apps"}},
+		{"not JSON", `{"version": 1,`, []string{"invalid JSON"}},
+		{"trailing document", `{"version": 1, "apps": [` + validApp + `]} {}`, []string{"after the JSON document"}},
+		{"bad app id", `{"version": 1, "apps": [{"id": "Shop_1", "platforms": ["ios"], "api_key": {"name": "k"}, "meta": {"dataset_id": "1", "ad_account_id": "act_1"}}]}`,
+			[]string{`apps[0] ("Shop_1").id: must be 1-63 lowercase`}},
+		{"every problem at once", `{"version": 1, "apps": [{"id": "a", "platforms": ["web", "ios", "ios"], "api_key": {"name": ""},
+			"meta": {"dataset_id": "x1", "ad_account_id": "1234", "test_event_code": "TEST 1"}}]}`,
+			[]string{`platforms[0]: "web" is not a platform`, `platforms[2]: "ios" is listed twice`, "api_key.name: is required",
+				"meta.dataset_id: must be the dataset's numeric id", "meta.ad_account_id: must look like act_<digits>", "meta.test_event_code"}},
+		{"duplicates", `{"version": 1, "apps": [` + validApp + `,` + validApp + `]}`,
+			[]string{`apps[1] ("shop").id: duplicates apps[0]`, "api_key.name: duplicates apps[0]", "api_key.dev_value: duplicates apps[0]"}},
+		{"short dev key", `{"version": 1, "apps": [{"id": "a", "platforms": ["ios"], "api_key": {"name": "k", "dev_value": "short"}, "meta": {"dataset_id": "1", "ad_account_id": "act_1"}}]}`,
+			[]string{"api_key.dev_value: must be at least 8 characters"}},
+		{"usage plan out of range", `{"version": 1, "apps": [{"id": "a", "platforms": ["ios"], "api_key": {"name": "k", "rate_limit": 10001, "burst_limit": -1, "quota_per_day": -5}, "meta": {"dataset_id": "1", "ad_account_id": "act_1"}}]}`,
+			[]string{"api_key.rate_limit: must be 0 (the default) or 1..10000 requests per second (got 10001)",
+				"api_key.burst_limit: must be 0 (the default) or 1..5000 requests (got -1)",
+				"api_key.quota_per_day: must be 0 (no quota) or a positive number of requests per day (got -5)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apps.json")
+	if err := os.WriteFile(path, []byte(`{"version": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %v does not name %s", err, path)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
+
+func TestForDeploymentDropsDevKeysOnly(t *testing.T) {
+	cfg, err := Parse([]byte(`{"version": 1, "apps": [` + validApp + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep := cfg.ForDeployment()
+	if dep.Apps[0].APIKey.DevValue != "" || dep.Apps[0].APIKey.Name != "shop" || dep.Apps[0].Meta.DatasetID != "123" {
+		t.Fatalf("deployment config: %+v", dep.Apps[0])
+	}
+	if cfg.Apps[0].APIKey.DevValue != "dev-shop-key" {
+		t.Fatal("ForDeployment changed the original")
+	}
+	if err := dep.Validate(); err != nil {
+		t.Fatalf("deployment config invalid: %v", err)
+	}
+}
+
+func TestMetaIDs(t *testing.T) {
+	c := &Config{Apps: []App{
+		{ID: "a", Meta: Meta{DatasetID: "1", AdAccountID: "act_1"}, Audiences: []Audience{{AdAccountID: "act_2"}, {}, {AdAccountID: "act_1"}}},
+		{ID: "b", Meta: Meta{DatasetID: "2", AdAccountID: "act_2"}},
+		{ID: "c", Meta: Meta{DatasetID: "1", AdAccountID: "act_3"}},
+	}}
+	datasets, accounts := c.MetaIDs()
+	if !slices.Equal(datasets, []string{"1", "2"}) || !slices.Equal(accounts, []string{"act_1", "act_2", "act_3"}) {
+		t.Errorf("MetaIDs() = %v, %v; want [1 2], [act_1 act_2 act_3]", datasets, accounts)
+	}
+}

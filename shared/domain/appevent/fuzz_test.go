@@ -1,0 +1,117 @@
+package appevent
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
+)
+
+// FuzzParseBatch checks the parser's invariants on arbitrary bodies: it never panics; it
+// accepts only valid JSON (differential check against encoding/json); every event is either
+// accepted or rejected, once; every accepted record is a valid v1 envelope; and every event
+// comes out exactly as it does when sent alone, so what the parser reuses from one event to
+// the next (identity, user and device objects, the encoded user) never changes a result.
+func FuzzParseBatch(f *testing.F) {
+	for _, name := range []string{"valid-batch.json", "partly-invalid-batch.json"} {
+		raw, err := os.ReadFile(filepath.Join("..", "..", "..", "events", "ingest", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		var req struct{ Body string }
+		if err := json.Unmarshal(raw, &req); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(req.Body)
+	}
+	f.Add(body(validEvent()))
+	f.Add(body(validEvent(), set(validEvent(), "event_id", "b"), set(set(validEvent(), "event_id", "c"), "consent.ads_personalization", false)))
+	f.Add(body(set(validEvent(), "user.email", 1), set(set(validEvent(), "user.email", 1), "event_id", "b")))
+	f.Add(`{"events":[{"event_id":"a\u00e9\ud83d\ude00","user":{"email":"\"q\"@x.io"}}]}`)
+	f.Add(`{"events":[1,"x",null,[],{}]}`)
+	f.Add(`{"events":[{"custom_data":{"contents":[{"id":"a"},{"id":1}],"content_ids":["a",2]}}]}`)
+	f.Add(`{"events":[{"event_time":1e400,"device":{"screen_width":-0.0}}]}`)
+	p := NewParser(testPeps)
+	f.Fuzz(func(t *testing.T, in string) {
+		b, err := p.Parse(testApp, in, testNow)
+		if err != nil {
+			return
+		}
+		defer b.Release()
+		if !json.Valid([]byte(in)) {
+			t.Fatalf("accepted a body that is not valid JSON: %q", in)
+		}
+		seen := make([]int, b.Total)
+		for _, a := range b.Accepted {
+			seen[a.Index]++
+			if !json.Valid(a.Data) {
+				t.Fatalf("record is not valid JSON: %s", a.Data)
+			}
+			rec, err := envelope.Decode(a.Data)
+			if err != nil {
+				t.Fatalf("record does not decode: %v\n%s", err, a.Data)
+			}
+			if rec.UserKey != a.UserKey || rec.Event.ID != a.EventID {
+				t.Fatalf("record and batch disagree: %s", a.Data)
+			}
+		}
+		for _, r := range b.Rejected {
+			seen[r.Index]++
+			if len(r.Errors) == 0 {
+				t.Fatalf("rejection without errors: %+v", r)
+			}
+		}
+		for i, n := range seen {
+			if n != 1 {
+				t.Fatalf("event %d reported %d times", i, n)
+			}
+		}
+		checkSameAsAlone(t, p, in, b)
+	})
+}
+
+// checkSameAsAlone parses each event of in on its own and compares with the batch's outcome.
+func checkSameAsAlone(t *testing.T, p *Parser, in string, b *Batch) {
+	var doc struct{ Events []json.RawMessage }
+	if json.Unmarshal([]byte(in), &doc) != nil || len(doc.Events) != b.Total {
+		return // e.g. a repeated "events" key, which encoding/json and the parser read differently
+	}
+	data := map[int]string{}
+	for _, a := range b.Accepted {
+		data[a.Index] = string(a.Data)
+	}
+	errs := map[int][]FieldError{}
+	for _, r := range b.Rejected {
+		errs[r.Index] = r.Errors
+	}
+	for i, raw := range doc.Events {
+		alone, err := p.Parse(testApp, `{"events":[`+string(raw)+`]}`, testNow)
+		if err != nil {
+			t.Fatalf("event %d alone: %v", i, err)
+		}
+		switch {
+		case len(alone.Accepted) == 1:
+			if got := string(alone.Accepted[0].Data); data[i] != got {
+				t.Fatalf("event %d: in the batch\n%s\nalone\n%s", i, data[i], got)
+			}
+		default:
+			prefix := "events[" + strconv.Itoa(i) + "]"
+			var want []FieldError
+			for _, e := range errs[i] {
+				if e.Code != "duplicate" { // the only rule that depends on the other events
+					e.Field = "events[0]" + strings.TrimPrefix(e.Field, prefix)
+					want = append(want, e)
+				}
+			}
+			if !reflect.DeepEqual(alone.Rejected[0].Errors, want) {
+				t.Fatalf("event %d errors: in the batch %+v, alone %+v", i, want, alone.Rejected[0].Errors)
+			}
+		}
+		alone.Release()
+	}
+}

@@ -1,0 +1,224 @@
+package audiences
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+// DefaultMaxRemovalFraction is the removal guard's threshold when the config sets none.
+const DefaultMaxRemovalFraction = 0.2
+
+// Audience is one segment's Custom Audience, compiled from the config. It is immutable and safe
+// for concurrent use.
+type Audience struct {
+	segment    string
+	name       string
+	account    string // act_<digits>
+	id         string // "" when the sync creates the audience
+	create     bool
+	valueBased bool
+	schema     []string
+	cols       []column // schema as cell kinds
+}
+
+type column uint8
+
+const (
+	colExternID column = iota
+	colEmail
+	colPhone
+	colMADID
+	colValue
+)
+
+var columnKinds = map[string]column{
+	appconfig.ColumnExternID: colExternID,
+	appconfig.ColumnEmail:    colEmail,
+	appconfig.ColumnPhone:    colPhone,
+	appconfig.ColumnMADID:    colMADID,
+	appconfig.ColumnValue:    colValue,
+}
+
+// Segment is the id of the segment whose members the audience holds.
+func (a *Audience) Segment() string { return a.segment }
+
+// Name is the audience name shown in Ads Manager.
+func (a *Audience) Name() string { return a.name }
+
+// AdAccountID is the ad account holding the audience, "act_<digits>" (the app's by default).
+func (a *Audience) AdAccountID() string { return a.account }
+
+// ID is the configured audience id; "" when Create is true (the sync stores the created id).
+func (a *Audience) ID() string { return a.id }
+
+// Create reports whether the sync creates the audience through the API.
+func (a *Audience) Create() bool { return a.create }
+
+// ValueBased reports whether rows carry LOOKALIKE_VALUE (lifetime value).
+func (a *Audience) ValueBased() bool { return a.valueBased }
+
+// Creation is the request that creates the audience at Meta (for an audience marked create):
+// the audience sync and the operator CLI both send exactly this.
+func (a *Audience) Creation() ports.NewAudience {
+	return ports.NewAudience{AdAccountID: a.account, Name: a.name, Description: "Retarget segment " + a.segment, ValueBased: a.valueBased}
+}
+
+// Schema returns the multi-key schema of the payload: the configured identifier columns in
+// order, then LOOKALIKE_VALUE for value-based audiences. Row cells follow it.
+func (a *Audience) Schema() []string { return slices.Clone(a.schema) }
+
+// Rules are an app's audience sync settings with the defaults applied.
+type Rules struct {
+	// MaxRemovalFraction is the largest share of an audience one run may remove (RemovalGuard).
+	MaxRemovalFraction float64
+	// MaxPayloadBytes caps one request's payload JSON (Chunk).
+	MaxPayloadBytes int
+	// FullRefresh is how often each audience is replaced whole (usersreplace) from the member
+	// index; 0 = never.
+	FullRefresh time.Duration
+}
+
+// AppAudiences are one app's audiences, exclusive groups and sync rules. Immutable and safe for
+// concurrent use.
+type AppAudiences struct {
+	app       string
+	audiences []*Audience // config order
+	bySegment map[string]*Audience
+	groups    [][]string          // priority order
+	groupOf   map[string]position // segment -> its group and rank
+	rules     Rules
+}
+
+type position struct{ group, rank int }
+
+// Compile validates an app's audience mapping and compiles it. An app without audiences
+// compiles to an AppAudiences that maps nothing.
+func Compile(app *appconfig.App) (*AppAudiences, error) {
+	if err := app.ValidateAudiences(); err != nil {
+		return nil, err
+	}
+	out := &AppAudiences{
+		app:       app.ID,
+		bySegment: make(map[string]*Audience, len(app.Audiences)),
+		groupOf:   map[string]position{},
+		rules: Rules{
+			MaxRemovalFraction: DefaultMaxRemovalFraction,
+			MaxPayloadBytes:    MaxPayloadBytes,
+		},
+	}
+	if f := app.AudienceSync.MaxRemovalFraction; f != nil {
+		out.rules.MaxRemovalFraction = *f
+	}
+	if b := app.AudienceSync.MaxPayloadBytes; b != 0 {
+		out.rules.MaxPayloadBytes = b
+	}
+	out.rules.FullRefresh = time.Duration(app.AudienceSync.FullRefreshHours) * time.Hour
+	for i := range app.Audiences {
+		c := &app.Audiences[i]
+		au := &Audience{
+			segment:    c.Segment,
+			name:       c.Name,
+			account:    c.AccountID(app),
+			id:         c.AudienceID,
+			create:     c.Create,
+			valueBased: c.ValueBased,
+			schema:     c.IdentifierColumns(),
+		}
+		if au.valueBased {
+			au.schema = append(au.schema, appconfig.ColumnValue)
+		}
+		for _, name := range au.schema {
+			au.cols = append(au.cols, columnKinds[name]) // every name was validated
+		}
+		out.audiences = append(out.audiences, au)
+		out.bySegment[au.segment] = au
+	}
+	for g, group := range app.ExclusiveGroups {
+		out.groups = append(out.groups, slices.Clone(group))
+		for rank, seg := range group {
+			out.groupOf[seg] = position{group: g, rank: rank}
+		}
+	}
+	return out, nil
+}
+
+// ForConfig compiles the audiences of every app in cfg, by app id.
+func ForConfig(cfg *appconfig.Config) (map[string]*AppAudiences, error) {
+	out := make(map[string]*AppAudiences, len(cfg.Apps))
+	var errs []error
+	for i := range cfg.Apps {
+		a, err := Compile(&cfg.Apps[i])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[cfg.Apps[i].ID] = a
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// App returns the app id.
+func (a *AppAudiences) App() string { return a.app }
+
+// Rules returns the sync settings with the defaults applied.
+func (a *AppAudiences) Rules() Rules { return a.rules }
+
+// Audiences returns the app's audiences in config order.
+func (a *AppAudiences) Audiences() []*Audience { return slices.Clone(a.audiences) }
+
+// Audience returns the audience of a segment.
+func (a *AppAudiences) Audience(segment string) (*Audience, bool) {
+	au, ok := a.bySegment[segment]
+	return au, ok
+}
+
+// Desired returns the segments whose audiences a user in segments belongs in, in config order:
+// every mapped segment the user is in, except that within an exclusive group only the
+// highest-priority segment the user is in is kept. When the user leaves that segment, the
+// next one of the group they are in takes its place. Unmapped segments are ignored.
+func (a *AppAudiences) Desired(segments []string) []string {
+	var out []string
+	for _, au := range a.audiences {
+		if !slices.Contains(segments, au.segment) || a.outranked(au.segment, segments) {
+			continue
+		}
+		out = append(out, au.segment)
+	}
+	return out
+}
+
+// outranked reports whether a higher-priority member of seg's group is among segments.
+func (a *AppAudiences) outranked(seg string, segments []string) bool {
+	p, ok := a.groupOf[seg]
+	if !ok {
+		return false
+	}
+	for _, higher := range a.groups[p.group][:p.rank] {
+		if slices.Contains(segments, higher) {
+			return true
+		}
+	}
+	return false
+}
+
+// Affected returns the audiences (by segment) whose membership can change when a user's
+// membership in segment changes: the segment itself, or its whole exclusive group in priority
+// order. Only the segment and the members below it can change from this change alone; the
+// members above it are included so that a sync also heals a user left in the wrong audience
+// after the group was reordered, at the cost of a comparison. Nil for an unmapped segment.
+func (a *AppAudiences) Affected(segment string) []string {
+	if _, ok := a.bySegment[segment]; !ok {
+		return nil
+	}
+	if p, ok := a.groupOf[segment]; ok {
+		return slices.Clone(a.groups[p.group])
+	}
+	return []string{segment}
+}

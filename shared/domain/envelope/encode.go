@@ -1,0 +1,318 @@
+package envelope
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/retarget-dev/retarget/shared/domain/identity"
+)
+
+// Append appends r encoded as JSON to dst. It is the hot-path encoder of the ingest function:
+// it writes exactly what encoding/json would decode back into r (see the round-trip tests) with
+// no reflection and no allocation beyond growing dst. r.V is always written as Version.
+func Append(dst []byte, r *Record) []byte { return appendRecord(dst, r, nil) }
+
+// Encoder appends records like Append and remembers the user object it encoded last: the events
+// of one request usually come from one device and share it, so its JSON is copied instead of
+// written again. The zero value is ready to use; it is not safe for concurrent use.
+type Encoder struct {
+	user    User
+	userEnc []byte
+	cached  bool
+}
+
+// Reset forgets the remembered user object (and the strings it refers to) but keeps the
+// encoder's buffer.
+func (e *Encoder) Reset() {
+	*e = Encoder{userEnc: e.userEnc[:0]}
+}
+
+// Append appends r encoded as JSON to dst (see the package-level Append).
+func (e *Encoder) Append(dst []byte, r *Record) []byte { return appendRecord(dst, r, e) }
+
+func appendRecord(dst []byte, r *Record, e *Encoder) []byte {
+	b := append(dst, `{"v":`...)
+	b = strconv.AppendInt(b, Version, 10)
+	b = appendKeyString(b, `,"app":`, r.App)
+	b = appendKeyString(b, `,"uk":`, r.UserKey)
+	b = append(b, `,"received_at":`...)
+	b = strconv.AppendInt(b, r.ReceivedAt, 10)
+	ev := &r.Event
+	b = appendKeyString(b, `,"event":{"id":`, ev.ID)
+	b = appendKeyString(b, `,"name":`, ev.Name)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, ev.Time, 10)
+	switch {
+	case e == nil:
+		b = appendUser(b, &ev.User)
+	case e.cached && ev.User == e.user:
+		b = append(b, e.userEnc...)
+	default:
+		start := len(b)
+		b = appendUser(b, &ev.User)
+		e.user, e.userEnc, e.cached = ev.User, append(e.userEnc[:0], b[start:]...), true
+	}
+	b = appendDevice(b, &ev.Device)
+	b = appendConsent(b, &ev.Consent)
+	b = appendCustom(b, &ev.Custom)
+	return append(b, "}}"...)
+}
+
+// object writes the members of one JSON object, opening it lazily so empty objects vanish.
+type object struct {
+	b    []byte
+	key  string // `,"user":{` style opener
+	open bool
+}
+
+// sep opens the object or writes a comma, then the member name; key is `"name":`.
+func (o *object) sep(key string) {
+	if !o.open {
+		o.b = append(o.b, o.key...)
+		o.open = true
+	} else {
+		o.b = append(o.b, ',')
+	}
+	o.b = append(o.b, key...)
+}
+
+func (o *object) str(key, v string) {
+	if v != "" {
+		o.sep(key)
+		o.b = appendString(o.b, v)
+	}
+}
+
+func (o *object) hash(key string, h *identity.Hash) {
+	if !h.IsZero() {
+		o.sep(key)
+		o.b = append(o.b, '"')
+		o.b = h.AppendHex(o.b)
+		o.b = append(o.b, '"')
+	}
+}
+
+func (o *object) int(key string, v int64) {
+	if v != 0 {
+		o.sep(key)
+		o.b = strconv.AppendInt(o.b, v, 10)
+	}
+}
+
+func (o *object) float(key string, v float64) {
+	if v != 0 {
+		o.sep(key)
+		o.b = appendFloat(o.b, v)
+	}
+}
+
+func (o *object) opt(key string, v OptFloat) {
+	if v.Set {
+		o.sep(key)
+		o.b = appendFloat(o.b, v.V)
+	}
+}
+
+func (o *object) flag(key string, f Flag) {
+	switch f {
+	case True:
+		o.sep(key)
+		o.b = append(o.b, "true"...)
+	case False:
+		o.sep(key)
+		o.b = append(o.b, "false"...)
+	}
+}
+
+func (o *object) close() []byte {
+	if o.open {
+		o.b = append(o.b, '}')
+	}
+	return o.b
+}
+
+func appendUser(b []byte, u *User) []byte {
+	o := object{b: b, key: `,"user":{`}
+	o.str(`"key_source":`, string(u.KeySource))
+	o.hash(`"external_id":`, &u.ExternalID)
+	o.hash(`"em":`, &u.Email)
+	o.hash(`"ph":`, &u.Phone)
+	o.hash(`"fn":`, &u.FirstName)
+	o.hash(`"ln":`, &u.LastName)
+	o.hash(`"ge":`, &u.Gender)
+	o.hash(`"db":`, &u.DateOfBirth)
+	o.hash(`"ct":`, &u.City)
+	o.hash(`"st":`, &u.State)
+	o.hash(`"zp":`, &u.Zip)
+	o.hash(`"country":`, &u.Country)
+	o.str(`"anon_id":`, u.AnonID)
+	o.str(`"madid":`, u.MADID)
+	o.str(`"client_ip_address":`, u.ClientIP)
+	o.str(`"client_user_agent":`, u.ClientUserAgent)
+	return o.close()
+}
+
+func appendDevice(b []byte, d *Device) []byte {
+	o := object{b: b, key: `,"device":{`}
+	o.str(`"platform":`, d.Platform)
+	o.str(`"app_package":`, d.AppPackage)
+	o.str(`"app_version":`, d.AppVersion)
+	o.str(`"app_build":`, d.AppBuild)
+	o.str(`"os_version":`, d.OSVersion)
+	o.str(`"device_model":`, d.DeviceModel)
+	o.str(`"locale":`, d.Locale)
+	o.str(`"timezone_abbr":`, d.TimezoneAbbr)
+	o.str(`"carrier":`, d.Carrier)
+	o.int(`"screen_width":`, d.ScreenWidth)
+	o.int(`"screen_height":`, d.ScreenHeight)
+	o.float(`"screen_density":`, d.ScreenDensity)
+	o.int(`"cpu_cores":`, d.CPUCores)
+	o.float(`"storage_total_gb":`, d.StorageTotalGB)
+	o.float(`"storage_free_gb":`, d.StorageFreeGB)
+	o.str(`"timezone":`, d.Timezone)
+	return o.close()
+}
+
+func appendConsent(b []byte, c *Consent) []byte {
+	o := object{b: b, key: `,"consent":{`}
+	o.flag(`"ads_personalization":`, c.AdsPersonalization)
+	o.flag(`"advertiser_tracking_enabled":`, c.AdvertiserTracking)
+	o.flag(`"application_tracking_enabled":`, c.ApplicationTracking)
+	o.flag(`"ldu":`, c.LDU)
+	o.int(`"ldu_country":`, c.LDUCountry)
+	o.int(`"ldu_state":`, c.LDUState)
+	return o.close()
+}
+
+func appendCustom(b []byte, c *CustomData) []byte {
+	o := object{b: b, key: `,"custom_data":{`}
+	o.opt(`"value":`, c.Value)
+	o.str(`"currency":`, c.Currency)
+	if len(c.ContentIDs) > 0 {
+		o.sep(`"content_ids":`)
+		for i, id := range c.ContentIDs {
+			if i == 0 {
+				o.b = append(o.b, '[')
+			} else {
+				o.b = append(o.b, ',')
+			}
+			o.b = appendString(o.b, id)
+		}
+		o.b = append(o.b, ']')
+	}
+	if len(c.Contents) > 0 {
+		o.sep(`"contents":`)
+		o.b = append(o.b, '[')
+		for i := range c.Contents {
+			if i > 0 {
+				o.b = append(o.b, ',')
+			}
+			item := &c.Contents[i]
+			o.b = appendKeyString(o.b, `{"id":`, item.ID)
+			if item.Quantity != 0 {
+				o.b = append(o.b, `,"quantity":`...)
+				o.b = strconv.AppendInt(o.b, item.Quantity, 10)
+			}
+			if item.ItemPrice.Set {
+				o.b = append(o.b, `,"item_price":`...)
+				o.b = appendFloat(o.b, item.ItemPrice.V)
+			}
+			o.b = append(o.b, '}')
+		}
+		o.b = append(o.b, ']')
+	}
+	o.str(`"content_type":`, c.ContentType)
+	o.str(`"order_id":`, c.OrderID)
+	o.int(`"num_items":`, c.NumItems)
+	o.str(`"search_string":`, c.SearchString)
+	o.int(`"subscription_expires_at":`, c.SubscriptionExpiresAt)
+	o.opt(`"predicted_ltv":`, c.PredictedLTV)
+	o.str(`"status":`, c.Status)
+	o.str(`"description":`, c.Description)
+	o.str(`"level":`, c.Level)
+	o.opt(`"max_rating_value":`, c.MaxRatingValue)
+	o.flag(`"success":`, c.Success)
+	return o.close()
+}
+
+func appendKeyString(b []byte, key, v string) []byte {
+	return appendString(append(b, key...), v)
+}
+
+// appendFloat writes a finite float the way encoding/json does; NaN and infinities (which JSON
+// cannot carry and the parser rejects) become 0.
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, '0')
+	}
+	// Whole numbers (counts, sizes, most prices in minor markets) take the integer fast path.
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 && !(f == 0 && math.Signbit(f)) {
+		return strconv.AppendInt(b, int64(f), 10)
+	}
+	abs := math.Abs(f)
+	fmt := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		fmt = 'e'
+	}
+	return strconv.AppendFloat(b, f, fmt, -1, 64)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// plainASCII marks the bytes a JSON string can hold unescaped.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD, as with encoding/json.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if plainASCII[c] {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,330 @@
+// Package capiforwarder is the CAPI forwarder function's handler: it reads a batch of stream
+// records (as the Kinesis event source mapping delivers them), maps each to a Conversions API
+// app event, sets aside the ones Meta would refuse, forwards the rest in batches and answers
+// with the first record that still has to be retried. Every record ends delivered, skipped by
+// design (no consent), dead-lettered with its reason, or retried from the stream.
+package capiforwarder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/app/forward"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/capi"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+// Consumer names this function in dead letters and metrics.
+const Consumer = "capi-forwarder"
+
+// The Kinesis event source mapping this handler is written for. The stack declares it with
+// these values; make dev's local mapping uses them too, with a shorter batching window.
+const (
+	// MappingBatchSize is Meta's maximum number of events per CAPI request: under load one
+	// invocation makes one full request.
+	MappingBatchSize = 1000
+	// MappingBatchingWindow bounds how long an event waits for company at low volume.
+	MappingBatchingWindow = 5 * time.Second
+	// MappingMaxRecordAge bounds the retries of a batch that Meta cannot take (an outage, a
+	// revoked token): held that long, then skipped to the on-failure queue with a day of stream
+	// retention left to replay it.
+	MappingMaxRecordAge = 6 * time.Hour
+	// MappingRetryAttempts is AWS's maximum: the record age bounds retries, not a count.
+	MappingRetryAttempts = 10000
+)
+
+// Forwarder sends mapped events to Meta (package forward).
+type Forwarder interface {
+	Forward(ctx context.Context, items []forward.Item) forward.Outcome
+}
+
+// Config wires a Handler.
+type Config struct {
+	Apps      *appconfig.Config
+	Forwarder Forwarder
+	DLQ       ports.DeadLetterQueue
+	Logger    *slog.Logger
+	Metrics   *observability.Emitter
+	Now       func() time.Time
+	// HoldPause is how long an invocation waits before answering when Meta refuses our
+	// credentials, a dataset, or blocks us (default DefaultHoldPause): the event source mapping
+	// retries at once, and without a pause it would hammer Meta and race through its retries.
+	HoldPause time.Duration
+	// Consents, when set (the stack sets it with the segment state), holds explicit decisions
+	// made through the consent and erasure API: a user who withdrew there is not forwarded,
+	// whatever the events say, and set tracking or LDU flags override the events'.
+	Consents ports.ConsentStore
+}
+
+// DefaultHoldPause paces the retries of a batch that Meta cannot take until someone acts.
+const DefaultHoldPause = 10 * time.Second
+
+// Handler handles Kinesis batches.
+type Handler struct{ cfg Config }
+
+// New returns a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Apps == nil || cfg.Forwarder == nil || cfg.DLQ == nil {
+		return nil, errors.New("capiforwarder: Apps, Forwarder and DLQ are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HoldPause <= 0 {
+		cfg.HoldPause = DefaultHoldPause
+	}
+	return &Handler{cfg: cfg}, nil
+}
+
+// counts tallies one invocation for logs and metrics.
+type counts struct {
+	records, skipped, withdrawn, deadLettered, delivered, failed int
+	byReason                                                     map[string]int
+}
+
+// Handle processes one batch. It never returns an error for a bad record: those are dead
+// letters. It reports the first record to retry in BatchItemFailures; Lambda retries from there
+// (records after it come again; Meta deduplicates them on event_id and event_name).
+func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	now := h.cfg.Now()
+	c := counts{records: len(ev.Records), byReason: map[string]int{}}
+	var items []forward.Item
+	var letters []ports.DeadLetter
+	var letterIdx []int
+	deadLetter := func(i int, rec *events.KinesisEventRecord, env *envelope.Record, reason, detail string) {
+		l := ports.DeadLetter{Consumer: Consumer, Reason: reason, Detail: detail, Attempts: 1,
+			ShardID: shardOf(rec), SequenceNumber: rec.Kinesis.SequenceNumber, FailedAt: now.UnixMilli(), Record: rec.Kinesis.Data}
+		if env != nil {
+			l.App, l.EventID, l.EventName = env.App, env.Event.ID, env.Event.Name
+		}
+		letters, letterIdx = append(letters, l), append(letterIdx, i)
+		c.byReason[reason]++
+	}
+
+	envs := make([]*envelope.Record, len(ev.Records))
+	for i := range ev.Records {
+		rec := &ev.Records[i]
+		env, err := envelope.Decode(rec.Kinesis.Data)
+		if err != nil {
+			reason := "undecodable"
+			if errors.Is(err, envelope.ErrUnsupportedVersion) {
+				reason = "unsupported_version"
+			}
+			deadLetter(i, rec, nil, reason, err.Error())
+			continue
+		}
+		envs[i] = env
+	}
+	decisions, err := h.decisions(ctx, envs)
+	if err != nil {
+		// Forwarding without knowing who withdrew could send what must not be sent: the
+		// whole batch comes again.
+		h.cfg.Logger.Error("consent decisions unavailable: records stay on the stream", "error", err.Error())
+		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
+			{ItemIdentifier: ev.Records[0].Kinesis.SequenceNumber},
+		}}, nil
+	}
+
+	for i := range ev.Records {
+		rec, env := &ev.Records[i], envs[i]
+		if env == nil {
+			continue // dead-lettered above
+		}
+		app, ok := h.cfg.Apps.App(env.App)
+		if !ok {
+			deadLetter(i, rec, env, "unknown_app", "app "+env.App+" is not in the config")
+			continue
+		}
+		decision, explicit := decisions[userRef{env.App, env.UserKey}]
+		if explicit && decision.Withdrawn() {
+			c.skipped++
+			c.withdrawn++
+			continue
+		}
+		event, err := capi.Map(env)
+		if errors.Is(err, capi.ErrNoConsent) {
+			c.skipped++
+			continue
+		}
+		if explicit {
+			capi.Restrict(event, decision.AdvertiserTracking, decision.ApplicationTracking, decision.LDU)
+		}
+		var problem *capi.Problem
+		if err := capi.Check(event, now); errors.As(err, &problem) {
+			deadLetter(i, rec, env, problem.Reason, problem.Detail)
+			continue
+		}
+		payload, err := json.Marshal(event)
+		if err != nil {
+			deadLetter(i, rec, env, "unencodable", err.Error())
+			continue
+		}
+		items = append(items, forward.Item{
+			Index: i, ShardID: shardOf(rec), SequenceNumber: rec.Kinesis.SequenceNumber,
+			App: app.ID, DatasetID: app.Meta.DatasetID, TestEventCode: app.Meta.TestEventCode,
+			EventID: event.EventID, EventName: event.EventName, Payload: payload, Record: rec.Kinesis.Data,
+		})
+	}
+
+	var failed []int
+	if len(letters) > 0 {
+		if err := h.cfg.DLQ.Send(ctx, letters); err != nil {
+			h.cfg.Logger.Error("dead-letter queue unavailable: records stay on the stream", "error", err.Error(), "letters", len(letters))
+			failed = append(failed, letterIdx...)
+		} else {
+			c.deadLettered += len(letters)
+		}
+	}
+
+	var out forward.Outcome
+	if len(items) > 0 {
+		out = h.cfg.Forwarder.Forward(ctx, items)
+		c.delivered += len(out.Delivered)
+		c.deadLettered += len(out.DeadLettered)
+		if n := len(out.DeadLettered); n > 0 {
+			c.byReason["refused_by_meta"] += n // forward stored them, with Meta's error fields
+		}
+		failed = append(failed, out.Failed...)
+	}
+	c.failed = len(failed)
+	h.record(c, out)
+	if out.AuthFailure != nil || out.DatasetFailure != nil || out.Blocked != nil {
+		h.pause(ctx)
+	}
+
+	if len(failed) == 0 {
+		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, nil
+	}
+	// Lambda checkpoints just before the lowest reported sequence number: report the first.
+	first := slices.Min(failed)
+	return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
+		{ItemIdentifier: ev.Records[first].Kinesis.SequenceNumber},
+	}}, nil
+}
+
+// userRef names a user across apps.
+type userRef struct{ app, userKey string }
+
+// decisions reads the explicit consent decisions of the batch's users, one call per app.
+func (h *Handler) decisions(ctx context.Context, envs []*envelope.Record) (map[userRef]ports.UserConsent, error) {
+	out := map[userRef]ports.UserConsent{}
+	if h.cfg.Consents == nil {
+		return out, nil
+	}
+	byApp := map[string][]string{}
+	for _, env := range envs {
+		if env != nil && env.UserKey != "" {
+			byApp[env.App] = append(byApp[env.App], env.UserKey)
+		}
+	}
+	for app, keys := range byApp {
+		if _, ok := h.cfg.Apps.App(app); !ok {
+			continue // dead-lettered as unknown_app
+		}
+		found, err := h.cfg.Consents.Consents(ctx, app, keys)
+		if err != nil {
+			return nil, err
+		}
+		for uk, c := range found {
+			out[userRef{app, uk}] = c
+		}
+	}
+	return out, nil
+}
+
+// pause waits HoldPause, but leaves a second of the invocation's deadline to answer.
+func (h *Handler) pause(ctx context.Context) {
+	d := h.cfg.HoldPause
+	if deadline, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(deadline)-time.Second)
+	}
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func shardOf(rec *events.KinesisEventRecord) string {
+	// eventID is "shardId-000000000000:<sequence number>".
+	for i := 0; i < len(rec.EventID); i++ {
+		if rec.EventID[i] == ':' {
+			return rec.EventID[:i]
+		}
+	}
+	return ""
+}
+
+func (h *Handler) record(c counts, out forward.Outcome) {
+	log := h.cfg.Logger
+	attrs := []any{"records", c.records, "delivered", c.delivered, "skipped_no_consent", c.skipped, "withdrawn", c.withdrawn,
+		"dead_lettered", c.deadLettered, "to_retry", c.failed, "capi_requests", out.Requests,
+		"capi_retries", out.Retries, "bisections", out.Bisections}
+	if len(c.byReason) > 0 {
+		attrs = append(attrs, "dead_letter_reasons", c.byReason)
+	}
+	level := slog.LevelInfo
+	if c.failed > 0 {
+		level = slog.LevelWarn
+	}
+	log.Log(context.Background(), level, "batch forwarded", attrs...)
+	// Alerts: these hold records on the stream until someone fixes the cause.
+	for _, a := range []struct {
+		err *ports.CAPIError
+		msg string
+	}{
+		{out.AuthFailure, "ALERT: Meta refused the access token or permissions; forwarding is stopped"},
+		{out.DatasetFailure, "ALERT: Meta refused a dataset (missing, or the token may not use it)"},
+		{out.Blocked, "ALERT: Meta temporarily blocked our calls (code 368)"},
+	} {
+		if a.err != nil {
+			log.Error(a.msg, "code", a.err.Meta.Code, "subcode", a.err.Meta.Subcode, "fbtrace_id", a.err.Meta.FBTraceID)
+		}
+	}
+	if out.DeadLetterErr != nil {
+		log.Error("dead-letter queue unavailable: records stay on the stream", "error", out.DeadLetterErr.Error())
+	}
+	if out.LastError != nil && c.failed > 0 {
+		log.Warn("records left for the stream to retry", "last_error", out.LastError.Error())
+	}
+	if out.UsagePct >= 80 {
+		log.Warn("Meta rate-limit usage is high: lengthen the stream batching window", "usage_pct", out.UsagePct)
+	}
+	if out.ReceivedMismatch > 0 {
+		log.Warn("Meta's events_received differs from the number of events sent", "difference", out.ReceivedMismatch)
+	}
+	dims := []observability.Dimension{{Name: "Function", Value: Consumer}}
+	metric := func(name string, v int) observability.Metric {
+		return observability.Metric{Name: name, Unit: observability.Count, Value: float64(v)}
+	}
+	auth := 0
+	if out.AuthFailure != nil || out.DatasetFailure != nil {
+		auth = 1
+	}
+	h.cfg.Metrics.Emit(dims,
+		metric("RecordsRead", c.records), metric("EventsForwarded", c.delivered), metric("EventsSkippedNoConsent", c.skipped),
+		metric("EventsWithdrawn", c.withdrawn),
+		metric("EventsDeadLettered", c.deadLettered), metric("EventsToRetry", c.failed), metric("CAPIRequests", out.Requests),
+		metric("CAPIRetries", out.Retries), metric("CAPIBisections", out.Bisections),
+		metric("CAPIReceivedMismatch", out.ReceivedMismatch), metric("CAPIAuthFailures", auth),
+		observability.Metric{Name: "CAPIUsagePct", Unit: observability.Count, Value: out.UsagePct})
+	for reason, n := range c.byReason {
+		h.cfg.Metrics.Emit(append(dims, observability.Dimension{Name: "Reason", Value: reason}), metric("DeadLetters", n))
+	}
+}

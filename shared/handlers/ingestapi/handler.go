@@ -1,0 +1,321 @@
+// Package ingestapi is the HTTP face of the ingest function: it translates API Gateway REST
+// proxy requests into calls of the domain (appevent) and the stream publisher, and their results
+// into the API v1 responses. The Lambda, `sam local invoke` and the dev stack all run this code.
+package ingestapi
+
+import (
+	"context"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/app/stream"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+// Publisher writes stream records and reports those it could not write.
+type Publisher interface {
+	Publish(ctx context.Context, records []ports.StreamRecord) stream.Report
+}
+
+// Config wires a Handler.
+type Config struct {
+	Apps      *appconfig.Config
+	Parser    *appevent.Parser
+	Publisher Publisher
+	// KeyIDs maps API Gateway API key ids (requestContext.identity.apiKeyId) to app ids. API
+	// Gateway has already checked the key when a request carries an id.
+	KeyIDs map[string]string
+	// DevKeys maps literal x-api-key values to app ids. Only the dev stack and local invokes set
+	// it; a deployed function never does.
+	DevKeys map[string]string
+	Logger  *slog.Logger
+	Metrics *observability.Emitter
+	// Now returns the server time (default time.Now).
+	Now func() time.Time
+}
+
+// Handler serves API v1.
+type Handler struct {
+	cfg Config
+}
+
+// New returns a Handler; it fails when a key maps to an app missing from the config.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Apps == nil || cfg.Parser == nil || cfg.Publisher == nil {
+		return nil, errors.New("ingestapi: Apps, Parser and Publisher are required")
+	}
+	for _, m := range []map[string]string{cfg.KeyIDs, cfg.DevKeys} {
+		for _, app := range m {
+			if _, ok := cfg.Apps.App(app); !ok {
+				return nil, errors.New("ingestapi: an API key maps to unknown app " + app)
+			}
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{cfg: cfg}, nil
+}
+
+// Routes of API v1.
+const (
+	RouteEvents  = "/v1/events"
+	RouteHealth  = "/v1/health"
+	RouteOpenAPI = "/v1/openapi.json"
+)
+
+// OpenAPI is the OpenAPI 3.1 description of the public API (every route, the users routes
+// included), served at GET /v1/openapi.json; openapi_test.go checks it against the handlers.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// Handle serves one API Gateway REST proxy request.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+	route := req.Resource
+	if route == "" || strings.Contains(route, "{proxy+}") {
+		route = req.Path
+	}
+	switch route {
+	case RouteHealth:
+		if req.HTTPMethod != http.MethodGet && req.HTTPMethod != http.MethodHead {
+			return methodNotAllowed("GET"), nil
+		}
+		return jsonResponse(http.StatusOK, map[string]string{"status": "ok"}), nil
+	case RouteOpenAPI:
+		if req.HTTPMethod != http.MethodGet && req.HTTPMethod != http.MethodHead {
+			return methodNotAllowed("GET"), nil
+		}
+		return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: string(OpenAPI),
+			Headers: map[string]string{"Content-Type": "application/json", "Cache-Control": "max-age=300"}}, nil
+	case RouteEvents:
+		if req.HTTPMethod != http.MethodPost {
+			return methodNotAllowed("POST"), nil
+		}
+		return h.postEvents(ctx, req), nil
+	}
+	return errorResponse(http.StatusNotFound, "no route for "+req.HTTPMethod+" "+route), nil
+}
+
+// Rejection is one entry of the response's "rejected" list.
+type Rejection struct {
+	Index   int                   `json:"index"`
+	EventID string                `json:"event_id,omitempty"`
+	Errors  []appevent.FieldError `json:"errors"`
+	// Retryable marks events that were valid but could not be stored: send them again with the
+	// same event_id.
+	Retryable bool `json:"retryable,omitempty"`
+}
+
+// EventsResponse is the body of POST /v1/events answers about the events (202, 400 when none
+// was accepted, 503 when none could be stored); clients (the operator CLI, the load test)
+// decode it with this type. Rejected is never null.
+type EventsResponse struct {
+	Accepted int         `json:"accepted"`
+	Rejected []Rejection `json:"rejected"`
+}
+
+func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
+	start := h.cfg.Now()
+	log := h.cfg.Logger.With("request_id", req.RequestContext.RequestID)
+	app, ok := h.authenticate(req)
+	if !ok {
+		log.Info("unauthorised request", "has_key", header(req, "x-api-key") != "" || req.RequestContext.Identity.APIKeyID != "")
+		return errorResponse(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)")
+	}
+	log = log.With("app", app.ID)
+
+	body := req.Body
+	if req.IsBase64Encoded {
+		if base64.StdEncoding.DecodedLen(len(body)) > appevent.MaxBodyBytes+3 {
+			return errorResponse(http.StatusRequestEntityTooLarge, appevent.ErrBodyTooLarge.Error())
+		}
+		raw, err := base64.StdEncoding.DecodeString(body)
+		if err != nil {
+			return errorResponse(http.StatusBadRequest, "body is marked base64 but does not decode")
+		}
+		body = string(raw)
+	}
+
+	batch, err := h.cfg.Parser.Parse(app, body, start)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, appevent.ErrBodyTooLarge) || errors.Is(err, appevent.ErrTooManyEvents) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		log.Info("request refused", "status", status, "reason", err.Error())
+		h.emit(app.ID, "", observability.Metric{Name: "RequestsRefused", Unit: observability.Count, Value: 1})
+		return errorResponse(status, err.Error())
+	}
+	defer batch.Release() // once published, the encoded records' buffer serves later requests
+
+	resp := EventsResponse{Rejected: make([]Rejection, 0, len(batch.Rejected))}
+	for _, r := range batch.Rejected {
+		resp.Rejected = append(resp.Rejected, Rejection{Index: r.Index, EventID: r.EventID, Errors: r.Errors})
+	}
+
+	var report stream.Report
+	if len(batch.Accepted) > 0 {
+		records := make([]ports.StreamRecord, len(batch.Accepted))
+		for i, r := range batch.Accepted {
+			records[i] = ports.StreamRecord{PartitionKey: r.UserKey, Data: r.Data}
+		}
+		report = h.cfg.Publisher.Publish(ctx, records)
+		for _, f := range report.Failed {
+			r := batch.Accepted[f.Index]
+			resp.Rejected = append(resp.Rejected, Rejection{
+				Index: r.Index, EventID: r.EventID, Retryable: true,
+				Errors: []appevent.FieldError{{
+					Field:  "events[" + strconv.Itoa(r.Index) + "]",
+					Reason: "not stored, the event stream is unavailable (" + f.ErrorCode + "): retry with the same event_id",
+				}},
+			})
+		}
+		sort.Slice(resp.Rejected, func(i, j int) bool { return resp.Rejected[i].Index < resp.Rejected[j].Index })
+	}
+	resp.Accepted = len(batch.Accepted) - len(report.Failed)
+
+	h.record(log, app.ID, batch, report, h.cfg.Now().Sub(start))
+
+	switch {
+	case resp.Accepted > 0:
+		return jsonResponse(http.StatusAccepted, resp)
+	case len(report.Failed) > 0:
+		r := jsonResponse(http.StatusServiceUnavailable, resp)
+		r.Headers["Retry-After"] = "1"
+		return r
+	default:
+		return jsonResponse(http.StatusBadRequest, resp)
+	}
+}
+
+// authenticate finds the app of the request.
+func (h *Handler) authenticate(req events.APIGatewayProxyRequest) (*appconfig.App, bool) {
+	return Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
+}
+
+// Authenticate finds the app of a request: from the API key id that API Gateway validated
+// (keyIDs), or, in dev, from the literal x-api-key (devKeys). Every keyed route uses it.
+func Authenticate(req events.APIGatewayProxyRequest, apps *appconfig.Config, keyIDs, devKeys map[string]string) (*appconfig.App, bool) {
+	var id string
+	if keyID := req.RequestContext.Identity.APIKeyID; keyID != "" {
+		id = keyIDs[keyID]
+	}
+	if id == "" && len(devKeys) > 0 {
+		if key := header(req, "x-api-key"); key != "" {
+			id = devKeys[key]
+		}
+	}
+	if id == "" {
+		return nil, false
+	}
+	return apps.App(id)
+}
+
+// record logs one line per request and emits its metrics: counts and codes only, no PII.
+func (h *Handler) record(log *slog.Logger, app string, b *appevent.Batch, rep stream.Report, took time.Duration) {
+	reasons := map[string]int{}
+	for _, r := range b.Rejected {
+		for _, e := range r.Errors {
+			reasons[e.Code]++
+		}
+	}
+	written := len(b.Accepted) - len(rep.Failed)
+	level := slog.LevelInfo
+	if len(rep.Failed) > 0 {
+		level = slog.LevelWarn
+	}
+	attrs := []any{"events", b.Total, "accepted", written, "rejected", len(b.Rejected),
+		"unwritten", len(rep.Failed), "put_calls", rep.Calls, "put_retried", rep.RetriedRecords,
+		"duration_ms", took.Milliseconds()}
+	if len(reasons) > 0 {
+		attrs = append(attrs, "reject_reasons", reasons)
+	}
+	if len(rep.Failed) > 0 {
+		attrs = append(attrs, "put_error", rep.Failed[0].ErrorCode)
+	}
+	log.Log(context.Background(), level, "events ingested", attrs...)
+
+	h.emit(app, "",
+		observability.Metric{Name: "EventsReceived", Unit: observability.Count, Value: float64(b.Total)},
+		observability.Metric{Name: "EventsAccepted", Unit: observability.Count, Value: float64(written)},
+		observability.Metric{Name: "EventsRejected", Unit: observability.Count, Value: float64(len(b.Rejected))},
+		observability.Metric{Name: "EventsUnwritten", Unit: observability.Count, Value: float64(len(rep.Failed))},
+		observability.Metric{Name: "PutRecordsRetries", Unit: observability.Count, Value: float64(rep.RetriedRecords)},
+		observability.Metric{Name: "PutRecordsCalls", Unit: observability.Count, Value: float64(rep.Calls)},
+		observability.Metric{Name: "BatchSize", Unit: observability.Count, Value: float64(b.Total)},
+		observability.Metric{Name: "IngestLatency", Unit: observability.Milliseconds, Value: float64(took.Microseconds()) / 1000},
+	)
+	for code, n := range reasons {
+		h.emit(app, code, observability.Metric{Name: "FieldErrors", Unit: observability.Count, Value: float64(n)})
+	}
+}
+
+func (h *Handler) emit(app, reason string, m ...observability.Metric) {
+	dims := []observability.Dimension{{Name: "Function", Value: "ingest"}, {Name: "App", Value: app}}
+	if reason != "" {
+		dims = append(dims, observability.Dimension{Name: "Reason", Value: reason})
+	}
+	h.cfg.Metrics.Emit(dims, m...)
+}
+
+// header returns a request header, matching the name case-insensitively as HTTP does.
+func header(req events.APIGatewayProxyRequest, name string) string {
+	for k, v := range req.Headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	for k, v := range req.MultiValueHeaders {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// JSONResponse is an API response with v as its JSON body.
+func JSONResponse(status int, v any) events.APIGatewayProxyResponse { return jsonResponse(status, v) }
+
+// ErrorResponse is an API error response {"error": msg}.
+func ErrorResponse(status int, msg string) events.APIGatewayProxyResponse {
+	return errorResponse(status, msg)
+}
+
+func jsonResponse(status int, v any) events.APIGatewayProxyResponse {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	return events.APIGatewayProxyResponse{
+		StatusCode: status,
+		Headers:    map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
+		Body:       string(body),
+	}
+}
+
+func errorResponse(status int, msg string) events.APIGatewayProxyResponse {
+	return jsonResponse(status, map[string]string{"error": msg})
+}
+
+func methodNotAllowed(allow string) events.APIGatewayProxyResponse {
+	r := errorResponse(http.StatusMethodNotAllowed, "method not allowed; use "+allow)
+	r.Headers["Allow"] = allow
+	return r
+}

@@ -1,0 +1,227 @@
+// Package segmentsweeper is the scheduled segment sweeper: time-based segments (lapsed users,
+// cart abandonment after its hour, new-installer expiry, onboarding after 24 h, subscription
+// expiry) change without any new event. Each user record carries the next moment one of its
+// rules could flip, in a sparse due index; a sweep reads only the users due now, re-evaluates
+// them and records their membership changes. Cost grows with due users, not with the table.
+package segmentsweeper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/segments"
+	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+// Consumer names this function in logs and metrics.
+const Consumer = "segment-sweeper"
+
+// Defaults.
+const (
+	// DefaultLookback is how far back a sweep looks for due users: a sweeper that was down this
+	// long still catches up; users due earlier are caught on their next event.
+	DefaultLookback = 48 * time.Hour
+	pageSize        = 100
+	// margin is the part of the invocation's deadline kept to answer.
+	margin          = 5 * time.Second
+	conflictRetries = 5
+)
+
+// Config wires a Sweeper.
+type Config struct {
+	Rules    map[string]*segments.AppRules
+	Store    ports.SegmentStore
+	Lookback time.Duration
+	Logger   *slog.Logger
+	Metrics  *observability.Emitter
+	Now      func() time.Time
+}
+
+// Sweeper re-evaluates the users whose time-based segments are due.
+type Sweeper struct{ cfg Config }
+
+// New returns a Sweeper.
+func New(cfg Config) (*Sweeper, error) {
+	if cfg.Rules == nil || cfg.Store == nil {
+		return nil, errors.New("segmentsweeper: Rules and Store are required")
+	}
+	if cfg.Lookback <= 0 {
+		cfg.Lookback = DefaultLookback
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Sweeper{cfg: cfg}, nil
+}
+
+// Result says what one sweep did.
+type Result struct {
+	Users, Changes, Failed int
+	// Complete is false when the sweep stopped at its deadline; the next run goes on.
+	Complete bool
+}
+
+// Sweep re-evaluates every user due by now, app by app.
+func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
+	now := s.cfg.Now()
+	res := Result{Complete: true}
+	apps := make([]string, 0, len(s.cfg.Rules))
+	for app := range s.cfg.Rules {
+		apps = append(apps, app)
+	}
+	sort.Strings(apps)
+	var errs []error
+	for _, app := range apps {
+		cursor := ""
+		for {
+			if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < margin {
+				res.Complete = false
+				s.record(res)
+				return res, errors.Join(errs...)
+			}
+			keys, next, err := s.cfg.Store.DueUsers(ctx, app, now, s.cfg.Lookback, pageSize, cursor)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("due users of %s: %w", app, err))
+				break
+			}
+			_, failed := s.sweepUsers(ctx, app, keys, now, false, &res)
+			errs = append(errs, failed...)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
+	s.record(res)
+	return res, errors.Join(errs...)
+}
+
+// Reevaluate re-evaluates the given users of app now, as a sweep does for due users, and
+// records their membership changes: after a rules change, it applies the new rules to stored
+// users without waiting for their next event or due time (`retarget rules apply`). It returns
+// the changes; with dryRun it writes nothing and returns the changes it would record. Users
+// deleted meanwhile are skipped; a failed user is counted and named in the error.
+func (s *Sweeper) Reevaluate(ctx context.Context, app string, userKeys []string, dryRun bool) (Result, []ports.MembershipChange, error) {
+	if _, ok := s.cfg.Rules[app]; !ok {
+		return Result{}, nil, fmt.Errorf("segmentsweeper: no rules for app %q", app)
+	}
+	res := Result{Complete: true}
+	changes, errs := s.sweepUsers(ctx, app, userKeys, s.cfg.Now(), dryRun, &res)
+	return res, changes, errors.Join(errs...)
+}
+
+// sweepUsers re-evaluates the users at now, adding to res; it returns their changes and one
+// error per failed user.
+func (s *Sweeper) sweepUsers(ctx context.Context, app string, keys []string, now time.Time, dryRun bool, res *Result) ([]ports.MembershipChange, []error) {
+	var all []ports.MembershipChange
+	var errs []error
+	for _, uk := range keys {
+		changes, err := s.sweepUser(ctx, app, uk, now, dryRun)
+		res.Users++
+		res.Changes += len(changes)
+		all = append(all, changes...)
+		if err != nil {
+			res.Failed++
+			errs = append(errs, fmt.Errorf("user %s of %s: %w", uk, app, err))
+		}
+	}
+	return all, errs
+}
+
+// sweepUser re-evaluates one user at now and records the changes (with dryRun, only returns
+// them).
+func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time, dryRun bool) ([]ports.MembershipChange, error) {
+	rules := s.cfg.Rules[app]
+	for attempt := 0; ; attempt++ {
+		rec, found, err := s.cfg.Store.GetUser(ctx, app, uk)
+		if err != nil || !found {
+			return nil, err // a user deleted since (erasure, TTL) has nothing to sweep
+		}
+		var state segments.State
+		if err := json.Unmarshal(rec.State, &state); err != nil {
+			return nil, fmt.Errorf("stored state does not decode: %w", err)
+		}
+		after, due := rules.Evaluate(&state, now)
+		changes := segmentupdater.Changes(app, uk, rec.Segments, after, now.UnixMilli())
+		if dryRun || len(changes) == 0 && segmentupdater.DueAt(due) == rec.DueAt {
+			return changes, nil // nothing to write (a user re-evaluated by rules apply, still right)
+		}
+		segmentupdater.Stamp(changes, rec.Version+1, now)
+		if len(changes) > 0 {
+			if err := s.cfg.Store.RecordChanges(ctx, changes); err != nil {
+				return nil, err
+			}
+		}
+		rec.Segments, rec.Version = after, rec.Version+1
+		rec.DueAt = segmentupdater.DueAt(due)
+		err = s.cfg.Store.PutUser(ctx, rec)
+		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
+			continue // the updater wrote this user meanwhile: evaluate its new state
+		}
+		if err != nil {
+			return nil, err
+		}
+		return changes, nil
+	}
+}
+
+func (s *Sweeper) record(r Result) {
+	s.cfg.Logger.Info("sweep", "users", r.Users, "membership_changes", r.Changes, "failed", r.Failed, "complete", r.Complete)
+	m := func(name string, v int) observability.Metric {
+		return observability.Metric{Name: name, Unit: observability.Count, Value: float64(v)}
+	}
+	done := 1
+	if !r.Complete {
+		done = 0
+	}
+	s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}},
+		m("UsersSwept", r.Users), m("SegmentChanges", r.Changes), m("UsersFailed", r.Failed), m("SweepComplete", done))
+}
+
+// EnvLookback is the sweep lookback in hours (default 48).
+const EnvLookback = "SWEEP_LOOKBACK_HOURS"
+
+// FromEnv builds the sweeper: the wiring shared by the Lambda and the dev stack.
+func FromEnv(getenv func(string) string, awsCfg aws.Config, log *slog.Logger, metrics io.Writer) (*Sweeper, error) {
+	c, err := segmentupdater.CommonFromEnv(getenv, awsCfg)
+	if err != nil {
+		return nil, err
+	}
+	lookback := DefaultLookback
+	if v := getenv(EnvLookback); v != "" {
+		h, err := strconv.Atoi(v)
+		if err != nil || h <= 0 {
+			return nil, fmt.Errorf("%s=%q: want a positive number of hours", EnvLookback, v)
+		}
+		lookback = time.Duration(h) * time.Hour
+	}
+	return New(Config{Rules: c.Rules, Store: c.Store, Lookback: lookback, Logger: log,
+		Metrics: observability.NewEmitter(metrics, getenv(segmentupdater.EnvMetricsNS))})
+}
+
+// Handle is the Lambda entry point for EventBridge Scheduler: it sweeps and fails only when
+// nothing could be swept (the scheduler then retries); users that failed are still due and
+// come again next time.
+func (s *Sweeper) Handle(ctx context.Context, _ json.RawMessage) (Result, error) {
+	res, err := s.Sweep(ctx)
+	if err != nil && res.Users == res.Failed {
+		return res, err
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("some users not swept; they stay due", "error", err.Error())
+	}
+	return res, nil
+}

@@ -1,0 +1,195 @@
+package segmentupdater
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/identity"
+	"github.com/retarget-dev/retarget/shared/domain/segments"
+	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
+	"github.com/retarget-dev/retarget/shared/testkit/memstate"
+)
+
+// meteredStore counts what DynamoDB would bill: write units of user items (1 per KB,
+// rounded up, plus 1 for the due index when the item is in it) and of change items (one item
+// and one pending-index entry each), and read units of strongly consistent reads (1 per 4 KB).
+type meteredStore struct {
+	*memstate.Store
+	mu                           sync.Mutex
+	reads, writes, changeWrites  int
+	readUnits, writeUnits        int
+	consentUnits                 int
+	maxItem, sumItem, itemWrites int
+}
+
+func (m *meteredStore) GetUser(ctx context.Context, app, uk string) (ports.UserRecord, bool, error) {
+	rec, ok, err := m.Store.GetUser(ctx, app, uk)
+	m.mu.Lock()
+	m.reads++
+	m.readUnits += max(1, (dynamostate.UserItemSize(rec)+4095)/4096)
+	m.mu.Unlock()
+	return rec, ok, err
+}
+
+func (m *meteredStore) PutUser(ctx context.Context, rec ports.UserRecord) error {
+	size := dynamostate.UserItemSize(rec)
+	old, _, _ := m.Store.GetUser(ctx, rec.App, rec.UserKey)
+	m.mu.Lock()
+	m.writes++
+	m.writeUnits += (size + 1023) / 1024
+	// The due index (keys only) is written only when the item's index key changes: an entry
+	// added or removed costs 1, a moved entry 2 (delete and put).
+	switch {
+	case old.DueAt == rec.DueAt:
+	case old.DueAt == 0 || rec.DueAt == 0:
+		m.writeUnits++
+	default:
+		m.writeUnits += 2
+	}
+	m.itemWrites++
+	m.sumItem += size
+	m.maxItem = max(m.maxItem, size)
+	m.mu.Unlock()
+	return m.Store.PutUser(ctx, rec)
+}
+
+// Consents is billed as BatchGetItem bills strongly consistent reads: 1 unit per key asked
+// for, found or not (consent items are far under 4 KB).
+func (m *meteredStore) Consents(ctx context.Context, app string, keys []string) (map[string]ports.UserConsent, error) {
+	m.mu.Lock()
+	m.consentUnits += len(keys)
+	m.mu.Unlock()
+	return m.Store.Consents(ctx, app, keys)
+}
+
+func (m *meteredStore) RecordChanges(ctx context.Context, cs []ports.MembershipChange) error {
+	m.mu.Lock()
+	m.changeWrites += len(cs)
+	m.writeUnits += 2 * len(cs) // the change item and its pending-index entry
+	m.mu.Unlock()
+	return m.Store.RecordChanges(ctx, cs)
+}
+
+// BenchmarkUpdaterWriteUnits feeds the updater a realistic mix: batches of 500 records, users
+// drawn from a Zipf distribution so that a batch holds about 5 events per active user, a mix of
+// opens, views, carts and purchases. The users already have five days of history (folded before
+// the measurement), so the figures are those of a steady day, not of a table filling up. It
+// reports DynamoDB write and read units per event (target <= 0.3 write units) and item sizes.
+func BenchmarkUpdaterWriteUnits(b *testing.B) {
+	cfg, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, _ := segments.ForConfig(cfg)
+	app := &cfg.Apps[0]
+	pseudo, _ := identity.NewPseudonymizer([]byte("bench-pepper-0123456789"))
+	parser := appevent.NewParser(pseudo)
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(1, 2))
+	zipf := rand.NewZipf(rng, 1.2, 2, 150)
+	names := []string{"fb_mobile_activate_app", "fb_mobile_activate_app", "fb_mobile_content_view", "fb_mobile_content_view",
+		"fb_mobile_add_to_cart", "fb_mobile_purchase"}
+	const batches, perBatch = 20, 500
+	var kev []events.KinesisEvent
+	seq := 0
+	for bi := 0; bi < 2*batches; bi++ {
+		at := now // the first half of the batches is the history, five days earlier
+		if bi < batches {
+			at = now.Add(-5 * 24 * time.Hour)
+		}
+		var evs []any
+		for i := 0; i < perBatch; i++ {
+			name := names[rng.IntN(len(names))]
+			e := map[string]any{"event_id": fmt.Sprintf("e-%d-%d", bi, i), "event_name": name,
+				// an SDK flushes every few seconds: a batch spans about a minute of event time
+				"event_time": at.Add(time.Duration(bi%batches)*15*time.Second - time.Duration(rng.IntN(60))*time.Second).Unix(),
+				"user":       map[string]any{"app_user_id": fmt.Sprintf("u-%d", zipf.Uint64()), "email": "someone@example.com"},
+				"device":     map[string]any{"platform": "android", "os_version": "14"},
+				"consent":    map[string]any{"ads_personalization": true}}
+			if name == "fb_mobile_purchase" {
+				e["custom_data"] = map[string]any{"value": 9.99, "currency": "USD"}
+			}
+			evs = append(evs, e)
+		}
+		body, _ := json.Marshal(map[string]any{"events": evs})
+		parsed, err := parser.Parse(app, string(body), now)
+		if err != nil || len(parsed.Accepted) != perBatch {
+			b.Fatal(err)
+		}
+		var ke events.KinesisEvent
+		for _, a := range parsed.Accepted {
+			seq++
+			s := fmt.Sprintf("4968%052d", seq)
+			ke.Records = append(ke.Records, events.KinesisEventRecord{EventID: "shardId-0:" + s,
+				Kinesis: events.KinesisRecord{SequenceNumber: s, PartitionKey: a.UserKey, Data: append([]byte(nil), a.Data...)}})
+		}
+		parsed.Release()
+		kev = append(kev, ke)
+	}
+	var m *meteredStore
+	users := 0
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		m = &meteredStore{Store: memstate.New()}
+		history, _ := New(Config{Rules: rules, Store: m, Now: func() time.Time { return now.Add(-5 * 24 * time.Hour) }})
+		for _, ke := range kev[:batches] {
+			history.Handle(context.Background(), ke)
+		}
+		sweepAll(b, m, rules, now) // the sweeper has kept the due index current meanwhile
+		*m = meteredStore{Store: m.Store}
+		clock := now
+		h, _ := New(Config{Rules: rules, Store: m, Consents: m, Now: func() time.Time { return clock }})
+		b.StartTimer()
+		for i, ke := range kev[batches:] {
+			clock = now.Add(time.Duration(i) * 15 * time.Second) // a batch every 15 s
+			if resp, _ := h.Handle(context.Background(), ke); len(resp.BatchItemFailures) > 0 {
+				b.Fatal("failures")
+			}
+		}
+		users = m.writes
+	}
+	events := float64(batches * perBatch)
+	b.ReportMetric(float64(m.writeUnits)/events, "WU/event")
+	b.ReportMetric(float64(m.writes)/events, "userwrites/event")
+	b.ReportMetric(float64(m.readUnits)/events, "RU/event")
+	b.ReportMetric(float64(m.consentUnits)/events, "consent-RU/event")
+	b.ReportMetric(float64(m.changeWrites)/events, "changes/event")
+	b.ReportMetric(float64(m.sumItem)/float64(m.itemWrites), "avg-item-B")
+	b.ReportMetric(float64(m.maxItem), "max-item-B")
+	b.ReportMetric(events/float64(users), "events/userwrite")
+}
+
+// sweepAll re-evaluates every stored user at now and writes the due times, as the sweeper
+// would have done since their last events (package segmentsweeper imports this one, so the
+// benchmark does the sweeper's work itself).
+func sweepAll(b *testing.B, m *meteredStore, rules map[string]*segments.AppRules, now time.Time) {
+	for app, r := range rules {
+		keys, _, err := m.Store.DueUsers(context.Background(), app, now, 30*24*time.Hour, 1_000_000, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, uk := range keys {
+			rec, _, _ := m.Store.GetUser(context.Background(), app, uk)
+			var st segments.State
+			json.Unmarshal(rec.State, &st)
+			after, due := r.Evaluate(&st, now)
+			rec.Segments, rec.DueAt, rec.Version = after, DueAt(due), rec.Version+1
+			if err := m.Store.PutUser(context.Background(), rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

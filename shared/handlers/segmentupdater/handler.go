@@ -1,0 +1,396 @@
+// Package segmentupdater is the segment updater function's handler: it reads a batch of stream
+// records (as the Kinesis event source mapping delivers them), groups them by user, folds each
+// user's new events into the stored state with one read and one conditional write per user,
+// re-evaluates the segment rules and records every membership change for audience sync.
+//
+// Exactly once in effect under at-least-once delivery: a user's record carries the highest
+// sequence number applied (records of one user stay on one shard, in order) and the hashes of
+// the event ids applied recently; redelivered records and client or producer retries of the
+// same event_id change nothing.
+package segmentupdater
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
+	"github.com/retarget-dev/retarget/shared/domain/segments"
+	"github.com/retarget-dev/retarget/shared/ports"
+)
+
+// Consumer names this function in logs and metrics.
+const Consumer = "segment-updater"
+
+// The Kinesis event source mapping this handler is written for. The stack declares it with
+// these values (and the forwarder's retry bounds); make dev's local mapping uses them too, with
+// a shorter batching window.
+const (
+	// MappingBatchSize gives about 100 users per batch at 5 events each: one write per user.
+	MappingBatchSize = 500
+	// MappingBatchingWindow bounds how long an event waits for company at low volume.
+	MappingBatchingWindow = 5 * time.Second
+)
+
+// Defaults.
+const (
+	// RecentIDs is how many event-id hashes a user record keeps, the latest by event time, to
+	// catch retried events that carry a new sequence number (producer retries come within
+	// seconds, client retries of an SDK batch of ~20 within minutes). 24 entries of 13 bytes
+	// keep the item well under 1 KB.
+	RecentIDs = 24
+	// DueStep is the resolution of the due index: the sweeper runs every few minutes, so a due
+	// time rounded up to the next step loses nothing, and a user whose next flip moves within
+	// one step (every event moves lapsed_7d) does not rewrite the index entry.
+	DueStep = 5 * time.Minute
+	// DefaultUserTTL expires the state of users inactive this long.
+	DefaultUserTTL = 400 * 24 * time.Hour
+	// conflictRetries bounds the re-reads after a concurrent write (the sweeper) of the same user.
+	conflictRetries = 5
+)
+
+// Config wires a Handler.
+type Config struct {
+	Rules   map[string]*segments.AppRules // by app id
+	Store   ports.SegmentStore
+	Logger  *slog.Logger
+	Metrics *observability.Emitter
+	Now     func() time.Time
+	UserTTL time.Duration
+	// Consents, when set, holds explicit decisions (consent and erasure API): a user who
+	// withdrew there is not segmented, whatever the events say, until an explicit grant.
+	Consents ports.ConsentStore
+}
+
+// Handler handles Kinesis batches.
+type Handler struct{ cfg Config }
+
+// New returns a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Rules == nil || cfg.Store == nil {
+		return nil, errors.New("segmentupdater: Rules and Store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.UserTTL <= 0 {
+		cfg.UserTTL = DefaultUserTTL
+	}
+	return &Handler{cfg: cfg}, nil
+}
+
+// item is one record of the batch that belongs to a user.
+type item struct {
+	index int
+	seq   string
+	event envelope.Event
+}
+
+type userKey struct{ app, uk string }
+
+// stats tallies one invocation.
+type stats struct {
+	records, applied, duplicates, skipped, users, writes, changes, conflicts, failedUsers, withdrawn int
+}
+
+// Handle processes one batch and reports the first record to retry, if any.
+func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	now := h.cfg.Now()
+	var st stats
+	st.records = len(ev.Records)
+	users := map[userKey][]item{}
+	var order []userKey
+	for i := range ev.Records {
+		r := &ev.Records[i]
+		env, err := envelope.Decode(r.Kinesis.Data)
+		if err != nil {
+			// The forwarder dead-letters such records with their bytes; here they carry no state.
+			h.cfg.Logger.Warn("record skipped", "reason", "undecodable", "sequence_number", r.Kinesis.SequenceNumber, "error", err.Error())
+			st.skipped++
+			continue
+		}
+		if _, ok := h.cfg.Rules[env.App]; !ok {
+			h.cfg.Logger.Warn("record skipped", "reason", "unknown_app", "app", env.App, "sequence_number", r.Kinesis.SequenceNumber)
+			st.skipped++
+			continue
+		}
+		k := userKey{env.App, env.UserKey}
+		if _, ok := users[k]; !ok {
+			order = append(order, k)
+		}
+		users[k] = append(users[k], item{index: i, seq: r.Kinesis.SequenceNumber, event: env.Event})
+	}
+
+	withdrawn, err := h.withdrawn(ctx, order)
+	if err != nil {
+		// Without the decisions no user can be folded safely: the whole batch comes again.
+		h.cfg.Logger.Error("consent decisions unavailable: records stay on the stream", "error", err.Error())
+		h.record(st)
+		if len(ev.Records) == 0 {
+			return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, nil
+		}
+		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
+			{ItemIdentifier: ev.Records[0].Kinesis.SequenceNumber},
+		}}, nil
+	}
+	var failed []int
+	for _, k := range order {
+		its := users[k]
+		st.users++
+		if withdrawn[k] {
+			// An explicit withdrawal (or erasure) overrides the events' consent: they fold as
+			// events without consent, which record nothing but the withdrawal.
+			for i := range its {
+				its[i].event.Consent.AdsPersonalization = envelope.False
+			}
+			st.withdrawn += len(its)
+		}
+		if err := h.applyUser(ctx, k, its, now, &st); err != nil {
+			h.cfg.Logger.Error("user state not updated: records stay on the stream", "app", k.app, "user", k.uk, "error", err.Error())
+			st.failedUsers++
+			for _, it := range its {
+				failed = append(failed, it.index)
+			}
+		}
+	}
+	h.record(st)
+	if len(failed) == 0 {
+		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, nil
+	}
+	first := slices.Min(failed)
+	return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{
+		{ItemIdentifier: ev.Records[first].Kinesis.SequenceNumber},
+	}}, nil
+}
+
+// withdrawn reads the explicit consent decisions of the batch's users, one call per app.
+func (h *Handler) withdrawn(ctx context.Context, users []userKey) (map[userKey]bool, error) {
+	out := map[userKey]bool{}
+	if h.cfg.Consents == nil || len(users) == 0 {
+		return out, nil
+	}
+	byApp := map[string][]string{}
+	for _, k := range users {
+		byApp[k.app] = append(byApp[k.app], k.uk)
+	}
+	for app, keys := range byApp {
+		decisions, err := h.cfg.Consents.Consents(ctx, app, keys)
+		if err != nil {
+			return nil, err
+		}
+		for uk, c := range decisions {
+			if c.Withdrawn() {
+				out[userKey{app, uk}] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// applyUser folds one user's records into the stored state: read, skip what was applied,
+// fold, evaluate, record the changes, write conditionally; on a concurrent write, again.
+func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time.Time, st *stats) error {
+	rules := h.cfg.Rules[k.app]
+	for attempt := 0; ; attempt++ {
+		rec, found, err := h.cfg.Store.GetUser(ctx, k.app, k.uk)
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		var state segments.State
+		if found && len(rec.State) > 0 {
+			if err := json.Unmarshal(rec.State, &state); err != nil {
+				return fmt.Errorf("stored state does not decode: %w", err)
+			}
+		}
+		if !found {
+			rec = ports.UserRecord{App: k.app, UserKey: k.uk}
+		}
+		recent := slices.Clone(rec.RecentIDs)
+		lastSeq := rec.LastSeq
+		applied, dups := 0, 0
+		for _, it := range its {
+			id := idEntry(&it.event)
+			if !seqAfter(it.seq, rec.LastSeq) || hasID(recent, id) {
+				dups++ // redelivered record, or a retry of an event already applied
+				continue
+			}
+			state.Apply(&it.event, rules)
+			recent = append(recent, id)
+			if seqAfter(it.seq, lastSeq) {
+				lastSeq = it.seq
+			}
+			applied++
+		}
+		if applied == 0 {
+			st.duplicates += dups
+			return nil
+		}
+		recent = latestIDs(recent, RecentIDs)
+		after, due := rules.Evaluate(&state, now)
+		changes := Changes(k.app, k.uk, rec.Segments, after, latestEventMillis(its))
+		Stamp(changes, rec.Version+1, h.cfg.Now())
+		encoded, err := json.Marshal(&state)
+		if err != nil {
+			return fmt.Errorf("encode state: %w", err)
+		}
+		// Changes first: if the write below fails or the function dies, the redelivery computes
+		// the same changes (same identity: the store keeps one) and writes the state then.
+		if len(changes) > 0 {
+			if err := h.cfg.Store.RecordChanges(ctx, changes); err != nil {
+				return fmt.Errorf("record membership changes: %w", err)
+			}
+		}
+		next := ports.UserRecord{
+			App: k.app, UserKey: k.uk, State: encoded, Segments: after, LastSeq: lastSeq, RecentIDs: recent,
+			Version: rec.Version + 1, DueAt: keepEarlierDue(rec.DueAt, DueAt(due), now), ExpiresAt: expiresAt(&state, rec.ExpiresAt, now, h.cfg.UserTTL),
+		}
+		err = h.cfg.Store.PutUser(ctx, next)
+		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
+			st.conflicts++
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		st.applied += applied
+		st.duplicates += dups
+		st.writes++
+		st.changes += len(changes)
+		return nil
+	}
+}
+
+// expiresAt is when a user's state may be deleted: UserTTL after the user was last seen. A state
+// that saw no consented event (only withdrawals, or an erasure's tombstone) keeps its stored
+// expiry, or gets UserTTL from now: never a time in the past, which would let DynamoDB delete a
+// withdrawal record at once.
+func expiresAt(st *segments.State, stored int64, now time.Time, ttl time.Duration) int64 {
+	if st.LastSeen > 0 {
+		return time.Unix(st.LastSeen, 0).Add(ttl).Unix()
+	}
+	if stored > now.Unix() {
+		return stored
+	}
+	return now.Add(ttl).Unix()
+}
+
+// Stamp marks changes as belonging to the state write of version (the write that follows
+// recording them) at now: see ports.MembershipChange.
+func Stamp(changes []ports.MembershipChange, version int64, now time.Time) {
+	for i := range changes {
+		changes[i].StateVersion, changes[i].RecordedAt = version, now.UnixMilli()
+	}
+}
+
+// Changes lists the membership changes from before to after, at unix milliseconds at.
+func Changes(app, uk string, before, after []string, at int64) []ports.MembershipChange {
+	joined, left := segments.Diff(before, after)
+	var out []ports.MembershipChange
+	for _, s := range joined {
+		out = append(out, ports.MembershipChange{App: app, Segment: s, UserKey: uk, Joined: true, At: at})
+	}
+	for _, s := range left {
+		out = append(out, ports.MembershipChange{App: app, Segment: s, UserKey: uk, Joined: false, At: at})
+	}
+	return out
+}
+
+// idEntry identifies an event for deduplication (its id and name, as Meta does) prefixed with
+// its event time: "<unix seconds, base 36, 6 digits>.<6-character hash>" (36 bits of hash: a
+// false match among one user's 24 recent events is a 1 in 3 billion chance). The store keeps
+// the entries as a set, without order; the time prefix is what orders them.
+func idEntry(e *envelope.Event) string {
+	sum := sha256.Sum256([]byte(e.ID + "\x00" + e.Name))
+	t := strconv.FormatInt(max(e.Time, 0), 36)
+	if len(t) < 6 {
+		t = strings.Repeat("0", 6-len(t)) + t
+	}
+	return t + "." + base64.RawURLEncoding.EncodeToString(sum[:5])[:6]
+}
+
+// hasID reports whether recent holds the event of entry (whatever time it was recorded with).
+func hasID(recent []string, entry string) bool {
+	hash := entry[strings.IndexByte(entry, '.'):]
+	for _, r := range recent {
+		if strings.HasSuffix(r, hash) {
+			return true
+		}
+	}
+	return false
+}
+
+// latestIDs keeps the n entries with the latest event times.
+func latestIDs(ids []string, n int) []string {
+	slices.Sort(ids) // fixed-width time prefix: lexical order is time order
+	ids = slices.Compact(ids)
+	if len(ids) > n {
+		ids = ids[len(ids)-n:]
+	}
+	return ids
+}
+
+// seqAfter reports whether Kinesis sequence number a comes after b ("" is before everything).
+// Sequence numbers are decimal strings of up to 129 digits: longer is larger, then compare.
+func seqAfter(a, b string) bool {
+	if len(a) != len(b) {
+		return len(a) > len(b)
+	}
+	return a > b
+}
+
+func latestEventMillis(its []item) int64 {
+	var t int64
+	for _, it := range its {
+		t = max(t, it.event.Time)
+	}
+	return t * 1000
+}
+
+// keepEarlierDue returns the due index value to write: the stored one when it is still ahead
+// and not later than the new one, else the new one. A due time earlier than the true next flip
+// is harmless (the sweeper visits, finds nothing to change and writes the true one), and
+// keeping it spares an index move on most writes: every event of an active user pushes
+// lapsed_7d's flip a little later, which would otherwise move the user in the due index.
+func keepEarlierDue(stored, next int64, now time.Time) int64 {
+	if stored > now.Unix() && (next == 0 || stored <= next) {
+		return stored
+	}
+	return next
+}
+
+// DueAt turns the rules' next flip into the due index value: unix seconds rounded up to
+// DueStep, or 0 for none.
+func DueAt(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	step := int64(DueStep / time.Second)
+	return (t.Unix() + step - 1) / step * step
+}
+
+func (h *Handler) record(s stats) {
+	h.cfg.Logger.Info("batch applied", "records", s.records, "users", s.users, "applied", s.applied,
+		"duplicates", s.duplicates, "skipped", s.skipped, "writes", s.writes, "membership_changes", s.changes,
+		"conflicts", s.conflicts, "failed_users", s.failedUsers, "withdrawn_events", s.withdrawn)
+	m := func(name string, v int) observability.Metric {
+		return observability.Metric{Name: name, Unit: observability.Count, Value: float64(v)}
+	}
+	h.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}},
+		m("RecordsRead", s.records), m("EventsApplied", s.applied), m("EventsDuplicate", s.duplicates),
+		m("RecordsSkipped", s.skipped), m("UserWrites", s.writes), m("SegmentChanges", s.changes),
+		m("WriteConflicts", s.conflicts), m("UsersFailed", s.failedUsers), m("EventsWithdrawn", s.withdrawn))
+}

@@ -1,0 +1,48 @@
+package memstate
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/testkit/statetest"
+)
+
+func TestContract(t *testing.T) {
+	statetest.Run(t, func(*testing.T) ports.SegmentStore { return New() })
+}
+
+func TestSyncContract(t *testing.T) {
+	statetest.RunSync(t, func(*testing.T) ports.AudienceSyncStore { return New() })
+}
+
+func TestConsentContract(t *testing.T) {
+	statetest.RunConsent(t, func(*testing.T) statetest.ConsentStore { return New() })
+}
+
+func TestDoneContext(t *testing.T) {
+	s := New()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	calls := map[string]func() error{
+		"GetUser":          func() error { _, _, err := s.GetUser(ctx, "a", "u"); return err },
+		"PutUser":          func() error { return s.PutUser(ctx, ports.UserRecord{App: "a", UserKey: "u", Version: 1}) },
+		"RecordChanges":    func() error { return s.RecordChanges(ctx, nil) },
+		"PendingChanges":   func() error { _, _, err := s.PendingChanges(ctx, "a", "s", "", 1); return err },
+		"MarkSynced":       func() error { return s.MarkSynced(ctx, nil) },
+		"DueUsers":         func() error { _, _, err := s.DueUsers(ctx, "a", time.Now(), time.Hour, 1, ""); return err },
+		"AcquireLease":     func() error { _, err := s.AcquireLease(ctx, "a", "h", time.Now(), time.Now()); return err },
+		"ReleaseLease":     func() error { return s.ReleaseLease(ctx, "a", "h") },
+		"GetAudienceState": func() error { _, _, err := s.GetAudienceState(ctx, "a", "s"); return err },
+		"PutAudienceState": func() error {
+			return s.PutAudienceState(ctx, ports.AudienceSyncState{App: "a", Segment: "s", Version: 1})
+		},
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a canceled context: %v", name, err)
+		}
+	}
+}
