@@ -1,30 +1,22 @@
-// Command audience-sync uploads segment membership changes to Meta Custom Audiences, run by
-// EventBridge Scheduler. It only wires: see audiencesync.FromEnv for the environment.
+// Command audience-sync uploads segment membership changes to Meta Custom Audiences, run by EventBridge Scheduler.
+// It only wires: runtime.Start reads the environment once (env.ReadAudienceSync names the variables), builds
+// the clients once and hands the handler to the Lambda runtime.
 package main
 
 import (
 	"context"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
-
-	"github.com/retarget-dev/retarget/shared/adapters/observability"
-	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 func main() {
-	ctx := context.Background()
-	log := observability.NewLogger(os.Stdout, os.Getenv("LOG_LEVEL"))
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		log.Error("audience-sync: aws config", "error", err.Error())
-		os.Exit(1)
-	}
-	s, err := audiencesync.FromEnv(ctx, os.Getenv, awsCfg, log, os.Stdout)
-	if err != nil {
-		log.Error("audience-sync: cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(s.Handle)
+	runtime.Start("audience-sync", func(ctx context.Context, getenv env.Getenv, d runtime.Deps) (any, error) {
+		c, err := env.ReadAudienceSync(getenv)
+		if err != nil {
+			return nil, err
+		}
+		h, err := runtime.NewAudienceSync(ctx, c, d)
+		return h.Handle, err
+	})
 }

@@ -1,30 +1,22 @@
-// Command capi-forwarder is the Conversions API forwarder Lambda, fed by the Kinesis event
-// source mapping. It only wires: see capiforwarder.FromEnv for the environment.
+// Command capi-forwarder forwards the event stream to Meta's Conversions API, fed by the Kinesis event source mapping.
+// It only wires: runtime.Start reads the environment once (env.ReadForwarder names the variables), builds
+// the clients once and hands the handler to the Lambda runtime.
 package main
 
 import (
 	"context"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
-
-	"github.com/retarget-dev/retarget/shared/adapters/observability"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 func main() {
-	ctx := context.Background()
-	log := observability.NewLogger(os.Stdout, os.Getenv("LOG_LEVEL"))
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		log.Error("capi-forwarder: aws config", "error", err.Error())
-		os.Exit(1)
-	}
-	h, err := capiforwarder.FromEnv(ctx, os.Getenv, awsCfg, log, os.Stdout)
-	if err != nil {
-		log.Error("capi-forwarder: cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	runtime.Start("capi-forwarder", func(ctx context.Context, getenv env.Getenv, d runtime.Deps) (any, error) {
+		c, err := env.ReadForwarder(getenv)
+		if err != nil {
+			return nil, err
+		}
+		h, err := runtime.NewForwarder(ctx, c, d)
+		return h.Handle, err
+	})
 }

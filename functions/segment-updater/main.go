@@ -1,29 +1,22 @@
-// Command segment-updater keeps per-user segment state, fed by the Kinesis event source
-// mapping. It only wires: see segmentupdater.FromEnv for the environment.
+// Command segment-updater keeps per-user segment state, fed by the Kinesis event source mapping.
+// It only wires: runtime.Start reads the environment once (env.ReadUpdater names the variables), builds
+// the clients once and hands the handler to the Lambda runtime.
 package main
 
 import (
 	"context"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
-
-	"github.com/retarget-dev/retarget/shared/adapters/observability"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 func main() {
-	log := observability.NewLogger(os.Stdout, os.Getenv("LOG_LEVEL"))
-	awsCfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		log.Error("segment-updater: aws config", "error", err.Error())
-		os.Exit(1)
-	}
-	h, err := segmentupdater.FromEnv(os.Getenv, awsCfg, log, os.Stdout)
-	if err != nil {
-		log.Error("segment-updater: cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	runtime.Start("segment-updater", func(ctx context.Context, getenv env.Getenv, d runtime.Deps) (any, error) {
+		c, err := env.ReadUpdater(getenv)
+		if err != nil {
+			return nil, err
+		}
+		h, err := runtime.NewUpdater(c, d)
+		return h.Handle, err
+	})
 }

@@ -1,30 +1,22 @@
-// Command users-api serves GET /v1/users/{app_user_id}/segments behind API Gateway. It
-// only wires: see usersapi.FromEnv for the environment.
+// Command users-api serves the /v1/users routes behind API Gateway: a user's segments, consent decisions and erasure.
+// It only wires: runtime.Start reads the environment once (env.ReadUsersAPI names the variables), builds
+// the clients once and hands the handler to the Lambda runtime.
 package main
 
 import (
 	"context"
-	"os"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
-
-	"github.com/retarget-dev/retarget/shared/adapters/observability"
-	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 func main() {
-	ctx := context.Background()
-	log := observability.NewLogger(os.Stdout, os.Getenv("LOG_LEVEL"))
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		log.Error("users-api: aws config", "error", err.Error())
-		os.Exit(1)
-	}
-	h, err := usersapi.FromEnv(ctx, os.Getenv, awsCfg, log)
-	if err != nil {
-		log.Error("users-api: cannot start", "error", err.Error())
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	runtime.Start("users-api", func(ctx context.Context, getenv env.Getenv, d runtime.Deps) (any, error) {
+		c, err := env.ReadUsersAPI(getenv)
+		if err != nil {
+			return nil, err
+		}
+		h, err := runtime.NewUsersAPI(ctx, c, d)
+		return h.Handle, err
+	})
 }

@@ -37,7 +37,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/infra/stack"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // stackID is the construct id, which also names the template: cdk.out/Retarget.template.json.
@@ -66,7 +66,7 @@ func run() (err error) {
 
 	app := awscdk.NewApp(nil)
 	cfgPath := contextString(app, "config", "infra/config/apps.json")
-	cfg, err := appconfig.Load(cfgPath)
+	cfg, err := env.LoadApps(cfgPath)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func run() (err error) {
 	props := &stack.RetargetStackProps{
 		StackProps: awscdk.StackProps{
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
-			Env:       env(),
+			Env:       deployEnv(),
 		},
 		Config:                       cfg,
 		FunctionsDir:                 contextString(app, "functionsDir", stack.DefaultFunctionsDir),
@@ -163,9 +163,9 @@ func contextInt(app awscdk.App, key string) (int, error) {
 	return n, nil
 }
 
-// env pins account and region when the CLI knows them (credentials configured), and leaves
+// deployEnv pins account and region when the CLI knows them (credentials configured), and leaves
 // the stack environment-agnostic otherwise, so synth works offline.
-func env() *awscdk.Environment {
+func deployEnv() *awscdk.Environment {
 	account, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION")
 	if account == "" && region == "" {
 		return nil

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
+	"github.com/retarget-dev/retarget/shared/domain/appevent"
 )
 
 // opsApps has one app with its own usage plan settings and two audiences, one with defaults.
@@ -307,7 +307,7 @@ func TestApiOperations(t *testing.T) {
 			}
 		}
 		var doc map[string]string
-		if err := json.Unmarshal([]byte(body), &doc); err != nil || doc["error"] != ingestapi.BodyShapeMessage {
+		if err := json.Unmarshal([]byte(body), &doc); err != nil || doc["error"] != appevent.BodyShapeMessage {
 			t.Errorf("BAD_REQUEST_BODY template %q: want 400 {\"error\": ...}", body)
 		}
 	})

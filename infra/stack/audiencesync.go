@@ -15,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // AudienceSyncFunctionName is the function's folder under functions/ and under the build
@@ -22,8 +23,8 @@ import (
 const AudienceSyncFunctionName = "audience-sync"
 
 // Environment of the audience sync function (a contract with functions/audience-sync), besides
-// the common APP_CONFIG_FILE, LOG_LEVEL and METRICS_NAMESPACE: EnvStateTableName,
-// EnvMetaGraphURL, EnvMetaAPIVersion and EnvMetaSecretID, with the forwarder's meaning for the
+// the common APP_CONFIG_FILE, LOG_LEVEL and METRICS_NAMESPACE: env.StateTableName,
+// env.GraphURL, env.APIVersion and env.MetaSecretID, with the forwarder's meaning for the
 // Meta ones (same secret, same Graph endpoint).
 
 // Defaults and sizes of AudienceSync.
@@ -130,10 +131,10 @@ func NewAudienceSync(scope constructs.Construct, id string, props *AudienceSyncP
 		Config:       props.Config,
 		Description:  "Syncs pending segment membership changes to Meta Custom Audiences",
 		Environment: map[string]*string{
-			EnvStateTableName: props.Table.TableName(),
-			EnvMetaGraphURL:   jsii.String(graphURL),
-			EnvMetaAPIVersion: jsii.String(apiVersion),
-			EnvMetaSecretID:   props.MetaSecret.SecretArn(),
+			env.StateTableName: props.Table.TableName(),
+			env.GraphURL:       jsii.String(graphURL),
+			env.APIVersion:     jsii.String(apiVersion),
+			env.MetaSecretID:   props.MetaSecret.SecretArn(),
 		},
 		MemoryMiB:           AudienceSyncMemoryMiB,
 		Timeout:             awscdk.Duration_Seconds(jsii.Number(AudienceSyncTimeoutSeconds)),

@@ -19,24 +19,12 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // CapiForwarderFunctionName is the function's folder under functions/ and under the build
 // directory.
 const CapiForwarderFunctionName = "capi-forwarder"
-
-// Environment of the forwarder (a contract with shared/handlers/capiforwarder, which names them Env*).
-const (
-	// EnvMetaGraphURL is the Graph API base URL.
-	EnvMetaGraphURL = "META_GRAPH_URL"
-	// EnvMetaAPIVersion is the Graph API version, e.g. v26.0.
-	EnvMetaAPIVersion = "META_API_VERSION"
-	// EnvMetaSecretID is the ARN of the secret holding {"access_token", "app_secret"}.
-	EnvMetaSecretID = "META_SECRET_ID"
-	// EnvDeadLetterQueueURL is the URL of the queue the function writes its dead letters to.
-	EnvDeadLetterQueueURL = "DEAD_LETTER_QUEUE_URL"
-)
 
 // Defaults of CapiForwarderProps. The event source mapping's are chosen so that a full CAPI
 // request (1,000 events) is the common case under load, and so that nothing blocks a shard for
@@ -46,17 +34,17 @@ const (
 	DefaultMetaAPIVersion = "v26.0"
 
 	// DefaultForwarderBatchSize is Meta's maximum number of events per CAPI request.
-	DefaultForwarderBatchSize = capiforwarder.MappingBatchSize
+	DefaultForwarderBatchSize = env.ForwarderBatchSize
 	// DefaultForwarderBatchingWindowSeconds bounds the wait of an event at low volume.
-	DefaultForwarderBatchingWindowSeconds = int(capiforwarder.MappingBatchingWindow / time.Second)
+	DefaultForwarderBatchingWindowSeconds = int(env.ForwarderBatchingWindow / time.Second)
 	// DefaultForwarderRetryAttempts is AWS's maximum: retries are bounded by the record age
 	// instead, so that an outage at Meta or a revoked token holds events on the stream for up to
 	// DefaultForwarderMaxRecordAgeHours rather than skipping them after a few minutes. A retry comes
 	// only from a Meta-side failure: bad records are dead-lettered, never failed.
-	DefaultForwarderRetryAttempts = capiforwarder.MappingRetryAttempts
+	DefaultForwarderRetryAttempts = env.MappingRetryAttempts
 	// DefaultForwarderMaxRecordAgeHours gives up on records long before the stream's 24 h
 	// retention (and Meta's 7-day limit on event_time), leaving a day to replay them.
-	DefaultForwarderMaxRecordAgeHours = int(capiforwarder.MappingMaxRecordAge / time.Hour)
+	DefaultForwarderMaxRecordAgeHours = int(env.MappingMaxRecordAge / time.Hour)
 	// DefaultForwarderParallelization is one batch at a time per shard.
 	DefaultForwarderParallelization = 1
 
@@ -182,10 +170,10 @@ func NewCapiForwarder(scope constructs.Construct, id string, props *CapiForwarde
 		Config:       props.Config,
 		Description:  "Forwards the event stream to Meta's Conversions API, 1,000 events per request",
 		Environment: map[string]*string{
-			EnvMetaGraphURL:       jsii.String(graphURL),
-			EnvMetaAPIVersion:     jsii.String(apiVersion),
-			EnvMetaSecretID:       props.MetaSecret.SecretArn(),
-			EnvDeadLetterQueueURL: deadLetters.QueueUrl(),
+			env.GraphURL:           jsii.String(graphURL),
+			env.APIVersion:         jsii.String(apiVersion),
+			env.MetaSecretID:       props.MetaSecret.SecretArn(),
+			env.DeadLetterQueueURL: deadLetters.QueueUrl(),
 		},
 		MemoryMiB:           ForwarderMemoryMiB,
 		Timeout:             awscdk.Duration_Seconds(jsii.Number(ForwarderTimeoutSeconds)),
@@ -245,7 +233,7 @@ func newDeadLetterQueue(scope constructs.Construct, id string, removal awscdk.Re
 // ReadConsents lets the forwarder read the users' explicit consent decisions (the consent and
 // erasure API) from the segment state table: STATE_TABLE_NAME and BatchGetItem on the table.
 func (f *CapiForwarder) ReadConsents(table awsdynamodb.ITableV2) {
-	f.Function.Function.AddEnvironment(jsii.String(EnvStateTableName), table.TableName(), nil)
+	f.Function.Function.AddEnvironment(jsii.String(env.StateTableName), table.TableName(), nil)
 	allowTable(f.Function.Function, []string{"dynamodb:BatchGetItem"}, table.TableArn())
 }
 

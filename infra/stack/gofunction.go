@@ -18,14 +18,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
-)
-
-// Environment variables every Go function receives. They are a contract with the code under
-// functions/: rename them on both sides or not at all.
-const (
-	EnvAppConfigFile    = "APP_CONFIG_FILE"
-	EnvLogLevel         = "LOG_LEVEL"
-	EnvMetricsNamespace = "METRICS_NAMESPACE"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // Fixed values of the common environment.
@@ -118,9 +111,9 @@ func NewGoFunction(scope constructs.Construct, id string, props *GoFunctionProps
 		RemovalPolicy: removal,
 	})
 	env := map[string]*string{
-		EnvAppConfigFile:    jsii.String(AppConfigPath),
-		EnvLogLevel:         jsii.String(defaultLogLevel),
-		EnvMetricsNamespace: jsii.String(MetricsNamespace),
+		env.ConfigFile:       jsii.String(AppConfigPath),
+		env.LogLevel:         jsii.String(defaultLogLevel),
+		env.MetricsNamespace: jsii.String(MetricsNamespace),
 	}
 	for k, v := range props.Environment {
 		env[k] = v

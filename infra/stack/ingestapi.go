@@ -15,18 +15,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
-	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
-)
-
-// Environment of the ingest function (a contract with functions/ingest).
-const (
-	// EnvEventStreamName is the name of the Kinesis stream the events go to.
-	EnvEventStreamName = "EVENT_STREAM_NAME"
-	// EnvPepperSecretID is the ARN of the Secrets Manager secret holding the pepper.
-	EnvPepperSecretID = "PEPPER_SECRET_ID"
-	// EnvAPIKeyAppIDs is a JSON object mapping each API Gateway key id to its app id; the
-	// function reads the key id from requestContext.identity.apiKeyId.
-	EnvAPIKeyAppIDs = "API_KEY_APP_IDS"
+	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // Defaults of the per-app usage plans.
@@ -106,7 +96,7 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	retention, removal := logDefaults(props.LogRetention, props.LogRemovalPolicy)
 	if n := apiKeyAppIDsSize(props.Config); n > maxAPIKeyAppIDsSize {
 		panic(fmt.Errorf("ingest api: %s would take about %d bytes for %d apps; Lambda allows 4 KB for all environment variables together",
-			EnvAPIKeyAppIDs, n, len(props.Config.Apps)))
+			env.APIKeyAppIDs, n, len(props.Config.Apps)))
 	}
 	c := constructs.NewConstruct(scope, jsii.String(id))
 
@@ -132,9 +122,9 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		Config:       props.Config,
 		Description:  "Validates, pseudonymises and batches app events into the event stream",
 		Environment: map[string]*string{
-			EnvEventStreamName: props.Stream.StreamName(),
-			EnvPepperSecretID:  props.PepperSecret.SecretArn(),
-			EnvAPIKeyAppIDs:    keyAppIDsJSON,
+			env.StreamName:     props.Stream.StreamName(),
+			env.PepperSecretID: props.PepperSecret.SecretArn(),
+			env.APIKeyAppIDs:   keyAppIDsJSON,
 		},
 		LogRetention:       retention,
 		LogRemovalPolicy:   removal,
@@ -244,7 +234,7 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 		Type:       awsapigateway.ResponseType_BAD_REQUEST_BODY(),
 		StatusCode: jsii.String("400"),
 		Templates: &map[string]*string{
-			"application/json": jsii.String(ingestapi.BodyShapeResponse()),
+			"application/json": jsii.String(appevent.BodyShapeResponse()),
 		},
 	})
 	events := a.V1Resource.ResourceForPath(jsii.String("events")).AddMethod(jsii.String("POST"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{

@@ -23,7 +23,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // Folders of the segment functions under functions/ and under the build directory.
@@ -31,19 +31,6 @@ const (
 	SegmentUpdaterFunctionName = "segment-updater"
 	SegmentSweeperFunctionName = "segment-sweeper"
 	UsersAPIFunctionName       = "users-api"
-)
-
-// Environment of the segment functions (a contract with functions/segment-updater,
-// functions/segment-sweeper and functions/users-api). The read function also gets
-// PEPPER_SECRET_ID and API_KEY_APP_IDS, with the same meaning as for the ingest function.
-const (
-	// EnvStateTableName is the name of the segment state table.
-	EnvStateTableName = "STATE_TABLE_NAME"
-	// EnvUserTTLDays is how long an inactive user's state is kept (whole days); the functions
-	// derive expiresAt from it.
-	EnvUserTTLDays = "USER_TTL_DAYS"
-	// EnvSweepLookbackHours is how far back (whole hours) the sweeper reads the due index.
-	EnvSweepLookbackHours = "SWEEP_LOOKBACK_HOURS"
 )
 
 // Schema of the segment state table: a contract with the DynamoDB segment store. All key
@@ -70,8 +57,6 @@ const (
 
 // Erasure settings of the users function (ERASURE_TOMBSTONE_DAYS, ERASURE_AUDIT_DAYS).
 const (
-	EnvErasureTombstoneDays     = "ERASURE_TOMBSTONE_DAYS"
-	EnvErasureAuditDays         = "ERASURE_AUDIT_DAYS"
 	DefaultErasureTombstoneDays = 30
 	DefaultErasureAuditDays     = 1095
 )
@@ -88,8 +73,8 @@ const (
 
 	// SegmentBatchSize and SegmentBatchingWindowSeconds: about 100 users per batch at 5 events
 	// each, one conditional write per user.
-	SegmentBatchSize             = segmentupdater.MappingBatchSize
-	SegmentBatchingWindowSeconds = int(segmentupdater.MappingBatchingWindow / time.Second)
+	SegmentBatchSize             = env.UpdaterBatchSize
+	SegmentBatchingWindowSeconds = int(env.UpdaterBatchingWindow / time.Second)
 	// SegmentRetryAttempts and SegmentMaxRecordAgeHours are the forwarder's: retries bounded
 	// by record age, leaving 18 h of the stream's 24 h to replay a skipped range (the updater
 	// is idempotent, so replaying is always safe).
@@ -270,8 +255,8 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 		Config:       props.Config,
 		Description:  "Folds the event stream into per-user state and segment membership",
 		Environment: map[string]*string{
-			EnvStateTableName: table.TableName(),
-			EnvUserTTLDays:    ttl,
+			env.StateTableName: table.TableName(),
+			env.UserTTLDays:    ttl,
 		},
 		MemoryMiB:          SegmentUpdaterMemoryMiB,
 		Timeout:            awscdk.Duration_Seconds(jsii.Number(SegmentUpdaterTimeoutSeconds)),
@@ -301,9 +286,9 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 		Config:       props.Config,
 		Description:  "Applies time-based segment transitions to the users due now",
 		Environment: map[string]*string{
-			EnvStateTableName:     table.TableName(),
-			EnvSweepLookbackHours: jsii.String(strconv.Itoa(lookback)),
-			EnvUserTTLDays:        ttl,
+			env.StateTableName:     table.TableName(),
+			env.SweepLookbackHours: jsii.String(strconv.Itoa(lookback)),
+			env.UserTTLDays:        ttl,
 		},
 		MemoryMiB: SegmentSweeperMemoryMiB,
 		Timeout:   awscdk.Duration_Seconds(jsii.Number(SegmentSweeperTimeoutSeconds)),
@@ -324,12 +309,12 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 		Config:       props.Config,
 		Description:  "Answers the /v1/users routes: segments, consent, erasure",
 		Environment: map[string]*string{
-			EnvStateTableName:       table.TableName(),
-			EnvPepperSecretID:       props.PepperSecret.SecretArn(),
-			EnvAPIKeyAppIDs:         props.Api.ApiKeyAppIDs,
-			EnvUserTTLDays:          ttl,
-			EnvErasureTombstoneDays: jsii.String(strconv.Itoa(tombstoneDays)),
-			EnvErasureAuditDays:     jsii.String(strconv.Itoa(auditDays)),
+			env.StateTableName:       table.TableName(),
+			env.PepperSecretID:       props.PepperSecret.SecretArn(),
+			env.APIKeyAppIDs:         props.Api.ApiKeyAppIDs,
+			env.UserTTLDays:          ttl,
+			env.ErasureTombstoneDays: jsii.String(strconv.Itoa(tombstoneDays)),
+			env.ErasureAuditDays:     jsii.String(strconv.Itoa(auditDays)),
 		},
 		MemoryMiB:          UsersAPIMemoryMiB,
 		Timeout:            awscdk.Duration_Seconds(jsii.Number(UsersAPITimeoutSeconds)),

@@ -23,7 +23,8 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // twoApps is the config the stack under test is built from.
@@ -382,15 +383,15 @@ func TestStackResources(t *testing.T) {
 		{"ingest environment is the contract", func(t *testing.T) {
 			vars := ingestEnv(t)
 			want := map[string]any{
-				EnvEventStreamName:  ref(stream),
-				EnvPepperSecretID:   ref(secret), // Ref of a secret is its ARN, never its value
-				EnvAppConfigFile:    "/var/task/config.json",
-				EnvLogLevel:         "info",
-				EnvMetricsNamespace: "Retarget",
-				EnvAPIKeyAppIDs:     vars[EnvAPIKeyAppIDs],
+				env.StreamName:       ref(stream),
+				env.PepperSecretID:   ref(secret), // Ref of a secret is its ARN, never its value
+				env.ConfigFile:       "/var/task/config.json",
+				env.LogLevel:         "info",
+				env.MetricsNamespace: "Retarget",
+				env.APIKeyAppIDs:     vars[env.APIKeyAppIDs],
 			}
-			if _, ok := vars[EnvAPIKeyAppIDs]; !ok {
-				t.Errorf("%s missing", EnvAPIKeyAppIDs)
+			if _, ok := vars[env.APIKeyAppIDs]; !ok {
+				t.Errorf("%s missing", env.APIKeyAppIDs)
 			}
 			gotJSON, _ := json.Marshal(vars)
 			wantJSON, _ := json.Marshal(want)
@@ -402,17 +403,17 @@ func TestStackResources(t *testing.T) {
 			}
 		}},
 		{"API_KEY_APP_IDS maps each key id to its app", func(t *testing.T) {
-			got := renderJoin(t, ingestEnv(t)[EnvAPIKeyAppIDs])
+			got := renderJoin(t, ingestEnv(t)[env.APIKeyAppIDs])
 			var mapping map[string]string
 			if err := json.Unmarshal([]byte(got), &mapping); err != nil {
-				t.Fatalf("%s is not a JSON object once resolved: %v\n%s", EnvAPIKeyAppIDs, err, got)
+				t.Fatalf("%s is not a JSON object once resolved: %v\n%s", env.APIKeyAppIDs, err, got)
 			}
 			want := map[string]string{}
 			for _, app := range testConfig.Apps {
 				want["<"+logicalID(ingest.ApiKeys[app.ID])+">"] = app.ID
 			}
 			if fmt.Sprint(mapping) != fmt.Sprint(want) {
-				t.Errorf("%s = %v, want %v", EnvAPIKeyAppIDs, mapping, want)
+				t.Errorf("%s = %v, want %v", env.APIKeyAppIDs, mapping, want)
 			}
 		}},
 		{"function may put records on the stream only and read the pepper", func(t *testing.T) {
@@ -615,7 +616,7 @@ func TestStackResources(t *testing.T) {
 			if info.Mode().Perm()&0o111 == 0 {
 				t.Errorf("bootstrap mode %v is not executable", info.Mode())
 			}
-			staged, err := appconfig.Load(filepath.Join(dir, configFile))
+			staged, err := env.LoadApps(filepath.Join(dir, configFile))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -663,20 +664,20 @@ func TestCapiForwarder(t *testing.T) {
 					"LoggingConfig": map[string]any{
 						"LogFormat": "JSON", "ApplicationLogLevel": "INFO", "LogGroup": ref(f.Function.LogGroup),
 					},
-					"Environment": map[string]any{"Variables": map[string]any{EnvDeadLetterQueueURL: ref(f.DeadLetters)}},
+					"Environment": map[string]any{"Variables": map[string]any{env.DeadLetterQueueURL: ref(f.DeadLetters)}},
 				})
 			})
 		}},
 		{"environment is the contract, without secret values", func(t *testing.T) {
 			vars := functionEnv(t, templ, fn)
 			want := map[string]any{
-				EnvAppConfigFile:      "/var/task/config.json",
-				EnvLogLevel:           "info",
-				EnvMetricsNamespace:   "Retarget",
-				EnvMetaGraphURL:       "https://graph.facebook.com",
-				EnvMetaAPIVersion:     "v26.0",
-				EnvMetaSecretID:       ref(meta), // Ref of a secret is its ARN
-				EnvDeadLetterQueueURL: ref(f.DeadLetters),
+				env.ConfigFile:         "/var/task/config.json",
+				env.LogLevel:           "info",
+				env.MetricsNamespace:   "Retarget",
+				env.GraphURL:           "https://graph.facebook.com",
+				env.APIVersion:         "v26.0",
+				env.MetaSecretID:       ref(meta), // Ref of a secret is its ARN
+				env.DeadLetterQueueURL: ref(f.DeadLetters),
 			}
 			if !sameJSON(vars, want) {
 				got, _ := json.Marshal(vars)
@@ -690,14 +691,8 @@ func TestCapiForwarder(t *testing.T) {
 				}
 			}
 		}},
-		{"environment names and defaults match the function's", func(t *testing.T) {
+		{"defaults match the function's", func(t *testing.T) {
 			pairs := [][2]string{
-				{EnvAppConfigFile, capiforwarder.EnvConfigFile},
-				{EnvMetaGraphURL, capiforwarder.EnvGraphURL},
-				{EnvMetaAPIVersion, capiforwarder.EnvAPIVersion},
-				{EnvMetaSecretID, capiforwarder.EnvMetaSecret},
-				{EnvDeadLetterQueueURL, capiforwarder.EnvDLQURL},
-				{EnvMetricsNamespace, capiforwarder.EnvMetricsNS},
 				{DefaultMetaGraphURL, metagraph.DefaultBaseURL},
 				{DefaultMetaAPIVersion, metagraph.DefaultVersion},
 			}
@@ -707,7 +702,7 @@ func TestCapiForwarder(t *testing.T) {
 				}
 			}
 			var doc map[string]string
-			raw, _ := json.Marshal(capiforwarder.MetaCredentials{AccessToken: "t", AppSecret: "s"})
+			raw, _ := json.Marshal(runtime.Credentials{AccessToken: "t", AppSecret: "s"})
 			if err := json.Unmarshal(raw, &doc); err != nil || doc[MetaAccessTokenKey] != "t" || doc[MetaAppSecretKey] != "s" {
 				t.Errorf("secret keys %s/%s do not match the forwarder's document %s", MetaAccessTokenKey, MetaAppSecretKey, raw)
 			}
@@ -895,8 +890,8 @@ func TestProdForwarderWithExistingSecret(t *testing.T) {
 	const secretArn = prodMetaSecretArn
 	tpl, doc, fn := prodTemplate, prodTempl, prodStack.Forwarder.Function.Function
 	vars := functionEnv(t, doc, fn)
-	if vars[EnvMetaSecretID] != secretArn || vars[EnvMetaAPIVersion] != "v27.0" {
-		t.Errorf("%s=%v %s=%v, want the imported ARN and v27.0", EnvMetaSecretID, vars[EnvMetaSecretID], EnvMetaAPIVersion, vars[EnvMetaAPIVersion])
+	if vars[env.MetaSecretID] != secretArn || vars[env.APIVersion] != "v27.0" {
+		t.Errorf("%s=%v %s=%v, want the imported ARN and v27.0", env.MetaSecretID, vars[env.MetaSecretID], env.APIVersion, vars[env.APIVersion])
 	}
 	check(t, func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
@@ -1147,7 +1142,7 @@ func TestSegmentState(t *testing.T) {
 			}
 		}},
 		{"functions: provided.al2023 arm64, sizes, environment contract", func(t *testing.T) {
-			common := map[string]any{EnvAppConfigFile: "/var/task/config.json", EnvLogLevel: "info", EnvMetricsNamespace: "Retarget"}
+			common := map[string]any{env.ConfigFile: "/var/task/config.json", env.LogLevel: "info", env.MetricsNamespace: "Retarget"}
 			with := func(extra map[string]any) map[string]any {
 				m := map[string]any{}
 				for k, v := range common {
@@ -1158,7 +1153,7 @@ func TestSegmentState(t *testing.T) {
 				}
 				return m
 			}
-			ingestKeys := functionEnv(t, segTempl, segStack.Ingest.Ingest.Function)[EnvAPIKeyAppIDs]
+			ingestKeys := functionEnv(t, segTempl, segStack.Ingest.Ingest.Function)[env.APIKeyAppIDs]
 			fns := []struct {
 				name            string
 				fn              *GoFunction
@@ -1550,8 +1545,8 @@ func TestProdSegmentState(t *testing.T) {
 		})
 	})
 	for _, fn := range []*GoFunction{s.Updater, s.Sweeper} {
-		if v := functionEnv(t, prodTempl, fn.Function)[EnvUserTTLDays]; v != fmt.Sprint(prodUserTTLDays) {
-			t.Errorf("%s = %v, want %d", EnvUserTTLDays, v, prodUserTTLDays)
+		if v := functionEnv(t, prodTempl, fn.Function)[env.UserTTLDays]; v != fmt.Sprint(prodUserTTLDays) {
+			t.Errorf("%s = %v, want %d", env.UserTTLDays, v, prodUserTTLDays)
 		}
 	}
 	check(t, func() {
@@ -1562,7 +1557,7 @@ func TestProdSegmentState(t *testing.T) {
 	})
 	// The imported Meta secret and the pinned API version reach the sync as they reach the forwarder.
 	syncEnv := functionEnv(t, prodTempl, prodStack.AudienceSync.Function.Function)
-	if syncEnv[EnvMetaSecretID] != prodMetaSecretArn || syncEnv[EnvMetaAPIVersion] != "v27.0" {
+	if syncEnv[env.MetaSecretID] != prodMetaSecretArn || syncEnv[env.APIVersion] != "v27.0" {
 		t.Errorf("prod audience sync env %v", syncEnv)
 	}
 	for _, q := range []constructs.IConstruct{s.EsmFailures, s.SweepDeadLetters, prodStack.AudienceSync.DeadLetters} {
@@ -1618,7 +1613,7 @@ func TestAudienceSync(t *testing.T) {
 				t.Errorf("environment\n got %s\nwant %s", g, w)
 			}
 			// Same secret as the forwarder's.
-			if fwd := functionEnv(t, segTempl, segStack.Forwarder.Function.Function)[EnvMetaSecretID]; !sameJSON(fwd, ref(meta)) {
+			if fwd := functionEnv(t, segTempl, segStack.Forwarder.Function.Function)[env.MetaSecretID]; !sameJSON(fwd, ref(meta)) {
 				t.Errorf("forwarder META_SECRET_ID %v, want the same secret", fwd)
 			}
 			if _, err := os.Stat(filepath.Join(filepath.Dir(a.Function.AssetDir), AudienceSyncFunctionName, bootstrapFile)); err != nil {

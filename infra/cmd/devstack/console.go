@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // console is the terminal: the startup summary, the access log and the stream tail on stdout,
@@ -73,7 +74,7 @@ func (c *console) printSummary(s started) {
 		if s.Meta.Sandbox != nil {
 			w("  meta      %s  (Meta Graph sandbox: GET /_sandbox/events, POST /_sandbox/faults)", s.Meta.URL)
 		} else {
-			w("  meta      %s  (%s)", s.Meta.URL, EnvGraphURL)
+			w("  meta      %s  (%s)", s.Meta.URL, env.GraphURL)
 		}
 		w("  forwarder capi-forwarder on the stream: batch %d, window %s, bisect on error, %d retries; dead letters in %s",
 			forwarderESM.BatchSize, forwarderESM.BatchingWindow, forwarderESM.MaxRetryAttempts, deadLettersFile)
@@ -84,12 +85,12 @@ func (c *console) printSummary(s started) {
 	if s.Key != "" {
 		w("  api key   %s  (app %s)", s.Key, s.App.ID)
 	} else {
-		w("  api key   none: app %s has no api_key.dev_value; set %s", s.App.ID, EnvAPIKey)
+		w("  api key   none: app %s has no api_key.dev_value; set %s", s.App.ID, env.DevAPIKey)
 	}
 	if s.Settings.DevPepper {
-		w("  pepper    built-in dev pepper (public, not a secret; set %s to change)", EnvPepper)
+		w("  pepper    built-in dev pepper (public, not a secret; set %s to change)", env.Pepper)
 	} else {
-		w("  pepper    from %s", EnvPepper)
+		w("  pepper    from %s", env.Pepper)
 	}
 	w("  logs      %s (ingest.log, forwarder.log: function JSON logs, metrics.log: EMF, kinesalite.log, dynalite.log)", s.Settings.LogDir)
 	switch {

@@ -29,8 +29,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
+	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
-	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 )
@@ -90,8 +91,8 @@ func TestDevstack(t *testing.T) {
 		// API Gateway's request model answers this one, as deployed, without the function.
 		{name: "events not an array", method: "POST", path: "/v1/events", key: key, body: `{"events": {"event_id": "x"}}`, wantStatus: 400,
 			check: func(t *testing.T, a ingesttest.Answer) {
-				if a.Error != ingestapi.BodyShapeMessage {
-					t.Errorf("error %q, want the gateway's %q", a.Error, ingestapi.BodyShapeMessage)
+				if a.Error != appevent.BodyShapeMessage {
+					t.Errorf("error %q, want the gateway's %q", a.Error, appevent.BodyShapeMessage)
 				}
 			}},
 		{name: "wrong method", method: "GET", path: "/v1/events", key: key, wantStatus: 405},
@@ -429,18 +430,18 @@ func startDevstack(t *testing.T, root string, args ...string) *devstack {
 	t.Helper()
 	bin := devstackBinary(t)
 	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.json"), "-log-dir", t.TempDir()}
-	env := cleanEnv()
+	environ := cleanEnv()
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {
 			flags = append(flags, a)
 		} else {
-			env = append(env, a)
+			environ = append(environ, a)
 		}
 	}
 	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{})}
 	ds.cmd = exec.Command(bin, flags...)
 	ds.cmd.Dir = root // the emulators are found under <root>/.devtools
-	ds.cmd.Env = env
+	ds.cmd.Env = environ
 	ds.cmd.Stdout = ds.out
 	ds.cmd.Stderr = ds.stderr
 	ds.cmd.SysProcAttr = childProcAttr()
@@ -576,17 +577,17 @@ func eventIDs(t *testing.T, body string) []string {
 // cleanEnv is the test's environment without the variables the dev stack reads and without
 // AWS settings, so the developer's shell cannot change what the test runs.
 func cleanEnv() []string {
-	var env []string
+	var environ []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
-		case strings.HasPrefix(name, "AWS_"), name == EnvAPIAddr, name == EnvAPIKey, name == EnvPepper,
-			name == EnvStreamName, name == EnvLogLevel:
+		case strings.HasPrefix(name, "AWS_"), name == EnvAPIAddr, name == env.DevAPIKey, name == env.Pepper,
+			name == env.StreamName, name == env.LogLevel:
 			continue
 		}
-		env = append(env, kv)
+		environ = append(environ, kv)
 	}
-	return env
+	return environ
 }
 
 // killStrayEmulator kills pid if it still runs and is one of our emulators (a last resort:

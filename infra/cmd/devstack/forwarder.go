@@ -15,7 +15,8 @@ import (
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 	"github.com/retarget-dev/retarget/shared/sandbox/streampoller"
 )
@@ -29,11 +30,11 @@ const (
 // The forwarder's event source mapping, as the stack declares it except for a shorter batching
 // window, so that events show up in the sandbox within a second.
 var forwarderESM = streampoller.Config{
-	BatchSize:               capiforwarder.MappingBatchSize,
+	BatchSize:               env.ForwarderBatchSize,
 	BatchingWindow:          time.Second,
 	BisectOnError:           true,
-	MaxRetryAttempts:        capiforwarder.MappingRetryAttempts,
-	MaxRecordAge:            capiforwarder.MappingMaxRecordAge,
+	MaxRetryAttempts:        env.MappingRetryAttempts,
+	MaxRecordAge:            env.MappingMaxRecordAge,
 	ReportBatchItemFailures: true,
 	FunctionTimeout:         60 * time.Second,
 }
@@ -44,6 +45,11 @@ type meta struct {
 	Sandbox *metasandbox.Sandbox // nil when META_GRAPH_URL points elsewhere
 	Token   string
 	Secret  string
+}
+
+// env is how the functions that call Meta reach it.
+func (m *meta) env() env.Meta {
+	return env.Meta{GraphURL: m.URL, AccessToken: m.Token, AppSecret: m.Secret}
 }
 
 // startMeta starts the Meta Graph sandbox unless META_GRAPH_URL is set.
@@ -69,24 +75,22 @@ type forwarder struct {
 	cancel context.CancelFunc
 }
 
-// startForwarder builds the forwarder exactly as the Lambda does (capiforwarder.FromEnv) and
+// startForwarder builds the forwarder exactly as the Lambda does (runtime.NewForwarder) and
 // polls the stream for it. Dead letters and the mapping's on-failure records go to JSON lines
 // files in the log folder.
 func startForwarder(s settings, m *meta, awsCfg aws.Config, dynamoEndpoint string, logs *logFiles, out *console) (*forwarder, error) {
-	env := map[string]string{
-		capiforwarder.EnvStateTable:     stateTable,
-		capiforwarder.EnvDynamoEndpoint: dynamoEndpoint,
-		capiforwarder.EnvConfigFile:     s.ConfigFile,
-		capiforwarder.EnvGraphURL:       m.URL,
-		capiforwarder.EnvAccessToken:    m.Token,
-		capiforwarder.EnvAppSecret:      m.Secret,
-		capiforwarder.EnvDLQFile:        filepath.Join(s.LogDir, deadLettersFile),
+	c := env.Forwarder{
+		Common:         env.Common{ConfigFile: s.ConfigFile},
+		Meta:           m.env(),
+		DeadLetterFile: filepath.Join(s.LogDir, deadLettersFile),
+		StateTable:     stateTable,
+		DynamoEndpoint: dynamoEndpoint,
 	}
 	logger := slog.New(slog.NewMultiHandler(
 		observability.NewLogger(logs.forwarder, s.LogLevel).Handler(),
 		slog.NewTextHandler(out.err, &slog.HandlerOptions{Level: slog.LevelWarn}),
 	))
-	h, err := capiforwarder.FromEnv(context.Background(), func(k string) string { return env[k] }, awsCfg, logger, logs.metrics)
+	h, err := runtime.NewForwarder(context.Background(), c, runtime.Deps{AWS: awsCfg, Log: logger, Metrics: logs.metrics})
 	if err != nil {
 		return nil, fmt.Errorf("capi-forwarder: %w", err)
 	}

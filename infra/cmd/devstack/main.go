@@ -51,9 +51,11 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 )
 
@@ -106,7 +108,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		}
 		return err
 	}
-	apps, err := appconfig.Load(s.ConfigFile)
+	apps, err := env.LoadApps(s.ConfigFile)
 	if err != nil {
 		return err
 	}
@@ -191,8 +193,8 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		Handler: &Gateway{
 			Function:   segs.handle(handler.Handle),
 			Routes:     []string{ingestapi.RouteEvents, ingestapi.RouteHealth, ingestapi.RouteOpenAPI, usersapi.Route, usersapi.RouteConsent, usersapi.RouteUser},
-			Models:     map[string]func([]byte) bool{http.MethodPost + " " + ingestapi.RouteEvents: ingestapi.BodyShapeOK},
-			ModelError: ingestapi.BodyShapeResponse(),
+			Models:     map[string]func([]byte) bool{http.MethodPost + " " + ingestapi.RouteEvents: appevent.BodyShapeOK},
+			ModelError: appevent.BodyShapeResponse(),
 			Stage:      "dev",
 			Timeout:    functionTimeout,
 			Access:     out.access,
@@ -249,17 +251,15 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	return nil
 }
 
-// newIngestHandler builds the ingest function exactly as the Lambda does (ingestapi.FromEnv),
-// from an environment that holds only what the dev stack decides: no PEPPER_SECRET_ID or
-// API_KEY_APP_IDS from the developer's shell.
+// newIngestHandler builds the ingest function exactly as the Lambda does (runtime.NewIngest),
+// from a configuration that holds only what the dev stack decides: no pepper secret or API key
+// ids from the developer's shell.
 func newIngestHandler(ctx context.Context, s settings, awsCfg aws.Config, logs *logFiles, out *console) (*ingestapi.Handler, error) {
-	env := map[string]string{
-		ingestapi.EnvStreamName: s.StreamName,
-		ingestapi.EnvConfigFile: s.ConfigFile,
-		ingestapi.EnvPepper:     s.Pepper,
-		ingestapi.EnvDevAuth:    "true",
-		ingestapi.EnvDevAPIKey:  s.APIKey,
-		ingestapi.EnvLogLevel:   s.LogLevel,
+	c := env.Ingest{
+		Common:     env.Common{ConfigFile: s.ConfigFile},
+		StreamName: s.StreamName,
+		Pepper:     env.PepperSource{Value: s.Pepper},
+		Keys:       env.Keys{DevAuth: true, DevAPIKey: s.APIKey},
 	}
 	// The JSON log goes to its file; warnings and errors also reach the terminal.
 	logger := slog.New(slog.NewMultiHandler(
@@ -267,7 +267,7 @@ func newIngestHandler(ctx context.Context, s settings, awsCfg aws.Config, logs *
 		slog.NewTextHandler(out.err, &slog.HandlerOptions{Level: slog.LevelWarn}),
 	))
 	// EMF metric lines go to their own file: on the terminal they would bury everything else.
-	return ingestapi.FromEnv(ctx, func(k string) string { return env[k] }, awsCfg, logger, logs.metrics)
+	return runtime.NewIngest(ctx, c, runtime.Deps{AWS: awsCfg, Log: logger, Metrics: logs.metrics})
 }
 
 // logFiles are the dev stack's log files, truncated at each start.

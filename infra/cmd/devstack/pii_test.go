@@ -34,8 +34,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
@@ -91,7 +91,7 @@ func TestNoRawPIIAnywhere(t *testing.T) {
 
 	root := ingesttest.RepoRoot(t)
 	emulators.RequireTools(t)
-	apps, err := appconfig.Load(filepath.Join(root, "infra", "config", "apps.json"))
+	apps, err := env.LoadApps(filepath.Join(root, "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestNoRawPIIAnywhere(t *testing.T) {
 	logDir := t.TempDir()
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "AUDIENCE_SYNC_INTERVAL=300ms", "SEGMENT_SWEEP_INTERVAL=300ms",
 		"LOG_LEVEL=debug", // the most the functions ever log
-		EnvGraphURL+"="+graph.URL, EnvMetaToken+"="+devMetaToken, EnvMetaSecret+"="+devMetaSecret,
+		env.GraphURL+"="+graph.URL, env.AccessToken+"="+devMetaToken, env.AppSecret+"="+devMetaSecret,
 		"-log-dir="+logDir) // after startDevstack's own -log-dir: the last one wins
 	ready := ds.waitFor(t, readyLine, readyTimeout)
 	api := readyLine.FindStringSubmatch(ready)[1]

@@ -12,11 +12,9 @@ import (
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
-	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentsweeper"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
 	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/streampoller"
 )
 
@@ -25,11 +23,11 @@ const stateTable = devenv.StateTable
 
 // updaterESM is the updater's event source mapping as the stack declares it, with a 1 s window.
 var updaterESM = streampoller.Config{
-	BatchSize:               segmentupdater.MappingBatchSize,
+	BatchSize:               env.UpdaterBatchSize,
 	BatchingWindow:          time.Second,
 	BisectOnError:           true,
-	MaxRetryAttempts:        capiforwarder.MappingRetryAttempts,
-	MaxRecordAge:            capiforwarder.MappingMaxRecordAge,
+	MaxRetryAttempts:        env.MappingRetryAttempts,
+	MaxRecordAge:            env.MappingMaxRecordAge,
 	ReportBatchItemFailures: true,
 	FunctionTimeout:         60 * time.Second,
 }
@@ -44,34 +42,26 @@ type segmentFunctions struct {
 
 // startSegments runs the segment functions on the state table (created by run).
 func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoCfg aws.Config, logs *logFiles, out *console) (*segmentFunctions, error) {
-	env := map[string]string{
-		segmentupdater.EnvTableName:  stateTable,
-		segmentupdater.EnvConfigFile: s.ConfigFile,
-		"PSEUDONYM_PEPPER":           s.Pepper,
-		"DEV_AUTH":                   "true",
-		"DEV_API_KEY":                s.APIKey,
-		capiforwarder.EnvGraphURL:    m.URL,
-		capiforwarder.EnvAccessToken: m.Token,
-		capiforwarder.EnvAppSecret:   m.Secret,
-	}
-	getenv := func(k string) string { return env[k] }
+	common, state := env.Common{ConfigFile: s.ConfigFile}, env.State{Table: stateTable}
 	logger := slog.New(slog.NewMultiHandler(
 		observability.NewLogger(logs.segments, s.LogLevel).Handler(),
 		slog.NewTextHandler(out.err, &slog.HandlerOptions{Level: slog.LevelWarn}),
 	))
-	updater, err := segmentupdater.FromEnv(getenv, dynamoCfg, logger, logs.metrics)
+	d := runtime.Deps{AWS: dynamoCfg, Log: logger, Metrics: logs.metrics}
+	updater, err := runtime.NewUpdater(env.Updater{Common: common, State: state}, d)
 	if err != nil {
 		return nil, fmt.Errorf("segment-updater: %w", err)
 	}
-	sweeper, err := segmentsweeper.FromEnv(getenv, dynamoCfg, logger, logs.metrics)
+	sweeper, err := runtime.NewSweeper(env.Sweeper{Common: common, State: state}, d)
 	if err != nil {
 		return nil, fmt.Errorf("segment-sweeper: %w", err)
 	}
-	read, err := usersapi.FromEnv(ctx, getenv, dynamoCfg, logger)
+	read, err := runtime.NewUsersAPI(ctx, env.UsersAPI{Common: common, State: state, Pepper: env.PepperSource{Value: s.Pepper},
+		Keys: env.Keys{DevAuth: true, DevAPIKey: s.APIKey}}, d)
 	if err != nil {
 		return nil, fmt.Errorf("users-api: %w", err)
 	}
-	syncer, err := audiencesync.FromEnv(ctx, getenv, dynamoCfg, logger, logs.metrics)
+	syncer, err := runtime.NewAudienceSync(ctx, env.AudienceSync{Common: common, State: state, Meta: m.env()}, d)
 	if err != nil {
 		return nil, fmt.Errorf("audience-sync: %w", err)
 	}

@@ -12,22 +12,19 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 )
 
-// Environment variables the dev stack reads (the function's own variables are in ingestapi).
+// Environment variables of the dev stack's own. It also reads some of the functions' (package
+// env): env.DevAPIKey, env.Pepper, env.StreamName, env.LogLevel, env.GraphURL (send to that
+// Graph API instead of the embedded sandbox), env.AccessToken and env.AppSecret (default: the
+// sandbox's dev credentials).
 const (
-	EnvAPIAddr    = "DEV_API_ADDR"           // where the API listens; loopback only
-	EnvAPIKey     = "DEV_API_KEY"            // replaces the first app's dev key
-	EnvPepper     = "PSEUDONYM_PEPPER"       // pseudonym pepper; default devPepper
-	EnvStreamName = "EVENT_STREAM_NAME"      // stream name; default defaultStream
-	EnvLogLevel   = "LOG_LEVEL"              // level of the function's JSON log
-	EnvGraphURL   = "META_GRAPH_URL"         // send to this Graph API instead of the embedded sandbox
-	EnvMetaToken  = "META_ACCESS_TOKEN"      // Meta access token (default: the sandbox's dev token)
-	EnvMetaSecret = "META_APP_SECRET"        // Meta app secret (default: the sandbox's dev secret)
-	EnvFaults     = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
-	EnvSweep      = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
-	EnvSync       = "AUDIENCE_SYNC_INTERVAL" // how often audience sync runs (Go duration, default 30s)
+	EnvAPIAddr = "DEV_API_ADDR"           // where the API listens; loopback only
+	EnvFaults  = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
+	EnvSweep   = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
+	EnvSync    = "AUDIENCE_SYNC_INTERVAL" // how often audience sync runs (Go duration, default 30s)
 )
 
 const (
@@ -82,8 +79,8 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 			"  %-18s send to this Graph API instead of the embedded Meta sandbox\n"+
 			"  %-18s Meta access token and app secret (with %s only)\n"+
 			"  %-18s faults the Meta sandbox injects, e.g. {\"server_error_rate\":0.3}\n\nFlags:\n",
-			EnvAPIAddr, defaultAPIAddr, EnvAPIKey, EnvPepper, EnvStreamName, defaultStream, EnvLogLevel,
-			EnvGraphURL, EnvMetaToken+"/"+EnvMetaSecret, EnvGraphURL, EnvFaults)
+			EnvAPIAddr, defaultAPIAddr, env.DevAPIKey, env.Pepper, env.StreamName, defaultStream, env.LogLevel,
+			env.GraphURL, env.AccessToken+"/"+env.AppSecret, env.GraphURL, EnvFaults)
 		fs.PrintDefaults()
 	}
 	var s settings
@@ -118,17 +115,17 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	if s.APIAddr, err = loopbackAddr(addr); err != nil {
 		return s, err
 	}
-	s.APIKey = getenv(EnvAPIKey)
-	s.Pepper = getenv(EnvPepper)
+	s.APIKey = getenv(env.DevAPIKey)
+	s.Pepper = getenv(env.Pepper)
 	if s.Pepper == "" {
 		s.Pepper, s.DevPepper = devPepper, true
 	}
-	s.StreamName = getenv(EnvStreamName)
+	s.StreamName = getenv(env.StreamName)
 	if s.StreamName == "" {
 		s.StreamName = defaultStream
 	}
-	s.LogLevel = getenv(EnvLogLevel)
-	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(EnvGraphURL), getenv(EnvMetaToken), getenv(EnvMetaSecret)
+	s.LogLevel = getenv(env.LogLevel)
+	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(env.GraphURL), getenv(env.AccessToken), getenv(env.AppSecret)
 	for _, iv := range []struct {
 		env string
 		dst *time.Duration
@@ -151,7 +148,7 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 		// The embedded sandbox only knows its own credentials; real ones never go there.
 		s.MetaToken, s.MetaSecret = devMetaToken, devMetaSecret
 	} else if s.MetaToken == "" {
-		return s, fmt.Errorf("%s is set: set %s (and %s) too", EnvGraphURL, EnvMetaToken, EnvMetaSecret)
+		return s, fmt.Errorf("%s is set: set %s (and %s) too", env.GraphURL, env.AccessToken, env.AppSecret)
 	}
 	return s, nil
 }

@@ -21,8 +21,8 @@ import (
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 )
 
@@ -152,7 +152,7 @@ type CalibrateOptions struct {
 }
 
 // Calibrate replays records of the run through the forwarder and the updater, built by the
-// same constructors as the Lambda functions (FromEnv) and pointed at the same emulators and
+// same constructors as the Lambda functions (package runtime) and pointed at the same emulators and
 // Meta sandbox, and times each invocation. The load has ended by then, so each invocation has
 // the machine to itself, closer to a Lambda function's own CPU than the busy dev stack. The
 // forwarder sends its batches to the sandbox again (after the run has been measured); the
@@ -181,16 +181,14 @@ func Calibrate(ctx context.Context, o CalibrateOptions) (Calibration, error) {
 	if err != nil {
 		return c, err
 	}
-	fwdEnv := map[string]string{
-		capiforwarder.EnvConfigFile:     o.ConfigFile,
-		capiforwarder.EnvGraphURL:       o.Endpoints.Sandbox,
-		capiforwarder.EnvAccessToken:    devenv.MetaAccessToken,
-		capiforwarder.EnvAppSecret:      devenv.MetaAppSecret,
-		capiforwarder.EnvDLQFile:        filepath.Join(o.WorkDir, "calibration-dead-letters.jsonl"),
-		capiforwarder.EnvStateTable:     devenv.StateTable,
-		capiforwarder.EnvDynamoEndpoint: o.Endpoints.DynamoDB,
-	}
-	fwd, err := capiforwarder.FromEnv(ctx, func(k string) string { return fwdEnv[k] }, dynamoCfg, quiet, io.Discard)
+	d := runtime.Deps{AWS: dynamoCfg, Log: quiet, Metrics: io.Discard}
+	fwd, err := runtime.NewForwarder(ctx, env.Forwarder{
+		Common:         env.Common{ConfigFile: o.ConfigFile},
+		Meta:           env.Meta{GraphURL: o.Endpoints.Sandbox, AccessToken: devenv.MetaAccessToken, AppSecret: devenv.MetaAppSecret},
+		DeadLetterFile: filepath.Join(o.WorkDir, "calibration-dead-letters.jsonl"),
+		StateTable:     devenv.StateTable,
+		DynamoEndpoint: o.Endpoints.DynamoDB,
+	}, d)
 	if err != nil {
 		return c, fmt.Errorf("forwarder: %w", err)
 	}
@@ -211,8 +209,7 @@ func Calibrate(ctx context.Context, o CalibrateOptions) (Calibration, error) {
 		return c, err
 	}
 	defer ddb.DeleteTable(context.WithoutCancel(ctx), &dynamodb.DeleteTableInput{TableName: aws.String(scratch)})
-	updEnv := map[string]string{segmentupdater.EnvTableName: scratch, segmentupdater.EnvConfigFile: o.ConfigFile}
-	upd, err := segmentupdater.FromEnv(func(k string) string { return updEnv[k] }, dynamoCfg, quiet, io.Discard)
+	upd, err := runtime.NewUpdater(env.Updater{Common: env.Common{ConfigFile: o.ConfigFile}, State: env.State{Table: scratch}}, d)
 	if err != nil {
 		return c, fmt.Errorf("updater: %w", err)
 	}

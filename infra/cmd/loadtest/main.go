@@ -53,7 +53,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // defaultPrefillUsers is how many users get a history before a run on a dev stack started
@@ -178,7 +178,7 @@ func Run(ctx context.Context, o options, stdout io.Writer, stderr *os.File) (*Re
 	if !filepath.IsAbs(o.Config) {
 		o.Config = filepath.Join(root, o.Config)
 	}
-	apps, err := appconfig.Load(o.Config)
+	apps, err := env.LoadApps(o.Config)
 	if err != nil {
 		return nil, err
 	}

@@ -14,8 +14,8 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 var audiencesStatusCommand = &command{
@@ -299,9 +299,9 @@ func (c *cli) audiencesCreate(ctx context.Context, o audiencesOptions, args []st
 		}
 		graphURL := o.graphURL
 		if graphURL == "" {
-			graphURL = c.getenv(capiforwarder.EnvGraphURL)
+			graphURL = c.getenv(env.GraphURL)
 		}
-		meta = metagraph.New(metagraph.Config{BaseURL: graphURL, Version: c.getenv(capiforwarder.EnvAPIVersion),
+		meta = metagraph.New(metagraph.Config{BaseURL: graphURL, Version: c.getenv(env.APIVersion),
 			AccessToken: creds.AccessToken, AppSecret: creds.AppSecret})
 	}
 	var b [6]byte

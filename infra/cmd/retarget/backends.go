@@ -16,9 +16,8 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
-	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 )
 
@@ -103,12 +102,12 @@ func (o *stateOptions) register(fs *flag.FlagSet) {
 func (c *cli) stateStore(ctx context.Context, o stateOptions) (*dynamostate.Store, error) {
 	table := o.table
 	if table == "" {
-		table = c.getenv(segmentupdater.EnvTableName)
+		table = c.getenv(env.StateTableName)
 	}
 	if table == "" {
 		if !c.local(serviceDynamoDB) {
 			return nil, fmt.Errorf("no state table: pass --table or set %s (the stack output StateTableName); "+
-				"for make dev set AWS_ENDPOINT_URL_DYNAMODB to the dynamodb URL it prints", segmentupdater.EnvTableName)
+				"for make dev set AWS_ENDPOINT_URL_DYNAMODB to the dynamodb URL it prints", env.StateTableName)
 		}
 		table = devStateTable
 	}
@@ -127,12 +126,12 @@ func configFlag(fs *flag.FlagSet, dst *string) {
 // loadConfig loads and validates the app config: the flag, APP_CONFIG_FILE, or the sample.
 func (c *cli) loadConfig(path string) (*appconfig.Config, string, error) {
 	if path == "" {
-		path = c.getenv(segmentupdater.EnvConfigFile)
+		path = c.getenv(env.ConfigFile)
 	}
 	if path == "" {
 		path = devConfigFile
 	}
-	cfg, err := appconfig.Load(path)
+	cfg, err := env.LoadApps(path)
 	if err != nil {
 		return nil, path, err
 	}
@@ -177,52 +176,47 @@ func selectApps(cfg *appconfig.Config, id string) ([]*appconfig.App, error) {
 // messages.
 func (c *cli) pseudonymizer(ctx context.Context, secretID string) (p *identity.Pseudonymizer, source string, err error) {
 	if secretID == "" {
-		secretID = c.getenv(ingestapi.EnvPepperSecret)
+		secretID = c.getenv(env.PepperSecretID)
 	}
-	pepper := c.getenv(ingestapi.EnvPepper)
+	pepper := c.getenv(env.Pepper)
 	switch {
 	case secretID != "":
 		source = "secret " + secretID
 	case pepper != "":
-		source = ingestapi.EnvPepper
+		source = env.Pepper
 	case c.local(serviceDynamoDB):
 		pepper, source = devPepper, "the dev stack's built-in pepper"
 	default:
 		return nil, "", fmt.Errorf("no pseudonym pepper: pass --pepper-secret-id or set %s (the stack output PepperSecretArn), or set %s (local)",
-			ingestapi.EnvPepperSecret, ingestapi.EnvPepper)
+			env.PepperSecretID, env.Pepper)
 	}
-	env := map[string]string{ingestapi.EnvPepperSecret: secretID, ingestapi.EnvPepper: pepper}
 	var awsCfg aws.Config
 	if secretID != "" {
 		if awsCfg, err = c.awsConfig(ctx, serviceSecrets); err != nil {
 			return nil, "", err
 		}
 	}
-	p, err = ingestapi.PseudonymizerFromEnv(ctx, func(k string) string { return env[k] }, awsCfg)
+	p, err = runtime.NewPseudonymizer(ctx, env.PepperSource{SecretID: secretID, Value: pepper}, awsCfg)
 	return p, source, err
 }
 
-// metaCredentials reads the Meta credentials as the functions do (capiforwarder): the secret
+// metaCredentials reads the Meta credentials as the functions do (runtime.MetaCredentials): the secret
 // (--meta-secret-id, META_SECRET_ID), else META_ACCESS_TOKEN / META_APP_SECRET, else, when
 // META_GRAPH_URL is on loopback (the dev stack's sandbox), the sandbox's dev credentials.
-func (c *cli) metaCredentials(ctx context.Context, secretID string) (capiforwarder.MetaCredentials, error) {
+func (c *cli) metaCredentials(ctx context.Context, secretID string) (runtime.Credentials, error) {
 	if secretID == "" {
-		secretID = c.getenv(capiforwarder.EnvMetaSecret)
+		secretID = c.getenv(env.MetaSecretID)
 	}
-	env := map[string]string{
-		capiforwarder.EnvMetaSecret:  secretID,
-		capiforwarder.EnvAccessToken: c.getenv(capiforwarder.EnvAccessToken),
-		capiforwarder.EnvAppSecret:   c.getenv(capiforwarder.EnvAppSecret),
-	}
-	if secretID == "" && env[capiforwarder.EnvAccessToken] == "" && isLoopbackURL(c.getenv(capiforwarder.EnvGraphURL)) {
-		env[capiforwarder.EnvAccessToken], env[capiforwarder.EnvAppSecret] = devMetaToken, devMetaSecret
+	m := env.Meta{SecretID: secretID, AccessToken: c.getenv(env.AccessToken), AppSecret: c.getenv(env.AppSecret)}
+	if secretID == "" && m.AccessToken == "" && isLoopbackURL(c.getenv(env.GraphURL)) {
+		m.AccessToken, m.AppSecret = devMetaToken, devMetaSecret
 	}
 	var awsCfg aws.Config
 	if secretID != "" {
 		var err error
 		if awsCfg, err = c.awsConfig(ctx, serviceSecrets); err != nil {
-			return capiforwarder.MetaCredentials{}, err
+			return runtime.Credentials{}, err
 		}
 	}
-	return capiforwarder.CredentialsFromEnv(ctx, func(k string) string { return env[k] }, awsCfg)
+	return runtime.MetaCredentials(ctx, m, awsCfg)
 }

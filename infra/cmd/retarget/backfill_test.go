@@ -9,11 +9,11 @@ import (
 	"testing"
 
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // TestAudiencesBackfill: users who are in the vip segment but have no membership change left
@@ -36,7 +36,7 @@ func TestAudiencesBackfill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := appconfig.Load(sampleConfig)
+	cfg, err := env.LoadApps(sampleConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,9 +24,8 @@ import (
 	"github.com/retarget-dev/retarget/shared/app/stream"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
-	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 const dlqStoreHelp = `Dead letters are read from --file (make dev: .dev/logs/dead-letters.jsonl) or
@@ -167,10 +166,10 @@ func (c *cli) dlqStore(o dlqOptions) (dlqStore, error) {
 		return dlqStore{file: o.file}, nil
 	case o.queueURL != "":
 		return dlqStore{queueURL: o.queueURL}, nil
-	case c.getenv(capiforwarder.EnvDLQURL) != "":
-		return dlqStore{queueURL: c.getenv(capiforwarder.EnvDLQURL)}, nil
-	case c.getenv(capiforwarder.EnvDLQFile) != "":
-		return dlqStore{file: c.getenv(capiforwarder.EnvDLQFile)}, nil
+	case c.getenv(env.DeadLetterQueueURL) != "":
+		return dlqStore{queueURL: c.getenv(env.DeadLetterQueueURL)}, nil
+	case c.getenv(env.DeadLetterFile) != "":
+		return dlqStore{file: c.getenv(env.DeadLetterFile)}, nil
 	}
 	return dlqStore{file: devDeadLetters}, nil
 }
@@ -424,13 +423,13 @@ func (c *cli) dlqReplay(ctx context.Context, o dlqOptions, args []string) error 
 	if !o.dryRun {
 		name := o.stream
 		if name == "" {
-			name = c.getenv(ingestapi.EnvStreamName)
+			name = c.getenv(env.StreamName)
 		}
 		if name == "" && c.local(serviceKinesis) {
 			name = devStream
 		}
 		if name == "" {
-			return usagef("dlq replay", "no stream: pass --stream or set %s (the stack output EventStreamName)", ingestapi.EnvStreamName)
+			return usagef("dlq replay", "no stream: pass --stream or set %s (the stack output EventStreamName)", env.StreamName)
 		}
 		cfg, err := c.awsConfig(ctx, serviceKinesis)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 )
 
@@ -131,7 +132,7 @@ func fieldValue(t *testing.T, out, name string) string {
 
 func loadSampleConfig(t *testing.T) *appconfig.Config {
 	t.Helper()
-	cfg, err := appconfig.Load(sampleConfig)
+	cfg, err := env.LoadApps(sampleConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

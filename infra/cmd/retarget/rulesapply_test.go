@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // TestRulesApply: stored users whose segments no longer match the rules (as after a rules
@@ -28,7 +28,7 @@ func TestRulesApply(t *testing.T) {
 	stale := &segments.State{FirstSeen: now.Add(-time.Hour).Unix(), LastSeen: now.Add(-time.Hour).Unix(), Consent: consent}
 	// current: stored with exactly what the rules give now.
 	current := &segments.State{FirstSeen: now.Add(-40 * 24 * time.Hour).Unix(), LastSeen: now.Add(-2 * time.Hour).Unix(), Consent: consent}
-	cfg, err := appconfig.Load(sampleConfig)
+	cfg, err := env.LoadApps(sampleConfig)
 	if err != nil {
 		t.Fatal(err)
 	}

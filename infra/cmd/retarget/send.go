@@ -21,6 +21,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/backoff"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 var sendCommand = &command{
@@ -100,7 +101,7 @@ func (c *cli) send(ctx context.Context, o sendOptions, args []string) error {
 		key = c.getenv(envAPIKey)
 	}
 	if key == "" && isLoopbackURL(endpoint) {
-		if key = c.getenv("DEV_API_KEY"); key == "" {
+		if key = c.getenv(env.DevAPIKey); key == "" {
 			key = "dev-api-key"
 		}
 	}

@@ -1,7 +1,7 @@
 // Package chaos proves the pipeline under load and faults, end to end and in process.
 //
 // TestPipelineUnderFaults wires the real components exactly as the Lambdas and `make dev` do
-// (each built by its FromEnv), on loopback:
+// (each built by package runtime, as the Lambdas build them), on loopback:
 //
 //	client (SDK-like retries) -> ingest handler -> Kinesis writer -> faultproxy -> kinesalite
 //	kinesalite <- faultproxy <- streampoller -> capi-forwarder -> metagraph -> Meta sandbox

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
@@ -23,9 +24,9 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
+	"github.com/retarget-dev/retarget/shared/runtime"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 	"github.com/retarget-dev/retarget/shared/sandbox/streampoller"
@@ -176,7 +177,7 @@ func startPipeline(t *testing.T, seed uint64, poison []string, sabotage string) 
 	defer cancel()
 
 	cfgPath := filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json")
-	apps, err := appconfig.Load(cfgPath)
+	apps, err := env.LoadApps(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,37 +250,28 @@ func startPipeline(t *testing.T, seed uint64, poison []string, sabotage string) 
 		p.meta.srv.Close()
 	})
 
-	// Every function built by its FromEnv, as the Lambdas and the dev stack build them.
-	env := map[string]string{
-		// ingest
-		ingestapi.EnvStreamName: streamName,
-		ingestapi.EnvConfigFile: cfgPath, // the same APP_CONFIG_FILE for every function
-		ingestapi.EnvPepper:     pepper,
-		ingestapi.EnvDevAuth:    "true",
-		// forwarder and audience sync
-		capiforwarder.EnvGraphURL:       p.meta.srv.URL,
-		capiforwarder.EnvAccessToken:    metaToken,
-		capiforwarder.EnvAppSecret:      metaSecret,
-		capiforwarder.EnvDLQFile:        p.dlqFile,
-		capiforwarder.EnvHoldPause:      holdPause.String(),
-		capiforwarder.EnvDynamoEndpoint: dynProxy.URL(),
-		// segment functions (and the forwarder's consent reads)
-		segmentupdater.EnvTableName: stateTable,
+	// Every function built by package runtime, as the Lambdas and the dev stack build them.
+	common := env.Common{ConfigFile: cfgPath} // the same app config for every function
+	state := env.State{Table: stateTable}
+	meta := env.Meta{GraphURL: p.meta.srv.URL, AccessToken: metaToken, AppSecret: metaSecret}
+	deps := func(name string, awsCfg aws.Config) runtime.Deps {
+		return runtime.Deps{AWS: awsCfg, Log: p.logs.logger(name), Metrics: io.Discard}
 	}
-	getenv := func(k string) string { return env[k] }
-	p.ingest, err = ingestapi.FromEnv(ctx, getenv, kinesisCfg, p.logs.logger("ingest"), io.Discard)
+	p.ingest, err = runtime.NewIngest(ctx, env.Ingest{Common: common, StreamName: streamName,
+		Pepper: env.PepperSource{Value: pepper}, Keys: env.Keys{DevAuth: true}}, deps("ingest", kinesisCfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd, err := capiforwarder.FromEnv(ctx, getenv, kinesisCfg, p.logs.logger("capi-forwarder"), io.Discard)
+	fwd, err := runtime.NewForwarder(ctx, env.Forwarder{Common: common, Meta: meta, DeadLetterFile: p.dlqFile,
+		HoldPause: holdPause, StateTable: stateTable, DynamoEndpoint: dynProxy.URL()}, deps("capi-forwarder", kinesisCfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	upd, err := segmentupdater.FromEnv(getenv, dynamoCfg, p.logs.logger("segment-updater"), io.Discard)
+	upd, err := runtime.NewUpdater(env.Updater{Common: common, State: state}, deps("segment-updater", dynamoCfg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.syncer, err = audiencesync.FromEnv(ctx, getenv, dynamoCfg, p.logs.logger("audience-sync"), io.Discard)
+	p.syncer, err = runtime.NewAudienceSync(ctx, env.AudienceSync{Common: common, State: state, Meta: meta}, deps("audience-sync", dynamoCfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,8 +286,8 @@ func startPipeline(t *testing.T, seed uint64, poison []string, sabotage string) 
 			BatchSize:               batch,
 			BatchingWindow:          mappingWindow,
 			BisectOnError:           true,
-			MaxRetryAttempts:        capiforwarder.MappingRetryAttempts,
-			MaxRecordAge:            capiforwarder.MappingMaxRecordAge,
+			MaxRetryAttempts:        env.MappingRetryAttempts,
+			MaxRecordAge:            env.MappingMaxRecordAge,
 			ReportBatchItemFailures: true,
 			FunctionTimeout:         functionTimeout,
 			PollInterval:            mappingPoll,
@@ -313,8 +305,8 @@ func startPipeline(t *testing.T, seed uint64, poison []string, sabotage string) 
 		}
 		return poller
 	}
-	p.fwdPoller = newMapping("capi-forwarder", capiforwarder.MappingBatchSize, p.fwdCrash, p.sabotaged("meta-drop", fwd.Handle))
-	p.updPoller = newMapping("segment-updater", segmentupdater.MappingBatchSize, p.updCrash, p.sabotaged("state-drop", upd.Handle))
+	p.fwdPoller = newMapping("capi-forwarder", env.ForwarderBatchSize, p.fwdCrash, p.sabotaged("meta-drop", fwd.Handle))
+	p.updPoller = newMapping("segment-updater", env.UpdaterBatchSize, p.updCrash, p.sabotaged("state-drop", upd.Handle))
 	return p
 }
 

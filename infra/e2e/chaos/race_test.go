@@ -21,6 +21,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
 	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 	"github.com/retarget-dev/retarget/shared/testkit/memstate"
@@ -158,7 +159,7 @@ type raceRig struct {
 
 func newRaceRig(t *testing.T, updaterStore ports.SegmentStore, syncUsers ports.SegmentStore) *raceRig {
 	t.Helper()
-	apps, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
+	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

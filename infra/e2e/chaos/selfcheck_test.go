@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 	"github.com/retarget-dev/retarget/shared/sandbox/streampoller"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
@@ -26,7 +26,7 @@ import (
 // Each check must report what is wrong with a made-up observation, and nothing when it is
 // right: a check that cannot fail proves nothing. These run without emulators.
 func TestChecksReportProblems(t *testing.T) {
-	apps, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
+	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,8 +32,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
-	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
-	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
@@ -170,7 +169,7 @@ func TestSAMLocalInvoke(t *testing.T) {
 	rie := lambdatest.RIEBinary(t)
 	kinesalite := emulators.StartForTest(t, emulators.Kinesis)
 	dynalite := emulators.StartForTest(t, emulators.DynamoDB)
-	cfg, err := appconfig.Load(filepath.Join(root, "infra", "config", "apps.json"))
+	cfg, err := env.LoadApps(filepath.Join(root, "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,14 +444,14 @@ func newLocalStack(t *testing.T, rie string, tpl *cfnTemplate, cfg *appconfig.Co
 		},
 		// No Secrets Manager or SQS emulator here: the functions' local fallbacks (make dev's).
 		replaced: map[string]replacement{
-			stack.EnvPepperSecretID: {RefType: "AWS::SecretsManager::Secret", Vars: []string{ingestapi.EnvPepper + "=" + devPepper}},
-			stack.EnvMetaSecretID: {RefType: "AWS::SecretsManager::Secret", Vars: []string{
-				capiforwarder.EnvAccessToken + "=" + metaToken, capiforwarder.EnvAppSecret + "=" + metaAppSecret}},
-			stack.EnvDeadLetterQueueURL: {RefType: "AWS::SQS::Queue", Vars: []string{capiforwarder.EnvDLQFile + "=" + l.letters}},
+			env.PepperSecretID: {RefType: "AWS::SecretsManager::Secret", Vars: []string{env.Pepper + "=" + devPepper}},
+			env.MetaSecretID: {RefType: "AWS::SecretsManager::Secret", Vars: []string{
+				env.AccessToken + "=" + metaToken, env.AppSecret + "=" + metaAppSecret}},
+			env.DeadLetterQueueURL: {RefType: "AWS::SQS::Queue", Vars: []string{env.DeadLetterFile + "=" + l.letters}},
 		},
 		overrides: map[string]func(lambdaFunction, string) (string, error){
-			stack.EnvAppConfigFile: taskRootPath,
-			stack.EnvMetaGraphURL:  graphURLOverride(graphURL),
+			env.ConfigFile: taskRootPath,
+			env.GraphURL:   graphURLOverride(graphURL),
 		},
 	}
 	return l

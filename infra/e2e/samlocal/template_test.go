@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/retarget-dev/retarget/infra/stack"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // What this file reads of a synthesised template, the way SAM CLI reads it.
@@ -395,8 +396,8 @@ func TestStandIns(t *testing.T) {
 			"PEPPER_SECRET_ID": {RefType: "AWS::SecretsManager::Secret", Vars: []string{"PSEUDONYM_PEPPER=p"}},
 		},
 		overrides: map[string]func(lambdaFunction, string) (string, error){
-			stack.EnvAppConfigFile: taskRootPath,
-			stack.EnvMetaGraphURL:  graphURLOverride("http://127.0.0.1:9"),
+			env.ConfigFile: taskRootPath,
+			env.GraphURL:   graphURLOverride("http://127.0.0.1:9"),
 		},
 	}
 	ref := func(id string) map[string]any { return map[string]any{"Ref": id} }

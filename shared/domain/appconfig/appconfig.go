@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -106,19 +105,6 @@ var (
 	errNoApps         = errors.New("apps: at least one app is required")
 	errUnsupportedVer = fmt.Errorf("version: must be %d", CurrentVersion)
 )
-
-// Load reads and validates the config file at path.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("app config: %w", err)
-	}
-	cfg, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("app config %s: %w", path, err)
-	}
-	return cfg, nil
-}
 
 // Parse decodes and validates a config document. Unknown fields are errors: a typo in a config
 // key must not silently fall back to a default.

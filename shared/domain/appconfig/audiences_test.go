@@ -16,7 +16,7 @@ func audiencesDoc(extra string) string {
 }
 
 func TestSampleConfigMapsAudiences(t *testing.T) {
-	cfg, err := Load(filepath.Join("..", "..", "..", "infra", "config", "apps.json"))
+	cfg, err := load(filepath.Join("..", "..", "..", "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

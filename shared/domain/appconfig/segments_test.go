@@ -20,7 +20,7 @@ func segmentsDoc(segs string) string {
 }
 
 func TestSampleConfigShipsTheDefaultSegmentPack(t *testing.T) {
-	cfg, err := Load(filepath.Join("..", "..", "..", "infra", "config", "apps.json"))
+	cfg, err := load(filepath.Join("..", "..", "..", "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/app/forward"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 )
 
@@ -25,7 +25,7 @@ func (acceptAll) Forward(_ context.Context, items []forward.Item) forward.Outcom
 // BenchmarkHandle1000 measures the forwarder's cost per event: decode the envelope, map it to
 // a CAPI event, check it and serialise it, for a 1,000-record batch of fully identified events.
 func BenchmarkHandle1000(b *testing.B) {
-	apps, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
+	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,11 +18,11 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/app/forward"
 	"github.com/retarget-dev/retarget/shared/app/stream"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 	"github.com/retarget-dev/retarget/shared/sandbox/streampoller"
@@ -42,7 +42,7 @@ type pipeline struct {
 
 func newPipeline(t *testing.T, kinesalite *emulators.Process, shards int32, faults metasandbox.Faults) *pipeline {
 	t.Helper()
-	apps, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
+	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,22 +26,6 @@ import (
 // Consumer names this function in dead letters and metrics.
 const Consumer = "capi-forwarder"
 
-// The Kinesis event source mapping this handler is written for. The stack declares it with
-// these values; make dev's local mapping uses them too, with a shorter batching window.
-const (
-	// MappingBatchSize is Meta's maximum number of events per CAPI request: under load one
-	// invocation makes one full request.
-	MappingBatchSize = 1000
-	// MappingBatchingWindow bounds how long an event waits for company at low volume.
-	MappingBatchingWindow = 5 * time.Second
-	// MappingMaxRecordAge bounds the retries of a batch that Meta cannot take (an outage, a
-	// revoked token): held that long, then skipped to the on-failure queue with a day of stream
-	// retention left to replay it.
-	MappingMaxRecordAge = 6 * time.Hour
-	// MappingRetryAttempts is AWS's maximum: the record age bounds retries, not a count.
-	MappingRetryAttempts = 10000
-)
-
 // Forwarder sends mapped events to Meta (package forward).
 type Forwarder interface {
 	Forward(ctx context.Context, items []forward.Item) forward.Outcome

@@ -41,8 +41,8 @@ func TestBodyShape(t *testing.T) {
 		{``, false},
 	}
 	for _, tt := range tests {
-		if got := BodyShapeOK([]byte(tt.body)); got != tt.ok {
-			t.Errorf("BodyShapeOK(%s) = %v, want %v", tt.body, got, tt.ok)
+		if got := appevent.BodyShapeOK([]byte(tt.body)); got != tt.ok {
+			t.Errorf("appevent.BodyShapeOK(%s) = %v, want %v", tt.body, got, tt.ok)
 		}
 		if !tt.ok {
 			b, err := parser.Parse(app, tt.body, time.Now())
@@ -52,7 +52,7 @@ func TestBodyShape(t *testing.T) {
 		}
 	}
 	var doc map[string]string
-	if err := json.Unmarshal([]byte(BodyShapeResponse()), &doc); err != nil || doc["error"] != BodyShapeMessage {
-		t.Fatalf("BodyShapeResponse() = %s", BodyShapeResponse())
+	if err := json.Unmarshal([]byte(appevent.BodyShapeResponse()), &doc); err != nil || doc["error"] != appevent.BodyShapeMessage {
+		t.Fatalf("appevent.BodyShapeResponse() = %s", appevent.BodyShapeResponse())
 	}
 }

@@ -15,11 +15,11 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/app/stream"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 	"github.com/retarget-dev/retarget/shared/testkit/memstream"
 )
@@ -36,7 +36,7 @@ type harness struct {
 
 func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	t.Helper()
-	apps, err := appconfig.Load(filepath.Join("..", "..", "..", "infra", "config", "apps.json"))
+	apps, err := env.LoadApps(filepath.Join("..", "..", "..", "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,13 +16,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/app/stream"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 	"github.com/retarget-dev/retarget/shared/testkit/memstate"
 	"github.com/retarget-dev/retarget/shared/testkit/memstream"
@@ -162,7 +162,7 @@ const devKey = "openapi-dev-key"
 
 func newAPI(t *testing.T, broken bool) *api {
 	t.Helper()
-	apps, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
+	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sort"
-	"strconv"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
@@ -189,27 +186,6 @@ func (s *Sweeper) record(r Result) {
 	}
 	s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}},
 		m("UsersSwept", r.Users), m("SegmentChanges", r.Changes), m("UsersFailed", r.Failed), m("SweepComplete", done))
-}
-
-// EnvLookback is the sweep lookback in hours (default 48).
-const EnvLookback = "SWEEP_LOOKBACK_HOURS"
-
-// FromEnv builds the sweeper: the wiring shared by the Lambda and the dev stack.
-func FromEnv(getenv func(string) string, awsCfg aws.Config, log *slog.Logger, metrics io.Writer) (*Sweeper, error) {
-	c, err := segmentupdater.CommonFromEnv(getenv, awsCfg)
-	if err != nil {
-		return nil, err
-	}
-	lookback := DefaultLookback
-	if v := getenv(EnvLookback); v != "" {
-		h, err := strconv.Atoi(v)
-		if err != nil || h <= 0 {
-			return nil, fmt.Errorf("%s=%q: want a positive number of hours", EnvLookback, v)
-		}
-		lookback = time.Duration(h) * time.Hour
-	}
-	return New(Config{Rules: c.Rules, Store: c.Store, Lookback: lookback, Logger: log,
-		Metrics: observability.NewEmitter(metrics, getenv(segmentupdater.EnvMetricsNS))})
 }
 
 // Handle is the Lambda entry point for EventBridge Scheduler: it sweeps and fails only when

@@ -13,11 +13,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 	"github.com/retarget-dev/retarget/shared/testkit/memstate"
 )
@@ -88,7 +88,7 @@ func (m *meteredStore) RecordChanges(ctx context.Context, cs []ports.MembershipC
 // the measurement), so the figures are those of a steady day, not of a table filling up. It
 // reports DynamoDB write and read units per event (target <= 0.3 write units) and item sizes.
 func BenchmarkUpdaterWriteUnits(b *testing.B) {
-	cfg, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
+	cfg, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,16 +33,6 @@ import (
 // Consumer names this function in logs and metrics.
 const Consumer = "segment-updater"
 
-// The Kinesis event source mapping this handler is written for. The stack declares it with
-// these values (and the forwarder's retry bounds); make dev's local mapping uses them too, with
-// a shorter batching window.
-const (
-	// MappingBatchSize gives about 100 users per batch at 5 events each: one write per user.
-	MappingBatchSize = 500
-	// MappingBatchingWindow bounds how long an event waits for company at low volume.
-	MappingBatchingWindow = 5 * time.Second
-)
-
 // Defaults.
 const (
 	// RecentIDs is how many event-id hashes a user record keeps, the latest by event time, to

@@ -13,12 +13,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 	"github.com/retarget-dev/retarget/shared/testkit/memstate"
 )
@@ -36,7 +36,7 @@ type usersHarness struct {
 
 func newUsersHarness(t *testing.T) *usersHarness {
 	t.Helper()
-	cfg, err := appconfig.Load(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
+	cfg, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ingestapi
+package appevent
 
 import (
 	"encoding/json"
