@@ -31,9 +31,9 @@ import (
 )
 
 // MaxConflictRetries bounds how many times Update reads a user again after a concurrent write
-// (the updater and the sweeper, or an API call, writing the same user): a seventh attempt in a
-// row meeting another writer means something is wrong, and the caller's retry (the stream's
-// redelivery, the next sweep, the client) is the better place to try again.
+// (the updater and the sweeper, or an API call, writing the same user): six attempts in a row
+// that each meet another writer mean contention no quick retry resolves, and the caller's own
+// retry (the stream's redelivery, the next sweep, the client) is the better place to go on.
 const MaxConflictRetries = 5
 
 // DefaultUserTTL is how long the state of an inactive user is kept unless configured
