@@ -4,11 +4,19 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/retarget-dev/retarget/shared/domain/segments"
 )
 
 // ErrVersionConflict is returned by SegmentStore.PutUser when the stored item changed since it
-// was read (or, for a new user, already exists): re-read, re-fold, try again.
+// was read (or, for a new user, already exists): re-read, re-fold, try again. Update returns
+// it, wrapped, when every attempt it may make met a concurrent write.
 var ErrVersionConflict = errors.New("segment store: version conflict")
+
+// ErrNothingToWrite is what the function given to SegmentStore.Update returns to say that the
+// user needs no write (a redelivered batch, a sweep that moves nothing): Update then writes
+// nothing and returns no error.
+var ErrNothingToWrite = errors.New("segment store: nothing to write")
 
 // UserRecord is one user's stored segment state (one item per user).
 type UserRecord struct {
@@ -60,8 +68,63 @@ type PendingChange struct {
 	Cursor string
 }
 
+// UserState is one user's record as SegmentStore.Update hands it to the function that changes
+// it: the stored fields, with the segment state decoded. The function changes them in place.
+// It carries the domain's segments.State, so ports imports the domain; the helpers that turn
+// it into membership changes live above ports, in shared/app/userstate.
+type UserState struct {
+	// Found is false for a user without a stored record: everything else starts zero, and the
+	// write creates the record. Update ignores changes to it.
+	Found bool
+	// State is the user's segment state (zero for a new user).
+	State segments.State
+	// Segments the user is in. Update diffs them before and after the function into the
+	// membership changes it records with the write.
+	Segments []string
+	// LastSeq, RecentIDs, DueAt and ExpiresAt are the UserRecord fields of the same names.
+	LastSeq   string
+	RecentIDs []string
+	DueAt     int64
+	ExpiresAt int64
+	// ChangedAt is when the membership changes of this write happened (unix milliseconds,
+	// MembershipChange.At): the latest event time of a stream batch, or the time of a sweep or
+	// an API call. The function sets it whenever it changes Segments.
+	ChangedAt int64
+	// RecordedAt is the clock reading the changes are stamped with (MembershipChange.RecordedAt);
+	// zero means the wall clock at the write. The function sets it from its own clock, so a
+	// fake clock in tests and the audience sync's grace period agree.
+	RecordedAt time.Time
+}
+
+// UserUpdate is what SegmentStore.Update did.
+type UserUpdate struct {
+	// Written is true when a new version of the record was written.
+	Written bool
+	// Version is the version written; when nothing was written, the version read (0 for an
+	// unknown user).
+	Version int64
+	// Changes are the membership changes recorded with the write, stamped with Version. When
+	// the function returned ErrNothingToWrite they are the changes its edits would have made,
+	// neither recorded nor stamped (what a dry run reports).
+	Changes []MembershipChange
+	// Conflicts counts the concurrent writes that made Update read the user again and call the
+	// function again; it is set even when Update gives up.
+	Conflicts int
+}
+
 // SegmentStore keeps user state and membership changes (DynamoDB in AWS).
 type SegmentStore interface {
+	// Update is the read-modify-write of one user that every writer of user state goes
+	// through. It reads the user (strongly consistent), calls fn to change the state, records
+	// the membership changes between the segments before and after (stamped with the version
+	// about to be written) and writes the record if its version is still the one read. On
+	// ErrVersionConflict it reads again and calls fn again on the fresh state, a bounded number
+	// of times; then it gives up with an error wrapping ErrVersionConflict. fn may therefore
+	// run more than once and must start from the state it is given. When fn returns
+	// ErrNothingToWrite nothing is written and the error is nil; any other error from fn is
+	// returned, wrapped, and nothing is written. A write costs what GetUser, RecordChanges (only
+	// when there are changes) and PutUser cost together.
+	Update(ctx context.Context, app, userKey string, fn func(*UserState) error) (UserUpdate, error)
 	// GetUser reads a user's record with strong consistency; ok is false for an unknown user.
 	GetUser(ctx context.Context, app, userKey string) (rec UserRecord, ok bool, err error)
 	// PutUser writes rec if the stored version is rec.Version-1 (absent when rec.Version is 1),

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
+	"github.com/retarget-dev/retarget/shared/app/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
@@ -42,6 +43,11 @@ func (g *gatedStore) PutUser(ctx context.Context, rec ports.UserRecord) error {
 		<-g.release
 	})
 	return g.Store.PutUser(ctx, rec)
+}
+
+// Update goes through the gated PutUser.
+func (g *gatedStore) Update(ctx context.Context, app, uk string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.Update(ctx, g, app, uk, fn)
 }
 
 // TestAudienceSyncBetweenChangeAndState replays, step by step, the interleaving the chaos test
@@ -91,6 +97,11 @@ func (f *failingStore) PutUser(ctx context.Context, rec ports.UserRecord) error 
 		return fmt.Errorf("injected: write throttled, retries exhausted")
 	}
 	return f.Store.PutUser(ctx, rec)
+}
+
+// Update goes through the failing PutUser.
+func (f *failingStore) Update(ctx context.Context, app, uk string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.Update(ctx, f, app, uk, fn)
 }
 
 // hookedUsers runs beforeMark once, just before the audience sync marks what it synced.

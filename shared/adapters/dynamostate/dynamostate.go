@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
+	"github.com/retarget-dev/retarget/shared/app/userstate"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -129,6 +130,13 @@ func (s *Store) PutUser(ctx context.Context, rec ports.UserRecord) error {
 		return fmt.Errorf("put user %s/%s version %d: %w", rec.App, rec.UserKey, rec.Version, err)
 	}
 	return nil
+}
+
+// Update reads, changes and conditionally writes one user (ports.SegmentStore.Update): one
+// GetItem, one BatchWriteItem per 25 membership changes (none without changes) and one
+// conditional PutItem per attempt, through userstate.Update.
+func (s *Store) Update(ctx context.Context, app, userKey string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.Update(ctx, s, app, userKey, fn)
 }
 
 // putVersioned writes item if the stored item's version is version-1, or if there is none

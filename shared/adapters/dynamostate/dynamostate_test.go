@@ -352,3 +352,76 @@ func TestUserItemSize(t *testing.T) {
 		}
 	}
 }
+
+// countingAPI counts the calls of each DynamoDB operation and passes them to the real client.
+type countingAPI struct {
+	DynamoAPI
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *countingAPI) count(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls[op]++
+}
+
+func (c *countingAPI) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.count("GetItem")
+	return c.DynamoAPI.GetItem(ctx, in, optFns...)
+}
+
+func (c *countingAPI) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	c.count("PutItem")
+	return c.DynamoAPI.PutItem(ctx, in, optFns...)
+}
+
+func (c *countingAPI) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	c.count("BatchWriteItem")
+	return c.DynamoAPI.BatchWriteItem(ctx, in, optFns...)
+}
+
+func (c *countingAPI) take() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := fmt.Sprint(c.calls)
+	c.calls = map[string]int{}
+	return s
+}
+
+// TestUpdateRequests pins what one Update costs: one strongly consistent read, one
+// BatchWriteItem when there are membership changes (none without) and one conditional PutItem;
+// nothing but the read when there is nothing to write. Every writer of user state pays this
+// per user, so an extra request here is an extra request per user of every stream batch.
+func TestUpdateRequests(t *testing.T) {
+	client := dynalite(t)
+	api := &countingAPI{DynamoAPI: client, calls: map[string]int{}}
+	s := New(api, freshTable(t, client), Options{})
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		fn   func(*ports.UserState) error
+		want string
+	}{
+		{"new user joining two segments", func(u *ports.UserState) error {
+			u.Segments, u.ChangedAt = []string{"a", "b"}, 1
+			return nil
+		}, "map[BatchWriteItem:1 GetItem:1 PutItem:1]"},
+		{"state change without membership change", func(u *ports.UserState) error {
+			u.State.LastSeen = 5
+			return nil
+		}, "map[GetItem:1 PutItem:1]"},
+		{"nothing to write", func(u *ports.UserState) error {
+			u.Segments = nil
+			return ports.ErrNothingToWrite
+		}, "map[GetItem:1]"},
+	}
+	for _, tt := range tests {
+		if _, err := s.Update(ctx, "shop", "u", tt.fn); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := api.take(); got != tt.want {
+			t.Errorf("%s: requests %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}

@@ -13,7 +13,7 @@
 //	stored.Merge(&delta, rules)                // ... write once (commutative, associative)
 //	after, nextDue := rules.Evaluate(stored, now)
 //	joined, left := segments.Diff(storedMembership, after) // membership changes to record
-//	// store nextDue in the due-time index; the sweeper calls Evaluate again at that time
+//	// store DueAt(nextDue) in the due-time index; the sweeper calls Evaluate again then
 //
 // Everything is keyed by event time, so late and out-of-order events fold to the same state as
 // in-order ones. The package does no I/O. README.md describes the state, the rule format and

@@ -16,7 +16,6 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -30,8 +29,7 @@ const (
 	DefaultLookback = 48 * time.Hour
 	pageSize        = 100
 	// margin is the part of the invocation's deadline kept to answer.
-	margin          = 5 * time.Second
-	conflictRetries = 5
+	margin = 5 * time.Second
 )
 
 // Config wires a Sweeper.
@@ -139,40 +137,29 @@ func (s *Sweeper) sweepUsers(ctx context.Context, app string, keys []string, now
 }
 
 // sweepUser re-evaluates one user at now and records the changes (with dryRun, only returns
-// them).
+// them). A user is written only when a segment or its due time changes: `retarget rules apply`
+// on a large table writes only the users who move. A user deleted since it was listed
+// (erasure, TTL) has nothing to sweep.
 func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time, dryRun bool) ([]ports.MembershipChange, error) {
 	rules := s.cfg.Rules[app]
-	for attempt := 0; ; attempt++ {
-		rec, found, err := s.cfg.Store.GetUser(ctx, app, uk)
-		if err != nil || !found {
-			return nil, err // a user deleted since (erasure, TTL) has nothing to sweep
+	res, err := s.cfg.Store.Update(ctx, app, uk, func(u *ports.UserState) error {
+		if !u.Found {
+			return ports.ErrNothingToWrite
 		}
-		var state segments.State
-		if err := json.Unmarshal(rec.State, &state); err != nil {
-			return nil, fmt.Errorf("stored state does not decode: %w", err)
+		after, due := rules.Evaluate(&u.State, now)
+		joined, left := segments.Diff(u.Segments, after)
+		unchanged := len(joined) == 0 && len(left) == 0 && segments.DueAt(due) == u.DueAt
+		u.Segments, u.DueAt = after, segments.DueAt(due)
+		u.ChangedAt, u.RecordedAt = now.UnixMilli(), now
+		if dryRun || unchanged {
+			return ports.ErrNothingToWrite
 		}
-		after, due := rules.Evaluate(&state, now)
-		changes := segmentupdater.Changes(app, uk, rec.Segments, after, now.UnixMilli())
-		if dryRun || len(changes) == 0 && segmentupdater.DueAt(due) == rec.DueAt {
-			return changes, nil // nothing to write (a user re-evaluated by rules apply, still right)
-		}
-		segmentupdater.Stamp(changes, rec.Version+1, now)
-		if len(changes) > 0 {
-			if err := s.cfg.Store.RecordChanges(ctx, changes); err != nil {
-				return nil, err
-			}
-		}
-		rec.Segments, rec.Version = after, rec.Version+1
-		rec.DueAt = segmentupdater.DueAt(due)
-		err = s.cfg.Store.PutUser(ctx, rec)
-		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
-			continue // the updater wrote this user meanwhile: evaluate its new state
-		}
-		if err != nil {
-			return nil, err
-		}
-		return changes, nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return res.Changes, nil
 }
 
 func (s *Sweeper) record(r Result) {

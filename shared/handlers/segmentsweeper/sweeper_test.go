@@ -51,7 +51,7 @@ func TestCartAbandonmentWithoutANewEvent(t *testing.T) {
 		t.Fatal(resp, err)
 	}
 	rec, _, _ := store.GetUser(context.Background(), app.ID, uk)
-	if want := segmentupdater.DueAt(clock.Add(30 * time.Minute)); slices.Contains(rec.Segments, "cart_abandoner") || rec.DueAt != want {
+	if want := segments.DueAt(clock.Add(30 * time.Minute)); slices.Contains(rec.Segments, "cart_abandoner") || rec.DueAt != want {
 		t.Fatalf("segments %v, due %d; want %d: when the hour is up, rounded up to the sweep step", rec.Segments, rec.DueAt, want)
 	}
 
@@ -59,7 +59,7 @@ func TestCartAbandonmentWithoutANewEvent(t *testing.T) {
 	if res, err := sweeper.Sweep(context.Background()); err != nil || res.Users != 0 {
 		t.Fatalf("nothing is due yet: %+v %v", res, err)
 	}
-	clock = clock.Add(30*time.Minute + segmentupdater.DueStep)
+	clock = clock.Add(30*time.Minute + segments.DueStep)
 	res, err := sweeper.Sweep(context.Background())
 	if err != nil || res.Users != 1 || res.Changes != 1 || !res.Complete {
 		t.Fatalf("sweep: %+v %v", res, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/app/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
@@ -63,6 +64,11 @@ func (m *meteredStore) PutUser(ctx context.Context, rec ports.UserRecord) error 
 	m.maxItem = max(m.maxItem, size)
 	m.mu.Unlock()
 	return m.Store.PutUser(ctx, rec)
+}
+
+// Update goes through the metered calls above (memstate's own Update would go around them).
+func (m *meteredStore) Update(ctx context.Context, app, uk string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.Update(ctx, m, app, uk, fn)
 }
 
 // Consents is billed as BatchGetItem bills strongly consistent reads: 1 unit per key asked
@@ -186,7 +192,7 @@ func sweepAll(b *testing.B, m *meteredStore, rules map[string]*segments.AppRules
 			var st segments.State
 			json.Unmarshal(rec.State, &st)
 			after, due := r.Evaluate(&st, now)
-			rec.Segments, rec.DueAt, rec.Version = after, DueAt(due), rec.Version+1
+			rec.Segments, rec.DueAt, rec.Version = after, segments.DueAt(due), rec.Version+1
 			if err := m.Store.PutUser(context.Background(), rec); err != nil {
 				b.Fatal(err)
 			}

@@ -13,9 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -25,6 +23,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/app/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
@@ -40,14 +39,6 @@ const (
 	// seconds, client retries of an SDK batch of ~20 within minutes). 24 entries of 13 bytes
 	// keep the item well under 1 KB.
 	RecentIDs = 24
-	// DueStep is the resolution of the due index: the sweeper runs every few minutes, so a due
-	// time rounded up to the next step loses nothing, and a user whose next flip moves within
-	// one step (every event moves lapsed_7d) does not rewrite the index entry.
-	DueStep = 5 * time.Minute
-	// DefaultUserTTL expires the state of users inactive this long.
-	DefaultUserTTL = 400 * 24 * time.Hour
-	// conflictRetries bounds the re-reads after a concurrent write (the sweeper) of the same user.
-	conflictRetries = 5
 )
 
 // Config wires a Handler.
@@ -78,7 +69,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.UserTTL <= 0 {
-		cfg.UserTTL = DefaultUserTTL
+		cfg.UserTTL = userstate.DefaultUserTTL
 	}
 	return &Handler{cfg: cfg}, nil
 }
@@ -191,34 +182,23 @@ func (h *Handler) withdrawn(ctx context.Context, users []userKey) (map[userKey]b
 	return out, nil
 }
 
-// applyUser folds one user's records into the stored state: read, skip what was applied,
-// fold, evaluate, record the changes, write conditionally; on a concurrent write, again.
+// applyUser folds one user's records into the stored state, through the store's Update: skip
+// what was applied, fold, evaluate; Update records the membership changes and writes
+// conditionally, and on a concurrent write calls the fold again on the fresh state.
 func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time.Time, st *stats) error {
 	rules := h.cfg.Rules[k.app]
-	for attempt := 0; ; attempt++ {
-		rec, found, err := h.cfg.Store.GetUser(ctx, k.app, k.uk)
-		if err != nil {
-			return fmt.Errorf("read: %w", err)
-		}
-		var state segments.State
-		if found && len(rec.State) > 0 {
-			if err := json.Unmarshal(rec.State, &state); err != nil {
-				return fmt.Errorf("stored state does not decode: %w", err)
-			}
-		}
-		if !found {
-			rec = ports.UserRecord{App: k.app, UserKey: k.uk}
-		}
-		recent := slices.Clone(rec.RecentIDs)
-		lastSeq := rec.LastSeq
-		applied, dups := 0, 0
+	var applied, dups int // of the last attempt: fn starts from the state it is handed
+	res, err := h.cfg.Store.Update(ctx, k.app, k.uk, func(u *ports.UserState) error {
+		recent := slices.Clone(u.RecentIDs)
+		lastSeq := u.LastSeq
+		applied, dups = 0, 0
 		for _, it := range its {
 			id := idEntry(&it.event)
-			if !seqAfter(it.seq, rec.LastSeq) || hasID(recent, id) {
+			if !seqAfter(it.seq, u.LastSeq) || hasID(recent, id) {
 				dups++ // redelivered record, or a retry of an event already applied
 				continue
 			}
-			state.Apply(&it.event, rules)
+			u.State.Apply(&it.event, rules)
 			recent = append(recent, id)
 			if seqAfter(it.seq, lastSeq) {
 				lastSeq = it.seq
@@ -226,42 +206,26 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time
 			applied++
 		}
 		if applied == 0 {
-			st.duplicates += dups
-			return nil
+			return ports.ErrNothingToWrite
 		}
-		recent = latestIDs(recent, RecentIDs)
-		after, due := rules.Evaluate(&state, now)
-		changes := Changes(k.app, k.uk, rec.Segments, after, latestEventMillis(its))
-		Stamp(changes, rec.Version+1, h.cfg.Now())
-		encoded, err := json.Marshal(&state)
-		if err != nil {
-			return fmt.Errorf("encode state: %w", err)
-		}
-		// Changes first: if the write below fails or the function dies, the redelivery computes
-		// the same changes (same identity: the store keeps one) and writes the state then.
-		if len(changes) > 0 {
-			if err := h.cfg.Store.RecordChanges(ctx, changes); err != nil {
-				return fmt.Errorf("record membership changes: %w", err)
-			}
-		}
-		next := ports.UserRecord{
-			App: k.app, UserKey: k.uk, State: encoded, Segments: after, LastSeq: lastSeq, RecentIDs: recent,
-			Version: rec.Version + 1, DueAt: keepEarlierDue(rec.DueAt, DueAt(due), now), ExpiresAt: expiresAt(&state, rec.ExpiresAt, now, h.cfg.UserTTL),
-		}
-		err = h.cfg.Store.PutUser(ctx, next)
-		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
-			st.conflicts++
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		st.applied += applied
-		st.duplicates += dups
-		st.writes++
-		st.changes += len(changes)
+		after, due := rules.Evaluate(&u.State, now)
+		u.Segments, u.LastSeq, u.RecentIDs = after, lastSeq, latestIDs(recent, RecentIDs)
+		u.DueAt = keepEarlierDue(u.DueAt, segments.DueAt(due), now)
+		u.ExpiresAt = expiresAt(&u.State, u.ExpiresAt, now, h.cfg.UserTTL)
+		u.ChangedAt, u.RecordedAt = latestEventMillis(its), h.cfg.Now()
 		return nil
+	})
+	st.conflicts += res.Conflicts
+	if err != nil {
+		return err
 	}
+	st.duplicates += dups
+	if res.Written {
+		st.applied += applied
+		st.writes++
+		st.changes += len(res.Changes)
+	}
+	return nil
 }
 
 // expiresAt is when a user's state may be deleted: UserTTL after the user was last seen. A state
@@ -276,27 +240,6 @@ func expiresAt(st *segments.State, stored int64, now time.Time, ttl time.Duratio
 		return stored
 	}
 	return now.Add(ttl).Unix()
-}
-
-// Stamp marks changes as belonging to the state write of version (the write that follows
-// recording them) at now: see ports.MembershipChange.
-func Stamp(changes []ports.MembershipChange, version int64, now time.Time) {
-	for i := range changes {
-		changes[i].StateVersion, changes[i].RecordedAt = version, now.UnixMilli()
-	}
-}
-
-// Changes lists the membership changes from before to after, at unix milliseconds at.
-func Changes(app, uk string, before, after []string, at int64) []ports.MembershipChange {
-	joined, left := segments.Diff(before, after)
-	var out []ports.MembershipChange
-	for _, s := range joined {
-		out = append(out, ports.MembershipChange{App: app, Segment: s, UserKey: uk, Joined: true, At: at})
-	}
-	for _, s := range left {
-		out = append(out, ports.MembershipChange{App: app, Segment: s, UserKey: uk, Joined: false, At: at})
-	}
-	return out
 }
 
 // idEntry identifies an event for deduplication (its id and name, as Meta does) prefixed with
@@ -360,16 +303,6 @@ func keepEarlierDue(stored, next int64, now time.Time) int64 {
 		return stored
 	}
 	return next
-}
-
-// DueAt turns the rules' next flip into the due index value: unix seconds rounded up to
-// DueStep, or 0 for none.
-func DueAt(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	step := int64(DueStep / time.Second)
-	return (t.Unix() + step - 1) / step * step
 }
 
 func (h *Handler) record(s stats) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/retarget-dev/retarget/shared/app/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
@@ -196,6 +197,11 @@ type failingStore struct{ *memstate.Store }
 
 func (f failingStore) PutUser(context.Context, ports.UserRecord) error {
 	return errors.New("throttled")
+}
+
+// Update goes through the failing PutUser.
+func (f failingStore) Update(ctx context.Context, app, uk string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.Update(ctx, f, app, uk, fn)
 }
 
 func TestStoreFailureKeepsRecordsOnTheStream(t *testing.T) {

@@ -16,12 +16,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/retarget-dev/retarget/shared/app/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -73,7 +73,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.UserTTL <= 0 {
-		cfg.UserTTL = segmentupdater.DefaultUserTTL
+		cfg.UserTTL = userstate.DefaultUserTTL
 	}
 	if cfg.TombstoneTTL <= 0 {
 		cfg.TombstoneTTL = DefaultTombstoneTTL

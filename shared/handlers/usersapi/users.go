@@ -6,8 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -17,7 +15,6 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
-	"github.com/retarget-dev/retarget/shared/handlers/segmentupdater"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -28,8 +25,6 @@ const (
 	DefaultTombstoneTTL = 30 * 24 * time.Hour
 	// DefaultAuditRetention keeps erasure audit records three years.
 	DefaultAuditRetention = 3 * 365 * 24 * time.Hour
-	// conflictRetries bounds the re-reads after concurrent writes to the user's state.
-	conflictRetries = 5
 )
 
 // ErasureResponse is the body of a 202 to DELETE /v1/users/{app_user_id}.
@@ -106,40 +101,27 @@ func (h *Handler) erase(ctx context.Context, app *appconfig.App, key string) eve
 // segment the user was in; it returns those segments. Nothing is written when the state
 // already is a tombstone.
 func (h *Handler) tombstone(ctx context.Context, app, key string, now time.Time) ([]string, error) {
-	for attempt := 0; ; attempt++ {
-		rec, found, err := h.cfg.Store.GetUser(ctx, app, key)
-		if err != nil || !found {
-			return nil, err
+	var left []string
+	_, err := h.cfg.Store.Update(ctx, app, key, func(u *ports.UserState) error {
+		left = nil
+		if !u.Found {
+			return ports.ErrNothingToWrite
 		}
-		var st segments.State
-		if len(rec.State) > 0 {
-			if err := json.Unmarshal(rec.State, &st); err != nil {
-				return nil, fmt.Errorf("stored state does not decode: %w", err)
-			}
-		}
+		st := &u.State
 		kept := segments.State{Consent: st.Consent, Email: st.Email, Phone: st.Phone, MADID: st.MADID}
-		if st.Consent.Withdrawn && len(rec.Segments) == 0 && bytes.Equal(mustJSON(kept), rec.State) {
-			return nil, nil // already a tombstone: nothing but a withdrawal and the identifiers
+		if st.Consent.Withdrawn && len(u.Segments) == 0 && bytes.Equal(mustJSON(kept), mustJSON(*st)) {
+			return ports.ErrNothingToWrite // already a tombstone: nothing but a withdrawal and the identifiers
 		}
-		tomb := segments.State{Consent: segments.Consent{At: now.Unix(), Withdrawn: true}, Email: st.Email, Phone: st.Phone, MADID: st.MADID}
-		changes := segmentupdater.Changes(app, key, rec.Segments, nil, now.UnixMilli())
-		segmentupdater.Stamp(changes, rec.Version+1, h.cfg.Now())
-		if len(changes) > 0 {
-			if err := h.cfg.Store.RecordChanges(ctx, changes); err != nil {
-				return nil, fmt.Errorf("record leave changes: %w", err)
-			}
-		}
-		next := ports.UserRecord{App: app, UserKey: key, State: mustJSON(tomb), LastSeq: rec.LastSeq, RecentIDs: rec.RecentIDs,
-			Version: rec.Version + 1, ExpiresAt: now.Add(h.cfg.TombstoneTTL).Unix()}
-		err = h.cfg.Store.PutUser(ctx, next)
-		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return slices.Clone(rec.Segments), nil
+		left = slices.Clone(u.Segments)
+		u.State = segments.State{Consent: segments.Consent{At: now.Unix(), Withdrawn: true}, Email: st.Email, Phone: st.Phone, MADID: st.MADID}
+		u.Segments, u.DueAt, u.ExpiresAt = nil, 0, now.Add(h.cfg.TombstoneTTL).Unix()
+		u.ChangedAt, u.RecordedAt = now.UnixMilli(), h.cfg.Now()
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return left, nil
 }
 
 // consent handles PUT /v1/users/{app_user_id}/consent: it merges the body into the user's
@@ -193,41 +175,24 @@ func (h *Handler) consent(ctx context.Context, app *appconfig.App, userID, key, 
 }
 
 // foldConsent records the decision in the user's state as the updater would, records the
-// membership changes it causes and writes the state (optimistic version, retried).
+// membership changes it causes and writes the state (the store's Update: optimistic version,
+// retried). An unknown user is left alone: the decision is in the consent store already.
 func (h *Handler) foldConsent(ctx context.Context, app, key string, granted bool, now time.Time) error {
 	rules := h.cfg.Rules[app]
-	for attempt := 0; ; attempt++ {
-		rec, found, err := h.cfg.Store.GetUser(ctx, app, key)
-		if err != nil || !found {
-			return err
+	_, err := h.cfg.Store.Update(ctx, app, key, func(u *ports.UserState) error {
+		if !u.Found {
+			return ports.ErrNothingToWrite
 		}
-		var st segments.State
-		if len(rec.State) > 0 {
-			if err := json.Unmarshal(rec.State, &st); err != nil {
-				return fmt.Errorf("stored state does not decode: %w", err)
-			}
+		u.State.RecordConsent(granted, now.Unix())
+		after, due := rules.Evaluate(&u.State, now)
+		u.Segments, u.DueAt = after, segments.DueAt(due)
+		if u.State.LastSeen > 0 {
+			u.ExpiresAt = time.Unix(u.State.LastSeen, 0).Add(h.cfg.UserTTL).Unix()
 		}
-		st.RecordConsent(granted, now.Unix())
-		after, due := rules.Evaluate(&st, now)
-		changes := segmentupdater.Changes(app, key, rec.Segments, after, now.UnixMilli())
-		segmentupdater.Stamp(changes, rec.Version+1, h.cfg.Now())
-		if len(changes) > 0 {
-			if err := h.cfg.Store.RecordChanges(ctx, changes); err != nil {
-				return err
-			}
-		}
-		expires := rec.ExpiresAt
-		if st.LastSeen > 0 {
-			expires = time.Unix(st.LastSeen, 0).Add(h.cfg.UserTTL).Unix()
-		}
-		next := ports.UserRecord{App: app, UserKey: key, State: mustJSON(st), Segments: after, LastSeq: rec.LastSeq,
-			RecentIDs: rec.RecentIDs, Version: rec.Version + 1, DueAt: segmentupdater.DueAt(due), ExpiresAt: expires}
-		err = h.cfg.Store.PutUser(ctx, next)
-		if errors.Is(err, ports.ErrVersionConflict) && attempt < conflictRetries {
-			continue
-		}
-		return err
-	}
+		u.ChangedAt, u.RecordedAt = now.UnixMilli(), h.cfg.Now()
+		return nil
+	})
+	return err
 }
 
 // parseConsentBody decodes the body strictly: a JSON object with at least one of the four

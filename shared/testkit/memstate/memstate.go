@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
+	"github.com/retarget-dev/retarget/shared/app/userstate"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -81,6 +82,14 @@ func (s *Store) PutUser(ctx context.Context, rec ports.UserRecord) error {
 	}
 	s.users[id] = clone(rec)
 	return nil
+}
+
+// Update reads, changes and conditionally writes one user (ports.SegmentStore.Update) through
+// userstate.Update, over this Store's GetUser, RecordChanges and PutUser. A test double that
+// embeds a *Store and overrides one of those three must define Update the same way over
+// itself, or Update goes around its override.
+func (s *Store) Update(ctx context.Context, app, userKey string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.Update(ctx, s, app, userKey, fn)
 }
 
 // clone copies rec the way a round trip through DynamoDB changes it: sets sorted and

@@ -27,9 +27,13 @@ func TestDoneContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	calls := map[string]func() error{
-		"GetUser":          func() error { _, _, err := s.GetUser(ctx, "a", "u"); return err },
-		"PutUser":          func() error { return s.PutUser(ctx, ports.UserRecord{App: "a", UserKey: "u", Version: 1}) },
-		"RecordChanges":    func() error { return s.RecordChanges(ctx, nil) },
+		"GetUser":       func() error { _, _, err := s.GetUser(ctx, "a", "u"); return err },
+		"PutUser":       func() error { return s.PutUser(ctx, ports.UserRecord{App: "a", UserKey: "u", Version: 1}) },
+		"RecordChanges": func() error { return s.RecordChanges(ctx, nil) },
+		"Update": func() error {
+			_, err := s.Update(ctx, "a", "u", func(*ports.UserState) error { return nil })
+			return err
+		},
 		"PendingChanges":   func() error { _, _, err := s.PendingChanges(ctx, "a", "s", "", 1); return err },
 		"MarkSynced":       func() error { return s.MarkSynced(ctx, nil) },
 		"DueUsers":         func() error { _, _, err := s.DueUsers(ctx, "a", time.Now(), time.Hour, 1, ""); return err },

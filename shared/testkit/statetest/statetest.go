@@ -44,6 +44,11 @@ var cases = []struct {
 	{"60 changes in one call", manyChanges},
 	{"due users within until and lookback", dueUsers},
 	{"due users page across buckets", dueUsersPaging},
+	{"update writes fn's state and records its changes stamped with the new version", updateRecordsStampedChanges},
+	{"update runs fn again on the fresh state after a concurrent write", updateRetriesOnConcurrentWrite},
+	{"update gives up after the retry bound with ErrVersionConflict", updateGivesUp},
+	{"update writes nothing when fn fails", updateFnErrorWritesNothing},
+	{"update writes nothing when fn says so", updateNothingToWrite},
 }
 
 const app = "shop"
