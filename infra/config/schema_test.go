@@ -71,8 +71,9 @@ func TestSchemaIsValidDraft2020_12(t *testing.T) {
 	}
 }
 
-// TestSchemaAcceptsSampleConfigs: every config file here that the loader accepts, the schema
-// accepts too, so an editor never flags a config that deploys.
+// TestSchemaAcceptsSampleConfigs: every config file here, which the loader must accept, the
+// schema accepts too, so an editor never flags a config that deploys. (The other tests build
+// their configs inline or load this folder's apps.json; no other config file exists.)
 func TestSchemaAcceptsSampleConfigs(t *testing.T) {
 	sch := compileSchema(t)
 	files, err := filepath.Glob("*.json")
@@ -103,7 +104,7 @@ func TestSchemaAcceptsSampleConfigs(t *testing.T) {
 }
 
 // edit changes the sample config at path ("apps/0/api_key/name"; a last element "-" appends
-// to an array). A nil value with remove deletes the key.
+// to an array): it sets value there, or with remove deletes the key.
 type edit struct {
 	path   string
 	value  any
@@ -394,6 +395,7 @@ func TestSchemaAcceptsWhatTheLoaderAccepts(t *testing.T) {
 		"no currency at all":                      {noCurrency, noCurrencyRate, vipByCount, vipNotValued},
 		"a second app":                            {set("apps/-", otherApp(t))},
 		"audience name with inner spaces":         {set("apps/0/audiences/0/name", "Accredited sellers,  Sloane St")},
+		"no exclusive groups":                     {set("apps/0/exclusive_groups", []any{})},
 	}
 	for name, edits := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -410,6 +412,7 @@ func TestSchemaAcceptsWhatTheLoaderAccepts(t *testing.T) {
 
 // otherApp is the sample app under other ids, so the two do not clash.
 func otherApp(t *testing.T) any {
+	t.Helper()
 	a := copyOf(t, "apps/0").(map[string]any)
 	a["id"] = "other-shop"
 	a["api_key"] = map[string]any{"name": "other-shop", "dev_value": "other-dev-key"}
@@ -492,6 +495,36 @@ func TestLoaderOnlyChecks(t *testing.T) {
 			}
 			if !strings.Contains(top.Description, tt.listed) {
 				t.Errorf("the schema's description does not list %q", tt.listed)
+			}
+		})
+	}
+}
+
+// TestSchemaAsksToLeaveUnsetFieldsOut: the one way the schema is stricter than the loader, as
+// its description says. The loader reads null, "" or [] in an optional field as "not set"; the
+// schema, which editors show as you type, wants the field left out.
+func TestSchemaAsksToLeaveUnsetFieldsOut(t *testing.T) {
+	sch := compileSchema(t)
+	data, err := os.ReadFile(schemaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "this schema asks you to leave the field out instead") {
+		t.Fatal("the schema's description does not say that it wants unset fields left out")
+	}
+	for name, e := range map[string]edit{
+		"empty test event code": set("apps/0/meta/test_event_code", ""),
+		"null audience_sync":    set("apps/0/audience_sync", nil),
+		"null columns":          set("apps/0/audiences/0/columns", nil),
+		"empty event list":      set("apps/0/segments/0/when/0/since/events", []any{}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := variant(t, e)
+			if _, err := appconfig.Parse(doc); err != nil {
+				t.Fatalf("the loader rejects it: %v", err)
+			}
+			if err := sch.Validate(readJSON(t, doc)); err == nil {
+				t.Errorf("the schema accepts it: drop the sentence from its description if that is now intended")
 			}
 		})
 	}
