@@ -30,6 +30,9 @@ const (
 
 // Config is the whole configuration file.
 type Config struct {
+	// Schema is the "$schema" key editors read to find infra/config/apps.schema.json and
+	// offer completion; the loader accepts it so the file can name its schema, and ignores it.
+	Schema string `json:"$schema,omitempty"`
 	// Version is the schema version of the file; must equal CurrentVersion.
 	Version int `json:"version"`
 	// Apps are the mobile apps whose events this deployment ingests.

@@ -63,6 +63,32 @@ func TestParseErrorsNameTheEntryAndField(t *testing.T) {
 	}
 }
 
+// TestSchemaKeyIsAcceptedAndIgnored: the file may name its JSON Schema for editors with
+// "$schema"; any other unknown top-level key is still an error.
+func TestSchemaKeyIsAcceptedAndIgnored(t *testing.T) {
+	plain, err := Parse([]byte(`{"version": 1, "apps": [` + validApp + `]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named, err := Parse([]byte(`{"$schema": "./apps.schema.json", "version": 1, "apps": [` + validApp + `]}`))
+	if err != nil {
+		t.Fatalf("$schema rejected: %v", err)
+	}
+	if !slices.EqualFunc(named.Apps, plain.Apps, func(a, b App) bool { return a.ID == b.ID && a.APIKey == b.APIKey && a.Meta == b.Meta }) ||
+		named.Version != plain.Version {
+		t.Errorf("$schema changed the config: %+v, want %+v", named, plain)
+	}
+	for doc, want := range map[string]string{
+		`{"$schema2": "x", "version": 1, "apps": [` + validApp + `]}`: `unknown field "$schema2"`,
+		`{"schema": "x", "version": 1, "apps": [` + validApp + `]}`:   `unknown field "schema"`,
+		`{"$schema": 1, "version": 1, "apps": [` + validApp + `]}`:    "$schema: must be string",
+	} {
+		if _, err := Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", doc, err, want)
+		}
+	}
+}
+
 // load reads a config file for the tests (the package itself does no I/O).
 func load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
