@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -144,6 +146,7 @@ func NewGoFunction(scope constructs.Construct, id string, props *GoFunctionProps
 		// Left out of the template when unset: 0 would mean "never run".
 		ReservedConcurrentExecutions: optionalNumber(props.ReservedConcurrency),
 	})
+	dropRoleFromDependsOn(fn, role)
 	// Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords on "*": X-Ray has
 	// no resource-level permissions for them. The role's only "*" (the tests check the rest).
 	suppress(role, true, nagRule{id: "AwsSolutions-IAM5", appliesTo: []string{"Resource::*"},
@@ -155,6 +158,44 @@ func NewGoFunction(scope constructs.Construct, id string, props *GoFunctionProps
 		suppress(fn, false, nagRule{id: "Serverless-LambdaDLQ", reason: props.NoAsyncDeadLetters})
 	}
 	return &GoFunction{Construct: c, Function: fn, LogGroup: logGroup, AssetDir: stagingDir, Role: role}
+}
+
+// dropRoleFromDependsOn keeps the function's DependsOn to what it adds: CDK makes a function
+// depend on everything under its role, so that the role's policy (the grants) exists before
+// the function and its event source mappings are created; the entry for the role itself only
+// repeats the Role: GetAtt (cfn-lint W3005). The list is computed when the template is
+// rendered, after every grant and dependency is known.
+func dropRoleFromDependsOn(fn awslambda.Function, role awsiam.Role) {
+	res := fn.Node().DefaultChild().(awscdk.CfnResource)
+	roleRes := role.Node().DefaultChild().(awscdk.CfnResource)
+	res.AddOverride(jsii.String("DependsOn"), awscdk.Lazy_UncachedAny(&dependsOnWithout{res: res, drop: roleRes}, nil))
+}
+
+// dependsOnWithout renders res's DependsOn as CDK does (logical ids ordered by construct path),
+// less drop.
+type dependsOnWithout struct {
+	res, drop awscdk.CfnResource
+}
+
+// Produce implements awscdk.IAnyProducer. The list is never empty: the role always has its
+// policy (the log grant).
+func (d *dependsOnWithout) Produce(awscdk.IResolveContext) any {
+	dropPath := *d.drop.Node().Path()
+	var deps []awscdk.CfnResource
+	for _, dep := range *d.res.ObtainDependencies() {
+		// Dependencies on other stacks are not DependsOn entries.
+		r, ok := dep.(awscdk.CfnResource)
+		if !ok || *r.Node().Path() == dropPath || *awscdk.Stack_Of(r).Node().Path() != *awscdk.Stack_Of(d.res).Node().Path() {
+			continue
+		}
+		deps = append(deps, r)
+	}
+	slices.SortFunc(deps, func(a, b awscdk.CfnResource) int { return strings.Compare(*a.Node().Path(), *b.Node().Path()) })
+	ids := make([]*string, len(deps))
+	for i, r := range deps {
+		ids[i] = r.LogicalId()
+	}
+	return ids
 }
 
 // StageFunctionAsset fills dir (emptied first) with a copy of <functionsDir>/<name>/bootstrap

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -47,7 +48,14 @@ func TestFunctionRoles(t *testing.T) {
 			if mp := role["Properties"].(map[string]any)["ManagedPolicyArns"]; mp != nil {
 				t.Errorf("managed policies %v", mp)
 			}
-			props := resourcesIn(segTempl, "AWS::Lambda::Function")[logicalID(fn.Function)]["Properties"].(map[string]any)
+			fnRes := resourcesIn(segTempl, "AWS::Lambda::Function")[logicalID(fn.Function)]
+			props := fnRes["Properties"].(map[string]any)
+			// Created after its role's policy, so the grants are in place; the role itself is
+			// not repeated (the Role GetAtt orders it already, cfn-lint W3005).
+			policyID := logicalID(fn.Role.Node().FindChild(jsii.String("DefaultPolicy")))
+			if deps := asStrings(fnRes["DependsOn"]); !slices.Contains(deps, policyID) || slices.Contains(deps, roleID) {
+				t.Errorf("DependsOn %v, want the role's policy %s and not the role %s", deps, policyID, roleID)
+			}
 			if !sameJSON(props["Role"], getAtt(fn.Role, "Arn")) {
 				t.Errorf("function role %v, want %s", props["Role"], roleID)
 			}
