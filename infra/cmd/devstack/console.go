@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 )
 
@@ -92,6 +93,7 @@ func (c *console) printSummary(s started) {
 		w("  pepper    from %s", EnvPepper)
 	}
 	w("  logs      %s (ingest.log, forwarder.log: function JSON logs, metrics.log: EMF, kinesalite.log, dynalite.log)", s.Settings.LogDir)
+	w("  endpoints %s (what runs where: retarget and the load test read it)", devenv.EndpointsPath(s.Settings.DevDir))
 	switch {
 	case s.Settings.TailJSON:
 		w("  tail      every stream record as a JSON line")

@@ -364,7 +364,7 @@ func TestDevstackSIGKILLLeavesNoEmulators(t *testing.T) {
 func TestDevstackRefusesNonLoopbackAddress(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:3000", ":3000", "10.1.2.3:3000"} {
 		t.Run(addr, func(t *testing.T) {
-			cmd := exec.Command(devstackBinary(t), "-log-dir", t.TempDir())
+			cmd := exec.Command(devstackBinary(t), "-dev-dir", t.TempDir())
 			cmd.Dir = ingesttest.RepoRoot(t)
 			cmd.Env = append(cleanEnv(), "DEV_API_ADDR="+addr)
 			out, err := cmd.CombinedOutput()
@@ -387,6 +387,7 @@ type devstack struct {
 	exited       chan struct{}
 	waitErr      error
 	emulatorPIDs []int // once known, checked (and killed as a last resort) at cleanup
+	devDir       string // -dev-dir: where the endpoints file is
 }
 
 var (
@@ -428,7 +429,9 @@ func devstackBinary(t *testing.T) string {
 func startDevstack(t *testing.T, root string, args ...string) *devstack {
 	t.Helper()
 	bin := devstackBinary(t)
-	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.json"), "-log-dir", t.TempDir()}
+	// Never the repository's .dev: a developer's make dev may be using it.
+	devDir := t.TempDir()
+	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.json"), "-dev-dir", devDir, "-log-dir", t.TempDir()}
 	env := cleanEnv()
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {
@@ -437,7 +440,7 @@ func startDevstack(t *testing.T, root string, args ...string) *devstack {
 			env = append(env, a)
 		}
 	}
-	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{})}
+	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{}), devDir: devDir}
 	ds.cmd = exec.Command(bin, flags...)
 	ds.cmd.Dir = root // the emulators are found under <root>/.devtools
 	ds.cmd.Env = env
