@@ -29,6 +29,9 @@ type cli struct {
 	stderrTTY bool
 	// newSQS, when set, replaces the SQS client (tests: the repo has no SQS emulator).
 	newSQS func() sqsAPI
+	// target is the pipeline the settings come from when flags and environment are silent
+	// (--stack, the dev stack's endpoints file: endpoints.go).
+	target target
 }
 
 // command is one subcommand, e.g. "dlq replay".
@@ -64,6 +67,10 @@ func usagef(cmd, format string, args ...any) error {
 
 // run dispatches args (without the program name) and returns the exit code.
 func (c *cli) run(ctx context.Context, args []string) int {
+	args, err := c.target.leadingTargetFlags(args)
+	if err != nil {
+		return c.fail(err)
+	}
 	if len(args) == 0 {
 		c.topUsage(c.stderr)
 		return exitUsage
@@ -146,6 +153,7 @@ func (c *cli) runCommand(ctx context.Context, cmd *command, args []string) error
 	if cmd.flags != nil {
 		opts = cmd.flags(fs)
 	}
+	c.target.registerTargetFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		c.commandUsage(c.stdout, cmd, fs)
@@ -153,6 +161,9 @@ func (c *cli) runCommand(ctx context.Context, cmd *command, args []string) error
 	}
 	if err != nil {
 		return usagef(cmd.name, "%v", err)
+	}
+	if err := c.resolveTarget(ctx); err != nil {
+		return err
 	}
 	return cmd.run(ctx, c, opts, pos)
 }

@@ -430,7 +430,7 @@ func (c *cli) dlqReplay(ctx context.Context, o dlqOptions, args []string) error 
 			name = devStream
 		}
 		if name == "" {
-			return usagef("dlq replay", "no stream: pass --stream or set %s (the stack output EventStreamName)", ingestapi.EnvStreamName)
+			return usagef("dlq replay", "no stream: pass --stream or set %s (the stack output EventStreamName), %s", ingestapi.EnvStreamName, c.targetHint())
 		}
 		cfg, err := c.awsConfig(ctx, serviceKinesis)
 		if err != nil {

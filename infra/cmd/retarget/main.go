@@ -41,6 +41,7 @@ func main() {
 		getenv:    os.Getenv,
 		now:       time.Now,
 		stderrTTY: isTerminal(os.Stderr),
+		target:    target{wd: workingDir()},
 	}
 	os.Exit(c.run(ctx, os.Args[1:]))
 }
