@@ -28,6 +28,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
@@ -350,6 +351,10 @@ func TestDevstackSIGKILLLeavesNoEmulators(t *testing.T) {
 	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
 
 	ds.stop(t, syscall.SIGKILL, 10*time.Second)
+	// A killed dev stack cannot remove its endpoints file: readers must call it stale.
+	if _, err := devenv.ReadEndpoints(ds.devDir); !errors.Is(err, devenv.ErrStale) {
+		t.Errorf("endpoints file of the killed dev stack: %v, want it stale", err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range ds.emulatorPIDs {
 		for ingesttest.Alive(pid) {
@@ -386,7 +391,7 @@ type devstack struct {
 	stderr       *ingesttest.LineBuffer
 	exited       chan struct{}
 	waitErr      error
-	emulatorPIDs []int // once known, checked (and killed as a last resort) at cleanup
+	emulatorPIDs []int  // once known, checked (and killed as a last resort) at cleanup
 	devDir       string // -dev-dir: where the endpoints file is
 }
 
