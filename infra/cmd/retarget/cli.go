@@ -225,12 +225,16 @@ Commands:
 	fmt.Fprint(w, `
 Run 'retarget <command> --help' for a command's flags and examples.
 
-Locally (make dev) the AWS endpoints come from the SDK's standard variables, e.g.
-  export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT   # the dev stack prints the ports
-  export AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:PORT
-loopback endpoints need no AWS credentials. Against a deployed stack, use your AWS credentials
-and region, and pass the stack outputs (StateTableName, EventStreamName, ...) as flags or
-through the functions' variables (STATE_TABLE_NAME, EVENT_STREAM_NAME, ...).
+Where it talks to, for each setting the first of:
+  1. the command's flags (--table, --stream, --url, ...);
+  2. the environment: AWS_ENDPOINT_URL_<SERVICE>, the functions' variables (STATE_TABLE_NAME,
+     EVENT_STREAM_NAME, ...), RETARGET_API_URL / RETARGET_API_KEY;
+  3. --stack NAME: that deployed stack's outputs (CloudFormation DescribeStacks; your AWS
+     credentials and region);
+  4. the running dev stack (make dev): its .dev/endpoints.json, found from the working
+     directory up to the module root, or in --dev-dir DIR. Loopback endpoints need no AWS
+     credentials.
+--stack and --dev-dir go before the command or among its flags.
 
 Output is a table, or JSON with --json. Exit codes: 0 success, 1 failure, 2 bad command line.
 `)
