@@ -163,7 +163,7 @@ func (c *cli) targetHint() string {
 	case t.stack != "":
 		return fmt.Sprintf("stack %s does not give it", t.stack)
 	case len(t.settings) > 0:
-		return "the dev stack's endpoints file has none"
+		return "the running dev stack does not give it"
 	}
 	hint := "or start make dev (the CLI then reads its " + filepath.Join(devenv.Dir, devenv.EndpointsFile) + ") or pass --stack NAME for a deployed stack"
 	if t.missing != "" && t.wd != "" {
