@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
@@ -93,6 +94,7 @@ func (c *console) printSummary(s started) {
 		w("  pepper    from %s", env.Pepper)
 	}
 	w("  logs      %s (ingest.log, forwarder.log: function JSON logs, metrics.log: EMF, kinesalite.log, dynalite.log)", s.Settings.LogDir)
+	w("  endpoints %s (what runs where: retarget and the load test read it)", devenv.EndpointsPath(s.Settings.DevDir))
 	switch {
 	case s.Settings.TailJSON:
 		w("  tail      every stream record as a JSON line")

@@ -28,6 +28,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
@@ -351,6 +352,10 @@ func TestDevstackSIGKILLLeavesNoEmulators(t *testing.T) {
 	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
 
 	ds.stop(t, syscall.SIGKILL, 10*time.Second)
+	// A killed dev stack cannot remove its endpoints file: readers must call it stale.
+	if _, err := devenv.ReadEndpoints(ds.devDir); !errors.Is(err, devenv.ErrStale) {
+		t.Errorf("endpoints file of the killed dev stack: %v, want it stale", err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range ds.emulatorPIDs {
 		for ingesttest.Alive(pid) {
@@ -365,7 +370,7 @@ func TestDevstackSIGKILLLeavesNoEmulators(t *testing.T) {
 func TestDevstackRefusesNonLoopbackAddress(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:3000", ":3000", "10.1.2.3:3000"} {
 		t.Run(addr, func(t *testing.T) {
-			cmd := exec.Command(devstackBinary(t), "-log-dir", t.TempDir())
+			cmd := exec.Command(devstackBinary(t), "-dev-dir", t.TempDir())
 			cmd.Dir = ingesttest.RepoRoot(t)
 			cmd.Env = append(cleanEnv(), "DEV_API_ADDR="+addr)
 			out, err := cmd.CombinedOutput()
@@ -387,7 +392,8 @@ type devstack struct {
 	stderr       *ingesttest.LineBuffer
 	exited       chan struct{}
 	waitErr      error
-	emulatorPIDs []int // once known, checked (and killed as a last resort) at cleanup
+	emulatorPIDs []int  // once known, checked (and killed as a last resort) at cleanup
+	devDir       string // -dev-dir: where the endpoints file is
 }
 
 var (
@@ -429,7 +435,9 @@ func devstackBinary(t *testing.T) string {
 func startDevstack(t *testing.T, root string, args ...string) *devstack {
 	t.Helper()
 	bin := devstackBinary(t)
-	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.json"), "-log-dir", t.TempDir()}
+	// Never the repository's .dev: a developer's make dev may be using it.
+	devDir := t.TempDir()
+	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.json"), "-dev-dir", devDir, "-log-dir", t.TempDir()}
 	environ := cleanEnv()
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {
@@ -438,7 +446,7 @@ func startDevstack(t *testing.T, root string, args ...string) *devstack {
 			environ = append(environ, a)
 		}
 	}
-	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{})}
+	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{}), devDir: devDir}
 	ds.cmd = exec.Command(bin, flags...)
 	ds.cmd.Dir = root // the emulators are found under <root>/.devtools
 	ds.cmd.Env = environ

@@ -5,7 +5,8 @@
 //	go build -o build/host/devstack ./infra/cmd/devstack && build/host/devstack -config infra/config/apps.json
 //
 // Flags: -config (app config, default infra/config/apps.json), -tail (default on: one line per
-// stream record), -tail-json (whole records as JSON lines), -log-dir (default .dev/logs).
+// stream record), -tail-json (whole records as JSON lines), -dev-dir (state folder, default
+// .dev), -log-dir (default logs in -dev-dir).
 // Environment: DEV_API_ADDR (default 127.0.0.1:3000; loopback only; port 0 picks a free port),
 // DEV_API_KEY (replaces the first app's dev key), PSEUDONYM_PEPPER (default: a public dev
 // pepper), EVENT_STREAM_NAME (default retarget-events), LOG_LEVEL (function log level).
@@ -21,6 +22,10 @@
 // per stream record ("tail shard=... seq=... app=... user=... event=... id=... bytes=N").
 // The function's JSON log and its EMF metric lines go to files in -log-dir; its warnings and
 // errors also go to stderr.
+//
+// Just before the ready line, the dev stack writes <dev-dir>/endpoints.json (package devenv:
+// the API, Meta sandbox, Kinesis and DynamoDB endpoints, names, pids, dev credentials and log
+// files) for the CLI, the load test and scripts; it removes the file when it stops cleanly.
 //
 // Ctrl-C or SIGTERM stops the API (waiting for requests in flight), the tail and the emulators,
 // and exits 0. The emulators also exit by themselves when this process dies, even by SIGKILL
@@ -48,6 +53,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
@@ -218,12 +224,27 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		close(tailDone)
 	}
 
-	out.printSummary(started{
+	st := started{
 		Settings: s, App: app, Key: key,
 		KinesisURL: kinesalite.Endpoint, KinesisPID: kinesalite.Pid(),
 		DynamoURL: dynalite.Endpoint, DynamoPID: dynalite.Pid(),
 		APIURL: apiURL, ExampleEventAt: time.Now(), Meta: metaAPI,
-	})
+	}
+	// The endpoints file before the ready line: whoever sees the line can read the file.
+	doc, err := endpointsDoc(ctx, st, awsCfg, logs)
+	if err == nil {
+		err = devenv.WriteEndpoints(s.DevDir, doc)
+	}
+	if err != nil {
+		return err
+	}
+	removeEndpoints := func() {
+		if err := devenv.RemoveEndpoints(s.DevDir, os.Getpid()); err != nil {
+			out.Errorf("%v", err)
+		}
+	}
+	defer removeEndpoints()
+	out.printSummary(st)
 
 	var serveErr error
 	select {
@@ -231,6 +252,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	case serveErr = <-served:
 	}
 	stopSignals()
+	removeEndpoints() // first: tools must not find a stack that is going away
 	out.Println("stopping: api, forwarder, segments, tail, emulators")
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

@@ -31,7 +31,7 @@ const (
 	defaultConfig  = "infra/config/apps.json"
 	defaultAPIAddr = "127.0.0.1:3000"
 	defaultStream  = devenv.Stream
-	defaultLogDir  = devenv.LogDir
+	defaultDevDir  = devenv.Dir
 	// devPepper is the built-in pseudonym pepper: public, so user keys made with it are no
 	// pseudonyms at all. It equals the one in events/ingest/env.json, so `sam local invoke` and
 	// the dev stack key users alike.
@@ -52,6 +52,7 @@ type settings struct {
 	Pepper     string
 	DevPepper  bool // Pepper is the built-in one
 	StreamName string
+	DevDir     string // absolute: the endpoints file goes here
 	LogDir     string // absolute
 	LogLevel   string
 	Tail       bool
@@ -85,7 +86,8 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	}
 	var s settings
 	fs.StringVar(&s.ConfigFile, "config", defaultConfig, "app config file")
-	fs.StringVar(&s.LogDir, "log-dir", defaultLogDir, "folder for the function, metrics and emulator logs (truncated at start)")
+	fs.StringVar(&s.DevDir, "dev-dir", defaultDevDir, "state folder: "+devenv.EndpointsFile+" (what runs where, for the CLI and scripts) is written there")
+	fs.StringVar(&s.LogDir, "log-dir", "", "folder for the function, metrics and emulator logs, truncated at start (default: logs in -dev-dir)")
 	fs.BoolVar(&s.Tail, "tail", true, "print one line per record arriving on the stream")
 	fs.BoolVar(&s.TailJSON, "tail-json", false, "print each stream record as one JSON line instead (implies -tail)")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +106,12 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	var err error
 	if s.ConfigFile, err = filepath.Abs(s.ConfigFile); err != nil {
 		return s, err
+	}
+	if s.DevDir, err = filepath.Abs(s.DevDir); err != nil {
+		return s, err
+	}
+	if s.LogDir == "" {
+		s.LogDir = filepath.Join(s.DevDir, "logs")
 	}
 	if s.LogDir, err = filepath.Abs(s.LogDir); err != nil {
 		return s, err

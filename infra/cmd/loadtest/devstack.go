@@ -10,22 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-)
 
-// The dev stack's startup lines that name what it started (infra/cmd/devstack, printSummary; the
-// same expressions as its tests).
-var (
-	readyLine   = regexp.MustCompile(`^retarget dev stack ready on (http://127\.0\.0\.1:\d+)$`)
-	kinesisLine = regexp.MustCompile(`^  kinesis +(http://127\.0\.0\.1:\d+) +\(kinesalite, pid (\d+)\)`)
-	dynamoLine  = regexp.MustCompile(`^  dynamodb +(http://127\.0\.0\.1:\d+) +\(dynalite, pid (\d+)\)`)
-	metaLine    = regexp.MustCompile(`^  meta +(http://127\.0\.0\.1:\d+) +\(Meta Graph sandbox`)
-	apiKeyLine  = regexp.MustCompile(`^  api key +(\S+) +\(app (\S+)\)`)
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 )
 
 // Endpoints are where a running pipeline answers.
@@ -40,37 +30,46 @@ type Endpoints struct {
 	DynamoPID  int    `json:"-"`
 }
 
-// parseStartup reads the endpoints from the dev stack's startup lines; ok once the ready line
-// has been seen.
-func parseStartup(lines []string) (ep Endpoints, ok bool) {
-	for _, l := range lines {
-		if m := kinesisLine.FindStringSubmatch(l); m != nil {
-			ep.Kinesis = m[1]
-			ep.KinesisPID, _ = strconv.Atoi(m[2])
+// endpointsOf reads a dev stack's endpoints file (infra/cmd/devstack writes it once it is up).
+func endpointsOf(e *devenv.Endpoints) Endpoints {
+	return Endpoints{API: e.APIURL, APIKey: e.APIKey, App: e.App, Sandbox: e.MetaSandboxURL,
+		Kinesis: e.Kinesis.Endpoint, DynamoDB: e.DynamoDB.Endpoint, KinesisPID: e.Kinesis.PID, DynamoPID: e.DynamoDB.PID}
+}
+
+// waitEndpoints waits until the dev stack pid has written its endpoints file in dir (a file
+// of an earlier stack in the folder does not count), or exited closes, or timeout passes.
+func waitEndpoints(dir string, pid int, exited <-chan struct{}, timeout time.Duration) (*devenv.Endpoints, error) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		e, err := devenv.ReadEndpoints(dir)
+		if err == nil && e.PID == pid {
+			return e, nil
 		}
-		if m := dynamoLine.FindStringSubmatch(l); m != nil {
-			ep.DynamoDB = m[1]
-			ep.DynamoPID, _ = strconv.Atoi(m[2])
+		if err != nil && !errors.Is(err, devenv.ErrNoDevStack) && !errors.Is(err, devenv.ErrStale) {
+			return nil, err
 		}
-		if m := metaLine.FindStringSubmatch(l); m != nil {
-			ep.Sandbox = m[1]
-		}
-		if m := apiKeyLine.FindStringSubmatch(l); m != nil {
-			ep.APIKey, ep.App = m[1], m[2]
-		}
-		if m := readyLine.FindStringSubmatch(l); m != nil {
-			ep.API = m[1]
-			return ep, true
+		select {
+		case <-exited:
+			return nil, errStackExited
+		case <-deadline.C:
+			return nil, fmt.Errorf("no %s from the dev stack after %s", devenv.EndpointsPath(dir), timeout)
+		case <-tick.C:
 		}
 	}
-	return ep, false
 }
+
+// errStackExited: the dev stack ended before it was up.
+var errStackExited = errors.New("dev stack exited before it was ready")
 
 // StackOptions say how to run the dev stack.
 type StackOptions struct {
 	Root          string // module root: the emulators are found under <Root>/.devtools
 	Binary        string // the built dev stack
 	ConfigFile    string
+	DevDir        string // its state folder: the endpoints file is read from there
 	LogDir        string
 	SyncInterval  time.Duration // AUDIENCE_SYNC_INTERVAL
 	SweepInterval time.Duration // SEGMENT_SWEEP_INTERVAL
@@ -88,8 +87,7 @@ type Stack struct {
 	waitErr error
 
 	mu    sync.Mutex
-	lines []string // the startup lines, then the last lines of stdout
-	ready chan struct{}
+	lines []string // the last lines of stdout, for errors
 }
 
 // BuildDevstack builds the dev stack binary into dir, as `make dev` and its tests do.
@@ -104,11 +102,11 @@ func BuildDevstack(ctx context.Context, root, dir string) (string, error) {
 	return bin, nil
 }
 
-// StartStack runs the dev stack on free loopback ports and waits until it is ready (60 s at
-// most). The caller must Stop it.
+// StartStack runs the dev stack on free loopback ports and waits until it is ready, that is
+// until it has written its endpoints file in o.DevDir (60 s at most). The caller must Stop it.
 func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
-	s := &Stack{exited: make(chan struct{}), ready: make(chan struct{})}
-	s.cmd = exec.Command(o.Binary, "-config", o.ConfigFile, "-log-dir", o.LogDir, "-tail=false")
+	s := &Stack{exited: make(chan struct{})}
+	s.cmd = exec.Command(o.Binary, "-config", o.ConfigFile, "-dev-dir", o.DevDir, "-log-dir", o.LogDir, "-tail=false")
 	s.cmd.Dir = o.Root
 	s.cmd.Env = append(stackEnv(os.Environ()),
 		"DEV_API_ADDR=127.0.0.1:0",
@@ -130,39 +128,41 @@ func StartStack(ctx context.Context, o StackOptions) (*Stack, error) {
 	}()
 	go s.readStdout(stdout)
 
-	timer := time.NewTimer(60 * time.Second)
-	defer timer.Stop()
-	select {
-	case <-s.ready:
+	// The context ends the wait too: the stack is then stopped, and its error wins.
+	exited := make(chan struct{})
+	go func() {
+		select {
+		case <-s.exited:
+		case <-ctx.Done():
+		}
+		close(exited)
+	}()
+	e, err := waitEndpoints(o.DevDir, s.PID, exited, 60*time.Second)
+	switch {
+	case err == nil:
+		s.Endpoints = endpointsOf(e)
 		return s, nil
-	case <-s.exited:
-		return nil, fmt.Errorf("dev stack exited before it was ready (%v):\n%s", s.waitErr, s.output())
-	case <-timer.C:
-		s.Stop(10 * time.Second)
-		return nil, fmt.Errorf("dev stack not ready after 60s:\n%s", s.output())
-	case <-ctx.Done():
+	case ctx.Err() != nil:
 		s.Stop(10 * time.Second)
 		return nil, ctx.Err()
+	case errors.Is(err, errStackExited):
+		<-s.exited
+		return nil, fmt.Errorf("%w (%v):\n%s", err, s.waitErr, s.output())
+	default:
+		s.Stop(10 * time.Second)
+		return nil, fmt.Errorf("dev stack not ready: %w:\n%s", err, s.output())
 	}
 }
 
-// readStdout collects the startup lines, parses them once the ready line comes, and then
-// keeps reading (one access log line per API request) so that the dev stack never blocks on
-// a full pipe, keeping only the last lines.
+// readStdout keeps reading the dev stack's stdout (one access log line per API request) so
+// that it never blocks on a full pipe, keeping only the last lines for error messages.
 func (s *Stack) readStdout(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	started := false
 	for sc.Scan() {
 		s.mu.Lock()
 		s.lines = append(s.lines, sc.Text())
-		if !started {
-			if ep, ok := parseStartup(s.lines); ok {
-				s.Endpoints = ep
-				started = true
-				close(s.ready)
-			}
-		} else if len(s.lines) > 200 {
+		if len(s.lines) > 200 {
 			s.lines = append(s.lines[:0], s.lines[len(s.lines)-100:]...)
 		}
 		s.mu.Unlock()

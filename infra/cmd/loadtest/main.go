@@ -2,12 +2,15 @@
 // end, then models what a million events cost on AWS (`make loadtest`).
 //
 //	go run ./infra/cmd/loadtest [flags]                  # starts its own dev stack (make dev's binary)
+//	go run ./infra/cmd/loadtest --dev-dir .dev               # the running make dev
 //	go run ./infra/cmd/loadtest --url http://127.0.0.1:3000 --sandbox-url ... --log-dir .dev/logs ...
 //
-// Without --url it builds infra/cmd/devstack, runs it on free loopback ports with its logs in a
-// temporary folder, and stops it (SIGTERM) at the end, checking that the emulators are gone.
-// With --url it uses a running stack; --sandbox-url, --log-dir, --kinesis-endpoint and
-// --dynamodb-endpoint then say where the rest is (what is not given is not measured).
+// Without --url or --dev-dir it builds infra/cmd/devstack, runs it on free loopback ports with
+// its state and logs in a temporary folder, reads where it runs from its endpoints file, and
+// stops it (SIGTERM) at the end, checking that the emulators are gone. With --dev-dir it uses
+// the running dev stack whose endpoints file is in that folder. With --url it uses a running
+// stack; --sandbox-url, --log-dir, --kinesis-endpoint and --dynamodb-endpoint then say where
+// the rest is (what is not given is not measured); with --dev-dir they override the file.
 //
 // It first gives the --prefill-users most active users five days of history (an empty state
 // table would make every user of the run new). Then it sends requests of --events-per-request
@@ -64,6 +67,7 @@ const defaultPrefillUsers = 10_000
 // options are the command line.
 type options struct {
 	URL, APIKey, SandboxURL, KinesisURL, DynamoURL, LogDir, Stream, Table string
+	DevDir                                                                string
 	Config                                                                string
 	Rate                                                                  float64
 	Duration, DrainTimeout                                                time.Duration
@@ -88,13 +92,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.URL, "url", "", "ingest API of a running stack (e.g. http://127.0.0.1:3000); default: start a dev stack")
+	fs.StringVar(&o.DevDir, "dev-dir", "", "measure the running dev stack whose "+devenv.EndpointsFile+" is in this folder (make dev: "+devenv.Dir+"); the flags below override what it says")
 	fs.StringVar(&o.APIKey, "api-key", "", "API key (default: the app's dev_value in --config)")
 	fs.StringVar(&o.SandboxURL, "sandbox-url", "", "Meta sandbox of the running stack (with --url)")
 	fs.StringVar(&o.KinesisURL, "kinesis-endpoint", "", "Kinesis endpoint of the running stack (with --url)")
 	fs.StringVar(&o.DynamoURL, "dynamodb-endpoint", "", "DynamoDB endpoint of the running stack (with --url)")
 	fs.StringVar(&o.LogDir, "log-dir", "", "log folder of the running stack, for its metrics.log (with --url)")
-	fs.StringVar(&o.Stream, "stream", devenv.Stream, "stream name")
-	fs.StringVar(&o.Table, "table", devenv.StateTable, "state table name")
+	fs.StringVar(&o.Stream, "stream", "", "stream name (default "+devenv.Stream+", or the --dev-dir stack's)")
+	fs.StringVar(&o.Table, "table", "", "state table name (default "+devenv.StateTable+", or the --dev-dir stack's)")
 	fs.StringVar(&o.Config, "config", "infra/config/apps.json", "app config (the first app is the one loaded)")
 	fs.Float64Var(&o.Rate, "rate", TargetEventsPerSecond, "target rate, events per second")
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to send")
@@ -125,7 +130,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.PrefillUsers == -1 {
 		o.PrefillUsers = 0
-		if o.URL == "" {
+		if o.URL == "" && o.DevDir == "" {
 			o.PrefillUsers = min(defaultPrefillUsers, o.Users)
 		}
 	}
@@ -142,10 +147,40 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--max-attempts must be at least 1")
 	case o.PrefillUsers < -1 || o.PrefillUsers > o.Users:
 		return o, errors.New("--prefill-users must be between 0 and --users")
-	case o.URL != "" && o.SandboxURL == "":
+	case o.URL != "" && o.SandboxURL == "" && o.DevDir == "":
 		return o, errors.New("--url needs --sandbox-url: the end-to-end rate is what reaches the Meta sandbox")
 	}
 	return o, nil
+}
+
+// useRunningDevStack fills what the flags left empty from the endpoints file of the dev stack
+// in o.DevDir, so the run measures that stack as with --url; then the dev stack's defaults.
+func (o *options) useRunningDevStack() error {
+	if o.DevDir != "" {
+		e, err := devenv.ReadEndpoints(o.DevDir)
+		if err != nil {
+			return fmt.Errorf("--dev-dir: %w", err)
+		}
+		for _, f := range []struct {
+			dst *string
+			val string
+		}{{&o.URL, e.APIURL}, {&o.APIKey, e.APIKey}, {&o.SandboxURL, e.MetaSandboxURL}, {&o.KinesisURL, e.Kinesis.Endpoint},
+			{&o.DynamoURL, e.DynamoDB.Endpoint}, {&o.LogDir, e.LogDir}, {&o.Stream, e.Stream}, {&o.Table, e.Table}} {
+			if *f.dst == "" {
+				*f.dst = f.val
+			}
+		}
+		if o.SandboxURL == "" {
+			return fmt.Errorf("--dev-dir: the dev stack at %s runs no Meta sandbox (META_GRAPH_URL): pass --sandbox-url", e.APIURL)
+		}
+	}
+	if o.Stream == "" {
+		o.Stream = devenv.Stream
+	}
+	if o.Table == "" {
+		o.Table = devenv.StateTable
+	}
+	return nil
 }
 
 func main() {
@@ -177,6 +212,9 @@ func Run(ctx context.Context, o options, stdout io.Writer, stderr *os.File) (*Re
 	}
 	if !filepath.IsAbs(o.Config) {
 		o.Config = filepath.Join(root, o.Config)
+	}
+	if err := o.useRunningDevStack(); err != nil {
+		return nil, err
 	}
 	apps, err := env.LoadApps(o.Config)
 	if err != nil {
@@ -232,7 +270,7 @@ func Run(ctx context.Context, o options, stdout io.Writer, stderr *os.File) (*Re
 			return nil, err
 		}
 		defer stderrFile.Close()
-		stack, err = StartStack(ctx, StackOptions{Root: root, Binary: bin, ConfigFile: o.Config, LogDir: logDir,
+		stack, err = StartStack(ctx, StackOptions{Root: root, Binary: bin, ConfigFile: o.Config, DevDir: workDir, LogDir: logDir,
 			SyncInterval: o.SyncInterval, SweepInterval: o.SweepInterval, Stderr: stderrFile})
 		if err != nil {
 			return nil, err

@@ -138,28 +138,6 @@ func TestSummarizeRequests(t *testing.T) {
 	}
 }
 
-func TestParseStartup(t *testing.T) {
-	// The dev stack's startup lines (infra/cmd/devstack printSummary), abridged.
-	out := `retarget dev stack (config /work/main/infra/config/apps.json)
-  kinesis   http://127.0.0.1:39969  (kinesalite, pid 21248) stream retarget-events, 2 shards
-  dynamodb  http://127.0.0.1:33261  (dynalite, pid 21260) table retarget-state
-  api       http://127.0.0.1:35075  POST /v1/events, GET /v1/health (stage dev)
-  meta      http://127.0.0.1:35769  (Meta Graph sandbox: GET /_sandbox/events, POST /_sandbox/faults)
-  api key   dev-api-key  (app sample-shop)
-
-Ctrl-C stops everything.`
-	lines := strings.Split(out, "\n")
-	if _, ok := parseStartup(lines); ok {
-		t.Fatal("ready before the ready line")
-	}
-	ep, ok := parseStartup(append(lines, "retarget dev stack ready on http://127.0.0.1:35075"))
-	want := Endpoints{API: "http://127.0.0.1:35075", APIKey: "dev-api-key", App: "sample-shop", Sandbox: "http://127.0.0.1:35769",
-		Kinesis: "http://127.0.0.1:39969", DynamoDB: "http://127.0.0.1:33261", KinesisPID: 21248, DynamoPID: 21260}
-	if !ok || ep != want {
-		t.Errorf("parseStartup = %+v, %v\nwant %+v", ep, ok, want)
-	}
-}
-
 func TestStackEnv(t *testing.T) {
 	got := stackEnv([]string{"PATH=/bin", "AWS_PROFILE=prod", "AWS_ENDPOINT_URL_KINESIS=http://x", "DEV_API_ADDR=0.0.0.0:3000",
 		"META_GRAPH_URL=https://graph.facebook.com", "PSEUDONYM_PEPPER=p", "LOG_LEVEL=debug", "HOME=/root", "AUDIENCE_SYNC_INTERVAL=1h"})

@@ -26,7 +26,8 @@ created by the sync), the segment's pending membership changes, the members in t
 index, the size as Meta acknowledged it, the last complete sync and the last full refresh
 with their ages, and the upload session in progress, if any. Pending changes and members are
 counted by paging the state table, up to --count-limit each.`,
-	example: `  AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT retarget audiences status
+	example: `  retarget audiences status                    # against make dev
+  retarget audiences status --stack Retarget-prod
   retarget audiences status --table Retarget-State-ABC --app sample-shop --json`,
 	flags: func(fs *flag.FlagSet) any {
 		o := &audiencesOptions{}
@@ -52,7 +53,7 @@ Meta credentials: --meta-secret-id or META_SECRET_ID (Secrets Manager JSON {"acc
 (the dev stack's Meta sandbox) the sandbox's dev credentials by default. META_GRAPH_URL
 defaults to https://graph.facebook.com, META_API_VERSION to the client's default.`,
 	example: `  retarget audiences create --dry-run
-  META_GRAPH_URL=http://127.0.0.1:PORT AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT retarget audiences create
+  retarget audiences create                    # against make dev and its Meta sandbox
   retarget audiences create --table Retarget-State-ABC --meta-secret-id arn:aws:secretsmanager:... --app sample-shop`,
 	flags: func(fs *flag.FlagSet) any {
 		o := &audiencesOptions{}

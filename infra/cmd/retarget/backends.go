@@ -84,7 +84,7 @@ func (c *cli) awsConfig(ctx context.Context, service string) (aws.Config, error)
 		return cfg, fmt.Errorf("aws config: %w", err)
 	}
 	if cfg.Region == "" {
-		return cfg, fmt.Errorf("no AWS region: set AWS_REGION (or AWS_ENDPOINT_URL_%s for the dev stack's emulator)", service)
+		return cfg, fmt.Errorf("no AWS region: set AWS_REGION, %s", c.targetHint())
 	}
 	return cfg, nil
 }
@@ -95,7 +95,7 @@ type stateOptions struct {
 }
 
 func (o *stateOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.table, "table", "", "state `table` (default $STATE_TABLE_NAME; "+devStateTable+" when AWS_ENDPOINT_URL_DYNAMODB is on loopback)")
+	fs.StringVar(&o.table, "table", "", "state `table` (default $STATE_TABLE_NAME, else the --stack output or the dev stack's)")
 }
 
 // stateStore opens the segment state table (user state, pending changes, audience sync state).
@@ -106,8 +106,8 @@ func (c *cli) stateStore(ctx context.Context, o stateOptions) (*dynamostate.Stor
 	}
 	if table == "" {
 		if !c.local(serviceDynamoDB) {
-			return nil, fmt.Errorf("no state table: pass --table or set %s (the stack output StateTableName); "+
-				"for make dev set AWS_ENDPOINT_URL_DYNAMODB to the dynamodb URL it prints", env.StateTableName)
+			return nil, fmt.Errorf("no state table: pass --table or set %s (the stack output StateTableName), %s",
+				env.StateTableName, c.targetHint())
 		}
 		table = devStateTable
 	}
@@ -187,8 +187,8 @@ func (c *cli) pseudonymizer(ctx context.Context, secretID string) (p *identity.P
 	case c.local(serviceDynamoDB):
 		pepper, source = devPepper, "the dev stack's built-in pepper"
 	default:
-		return nil, "", fmt.Errorf("no pseudonym pepper: pass --pepper-secret-id or set %s (the stack output PepperSecretArn), or set %s (local)",
-			env.PepperSecretID, env.Pepper)
+		return nil, "", fmt.Errorf("no pseudonym pepper: pass --pepper-secret-id or set %s (the stack output PepperSecretArn), or set %s (local), %s",
+			env.PepperSecretID, env.Pepper, c.targetHint())
 	}
 	var awsCfg aws.Config
 	if secretID != "" {

@@ -29,6 +29,9 @@ type cli struct {
 	stderrTTY bool
 	// newSQS, when set, replaces the SQS client (tests: the repo has no SQS emulator).
 	newSQS func() sqsAPI
+	// target is the pipeline the settings come from when flags and environment are silent
+	// (--stack, the dev stack's endpoints file: endpoints.go).
+	target target
 }
 
 // command is one subcommand, e.g. "dlq replay".
@@ -64,6 +67,10 @@ func usagef(cmd, format string, args ...any) error {
 
 // run dispatches args (without the program name) and returns the exit code.
 func (c *cli) run(ctx context.Context, args []string) int {
+	args, err := c.target.leadingTargetFlags(args)
+	if err != nil {
+		return c.fail(err)
+	}
 	if len(args) == 0 {
 		c.topUsage(c.stderr)
 		return exitUsage
@@ -146,6 +153,7 @@ func (c *cli) runCommand(ctx context.Context, cmd *command, args []string) error
 	if cmd.flags != nil {
 		opts = cmd.flags(fs)
 	}
+	c.target.registerTargetFlags(fs)
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		c.commandUsage(c.stdout, cmd, fs)
@@ -153,6 +161,9 @@ func (c *cli) runCommand(ctx context.Context, cmd *command, args []string) error
 	}
 	if err != nil {
 		return usagef(cmd.name, "%v", err)
+	}
+	if err := c.resolveTarget(ctx); err != nil {
+		return err
 	}
 	return cmd.run(ctx, c, opts, pos)
 }
@@ -214,12 +225,16 @@ Commands:
 	fmt.Fprint(w, `
 Run 'retarget <command> --help' for a command's flags and examples.
 
-Locally (make dev) the AWS endpoints come from the SDK's standard variables, e.g.
-  export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT   # the dev stack prints the ports
-  export AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:PORT
-loopback endpoints need no AWS credentials. Against a deployed stack, use your AWS credentials
-and region, and pass the stack outputs (StateTableName, EventStreamName, ...) as flags or
-through the functions' variables (STATE_TABLE_NAME, EVENT_STREAM_NAME, ...).
+Where it talks to, for each setting the first of:
+  1. the command's flags (--table, --stream, --url, ...);
+  2. the environment: AWS_ENDPOINT_URL_<SERVICE>, the functions' variables (STATE_TABLE_NAME,
+     EVENT_STREAM_NAME, ...), RETARGET_API_URL / RETARGET_API_KEY;
+  3. --stack NAME: that deployed stack's outputs (CloudFormation DescribeStacks; your AWS
+     credentials and region);
+  4. the running dev stack (make dev): its .dev/endpoints.json, found from the working
+     directory up to the module root, or in --dev-dir DIR. Loopback endpoints need no AWS
+     credentials.
+--stack and --dev-dir go before the command or among its flags.
 
 Output is a table, or JSON with --json. Exit codes: 0 success, 1 failure, 2 bad command line.
 `)

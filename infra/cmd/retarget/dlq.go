@@ -30,7 +30,8 @@ import (
 
 const dlqStoreHelp = `Dead letters are read from --file (make dev: .dev/logs/dead-letters.jsonl) or
 --queue-url (a deployed stack's DeadLetterQueueUrl); without either, from
-$DEAD_LETTER_QUEUE_URL, $DEAD_LETTER_FILE or .dev/logs/dead-letters.jsonl. Listing an SQS
+$DEAD_LETTER_QUEUE_URL, $DEAD_LETTER_FILE, the --stack's DeadLetterQueueUrl, the running dev
+stack's dead letters file, or .dev/logs/dead-letters.jsonl. Listing an SQS
 queue receives its messages and makes them visible again at once. A letter's ID is a short
 digest of its content: the same in the file and in SQS.`
 
@@ -91,8 +92,8 @@ Choose letters with --id (repeatable), --reason, --app, --event-id (combined wit
 $EVENT_STREAM_NAME, else (Kinesis on loopback) the dev stack's ` + devStream + `.
 
 ` + dlqStoreHelp,
-	example: `  AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:PORT retarget dlq replay --reason too_old --dry-run
-  AWS_ENDPOINT_URL_KINESIS=http://127.0.0.1:PORT retarget dlq replay --id 3f2a9c1d07b4 --id 9b01c2d3e4f5
+	example: `  retarget dlq replay --reason too_old --dry-run   # against make dev
+  retarget dlq replay --id 3f2a9c1d07b4 --id 9b01c2d3e4f5
   retarget dlq replay --queue-url "$DLQ_URL" --stream Retarget-Events-ABC --reason auth`,
 	flags: func(fs *flag.FlagSet) any {
 		o := &dlqOptions{}
@@ -429,7 +430,7 @@ func (c *cli) dlqReplay(ctx context.Context, o dlqOptions, args []string) error 
 			name = devStream
 		}
 		if name == "" {
-			return usagef("dlq replay", "no stream: pass --stream or set %s (the stack output EventStreamName)", env.StreamName)
+			return usagef("dlq replay", "no stream: pass --stream or set %s (the stack output EventStreamName), %s", env.StreamName, c.targetHint())
 		}
 		cfg, err := c.awsConfig(ctx, serviceKinesis)
 		if err != nil {

@@ -37,6 +37,8 @@ type harness struct {
 	now            time.Time
 	tty            bool
 	newSQS         func() sqsAPI
+	// wd is where the CLI looks for a dev stack's endpoints file; "" nowhere.
+	wd string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -52,7 +54,7 @@ func (h *harness) run(args ...string) int {
 	c := &cli{
 		stdin: strings.NewReader(h.stdin), stdout: &h.stdout, stderr: &h.stderr,
 		getenv: func(k string) string { return h.env[k] }, now: func() time.Time { return h.now },
-		stderrTTY: h.tty, newSQS: h.newSQS,
+		stderrTTY: h.tty, newSQS: h.newSQS, target: target{wd: h.wd},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

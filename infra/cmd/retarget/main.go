@@ -13,10 +13,11 @@
 //	retarget audiences status
 //	retarget audiences backfill --segment vip      # an audience added after its segment had members
 //
-// It works against `make dev` (the emulators' endpoints through the SDK's standard
-// AWS_ENDPOINT_URL_<SERVICE> variables, which the dev stack prints) and, with AWS credentials,
-// against a deployed stack (names from flags or from the functions' variables:
-// STATE_TABLE_NAME, EVENT_STREAM_NAME, PEPPER_SECRET_ID, META_SECRET_ID, ...).
+// It works against `make dev` with nothing to set (the dev stack's .dev/endpoints.json, found
+// from the working directory up to the module root, or --dev-dir) and, with AWS credentials,
+// against a deployed stack (--stack NAME reads its outputs). Flags and the environment
+// (AWS_ENDPOINT_URL_<SERVICE>, STATE_TABLE_NAME, EVENT_STREAM_NAME, PEPPER_SECRET_ID,
+// META_SECRET_ID, ...) win over both: see endpoints.go.
 //
 // Output is an aligned table, or JSON with --json. Nothing it prints holds raw personal data or
 // a whole identifier digest: user keys and digests appear as short prefixes, identifiers as
@@ -41,6 +42,7 @@ func main() {
 		getenv:    os.Getenv,
 		now:       time.Now,
 		stderrTTY: isTerminal(os.Stderr),
+		target:    target{wd: workingDir()},
 	}
 	os.Exit(c.run(ctx, os.Args[1:]))
 }

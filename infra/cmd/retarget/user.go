@@ -30,7 +30,7 @@ are known (yes/no, never their digests), consent, due and expiry times.
 The pepper: --pepper-secret-id or PEPPER_SECRET_ID (the stack output PepperSecretArn, read
 from Secrets Manager), else PSEUDONYM_PEPPER, else (DynamoDB on loopback) the dev stack's
 built-in pepper. A wrong pepper finds no user.`,
-	example: `  AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:PORT retarget user show sample-shop sample-user-1
+	example: `  retarget user show sample-shop sample-user-1   # against make dev
   retarget user show sample-shop install-8c1e --id-kind anon_id
   retarget user show sample-shop u-123 --table Retarget-State-ABC --pepper-secret-id arn:aws:secretsmanager:... --json`,
 	flags: func(fs *flag.FlagSet) any {

@@ -1,6 +1,7 @@
 // Package devenv holds the fixed names and public stand-in credentials of the dev stack (`make
-// dev`): the dev stack uses them, and so do the tools that talk to it (the operator CLI), from
-// this one definition. Nothing here is a secret: the pepper and the Meta credentials only ever
+// dev`), and its endpoints file (.dev/endpoints.json, what a running dev stack started and
+// where): the dev stack uses them, and so do the tools that talk to it (the operator CLI, the
+// load test), from this one definition. Nothing here is a secret: the pepper and the Meta credentials only ever
 // key local data and open the local Meta sandbox.
 package devenv
 
@@ -9,8 +10,9 @@ const (
 	StateTable = "retarget-state"
 	// Stream is the default event stream in kinesalite (EVENT_STREAM_NAME overrides it).
 	Stream = "retarget-events"
-	// LogDir is the default folder of the logs, dead letters and mapping failures.
-	LogDir = ".dev/logs"
+	// LogDir is the default folder of the logs, dead letters and mapping failures: logs/ in
+	// the state folder Dir.
+	LogDir = Dir + "/logs"
 	// DeadLettersFile is the forwarder's dead letters, JSON lines, in the log folder.
 	DeadLettersFile = "dead-letters.jsonl"
 	// Pepper is the built-in pseudonym pepper (PSEUDONYM_PEPPER overrides it): public, so user
