@@ -102,8 +102,8 @@ var layers = []layer{
 			noTestkit,
 			{
 				forbid: []string{"..."},
-				except: []string{"std", "shared/domain/...", "shared/ports/...", "shared/adapters/...", "github.com/aws/aws-sdk-go-v2/...", "github.com/aws/smithy-go/..."},
-				reason: "adapters import only the standard library, the domain, ports, other adapters and the AWS SDK",
+				except: []string{"std", "shared/domain/...", "shared/ports/...", "shared/adapters/...", "github.com/aws/aws-sdk-go-v2/...", "github.com/aws/smithy-go/...", "github.com/aws/aws-lambda-go/events"},
+				reason: "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK and the Lambda event types",
 			},
 		},
 	},
@@ -571,7 +571,7 @@ func TestImportRuleMatcher(t *testing.T) {
 		domainIO      = "the domain does no I/O"
 		domainOnly    = "the domain imports only the standard library, x/text, other domain packages and ports"
 		appOnly       = "use cases import only the standard library, the domain and ports"
-		adaptersOnly  = "adapters import only the standard library, the domain, ports, other adapters and the AWS SDK"
+		adaptersOnly  = "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK and the Lambda event types"
 		handlersOnly  = "handlers import only the standard library, the domain, ports, use cases, adapters and aws-lambda-go"
 		noTest        = "production code never imports test code"
 		noStandIns    = "production code never imports local stand-ins"
@@ -613,7 +613,8 @@ func TestImportRuleMatcher(t *testing.T) {
 		{"shared/adapters/secrets", m("shared/runtime/ingest"), "adapters never import the runtime (it builds them)"},
 		{"shared/adapters/secrets", m("shared/sandbox/emulators"), noStandIns},
 		{"shared/adapters/secrets", m("shared/testkit/memstate"), noTest},
-		{"shared/adapters/secrets", "github.com/aws/aws-lambda-go/events", adaptersOnly},
+		{"shared/adapters/secrets", "github.com/aws/aws-lambda-go/lambda", adaptersOnly},
+		{"shared/adapters/apigw", "github.com/aws/aws-lambda-go/events", ""},
 		{"shared/handlers/usersapi", m("shared/handlers/ingestapi"), "handlers never import other handlers"},
 		{"shared/handlers/usersapi/consent", m("shared/handlers/usersapi"), ""},
 		{"shared/handlers/usersapi", "github.com/aws/aws-lambda-go/events", ""},

@@ -2,7 +2,11 @@
 // shared/adapters implement them against AWS; fakes implement them in memory for tests.
 package ports
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // Kinesis PutRecords limits (per call).
 const (
@@ -80,4 +84,39 @@ type MetaError struct {
 // returns an error; the caller then keeps the records on the stream and retries.
 type DeadLetterQueue interface {
 	Send(ctx context.Context, letters []DeadLetter) error
+}
+
+// ErrNotWritten is wrapped by PublishReport.Err when some records were not written.
+var ErrNotWritten = errors.New("records not written")
+
+// PublishFailure is a record that was not written.
+type PublishFailure struct {
+	// Index is the record's index in the slice given to Publish.
+	Index int
+	// ErrorCode is the last error code seen for the record (the publisher's Code constants).
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// PublishReport says what a stream publisher did with a batch of records.
+type PublishReport struct {
+	// Failed lists the records not written, sorted by Index.
+	Failed []PublishFailure
+	// Calls counts PutRecords calls.
+	Calls int
+	// RetriedRecords counts record sends after the first attempt.
+	RetriedRecords int
+	// Attempts counts rounds of calls (1 when nothing was retried, 0 when nothing was sent).
+	Attempts int
+}
+
+// Err returns nil when every record was written, else an error wrapping ErrNotWritten that
+// names the first failure.
+func (r PublishReport) Err() error {
+	if len(r.Failed) == 0 {
+		return nil
+	}
+	f := r.Failed[0]
+	return fmt.Errorf("put records: %w: %d failed, first index %d: %s: %s",
+		ErrNotWritten, len(r.Failed), f.Index, f.ErrorCode, f.ErrorMessage)
 }

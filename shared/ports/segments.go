@@ -71,7 +71,7 @@ type PendingChange struct {
 // UserState is one user's record as SegmentStore.Update hands it to the function that changes
 // it: the stored fields, with the segment state decoded. The function changes them in place.
 // It carries the domain's segments.State, so ports imports the domain; the helpers that turn
-// it into membership changes live above ports, in shared/app/userstate.
+// it into membership changes live above ports, in shared/adapters/userstate.
 type UserState struct {
 	// Found is false for a user without a stored record: everything else starts zero, and the
 	// write creates the record. Update ignores changes to it.

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/retarget-dev/retarget/shared/app/stream"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
@@ -28,7 +27,7 @@ func (f Filter) match(l ports.DeadLetter) bool {
 
 // Publisher puts records on the stream (stream.Publisher).
 type Publisher interface {
-	Publish(ctx context.Context, records []ports.StreamRecord) stream.Report
+	Publish(ctx context.Context, records []ports.StreamRecord) ports.PublishReport
 }
 
 // Replayer puts dead-lettered records back on the event stream.

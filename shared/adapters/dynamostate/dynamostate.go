@@ -32,7 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
-	"github.com/retarget-dev/retarget/shared/app/userstate"
+	"github.com/retarget-dev/retarget/shared/adapters/userstate"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 

@@ -10,7 +10,6 @@ package stream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -37,9 +36,6 @@ const (
 // MaxPartitionKeyLen is the longest partition key Kinesis accepts.
 const MaxPartitionKeyLen = 256
 
-// ErrNotWritten is wrapped by Report.Err when some records were not written.
-var ErrNotWritten = errors.New("records not written")
-
 // Options tunes a Publisher. Zero fields take the defaults.
 type Options struct {
 	// MaxAttempts bounds how often a record is sent (default 6).
@@ -57,38 +53,6 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rand returns a number in [0, 1) for the jitter (default math/rand/v2.Float64).
 	Rand func() float64
-}
-
-// Failure is a record that was not written.
-type Failure struct {
-	// Index is the record's index in the slice given to Publish.
-	Index int
-	// ErrorCode is the last error code seen for the record (see the Code constants).
-	ErrorCode    string
-	ErrorMessage string
-}
-
-// Report says what Publish did.
-type Report struct {
-	// Failed lists the records not written, sorted by Index.
-	Failed []Failure
-	// Calls counts PutRecords calls.
-	Calls int
-	// RetriedRecords counts record sends after the first attempt.
-	RetriedRecords int
-	// Attempts counts rounds of calls (1 when nothing was retried, 0 when nothing was sent).
-	Attempts int
-}
-
-// Err returns nil when every record was written, else an error wrapping ErrNotWritten that
-// names the first failure.
-func (r Report) Err() error {
-	if len(r.Failed) == 0 {
-		return nil
-	}
-	f := r.Failed[0]
-	return fmt.Errorf("put records: %w: %d failed, first index %d: %s: %s",
-		ErrNotWritten, len(r.Failed), f.Index, f.ErrorCode, f.ErrorMessage)
 }
 
 // Publisher writes records through a StreamWriter. It is safe for concurrent use.
@@ -129,17 +93,17 @@ func NewPublisher(w ports.StreamWriter, o Options) *Publisher {
 // fail, alone or with their whole call, are retried with backoff until they succeed,
 // MaxAttempts is reached, or the ctx deadline is too close. Order across records is not kept
 // (see the package doc).
-func (p *Publisher) Publish(ctx context.Context, records []ports.StreamRecord) Report {
-	var rep Report
-	last := make(map[int]Failure) // last error of each pending record
+func (p *Publisher) Publish(ctx context.Context, records []ports.StreamRecord) ports.PublishReport {
+	var rep ports.PublishReport
+	last := make(map[int]ports.PublishFailure) // last error of each pending record
 	pending := make([]int, 0, len(records))
 	for i, r := range records {
 		switch size := len(r.Data) + len(r.PartitionKey); {
 		case size > ports.MaxRecordBytes:
-			rep.Failed = append(rep.Failed, Failure{Index: i, ErrorCode: CodeRecordTooLarge,
+			rep.Failed = append(rep.Failed, ports.PublishFailure{Index: i, ErrorCode: CodeRecordTooLarge,
 				ErrorMessage: fmt.Sprintf("record of %d bytes exceeds %d", size, ports.MaxRecordBytes)})
 		case len(r.PartitionKey) == 0 || len(r.PartitionKey) > MaxPartitionKeyLen:
-			rep.Failed = append(rep.Failed, Failure{Index: i, ErrorCode: CodeInvalidPartitionKey,
+			rep.Failed = append(rep.Failed, ports.PublishFailure{Index: i, ErrorCode: CodeInvalidPartitionKey,
 				ErrorMessage: fmt.Sprintf("partition key of %d bytes, want 1..%d", len(r.PartitionKey), MaxPartitionKeyLen)})
 		default:
 			pending = append(pending, i)
@@ -172,18 +136,18 @@ func (p *Publisher) Publish(ctx context.Context, records []ports.StreamRecord) R
 	for _, i := range pending {
 		f, sent := last[i]
 		if !sent {
-			f = Failure{Index: i, ErrorCode: CodeCallFailed, ErrorMessage: fmt.Sprintf("not sent: %v", context.Cause(ctx))}
+			f = ports.PublishFailure{Index: i, ErrorCode: CodeCallFailed, ErrorMessage: fmt.Sprintf("not sent: %v", context.Cause(ctx))}
 		}
 		rep.Failed = append(rep.Failed, f)
 	}
-	slices.SortFunc(rep.Failed, func(a, b Failure) int { return a.Index - b.Index })
+	slices.SortFunc(rep.Failed, func(a, b ports.PublishFailure) int { return a.Index - b.Index })
 	return rep
 }
 
 // send makes one call per chunk, at most Concurrency at a time, records the errors in last and
 // returns the indices still to write, sorted.
-func (p *Publisher) send(ctx context.Context, records []ports.StreamRecord, chunks [][]int, last map[int]Failure) []int {
-	failed := make([][]Failure, len(chunks))
+func (p *Publisher) send(ctx context.Context, records []ports.StreamRecord, chunks [][]int, last map[int]ports.PublishFailure) []int {
+	failed := make([][]ports.PublishFailure, len(chunks))
 	sem := make(chan struct{}, p.o.Concurrency)
 	var wg sync.WaitGroup
 	for c, idx := range chunks {
@@ -208,7 +172,7 @@ func (p *Publisher) send(ctx context.Context, records []ports.StreamRecord, chun
 }
 
 // call writes one chunk and returns its failed entries.
-func (p *Publisher) call(ctx context.Context, records []ports.StreamRecord, idx []int) []Failure {
+func (p *Publisher) call(ctx context.Context, records []ports.StreamRecord, idx []int) []ports.PublishFailure {
 	batch := make([]ports.StreamRecord, len(idx))
 	for j, i := range idx {
 		batch[j] = records[i]
@@ -217,16 +181,16 @@ func (p *Publisher) call(ctx context.Context, records []ports.StreamRecord, idx 
 	if err == nil && len(results) != len(batch) {
 		err = fmt.Errorf("writer returned %d results for %d records", len(results), len(batch))
 	}
-	var failed []Failure
+	var failed []ports.PublishFailure
 	if err != nil {
 		for _, i := range idx {
-			failed = append(failed, Failure{Index: i, ErrorCode: CodeCallFailed, ErrorMessage: err.Error()})
+			failed = append(failed, ports.PublishFailure{Index: i, ErrorCode: CodeCallFailed, ErrorMessage: err.Error()})
 		}
 		return failed
 	}
 	for j, r := range results {
 		if r.ErrorCode != "" {
-			failed = append(failed, Failure{Index: idx[j], ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage})
+			failed = append(failed, ports.PublishFailure{Index: idx[j], ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage})
 		}
 	}
 	return failed

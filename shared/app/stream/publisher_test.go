@@ -156,7 +156,7 @@ func TestPublish(t *testing.T) {
 		records      []ports.StreamRecord
 		opts         Options
 		respond      func(int, []ports.StreamRecord) ([]ports.PutResult, error)
-		wantFailed   []Failure // messages not compared
+		wantFailed   []ports.PublishFailure // messages not compared
 		wantCalls    int
 		wantRetried  int
 		wantAttempts int
@@ -167,16 +167,16 @@ func TestPublish(t *testing.T) {
 		{name: "1234 records in 3 calls", records: recs(1234, 10), wantCalls: 3, wantAttempts: 1},
 		{
 			name: "oversized record is not sent", records: oversized,
-			wantFailed: []Failure{{Index: 1, ErrorCode: CodeRecordTooLarge}}, wantCalls: 1, wantAttempts: 1,
+			wantFailed: []ports.PublishFailure{{Index: 1, ErrorCode: CodeRecordTooLarge}}, wantCalls: 1, wantAttempts: 1,
 		},
 		{
 			name: "bad partition keys are not sent", records: badKeys,
-			wantFailed: []Failure{{Index: 0, ErrorCode: CodeInvalidPartitionKey}, {Index: 2, ErrorCode: CodeInvalidPartitionKey}},
+			wantFailed: []ports.PublishFailure{{Index: 0, ErrorCode: CodeInvalidPartitionKey}, {Index: 2, ErrorCode: CodeInvalidPartitionKey}},
 			wantCalls:  1, wantAttempts: 1,
 		},
 		{
 			name: "only oversized: no call", records: oversized[1:2],
-			wantFailed: []Failure{{Index: 0, ErrorCode: CodeRecordTooLarge}},
+			wantFailed: []ports.PublishFailure{{Index: 0, ErrorCode: CodeRecordTooLarge}},
 		},
 		{
 			name: "failed entries are retried alone", records: recs(10, 10),
@@ -197,7 +197,7 @@ func TestPublish(t *testing.T) {
 			name: "persistent entry failure reported with its code", records: recs(5, 10),
 			opts:       Options{MaxAttempts: 3},
 			respond:    throttle(func(call, i int) bool { return i == 0 }),
-			wantFailed: []Failure{{Index: 0, ErrorCode: "ProvisionedThroughputExceededException"}},
+			wantFailed: []ports.PublishFailure{{Index: 0, ErrorCode: "ProvisionedThroughputExceededException"}},
 			wantCalls:  3, wantRetried: 2, wantAttempts: 3,
 		},
 		{
@@ -206,7 +206,7 @@ func TestPublish(t *testing.T) {
 			respond: func(int, []ports.StreamRecord) ([]ports.PutResult, error) {
 				return nil, errors.New("boom")
 			},
-			wantFailed: []Failure{{Index: 0, ErrorCode: CodeCallFailed}, {Index: 1, ErrorCode: CodeCallFailed}},
+			wantFailed: []ports.PublishFailure{{Index: 0, ErrorCode: CodeCallFailed}, {Index: 1, ErrorCode: CodeCallFailed}},
 			wantCalls:  2, wantRetried: 2, wantAttempts: 2,
 		},
 		{
@@ -215,7 +215,7 @@ func TestPublish(t *testing.T) {
 			respond: func(int, []ports.StreamRecord) ([]ports.PutResult, error) {
 				return make([]ports.PutResult, 1), nil
 			},
-			wantFailed: []Failure{{Index: 0, ErrorCode: CodeCallFailed}, {Index: 1, ErrorCode: CodeCallFailed}, {Index: 2, ErrorCode: CodeCallFailed}},
+			wantFailed: []ports.PublishFailure{{Index: 0, ErrorCode: CodeCallFailed}, {Index: 1, ErrorCode: CodeCallFailed}, {Index: 2, ErrorCode: CodeCallFailed}},
 			wantCalls:  1, wantAttempts: 1,
 		},
 		{
@@ -227,7 +227,7 @@ func TestPublish(t *testing.T) {
 				}
 				return []ports.PutResult{{ErrorCode: "InternalFailure"}}, nil
 			},
-			wantFailed: []Failure{{Index: 0, ErrorCode: "InternalFailure"}},
+			wantFailed: []ports.PublishFailure{{Index: 0, ErrorCode: "InternalFailure"}},
 			wantCalls:  2, wantRetried: 1, wantAttempts: 2,
 		},
 	}
@@ -250,17 +250,17 @@ func TestPublish(t *testing.T) {
 			if len(s.delays) != max(tt.wantAttempts-1, 0) {
 				t.Errorf("slept %d times, want %d", len(s.delays), max(tt.wantAttempts-1, 0))
 			}
-			if (rep.Err() == nil) != (len(tt.wantFailed) == 0) || (rep.Err() != nil && !errors.Is(rep.Err(), ErrNotWritten)) {
+			if (rep.Err() == nil) != (len(tt.wantFailed) == 0) || (rep.Err() != nil && !errors.Is(rep.Err(), ports.ErrNotWritten)) {
 				t.Errorf("Err() = %v", rep.Err())
 			}
 		})
 	}
 }
 
-func stripMessages(fs []Failure) []Failure {
-	var out []Failure
+func stripMessages(fs []ports.PublishFailure) []ports.PublishFailure {
+	var out []ports.PublishFailure
 	for _, f := range fs {
-		out = append(out, Failure{Index: f.Index, ErrorCode: f.ErrorCode})
+		out = append(out, ports.PublishFailure{Index: f.Index, ErrorCode: f.ErrorCode})
 	}
 	return out
 }
@@ -323,7 +323,7 @@ func TestPublishSleepHonoursCancel(t *testing.T) {
 		cancel()
 		return nil, errors.New("down")
 	}}
-	done := make(chan Report)
+	done := make(chan ports.PublishReport)
 	go func() {
 		done <- NewPublisher(w, Options{BaseDelay: time.Hour, MaxDelay: time.Hour, Rand: func() float64 { return 1 }}).Publish(ctx, recs(1, 10))
 	}()

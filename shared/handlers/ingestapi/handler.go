@@ -7,7 +7,6 @@ import (
 	"context"
 	_ "embed"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -18,8 +17,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/retarget-dev/retarget/shared/adapters/apigw"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
-	"github.com/retarget-dev/retarget/shared/app/stream"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/ports"
@@ -27,7 +26,7 @@ import (
 
 // Publisher writes stream records and reports those it could not write.
 type Publisher interface {
-	Publish(ctx context.Context, records []ports.StreamRecord) stream.Report
+	Publish(ctx context.Context, records []ports.StreamRecord) ports.PublishReport
 }
 
 // Config wires a Handler.
@@ -95,22 +94,22 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 	switch route {
 	case RouteHealth:
 		if req.HTTPMethod != http.MethodGet && req.HTTPMethod != http.MethodHead {
-			return methodNotAllowed("GET"), nil
+			return apigw.MethodNotAllowed("GET"), nil
 		}
-		return jsonResponse(http.StatusOK, map[string]string{"status": "ok"}), nil
+		return apigw.JSON(http.StatusOK, map[string]string{"status": "ok"}), nil
 	case RouteOpenAPI:
 		if req.HTTPMethod != http.MethodGet && req.HTTPMethod != http.MethodHead {
-			return methodNotAllowed("GET"), nil
+			return apigw.MethodNotAllowed("GET"), nil
 		}
 		return events.APIGatewayProxyResponse{StatusCode: http.StatusOK, Body: string(OpenAPI),
 			Headers: map[string]string{"Content-Type": "application/json", "Cache-Control": "max-age=300"}}, nil
 	case RouteEvents:
 		if req.HTTPMethod != http.MethodPost {
-			return methodNotAllowed("POST"), nil
+			return apigw.MethodNotAllowed("POST"), nil
 		}
 		return h.postEvents(ctx, req), nil
 	}
-	return errorResponse(http.StatusNotFound, "no route for "+req.HTTPMethod+" "+route), nil
+	return apigw.Error(http.StatusNotFound, "no route for "+req.HTTPMethod+" "+route), nil
 }
 
 // Rejection is one entry of the response's "rejected" list.
@@ -136,19 +135,19 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 	log := h.cfg.Logger.With("request_id", req.RequestContext.RequestID)
 	app, ok := h.authenticate(req)
 	if !ok {
-		log.Info("unauthorised request", "has_key", header(req, "x-api-key") != "" || req.RequestContext.Identity.APIKeyID != "")
-		return errorResponse(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)")
+		log.Info("unauthorised request", "has_key", apigw.Header(req, "x-api-key") != "" || req.RequestContext.Identity.APIKeyID != "")
+		return apigw.Error(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)")
 	}
 	log = log.With("app", app.ID)
 
 	body := req.Body
 	if req.IsBase64Encoded {
 		if base64.StdEncoding.DecodedLen(len(body)) > appevent.MaxBodyBytes+3 {
-			return errorResponse(http.StatusRequestEntityTooLarge, appevent.ErrBodyTooLarge.Error())
+			return apigw.Error(http.StatusRequestEntityTooLarge, appevent.ErrBodyTooLarge.Error())
 		}
 		raw, err := base64.StdEncoding.DecodeString(body)
 		if err != nil {
-			return errorResponse(http.StatusBadRequest, "body is marked base64 but does not decode")
+			return apigw.Error(http.StatusBadRequest, "body is marked base64 but does not decode")
 		}
 		body = string(raw)
 	}
@@ -161,7 +160,7 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 		}
 		log.Info("request refused", "status", status, "reason", err.Error())
 		h.emit(app.ID, "", observability.Metric{Name: "RequestsRefused", Unit: observability.Count, Value: 1})
-		return errorResponse(status, err.Error())
+		return apigw.Error(status, err.Error())
 	}
 	defer batch.Release() // once published, the encoded records' buffer serves later requests
 
@@ -170,7 +169,7 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 		resp.Rejected = append(resp.Rejected, Rejection{Index: r.Index, EventID: r.EventID, Errors: r.Errors})
 	}
 
-	var report stream.Report
+	var report ports.PublishReport
 	if len(batch.Accepted) > 0 {
 		records := make([]ports.StreamRecord, len(batch.Accepted))
 		for i, r := range batch.Accepted {
@@ -195,41 +194,23 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 
 	switch {
 	case resp.Accepted > 0:
-		return jsonResponse(http.StatusAccepted, resp)
+		return apigw.JSON(http.StatusAccepted, resp)
 	case len(report.Failed) > 0:
-		r := jsonResponse(http.StatusServiceUnavailable, resp)
+		r := apigw.JSON(http.StatusServiceUnavailable, resp)
 		r.Headers["Retry-After"] = "1"
 		return r
 	default:
-		return jsonResponse(http.StatusBadRequest, resp)
+		return apigw.JSON(http.StatusBadRequest, resp)
 	}
 }
 
 // authenticate finds the app of the request.
 func (h *Handler) authenticate(req events.APIGatewayProxyRequest) (*appconfig.App, bool) {
-	return Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
-}
-
-// Authenticate finds the app of a request: from the API key id that API Gateway validated
-// (keyIDs), or, in dev, from the literal x-api-key (devKeys). Every keyed route uses it.
-func Authenticate(req events.APIGatewayProxyRequest, apps *appconfig.Config, keyIDs, devKeys map[string]string) (*appconfig.App, bool) {
-	var id string
-	if keyID := req.RequestContext.Identity.APIKeyID; keyID != "" {
-		id = keyIDs[keyID]
-	}
-	if id == "" && len(devKeys) > 0 {
-		if key := header(req, "x-api-key"); key != "" {
-			id = devKeys[key]
-		}
-	}
-	if id == "" {
-		return nil, false
-	}
-	return apps.App(id)
+	return apigw.Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
 }
 
 // record logs one line per request and emits its metrics: counts and codes only, no PII.
-func (h *Handler) record(log *slog.Logger, app string, b *appevent.Batch, rep stream.Report, took time.Duration) {
+func (h *Handler) record(log *slog.Logger, app string, b *appevent.Batch, rep ports.PublishReport, took time.Duration) {
 	reasons := map[string]int{}
 	for _, r := range b.Rejected {
 		for _, e := range r.Errors {
@@ -273,49 +254,4 @@ func (h *Handler) emit(app, reason string, m ...observability.Metric) {
 		dims = append(dims, observability.Dimension{Name: "Reason", Value: reason})
 	}
 	h.cfg.Metrics.Emit(dims, m...)
-}
-
-// header returns a request header, matching the name case-insensitively as HTTP does.
-func header(req events.APIGatewayProxyRequest, name string) string {
-	for k, v := range req.Headers {
-		if strings.EqualFold(k, name) {
-			return v
-		}
-	}
-	for k, v := range req.MultiValueHeaders {
-		if strings.EqualFold(k, name) && len(v) > 0 {
-			return v[0]
-		}
-	}
-	return ""
-}
-
-// JSONResponse is an API response with v as its JSON body.
-func JSONResponse(status int, v any) events.APIGatewayProxyResponse { return jsonResponse(status, v) }
-
-// ErrorResponse is an API error response {"error": msg}.
-func ErrorResponse(status int, msg string) events.APIGatewayProxyResponse {
-	return errorResponse(status, msg)
-}
-
-func jsonResponse(status int, v any) events.APIGatewayProxyResponse {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
-	}
-	return events.APIGatewayProxyResponse{
-		StatusCode: status,
-		Headers:    map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
-		Body:       string(body),
-	}
-}
-
-func errorResponse(status int, msg string) events.APIGatewayProxyResponse {
-	return jsonResponse(status, map[string]string{"error": msg})
-}
-
-func methodNotAllowed(allow string) events.APIGatewayProxyResponse {
-	r := errorResponse(http.StatusMethodNotAllowed, "method not allowed; use "+allow)
-	r.Headers["Allow"] = allow
-	return r
 }

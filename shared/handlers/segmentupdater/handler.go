@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
-	"github.com/retarget-dev/retarget/shared/app/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
@@ -69,7 +68,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.UserTTL <= 0 {
-		cfg.UserTTL = userstate.DefaultUserTTL
+		cfg.UserTTL = segments.DefaultUserTTL
 	}
 	return &Handler{cfg: cfg}, nil
 }

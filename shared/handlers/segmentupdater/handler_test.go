@@ -12,7 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/retarget-dev/retarget/shared/app/userstate"
+	"github.com/retarget-dev/retarget/shared/adapters/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"

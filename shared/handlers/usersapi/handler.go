@@ -16,12 +16,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/retarget-dev/retarget/shared/app/userstate"
+	"github.com/retarget-dev/retarget/shared/adapters/apigw"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
-	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -73,7 +72,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.UserTTL <= 0 {
-		cfg.UserTTL = userstate.DefaultUserTTL
+		cfg.UserTTL = segments.DefaultUserTTL
 	}
 	if cfg.TombstoneTTL <= 0 {
 		cfg.TombstoneTTL = DefaultTombstoneTTL
@@ -97,18 +96,16 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 		resource = Route // called directly (tests, older wiring): the read route
 	}
 	if method := Routes[resource]; req.HTTPMethod != method {
-		r := ingestapi.ErrorResponse(http.StatusMethodNotAllowed, "method not allowed; use "+method)
-		r.Headers["Allow"] = method
-		return r, nil
+		return apigw.MethodNotAllowed(method), nil
 	}
-	app, ok := ingestapi.Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
+	app, ok := apigw.Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
 	if !ok {
-		return ingestapi.ErrorResponse(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)"), nil
+		return apigw.Error(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)"), nil
 	}
 	// Trimmed as the ingest function trims it before keying: " u-1" and "u-1" are one user.
 	userID := strings.TrimSpace(req.PathParameters["app_user_id"])
 	if userID == "" || len(userID) > 256 {
-		return ingestapi.ErrorResponse(http.StatusBadRequest, "app_user_id: 1 to 256 characters"), nil
+		return apigw.Error(http.StatusBadRequest, "app_user_id: 1 to 256 characters"), nil
 	}
 	key := h.cfg.Pseudo.UserKey(app.ID, identity.KindAppUserID, userID)
 	switch resource {
@@ -120,19 +117,19 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 	rec, found, err := h.cfg.Store.GetUser(ctx, app.ID, key)
 	if err != nil {
 		h.cfg.Logger.Error("read user state", "app", app.ID, "error", err.Error())
-		return ingestapi.ErrorResponse(http.StatusServiceUnavailable, "segment state unavailable, retry"), nil
+		return apigw.Error(http.StatusServiceUnavailable, "segment state unavailable, retry"), nil
 	}
 	if !found {
-		return ingestapi.ErrorResponse(http.StatusNotFound, "unknown user"), nil
+		return apigw.Error(http.StatusNotFound, "unknown user"), nil
 	}
 	var state segments.State
 	if err := json.Unmarshal(rec.State, &state); err != nil {
 		h.cfg.Logger.Error("stored state does not decode", "app", app.ID, "error", err.Error())
-		return ingestapi.ErrorResponse(http.StatusInternalServerError, "internal error"), nil
+		return apigw.Error(http.StatusInternalServerError, "internal error"), nil
 	}
 	segs, _ := h.cfg.Rules[app.ID].Evaluate(&state, h.cfg.Now())
 	if segs == nil {
 		segs = []string{}
 	}
-	return ingestapi.JSONResponse(http.StatusOK, Response{AppUserID: userID, Segments: segs}), nil
+	return apigw.JSON(http.StatusOK, Response{AppUserID: userID, Segments: segs}), nil
 }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/retarget-dev/retarget/shared/adapters/apigw"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
-	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -59,7 +59,7 @@ type ConsentResponse struct {
 // first erasure's id and completes whatever an interrupted one left undone.
 func (h *Handler) erase(ctx context.Context, app *appconfig.App, key string) events.APIGatewayProxyResponse {
 	if h.cfg.Consents == nil {
-		return ingestapi.ErrorResponse(http.StatusNotImplemented, "erasure is not configured on this deployment")
+		return apigw.Error(http.StatusNotImplemented, "erasure is not configured on this deployment")
 	}
 	now := h.cfg.Now()
 	prev, err := h.cfg.Consents.Consents(ctx, app.ID, []string{key})
@@ -94,7 +94,7 @@ func (h *Handler) erase(ctx context.Context, app *appconfig.App, key string) eve
 	}
 	// Never the app_user_id: it may be personal data.
 	h.cfg.Logger.Info("user erased", "app", app.ID, "erasure_id", id, "repeated", repeated, "segments_left", len(left))
-	return ingestapi.JSONResponse(http.StatusAccepted, ErasureResponse{ErasureID: id})
+	return apigw.JSON(http.StatusAccepted, ErasureResponse{ErasureID: id})
 }
 
 // tombstone replaces the user's state (if any) by its tombstone and records a leave change per
@@ -132,11 +132,11 @@ func (h *Handler) tombstone(ctx context.Context, app, key string, now time.Time)
 // rules decide again.
 func (h *Handler) consent(ctx context.Context, app *appconfig.App, userID, key, raw string) events.APIGatewayProxyResponse {
 	if h.cfg.Consents == nil {
-		return ingestapi.ErrorResponse(http.StatusNotImplemented, "consent is not configured on this deployment")
+		return apigw.Error(http.StatusNotImplemented, "consent is not configured on this deployment")
 	}
 	body, problem := parseConsentBody(raw)
 	if problem != "" {
-		return ingestapi.ErrorResponse(http.StatusBadRequest, problem)
+		return apigw.Error(http.StatusBadRequest, problem)
 	}
 	now := h.cfg.Now()
 	prev, err := h.cfg.Consents.Consents(ctx, app.ID, []string{key})
@@ -170,7 +170,7 @@ func (h *Handler) consent(ctx context.Context, app *appconfig.App, userID, key, 
 	}
 	h.cfg.Logger.Info("consent recorded", "app", app.ID, "ads_personalization", c.AdsPersonalization)
 	ads := c.AdsPersonalization
-	return ingestapi.JSONResponse(http.StatusOK, ConsentResponse{AppUserID: userID, Consent: ConsentBody{
+	return apigw.JSON(http.StatusOK, ConsentResponse{AppUserID: userID, Consent: ConsentBody{
 		AdsPersonalization: &ads, AdvertiserTracking: c.AdvertiserTracking, ApplicationTracking: c.ApplicationTracking, LDU: c.LDU}})
 }
 
@@ -216,7 +216,7 @@ func parseConsentBody(raw string) (ConsentBody, string) {
 
 func (h *Handler) unavailable(app *appconfig.App, what string, err error) events.APIGatewayProxyResponse {
 	h.cfg.Logger.Error(what, "app", app.ID, "error", err.Error())
-	return ingestapi.ErrorResponse(http.StatusServiceUnavailable, "user store unavailable, retry (the request is idempotent)")
+	return apigw.Error(http.StatusServiceUnavailable, "user store unavailable, retry (the request is idempotent)")
 }
 
 func newErasureID() string {

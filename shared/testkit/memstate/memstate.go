@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
-	"github.com/retarget-dev/retarget/shared/app/userstate"
+	"github.com/retarget-dev/retarget/shared/adapters/userstate"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 

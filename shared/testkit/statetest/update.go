@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retarget-dev/retarget/shared/app/userstate"
+	"github.com/retarget-dev/retarget/shared/adapters/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
 )

@@ -277,16 +277,16 @@ func expiredContext(ctx context.Context, t *testing.T, h Harness) {
 
 // publishOrHang publishes and fails the test if Publish does not return within a minute: the
 // point is that it returns at all, not how fast.
-func publishOrHang(ctx context.Context, t *testing.T, p *stream.Publisher, records []ports.StreamRecord) stream.Report {
+func publishOrHang(ctx context.Context, t *testing.T, p *stream.Publisher, records []ports.StreamRecord) ports.PublishReport {
 	t.Helper()
-	done := make(chan stream.Report, 1)
+	done := make(chan ports.PublishReport, 1)
 	go func() { done <- p.Publish(ctx, records) }()
 	select {
 	case rep := <-done:
 		return rep
 	case <-time.After(time.Minute):
 		t.Fatal("Publish did not return a minute after its context ended")
-		return stream.Report{}
+		return ports.PublishReport{}
 	}
 }
 
@@ -344,7 +344,7 @@ func assertSameRecords(t *testing.T, got, want []ports.StreamRecord) {
 }
 
 // assertFailed checks Report.Failed against index -> code, and that it is sorted.
-func assertFailed(t *testing.T, rep stream.Report, want map[int]string) {
+func assertFailed(t *testing.T, rep ports.PublishReport, want map[int]string) {
 	t.Helper()
 	got := make(map[int]string)
 	for i, f := range rep.Failed {

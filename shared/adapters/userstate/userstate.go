@@ -10,12 +10,12 @@
 // all a store has to differ in. Each adapter's Update calls it with itself, and so does a
 // test double that wraps a store to intercept one of those three calls.
 //
-// Why here. Changes and Stamp build ports.MembershipChange values, and ports.UserState
-// carries the domain's segments.State, so ports imports the domain: the helpers cannot live
-// in the domain without a cycle, and handler packages must not import each other. The
-// application layer sits above both (domain <- ports <- app <- adapters and handlers), so
-// every writer and every store can import this package. DueAt, which needs no port type,
-// lives in the domain (segments.DueAt).
+// Why here. It is the stores' side of the port: the writers call ports.SegmentStore.Update
+// and never this package. Changes and Stamp build ports.MembershipChange values, and
+// ports.UserState carries the domain's segments.State, so ports imports the domain: the
+// helpers cannot live in the domain without a cycle. Among the adapters, every store (and the
+// test kit's fake) can import it. DueAt, which needs no port type, lives in the domain
+// (segments.DueAt).
 package userstate
 
 import (
@@ -35,10 +35,6 @@ import (
 // that each meet another writer mean contention no quick retry resolves, and the caller's own
 // retry (the stream's redelivery, the next sweep, the client) is the better place to go on.
 const MaxConflictRetries = 5
-
-// DefaultUserTTL is how long the state of an inactive user is kept unless configured
-// otherwise: a little over a year, so yearly customers still have their history.
-const DefaultUserTTL = 400 * 24 * time.Hour
 
 // Store is what Update needs of a segment store: the strongly consistent read, the
 // idempotent change record and the conditional write (ports.SegmentStore has all three).

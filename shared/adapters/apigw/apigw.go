@@ -1,0 +1,75 @@
+// Package apigw is the API Gateway side of the HTTP handlers: reading a proxy request's
+// headers and calling app, and writing JSON responses. Both API handlers (ingest and the users
+// routes) answer through it, so every route speaks the same error shape.
+package apigw
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+)
+
+// HeaderAPIKey is the header that carries the app's API key.
+const HeaderAPIKey = "x-api-key"
+
+// Header returns a request header, matching the name case-insensitively as HTTP does.
+func Header(req events.APIGatewayProxyRequest, name string) string {
+	for k, v := range req.Headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	for k, v := range req.MultiValueHeaders {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// Authenticate finds the app of a request: from the API key id that API Gateway validated
+// (keyIDs), or, in dev, from the literal x-api-key (devKeys). Every keyed route uses it.
+func Authenticate(req events.APIGatewayProxyRequest, apps *appconfig.Config, keyIDs, devKeys map[string]string) (*appconfig.App, bool) {
+	var id string
+	if keyID := req.RequestContext.Identity.APIKeyID; keyID != "" {
+		id = keyIDs[keyID]
+	}
+	if id == "" && len(devKeys) > 0 {
+		if key := Header(req, HeaderAPIKey); key != "" {
+			id = devKeys[key]
+		}
+	}
+	if id == "" {
+		return nil, false
+	}
+	return apps.App(id)
+}
+
+// JSON is a response with v as its JSON body. A value that cannot be encoded is a 500.
+func JSON(status int, v any) events.APIGatewayProxyResponse {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	return events.APIGatewayProxyResponse{
+		StatusCode: status,
+		Headers:    map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
+		Body:       string(body),
+	}
+}
+
+// Error is an error response {"error": msg}.
+func Error(status int, msg string) events.APIGatewayProxyResponse {
+	return JSON(status, map[string]string{"error": msg})
+}
+
+// MethodNotAllowed is a 405 naming the allowed methods in its message and Allow header.
+func MethodNotAllowed(allow string) events.APIGatewayProxyResponse {
+	r := Error(http.StatusMethodNotAllowed, "method not allowed; use "+allow)
+	r.Headers["Allow"] = allow
+	return r
+}
