@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO        ?= go
-FUNCTIONS := $(notdir $(wildcard functions/*))
+FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
 TOOLS     := $(CURDIR)/.devtools
 TOOLS_BIN := $(TOOLS)/bin
 CONFIG    ?= infra/config/apps.json
