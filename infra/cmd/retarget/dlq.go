@@ -83,7 +83,7 @@ var dlqReplayCommand = &command{
 	summary: "put selected dead letters back on the event stream",
 	help: `Puts the selected letters' stream records back on the event stream, unchanged (same
 event_id: Meta and the segment updater deduplicate anything that did get through), once their
-cause is fixed. The replay is the shared one of infra/dlqreplay (deadletters.Replayer): from a
+cause is fixed. The replay is deadletters.Replayer: from a
 file the replayed letters are removed and the rest kept; from SQS a message is deleted only
 once its record is back on the stream.
 
@@ -437,7 +437,7 @@ func (c *cli) dlqReplay(ctx context.Context, o dlqOptions, args []string) error 
 			return err
 		}
 		res.Stream = name
-		// The same publisher as infra/dlqreplay and the ingest function.
+		// The same publisher as the ingest function.
 		publisher = stream.NewPublisher(kinesisstream.NewWriter(kinesis.NewFromConfig(cfg), name, ""), stream.Options{})
 	}
 
