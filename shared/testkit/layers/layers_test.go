@@ -1,4 +1,4 @@
-package shared_test
+package layers_test
 
 // The import rules between the layers, checked against what `go list` says the
 // packages import. The rules are data (the layers table below); the code only
@@ -28,10 +28,6 @@ import (
 type layer struct {
 	name     string
 	packages []string // patterns of the packages in the layer
-	// optional marks a layer whose folder may not exist yet; every other layer
-	// pattern must match a package, so a renamed folder fails the test instead
-	// of switching its rules off.
-	optional bool
 	// links applies the rules to everything the package links (go list -deps,
 	// non-test), not only to its direct imports.
 	links bool
@@ -126,7 +122,6 @@ var layers = []layer{
 	{
 		name:     "runtime",
 		packages: []string{"shared/runtime/..."},
-		optional: true,
 		rules:    []rule{noSandbox, noTestkit},
 	},
 	{
@@ -278,7 +273,7 @@ func checkTable(g *graph, modPkgs, universe []string, stdSrc string) []string {
 	var bad []string
 	for _, l := range layers {
 		for _, pat := range l.packages {
-			if !l.optional && !slices.ContainsFunc(modPkgs, func(p string) bool { return g.ref(p).matches(pat) }) {
+			if !slices.ContainsFunc(modPkgs, func(p string) bool { return g.ref(p).matches(pat) }) {
 				bad = append(bad, fmt.Sprintf("layer %s: %s matches no package (renamed or moved?)", l.name, pat))
 			}
 		}
@@ -308,8 +303,8 @@ func checkTable(g *graph, modPkgs, universe []string, stdSrc string) []string {
 }
 
 // patternNamesSomething reports whether a rule pattern can match a package
-// that exists (or may exist, inside an optional layer): a typo or a renamed
-// folder would otherwise leave the rule matching nothing.
+// that exists: a typo or a renamed folder would otherwise leave the rule
+// matching nothing.
 func patternNamesSomething(g *graph, pat string, universe []string, stdSrc string) bool {
 	if pat == "std" || pat == "..." {
 		return true
@@ -317,13 +312,7 @@ func patternNamesSomething(g *graph, pat string, universe []string, stdSrc strin
 	if slices.ContainsFunc(universe, func(p string) bool { return g.ref(p).matches(pat) }) {
 		return true
 	}
-	// A pattern inside an optional layer names packages that may not exist yet.
 	dir := strings.TrimSuffix(pat, "/...")
-	for _, l := range layers {
-		if l.optional && slices.ContainsFunc(l.packages, func(lp string) bool { return matchPath(lp, dir) }) {
-			return true
-		}
-	}
 	// A standard-library package nothing links today (io/ioutil, say) still exists.
 	if stdSrc != "" && !isModulePattern(pat) && !strings.Contains(dir, "*") {
 		if fi, err := os.Stat(filepath.Join(stdSrc, filepath.FromSlash(dir))); err == nil && fi.IsDir() {
@@ -701,7 +690,7 @@ func TestTableNoticesRenames(t *testing.T) {
 	var pkgs []string
 	for _, rel := range []string{
 		"shared/domain/appconfig", "shared/port", "shared/app/stream", "shared/adapters/secrets",
-		"shared/handlers/ingestapi", "shared/sandbox/emulators", "shared/testkit/memstate",
+		"shared/handlers/ingestapi", "shared/runtime", "shared/sandbox/emulators", "shared/testkit/memstate",
 		"functions/ingest", "infra/cdk", "infra/stack",
 	} {
 		pkgs = append(pkgs, testModule+"/"+rel)
