@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // Endpoints are where a running pipeline answers.
@@ -236,15 +237,15 @@ func isEmulator(pid int) bool {
 	return err == nil && bytes.Contains(cmdline, []byte("emulator.js"))
 }
 
-// stackEnv is env without what would change the dev stack the load test measures: AWS
+// stackEnv is environ without what would change the dev stack the load test measures: AWS
 // settings, the dev stack's own variables and a real Meta Graph URL.
-func stackEnv(env []string) []string {
+func stackEnv(environ []string) []string {
 	var out []string
-	for _, kv := range env {
+	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(name, "AWS_"), strings.HasPrefix(name, "DEV_"), strings.HasPrefix(name, "META_"),
-			name == "PSEUDONYM_PEPPER", name == "EVENT_STREAM_NAME", name == "LOG_LEVEL",
+			name == env.Pepper, name == env.StreamName, name == env.LogLevel,
 			name == "AUDIENCE_SYNC_INTERVAL", name == "SEGMENT_SWEEP_INTERVAL":
 			continue
 		}

@@ -282,6 +282,7 @@ func lineOf(data []byte, offset int64) int {
 // not know a key that API Gateway did not issue, whatever its environment says.
 func (c *Config) ForDeployment() *Config {
 	out := *c
+	out.Schema = "" // the schema's relative path means nothing next to the bundled copy
 	out.Apps = make([]App, len(c.Apps))
 	for i, a := range c.Apps {
 		a.Platforms = append([]Platform(nil), a.Platforms...)

@@ -99,11 +99,14 @@ func load(path string) (*Config, error) {
 }
 
 func TestForDeploymentDropsDevKeysOnly(t *testing.T) {
-	cfg, err := Parse([]byte(`{"version": 1, "apps": [` + validApp + `]}`))
+	cfg, err := Parse([]byte(`{"$schema": "./apps.schema.json", "version": 1, "apps": [` + validApp + `]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dep := cfg.ForDeployment()
+	if dep.Schema != "" || cfg.Schema == "" {
+		t.Errorf("deployment config keeps $schema %q (editor help, meaningless next to the bundled copy)", dep.Schema)
+	}
 	if dep.Apps[0].APIKey.DevValue != "" || dep.Apps[0].APIKey.Name != "shop" || dep.Apps[0].Meta.DatasetID != "123" {
 		t.Fatalf("deployment config: %+v", dep.Apps[0])
 	}
