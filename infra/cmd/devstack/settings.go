@@ -16,15 +16,16 @@ import (
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
 )
 
-// Environment variables of the dev stack's own. It also reads some of the functions' (package
+// Environment variables of the dev stack's own, defined in devenv for the tools that start a
+// dev stack. It also reads some of the functions' (package
 // env): env.DevAPIKey, env.Pepper, env.StreamName, env.LogLevel, env.GraphURL (send to that
 // Graph API instead of the embedded sandbox), env.AccessToken and env.AppSecret (default: the
 // sandbox's dev credentials).
 const (
-	EnvAPIAddr = "DEV_API_ADDR"           // where the API listens; loopback only
-	EnvFaults  = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
-	EnvSweep   = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
-	EnvSync    = "AUDIENCE_SYNC_INTERVAL" // how often audience sync runs (Go duration, default 30s)
+	EnvAPIAddr = devenv.EnvAPIAddr
+	EnvFaults  = devenv.EnvFaults
+	EnvSweep   = devenv.EnvSweep
+	EnvSync    = devenv.EnvSync
 )
 
 const (

@@ -22,3 +22,12 @@ const (
 	MetaAccessToken = "dev-meta-access-token"
 	MetaAppSecret   = "dev-meta-app-secret"
 )
+
+// Environment variables of the dev stack's own, which the tools that start one set (the load
+// test, the end-to-end suites). It also reads some of the functions' (package env).
+const (
+	EnvAPIAddr = "DEV_API_ADDR"           // where the API listens; loopback only
+	EnvFaults  = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
+	EnvSweep   = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
+	EnvSync    = "AUDIENCE_SYNC_INTERVAL" // how often audience sync runs (Go duration, default 30s)
+)

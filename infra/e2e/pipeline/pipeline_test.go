@@ -1,4 +1,4 @@
-package capiforwarder_test
+package pipeline
 
 import (
 	"context"

@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package devstack
 
 import (
 	"bytes"
@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
@@ -95,22 +96,24 @@ func TestNoRawPIIAnywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The sandbox as the dev stack configures it (startMeta), refusing the poison event as Meta
-	// refuses an invalid one: the forwarder isolates it and dead-letters it.
-	meta, err := startMeta(settings{MetaToken: devMetaToken, MetaSecret: devMetaSecret,
-		Faults: metasandbox.Faults{PoisonEventIDs: []string{piiPoisonEventID}}}, apps)
+	// The sandbox as the dev stack configures it (the config's datasets and ad accounts, the dev
+	// credentials), refusing the poison event as Meta refuses an invalid one: the forwarder
+	// isolates it and dead-letters it.
+	datasets, accounts := apps.MetaIDs()
+	sandbox, _, err := metasandbox.Start(metasandbox.Config{AccessToken: devenv.MetaAccessToken, AppSecret: devenv.MetaAppSecret,
+		Datasets: datasets, AdAccounts: accounts, Faults: metasandbox.Faults{PoisonEventIDs: []string{piiPoisonEventID}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { meta.Sandbox.Close() })
-	recorder := &metaRecorder{sandbox: meta.Sandbox}
+	t.Cleanup(func() { sandbox.Close() })
+	recorder := &metaRecorder{sandbox: sandbox}
 	graph := httptest.NewServer(recorder) // 127.0.0.1
 	t.Cleanup(graph.Close)
 
 	logDir := t.TempDir()
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "AUDIENCE_SYNC_INTERVAL=300ms", "SEGMENT_SWEEP_INTERVAL=300ms",
 		"LOG_LEVEL=debug", // the most the functions ever log
-		env.GraphURL+"="+graph.URL, env.AccessToken+"="+devMetaToken, env.AppSecret+"="+devMetaSecret,
+		env.GraphURL+"="+graph.URL, env.AccessToken+"="+devenv.MetaAccessToken, env.AppSecret+"="+devenv.MetaAppSecret,
 		"-log-dir="+logDir) // after startDevstack's own -log-dir: the last one wins
 	ready := ds.waitFor(t, readyLine, readyTimeout)
 	api := readyLine.FindStringSubmatch(ready)[1]
@@ -127,15 +130,15 @@ func TestNoRawPIIAnywhere(t *testing.T) {
 		return
 	}
 
-	waitForPipeline(t, client, api, graph.URL, meta.Sandbox, logDir)
+	waitForPipeline(t, client, api, graph.URL, sandbox, logDir)
 	if t.Failed() {
 		return
 	}
 
 	// What the emulators hold is read before the dev stack stops (they keep it in memory).
 	records := drainAllStreams(t, kinesisEndpoint)
-	if n := len(records[defaultStream]); n != accepted {
-		t.Errorf("%d records on stream %s, want the %d events the API accepted", n, defaultStream, accepted)
+	if n := len(records[devenv.Stream]); n != accepted {
+		t.Errorf("%d records on stream %s, want the %d events the API accepted", n, devenv.Stream, accepted)
 	}
 	items := scanAllTables(t, dynamoEndpoint)
 
@@ -170,7 +173,7 @@ func TestNoRawPIIAnywhere(t *testing.T) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(logs)) {
 		kind := "log"
-		if name == deadLettersFile {
+		if name == devenv.DeadLettersFile {
 			kind = "dead-letters"
 		}
 		s.scanDocument(kind, "log dir file "+name, logs[name])
@@ -435,8 +438,8 @@ func waitForPipeline(t *testing.T, client *http.Client, api, graph string, sb *m
 		return slices.Equal(got, wantCAPI), fmt.Sprintf("accepted %q, want %q", got, wantCAPI)
 	})
 	waitUntil(t, "the poison event is dead-lettered", 30*time.Second, func() (bool, string) {
-		b, _ := os.ReadFile(filepath.Join(logDir, deadLettersFile))
-		return bytes.Contains(b, []byte(`"event_id":"`+piiPoisonEventID+`"`)), fmt.Sprintf("%s: %s", deadLettersFile, b)
+		b, _ := os.ReadFile(filepath.Join(logDir, devenv.DeadLettersFile))
+		return bytes.Contains(b, []byte(`"event_id":"`+piiPoisonEventID+`"`)), fmt.Sprintf("%s: %s", devenv.DeadLettersFile, b)
 	})
 	for user, want := range map[string][]string{
 		"pii-canary-user-0001": {"engaged", "new_installer", "vip"},
@@ -668,21 +671,21 @@ func readLogDir(t *testing.T, dir string) map[string][]byte {
 func requireNonEmpty(t *testing.T, records map[string][]kinesisstream.TailedRecord, items map[string][]map[string]types.AttributeValue,
 	logs map[string][]byte, graph []recordedRequest, sandbox []sandboxDoc, ds *devstack) {
 	t.Helper()
-	if len(records[defaultStream]) == 0 {
-		t.Errorf("no record on stream %s", defaultStream)
+	if len(records[devenv.Stream]) == 0 {
+		t.Errorf("no record on stream %s", devenv.Stream)
 	}
-	if len(items[stateTable]) == 0 {
-		t.Errorf("no item in table %s", stateTable)
+	if len(items[devenv.StateTable]) == 0 {
+		t.Errorf("no item in table %s", devenv.StateTable)
 	}
 	// The function logs, the metrics and the dead letters must have content; the emulators'
 	// logs and the mapping failures (written only when a batch is given up after 6 hours of
 	// retries) exist but are normally empty: they are scanned all the same.
-	for _, name := range []string{"ingest.log", "forwarder.log", "segments.log", "metrics.log", deadLettersFile} {
+	for _, name := range []string{"ingest.log", "forwarder.log", "segments.log", "metrics.log", devenv.DeadLettersFile} {
 		if len(logs[name]) == 0 {
 			t.Errorf("log file %s is missing or empty", name)
 		}
 	}
-	for _, name := range []string{esmFailuresFile, "kinesalite.log", "dynalite.log"} {
+	for _, name := range []string{"esm-failures.jsonl", "kinesalite.log", "dynalite.log"} {
 		if _, ok := logs[name]; !ok {
 			t.Errorf("log file %s is missing", name)
 		}
@@ -716,10 +719,10 @@ func requireHashedEvidence(t *testing.T, users []piiCanaryUser, records map[stri
 	items map[string][]map[string]types.AttributeValue, graph []recordedRequest, logs map[string][]byte) {
 	t.Helper()
 	var stream, table, capi, audience bytes.Buffer
-	for _, r := range records[defaultStream] {
+	for _, r := range records[devenv.Stream] {
 		stream.Write(r.Data)
 	}
-	for _, item := range items[stateTable] {
+	for _, item := range items[devenv.StateTable] {
 		b, _ := json.Marshal(attributesToJSON(item))
 		table.Write(b)
 	}
@@ -747,7 +750,7 @@ func requireHashedEvidence(t *testing.T, users []piiCanaryUser, records map[stri
 			}
 		}
 	}
-	if !bytes.Contains(logs[deadLettersFile], []byte(piiPoisonEventID)) {
+	if !bytes.Contains(logs[devenv.DeadLettersFile], []byte(piiPoisonEventID)) {
 		t.Errorf("no dead letter for the poison event %s", piiPoisonEventID)
 	}
 }

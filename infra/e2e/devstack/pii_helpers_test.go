@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package devstack
 
 // The scanner of TestNoRawPIIAnywhere: it looks for known raw personal values in whatever the
 // pipeline wrote, decoding what hides text from a plain search (JSON escapes, JSON inside JSON

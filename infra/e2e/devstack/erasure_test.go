@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package devstack
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
@@ -159,8 +160,8 @@ func TestErasureEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := dynamostate.New(dynamodb.NewFromConfig(cfg), stateTable, dynamostate.Options{})
-	pseudo, _ := identity.NewPseudonymizer([]byte(devPepper))
+	store := dynamostate.New(dynamodb.NewFromConfig(cfg), devenv.StateTable, dynamostate.Options{})
+	pseudo, _ := identity.NewPseudonymizer([]byte(devenv.Pepper))
 	key := pseudo.UserKey("sample-shop", identity.KindAppUserID, "fay")
 	rec, found, err := store.GetUser(context.Background(), "sample-shop", key)
 	if err != nil || !found || len(rec.Segments) != 0 || strings.Contains(string(rec.State), `"ltv"`) {

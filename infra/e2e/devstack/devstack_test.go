@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package devstack
 
 import (
 	"bytes"
@@ -546,7 +546,7 @@ func readStream(t *testing.T, endpoint string, want int) []kinesisstream.TailedR
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tailer := kinesisstream.NewTailer(kinesis.NewFromConfig(cfg), defaultStream, kinesisstream.TrimHorizon)
+	tailer := kinesisstream.NewTailer(kinesis.NewFromConfig(cfg), devenv.Stream, kinesisstream.TrimHorizon)
 	var all []kinesisstream.TailedRecord
 	for len(all) < want {
 		recs, err := tailer.Drain(ctx)
@@ -589,7 +589,7 @@ func cleanEnv() []string {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
-		case strings.HasPrefix(name, "AWS_"), name == EnvAPIAddr, name == env.DevAPIKey, name == env.Pepper,
+		case strings.HasPrefix(name, "AWS_"), name == devenv.EnvAPIAddr, name == env.DevAPIKey, name == env.Pepper,
 			name == env.StreamName, name == env.LogLevel:
 			continue
 		}
