@@ -246,7 +246,7 @@ func stackEnv(environ []string) []string {
 		switch {
 		case strings.HasPrefix(name, "AWS_"), strings.HasPrefix(name, "DEV_"), strings.HasPrefix(name, "META_"),
 			name == env.Pepper, name == env.StreamName, name == env.LogLevel,
-			name == "AUDIENCE_SYNC_INTERVAL", name == "SEGMENT_SWEEP_INTERVAL":
+			name == devenv.EnvSync, name == devenv.EnvSweep:
 			continue
 		}
 		out = append(out, kv)

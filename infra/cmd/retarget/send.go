@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/backoff"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
@@ -168,7 +169,7 @@ func (c *cli) eventsURL(base string) (string, error) {
 		base = c.getenv(envAPIURL)
 	}
 	if base == "" {
-		addr := c.getenv("DEV_API_ADDR")
+		addr := c.getenv(devenv.EnvAPIAddr)
 		if addr == "" {
 			addr = "127.0.0.1:3000"
 		}
