@@ -277,18 +277,6 @@ func newAPIClient(h *ingestapi.Handler, g *rng) *apiClient {
 	return &apiClient{h: h, rng: g, accepted: map[string]bool{}, statuses: map[int]int{}}
 }
 
-type ingestAnswer struct {
-	Accepted int `json:"accepted"`
-	Rejected []struct {
-		Index     int    `json:"index"`
-		EventID   string `json:"event_id"`
-		Retryable bool   `json:"retryable"`
-		Errors    []struct {
-			Field, Reason string
-		} `json:"errors"`
-	} `json:"rejected"`
-}
-
 // send posts one request and resends what is left until every event is accepted.
 func (c *apiClient) send(ctx context.Context, evs []apiEvent) error {
 	pending := evs
@@ -311,7 +299,7 @@ func (c *apiClient) send(ctx context.Context, evs []apiEvent) error {
 		if resp.StatusCode != 202 && resp.StatusCode != 503 {
 			return fmt.Errorf("ingest answered %d: %s", resp.StatusCode, resp.Body)
 		}
-		var a ingestAnswer
+		var a ingestapi.EventsResponse
 		if err := json.Unmarshal([]byte(resp.Body), &a); err != nil {
 			return fmt.Errorf("ingest answer %q: %w", resp.Body, err)
 		}

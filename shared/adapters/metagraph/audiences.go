@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/retarget-dev/retarget/shared/domain/audiences"
+	"github.com/retarget-dev/retarget/shared/domain/jsonenc"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -50,15 +52,6 @@ const (
 	maxInvalidSamples  = 20
 	maxInvalidKeyBytes = 128
 )
-
-// singleKeySchemas are the schema names sent in Meta's single-key form: the schema as a
-// string and data as a flat list. Any other schema is sent as a multi-key list.
-var singleKeySchemas = map[string]bool{
-	"EMAIL_SHA256": true, "PHONE_SHA256": true, "MOBILE_ADVERTISER_ID": true, "EXTERN_ID": true,
-}
-
-// lookalikeValue is the column of value-based audiences; its cells are sent as JSON numbers.
-const lookalikeValue = "LOOKALIKE_VALUE"
 
 var _ ports.AudienceAPI = (*Client)(nil)
 
@@ -330,9 +323,9 @@ func checkUpload(u ports.AudienceUpload) error {
 	return nil
 }
 
-// encodePayload writes {"schema": ..., "data": ...}: Meta's single-key form (schema string,
-// flat data) for one single-key column, the multi-key form (schema list, is_raw, 2-D data with
-// LOOKALIKE_VALUE cells as numbers) otherwise.
+// encodePayload writes the payload parameter of an upload as the domain defines it
+// (audiences.AppendPayload: the same bytes the sync's request planning measured), a cell that
+// cannot be sent being a local InvalidParameter error.
 func encodePayload(schema []string, rows [][]string) ([]byte, error) {
 	size := 64
 	for _, k := range schema {
@@ -344,51 +337,11 @@ func encodePayload(schema []string, rows [][]string) ([]byte, error) {
 			size += len(cell) + 3
 		}
 	}
-	b := make([]byte, 0, size)
-	if len(schema) == 1 && singleKeySchemas[schema[0]] {
-		b = append(b, `{"schema":`...)
-		b = appendCell(b, schema[0])
-		b = append(b, `,"data":[`...)
-		for i, r := range rows {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendCell(b, r[0])
-		}
-		return append(b, "]}"...), nil
+	b, err := audiences.AppendPayload(make([]byte, 0, size), schema, rows)
+	if err != nil {
+		return nil, &ports.CAPIError{Class: ports.CAPIInvalidParameter, Err: fmt.Errorf("metagraph: %w", err)}
 	}
-
-	numeric := make([]bool, len(schema))
-	b = append(b, `{"schema":[`...)
-	for i, k := range schema {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendCell(b, k)
-		numeric[i] = k == lookalikeValue
-	}
-	b = append(b, `],"is_raw":true,"data":[`...)
-	for i, r := range rows {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '[')
-		for j, cell := range r {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			if numeric[j] {
-				if !isJSONNumber(cell) {
-					return nil, invalid("row %d: %s is not a number", i, lookalikeValue)
-				}
-				b = append(b, cell...)
-			} else {
-				b = appendCell(b, cell)
-			}
-		}
-		b = append(b, ']')
-	}
-	return append(b, "]}"...), nil
+	return b, nil
 }
 
 func encodeSession(s ports.AudienceSession) []byte {
@@ -414,7 +367,7 @@ type field struct {
 	form string
 }
 
-func stringField(k, v string) field     { return field{k, appendJSONString(nil, v), v} }
+func stringField(k, v string) field     { return field{k, jsonenc.AppendString(nil, v), v} }
 func rawField(k string, v []byte) field { return field{k, v, string(v)} }
 
 // encodeFields writes fields and the credentials as a JSON object, or as form fields when the
@@ -448,30 +401,6 @@ func (c *Client) encodeFields(fields []field) ([]byte, string) {
 		b = append(b, f.json...)
 	}
 	return append(b, '}'), "application/json"
-}
-
-// appendCell appends s as a JSON string. Hashes and ids, nearly every cell, are plain ASCII
-// and are copied as they are; anything else goes through encoding/json.
-func appendCell(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return appendJSONString(b, s)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// isJSONNumber reports whether s is a finite number written as JSON writes numbers.
-func isJSONNumber(s string) bool {
-	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
-		return false
-	}
-	if _, err := strconv.ParseFloat(s, 64); err != nil {
-		return false
-	}
-	return json.Valid([]byte(s))
 }
 
 // sampleKeys returns the keys of an invalid_entry_samples object (or the indexes of a list),

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/retarget-dev/retarget/shared/domain/jsonenc"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -207,16 +208,11 @@ func (c *Client) body(req ports.CAPIRequest) ([]byte, string) {
 			b = append(b, ',')
 			b = strconv.AppendQuote(b, f.k)
 			b = append(b, ':')
-			b = appendJSONString(b, f.v)
+			b = jsonenc.AppendString(b, f.v)
 		}
 	}
 	b = append(b, '}')
 	return b, "application/json"
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
 }
 
 // successBody is Meta's answer to an accepted request; Error is set when Meta refused it,

@@ -45,11 +45,16 @@ type FieldError struct {
 	Code string `json:"-"`
 }
 
-// Rejection lists why one event was refused.
+// Rejection lists why one event was refused. It is also the entry of the ingest API's
+// "rejected" list (202, 400 and 503 answers), and what clients decode that list into.
 type Rejection struct {
 	Index   int          `json:"index"`
 	EventID string       `json:"event_id,omitempty"`
 	Errors  []FieldError `json:"errors"`
+	// Retryable marks an event that was valid but could not be stored: the client sends it
+	// again with the same event_id. Parse never sets it; the ingest handler does when the
+	// stream refuses a record.
+	Retryable bool `json:"retryable,omitempty"`
 }
 
 // Record is one accepted event, encoded for the stream.

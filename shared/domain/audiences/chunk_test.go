@@ -3,6 +3,7 @@ package audiences
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -24,16 +25,50 @@ func realisticRows(n int) [][]string {
 	return rows
 }
 
-// encodeWithStdlib is the payload as encoding/json writes it.
+// encodeWithStdlib is the payload as encoding/json writes Meta's form of it: the single-key
+// form for one single-key column, else the multi-key form with LOOKALIKE_VALUE cells as numbers.
 func encodeWithStdlib(t testing.TB, schema []string, rows [][]string) []byte {
 	t.Helper()
-	if rows == nil {
-		rows = [][]string{}
+	var v any
+	if len(schema) == 1 && singleKeySchemas[schema[0]] {
+		data := []string{}
+		for _, r := range rows {
+			data = append(data, r[0])
+		}
+		v = struct {
+			Schema string   `json:"schema"`
+			Data   []string `json:"data"`
+		}{schema[0], data}
+	} else {
+		data := [][]any{}
+		for _, r := range rows {
+			row := []any{}
+			for j, cell := range r {
+				if schema[j] == "LOOKALIKE_VALUE" {
+					row = append(row, json.Number(cell))
+				} else {
+					row = append(row, cell)
+				}
+			}
+			data = append(data, row)
+		}
+		v = struct {
+			Schema []string `json:"schema"`
+			IsRaw  bool     `json:"is_raw"`
+			Data   [][]any  `json:"data"`
+		}{schema, true, data}
 	}
-	b, err := json.Marshal(struct {
-		Schema []string   `json:"schema"`
-		Data   [][]string `json:"data"`
-	}{schema, rows})
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// payload is AppendPayload's output for rows it accepts.
+func payload(t testing.TB, schema []string, rows [][]string) []byte {
+	t.Helper()
+	b, err := AppendPayload(nil, schema, rows)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +128,7 @@ func TestChunkByteCap(t *testing.T) {
 				t.Fatalf("sizes %v, want %v", got, tt.want)
 			}
 			for i, c := range chunks {
-				if n := len(AppendPayload(nil, defaultSchema, c)); n > tt.maxBytes {
+				if n := len(payload(t, defaultSchema, c)); n > tt.maxBytes {
 					t.Fatalf("request %d: %d bytes, cap %d", i, n, tt.maxBytes)
 				}
 			}
@@ -150,7 +185,7 @@ func TestChunkEdges(t *testing.T) {
 }
 
 // PayloadSize is exact: it equals the length of AppendPayload's output, which is byte for byte
-// what encoding/json writes, escapes included.
+// what encoding/json writes for Meta's form of the payload, escapes included.
 func TestPayloadSizeIsExact(t *testing.T) {
 	odd := []string{
 		"", "plain", `quote " and \ backslash`, "tab\tnewline\ncr\r", "\b\f\x00\x01\x1f\x7f",
@@ -166,10 +201,14 @@ func TestPayloadSizeIsExact(t *testing.T) {
 		{[]string{}, [][]string{{}}},
 		{odd, [][]string{odd, odd[:3], {}}},
 		{defaultSchema, realisticRows(5)},
+		{[]string{"EMAIL_SHA256"}, [][]string{{"a"}, {odd[2]}, {odd[8]}}},
+		{[]string{"EMAIL_SHA256"}, nil},
+		{[]string{"EXTERN_ID", "LOOKALIKE_VALUE"}, [][]string{{odd[5], "12.5"}, {"k", "0"}, {"k", "-1e3"}}},
+		{[]string{"EMAIL"}, [][]string{{odd[6]}}},
 	}
 	for i, c := range cases {
 		want := encodeWithStdlib(t, c.schema, c.rows)
-		got := AppendPayload(nil, c.schema, c.rows)
+		got := payload(t, c.schema, c.rows)
 		if string(got) != string(want) {
 			t.Errorf("case %d: AppendPayload\n%s\nencoding/json\n%s", i, got, want)
 		}
@@ -181,7 +220,98 @@ func TestPayloadSizeIsExact(t *testing.T) {
 		Schema []string
 		Data   [][]string
 	}
-	if err := json.Unmarshal(AppendPayload(nil, defaultSchema, realisticRows(2)), &decoded); err != nil || len(decoded.Data) != 2 {
+	if err := json.Unmarshal(payload(t, defaultSchema, realisticRows(2)), &decoded); err != nil || len(decoded.Data) != 2 {
 		t.Fatalf("payload does not decode: %v %+v", err, decoded)
+	}
+}
+
+func TestAppendPayloadRefusesValuesThatAreNotNumbers(t *testing.T) {
+	schema := []string{"EXTERN_ID", "LOOKALIKE_VALUE"}
+	for _, bad := range []string{"", "NaN", "Inf", "1e999", "0x10", "+1", "1.", "secret-value"} {
+		dst := []byte("kept")
+		got, err := AppendPayload(dst, schema, [][]string{{"k", "1"}, {"k", bad}})
+		if err == nil || err.Error() != "row 1: LOOKALIKE_VALUE is not a number" {
+			t.Errorf("value %q: err = %v", bad, err)
+		}
+		if string(got) != "kept" {
+			t.Errorf("value %q: dst became %q", bad, got)
+		}
+	}
+	// A value column is a number only in the multi-key form; elsewhere cells are strings.
+	if got := payload(t, []string{"EXTERN_ID"}, [][]string{{"NaN"}}); string(got) != `{"schema":"EXTERN_ID","data":["NaN"]}` {
+		t.Errorf("single-key payload %s", got)
+	}
+}
+
+// randomRequest returns a schema (single-key, multi-key, value-based) and rows whose cells
+// mix realistic identifiers with characters that need escaping, and byte and row caps.
+func randomRequest(rnd *rand.Rand) (schema []string, rows [][]string, maxRows, maxBytes int) {
+	schemas := [][]string{
+		defaultSchema,
+		{"EXTERN_ID", "EMAIL", "PHONE", "MADID", "LOOKALIKE_VALUE"},
+		{"EXTERN_ID", "MADID"},
+		{"EMAIL_SHA256"},
+		{"EXTERN_ID"},
+		{"EMAIL"},
+	}
+	schema = schemas[rnd.IntN(len(schemas))]
+	pieces := []string{"a", "0123456789abcdef", "<", "&", `"`, `\`, "\n", "\x00", "é", "😀", "\u2028", "\xff", "\xe2\x80"}
+	cell := func() string {
+		var b strings.Builder
+		for range rnd.IntN(8) {
+			b.WriteString(pieces[rnd.IntN(len(pieces))])
+		}
+		return b.String()
+	}
+	values := []string{"0", "12.5", "250", "0.000001", "1e3", "-2"}
+	rows = make([][]string, 1+rnd.IntN(300))
+	for i := range rows {
+		row := make([]string, len(schema))
+		for j, col := range schema {
+			switch {
+			case col == "LOOKALIKE_VALUE":
+				row[j] = values[rnd.IntN(len(values))]
+			case rnd.IntN(4) == 0:
+				row[j] = ""
+			case rnd.IntN(3) == 0:
+				row[j] = cell()
+			default:
+				row[j] = strings.Repeat("f", 64)
+			}
+		}
+		rows[i] = row
+	}
+	return schema, rows, 1 + rnd.IntN(120), 40 + rnd.IntN(6000)
+}
+
+// The size Chunk plans with is the size of the payload sent: over many random requests, each
+// chunk's payload (as AppendPayload writes it, the bytes the Graph client sends) is within the
+// cap unless it is one oversize row, PayloadSize equals its length, and the chunk is cut where
+// the next row would not have fitted.
+func TestChunkSizesAreTheBytesSent(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 11))
+	for n := range 500 {
+		schema, rows, maxRows, maxBytes := randomRequest(rnd)
+		chunks := Chunk(rows, schema, maxRows, maxBytes)
+		if !slices.EqualFunc(slices.Concat(chunks...), rows, slices.Equal) {
+			t.Fatalf("request %d: chunks do not add up to the rows in order", n)
+		}
+		for i, c := range chunks {
+			sent := payload(t, schema, c)
+			if want := encodeWithStdlib(t, schema, c); string(sent) != string(want) {
+				t.Fatalf("request %d chunk %d: payload\n%s\nencoding/json\n%s", n, i, sent, want)
+			}
+			if got := PayloadSize(schema, c); got != len(sent) {
+				t.Fatalf("request %d chunk %d: PayloadSize %d, %d bytes sent", n, i, got, len(sent))
+			}
+			if len(c) > maxRows || len(sent) > maxBytes && len(c) > 1 {
+				t.Fatalf("request %d chunk %d: %d rows, %d bytes; caps %d rows, %d bytes", n, i, len(c), len(sent), maxRows, maxBytes)
+			}
+			if i+1 < len(chunks) && len(c) < maxRows {
+				if grown := payload(t, schema, append(slices.Clip(c), chunks[i+1][0])); len(grown) <= maxBytes {
+					t.Fatalf("request %d chunk %d: cut at %d bytes, but the next row fitted (%d <= %d)", n, i, len(sent), len(grown), maxBytes)
+				}
+			}
+		}
 	}
 }

@@ -20,7 +20,8 @@
 //	// per audience and direction, once the rows are collected:
 //	err := audiences.RemovalGuard(app.Rules().MaxRemovalFraction, size, len(removals))
 //	for _, req := range audiences.Chunk(rows, au.Schema(), audiences.MaxRows, app.Rules().MaxPayloadBytes) {
-//	    payload := audiences.AppendPayload(nil, au.Schema(), req)
+//	    // upload req; the Graph client sends audiences.AppendPayload(nil, au.Schema(), req),
+//	    // the payload Chunk measured
 //	}
 //
 // No I/O: no AWS, no HTTP. README.md holds the decisions (identifier columns, the byte cap).

@@ -3,9 +3,9 @@ package envelope
 import (
 	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/retarget-dev/retarget/shared/domain/identity"
+	"github.com/retarget-dev/retarget/shared/domain/jsonenc"
 )
 
 // Append appends r encoded as JSON to dst. It is the hot-path encoder of the ingest function:
@@ -240,6 +240,11 @@ func appendKeyString(b []byte, key, v string) []byte {
 	return appendString(append(b, key...), v)
 }
 
+// appendString writes s as a JSON string, < > & as they are: records are read by the consumers'
+// JSON decoders, never rendered, and an escape would grow a record (and its size against the
+// stream's limit) six bytes for one.
+func appendString(b []byte, s string) []byte { return jsonenc.AppendStringKeepHTML(b, s) }
+
 // appendFloat writes a finite float the way encoding/json does; NaN and infinities (which JSON
 // cannot carry and the parser rejects) become 0.
 func appendFloat(b []byte, f float64) []byte {
@@ -256,63 +261,4 @@ func appendFloat(b []byte, f float64) []byte {
 		fmt = 'e'
 	}
 	return strconv.AppendFloat(b, f, fmt, -1, 64)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// plainASCII marks the bytes a JSON string can hold unescaped.
-var plainASCII = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD, as with encoding/json.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if plainASCII[c] {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

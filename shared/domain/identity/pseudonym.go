@@ -52,18 +52,6 @@ func NewPseudonymizer(pepper []byte) (*Pseudonymizer, error) {
 	return p, nil
 }
 
-// AppendUserKey appends the user key of (app, kind, id) to dst.
-func (p *Pseudonymizer) AppendUserKey(dst []byte, app string, kind IDKind, id string) []byte {
-	st := p.pool.Get().(*macState)
-	st.buf = append(append(append(append(append(st.buf[:0], app...), 0), kind...), 0), id...)
-	st.mac.Reset()
-	st.mac.Write(st.buf)
-	st.sum = st.mac.Sum(st.sum[:0])
-	out := base64.RawURLEncoding.AppendEncode(dst, st.sum)
-	p.pool.Put(st)
-	return out
-}
-
 // UserKey returns the user key of (app, kind, id).
 func (p *Pseudonymizer) UserKey(app string, kind IDKind, id string) string {
 	st := p.pool.Get().(*macState)

@@ -112,22 +112,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 	return apigw.Error(http.StatusNotFound, "no route for "+req.HTTPMethod+" "+route), nil
 }
 
-// Rejection is one entry of the response's "rejected" list.
-type Rejection struct {
-	Index   int                   `json:"index"`
-	EventID string                `json:"event_id,omitempty"`
-	Errors  []appevent.FieldError `json:"errors"`
-	// Retryable marks events that were valid but could not be stored: send them again with the
-	// same event_id.
-	Retryable bool `json:"retryable,omitempty"`
-}
-
 // EventsResponse is the body of POST /v1/events answers about the events (202, 400 when none
 // was accepted, 503 when none could be stored); clients (the operator CLI, the load test)
 // decode it with this type. Rejected is never null.
 type EventsResponse struct {
-	Accepted int         `json:"accepted"`
-	Rejected []Rejection `json:"rejected"`
+	Accepted int                  `json:"accepted"`
+	Rejected []appevent.Rejection `json:"rejected"`
 }
 
 func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
@@ -164,10 +154,7 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 	}
 	defer batch.Release() // once published, the encoded records' buffer serves later requests
 
-	resp := EventsResponse{Rejected: make([]Rejection, 0, len(batch.Rejected))}
-	for _, r := range batch.Rejected {
-		resp.Rejected = append(resp.Rejected, Rejection{Index: r.Index, EventID: r.EventID, Errors: r.Errors})
-	}
+	resp := EventsResponse{Rejected: append(make([]appevent.Rejection, 0, len(batch.Rejected)), batch.Rejected...)}
 
 	var report ports.PublishReport
 	if len(batch.Accepted) > 0 {
@@ -178,7 +165,7 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 		report = h.cfg.Publisher.Publish(ctx, records)
 		for _, f := range report.Failed {
 			r := batch.Accepted[f.Index]
-			resp.Rejected = append(resp.Rejected, Rejection{
+			resp.Rejected = append(resp.Rejected, appevent.Rejection{
 				Index: r.Index, EventID: r.EventID, Retryable: true,
 				Errors: []appevent.FieldError{{
 					Field:  "events[" + strconv.Itoa(r.Index) + "]",

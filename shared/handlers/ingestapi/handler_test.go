@@ -101,15 +101,10 @@ func withRequest(t *testing.T, payload []byte, edit func(*events.APIGatewayProxy
 	return out
 }
 
+// response is any POST /v1/events answer: about the events, or {"error": ...}.
 type response struct {
-	Accepted int    `json:"accepted"`
-	Error    string `json:"error"`
-	Rejected []struct {
-		Index     int    `json:"index"`
-		EventID   string `json:"event_id"`
-		Retryable bool   `json:"retryable"`
-		Errors    []struct{ Field, Reason string }
-	} `json:"rejected"`
+	EventsResponse
+	Error string `json:"error"`
 }
 
 func decode(t *testing.T, resp events.APIGatewayProxyResponse) response {

@@ -5,21 +5,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/retarget-dev/retarget/shared/domain/appevent"
 )
 
 // Answer is any API v1 response body: the health status, an accepted batch with the
 // rejected events, or an error.
 type Answer struct {
-	Status   string `json:"status"`
-	Accepted *int   `json:"accepted"`
-	Rejected []struct {
-		Index  int `json:"index"`
-		Errors []struct {
-			Field  string `json:"field"`
-			Reason string `json:"reason"`
-		} `json:"errors"`
-	} `json:"rejected"`
-	Error string `json:"error"`
+	Status   string               `json:"status"`
+	Accepted *int                 `json:"accepted"`
+	Rejected []appevent.Rejection `json:"rejected"`
+	Error    string               `json:"error"`
 }
 
 // WantAccepted returns a check of a 202 answer: n events accepted and the events at the
