@@ -19,13 +19,15 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 )
 
 // maxReadmeLines keeps README.md the front door: what it is, two commands, a tour, a map, links.
 const maxReadmeLines = 200
 
 func TestMarkdownLinksResolve(t *testing.T) {
-	root := repoRoot(t)
+	root := ingesttest.RepoRoot(t)
 	files, err := repoFiles(root)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +52,7 @@ func TestMarkdownLinksResolve(t *testing.T) {
 }
 
 func TestReadmeIsShort(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	data, err := os.ReadFile(filepath.Join(ingesttest.RepoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,25 +113,6 @@ func TestSlug(t *testing.T) {
 		if got := slug(heading); got != want {
 			t.Errorf("slug(%q) = %q, want %q", heading, got, want)
 		}
-	}
-}
-
-// repoRoot is the folder holding go.mod, above the test's working directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
 	}
 }
 
