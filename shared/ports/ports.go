@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 )
 
 // Kinesis PutRecords limits (per call).
@@ -120,3 +122,16 @@ func (r PublishReport) Err() error {
 	return fmt.Errorf("put records: %w: %d failed, first index %d: %s: %s",
 		ErrNotWritten, len(r.Failed), f.Index, f.ErrorCode, f.ErrorMessage)
 }
+
+// EndUserVerifier checks an end user's identity token (a JWT from the app's identity provider)
+// and returns the app_user_id it names. Errors wrap ErrTokenInvalid (the caller answers 401) or
+// ErrTokenUnverifiable (the issuer's keys could not be fetched: 503, the client retries).
+type EndUserVerifier interface {
+	Verify(ctx context.Context, appID string, cfg *appconfig.EndUserAuth, token string) (appUserID string, err error)
+}
+
+// Errors of EndUserVerifier.
+var (
+	ErrTokenInvalid      = errors.New("invalid end-user token")
+	ErrTokenUnverifiable = errors.New("end-user token keys unavailable")
+)

@@ -65,6 +65,11 @@ type App struct {
 	ExclusiveGroups [][]string `json:"exclusive_groups,omitempty"`
 	// AudienceSync tunes the audience sync (removal guard, full refresh, request size).
 	AudienceSync AudienceSync `json:"audience_sync,omitzero"`
+	// Auth enables end-user tokens on the /v1/me routes (auth.go).
+	Auth Auth `json:"auth,omitzero"`
+	// TrustedValues "server" counts only server-sent purchases and subscriptions toward value
+	// rules; "any" (the default) counts the app's too.
+	TrustedValues string `json:"trusted_values,omitempty"`
 }
 
 // APIKey names the API Gateway key of an app. The deployed stack creates one key per app with
@@ -210,6 +215,7 @@ func (c *Config) Validate() error {
 		}
 		a.checkSegments(bad)
 		a.checkAudiences(bad)
+		a.checkAuth(bad)
 	}
 	return errors.Join(errs...)
 }

@@ -60,8 +60,9 @@ var layers = []layer{
 			{forbid: []string{"github.com/aws/..."}, reason: "the domain imports no AWS package"},
 			{
 				forbid: []string{"os", "os/...", "net", "net/...", "io/ioutil", "syscall"},
-				// netip holds address values and does no I/O (appevent validates client IPs with it).
-				except: []string{"net/netip"},
+				// netip and url hold values and do no I/O (appevent validates client IPs,
+				// appconfig the identity providers' URLs).
+				except: []string{"net/netip", "net/url"},
 				reason: "the domain does no I/O",
 			},
 			{
@@ -577,6 +578,7 @@ func TestImportRuleMatcher(t *testing.T) {
 		{"shared/domain/appconfig", "io/ioutil", domainIO},
 		{"shared/domain/appconfig", "syscall", domainIO},
 		{"shared/domain/appevent", "net/netip", ""},
+		{"shared/domain/appconfig", "net/url", ""},
 		{"shared/domain/appconfig", "io", ""},
 		{"shared/domain/appconfig", "io/fs", ""},
 		{"shared/domain/appconfig", "embed", ""},
@@ -697,7 +699,7 @@ func TestTableNoticesRenames(t *testing.T) {
 	}
 	universe := slices.Concat(pkgs, []string{
 		"github.com/aws/aws-sdk-go-v2/service/kinesis", "github.com/aws/smithy-go", "github.com/aws/aws-lambda-go/events",
-		"golang.org/x/text/unicode/norm", "os", "os/exec", "net", "net/netip", "io/ioutil", "syscall", "testing",
+		"golang.org/x/text/unicode/norm", "os", "os/exec", "net", "net/netip", "net/url", "io/ioutil", "syscall", "testing",
 	})
 	got := checkTable(g, pkgs, universe, "")
 	for _, w := range []string{
