@@ -9,7 +9,13 @@
 // .dev), -log-dir (default logs in -dev-dir).
 // Environment: DEV_API_ADDR (default 127.0.0.1:3000; loopback only; port 0 picks a free port),
 // DEV_API_KEY (replaces the first app's dev key), PSEUDONYM_PEPPER (default: a public dev
-// pepper), EVENT_STREAM_NAME (default retarget-events), LOG_LEVEL (function log level).
+// pepper), EVENT_STREAM_NAME (default retarget-events), LOG_LEVEL (function log level),
+// DEV_ADMIN_ACCESS_KEY_ID / DEV_ADMIN_SECRET_ACCESS_KEY (the credentials the IAM routes'
+// SigV4 signatures are checked against; default the public devenv.AdminAccessKeyID /
+// devenv.AdminSecretAccessKey, region us-east-1, 5 minutes of clock skew).
+//
+// The API enforces access.Routes as API Gateway does (see Gateway): the app key on keyed
+// routes, and a SigV4 signature on the IAM ones.
 //
 // Output on stdout, for people and scripts. Startup ends with these lines, in this order:
 //

@@ -124,7 +124,10 @@ func TestVerifyAcceptsWhatTheSDKSigns(t *testing.T) {
 		{name: "path parameter that needs escaping", req: signed{method: "GET", path: "/v1/users/a%2Fb%20c%C3%A9~!*'()/segments"}},
 		{name: "DELETE without a body", req: signed{method: "DELETE", path: "/v1/users/%E2%9C%93"}},
 		{name: "unsigned headers added later are ignored", req: signed{method: "GET", path: "/v1/health",
-			after: func(r *http.Request) { r.Header.Set("X-Forwarded-For", "10.0.0.1"); r.Header.Set("User-Agent", "other") }}},
+			after: func(r *http.Request) {
+				r.Header.Set("X-Forwarded-For", "10.0.0.1")
+				r.Header.Set("User-Agent", "other")
+			}}},
 		{name: "signed 4 minutes ago", now: signedAt.Add(4 * time.Minute), req: signed{method: "GET", path: "/v1/health"}},
 		{name: "signed 4 minutes ahead", now: signedAt.Add(-4 * time.Minute), req: signed{method: "GET", path: "/v1/health"}},
 	}
