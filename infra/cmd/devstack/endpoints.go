@@ -29,8 +29,9 @@ func endpointsDoc(ctx context.Context, st started, awsCfg aws.Config, logs *logF
 		DynamoDB: devenv.Service{Endpoint: st.DynamoURL, PID: st.DynamoPID},
 		Stream:   s.StreamName, Table: stateTable,
 		DeadLetters: filepath.Join(s.LogDir, deadLettersFile),
-		Credentials: devenv.Credentials{AWSAccessKeyID: creds.AccessKeyID, AWSSecretAccessKey: creds.SecretAccessKey},
-		LogDir:      s.LogDir, Logs: logs.paths(),
+		Credentials: devenv.Credentials{AWSAccessKeyID: creds.AccessKeyID, AWSSecretAccessKey: creds.SecretAccessKey,
+			AdminAccessKeyID: s.AdminAccessKeyID, AdminSecretAccessKey: s.AdminSecretAccessKey, APIRegion: devenv.APIRegion},
+		LogDir: s.LogDir, Logs: logs.paths(),
 	}
 	// Only the public stand-ins: a pepper or Meta credentials from the environment stay out.
 	if s.DevPepper {

@@ -16,6 +16,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/retarget-dev/retarget/shared/domain/access"
+	"github.com/retarget-dev/retarget/shared/sandbox/sigv4"
 )
 
 // MaxGatewayBody is the largest request body API Gateway (REST) accepts: 10 MB. The ingest
@@ -41,15 +44,32 @@ type AccessEntry struct {
 }
 
 // Gateway is an http.Handler that stands in for API Gateway (REST API, Lambda proxy
-// integration) in front of one function: it translates each HTTP request into the
-// events.APIGatewayProxyRequest API Gateway would send, invokes the function and writes its
-// events.APIGatewayProxyResponse back the way API Gateway does.
+// integration) in front of the API's functions: it checks each route's credential
+// (access.Route.Credential) as API Gateway does, translates each HTTP request into the
+// events.APIGatewayProxyRequest API Gateway would send, invokes the route's function and
+// writes its events.APIGatewayProxyResponse back the way API Gateway does.
+//
+// Credentials, in API Gateway's order and with its answers: an IAM route first needs a valid
+// SigV4 signature (403 "Missing Authentication Token" without one, 403 with API Gateway's text
+// for a bad or expired one; on success the caller goes into requestContext.identity); then an
+// IAM, end-user or app-key route needs a known x-api-key (403 "Forbidden"). The end user's
+// token is the users-api function's to verify. A request for a path or method that is no route
+// skips the checks and reaches a function, which answers 404 or 405 (a REST API would answer
+// 403 "Missing Authentication Token" itself; the function's answer says more).
 type Gateway struct {
-	// Function is invoked once per request.
+	// Function is invoked for requests that match no route, and for routes whose function is
+	// not in Functions.
 	Function ProxyFunc
-	// Routes are the resource templates of the API, e.g. "/v1/events" or
-	// "/v1/users/{app_user_id}/segments". A request that matches none gets resource "/{proxy+}".
-	Routes []string
+	// Functions are the functions behind the routes, by name (access.FunctionIngest, ...).
+	Functions map[string]ProxyFunc
+	// Routes are the methods of the API (access.Routes). Their paths are the resource
+	// templates, e.g. "/v1/events" or "/v1/users/{app_user_id}/segments"; a request that
+	// matches none gets resource "/{proxy+}".
+	Routes []access.Route
+	// APIKeys are the known x-api-key values: the routes that take the app key refuse others.
+	APIKeys map[string]bool
+	// SigV4 checks the signatures of the IAM routes; nil refuses every IAM request.
+	SigV4 *sigv4.Verifier
 	// Stage is the stage name (requestContext.stage).
 	Stage string
 	// Timeout bounds each invocation, like the function's configured timeout. The invocation is
@@ -89,7 +109,23 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string
 		}
 		return gatewayError(w, http.StatusBadRequest, "could not read the request body")
 	}
+	route, known := g.route(r.Method, r.URL.Path)
+	var caller *sigv4.Identity
+	if known {
+		var status int
+		if caller, status = g.authorize(w, r, route, body); status != 0 {
+			return status
+		}
+	}
 	req := g.Translate(r, body, requestID, start)
+	if caller != nil {
+		// What API Gateway puts in the context of an AWS_IAM method (the account from the ARN).
+		id := &req.RequestContext.Identity
+		id.AccessKey, id.UserArn, id.Caller, id.User = caller.AccessKeyID, caller.UserARN, caller.Caller, caller.Caller
+		if parts := strings.Split(caller.UserARN, ":"); len(parts) > 4 {
+			id.AccountID = parts[4]
+		}
+	}
 	if valid, ok := g.Models[req.HTTPMethod+" "+req.Resource]; ok && !valid(body) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
@@ -103,7 +139,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string
 		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
 		defer cancel()
 	}
-	resp, err := g.invoke(ctx, req)
+	resp, err := g.invoke(ctx, g.function(req.Resource), req)
 	if err != nil {
 		if g.Errors != nil {
 			g.Errors(requestID, err)
@@ -114,14 +150,104 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string
 	return writeResponse(w, resp)
 }
 
+// Answers of API Gateway to requests its checks refuse (403, {"message": ...}).
+const (
+	msgForbidden    = "Forbidden"
+	msgMissingToken = "Missing Authentication Token"
+	msgBadSignature = "The request signature we calculated does not match the signature you provided. " +
+		"Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+	msgIncompleteSignature = "Authorization header requires 'Credential' parameter. Authorization header requires 'Signature' parameter. " +
+		"Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+	msgInvalidToken = "The security token included in the request is invalid."
+)
+
+// route is the route of a method and path, if the API has one.
+func (g *Gateway) route(method, path string) (access.Route, bool) {
+	resource, _ := g.match(path)
+	for _, rt := range g.Routes {
+		if rt.Method == method && rt.Path == resource {
+			return rt, true
+		}
+	}
+	return access.Route{}, false
+}
+
+// function is the function behind a resource: the one of its routes (every method of a
+// resource goes to one function, so a wrong method gets that function's 405), else Function.
+func (g *Gateway) function(resource string) ProxyFunc {
+	for _, rt := range g.Routes {
+		if rt.Path == resource {
+			if f, ok := g.Functions[rt.Function]; ok {
+				return f
+			}
+			break
+		}
+	}
+	return g.Function
+}
+
+// authorize checks the route's credential. It returns the IAM caller of an IAM route, or the
+// status of the refusal it wrote (0 when the request may pass).
+func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, route access.Route, body []byte) (*sigv4.Identity, int) {
+	var caller *sigv4.Identity
+	if route.Credential == access.IAM {
+		if g.SigV4 == nil {
+			return nil, gatewayError(w, http.StatusForbidden, msgMissingToken)
+		}
+		id, err := g.SigV4.Verify(r.Context(), r, body)
+		if err != nil {
+			return nil, gatewayError(w, http.StatusForbidden, g.signatureMessage(r, err))
+		}
+		caller = &id
+	}
+	if route.Credential.NeedsAppKey() && !g.APIKeys[r.Header.Get("x-api-key")] {
+		return nil, gatewayError(w, http.StatusForbidden, msgForbidden)
+	}
+	return caller, 0
+}
+
+// signatureMessage is API Gateway's answer to a signature sigv4 refused.
+func (g *Gateway) signatureMessage(r *http.Request, err error) string {
+	a, _ := sigv4.ParseAuthorization(r.Header.Get("Authorization"))
+	amzDate := r.Header.Get(sigv4.HeaderDate)
+	switch {
+	case errors.Is(err, sigv4.ErrMissing):
+		return msgMissingToken
+	case errors.Is(err, sigv4.ErrMalformed):
+		return msgIncompleteSignature
+	case errors.Is(err, sigv4.ErrUnknownKey):
+		return msgInvalidToken
+	case errors.Is(err, sigv4.ErrService):
+		return "Credential should be scoped to correct service: '" + sigv4.Service + "'. "
+	case errors.Is(err, sigv4.ErrRegion):
+		return "Credential should be scoped to a valid region, not '" + a.Region + "'. "
+	case errors.Is(err, sigv4.ErrDate):
+		return fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%.8s', from '%s'.",
+			a.Date, amzDate, amzDate)
+	case errors.Is(err, sigv4.ErrExpired):
+		now := time.Now
+		if g.SigV4.Now != nil {
+			now = g.SigV4.Now
+		}
+		t := now().UTC()
+		if signed, _ := time.Parse(sigv4.TimeFormat, amzDate); signed.After(t) {
+			return fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 5 min.)",
+				amzDate, t.Add(sigv4.MaxSkew).Format(sigv4.TimeFormat), t.Format(sigv4.TimeFormat))
+		}
+		return fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)",
+			amzDate, t.Add(-sigv4.MaxSkew).Format(sigv4.TimeFormat), t.Format(sigv4.TimeFormat))
+	}
+	return msgBadSignature // ErrSignature, ErrPayloadHash
+}
+
 // invoke calls the function; a panic becomes an error, as the Lambda runtime reports it.
-func (g *Gateway) invoke(ctx context.Context, req events.APIGatewayProxyRequest) (resp events.APIGatewayProxyResponse, err error) {
+func (g *Gateway) invoke(ctx context.Context, fn ProxyFunc, req events.APIGatewayProxyRequest) (resp events.APIGatewayProxyResponse, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("function panicked: %v", p)
 		}
 	}()
-	resp, err = g.Function(ctx, req)
+	resp, err = fn(ctx, req)
 	if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 599) {
 		err = fmt.Errorf("malformed proxy response: statusCode %d", resp.StatusCode)
 	}
@@ -201,8 +327,8 @@ func (g *Gateway) Translate(r *http.Request, body []byte, requestID string, at t
 func (g *Gateway) match(path string) (string, map[string]string) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	for _, route := range g.Routes {
-		if params, ok := matchTemplate(strings.Split(strings.TrimPrefix(route, "/"), "/"), segs); ok {
-			return route, params
+		if params, ok := matchTemplate(strings.Split(strings.TrimPrefix(route.Path, "/"), "/"), segs); ok {
+			return route.Path, params
 		}
 	}
 	return proxyResource, map[string]string{"proxy": strings.TrimPrefix(path, "/")}

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -13,6 +16,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
+	"github.com/retarget-dev/retarget/shared/domain/access"
+	"github.com/retarget-dev/retarget/shared/sandbox/sigv4"
 )
 
 // capture returns a Gateway whose function records the request it got and answers resp.
@@ -23,7 +32,12 @@ func capture(resp events.APIGatewayProxyResponse, err error) (*Gateway, *events.
 			got = req
 			return resp, err
 		},
-		Routes:  []string{"/v1/events", "/v1/health", "/v1/users/{app_user_id}/segments"},
+		// Public: these tests are about the translation; TestGatewayEnforcesAccess about access.
+		Routes: []access.Route{
+			{Method: "POST", Path: "/v1/events", Credential: access.Public},
+			{Method: "GET", Path: "/v1/health", Credential: access.Public},
+			{Method: "GET", Path: "/v1/users/{app_user_id}/segments", Credential: access.Public},
+		},
 		Stage:   "dev",
 		Timeout: time.Second,
 	}
@@ -262,6 +276,178 @@ func TestLoopbackAddr(t *testing.T) {
 				t.Fatalf("loopbackAddr(%q) = %q, %v; want error containing %q", tc.in, got, err, tc.wantErr)
 			case tc.wantErr == "" && (err != nil || got != tc.want):
 				t.Fatalf("loopbackAddr(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// accessGateway is a gateway over the API's routes (access.Routes) whose functions record what
+// they got: the function's name and the request.
+type invocation struct {
+	function string
+	req      events.APIGatewayProxyRequest
+}
+
+func accessGateway(t *testing.T, now time.Time) (*httptest.Server, *[]invocation) {
+	t.Helper()
+	var calls []invocation
+	fn := func(name string) ProxyFunc {
+		return func(_ context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+			calls = append(calls, invocation{name, req})
+			return events.APIGatewayProxyResponse{StatusCode: 200, Body: `{}`}, nil
+		}
+	}
+	s := settings{AdminAccessKeyID: devenv.AdminAccessKeyID, AdminSecretAccessKey: devenv.AdminSecretAccessKey}
+	v := adminVerifier(s)
+	v.Now = func() time.Time { return now }
+	g := &Gateway{
+		Function:  fn("fallback"),
+		Functions: map[string]ProxyFunc{access.FunctionIngest: fn(access.FunctionIngest), access.FunctionUsersAPI: fn(access.FunctionUsersAPI)},
+		Routes:    access.Routes,
+		APIKeys:   map[string]bool{"dev-api-key": true},
+		SigV4:     v,
+		Stage:     "dev",
+		Timeout:   time.Second,
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+// gwRequest is one request to accessGateway.
+type gwRequest struct {
+	method, path, body string
+	key, bearer        string
+	// sign signs with the dev admin credentials (or secret) at signedAt (default now).
+	sign     bool
+	secret   string
+	signedAt time.Time
+	// after changes the request once signed.
+	after func(*http.Request)
+}
+
+func (q gwRequest) do(t *testing.T, srv *httptest.Server, now time.Time) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(q.method, srv.URL+q.path, strings.NewReader(q.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.body == "" {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	if q.key != "" {
+		req.Header.Set("x-api-key", q.key)
+	}
+	if q.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+q.bearer)
+	}
+	if q.sign {
+		secret, at := q.secret, q.signedAt
+		if secret == "" {
+			secret = devenv.AdminSecretAccessKey
+		}
+		if at.IsZero() {
+			at = now
+		}
+		sum := sha256.Sum256([]byte(q.body))
+		creds := aws.Credentials{AccessKeyID: devenv.AdminAccessKeyID, SecretAccessKey: secret}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), sigv4.Service, devenv.APIRegion, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q.after != nil {
+		q.after(req)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+func TestGatewayEnforcesAccess(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	const key = "dev-api-key"
+	forbidden := `{"message":"Forbidden"}`
+	missingToken := `{"message":"Missing Authentication Token"}`
+	badSignature := `{"message":"The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}`
+	ago := now.Add(-6 * time.Minute).Format(sigv4.TimeFormat)
+	expired := `{"message":"Signature expired: ` + ago + ` is now earlier than ` + now.Add(-5*time.Minute).Format(sigv4.TimeFormat) +
+		` (` + now.Format(sigv4.TimeFormat) + ` - 5 min.)"}`
+	tests := []struct {
+		name       string
+		req        gwRequest
+		wantStatus int
+		wantBody   string // the gateway's answer; "" when the function answers
+		wantFn     string
+		wantIAM    bool // requestContext.identity names the dev admin
+	}{
+		{name: "public route without credentials", req: gwRequest{method: "GET", path: "/v1/health"}, wantStatus: 200, wantFn: access.FunctionIngest},
+		{name: "app key route without a key", req: gwRequest{method: "POST", path: "/v1/events", body: `{"events":[]}`}, wantStatus: 403, wantBody: forbidden},
+		{name: "app key route with an unknown key", req: gwRequest{method: "POST", path: "/v1/events", body: `{"events":[]}`, key: "guess"}, wantStatus: 403, wantBody: forbidden},
+		{name: "app key route with the key", req: gwRequest{method: "POST", path: "/v1/events", body: `{"events":[]}`, key: key}, wantStatus: 200, wantFn: access.FunctionIngest},
+		{name: "end-user route without a key", req: gwRequest{method: "GET", path: "/v1/me/segments", bearer: "jwt"}, wantStatus: 403, wantBody: forbidden},
+		{name: "end-user route with key and token", req: gwRequest{method: "GET", path: "/v1/me/segments", key: key, bearer: "jwt"}, wantStatus: 200, wantFn: access.FunctionUsersAPI},
+		{name: "IAM route with a key only", req: gwRequest{method: "GET", path: "/v1/users/u-1/segments", key: key}, wantStatus: 403, wantBody: missingToken},
+		{name: "IAM route with an end-user token", req: gwRequest{method: "GET", path: "/v1/users/u-1/segments", key: key, bearer: "jwt"}, wantStatus: 403, wantBody: `{"message":"` + msgIncompleteSignature + `"}`},
+		{name: "IAM route signed without a key", req: gwRequest{method: "GET", path: "/v1/users/u-1/segments", sign: true}, wantStatus: 403, wantBody: forbidden},
+		{name: "IAM route signed with the wrong secret", req: gwRequest{method: "GET", path: "/v1/users/u-1/segments", key: key, sign: true, secret: "guess"}, wantStatus: 403, wantBody: badSignature},
+		{name: "IAM route signed 6 minutes ago", req: gwRequest{method: "GET", path: "/v1/users/u-1/segments", key: key, sign: true, signedAt: now.Add(-6 * time.Minute)}, wantStatus: 403, wantBody: expired},
+		{name: "IAM route with a tampered body", req: gwRequest{method: "POST", path: "/v1/server/events", body: `{"events":[1]}`, key: key, sign: true,
+			after: func(r *http.Request) { r.Body = io.NopCloser(strings.NewReader(`{"events":[2]}`)) }}, wantStatus: 403, wantBody: badSignature},
+		{name: "IAM route signed, with the key", req: gwRequest{method: "GET", path: "/v1/users/u%20x/segments?x=1", key: key, sign: true}, wantStatus: 200, wantFn: access.FunctionUsersAPI, wantIAM: true},
+		{name: "server events signed, with the key", req: gwRequest{method: "POST", path: "/v1/server/events", body: `{"events":[]}`, key: key, sign: true}, wantStatus: 200, wantFn: access.FunctionIngest, wantIAM: true},
+		{name: "consent signed, with the key", req: gwRequest{method: "PUT", path: "/v1/users/u-1/consent", body: `{"ads_personalization":true}`, key: key, sign: true}, wantStatus: 200, wantFn: access.FunctionUsersAPI, wantIAM: true},
+		// No route for the method: the function answers (405), as the dev stack always did.
+		{name: "method without a route", req: gwRequest{method: "GET", path: "/v1/events"}, wantStatus: 200, wantFn: access.FunctionIngest},
+		{name: "path without a route", req: gwRequest{method: "GET", path: "/v2/x"}, wantStatus: 200, wantFn: "fallback"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, calls := accessGateway(t, now)
+			status, body := tc.req.do(t, srv, now)
+			if status != tc.wantStatus || (tc.wantBody != "" && body != tc.wantBody) {
+				t.Fatalf("got %d %s, want %d %s", status, body, tc.wantStatus, tc.wantBody)
+			}
+			if tc.wantFn == "" {
+				if len(*calls) > 0 {
+					t.Fatalf("a refused request reached %s", (*calls)[0].function)
+				}
+				return
+			}
+			if len(*calls) != 1 || (*calls)[0].function != tc.wantFn {
+				t.Fatalf("calls %v, want one to %s", *calls, tc.wantFn)
+			}
+			id := (*calls)[0].req.RequestContext.Identity
+			want := events.APIGatewayRequestIdentity{SourceIP: id.SourceIP, UserAgent: id.UserAgent}
+			if tc.wantIAM {
+				want.AccessKey, want.UserArn, want.Caller, want.User, want.AccountID = devenv.AdminAccessKeyID, devenv.AdminUserARN, devenv.AdminCaller, devenv.AdminCaller, "000000000000"
+			}
+			if id != want {
+				t.Errorf("identity %+v, want %+v", id, want)
+			}
+		})
+	}
+}
+
+// Every route of the API reaches its function once its credential is given.
+func TestGatewayServesEveryRoute(t *testing.T) {
+	now := time.Now().UTC()
+	for _, rt := range access.Routes {
+		t.Run(rt.Method+" "+rt.Path, func(t *testing.T) {
+			srv, calls := accessGateway(t, now)
+			q := gwRequest{method: rt.Method, path: strings.ReplaceAll(rt.Path, "{app_user_id}", "u-1")}
+			if rt.Credential.NeedsAppKey() {
+				q.key = "dev-api-key"
+			}
+			q.sign = rt.Credential == access.IAM
+			if status, body := q.do(t, srv, now); status != 200 {
+				t.Fatalf("status %d %s", status, body)
+			}
+			if len(*calls) != 1 || (*calls)[0].function != rt.Function || (*calls)[0].req.Resource != rt.Path {
+				t.Fatalf("calls %+v, want one to %s for %s", *calls, rt.Function, rt.Path)
 			}
 		})
 	}

@@ -9,7 +9,13 @@
 // .dev), -log-dir (default logs in -dev-dir).
 // Environment: DEV_API_ADDR (default 127.0.0.1:3000; loopback only; port 0 picks a free port),
 // DEV_API_KEY (replaces the first app's dev key), PSEUDONYM_PEPPER (default: a public dev
-// pepper), EVENT_STREAM_NAME (default retarget-events), LOG_LEVEL (function log level).
+// pepper), EVENT_STREAM_NAME (default retarget-events), LOG_LEVEL (function log level),
+// DEV_ADMIN_ACCESS_KEY_ID / DEV_ADMIN_SECRET_ACCESS_KEY (the credentials the IAM routes'
+// SigV4 signatures are checked against; default the public devenv.AdminAccessKeyID /
+// devenv.AdminSecretAccessKey, region us-east-1, 5 minutes of clock skew).
+//
+// The API enforces access.Routes as API Gateway does (see Gateway): the app key on keyed
+// routes, and a SigV4 signature on the IAM ones.
 //
 // Output on stdout, for people and scripts. Startup ends with these lines, in this order:
 //
@@ -57,12 +63,14 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/access"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
-	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
 	"github.com/retarget-dev/retarget/shared/runtime"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
+	"github.com/retarget-dev/retarget/shared/sandbox/sigv4"
 )
 
 const (
@@ -197,8 +205,11 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 
 	srv := &http.Server{
 		Handler: &Gateway{
-			Function:   segs.handle(handler.Handle),
-			Routes:     []string{ingestapi.RouteEvents, ingestapi.RouteHealth, ingestapi.RouteOpenAPI, usersapi.Route, usersapi.RouteConsent, usersapi.RouteUser},
+			Function:   handler.Handle,
+			Functions:  map[string]ProxyFunc{access.FunctionIngest: handler.Handle, access.FunctionUsersAPI: segs.read.Handle},
+			Routes:     access.Routes,
+			APIKeys:    devAPIKeys(apps, s.APIKey),
+			SigV4:      adminVerifier(s),
 			Models:     map[string]func([]byte) bool{http.MethodPost + " " + ingestapi.RouteEvents: appevent.BodyShapeOK},
 			ModelError: appevent.BodyShapeResponse(),
 			Stage:      "dev",
@@ -290,6 +301,28 @@ func newIngestHandler(ctx context.Context, s settings, awsCfg aws.Config, logs *
 	))
 	// EMF metric lines go to their own file: on the terminal they would bury everything else.
 	return runtime.NewIngest(ctx, c, runtime.Deps{AWS: awsCfg, Log: logger, Metrics: logs.metrics})
+}
+
+// devAPIKeys are the x-api-key values the gateway knows: the apps' dev keys, the first one
+// replaced by DEV_API_KEY, as the functions map them (ingestapi.DevKeys). In AWS the API's
+// keys and usage plans play this part.
+func devAPIKeys(apps *appconfig.Config, devAPIKey string) map[string]bool {
+	keys := map[string]bool{}
+	for k := range ingestapi.DevKeys(apps, devAPIKey) {
+		keys[k] = true
+	}
+	return keys
+}
+
+// adminVerifier checks the IAM routes' signatures against the dev admin credentials, as API
+// Gateway checks them against IAM.
+func adminVerifier(s settings) *sigv4.Verifier {
+	return &sigv4.Verifier{
+		Credentials: map[string]sigv4.Credential{s.AdminAccessKeyID: {
+			SecretAccessKey: s.AdminSecretAccessKey, UserARN: devenv.AdminUserARN, Caller: devenv.AdminCaller,
+		}},
+		Region: devenv.APIRegion,
+	}
 }
 
 // logFiles are the dev stack's log files, truncated at each start.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
@@ -109,17 +108,6 @@ func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoC
 		}
 	}()
 	return sf, nil
-}
-
-// handle routes the /v1/users routes to their function and everything else to the ingest
-// function.
-func (sf *segmentFunctions) handle(ingest ProxyFunc) ProxyFunc {
-	return func(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		if _, ok := usersapi.Routes[req.Resource]; ok {
-			return sf.read.Handle(ctx, req)
-		}
-		return ingest(ctx, req)
-	}
 }
 
 func (sf *segmentFunctions) stop() {

@@ -26,6 +26,10 @@ const (
 	EnvFaults  = devenv.EnvFaults
 	EnvSweep   = devenv.EnvSweep
 	EnvSync    = devenv.EnvSync
+	// EnvAdminAccessKeyID and EnvAdminSecretAccessKey are the dev admin credentials the
+	// gateway checks SigV4 signatures against (IAM routes).
+	EnvAdminAccessKeyID     = devenv.EnvAdminAccessKeyID
+	EnvAdminSecretAccessKey = devenv.EnvAdminSecretAccessKey
 )
 
 const (
@@ -63,6 +67,9 @@ type settings struct {
 	Faults                              metasandbox.Faults
 	SweepInterval                       time.Duration
 	AudienceSyncInterval                time.Duration
+	// AdminAccessKeyID and AdminSecretAccessKey sign the IAM routes (DEV_ADMIN_*, default the
+	// public devenv ones).
+	AdminAccessKeyID, AdminSecretAccessKey string
 }
 
 // parseSettings reads the flags in args (without the program name) and the environment.
@@ -80,9 +87,11 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 			"  %-18s level of the function's JSON log (default info)\n"+
 			"  %-18s send to this Graph API instead of the embedded Meta sandbox\n"+
 			"  %-18s Meta access token and app secret (with %s only)\n"+
-			"  %-18s faults the Meta sandbox injects, e.g. {\"server_error_rate\":0.3}\n\nFlags:\n",
+			"  %-18s faults the Meta sandbox injects, e.g. {\"server_error_rate\":0.3}\n"+
+			"  %-18s\n  %-18s dev admin credentials that sign the IAM routes (SigV4; default %s / %s)\n\nFlags:\n",
 			EnvAPIAddr, defaultAPIAddr, env.DevAPIKey, env.Pepper, env.StreamName, defaultStream, env.LogLevel,
-			env.GraphURL, env.AccessToken+"/"+env.AppSecret, env.GraphURL, EnvFaults)
+			env.GraphURL, env.AccessToken+"/"+env.AppSecret, env.GraphURL, EnvFaults,
+			EnvAdminAccessKeyID, EnvAdminSecretAccessKey, devenv.AdminAccessKeyID, devenv.AdminSecretAccessKey)
 		fs.PrintDefaults()
 	}
 	var s settings
@@ -134,6 +143,13 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 		s.StreamName = defaultStream
 	}
 	s.LogLevel = getenv(env.LogLevel)
+	s.AdminAccessKeyID, s.AdminSecretAccessKey = getenv(EnvAdminAccessKeyID), getenv(EnvAdminSecretAccessKey)
+	if s.AdminAccessKeyID == "" {
+		s.AdminAccessKeyID = devenv.AdminAccessKeyID
+	}
+	if s.AdminSecretAccessKey == "" {
+		s.AdminSecretAccessKey = devenv.AdminSecretAccessKey
+	}
 	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(env.GraphURL), getenv(env.AccessToken), getenv(env.AppSecret)
 	for _, iv := range []struct {
 		env string

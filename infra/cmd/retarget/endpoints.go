@@ -185,6 +185,8 @@ func devSettings(e *devenv.Endpoints) map[string]string {
 		env.AccessToken:                       e.Credentials.MetaAccessToken,
 		env.AppSecret:                         e.Credentials.MetaAppSecret,
 		env.Pepper:                            e.Credentials.Pepper,
+		devenv.EnvAdminAccessKeyID:            e.Credentials.AdminAccessKeyID,
+		devenv.EnvAdminSecretAccessKey:        e.Credentials.AdminSecretAccessKey,
 	}
 	for k, v := range m {
 		if v == "" {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,7 +20,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
+	"github.com/retarget-dev/retarget/shared/domain/access"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/backoff"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
@@ -39,11 +47,21 @@ for a few stable users (app_user_id sample-user-1, sample-user-2, ...) over the 
 --file reads one event JSON object per line ("-" is stdin); a line that is not a JSON object
 is counted as rejected and not sent.
 
+--server sends as the app's backend: to POST <url>/v1/server/events (the events are marked
+server-sent, which "trusted_values": "server" requires of purchases feeding value rules), each
+request signed with AWS SigV4 (service execute-api). Against make dev it signs with the dev
+admin credentials of .dev/endpoints.json (DEV_ADMIN_ACCESS_KEY_ID / DEV_ADMIN_SECRET_ACCESS_KEY
+override them); against a deployed stack (--stack NAME, RETARGET_API_URL or --url) with your
+AWS credentials from the SDK's default chain (AWS_PROFILE, environment, SSO, instance role...),
+which need execute-api:Invoke on the route. The API key is sent as well: it names the app.
+
 Progress goes to stderr (a bar when it is a terminal), the summary to stdout. Exit status 1
 when any event was not accepted.`,
 	example: `  retarget send --sample 50                                  # make dev: http://127.0.0.1:3000, key dev-api-key
   retarget send --file events.jsonl --url http://127.0.0.1:3000 --key dev-api-key
-  gen-events | retarget send --file - --url https://abc.execute-api.eu-west-1.amazonaws.com/prod --key "$KEY" --json`,
+  gen-events | retarget send --file - --url https://abc.execute-api.eu-west-1.amazonaws.com/prod --key "$KEY" --json
+  retarget send --server --file purchases.jsonl                # make dev, signed as the dev admin
+  retarget --stack prod send --server --file purchases.jsonl --key "$KEY"   # signed with your AWS credentials`,
 	flags: func(fs *flag.FlagSet) any {
 		o := &sendOptions{}
 		fs.StringVar(&o.url, "url", "", "ingest API base `url`, e.g. the stack output ApiUrl (default $"+envAPIURL+", else http://$DEV_API_ADDR or http://127.0.0.1:3000)")
@@ -55,6 +73,7 @@ when any event was not accepted.`,
 		fs.IntVar(&o.retries, "retries", 5, "retries per request on 429, 503, 5xx and network errors")
 		fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request")
 		fs.BoolVar(&o.json, "json", false, "print the summary as JSON")
+		fs.BoolVar(&o.server, "server", false, "send as the app's backend: POST /v1/server/events signed with SigV4 (make dev: the dev admin credentials; a stack: your AWS credentials)")
 		return o
 	},
 	run: func(ctx context.Context, c *cli, opts any, args []string) error {
@@ -69,7 +88,11 @@ type sendOptions struct {
 	retries                   int
 	timeout                   time.Duration
 	json                      bool
+	server                    bool
 }
+
+// sigv4Service is the signing name of API Gateway's invoke API.
+const sigv4Service = "execute-api"
 
 // maxSample bounds --sample: the generator is for trying things, not load tests.
 const maxSample = 1_000_000
@@ -93,9 +116,19 @@ func (c *cli) send(ctx context.Context, o sendOptions, args []string) error {
 	if o.retries < 0 {
 		return usagef("send", "--retries must not be negative")
 	}
-	endpoint, err := c.eventsURL(o.url)
+	route := ingestapi.RouteEvents
+	if o.server {
+		route = access.PathServerEvents
+	}
+	endpoint, err := c.apiURL(o.url, route)
 	if err != nil {
 		return usagef("send", "%v", err)
+	}
+	var signer *requestSigner
+	if o.server {
+		if signer, err = c.apiSigner(ctx, endpoint); err != nil {
+			return err
+		}
 	}
 	key := o.key
 	if key == "" {
@@ -137,7 +170,7 @@ func (c *cli) send(ctx context.Context, o sendOptions, args []string) error {
 	}
 
 	s := &sender{
-		url: endpoint, key: key, retries: o.retries,
+		url: endpoint, key: key, retries: o.retries, signer: signer,
 		http:  &http.Client{Timeout: o.timeout},
 		stats: sendStats{reasons: map[reasonKey]int{}},
 		rnd:   rand.Float64,
@@ -161,10 +194,13 @@ func (c *cli) send(ctx context.Context, o sendOptions, args []string) error {
 	return nil
 }
 
-// eventsURL turns the base URL (flag, RETARGET_API_URL, DEV_API_ADDR or the dev default) into
-// the events route: the dev stack serves /v1/events at its root, a deployed API under its
-// stage (the ApiUrl output ends with /<stage>/).
-func (c *cli) eventsURL(base string) (string, error) {
+// eventsURL is apiURL of the events route.
+func (c *cli) eventsURL(base string) (string, error) { return c.apiURL(base, ingestapi.RouteEvents) }
+
+// apiURL turns the base URL (flag, RETARGET_API_URL, DEV_API_ADDR or the dev default) into
+// the URL of route: the dev stack serves /v1/... at its root, a deployed API under its stage
+// (the ApiUrl output ends with /<stage>/).
+func (c *cli) apiURL(base, route string) (string, error) {
 	if base == "" {
 		base = c.getenv(envAPIURL)
 	}
@@ -180,10 +216,68 @@ func (c *cli) eventsURL(base string) (string, error) {
 		return "", fmt.Errorf("--url %q: want an http(s) URL such as http://127.0.0.1:3000 or the stack's ApiUrl", base)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
-	if !strings.HasSuffix(u.Path, ingestapi.RouteEvents) {
-		u.Path += ingestapi.RouteEvents
+	if !strings.HasSuffix(u.Path, route) {
+		u.Path += route
 	}
 	return u.String(), nil
+}
+
+// requestSigner signs requests to the API's IAM routes with SigV4, as an SDK client would.
+type requestSigner struct {
+	creds  aws.CredentialsProvider
+	region string
+	now    func() time.Time
+	// source says whose credentials sign, for errors.
+	source string
+}
+
+// apiSigner picks the credentials that sign requests to endpoint: on loopback (make dev) the
+// dev admin credentials, from the dev stack's endpoints file or DEV_ADMIN_* (the public
+// defaults else); anywhere else the SDK's default chain, as the aws CLI would use, and the
+// region of the execute-api host (else the configured one).
+func (c *cli) apiSigner(ctx context.Context, endpoint string) (*requestSigner, error) {
+	if isLoopbackURL(endpoint) {
+		key, secret := c.getenv(devenv.EnvAdminAccessKeyID), c.getenv(devenv.EnvAdminSecretAccessKey)
+		if key == "" {
+			key = devenv.AdminAccessKeyID
+		}
+		if secret == "" {
+			secret = devenv.AdminSecretAccessKey
+		}
+		return &requestSigner{creds: credentials.NewStaticCredentialsProvider(key, secret, ""), region: devenv.APIRegion,
+			now: c.now, source: "the dev admin credentials (" + key + ")"}, nil
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("--server: aws config: %w", err)
+	}
+	region := cfg.Region
+	if u, err := url.Parse(endpoint); err == nil {
+		// https://{api}.execute-api.{region}.amazonaws.com/{stage}
+		if parts := strings.Split(u.Hostname(), "."); len(parts) >= 4 && parts[1] == "execute-api" {
+			region = parts[2]
+		}
+	}
+	if region == "" {
+		return nil, errors.New("--server: no AWS region to sign for: set AWS_REGION")
+	}
+	if cfg.Credentials == nil {
+		return nil, errors.New("--server: no AWS credentials: configure them as for the aws CLI (AWS_PROFILE, aws sso login, ...)")
+	}
+	return &requestSigner{creds: cfg.Credentials, region: region, now: c.now, source: "your AWS credentials"}, nil
+}
+
+// sign signs req, whose body is body, at the signer's clock.
+func (s *requestSigner) sign(ctx context.Context, req *http.Request, body []byte) error {
+	creds, err := s.creds.Retrieve(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS credentials: %w", err)
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), sigv4Service, s.region, s.now()); err != nil {
+		return fmt.Errorf("sign the request: %w", err)
+	}
+	return nil
 }
 
 // openEvents opens --file and counts its lines when it is a regular file (for the progress
@@ -270,11 +364,13 @@ func (st *sendStats) reject(field, reason string) { st.reasons[reasonKey{field, 
 // sender posts batches and interprets the answers.
 type sender struct {
 	url, key string
-	retries  int
-	http     *http.Client
-	stats    sendStats
-	rnd      func() float64
-	prog     *progress
+	// signer signs each request (--server); nil sends the key alone.
+	signer  *requestSigner
+	retries int
+	http    *http.Client
+	stats   sendStats
+	rnd     func() float64
+	prog    *progress
 }
 
 // emptyBatchBytes is the size of {"events":[]}.
@@ -382,6 +478,9 @@ func (s *sender) deliver(ctx context.Context, evs []pendingEvent) error {
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
 			s.stats.NotSent += len(evs)
 			s.stats.LastFailure = fmt.Sprintf("HTTP %d: %s", status, ans.text(status))
+			if s.signer != nil {
+				return fmt.Errorf("the API refused the request (HTTP %d: %s): check --key, --url and %s", status, ans.text(status), s.signer.source)
+			}
 			return fmt.Errorf("the API refused the key (HTTP %d: %s): check --key and --url", status, ans.text(status))
 		default: // other 4xx: the same request would be refused again
 			s.stats.Rejected += len(evs)
@@ -418,13 +517,19 @@ func (s *sender) post(ctx context.Context, evs []pendingEvent) (status int, ans 
 		body.Write(e.raw)
 	}
 	body.WriteString(`]}`)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, &body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(body.Bytes()))
 	if err != nil {
 		return 0, ans, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-api-key", s.key)
 	req.Header.Set("User-Agent", "retarget-cli")
+	if s.signer != nil {
+		// Signed at each attempt: a retry minutes later needs a fresh signing time.
+		if err := s.signer.sign(ctx, req, body.Bytes()); err != nil {
+			return 0, ans, 0, err
+		}
+	}
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return 0, ans, 0, redactURLError(err)

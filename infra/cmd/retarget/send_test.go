@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,10 +17,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/app/stream"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
+	"github.com/retarget-dev/retarget/shared/sandbox/sigv4"
 	"github.com/retarget-dev/retarget/shared/testkit/memstream"
 )
 
@@ -389,6 +392,127 @@ func TestEventsURL(t *testing.T) {
 	} {
 		if got, err := c.eventsURL(in); err != nil || got != want {
 			t.Errorf("eventsURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+// signedAPI answers POST /v1/server/events as the dev stack's gateway would: it verifies the
+// SigV4 signature (shared/sandbox/sigv4) against one access key at testNow and records what
+// each request carried.
+type signedAPI struct {
+	url  string
+	mu   sync.Mutex
+	hits []signedHit
+}
+
+type signedHit struct {
+	path, key string
+	caller    sigv4.Identity
+	err       error
+}
+
+func startSignedAPI(t *testing.T, accessKey, secret string) *signedAPI {
+	t.Helper()
+	v := &sigv4.Verifier{
+		Credentials: map[string]sigv4.Credential{accessKey: {SecretAccessKey: secret, UserARN: devenv.AdminUserARN}},
+		Region:      devenv.APIRegion,
+		Now:         func() time.Time { return testNow },
+	}
+	api := &signedAPI{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id, err := v.Verify(r.Context(), r, body)
+		api.mu.Lock()
+		api.hits = append(api.hits, signedHit{r.URL.Path, r.Header.Get("x-api-key"), id, err})
+		api.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"message":"The request signature we calculated does not match the signature you provided."}`)
+			return
+		}
+		var batch struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		json.Unmarshal(body, &batch)
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"accepted": %d, "rejected": []}`, len(batch.Events))
+	}))
+	t.Cleanup(srv.Close)
+	api.url = srv.URL
+	return api
+}
+
+func TestSendServerSignsWithSigV4(t *testing.T) {
+	t.Run("make dev: the dev admin credentials of the endpoints file", func(t *testing.T) {
+		api := startSignedAPI(t, "AKIDFROMFILE", "secret-from-file")
+		h := newHarness(t)
+		h.wd = devRepo(t, &devenv.Endpoints{PID: os.Getpid(), APIURL: api.url, APIKey: "dev-api-key",
+			Credentials: devenv.Credentials{AdminAccessKeyID: "AKIDFROMFILE", AdminSecretAccessKey: "secret-from-file", APIRegion: devenv.APIRegion}})
+		out := h.mustRun(exitOK, "send", "--server", "--sample", "600") // two requests, each signed
+		if got := fieldValue(t, out, "accepted"); got != "600" {
+			t.Errorf("accepted %s, want 600", got)
+		}
+		if len(api.hits) != 2 {
+			t.Fatalf("%d requests, want 2", len(api.hits))
+		}
+		for _, hit := range api.hits {
+			if hit.err != nil || hit.path != "/v1/server/events" || hit.key != "dev-api-key" || hit.caller.AccessKeyID != "AKIDFROMFILE" {
+				t.Errorf("request %+v: want POST /v1/server/events with the key, signed by AKIDFROMFILE", hit)
+			}
+		}
+	})
+
+	t.Run("loopback URL: the public dev admin credentials", func(t *testing.T) {
+		api := startSignedAPI(t, devenv.AdminAccessKeyID, devenv.AdminSecretAccessKey)
+		h := newHarness(t)
+		h.mustRun(exitOK, "send", "--server", "--sample", "3", "--url", api.url)
+		if len(api.hits) != 1 || api.hits[0].err != nil || api.hits[0].caller.UserARN != devenv.AdminUserARN {
+			t.Errorf("hits %+v, want one signed by the dev admin", api.hits)
+		}
+	})
+
+	t.Run("a wrong secret is refused and said so", func(t *testing.T) {
+		api := startSignedAPI(t, devenv.AdminAccessKeyID, devenv.AdminSecretAccessKey)
+		h := newHarness(t)
+		h.env[devenv.EnvAdminSecretAccessKey] = "not-the-secret"
+		h.mustRun(exitFailure, "send", "--server", "--sample", "3", "--url", api.url)
+		if len(api.hits) != 1 || !errors.Is(api.hits[0].err, sigv4.ErrSignature) {
+			t.Errorf("hits %+v, want one refused for its signature", api.hits)
+		}
+		wantContains(t, h.stderr.String(), "the API refused the request (HTTP 403", "the dev admin credentials ("+devenv.AdminAccessKeyID+")")
+	})
+
+	t.Run("without --server: /v1/events, unsigned", func(t *testing.T) {
+		api := startSignedAPI(t, devenv.AdminAccessKeyID, devenv.AdminSecretAccessKey)
+		h := newHarness(t)
+		h.mustRun(exitFailure, "send", "--sample", "3", "--url", api.url)
+		if len(api.hits) != 1 || api.hits[0].path != "/v1/events" || !errors.Is(api.hits[0].err, sigv4.ErrMissing) {
+			t.Errorf("hits %+v, want one unsigned request to /v1/events", api.hits)
+		}
+	})
+}
+
+// Against a deployed stack, --server signs with the SDK's default credential chain, for the
+// region of the execute-api host.
+func TestSendServerSignerForAStack(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMCHAIN")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-from-chain")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	c := &cli{getenv: func(string) string { return "" }, now: func() time.Time { return testNow }}
+	for endpoint, region := range map[string]string{
+		"https://abc123.execute-api.eu-west-1.amazonaws.com/prod/v1/server/events": "eu-west-1",
+		"https://api.example.com/v1/server/events":                                 "us-east-1",
+	} {
+		s, err := c.apiSigner(context.Background(), endpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds, err := s.creds.Retrieve(context.Background())
+		if err != nil || creds.AccessKeyID != "AKIDFROMCHAIN" || s.region != region {
+			t.Errorf("%s: signer with %q in %s (%v), want AKIDFROMCHAIN in %s", endpoint, creds.AccessKeyID, s.region, err, region)
 		}
 	}
 }

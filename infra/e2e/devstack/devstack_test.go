@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
@@ -74,24 +77,26 @@ func TestDevstack(t *testing.T) {
 		key          string
 		body         string
 		wantStatus   int
-		check        func(t *testing.T, a ingesttest.Answer)
+		check        func(t *testing.T, a gatewayAnswer)
 	}{
-		{name: "health", method: "GET", path: "/v1/health", wantStatus: 200, check: func(t *testing.T, a ingesttest.Answer) {
+		{name: "health", method: "GET", path: "/v1/health", wantStatus: 200, check: func(t *testing.T, a gatewayAnswer) {
 			if a.Status != "ok" {
 				t.Errorf("status %q, want ok", a.Status)
 			}
 		}},
-		{name: "curl example", method: "POST", path: "/v1/events", key: key, body: example, wantStatus: 202, check: ingesttest.WantAccepted(1)},
-		{name: "valid batch", method: "POST", path: "/v1/events", key: key, body: validBatch, wantStatus: 202, check: ingesttest.WantAccepted(4)},
-		{name: "broken events", method: "POST", path: "/v1/events", key: key, body: partlyInvalid, wantStatus: 202, check: ingesttest.WantAccepted(2, 1, 2)},
-		{name: "no key", method: "POST", path: "/v1/events", body: validBatch, wantStatus: 401},
-		{name: "unknown key", method: "POST", path: "/v1/events", key: "not-a-key", body: validBatch, wantStatus: 401},
+		{name: "curl example", method: "POST", path: "/v1/events", key: key, body: example, wantStatus: 202, check: wantAccepted(1)},
+		{name: "valid batch", method: "POST", path: "/v1/events", key: key, body: validBatch, wantStatus: 202, check: wantAccepted(4)},
+		{name: "broken events", method: "POST", path: "/v1/events", key: key, body: partlyInvalid, wantStatus: 202, check: wantAccepted(2, 1, 2)},
+		// API Gateway's own answer to a missing or unknown key on a keyed method.
+		{name: "no key", method: "POST", path: "/v1/events", body: validBatch, wantStatus: 403, check: wantMessage("Forbidden")},
+		{name: "unknown key", method: "POST", path: "/v1/events", key: "not-a-key", body: validBatch, wantStatus: 403, check: wantMessage("Forbidden")},
+		{name: "server events unsigned", method: "POST", path: "/v1/server/events", key: key, body: validBatch, wantStatus: 403, check: wantMessage("Missing Authentication Token")},
 		{name: "501 events", method: "POST", path: "/v1/events", key: key, body: ingesttest.FixtureBody(t, "oversized-batch.json"), wantStatus: 413},
 		{name: "body over 1 MiB", method: "POST", path: "/v1/events", key: key, body: `{"events":[` + strings.Repeat(" ", 3<<19) + `]}`, wantStatus: 413},
 		{name: "non-UTF-8 body", method: "POST", path: "/v1/events", key: key, body: "\xff\xfe{", wantStatus: 400},
 		// API Gateway's request model answers this one, as deployed, without the function.
 		{name: "events not an array", method: "POST", path: "/v1/events", key: key, body: `{"events": {"event_id": "x"}}`, wantStatus: 400,
-			check: func(t *testing.T, a ingesttest.Answer) {
+			check: func(t *testing.T, a gatewayAnswer) {
 				if a.Error != appevent.BodyShapeMessage {
 					t.Errorf("error %q, want the gateway's %q", a.Error, appevent.BodyShapeMessage)
 				}
@@ -122,11 +127,11 @@ func TestDevstack(t *testing.T) {
 			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("content type %q", ct)
 			}
-			var a ingesttest.Answer
+			var a gatewayAnswer
 			if err := json.Unmarshal(raw, &a); err != nil {
 				t.Fatalf("body %s: %v", raw, err)
 			}
-			if tc.wantStatus >= 400 && a.Error == "" && a.Rejected == nil {
+			if tc.wantStatus >= 400 && a.Error == "" && a.Rejected == nil && a.Message == "" {
 				t.Errorf("error response without a message: %s", raw)
 			}
 			if tc.check != nil {
@@ -230,10 +235,14 @@ func TestDevstack(t *testing.T) {
 
 	// The segment updater folds the same events into DynamoDB; the read route answers from it.
 	t.Run("segments read API", func(t *testing.T) {
-		get := func(path, key string) (int, string) {
+		// An IAM route: signed as the dev admin (unless unsigned), with the app key (unless "").
+		getAs := func(path, key string, signed bool) (int, string) {
 			req, _ := http.NewRequest("GET", api+path, nil)
 			if key != "" {
 				req.Header.Set("x-api-key", key)
+			}
+			if signed {
+				signAsDevAdmin(t, req, nil)
 			}
 			resp, err := client.Do(req)
 			if err != nil {
@@ -243,6 +252,7 @@ func TestDevstack(t *testing.T) {
 			raw, _ := io.ReadAll(resp.Body)
 			return resp.StatusCode, string(raw)
 		}
+		get := func(path, key string) (int, string) { return getAs(path, key, true) }
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			status, body := get("/v1/users/u-123/segments", key)
@@ -313,8 +323,12 @@ func TestDevstack(t *testing.T) {
 		if status, _ := get("/v1/users/nobody/segments", key); status != 404 {
 			t.Errorf("unknown user: %d, want 404", status)
 		}
-		if status, _ := get("/v1/users/u-123/segments", ""); status != 401 {
-			t.Errorf("no key: %d, want 401", status)
+		// API Gateway's answers: signed without the app key, and the key without a signature.
+		if status, body := get("/v1/users/u-123/segments", ""); status != 403 || body != `{"message":"Forbidden"}` {
+			t.Errorf("no key: %d %s, want 403 Forbidden", status, body)
+		}
+		if status, body := getAs("/v1/users/u-123/segments", key, false); status != 403 || body != `{"message":"Missing Authentication Token"}` {
+			t.Errorf("no signature: %d %s, want 403 Missing Authentication Token", status, body)
 		}
 	})
 
@@ -590,7 +604,7 @@ func cleanEnv() []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(name, "AWS_"), name == devenv.EnvAPIAddr, name == env.DevAPIKey, name == env.Pepper,
-			name == env.StreamName, name == env.LogLevel:
+			name == env.StreamName, name == env.LogLevel, name == devenv.EnvAdminAccessKeyID, name == devenv.EnvAdminSecretAccessKey:
 			continue
 		}
 		environ = append(environ, kv)
@@ -638,6 +652,37 @@ func sandboxAudiences(t *testing.T, client *http.Client, sandbox string) (map[st
 		}
 	}
 	return sizes, values
+}
+
+// gatewayAnswer is an answer of the API: the function's (ingesttest.Answer) or API Gateway's own
+// ({"message": ...}).
+type gatewayAnswer struct {
+	ingesttest.Answer
+	Message string `json:"message"`
+}
+
+func wantAccepted(n int, rejected ...int) func(*testing.T, gatewayAnswer) {
+	check := ingesttest.WantAccepted(n, rejected...)
+	return func(t *testing.T, a gatewayAnswer) { check(t, a.Answer) }
+}
+
+func wantMessage(msg string) func(*testing.T, gatewayAnswer) {
+	return func(t *testing.T, a gatewayAnswer) {
+		if a.Message != msg {
+			t.Errorf("message %q, want %q", a.Message, msg)
+		}
+	}
+}
+
+// signAsDevAdmin signs req (whose body is body) with SigV4 and the dev stack's default dev admin
+// credentials, as the IAM routes require (the test environment sets no DEV_ADMIN_*).
+func signAsDevAdmin(t *testing.T, req *http.Request, body []byte) {
+	t.Helper()
+	sum := sha256.Sum256(body)
+	creds := aws.Credentials{AccessKeyID: devenv.AdminAccessKeyID, SecretAccessKey: devenv.AdminSecretAccessKey}
+	if err := v4.NewSigner().SignHTTP(req.Context(), creds, req, hex.EncodeToString(sum[:]), "execute-api", devenv.APIRegion, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func getJSON(t *testing.T, client *http.Client, url string, v any) {

@@ -65,6 +65,9 @@ func TestDevstackEndpointsFile(t *testing.T) {
 		{"meta token", e.Credentials.MetaAccessToken, devenv.MetaAccessToken},
 		{"meta secret", e.Credentials.MetaAppSecret, devenv.MetaAppSecret},
 		{"aws key", e.Credentials.AWSAccessKeyID != "" && e.Credentials.AWSSecretAccessKey != "", true},
+		{"dev admin key", e.Credentials.AdminAccessKeyID, devenv.AdminAccessKeyID},
+		{"dev admin secret", e.Credentials.AdminSecretAccessKey, devenv.AdminSecretAccessKey},
+		{"api region", e.Credentials.APIRegion, devenv.APIRegion},
 		{"log files", len(e.Logs), 7},
 	}
 	for _, c := range checks {

@@ -448,6 +448,7 @@ func waitForPipeline(t *testing.T, client *http.Client, api, graph string, sb *m
 		waitUntil(t, "segments of "+user, 30*time.Second, func() (bool, string) {
 			req, _ := http.NewRequest(http.MethodGet, api+"/v1/users/"+user+"/segments", nil)
 			req.Header.Set("x-api-key", "dev-api-key")
+			signAsDevAdmin(t, req, nil)
 			resp, err := client.Do(req)
 			if err != nil {
 				return false, err.Error()

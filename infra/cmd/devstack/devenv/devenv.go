@@ -21,6 +21,19 @@ const (
 	// MetaAccessToken and MetaAppSecret are what the dev stack's Meta sandbox accepts.
 	MetaAccessToken = "dev-meta-access-token"
 	MetaAppSecret   = "dev-meta-app-secret"
+	// AdminAccessKeyID and AdminSecretAccessKey are the dev admin's AWS credentials: the dev
+	// stack's gateway checks the SigV4 signature of the IAM routes (/v1/users/..., POST
+	// /v1/server/events) against them, as API Gateway checks a caller's IAM credentials.
+	// EnvAdminAccessKeyID and EnvAdminSecretAccessKey override them. They open nothing but a
+	// dev stack on loopback.
+	AdminAccessKeyID     = "AKIDRETARGETDEV"
+	AdminSecretAccessKey = "retarget-dev-admin-secret"
+	// AdminUserARN is the IAM user the dev admin credentials stand for (the request context's
+	// identity.userArn); AdminCaller is its principal id (identity.caller).
+	AdminUserARN = "arn:aws:iam::000000000000:user/retarget-dev-admin"
+	AdminCaller  = "AIDARETARGETDEVADMIN"
+	// APIRegion is the region the dev stack's API checks signatures for (service execute-api).
+	APIRegion = "us-east-1"
 )
 
 // Environment variables of the dev stack's own, which the tools that start one set (the load
@@ -30,4 +43,8 @@ const (
 	EnvFaults  = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
 	EnvSweep   = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
 	EnvSync    = "AUDIENCE_SYNC_INTERVAL" // how often audience sync runs (Go duration, default 30s)
+	// EnvAdminAccessKeyID and EnvAdminSecretAccessKey replace the dev admin credentials
+	// (default AdminAccessKeyID / AdminSecretAccessKey).
+	EnvAdminAccessKeyID     = "DEV_ADMIN_ACCESS_KEY_ID"
+	EnvAdminSecretAccessKey = "DEV_ADMIN_SECRET_ACCESS_KEY"
 )

@@ -91,6 +91,13 @@ type Credentials struct {
 	// META_GRAPH_URL.
 	MetaAccessToken string `json:"meta_access_token,omitempty"`
 	MetaAppSecret   string `json:"meta_app_secret,omitempty"`
+	// AdminAccessKeyID and AdminSecretAccessKey sign the API's IAM routes (SigV4, service
+	// execute-api, region APIRegion): the dev admin credentials the dev stack accepts, also
+	// when DEV_ADMIN_* set them, since they open nothing but this dev stack.
+	AdminAccessKeyID     string `json:"admin_access_key_id,omitempty"`
+	AdminSecretAccessKey string `json:"admin_secret_access_key,omitempty"`
+	// APIRegion is the region of those signatures.
+	APIRegion string `json:"api_region,omitempty"`
 }
 
 // EndpointsPath is the endpoints file in the state folder dir.

@@ -19,8 +19,9 @@ func sample(pid int) *Endpoints {
 		APIURL: "http://127.0.0.1:3000", App: "sample-shop", APIKey: "dev-api-key", MetaSandboxURL: "http://127.0.0.1:4000",
 		Region: "us-east-1", Kinesis: Service{Endpoint: "http://127.0.0.1:4567", PID: 11}, DynamoDB: Service{Endpoint: "http://127.0.0.1:4568", PID: 12},
 		Stream: Stream, Table: StateTable, DeadLetters: "/repo/.dev/logs/" + DeadLettersFile,
-		Credentials: Credentials{AWSAccessKeyID: "local", AWSSecretAccessKey: "local", Pepper: Pepper, MetaAccessToken: MetaAccessToken, MetaAppSecret: MetaAppSecret},
-		LogDir:      "/repo/.dev/logs", Logs: map[string]string{"ingest": "/repo/.dev/logs/ingest.log"},
+		Credentials: Credentials{AWSAccessKeyID: "local", AWSSecretAccessKey: "local", Pepper: Pepper, MetaAccessToken: MetaAccessToken, MetaAppSecret: MetaAppSecret,
+			AdminAccessKeyID: AdminAccessKeyID, AdminSecretAccessKey: AdminSecretAccessKey, APIRegion: APIRegion},
+		LogDir: "/repo/.dev/logs", Logs: map[string]string{"ingest": "/repo/.dev/logs/ingest.log"},
 	}
 }
 
