@@ -57,21 +57,25 @@ type IngestApiProps struct {
 	CloudWatchRole bool
 }
 
-// IngestApi is the public REST API (`POST /v1/events` with an API key, `GET /v1/health`
-// without) in front of the ingest function, with one API key and usage plan per app. Other
-// constructs add their keyed routes with AddKeyedRoute.
+// IngestApi is the public REST API with the ingest function, one API key and usage plan per
+// app, and the body validator and model of the event routes. Its methods are declared by
+// ApiRoutes from the access table, once every function behind them exists.
 type IngestApi struct {
 	constructs.Construct
 	// Api is the REST API; Api.DeploymentStage() is its stage.
 	Api awsapigateway.RestApi
+	// StageName is the stage's name (IngestApiProps.StageName), as a plain string.
+	StageName string
 	// Ingest is the ingest function with its log group.
 	Ingest *GoFunction
 	// V1Resource is /v1, the parent of every route.
 	V1Resource awsapigateway.Resource
-	// EventsResource is /v1/events and HealthResource is /v1/health.
-	EventsResource, HealthResource awsapigateway.Resource
+	// BodyValidator and EventsBodyModel check the body of the event routes ({"events":
+	// [...]}) before the function runs.
+	BodyValidator   awsapigateway.RequestValidator
+	EventsBodyModel awsapigateway.Model
 	// ApiKeyAppIDs is the value of API_KEY_APP_IDS, {"<key id>": "<app id>"} (resolved at
-	// deploy time): every function behind a keyed route finds its caller's app with it.
+	// deploy time): every function behind a route taking the key finds its caller's app with it.
 	ApiKeyAppIDs *string
 	// ApiKeys and UsagePlans are keyed by app id.
 	ApiKeys    map[string]awsapigateway.ApiKey
@@ -197,6 +201,7 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	a := &IngestApi{
 		Construct:    c,
 		Api:          api,
+		StageName:    props.StageName,
 		Ingest:       ingest,
 		V1Resource:   api.Root().AddResource(jsii.String("v1"), nil),
 		ApiKeyAppIDs: keyAppIDsJSON,
@@ -237,24 +242,7 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 			"application/json": jsii.String(appevent.BodyShapeResponse()),
 		},
 	})
-	events := a.V1Resource.ResourceForPath(jsii.String("events")).AddMethod(jsii.String("POST"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
-		ApiKeyRequired:   jsii.Bool(true),
-		RequestValidator: validator,
-		RequestModels:    &map[string]awsapigateway.IModel{"application/json": bodyModel},
-	})
-	suppressKeyedAuth(events)
-	a.EventsResource = a.V1Resource.ResourceForPath(jsii.String("events"))
-	a.HealthResource = a.V1Resource.AddResource(jsii.String("health"), nil)
-	health := a.HealthResource.AddMethod(jsii.String("GET"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
-		ApiKeyRequired: jsii.Bool(false),
-	})
-	const public = "GET /v1/health is public by design (load balancers and uptime checks call it without a key); it answers {\"status\":\"ok\"} and reads nothing"
-	suppress(health, false, nagRule{id: "AwsSolutions-APIG4", reason: public}, nagRule{id: "AwsSolutions-COG4", reason: public})
-	openapi := a.V1Resource.AddResource(jsii.String("openapi.json"), nil).AddMethod(jsii.String("GET"), lambdaProxy(ingest.Function), &awsapigateway.MethodOptions{
-		ApiKeyRequired: jsii.Bool(false),
-	})
-	const doc = "GET /v1/openapi.json is public by design: the API's published description (embedded in the function), no data"
-	suppress(openapi, false, nagRule{id: "AwsSolutions-APIG4", reason: doc}, nagRule{id: "AwsSolutions-COG4", reason: doc})
+	a.BodyValidator, a.EventsBodyModel = validator, bodyModel
 
 	// A usage plan covers the whole stage: every keyed route, present and future, shares the
 	// app's key and throttle.
@@ -284,24 +272,6 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 
 	a.ApiKeys, a.UsagePlans = keys, plans
 	return a
-}
-
-// AddKeyedRoute routes httpMethod /v1/<path> (e.g. "users/{app_user_id}/segments") to fn
-// through a Lambda proxy integration, with an API key required: the apps' keys and usage plans
-// apply as they do to POST /v1/events, and fn finds the caller's app from
-// requestContext.identity.apiKeyId with ApiKeyAppIDs.
-func (a *IngestApi) AddKeyedRoute(httpMethod, path string, fn awslambda.IFunction) awsapigateway.Method {
-	m := a.V1Resource.ResourceForPath(jsii.String(path)).AddMethod(jsii.String(httpMethod), lambdaProxy(fn), &awsapigateway.MethodOptions{
-		ApiKeyRequired: jsii.Bool(true),
-	})
-	suppressKeyedAuth(m)
-	return m
-}
-
-// suppressKeyedAuth answers the authorizer findings of a route that requires an app's API key.
-func suppressKeyedAuth(m awsapigateway.Method) {
-	const why = "the caller is a mobile app, not a signed-in person: the route requires the app's API key (x-api-key), which names the app (the function derives the app from the key id, never from the body) and carries the app's usage plan, as event collectors' write keys do; users are identified by pseudonymous keys, not authenticated"
-	suppress(m, false, nagRule{id: "AwsSolutions-APIG4", reason: why}, nagRule{id: "AwsSolutions-COG4", reason: why})
 }
 
 // appThrottle is the app's usage plan throttle: its api_key settings, else the defaults.

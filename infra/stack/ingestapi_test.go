@@ -131,47 +131,6 @@ func TestIngestAPI(t *testing.T) {
 				})
 			})
 		}},
-		{"routes: POST /v1/events with key, GET /v1/health and GET /v1/openapi.json without", func(t *testing.T) {
-			check(t, func() { template.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(3)) })
-			check(t, func() {
-				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Resource"), map[string]any{"PathPart": "openapi.json"})
-			})
-			check(t, func() {
-				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
-					"HttpMethod": "GET", "ApiKeyRequired": false,
-					"Integration": map[string]any{"Uri": map[string]any{"Fn::Join": []any{"", assertions.Match_ArrayWith(&[]any{getAtt(ingest.Ingest.Function, "Arn")})}}},
-				})
-			})
-			check(t, func() {
-				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Resource"), map[string]any{
-					"PathPart": "events", "ParentId": ref(ingest.EventsResource.ParentResource()),
-				})
-			})
-			check(t, func() {
-				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Resource"), map[string]any{
-					"PathPart": "v1", "ParentId": getAtt(ingest.Api, "RootResourceId"),
-				})
-			})
-			proxy := map[string]any{"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST"}
-			check(t, func() {
-				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
-					"HttpMethod": "POST", "ResourceId": ref(ingest.EventsResource),
-					"ApiKeyRequired": true, "Integration": proxy,
-				})
-			})
-			check(t, func() {
-				template.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
-					"HttpMethod": "GET", "ResourceId": ref(ingest.HealthResource),
-					"ApiKeyRequired": false, "Integration": proxy,
-				})
-			})
-			if p := *ingest.EventsResource.Path(); p != "/v1/events" {
-				t.Errorf("events path %s", p)
-			}
-			if p := *ingest.HealthResource.Path(); p != "/v1/health" {
-				t.Errorf("health path %s", p)
-			}
-		}},
 		{"API: regional, compressed, traced, access logs without IPs, no account role", func(t *testing.T) {
 			check(t, func() {
 				template.HasResourceProperties(jsii.String("AWS::ApiGateway::RestApi"), map[string]any{

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
@@ -45,14 +44,6 @@ const (
 	DueIndexName             = "due"
 	DueIndexPartitionKey     = "dueBucket"
 	DueIndexSortKey          = "dueAt"
-)
-
-// The users routes under /v1, all served by the users-api function: read segments, record
-// an explicit consent decision, erase a user.
-const (
-	SegmentsReadPath = "users/{app_user_id}/segments"
-	ConsentPath      = "users/{app_user_id}/consent"
-	ErasurePath      = "users/{app_user_id}"
 )
 
 // Erasure settings of the users function (ERASURE_TOMBSTONE_DAYS, ERASURE_AUDIT_DAYS).
@@ -125,7 +116,7 @@ type SegmentStateProps struct {
 	FunctionsDir string
 	// Stream is the event stream the updater reads through its event source mapping.
 	Stream awskinesis.IStream
-	// Api receives GET /v1/users/{app_user_id}/segments with its keys and usage plans.
+	// Api gives the users function API_KEY_APP_IDS (its routes are declared by ApiRoutes).
 	Api *IngestApi
 	// PepperSecret keys the pseudonymous user ids; the read function gets read access.
 	PepperSecret awssecretsmanager.ISecret
@@ -153,7 +144,8 @@ type SegmentStateProps struct {
 }
 
 // SegmentState keeps per-user state and segment membership: the table, the updater fed by the
-// event stream, the sweeper run on a schedule for time-based transitions, and the read route.
+// event stream, the sweeper run on a schedule for time-based transitions, and the users
+// function.
 type SegmentState struct {
 	constructs.Construct
 	// Table is the single state table: user items, membership changes, the pending and due
@@ -171,11 +163,9 @@ type SegmentState struct {
 	SweepSchedule awsscheduler.Schedule
 	// SweepDeadLetters receives the scheduled invocations Scheduler gave up on.
 	SweepDeadLetters awssqs.Queue
-	// Reader answers the read route (users-api).
+	// Reader is the users-api function: ApiRoutes puts it behind the /v1/users and /v1/me
+	// routes.
 	Reader *GoFunction
-	// ReadMethod is GET /v1/users/{app_user_id}/segments, ConsentMethod PUT
-	// /v1/users/{app_user_id}/consent, ErasureMethod DELETE /v1/users/{app_user_id}.
-	ReadMethod, ConsentMethod, ErasureMethod awsapigateway.Method
 }
 
 // NewSegmentState declares the table, the three functions with their triggers, and grants each
@@ -307,7 +297,7 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 		FunctionsDir: props.FunctionsDir,
 		Name:         UsersAPIFunctionName,
 		Config:       props.Config,
-		Description:  "Answers the /v1/users routes: segments, consent, erasure",
+		Description:  "Answers the /v1/users and /v1/me routes: segments, consent, erasure",
 		Environment: map[string]*string{
 			env.StateTableName:       table.TableName(),
 			env.PepperSecretID:       props.PepperSecret.SecretArn(),
@@ -324,9 +314,6 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 	})
 	allowTable(reader.Function, readTableActions, table.TableArn())
 	props.PepperSecret.GrantRead(reader.Function, nil)
-	readMethod := props.Api.AddKeyedRoute("GET", SegmentsReadPath, reader.Function)
-	consentMethod := props.Api.AddKeyedRoute("PUT", ConsentPath, reader.Function)
-	erasureMethod := props.Api.AddKeyedRoute("DELETE", ErasurePath, reader.Function)
 
 	return &SegmentState{
 		Construct:        c,
@@ -338,9 +325,6 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 		SweepSchedule:    schedule,
 		SweepDeadLetters: sweepDeadLetters,
 		Reader:           reader,
-		ReadMethod:       readMethod,
-		ConsentMethod:    consentMethod,
-		ErasureMethod:    erasureMethod,
 	}
 }
 

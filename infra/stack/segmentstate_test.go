@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -288,67 +287,6 @@ func TestSegmentState(t *testing.T) {
 				t.Errorf("the scheduler role may only %v", seen)
 			}
 		}},
-		{"route: GET /v1/users/{app_user_id}/segments with the API key, Lambda proxy", func(t *testing.T) {
-			if p := *s.ReadMethod.Resource().Path(); p != "/v1/users/{app_user_id}/segments" {
-				t.Errorf("read path %s", p)
-			}
-			// POST events, GET health, GET openapi.json, and the users routes: GET segments, PUT
-			// consent, DELETE user.
-			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(6)) })
-			for _, m := range []struct {
-				method awsapigateway.Method
-				verb   string
-				path   string
-			}{{s.ConsentMethod, "PUT", "/v1/users/{app_user_id}/consent"}, {s.ErasureMethod, "DELETE", "/v1/users/{app_user_id}"}} {
-				if p := *m.method.Resource().Path(); p != m.path {
-					t.Errorf("%s path %s, want %s", m.verb, p, m.path)
-				}
-				check(t, func() {
-					segTemplate.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
-						"HttpMethod": m.verb, "ResourceId": ref(m.method.Resource()), "ApiKeyRequired": true,
-						"Integration": map[string]any{
-							"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
-							"Uri": map[string]any{"Fn::Join": []any{"", assertions.Match_ArrayWith(&[]any{getAtt(s.Reader.Function, "Arn")})}},
-						},
-					})
-				})
-			}
-			check(t, func() {
-				segTemplate.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
-					"HttpMethod":     "GET",
-					"ResourceId":     ref(s.ReadMethod.Resource()),
-					"ApiKeyRequired": true,
-					"Integration": map[string]any{
-						"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST",
-						"Uri": map[string]any{"Fn::Join": []any{"", assertions.Match_ArrayWith(&[]any{getAtt(s.Reader.Function, "Arn")})}},
-					},
-				})
-			})
-			check(t, func() {
-				segTemplate.HasResourceProperties(jsii.String("AWS::ApiGateway::Resource"), map[string]any{
-					"PathPart": "{app_user_id}", "ParentId": ref(s.ReadMethod.Resource().ParentResource().ParentResource()),
-				})
-			})
-			check(t, func() {
-				segTemplate.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), map[string]any{
-					"Action": "lambda:InvokeFunction", "FunctionName": getAtt(s.Reader.Function, "Arn"),
-					"Principal": "apigateway.amazonaws.com",
-				})
-			})
-			// The apps' usage plans cover the stage, so the same keys open this route.
-			ingest := segStack.Ingest
-			for _, app := range testConfig.Apps {
-				check(t, func() {
-					segTemplate.HasResourceProperties(jsii.String("AWS::ApiGateway::UsagePlan"), map[string]any{
-						"UsagePlanName": app.APIKey.Name,
-						"ApiStages":     []any{map[string]any{"ApiId": ref(ingest.Api), "Stage": ref(ingest.Api.DeploymentStage())}},
-					})
-				})
-			}
-			check(t, func() {
-				segTemplate.ResourceCountIs(jsii.String("AWS::ApiGateway::ApiKey"), jsii.Number(float64(len(testConfig.Apps))))
-			})
-		}},
 		{"updater: read the stream, Get/Put/BatchWrite the table, send mapping failures; no Scan or Query", func(t *testing.T) {
 			got := allowedActions(t, segTempl, s.Updater.Function.Role())
 			for a, res := range got {
@@ -467,7 +405,7 @@ func TestSegmentStateDisabledByDefault(t *testing.T) {
 		"AWS::Scheduler::ScheduleGroup":   0,
 		"AWS::Lambda::EventSourceMapping": 1,
 		"AWS::SQS::Queue":                 2,
-		"AWS::ApiGateway::Method":         3,
+		"AWS::ApiGateway::Method":         4,
 		"AWS::Lambda::Function":           2,
 	} {
 		check(t, func() { template.ResourceCountIs(jsii.String(typ), jsii.Number(n)) })

@@ -11,6 +11,7 @@ import (
 	"regexp"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -46,6 +47,9 @@ const (
 	// OutputAlarmTopicArn receives every alarm; OutputDashboardUrl opens the dashboard.
 	OutputAlarmTopicArn = "AlarmTopicArn"
 	OutputDashboardUrl  = "DashboardUrl"
+	// OutputBackendPolicyArn is the managed policy allowing the IAM (SigV4) routes: attach it
+	// to the role of an app's backend.
+	OutputBackendPolicyArn = "BackendPolicyArn"
 )
 
 // stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
@@ -114,6 +118,8 @@ type RetargetStack struct {
 	Pepper *PepperSecret
 	// Ingest is the REST API with the ingest function.
 	Ingest *IngestApi
+	// Routes holds the API's methods, declared from the access table, and the backend policy.
+	Routes *ApiRoutes
 	// Meta holds the Meta credentials every Graph API caller reads.
 	Meta *MetaSecret
 	// Forwarder sends the stream to the Conversions API.
@@ -208,6 +214,13 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		})
 	}
 
+	// The methods last: the users routes need the users function of the segment state.
+	var usersAPI awslambda.IFunction
+	if segments != nil {
+		usersAPI = segments.Reader.Function
+	}
+	routes := NewApiRoutes(stack, "Routes", &ApiRoutesProps{Api: ingest, UsersAPI: usersAPI})
+
 	syncInterval, _ := wholeOrDefault("audience sync interval minutes", p.AudienceSyncIntervalMinutes, DefaultAudienceSyncIntervalMinutes)
 	alarms := NewAlarms(stack, "Alarms", &AlarmsProps{
 		Config:                      p.Config,
@@ -237,13 +250,14 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		output(OutputSweepDeadLetterQueueUrl, "Segment sweeper runs that failed or could not be delivered", segments.SweepDeadLetters.QueueUrl())
 		output(OutputAudienceSyncDeadLetterQueueUrl, "Audience sync runs that failed or could not be delivered", audienceSync.DeadLetters.QueueUrl())
 	}
+	output(OutputBackendPolicyArn, "Managed policy allowing execute-api:Invoke on the IAM (SigV4) routes of this stage: attach it to your app backend's role", routes.BackendPolicy.ManagedPolicyArn())
 	output(OutputAlarmTopicArn, "SNS topic of every alarm (subscribe on-call, or deploy with -c alarmEmail=...)", alarms.Topic.TopicArn())
 	output(OutputDashboardUrl, "CloudWatch dashboard of the pipeline", awscdk.Fn_Join(jsii.String(""), &[]*string{
 		jsii.String("https://console.aws.amazon.com/cloudwatch/home?region="), awscdk.Aws_REGION(),
 		jsii.String("#dashboards:name="), alarms.Dashboard.DashboardName(),
 	}))
 
-	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Meta: meta, Forwarder: forwarder,
+	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Routes: routes, Meta: meta, Forwarder: forwarder,
 		Segments: segments, AudienceSync: audienceSync, Alarms: alarms}
 }
 

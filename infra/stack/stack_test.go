@@ -240,7 +240,7 @@ func TestStackResources(t *testing.T) {
 		}},
 		{"outputs", func(t *testing.T) {
 			names := []string{OutputApiUrl, OutputEventStreamName, OutputPepperSecretArn,
-				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl, OutputAlarmTopicArn, OutputDashboardUrl}
+				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl, OutputAlarmTopicArn, OutputDashboardUrl, OutputBackendPolicyArn}
 			for _, name := range names {
 				check(t, func() { template.HasOutput(jsii.String(name), map[string]any{}) })
 			}
