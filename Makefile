@@ -12,7 +12,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help tools build build-host cli chaos loadtest test test-go fuzz-smoke fuzz dev synth cfn-lint deploy destroy bench lint clean
+.PHONY: help tools build build-host cli chaos loadtest test test-go fuzz-smoke fuzz dev synth cfn-lint openapi-lint deploy destroy bench lint clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,11 @@ cfn-lint: ## Lint every synthesised template (cdk.out/*.template.json; run make 
 	@$(CFN_LINT) --version
 	$(CFN_LINT) --non-zero-exit-code warning -- cdk.out/*.template.json
 	@echo "cfn-lint: $$(ls cdk.out/*.template.json | wc -l) template(s), no error or warning"
+
+# The OpenAPI document served at /v1/openapi.json, linted with Redocly's recommended rules
+# (pinned in .devtools/package.json; no redocly.yaml, so the recommended rules): an error fails.
+openapi-lint: $(TOOLS)/node_modules/.installed ## Lint the OpenAPI document (shared/handlers/ingestapi/openapi.json) with Redocly: errors fail
+	$(TOOLS)/node_modules/.bin/redocly lint shared/handlers/ingestapi/openapi.json
 
 deploy: tools ## Build and deploy the stack to the current AWS account (cdk deploy; CDK_FLAGS="-c stage=prod ...")
 	$(TOOLS)/node_modules/.bin/cdk deploy -c config=$(CONFIG) $(CDK_FLAGS)

@@ -93,6 +93,7 @@ var pipeline = []step{
 			{"valid-batch.json", apiAnswer(202, ingestAnswer(ingesttest.WantAccepted(4)))},
 			{"partly-invalid-batch.json", apiAnswer(202, ingestAnswer(ingesttest.WantAccepted(2, 1, 2)))},
 			{"missing-key.json", apiAnswer(401, errorBody("missing or unknown API key"))},
+			{"server-events.json", apiAnswer(202, ingestAnswer(ingesttest.WantAccepted(2)))},
 			{"oversized-batch.json", apiAnswer(413, errorBody("more than 500 events"))},
 			{"health.json", apiAnswer(200, ingestAnswer(func(t *testing.T, a ingesttest.Answer) {
 				if a.Status != "ok" {
@@ -100,8 +101,9 @@ var pipeline = []step{
 				}
 			}))},
 		},
-		// 4 events of the valid batch and the 2 valid ones of the partly invalid batch.
-		after: streamHolds(6),
+		// 4 events of the valid batch, the 2 valid ones of the partly invalid batch and the 2
+		// server-sent ones.
+		after: streamHolds(8),
 	},
 	{
 		function: stack.CapiForwarderFunctionName,
@@ -130,6 +132,10 @@ var pipeline = []step{
 			{"known-user.json", apiAnswer(200, readAnswer("u-123", "new_installer"))},
 			{"unknown-user.json", apiAnswer(404, errorBody("unknown user"))},
 			{"missing-key.json", apiAnswer(401, errorBody("missing or unknown API key"))},
+			// The key without an IAM caller: a method deployed without IAM authorisation.
+			{"no-iam-caller.json", apiAnswer(403, errorBody("AWS IAM"))},
+			// The sample app takes no end-user tokens (no auth.end_user): no /v1/me routes.
+			{"me-segments.json", apiAnswer(404, errorBody("unknown user"))},
 		},
 	},
 	{

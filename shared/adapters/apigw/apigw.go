@@ -49,6 +49,42 @@ func Authenticate(req events.APIGatewayProxyRequest, apps *appconfig.Config, key
 	return apps.App(id)
 }
 
+// IAMCaller returns who signed the request with AWS IAM: the caller's ARN, else its access key
+// id, as API Gateway fills requestContext.identity for a method whose authorisation is AWS_IAM
+// once the SigV4 signature checked out. ok is false when the request carries neither: the
+// IAM routes refuse it (403) even though API Gateway should never let one through (defence in
+// depth against a method deployed without IAM authorisation).
+func IAMCaller(req events.APIGatewayProxyRequest) (caller string, ok bool) {
+	id := req.RequestContext.Identity
+	switch {
+	case id.UserArn != "":
+		return id.UserArn, true
+	case id.AccessKey != "":
+		return id.AccessKey, true
+	}
+	return "", false
+}
+
+// RequireIAM is the 403 an IAM route answers a request without an IAM caller.
+func RequireIAM() events.APIGatewayProxyResponse {
+	return Error(http.StatusForbidden, "this route takes AWS IAM credentials (SigV4, service execute-api) besides the API key")
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>" header (the scheme
+// matched case-insensitively, RFC 9110); ok is false when the header is missing, of another
+// scheme, or malformed (empty, or containing spaces).
+func BearerToken(req events.APIGatewayProxyRequest) (token string, ok bool) {
+	scheme, token, found := strings.Cut(strings.TrimSpace(Header(req, "Authorization")), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	if token == "" || strings.ContainsAny(token, " \t") {
+		return "", false
+	}
+	return token, true
+}
+
 // JSON is a response with v as its JSON body. A value that cannot be encoded is a 500.
 func JSON(status int, v any) events.APIGatewayProxyResponse {
 	body, err := json.Marshal(v)

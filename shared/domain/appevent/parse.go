@@ -119,6 +119,18 @@ func (p *Parser) release(st *state) {
 // ErrTooManyEvents, *RequestError or *SyntaxError when the request as a whole is unusable;
 // otherwise a Batch whose Accepted and Rejected together cover every event.
 func (p *Parser) Parse(app *appconfig.App, body string, now time.Time) (*Batch, error) {
+	return p.parse(app, body, now, false)
+}
+
+// ParseServer is Parse for a request of the app's backend (POST /v1/server/events, signed with
+// AWS IAM): the same rules and answers, and every accepted record is marked server-sent
+// (envelope.Event.Server), which is what lets its values count when the app trusts values
+// from its server only.
+func (p *Parser) ParseServer(app *appconfig.App, body string, now time.Time) (*Batch, error) {
+	return p.parse(app, body, now, true)
+}
+
+func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bool) (*Batch, error) {
 	if len(body) > MaxBodyBytes {
 		return nil, ErrBodyTooLarge
 	}
@@ -130,7 +142,7 @@ func (p *Parser) Parse(app *appconfig.App, body string, now time.Time) (*Batch, 
 	}
 	st := p.states.Get().(*state)
 	defer p.release(st)
-	st.app, st.now, st.nowMs = app, now, now.UnixMilli()
+	st.app, st.now, st.nowMs, st.server = app, now, now.UnixMilli(), server
 	st.sc = scanner{s: body}
 	st.out = (*buf)[:0]
 	if st.sc.peek() != '{' {
@@ -193,10 +205,12 @@ type state struct {
 	now   time.Time
 	nowMs int64
 	sc    scanner
-	norm  *identity.Normalizer
-	enc   envelope.Encoder
-	out   []byte
-	ids   map[string]int
+	// server marks the request's records server-sent (ParseServer).
+	server bool
+	norm   *identity.Normalizer
+	enc    envelope.Encoder
+	out    []byte
+	ids    map[string]int
 	// arenas: the slices of all events of a request share these backing arrays
 	idArena      []string
 	contentArena []envelope.Content
@@ -400,6 +414,7 @@ func (st *state) finish(batch *Batch) {
 	st.rec.V = envelope.Version
 	st.rec.App = st.app.ID
 	st.rec.ReceivedAt = st.nowMs
+	st.rec.Event.Server = st.server
 	start := len(st.out)
 	st.out = st.enc.Append(st.out, &st.rec)
 	batch.Accepted = append(batch.Accepted, Record{

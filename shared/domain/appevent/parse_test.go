@@ -485,3 +485,31 @@ func TestCAPIName(t *testing.T) {
 		}
 	}
 }
+
+// Only ParseServer marks records server-sent: a client cannot claim it in the body, and a
+// pooled parser state does not carry the mark over to the next request.
+func TestServerSentMark(t *testing.T) {
+	p := NewParser(testPeps)
+	ev := validEvent()
+	ev["server"] = true // an unknown field to the API: ignored
+	for _, step := range []struct {
+		server bool
+		parse  func(*appconfig.App, string, time.Time) (*Batch, error)
+	}{{false, p.Parse}, {true, p.ParseServer}, {false, p.Parse}, {true, p.ParseServer}} {
+		other := set(validEvent(), "event_id", "8d2e5a47-2a41-4b0a-9c4e-1f7a3b6c9d10")
+		b, err := step.parse(testApp, body(ev, other), testNow)
+		if err != nil || len(b.Accepted) != 2 {
+			t.Fatalf("parse: %v %+v", err, b)
+		}
+		for _, a := range b.Accepted {
+			rec, err := envelope.Decode(a.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Event.Server != step.server {
+				t.Fatalf("server = %v, want %v: %s", rec.Event.Server, step.server, a.Data)
+			}
+		}
+		b.Release()
+	}
+}

@@ -43,6 +43,9 @@ func appendRecord(dst []byte, r *Record, e *Encoder) []byte {
 	b = appendKeyString(b, `,"name":`, ev.Name)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, ev.Time, 10)
+	if ev.Server {
+		b = append(b, `,"server":true`...)
+	}
 	switch {
 	case e == nil:
 		b = appendUser(b, &ev.User)

@@ -5,7 +5,7 @@
 // Version 1 (field names are part of the contract; consumers must reject other versions):
 //
 //	{"v":1, "app":"sample-shop", "uk":"<43-char pseudonymous user key>", "received_at":<unix ms>,
-//	 "event":{"id":"...", "name":"fb_mobile_purchase", "time":<unix s>,
+//	 "event":{"id":"...", "name":"fb_mobile_purchase", "time":<unix s>, "server":true,
 //	   "user":{"key_source":"app_user_id", "external_id":"<sha256>", "em":"<sha256>", "ph":..., "fn":...,
 //	           "ln":..., "ge":..., "db":..., "ct":..., "st":..., "zp":..., "country":...,
 //	           "anon_id":"...", "madid":"...", "client_ip_address":"...", "client_user_agent":"..."},
@@ -13,7 +13,9 @@
 //	   "consent":{"ads_personalization":true, "advertiser_tracking_enabled":true, ...},
 //	   "custom_data":{"value":12.5, "currency":"USD", ...}}}
 //
-// Absent values are omitted. Within version 1 fields may be added (decoders ignore unknown
+// "server" is true for an event the app's backend sent (POST /v1/server/events, signed with
+// AWS IAM) and absent for one the app sent with its publishable key. Absent values are
+// omitted. Within version 1 fields may be added (decoders ignore unknown
 // fields); renaming or removing one, or changing its meaning, needs version 2.
 package envelope
 
@@ -42,9 +44,12 @@ type Record struct {
 
 // Event is a validated, normalised app event.
 type Event struct {
-	ID      string     `json:"id"`
-	Name    string     `json:"name"` // as the app sent it (fb_mobile_* or custom)
-	Time    int64      `json:"time"` // unix seconds
+	ID   string `json:"id"`
+	Name string `json:"name"` // as the app sent it (fb_mobile_* or custom)
+	Time int64  `json:"time"` // unix seconds
+	// Server marks an event sent by the app's backend (POST /v1/server/events), not by the app
+	// holding the publishable key: only these can be trusted with values (trusted_values).
+	Server  bool       `json:"server,omitempty"`
 	User    User       `json:"user,omitzero"`
 	Device  Device     `json:"device,omitzero"`
 	Consent Consent    `json:"consent,omitzero"`

@@ -17,7 +17,7 @@ func fullRecord() *Record {
 	return &Record{
 		V: Version, App: "sample-shop", UserKey: "k3y-_abc", ReceivedAt: 1764300000123,
 		Event: Event{
-			ID: "9f1c-1", Name: "fb_mobile_purchase", Time: 1764300000,
+			ID: "9f1c-1", Name: "fb_mobile_purchase", Time: 1764300000, Server: true,
 			User: User{
 				KeySource: identity.KindAppUserID, ExternalID: h("u-1"), Email: h("a@b.co"), Phone: h("1650"),
 				FirstName: h("mary"), LastName: h("major"), Gender: h("f"), DateOfBirth: h("19970216"),
@@ -42,6 +42,7 @@ func TestAppendRoundTrips(t *testing.T) {
 	for name, r := range map[string]*Record{
 		"full":    fullRecord(),
 		"minimal": {V: Version, App: "a", UserKey: "k", Event: Event{ID: "i", Name: "n", Time: 1}},
+		"server":  {V: Version, App: "a", UserKey: "k", Event: Event{ID: "i", Name: "n", Time: 1, Server: true}},
 		"huge value": func() *Record {
 			r := fullRecord()
 			r.Event.Custom.Value = Float(1e22)

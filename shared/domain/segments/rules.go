@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 )
 
 // AppRules are an app's segment rules compiled for evaluation, with what the state must keep
@@ -20,6 +21,9 @@ type AppRules struct {
 	segments []segment
 	last     map[string]bool  // event names whose latest time the state keeps
 	days     map[string]int64 // event name -> longest count window in days
+	// serverValues: only server-sent events carry values the state keeps (trusted_values
+	// "server"), so the holder of the publishable key cannot buy a user into a value segment.
+	serverValues bool
 }
 
 type segment struct {
@@ -55,11 +59,12 @@ func Compile(app *appconfig.App) (*AppRules, error) {
 		return nil, err
 	}
 	r := &AppRules{
-		app:      app.ID,
-		currency: app.ReportingCurrency,
-		rates:    maps.Clone(app.CurrencyRates),
-		last:     map[string]bool{},
-		days:     map[string]int64{},
+		app:          app.ID,
+		currency:     app.ReportingCurrency,
+		rates:        maps.Clone(app.CurrencyRates),
+		serverValues: app.ValuesFromServerOnly(),
+		last:         map[string]bool{},
+		days:         map[string]int64{},
 	}
 	for _, name := range coreEvents {
 		r.last[name] = true
@@ -194,6 +199,13 @@ func (r *AppRules) CountedEvents() map[string]int {
 		}
 	}
 	return out
+}
+
+// trustsValues reports whether an event's values (purchase value and count, subscription
+// expiry) may feed the state: always, unless the app trusts values from its server only and
+// the event came from the app. Without rules every event is trusted.
+func (r *AppRules) trustsValues(ev *envelope.Event) bool {
+	return r == nil || !r.serverValues || ev.Server
 }
 
 func (r *AppRules) keepsLast(name string) bool {

@@ -54,14 +54,15 @@ type State struct {
 	// Daily holds per-UTC-day counts of the event names count rules reference, only as far back
 	// as the longest window needs (see AppRules.Trim).
 	Daily map[string]Buckets `json:"daily,omitempty"`
-	// ValueMicros is the lifetime purchase value in millionths of the reporting currency.
+	// ValueMicros is the lifetime purchase value in millionths of the reporting currency, of
+	// the purchases the app trusts with values (all, or only server-sent: trusted_values).
 	ValueMicros int64 `json:"ltv,omitempty"`
 	// UnconvertedMicros is purchase value in currencies without a configured rate, in
 	// millionths of that currency, by ISO 4217 code. Reported, never guessed into ValueMicros.
 	UnconvertedMicros map[string]int64 `json:"ltv_other,omitempty"`
-	// Purchases counts purchase events.
+	// Purchases counts purchase events (the trusted ones, as ValueMicros).
 	Purchases int64 `json:"buys,omitempty"`
-	// Subscription is the newest subscription event (Subscribe or StartTrial).
+	// Subscription is the newest trusted subscription event (Subscribe or StartTrial).
 	Subscription Subscription `json:"sub,omitzero"`
 	// Consent is the latest consent signal.
 	Consent Consent `json:"consent,omitzero"`
@@ -162,14 +163,22 @@ func (s *State) Apply(ev *envelope.Event, r *AppRules) {
 		}
 		s.Daily[name] = s.Daily[name].add(dayOf(t), 1)
 	}
+	// Values: a purchase's count and amount and a subscription's expiry feed value rules, so
+	// they are kept only from events the app trusts with values (trusted_values). An untrusted
+	// purchase or subscription still counts as an event above (counts, recency).
 	switch name {
 	case EventPurchase:
+		if !r.trustsValues(ev) {
+			break
+		}
 		s.Purchases++
 		if v := ev.Custom.Value; v.Set {
 			s.addValue(ev.Custom.Currency, v.V, r)
 		}
 	case EventSubscribe, EventStartTrial:
-		s.observeSubscription(Subscription{At: t, ExpiresAt: ev.Custom.SubscriptionExpiresAt})
+		if r.trustsValues(ev) {
+			s.observeSubscription(Subscription{At: t, ExpiresAt: ev.Custom.SubscriptionExpiresAt})
+		}
 	}
 	u := &ev.User
 	s.Email.observe(HashedID{Hash: u.Email, At: t})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/apigw"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/access"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/ports"
@@ -72,11 +73,12 @@ func New(cfg Config) (*Handler, error) {
 	return &Handler{cfg: cfg}, nil
 }
 
-// Routes of API v1.
+// Routes of API v1 the ingest function serves, named as in domain/access.
 const (
-	RouteEvents  = "/v1/events"
-	RouteHealth  = "/v1/health"
-	RouteOpenAPI = "/v1/openapi.json"
+	RouteEvents       = access.PathEvents
+	RouteServerEvents = access.PathServerEvents
+	RouteHealth       = access.PathHealth
+	RouteOpenAPI      = access.PathOpenAPI
 )
 
 // OpenAPI is the OpenAPI 3.1 description of the public API (every route, the users routes
@@ -107,7 +109,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 		if req.HTTPMethod != http.MethodPost {
 			return apigw.MethodNotAllowed("POST"), nil
 		}
-		return h.postEvents(ctx, req), nil
+		return h.postEvents(ctx, req, false), nil
+	case RouteServerEvents:
+		if req.HTTPMethod != http.MethodPost {
+			return apigw.MethodNotAllowed("POST"), nil
+		}
+		return h.postEvents(ctx, req, true), nil
 	}
 	return apigw.Error(http.StatusNotFound, "no route for "+req.HTTPMethod+" "+route), nil
 }
@@ -120,15 +127,26 @@ type EventsResponse struct {
 	Rejected []appevent.Rejection `json:"rejected"`
 }
 
-func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
+// postEvents serves POST /v1/events (the app, with its publishable key) and, server true,
+// POST /v1/server/events (the app's backend: AWS IAM and the key): one body, one set of
+// answers; the server's records are marked server-sent.
+func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequest, server bool) events.APIGatewayProxyResponse {
 	start := h.cfg.Now()
 	log := h.cfg.Logger.With("request_id", req.RequestContext.RequestID)
 	app, ok := h.authenticate(req)
 	if !ok {
-		log.Info("unauthorised request", "has_key", apigw.Header(req, "x-api-key") != "" || req.RequestContext.Identity.APIKeyID != "")
+		log.Info("unauthorised request", "has_key", apigw.Header(req, "x-api-key") != "" || req.RequestContext.Identity.APIKeyID != "", "server", server)
 		return apigw.Error(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)")
 	}
 	log = log.With("app", app.ID)
+	parse := h.cfg.Parser.Parse
+	if server {
+		if _, ok := apigw.IAMCaller(req); !ok {
+			log.Warn("server events without an IAM caller")
+			return apigw.RequireIAM()
+		}
+		log, parse = log.With("server", true), h.cfg.Parser.ParseServer
+	}
 
 	body := req.Body
 	if req.IsBase64Encoded {
@@ -142,7 +160,7 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 		body = string(raw)
 	}
 
-	batch, err := h.cfg.Parser.Parse(app, body, start)
+	batch, err := parse(app, body, start)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, appevent.ErrBodyTooLarge) || errors.Is(err, appevent.ErrTooManyEvents) {

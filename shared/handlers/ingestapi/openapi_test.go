@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/retarget-dev/retarget/shared/app/stream"
+	"github.com/retarget-dev/retarget/shared/domain/access"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
@@ -24,20 +28,35 @@ import (
 	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
 	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
+	"github.com/retarget-dev/retarget/shared/testkit/endusertest"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 	"github.com/retarget-dev/retarget/shared/testkit/memstate"
 	"github.com/retarget-dev/retarget/shared/testkit/memstream"
 )
 
-// gatewayOnly are documented answers API Gateway gives itself, before any function runs.
-var gatewayOnly = map[string]string{
-	"POST /v1/events 429": "usage plan throttle",
-}
+// gatewayOnly are documented answers API Gateway gives itself, before any function runs: the
+// usage plan's throttle, on every route that takes the app key.
+var gatewayOnly = func() map[string]string {
+	m := map[string]string{}
+	for _, r := range access.Routes {
+		if r.Credential.NeedsAppKey() {
+			m[r.Method+" "+r.Path+" 429"] = "usage plan throttle"
+		}
+	}
+	return m
+}()
 
 // apiCase makes a request that must get one documented answer from the real handlers.
 type apiCase struct {
 	method, resource, path, body string
 	key                          bool
+	// iam adds an IAM caller (as API Gateway does once SigV4 checked out).
+	iam bool
+	// token is the end user's token: a user id (a valid token of that user), or one of the
+	// endusertest tokens.
+	token string
+	// plainApp sends the key of an app without end-user tokens.
+	plainApp bool
 	// broken makes the stores fail (503 answers).
 	broken bool
 }
@@ -60,19 +79,43 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		"POST /v1/events 401":                      {method: "POST", resource: ingestapi.RouteEvents, body: valid},
 		"POST /v1/events 413":                      {method: "POST", resource: ingestapi.RouteEvents, body: ingesttest.FixtureBody(t, "oversized-batch.json"), key: true},
 		"POST /v1/events 503":                      {method: "POST", resource: ingestapi.RouteEvents, body: valid, key: true, broken: true},
+		"POST /v1/server/events 202":               {method: "POST", resource: ingestapi.RouteServerEvents, body: valid, key: true, iam: true},
+		"POST /v1/server/events 400":               {method: "POST", resource: ingestapi.RouteServerEvents, body: `{"events": [{"event_id": "x"}]}`, key: true, iam: true},
+		"POST /v1/server/events 401":               {method: "POST", resource: ingestapi.RouteServerEvents, body: valid, iam: true},
+		"POST /v1/server/events 403":               {method: "POST", resource: ingestapi.RouteServerEvents, body: valid, key: true},
+		"POST /v1/server/events 413":               {method: "POST", resource: ingestapi.RouteServerEvents, body: ingesttest.FixtureBody(t, "oversized-batch.json"), key: true, iam: true},
+		"POST /v1/server/events 503":               {method: "POST", resource: ingestapi.RouteServerEvents, body: valid, key: true, iam: true, broken: true},
 		"GET /v1/health 200":                       {method: "GET", resource: ingestapi.RouteHealth},
 		"GET /v1/openapi.json 200":                 {method: "GET", resource: ingestapi.RouteOpenAPI},
-		"GET /v1/users/{app_user_id}/segments 200": {method: "GET", resource: usersapi.Route, path: "known", key: true},
-		"GET /v1/users/{app_user_id}/segments 401": {method: "GET", resource: usersapi.Route, path: "known"},
-		"GET /v1/users/{app_user_id}/segments 404": {method: "GET", resource: usersapi.Route, path: "nobody", key: true},
-		"GET /v1/users/{app_user_id}/segments 503": {method: "GET", resource: usersapi.Route, path: "known", key: true, broken: true},
-		"PUT /v1/users/{app_user_id}/consent 200":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{"ads_personalization": false, "ldu": true}`, key: true},
-		"PUT /v1/users/{app_user_id}/consent 400":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{}`, key: true},
-		"PUT /v1/users/{app_user_id}/consent 401":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{"ldu": true}`},
-		"PUT /v1/users/{app_user_id}/consent 503":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{"ldu": true}`, key: true, broken: true},
-		"DELETE /v1/users/{app_user_id} 202":       {method: "DELETE", resource: usersapi.RouteUser, path: "known", key: true},
-		"DELETE /v1/users/{app_user_id} 401":       {method: "DELETE", resource: usersapi.RouteUser, path: "known"},
-		"DELETE /v1/users/{app_user_id} 503":       {method: "DELETE", resource: usersapi.RouteUser, path: "known", key: true, broken: true},
+		"GET /v1/users/{app_user_id}/segments 200": {method: "GET", resource: usersapi.Route, path: "known", key: true, iam: true},
+		"GET /v1/users/{app_user_id}/segments 400": {method: "GET", resource: usersapi.Route, path: " ", key: true, iam: true},
+		"GET /v1/users/{app_user_id}/segments 401": {method: "GET", resource: usersapi.Route, path: "known", iam: true},
+		"GET /v1/users/{app_user_id}/segments 403": {method: "GET", resource: usersapi.Route, path: "known", key: true},
+		"GET /v1/users/{app_user_id}/segments 404": {method: "GET", resource: usersapi.Route, path: "nobody", key: true, iam: true},
+		"GET /v1/users/{app_user_id}/segments 503": {method: "GET", resource: usersapi.Route, path: "known", key: true, iam: true, broken: true},
+		"PUT /v1/users/{app_user_id}/consent 200":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{"ads_personalization": false, "ldu": true}`, key: true, iam: true},
+		"PUT /v1/users/{app_user_id}/consent 400":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{}`, key: true, iam: true},
+		"PUT /v1/users/{app_user_id}/consent 401":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{"ldu": true}`, iam: true},
+		"PUT /v1/users/{app_user_id}/consent 403":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{"ldu": true}`, key: true},
+		"PUT /v1/users/{app_user_id}/consent 503":  {method: "PUT", resource: usersapi.RouteConsent, path: "known", body: `{"ldu": true}`, key: true, iam: true, broken: true},
+		"DELETE /v1/users/{app_user_id} 202":       {method: "DELETE", resource: usersapi.RouteUser, path: "known", key: true, iam: true},
+		"DELETE /v1/users/{app_user_id} 400":       {method: "DELETE", resource: usersapi.RouteUser, path: " ", key: true, iam: true},
+		"DELETE /v1/users/{app_user_id} 401":       {method: "DELETE", resource: usersapi.RouteUser, path: "known", iam: true},
+		"DELETE /v1/users/{app_user_id} 403":       {method: "DELETE", resource: usersapi.RouteUser, path: "known", key: true},
+		"DELETE /v1/users/{app_user_id} 503":       {method: "DELETE", resource: usersapi.RouteUser, path: "known", key: true, iam: true, broken: true},
+		"GET /v1/me/segments 200":                  {method: "GET", resource: usersapi.RouteMeSegments, key: true, token: "known"},
+		"GET /v1/me/segments 401":                  {method: "GET", resource: usersapi.RouteMeSegments, key: true, token: endusertest.Invalid},
+		"GET /v1/me/segments 404":                  {method: "GET", resource: usersapi.RouteMeSegments, key: true, token: "nobody"},
+		"GET /v1/me/segments 503":                  {method: "GET", resource: usersapi.RouteMeSegments, key: true, token: endusertest.Unverifiable},
+		"PUT /v1/me/consent 200":                   {method: "PUT", resource: usersapi.RouteMeConsent, body: `{"ads_personalization": false}`, key: true, token: "known"},
+		"PUT /v1/me/consent 400":                   {method: "PUT", resource: usersapi.RouteMeConsent, body: `{}`, key: true, token: "known"},
+		"PUT /v1/me/consent 401":                   {method: "PUT", resource: usersapi.RouteMeConsent, body: `{"ldu": true}`, key: true},
+		"PUT /v1/me/consent 404":                   {method: "PUT", resource: usersapi.RouteMeConsent, body: `{"ldu": true}`, key: true, plainApp: true, token: "known"},
+		"PUT /v1/me/consent 503":                   {method: "PUT", resource: usersapi.RouteMeConsent, body: `{"ldu": true}`, key: true, token: "known", broken: true},
+		"DELETE /v1/me 202":                        {method: "DELETE", resource: usersapi.RouteMe, key: true, token: "known"},
+		"DELETE /v1/me 401":                        {method: "DELETE", resource: usersapi.RouteMe, token: "known"},
+		"DELETE /v1/me 404":                        {method: "DELETE", resource: usersapi.RouteMe, key: true, plainApp: true, token: "known"},
+		"DELETE /v1/me 503":                        {method: "DELETE", resource: usersapi.RouteMe, key: true, token: endusertest.Unverifiable},
 	}
 
 	documented := map[string]bool{}
@@ -114,18 +157,110 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 			t.Errorf("the handlers answer %s, which openapi.json does not document", name)
 		}
 	}
-	// Every route the handlers serve is documented, with its method.
-	served := map[string]string{ingestapi.RouteEvents: "post", ingestapi.RouteHealth: "get", ingestapi.RouteOpenAPI: "get"}
-	for route, method := range usersapi.Routes {
-		served[route] = strings.ToLower(method)
-	}
-	for route, method := range served {
-		if _, ok := doc.Paths[route][method]; !ok {
-			t.Errorf("%s %s is served but not documented", method, route)
+	// Every route of the access table is documented with its method, and nothing else is.
+	for _, r := range access.Routes {
+		if _, ok := doc.Paths[r.Path][strings.ToLower(r.Method)]; !ok {
+			t.Errorf("%s %s is served but not documented", r.Method, r.Path)
 		}
 	}
-	if len(doc.Paths) != len(served) {
-		t.Errorf("%d documented paths, %d served", len(doc.Paths), len(served))
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if _, ok := access.Find(strings.ToUpper(method), path); !ok {
+				t.Errorf("%s %s is documented but not in the access table", method, path)
+			}
+		}
+	}
+}
+
+// schemesOf are the security requirement each credential of the access table is documented
+// with: the names of the schemes that must all be met (one requirement object), none for a
+// public route.
+var schemesOf = map[access.Credential][]string{
+	access.Public:  nil,
+	access.AppKey:  {"appKey"},
+	access.EndUser: {"appKey", "endUserToken"},
+	access.IAM:     {"appKey", "sigv4"},
+}
+
+// TestOpenAPISecurityMatchesAccessTable: every operation declares exactly the credential the
+// access table gives its route, the schemes are the three the API uses, and every operation
+// has a summary and an operation id.
+func TestOpenAPISecurityMatchesAccessTable(t *testing.T) {
+	var doc struct {
+		Info struct {
+			License struct {
+				Name string `json:"name"`
+			} `json:"license"`
+		} `json:"info"`
+		Security *[]map[string][]string `json:"security"`
+		Paths    map[string]map[string]struct {
+			OperationID string                 `json:"operationId"`
+			Summary     string                 `json:"summary"`
+			Security    *[]map[string][]string `json:"security"`
+		} `json:"paths"`
+		Components struct {
+			SecuritySchemes map[string]map[string]any `json:"securitySchemes"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(ingestapi.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Info.License.Name == "" {
+		t.Error("info.license has no name")
+	}
+	if doc.Security != nil {
+		t.Error("a document-wide security requirement: each operation declares its own, from the access table")
+	}
+	wantSchemes := map[string]map[string]any{
+		"appKey":       {"type": "apiKey", "in": "header", "name": "x-api-key"},
+		"endUserToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+		"sigv4":        {"type": "apiKey", "in": "header", "name": "Authorization", "x-amazon-apigateway-authtype": "awsSigv4"},
+	}
+	if len(doc.Components.SecuritySchemes) != len(wantSchemes) {
+		t.Errorf("security schemes %v, want %v", slices.Sorted(maps.Keys(doc.Components.SecuritySchemes)), slices.Sorted(maps.Keys(wantSchemes)))
+	}
+	for name, want := range wantSchemes {
+		got := doc.Components.SecuritySchemes[name]
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("security scheme %s: %s = %v, want %v", name, k, got[k], v)
+			}
+		}
+	}
+	ids := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			name := strings.ToUpper(method) + " " + path
+			if op.Summary == "" || op.OperationID == "" || ids[op.OperationID] {
+				t.Errorf("%s: summary %q, operationId %q (each unique)", name, op.Summary, op.OperationID)
+			}
+			ids[op.OperationID] = true
+			route, ok := access.Find(strings.ToUpper(method), path)
+			if !ok {
+				t.Errorf("%s is documented but not in the access table", name)
+				continue
+			}
+			if op.Security == nil {
+				t.Errorf("%s declares no security (want %s)", name, route.Credential)
+				continue
+			}
+			var got [][]string
+			for _, req := range *op.Security {
+				got = append(got, slices.Sorted(maps.Keys(req)))
+			}
+			want := [][]string{}
+			if s := schemesOf[route.Credential]; s != nil {
+				want = append(want, s)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || len(got) != len(want) {
+				t.Errorf("%s: security %v, want %v (%s)", name, got, want, route.Credential)
+			}
+		}
+	}
+	for _, r := range access.Routes {
+		if _, ok := doc.Paths[r.Path][strings.ToLower(r.Method)]; !ok {
+			t.Errorf("%s %s (%s) is not documented", r.Method, r.Path, r.Credential)
+		}
 	}
 }
 
@@ -150,11 +285,18 @@ func TestOpenAPIValidatorCatchesMismatches(t *testing.T) {
 
 // api holds the two real handlers behind the documented routes.
 type api struct {
-	ingest *ingestapi.Handler
-	users  *usersapi.Handler
+	ingest   *ingestapi.Handler
+	users    *usersapi.Handler
+	app      string // the app of devKey
+	verifier *endusertest.Verifier
 }
 
-const devKey = "openapi-dev-key"
+// The keys of the two apps: the sample app, which takes end-user tokens, and a copy of it
+// that does not.
+const (
+	devKey   = "openapi-dev-key"
+	plainKey = "openapi-plain-key"
+)
 
 func newAPI(t *testing.T, broken bool) *api {
 	t.Helper()
@@ -162,13 +304,17 @@ func newAPI(t *testing.T, broken bool) *api {
 	if err != nil {
 		t.Fatal(err)
 	}
+	plain := apps.Apps[0]
+	plain.ID, plain.Auth.EndUser = "plain-shop", nil
+	apps.Apps = append(apps.Apps, plain)
+	apps.Apps[0].Auth.EndUser = &appconfig.EndUserAuth{Issuer: "https://id.example.com", Audiences: []string{"shop"}, JWKSURL: "https://id.example.com/jwks"}
 	pseudo, _ := identity.NewPseudonymizer([]byte("openapi-test-pepper-0123456789"))
 	rules, err := segments.ForConfig(apps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	app := apps.Apps[0].ID
-	dev := map[string]string{devKey: app}
+	dev := map[string]string{devKey: app, plainKey: plain.ID}
 	s := memstream.New()
 	if broken {
 		s.SetCallFault(func(int) error { return errors.New("stream down") })
@@ -188,11 +334,12 @@ func newAPI(t *testing.T, broken bool) *api {
 	if broken {
 		users = brokenStore{store}
 	}
-	h, err := usersapi.New(usersapi.Config{Apps: apps, Rules: rules, Store: users, Pseudo: pseudo, DevKeys: dev, Consents: users})
+	verifier := &endusertest.Verifier{}
+	h, err := usersapi.New(usersapi.Config{Apps: apps, Rules: rules, Store: users, Pseudo: pseudo, DevKeys: dev, Consents: users, Verifier: verifier})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &api{ingest: ingest, users: h}
+	return &api{ingest: ingest, users: h, app: app, verifier: verifier}
 }
 
 type segmentStore interface {
@@ -218,8 +365,21 @@ func (a *api) call(t *testing.T, c apiCase) events.APIGatewayProxyResponse {
 	if c.path != "" {
 		req.PathParameters = map[string]string{"app_user_id": c.path}
 	}
-	if c.key {
+	switch {
+	case c.key && c.plainApp:
+		req.Headers["x-api-key"] = plainKey
+	case c.key:
 		req.Headers["x-api-key"] = devKey
+	}
+	if c.iam {
+		req.RequestContext.Identity.UserArn = "arn:aws:iam::123456789012:user/openapi-test"
+	}
+	switch c.token {
+	case "":
+	case endusertest.Invalid, endusertest.Unverifiable:
+		req.Headers["Authorization"] = "Bearer " + c.token
+	default:
+		req.Headers["Authorization"] = "Bearer " + a.verifier.Token(a.app, c.token)
 	}
 	handle := a.ingest.Handle
 	if _, ok := usersapi.Routes[c.resource]; ok {

@@ -1,8 +1,14 @@
-// Package usersapi serves the /v1/users routes: GET .../segments, the segments a user is in
-// right now, for in-app personalisation and deep-link choice (the rules are evaluated at request
-// time, so a time-based transition shows before the sweeper has recorded it); PUT .../consent,
-// an explicit consent decision; DELETE /v1/users/{app_user_id}, an erasure (users.go). The user
-// is found through the same pseudonymous key the ingest function derives.
+// Package usersapi serves the users routes: the segments a user is in right now, for in-app
+// personalisation and deep-link choice (the rules are evaluated at request time, so a
+// time-based transition shows before the sweeper has recorded it); an explicit consent
+// decision; an erasure (users.go). Each is reached two ways (domain/access):
+//   - /v1/users/{app_user_id}/..., by the app's backend, operators and the CLI: AWS IAM (SigV4)
+//     and the app key, any user of the app;
+//   - /v1/me/..., by the signed-in end user: the app key and a token from the app's identity
+//     provider (auth.end_user), the token's user only.
+//
+// Both ways end in the same code for a user. The user is found through the same pseudonymous
+// key the ingest function derives.
 package usersapi
 
 import (
@@ -17,6 +23,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/apigw"
+	"github.com/retarget-dev/retarget/shared/domain/access"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
@@ -24,15 +31,27 @@ import (
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
-// Routes this handler serves (API Gateway resource templates).
+// Routes this handler serves (API Gateway resource templates), named as in domain/access.
 const (
-	Route        = "/v1/users/{app_user_id}/segments"
-	RouteUser    = "/v1/users/{app_user_id}"
-	RouteConsent = "/v1/users/{app_user_id}/consent"
+	Route           = access.PathUserSegments
+	RouteUser       = access.PathUser
+	RouteConsent    = access.PathUserConsent
+	RouteMe         = access.PathMe
+	RouteMeSegments = access.PathMeSegments
+	RouteMeConsent  = access.PathMeConsent
 )
 
-// Routes lists every route of the handler with its method.
-var Routes = map[string]string{Route: http.MethodGet, RouteUser: http.MethodDelete, RouteConsent: http.MethodPut}
+// Routes maps every resource the handler serves to its method: the users-api routes of
+// access.Routes.
+var Routes = func() map[string]string {
+	m := map[string]string{}
+	for _, r := range access.Routes {
+		if r.Function == access.FunctionUsersAPI {
+			m[r.Path] = r.Method
+		}
+	}
+	return m
+}()
 
 // Config wires a Handler.
 type Config struct {
@@ -49,6 +68,13 @@ type Config struct {
 	Consents ports.ConsentStore
 	// Audiences are the apps' audience mappings (for the erasure audit); may be nil.
 	Audiences map[string]*audiences.AppAudiences
+	// Verifier checks end users' tokens (the /v1/me routes); without it those routes answer 501
+	// for an app that has auth.end_user.
+	Verifier ports.EndUserVerifier
+	// DevEndUser, set by the dev stack only, is the dev token issuer: the /v1/me routes of an
+	// app that has auth.end_user verify tokens against it instead of the app's own issuer. An
+	// app without auth.end_user still has no /v1/me routes.
+	DevEndUser *appconfig.EndUserAuth
 	// UserTTL is how long an inactive user's state is kept (the updater's setting).
 	UserTTL time.Duration
 	// TombstoneTTL is how long an erased user's removal identifiers are kept for the audience
@@ -57,7 +83,7 @@ type Config struct {
 	TombstoneTTL, AuditRetention time.Duration
 }
 
-// Handler serves the read route.
+// Handler serves the users routes.
 type Handler struct{ cfg Config }
 
 // New returns a Handler.
@@ -89,47 +115,94 @@ type Response struct {
 	Segments  []string `json:"segments"`
 }
 
-// Handle serves one API Gateway REST proxy request.
+// Handle serves one API Gateway REST proxy request: it finds the route in the access table,
+// checks the route's credential, finds the user (from the path or from the token) and serves
+// the route for that user.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	resource := req.Resource
-	if _, known := Routes[resource]; !known {
-		resource = Route // called directly (tests, older wiring): the read route
+	method, known := Routes[req.Resource]
+	if !known {
+		return apigw.Error(http.StatusNotFound, "no route for "+req.HTTPMethod+" "+req.Resource), nil
 	}
-	if method := Routes[resource]; req.HTTPMethod != method {
+	route, ok := access.Find(req.HTTPMethod, req.Resource)
+	if !ok {
 		return apigw.MethodNotAllowed(method), nil
 	}
 	app, ok := apigw.Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
 	if !ok {
 		return apigw.Error(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)"), nil
 	}
-	// Trimmed as the ingest function trims it before keying: " u-1" and "u-1" are one user.
-	userID := strings.TrimSpace(req.PathParameters["app_user_id"])
-	if userID == "" || len(userID) > 256 {
-		return apigw.Error(http.StatusBadRequest, "app_user_id: 1 to 256 characters"), nil
+	var userID string
+	switch route.Credential {
+	case access.IAM:
+		if _, ok := apigw.IAMCaller(req); !ok {
+			h.cfg.Logger.Warn("IAM route without an IAM caller", "app", app.ID, "route", req.Resource)
+			return apigw.RequireIAM(), nil
+		}
+		// Trimmed as the ingest function trims it before keying: " u-1" and "u-1" are one user.
+		userID = strings.TrimSpace(req.PathParameters["app_user_id"])
+		if userID == "" || len(userID) > maxUserID {
+			return apigw.Error(http.StatusBadRequest, "app_user_id: 1 to 256 characters"), nil
+		}
+	case access.EndUser:
+		var refused *events.APIGatewayProxyResponse
+		if userID, refused = h.endUser(ctx, app, req); refused != nil {
+			return *refused, nil
+		}
+	default: // unreachable: the table gives this function only IAM and end-user routes
+		return apigw.Error(http.StatusInternalServerError, "internal error"), nil
 	}
+	return h.serve(ctx, route.Path, app, userID, req.Body), nil
+}
+
+// maxUserID is the longest app_user_id, as the ingest API accepts it.
+const maxUserID = 256
+
+// serve serves a route for one user, whichever credential named the user.
+func (h *Handler) serve(ctx context.Context, path string, app *appconfig.App, userID, body string) events.APIGatewayProxyResponse {
 	key := h.cfg.Pseudo.UserKey(app.ID, identity.KindAppUserID, userID)
-	switch resource {
-	case RouteUser:
-		return h.erase(ctx, app, key), nil
-	case RouteConsent:
-		return h.consent(ctx, app, userID, key, req.Body), nil
+	switch path {
+	case access.PathUser, access.PathMe:
+		return h.erase(ctx, app, key)
+	case access.PathUserConsent, access.PathMeConsent:
+		return h.consent(ctx, app, userID, key, body)
 	}
+	return h.segments(ctx, app, userID, key)
+}
+
+// segments answers the user's segments now. An unknown user, an erased one (its state is a
+// tombstone) and one never seen with consent (no event was ever folded into its state) get
+// the same 404: the answer must not tell whether the app ever knew the user.
+func (h *Handler) segments(ctx context.Context, app *appconfig.App, userID, key string) events.APIGatewayProxyResponse {
 	rec, found, err := h.cfg.Store.GetUser(ctx, app.ID, key)
 	if err != nil {
 		h.cfg.Logger.Error("read user state", "app", app.ID, "error", err.Error())
-		return apigw.Error(http.StatusServiceUnavailable, "segment state unavailable, retry"), nil
+		return apigw.Error(http.StatusServiceUnavailable, "segment state unavailable, retry")
 	}
 	if !found {
-		return apigw.Error(http.StatusNotFound, "unknown user"), nil
+		return notFound()
 	}
 	var state segments.State
 	if err := json.Unmarshal(rec.State, &state); err != nil {
 		h.cfg.Logger.Error("stored state does not decode", "app", app.ID, "error", err.Error())
-		return apigw.Error(http.StatusInternalServerError, "internal error"), nil
+		return apigw.Error(http.StatusInternalServerError, "internal error")
+	}
+	if !seen(&state) {
+		return notFound()
 	}
 	segs, _ := h.cfg.Rules[app.ID].Evaluate(&state, h.cfg.Now())
 	if segs == nil {
 		segs = []string{}
 	}
-	return apigw.JSON(http.StatusOK, Response{AppUserID: userID, Segments: segs}), nil
+	return apigw.JSON(http.StatusOK, Response{AppUserID: userID, Segments: segs})
+}
+
+// seen reports whether the state holds any event: an erasure's tombstone keeps only the
+// withdrawal and the identifiers the audience sync needs (no FirstSeen), and a user whose
+// events all came without consent has only a consent signal.
+func seen(st *segments.State) bool { return st.FirstSeen != 0 }
+
+// notFound is the one answer for a user the API will not talk about: unknown, erased, never
+// seen, and the /v1/me routes of an app without end-user tokens.
+func notFound() events.APIGatewayProxyResponse {
+	return apigw.Error(http.StatusNotFound, "unknown user")
 }

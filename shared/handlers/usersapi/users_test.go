@@ -13,12 +13,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
+	"github.com/retarget-dev/retarget/shared/testkit/endusertest"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 	"github.com/retarget-dev/retarget/shared/testkit/memstate"
 )
@@ -27,6 +29,8 @@ const devKey = "dev-api-key"
 
 type usersHarness struct {
 	h     *Handler
+	cfg   Config
+	verif *endusertest.Verifier
 	store *memstate.Store
 	app   string
 	rules *segments.AppRules
@@ -40,6 +44,8 @@ func newUsersHarness(t *testing.T) *usersHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The sample app takes end-user tokens (the fake verifier checks them).
+	cfg.Apps[0].Auth.EndUser = &appconfig.EndUserAuth{Issuer: "https://id.example.com", Audiences: []string{"shop"}, JWKSURL: "https://id.example.com/jwks"}
 	rules, err := segments.ForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -52,9 +58,11 @@ func newUsersHarness(t *testing.T) *usersHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &usersHarness{store: memstate.New(), app: cfg.Apps[0].ID, rules: rules[cfg.Apps[0].ID], now: time.Now().Truncate(time.Second), pseud: pseudo}
-	u.h, err = New(Config{Apps: cfg, Rules: rules, Store: u.store, Pseudo: pseudo, DevKeys: map[string]string{devKey: u.app},
-		Consents: u.store, Audiences: aa, Now: func() time.Time { return u.now }})
+	u := &usersHarness{store: memstate.New(), app: cfg.Apps[0].ID, rules: rules[cfg.Apps[0].ID], now: time.Now().Truncate(time.Second), pseud: pseudo,
+		verif: &endusertest.Verifier{}}
+	u.cfg = Config{Apps: cfg, Rules: rules, Store: u.store, Pseudo: pseudo, DevKeys: map[string]string{devKey: u.app},
+		Consents: u.store, Audiences: aa, Now: func() time.Time { return u.now }, Verifier: u.verif}
+	u.h, err = New(u.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,13 +97,26 @@ func (u *usersHarness) seed(t *testing.T, userID string) []string {
 	return segs
 }
 
+// call calls a route as its caller would: an IAM route with an IAM caller and the app key
+// (userID in the path), a /v1/me route with the app key and a token of userID.
 func (u *usersHarness) call(t *testing.T, method, resource, userID, body string) (int, map[string]any) {
 	t.Helper()
-	path := strings.Replace(resource, "{app_user_id}", userID, 1)
-	resp, err := u.h.Handle(context.Background(), events.APIGatewayProxyRequest{
-		HTTPMethod: method, Resource: resource, Path: path, Body: body,
-		Headers: map[string]string{"x-api-key": devKey}, PathParameters: map[string]string{"app_user_id": userID},
-	})
+	req := events.APIGatewayProxyRequest{
+		HTTPMethod: method, Resource: resource, Path: strings.Replace(resource, "{app_user_id}", userID, 1), Body: body,
+		Headers: map[string]string{"x-api-key": devKey},
+	}
+	if strings.HasPrefix(resource, "/v1/me") {
+		req.Headers["Authorization"] = "Bearer " + u.verif.Token(u.app, userID)
+	} else {
+		req.PathParameters = map[string]string{"app_user_id": userID}
+		req.RequestContext.Identity.UserArn = "arn:aws:iam::123456789012:user/ops"
+	}
+	return u.do(t, req)
+}
+
+func (u *usersHarness) do(t *testing.T, req events.APIGatewayProxyRequest) (int, map[string]any) {
+	t.Helper()
+	resp, err := u.h.Handle(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
