@@ -205,12 +205,16 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 
 	srv := &http.Server{
 		Handler: &Gateway{
-			Function:   handler.Handle,
-			Functions:  map[string]ProxyFunc{access.FunctionIngest: handler.Handle, access.FunctionUsersAPI: segs.read.Handle},
-			Routes:     access.Routes,
-			APIKeys:    devAPIKeys(apps, s.APIKey),
-			SigV4:      adminVerifier(s),
-			Models:     map[string]func([]byte) bool{http.MethodPost + " " + ingestapi.RouteEvents: appevent.BodyShapeOK},
+			Function:  handler.Handle,
+			Functions: map[string]ProxyFunc{access.FunctionIngest: handler.Handle, access.FunctionUsersAPI: segs.read.Handle},
+			Routes:    access.Routes,
+			APIKeys:   devAPIKeys(apps, s.APIKey),
+			SigV4:     adminVerifier(s),
+			// The stack puts the same request model on both event routes.
+			Models: map[string]func([]byte) bool{
+				http.MethodPost + " " + access.PathEvents:       appevent.BodyShapeOK,
+				http.MethodPost + " " + access.PathServerEvents: appevent.BodyShapeOK,
+			},
 			ModelError: appevent.BodyShapeResponse(),
 			Stage:      "dev",
 			Timeout:    functionTimeout,

@@ -155,9 +155,12 @@ func TestErasureEndToEnd(t *testing.T) {
 		t.Errorf("removal requests to %v, want one per audience", removals)
 	}
 
-	// The state is gone (a tombstone without segments), the audit record is there.
-	if status, doc := call("GET", "/v1/users/fay/segments", ""); status != 200 || fmt.Sprint(doc["segments"]) != "[]" {
-		t.Errorf("segments of fay after erasure: %d %v", status, doc)
+	// The state is gone (a tombstone without segments), the audit record is there, and the API
+	// answers for fay exactly as for a user it never saw (no existence oracle).
+	erasedStatus, erasedDoc := call("GET", "/v1/users/fay/segments", "")
+	unknownStatus, unknownDoc := call("GET", "/v1/users/never-seen-user/segments", "")
+	if erasedStatus != 404 || unknownStatus != 404 || fmt.Sprint(erasedDoc) != fmt.Sprint(unknownDoc) {
+		t.Errorf("segments of fay after erasure: %d %v; of an unknown user: %d %v; want the same 404", erasedStatus, erasedDoc, unknownStatus, unknownDoc)
 	}
 	cfg, err := emulators.AWSConfig(context.Background(), dynamoEndpoint)
 	if err != nil {
@@ -182,8 +185,11 @@ func TestErasureEndToEnd(t *testing.T) {
 	if forwarded("fay-later") {
 		t.Error("an event of the erased user was forwarded")
 	}
-	if status, doc := call("GET", "/v1/users/fay/segments", ""); status != 200 || fmt.Sprint(doc["segments"]) != "[]" {
-		t.Errorf("erased user segmented again: %d %v", status, doc)
+	if status, doc := call("GET", "/v1/users/fay/segments", ""); status != 404 {
+		t.Errorf("erased user answered: %d %v, want 404", status, doc)
+	}
+	if rec, _, err := store.GetUser(context.Background(), "sample-shop", key); err != nil || len(rec.Segments) != 0 {
+		t.Errorf("erased user segmented again: %+v %v", rec, err)
 	}
 
 	// An explicit grant resumes both.
