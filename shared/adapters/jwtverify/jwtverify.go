@@ -84,8 +84,9 @@ type Verifier struct {
 	ctx    context.Context // ends the background refreshes (Close)
 	cancel context.CancelFunc
 
-	// unknownKIDEvery is UnknownKIDRefreshEvery; tests shorten it.
-	unknownKIDEvery time.Duration
+	// unknownKIDEvery and fetchTimeout are UnknownKIDRefreshEvery and FetchTimeout; tests
+	// shorten them.
+	unknownKIDEvery, fetchTimeout time.Duration
 
 	mu     sync.Mutex
 	caches map[string]*jwksCache
@@ -102,7 +103,7 @@ func New(opts Options) *Verifier {
 		opts.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Verifier{opts: opts, ctx: ctx, cancel: cancel, unknownKIDEvery: UnknownKIDRefreshEvery, caches: map[string]*jwksCache{}}
+	return &Verifier{opts: opts, ctx: ctx, cancel: cancel, unknownKIDEvery: UnknownKIDRefreshEvery, fetchTimeout: FetchTimeout, caches: map[string]*jwksCache{}}
 }
 
 // Close stops the background JWKS refreshes. The Verifier still verifies with the keys it has.
@@ -153,7 +154,7 @@ func (v *Verifier) Verify(ctx context.Context, appID string, cfg *appconfig.EndU
 		if err != nil {
 			return nil, err
 		}
-		fctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+		fctx, cancel := context.WithTimeout(ctx, v.fetchTimeout)
 		defer cancel()
 		key, err := c.kf.KeyfuncCtx(fctx)(t)
 		if err != nil {
@@ -355,14 +356,14 @@ func (c *jwksCache) setFetchErr(err error) {
 func (v *Verifier) newKeyfunc(c *jwksCache) (keyfunc.Keyfunc, error) {
 	ctx, cancel := context.WithCancel(v.ctx)
 	client := &http.Client{
-		Timeout:       FetchTimeout,
+		Timeout:       v.fetchTimeout,
 		Transport:     limitedTransport{base: http.DefaultTransport, max: MaxJWKSBytes},
 		CheckRedirect: v.checkRedirect,
 	}
 	store, err := jwkset.NewStorageFromHTTP(c.url, jwkset.HTTPClientStorageOptions{
 		Client:      client,
 		Ctx:         ctx,
-		HTTPTimeout: FetchTimeout,
+		HTTPTimeout: v.fetchTimeout,
 		// A failed first fetch is an error here (no cache is kept, the next token tries again
 		// after RetryAfterFailedFetch); later failures keep the keys already fetched.
 		NoErrorReturnFirstHTTPReq: false,

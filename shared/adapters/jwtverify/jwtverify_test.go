@@ -438,6 +438,30 @@ func TestJWKSFailuresAreUnverifiable(t *testing.T) {
 	}
 }
 
+func TestSlowJWKSTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	is := newIssuer(t)
+	cfg := is.config()
+	cfg.JWKSURL = srv.URL + "/jwks.json"
+	v, _ := newVerifier(t, Options{AllowLoopbackHTTP: true})
+	v.fetchTimeout = 100 * time.Millisecond
+	token := rs256(t, claims("u-1"))
+	start := time.Now()
+	user, err := v.Verify(context.Background(), "sample-shop", cfg, token)
+	mustUnverifiable(t, user, err, token, "JWKS")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a hanging JWKS held the request %s (timeout 100ms)", d)
+	}
+}
+
 func TestFirstFetchFailureIsRetriedAfterAPause(t *testing.T) {
 	is := newIssuer(t)
 	v, clk := newVerifier(t, Options{AllowLoopbackHTTP: true})
@@ -591,6 +615,8 @@ func TestOneCachePerJWKSURL(t *testing.T) {
 
 // FuzzVerify feeds the verifier malformed tokens and mutations of a valid one: it never panics,
 // never answers 503 (the issuer is up), and returns a user only for the untouched valid token.
+// With mutate, the token is the valid one with the byte at pos replaced by b (raw is ignored), so
+// the fuzzer walks every single-byte change of every segment; otherwise the token is raw.
 func FuzzVerify(f *testing.F) {
 	is := newIssuer(f)
 	v, _ := newVerifier(f, Options{AllowLoopbackHTTP: true})
@@ -605,15 +631,27 @@ func FuzzVerify(f *testing.F) {
 		mint(f, jwt.SigningMethodRS256, rsaKey, "rsa-1", with(claims("u-fuzz"), "exp", "x")),
 		"eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1LWZ1enoifQ.",
 	} {
-		f.Add(seed)
+		f.Add(seed, false, uint16(0), byte(0))
 	}
-	f.Fuzz(func(t *testing.T, token string) {
+	f.Add("", true, uint16(len(valid)-1), byte('B'))
+	f.Add("", true, uint16(len(parts[0])), byte('x'))
+	f.Add("", true, uint16(len(parts[0])+5), byte('A'))
+	f.Fuzz(func(t *testing.T, raw string, mutate bool, pos uint16, b byte) {
+		token := raw
+		if mutate {
+			buf := []byte(valid)
+			buf[int(pos)%len(buf)] = b
+			token = string(buf)
+		}
 		user, err := v.Verify(context.Background(), "sample-shop", cfg, token)
 		if err == nil {
 			if token != valid || user != "u-fuzz" {
 				t.Fatalf("accepted a token that is not the valid one: user %q for %q", user, token)
 			}
 			return
+		}
+		if token == valid {
+			t.Fatalf("the valid token was refused: %v", err)
 		}
 		if user != "" {
 			t.Fatalf("user %q returned with error %v", user, err)
