@@ -50,7 +50,8 @@ var commands []*command
 
 func init() {
 	commands = []*command{sendCommand, userShowCommand, dlqListCommand, dlqShowCommand, dlqReplayCommand,
-		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand}
+		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand,
+		devTokenCommand}
 }
 
 // usageError is a bad command line. run prints it with a pointer to --help and exits 2.

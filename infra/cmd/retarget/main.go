@@ -1,7 +1,7 @@
 // Command retarget is the operator CLI of the pipeline: it sends events to the ingest API,
 // shows a user's stored segment state, inspects and replays dead letters, checks the config,
-// dry-runs the segment rules and applies them to stored users, and reports on, creates and
-// backfills the Meta Custom Audiences.
+// dry-runs the segment rules and applies them to stored users, reports on, creates and
+// backfills the Meta Custom Audiences, and mints dev end-user tokens for make dev.
 // It is glue over the shared packages: every rule it applies lives there.
 //
 //	go build -o build/host/retarget ./infra/cmd/retarget
@@ -12,6 +12,7 @@
 //	retarget rules apply --dry-run                 # after a rules change: who would move
 //	retarget audiences status
 //	retarget audiences backfill --segment vip      # an audience added after its segment had members
+//	retarget dev token --user u-123                # a /v1/me token for make dev
 //
 // It works against `make dev` with nothing to set (the dev stack's .dev/endpoints.json, found
 // from the working directory up to the module root, or --dev-dir) and, with AWS credentials,

@@ -99,8 +99,10 @@ var layers = []layer{
 			noTestkit,
 			{
 				forbid: []string{"..."},
-				except: []string{"std", "shared/domain/...", "shared/ports/...", "shared/adapters/...", "github.com/aws/aws-sdk-go-v2/...", "github.com/aws/smithy-go/...", "github.com/aws/aws-lambda-go/events"},
-				reason: "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK and the Lambda event types",
+				except: []string{"std", "shared/domain/...", "shared/ports/...", "shared/adapters/...", "github.com/aws/aws-sdk-go-v2/...", "github.com/aws/smithy-go/...", "github.com/aws/aws-lambda-go/events",
+					// The end-user token verifier (jwtverify) and its JWKS cache.
+					"github.com/golang-jwt/jwt/v5", "github.com/MicahParks/keyfunc/v3", "github.com/MicahParks/jwkset", "golang.org/x/time/rate"},
+				reason: "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK, the Lambda event types and the JWT libraries",
 			},
 		},
 	},
@@ -561,7 +563,7 @@ func TestImportRuleMatcher(t *testing.T) {
 		domainIO      = "the domain does no I/O"
 		domainOnly    = "the domain imports only the standard library, x/text, other domain packages and ports"
 		appOnly       = "use cases import only the standard library, the domain and ports"
-		adaptersOnly  = "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK and the Lambda event types"
+		adaptersOnly  = "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK, the Lambda event types and the JWT libraries"
 		handlersOnly  = "handlers import only the standard library, the domain, ports, use cases, adapters and aws-lambda-go"
 		noTest        = "production code never imports test code"
 		noStandIns    = "production code never imports local stand-ins"
@@ -606,6 +608,9 @@ func TestImportRuleMatcher(t *testing.T) {
 		{"shared/adapters/secrets", m("shared/testkit/memstate"), noTest},
 		{"shared/adapters/secrets", "github.com/aws/aws-lambda-go/lambda", adaptersOnly},
 		{"shared/adapters/apigw", "github.com/aws/aws-lambda-go/events", ""},
+		{"shared/adapters/jwtverify", "github.com/golang-jwt/jwt/v5", ""},
+		{"shared/adapters/jwtverify", "github.com/MicahParks/keyfunc/v3", ""},
+		{"shared/adapters/jwtverify", "github.com/golang-jwt/jwt/v4", adaptersOnly},
 		{"shared/handlers/usersapi", m("shared/handlers/ingestapi"), "handlers never import other handlers"},
 		{"shared/handlers/usersapi/consent", m("shared/handlers/usersapi"), ""},
 		{"shared/handlers/usersapi", "github.com/aws/aws-lambda-go/events", ""},
@@ -700,6 +705,7 @@ func TestTableNoticesRenames(t *testing.T) {
 	universe := slices.Concat(pkgs, []string{
 		"github.com/aws/aws-sdk-go-v2/service/kinesis", "github.com/aws/smithy-go", "github.com/aws/aws-lambda-go/events",
 		"golang.org/x/text/unicode/norm", "os", "os/exec", "net", "net/netip", "net/url", "io/ioutil", "syscall", "testing",
+		"github.com/golang-jwt/jwt/v5", "github.com/MicahParks/keyfunc/v3", "github.com/MicahParks/jwkset", "golang.org/x/time/rate",
 	})
 	got := checkTable(g, pkgs, universe, "")
 	for _, w := range []string{
