@@ -25,6 +25,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/adapters/jwtverify"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
@@ -173,8 +174,11 @@ func NewUsersAPI(ctx context.Context, c env.UsersAPI, d Deps) (*usersapi.Handler
 	if err != nil {
 		return nil, err
 	}
+	// One verifier for the container's life: it caches each issuer's keys across invocations.
+	verifier := jwtverify.New(jwtverify.Options{AllowLoopbackHTTP: c.DevEndUser != nil, Logger: d.Log})
 	return usersapi.New(usersapi.Config{Apps: s.Apps, Rules: s.Rules, Store: s.Store, Pseudo: pseudo,
 		KeyIDs: c.Keys.KeyIDs, DevKeys: devKeys(c.Keys, s.Apps), Logger: d.Log, Consents: s.Store, Audiences: aa,
+		Verifier: verifier, DevEndUser: c.DevEndUser,
 		UserTTL: c.State.UserTTL, TombstoneTTL: c.TombstoneTTL, AuditRetention: c.AuditRetention})
 }
 

@@ -69,6 +69,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/runtime"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
+	"github.com/retarget-dev/retarget/shared/sandbox/devissuer"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 	"github.com/retarget-dev/retarget/shared/sandbox/sigv4"
 )
@@ -197,32 +198,44 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		return err
 	}
 	defer fwd.stop()
-	segs, err := startSegments(setupCtx, s, metaAPI, awsCfg, dynamoCfg, logs, out)
+	// The dev token issuer: its keys are served next to the API, and the users routes trust it
+	// for every app that has auth.end_user (retarget dev token mints its tokens).
+	devIssuer := devissuer.EndUserAuth(apiURL+devissuer.JWKSPath, "")
+	segs, err := startSegments(setupCtx, s, metaAPI, awsCfg, dynamoCfg, devIssuer, logs, out)
 	if err != nil {
 		return err
 	}
 	defer segs.stop()
 
-	srv := &http.Server{
-		Handler: &Gateway{
-			Function:  handler.Handle,
-			Functions: map[string]ProxyFunc{access.FunctionIngest: handler.Handle, access.FunctionUsersAPI: segs.read.Handle},
-			Routes:    access.Routes,
-			APIKeys:   devAPIKeys(apps, s.APIKey),
-			SigV4:     adminVerifier(s),
-			// The stack puts the same request model on both event routes.
-			Models: map[string]func([]byte) bool{
-				http.MethodPost + " " + access.PathEvents:       appevent.BodyShapeOK,
-				http.MethodPost + " " + access.PathServerEvents: appevent.BodyShapeOK,
-			},
-			ModelError: appevent.BodyShapeResponse(),
-			Stage:      "dev",
-			Timeout:    functionTimeout,
-			Access:     out.access,
-			Errors: func(id string, err error) {
-				out.Errorf("request %s: function failed: %v", id, err)
-			},
+	gateway := &Gateway{
+		Function:  handler.Handle,
+		Functions: map[string]ProxyFunc{access.FunctionIngest: handler.Handle, access.FunctionUsersAPI: segs.read.Handle},
+		Routes:    access.Routes,
+		APIKeys:   devAPIKeys(apps, s.APIKey),
+		SigV4:     adminVerifier(s),
+		// The stack puts the same request model on both event routes.
+		Models: map[string]func([]byte) bool{
+			http.MethodPost + " " + access.PathEvents:       appevent.BodyShapeOK,
+			http.MethodPost + " " + access.PathServerEvents: appevent.BodyShapeOK,
 		},
+		ModelError: appevent.BodyShapeResponse(),
+		Stage:      "dev",
+		Timeout:    functionTimeout,
+		Access:     out.access,
+		Errors: func(id string, err error) {
+			out.Errorf("request %s: function failed: %v", id, err)
+		},
+	}
+	srv := &http.Server{
+		// The dev token issuer's keys are served beside the API; everything else is the API.
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == devissuer.JWKSPath && r.Method == http.MethodGet {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(devissuer.JWKS())
+				return
+			}
+			gateway.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(out.err, "devstack: http: ", 0),
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
 	"github.com/retarget-dev/retarget/shared/runtime"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
@@ -40,7 +41,7 @@ type segmentFunctions struct {
 }
 
 // startSegments runs the segment functions on the state table (created by run).
-func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoCfg aws.Config, logs *logFiles, out *console) (*segmentFunctions, error) {
+func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoCfg aws.Config, devIssuer *appconfig.EndUserAuth, logs *logFiles, out *console) (*segmentFunctions, error) {
 	common, state := env.Common{ConfigFile: s.ConfigFile}, env.State{Table: stateTable}
 	logger := slog.New(slog.NewMultiHandler(
 		observability.NewLogger(logs.segments, s.LogLevel).Handler(),
@@ -56,7 +57,7 @@ func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoC
 		return nil, fmt.Errorf("segment-sweeper: %w", err)
 	}
 	read, err := runtime.NewUsersAPI(ctx, env.UsersAPI{Common: common, State: state, Pepper: env.PepperSource{Value: s.Pepper},
-		Keys: env.Keys{DevAuth: true, DevAPIKey: s.APIKey}}, d)
+		Keys: env.Keys{DevAuth: true, DevAPIKey: s.APIKey}, DevEndUser: devIssuer}, d)
 	if err != nil {
 		return nil, fmt.Errorf("users-api: %w", err)
 	}

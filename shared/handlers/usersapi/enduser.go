@@ -26,7 +26,10 @@ func (h *Handler) endUser(ctx context.Context, app *appconfig.App, req events.AP
 		return "", &r
 	}
 	if h.cfg.DevEndUser != nil {
-		issuer = h.cfg.DevEndUser
+		// The dev issuer mints tokens for every app, with the app's id as their audience.
+		dev := *h.cfg.DevEndUser
+		dev.Audiences = []string{app.ID}
+		issuer = &dev
 	}
 	token, ok := apigw.BearerToken(req)
 	if !ok {

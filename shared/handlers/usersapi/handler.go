@@ -72,8 +72,8 @@ type Config struct {
 	// for an app that has auth.end_user.
 	Verifier ports.EndUserVerifier
 	// DevEndUser, set by the dev stack only, is the dev token issuer: the /v1/me routes of an
-	// app that has auth.end_user verify tokens against it instead of the app's own issuer. An
-	// app without auth.end_user still has no /v1/me routes.
+	// app that has auth.end_user verify tokens against it instead of the app's own issuer, with
+	// the app's id as the audience. An app without auth.end_user still has no /v1/me routes.
 	DevEndUser *appconfig.EndUserAuth
 	// UserTTL is how long an inactive user's state is kept (the updater's setting).
 	UserTTL time.Duration

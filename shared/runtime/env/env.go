@@ -155,6 +155,10 @@ type UsersAPI struct {
 	Keys           Keys
 	TombstoneTTL   time.Duration // 0: the handler's default
 	AuditRetention time.Duration // 0: the handler's default
+	// DevEndUser is make dev's token issuer, trusted by the /v1/me routes in place of each
+	// app's own (its JWKS on loopback, plain http). No environment variable sets it: only the
+	// dev stack, in process, so a deployed function can never be made to trust it.
+	DevEndUser *appconfig.EndUserAuth
 }
 
 // AudienceSync configures the audience sync.
