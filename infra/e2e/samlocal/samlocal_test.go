@@ -134,8 +134,9 @@ var pipeline = []step{
 			{"missing-key.json", apiAnswer(401, errorBody("missing or unknown API key"))},
 			// The key without an IAM caller: a method deployed without IAM authorisation.
 			{"no-iam-caller.json", apiAnswer(403, errorBody("AWS IAM"))},
-			// The sample app takes no end-user tokens (no auth.end_user): no /v1/me routes.
-			{"me-segments.json", apiAnswer(404, errorBody("unknown user"))},
+			// A token signed with an algorithm the app's identity provider does not use (HS256):
+			// refused before any key is fetched, so the answer needs no network.
+			{"me-segments.json", apiAnswer(401, errorBody("invalid end-user token"))},
 		},
 	},
 	{

@@ -149,6 +149,7 @@ func newMatrix(t *testing.T) *matrix {
 	}
 	other := apps.Apps[0]
 	other.ID = "other-shop"
+	other.Auth = appconfig.Auth{} // takes no end-user tokens: no /v1/me routes
 	apps.Apps = append(apps.Apps, other)
 	apps.Apps[0].Auth.EndUser = &appconfig.EndUserAuth{Issuer: "https://id.example.com", Audiences: []string{"shop"}, JWKSURL: "https://id.example.com/jwks"}
 	rules, err := segments.ForConfig(apps)
