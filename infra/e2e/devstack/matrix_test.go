@@ -42,8 +42,9 @@ const (
 	gwBadSignature = "The request signature we calculated does not match the signature you provided. " +
 		"Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
 	gwExpiredPrefix = "Signature expired: "
-	// A bearer token where a SigV4 signature is due: the header is not SigV4 (the exact text
-	// differs between API Gateway's cases; both name the Authorization header).
+	// A bearer token where a SigV4 signature is due. API Gateway's text for it varies (an
+	// incomplete signature, or "... not a valid key=value pair (missing equal-sign) in
+	// Authorization header: 'Bearer ...'"); each names the Authorization header.
 	gwNotSigV4 = "Authorization header"
 )
 
@@ -67,11 +68,11 @@ type matrixCase struct {
 	name string
 	// key is the x-api-key: keyApp, keyOther (another app's) or none.
 	key string
-	// bearer is the Authorization: Bearer token's kind, none when empty.
+	// bearer is the kind of the Authorization: Bearer token (bearerValid, ...), none when empty.
 	bearer string
 	// token is the bearer token itself (built once the dev stack runs).
 	token string
-	// sig is the SigV4 signature's kind, none when empty.
+	// sig is the kind of the SigV4 signature (sigValid, ...), none when empty.
 	sig string
 }
 
@@ -162,7 +163,7 @@ func matrixRoutes(eventsBody func() string) map[string]routeSpec {
 		}},
 		"GET " + access.PathUserSegments: {ok: 200, user: pathUser},
 		"PUT " + access.PathUserConsent:  {ok: 200, body: consent, user: pathUser},
-		"DELETE " + access.PathUser:      {ok: 202, user: nil, good: erasure},
+		"DELETE " + access.PathUser:      {ok: 202, good: erasure},
 		"GET " + access.PathMeSegments:   {ok: 200, user: meUser},
 		"PUT " + access.PathMeConsent:    {ok: 200, body: consent, user: meUser},
 		"DELETE " + access.PathMe:        {ok: 202, good: erasure},
@@ -180,6 +181,9 @@ type want struct {
 	challenge string
 	// success: the route served the request (routeSpec's checks apply).
 	success bool
+	// unknownUser: the answer is the one for a user the API never saw, byte for byte (no
+	// existence oracle: an app without end-user tokens has no /v1/me, and says so that way).
+	unknownUser bool
 }
 
 // expect is the access model: what a request carrying c gets on route r.
@@ -200,7 +204,7 @@ func expect(t *testing.T, r access.Route, spec routeSpec, c matrixCase) want {
 			return want{status: 403, message: gwForbidden}
 		case c.key == keyOther:
 			// The other app has no auth.end_user: no /v1/me routes, the unknown user's answer.
-			return want{status: 404}
+			return want{status: 404, unknownUser: true}
 		case c.sig != "" || c.bearer == "":
 			// A SigV4 Authorization header is no bearer token.
 			return want{status: 401, challenge: "Bearer"}
@@ -280,6 +284,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		cases[i].token = tok
 	}
+	// The answer for a user the API never saw, which the refusals of /v1/me must not differ from.
+	unknown := c.iamSegments("mx-never-seen")
+	if unknown.status != 404 {
+		t.Fatalf("segments of a user never seen: %+v, want 404", unknown)
+	}
 	specs := matrixRoutes(func() string { return c.eventsBody(eventUser) })
 	routes := matrixRouteOrder(access.Routes)
 	n := 0
@@ -299,7 +308,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			status, hdr, raw := c.do(r.Method, path, body, mc)
 			n++
 			where := fmt.Sprintf("%s %s with %s", r.Method, path, mc.name)
-			checkAnswer(t, where, w, spec, mc, status, hdr, raw)
+			checkAnswer(t, where, w, spec, mc, status, hdr, raw, unknown.raw)
 		}
 	}
 	t.Logf("authorisation matrix: %d routes × %d credential cases = %d requests", len(routes), len(cases), n)
@@ -368,7 +377,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 }
 
 // checkAnswer checks one answer against w.
-func checkAnswer(t *testing.T, where string, w want, spec routeSpec, mc matrixCase, status int, hdr http.Header, raw []byte) {
+func checkAnswer(t *testing.T, where string, w want, spec routeSpec, mc matrixCase, status int, hdr http.Header, raw []byte, unknownUser string) {
 	t.Helper()
 	if status != w.status {
 		t.Errorf("%s: status %d, want %d; body %s", where, status, w.status, raw)
@@ -387,6 +396,9 @@ func checkAnswer(t *testing.T, where string, w want, spec routeSpec, mc matrixCa
 		t.Errorf("%s: message %q, want one starting with %q", where, msg, w.message)
 	case w.message != "" && !w.prefix && msg != w.message:
 		t.Errorf("%s: message %q, want %q", where, msg, w.message)
+	}
+	if w.unknownUser && string(raw) != unknownUser {
+		t.Errorf("%s: body %s, want the unknown user's %s", where, raw, unknownUser)
 	}
 	if got := hdr.Get("WWW-Authenticate"); got != w.challenge {
 		t.Errorf("%s: WWW-Authenticate %q, want %q", where, got, w.challenge)
