@@ -12,6 +12,10 @@
 //     nothing but that file.
 //   - TestErasureEndToEnd: an erased user leaves every audience and is neither forwarded nor
 //     segmented again until an explicit consent grant.
+//   - TestAuthorizationMatrix: every route of the access table (shared/domain/access) with
+//     every credential case (keys, end-user tokens valid and forged, SigV4 valid and not)
+//     answers as the access model says; a token reaches its own user only; an erased user
+//     comes back only by an explicit grant.
 //   - TestNoRawPIIAnywhere: no raw personal value anywhere the pipeline writes, except where
 //     Meta's contract needs one (see infra/docs/security.md).
 //
