@@ -160,6 +160,9 @@ func setUp(m *testing.M) (code int, err error) {
 		SegmentsEnabled: true,
 	})
 	opsStack = NewRetargetStack(testApp, "Ops", &RetargetStackProps{
+		// A literal region, as when the CLI knows it: ARNs then carry it instead of a token
+		// (cdk-nag suppressions by ARN must match both forms).
+		StackProps:               awscdk.StackProps{Env: &awscdk.Environment{Region: jsii.String("eu-west-1")}},
 		Config:                   opsConfig,
 		FunctionsDir:             functionsDir,
 		Stage:                    "staging",
