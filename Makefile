@@ -109,7 +109,7 @@ openapi-lint: $(TOOLS)/node_modules/.installed ## Lint the OpenAPI document (sha
 deploy: tools ## Build and deploy the stack to the current AWS account (cdk deploy; CDK_FLAGS="-c stage=prod ...")
 	$(TOOLS)/node_modules/.bin/cdk deploy -c config=$(CONFIG) $(CDK_FLAGS)
 
-destroy: tools ## Delete the stack (retained data, secrets and prod logs stay; see README)
+destroy: tools ## Delete the stack (retained data, secrets and prod logs stay; see infra/docs/deploy.md)
 	$(TOOLS)/node_modules/.bin/cdk destroy -c config=$(CONFIG) $(CDK_FLAGS)
 
 bench: ## Run the hot-path benchmarks (compare runs with benchstat)

@@ -22,7 +22,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 )
 
-// Alarm thresholds. The functions' EMF metrics are in MetricsNamespace (see README, Metrics).
+// Alarm thresholds. The functions' EMF metrics are in MetricsNamespace (see functions/README.md, the metrics of each function).
 const (
 	// IteratorAgeAlarmMinutes: a stream consumer this far behind for 15 minutes alarms.
 	IteratorAgeAlarmMinutes = 15
@@ -171,7 +171,7 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	}
 	for _, name := range sortedKeys(queues) {
 		depth := queues[name].MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Maximum")})
-		threshold(name+"Depth", "Messages are waiting in a dead-letter queue: inspect and replay them (README, Dead letters)", depth, 0, 1, notBreaching)
+		threshold(name+"Depth", "Messages are waiting in a dead-letter queue: inspect and replay them (infra/docs/operations.md, dead letters)", depth, 0, 1, notBreaching)
 	}
 
 	// CAPI failure rate: events the forwarder could not deliver (retried or dead-lettered).

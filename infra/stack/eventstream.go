@@ -17,8 +17,8 @@ type EventStreamProps struct {
 	// Shards, when not 0, makes the stream provisioned with this many shards instead of
 	// on-demand. Each shard takes 1,000 records or 1 MiB a second and is paid by the hour
 	// (with PUT payload units of 25 KB); on-demand is paid per GB in and out, each record
-	// rounded up to 1 KB. For steady traffic, provisioned costs a fraction (see README, Load test
-	// and cost model); on-demand needs no capacity planning.
+	// rounded up to 1 KB. For steady traffic, provisioned costs a fraction (see
+	// infra/docs/cost.md, load test and cost model); on-demand needs no capacity planning.
 	Shards float64
 }
 

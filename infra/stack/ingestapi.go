@@ -45,7 +45,7 @@ type IngestApiProps struct {
 	RateLimit, BurstLimit float64
 	// WafRateLimit, when not 0, puts a WAF web ACL in front of the stage that blocks a client
 	// IP sending more than this many requests in 5 minutes (10..2,000,000,000), plus AWS's
-	// known-bad-inputs rules. Off by default (see infra/README.md for the trade-off).
+	// known-bad-inputs rules. Off by default (see infra/docs/deploy.md for the trade-off).
 	WafRateLimit float64
 	// LogRetention of the function's and the access logs; defaults to one month.
 	LogRetention awslogs.RetentionDays
@@ -53,7 +53,7 @@ type IngestApiProps struct {
 	LogRemovalPolicy awscdk.RemovalPolicy
 	// CloudWatchRole makes the stack set the account-wide API Gateway CloudWatch Logs role,
 	// which access logging needs. Off by default: it is one setting per account and region, so
-	// a stack should only own it when nothing else does (see infra/README.md).
+	// a stack should only own it when nothing else does (see infra/docs/deploy.md).
 	CloudWatchRole bool
 }
 

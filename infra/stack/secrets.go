@@ -74,7 +74,7 @@ type MetaSecretProps struct {
 // document {"access_token": "...", "app_secret": "..."} (a system user token of the business
 // owning the datasets, and the app secret for appsecret_proof). A created secret starts with a
 // placeholder token and a random app secret; `aws secretsmanager put-secret-value` replaces both
-// (see infra/README.md). It is always retained: the token is issued by hand in Meta's
+// (see infra/docs/deploy.md). It is always retained: the token is issued by hand in Meta's
 // Business Manager and should not vanish with a stack.
 type MetaSecret struct {
 	constructs.Construct
@@ -105,6 +105,6 @@ func NewMetaSecret(scope constructs.Construct, id string, props *MetaSecretProps
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
 	suppress(s, false, nagRule{id: "AwsSolutions-SMG4",
-		reason: "holds a Meta system-user access token and the Meta app secret, which only Meta Business Manager can issue; there is no API a rotation Lambda could call. Rotate them there and put the new values (README, first-deploy checklist)"})
+		reason: "holds a Meta system-user access token and the Meta app secret, which only Meta Business Manager can issue; there is no API a rotation Lambda could call. Rotate them there and put the new values (infra/docs/deploy.md, first-deploy checklist)"})
 	return &MetaSecret{Construct: c, Secret: s}
 }

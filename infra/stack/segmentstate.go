@@ -255,7 +255,7 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 		NoAsyncDeadLetters: "invoked only by its Kinesis event source mapping, whose on-failure destination (an SQS queue) receives the ranges it gives up on; there is no asynchronous invocation to dead-letter",
 	})
 	allowTable(updater.Function, updaterTableActions, table.TableArn())
-	// The forwarder's safety settings (see NewCapiForwarder and infra/README.md).
+	// The forwarder's safety settings (see NewCapiForwarder and infra/docs/operations.md).
 	updaterSource := awslambdaeventsources.NewKinesisEventSource(props.Stream, &awslambdaeventsources.KinesisEventSourceProps{
 		StartingPosition:        awslambda.StartingPosition_TRIM_HORIZON,
 		BatchSize:               jsii.Number(SegmentBatchSize),

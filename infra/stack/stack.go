@@ -28,7 +28,7 @@ const (
 	ProdStage = "prod"
 )
 
-// Output names of the stack (`cdk deploy --outputs-file`, scripts and the README use them).
+// Output names of the stack (`cdk deploy --outputs-file`, scripts, the CLI (--stack) and the docs use them).
 const (
 	OutputApiUrl          = "ApiUrl"
 	OutputEventStreamName = "EventStreamName"

@@ -58,7 +58,7 @@ var eventMix = []struct {
 	{"Subscribe", 0.01},
 }
 
-// Wire types of the ingest API v1 request (see README "Ingest API v1"); only what the
+// Wire types of the ingest API v1 request (see functions/README.md, "Ingest API v1"); only what the
 // generator sends.
 type (
 	eventRequest struct {
