@@ -7,6 +7,8 @@ FUNCTIONS := $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
 TOOLS     := $(CURDIR)/.devtools
 TOOLS_BIN := $(TOOLS)/bin
 CONFIG    ?= infra/config/apps.json
+# make dev runs the dev config (the sample plus a test_event_code) unless CONFIG is given.
+DEV_CONFIG ?= infra/config/apps.dev.json
 RIE_VERSION         := v0.0.0-20261030222936-bef5c4ba774d
 STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
@@ -80,7 +82,7 @@ cli: ## Build the operator CLI into build/host/retarget (`build/host/retarget --
 
 dev: tools ## Run the whole pipeline locally on loopback (API on 127.0.0.1:3000)
 	CGO_ENABLED=0 $(GO) build -o build/host/devstack ./infra/cmd/devstack
-	exec build/host/devstack -config $(CONFIG) $(DEVSTACK_FLAGS)
+	exec build/host/devstack -config $(if $(filter command line environment,$(origin CONFIG)),$(CONFIG),$(DEV_CONFIG)) $(DEVSTACK_FLAGS)
 
 # cdk.json's "build" hook runs `make build` before every synth and deploy.
 synth: tools ## Synthesise the CloudFormation template into cdk.out/ (offline; cdk-nag runs, a finding fails it)

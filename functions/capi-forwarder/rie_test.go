@@ -22,7 +22,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/testkit/lambdatest"
 )
 
-// The sample app of infra/config/apps.json.
+// The sample app of infra/config/apps.dev.json (the sample with a test_event_code).
 const (
 	dataset       = "1234567890123456"
 	testEventCode = "TEST12345"
@@ -51,7 +51,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 
 	letterFile := filepath.Join(t.TempDir(), "dead-letters.jsonl")
 	invokeURL := lambdatest.Start(t, rie, bootstrap, append(lambdatest.AWSEnv(t),
-		"APP_CONFIG_FILE="+filepath.Join(root, "infra", "config", "apps.json"),
+		"APP_CONFIG_FILE="+filepath.Join(root, "infra", "config", "apps.dev.json"),
 		"META_GRAPH_URL="+graphURL,
 		"META_ACCESS_TOKEN="+token,
 		"META_APP_SECRET="+secret,

@@ -1,7 +1,8 @@
 // Command infra is the retarget CDK app. Run it through the CDK CLI from the repository root
 // (`make synth`, `make deploy`); cdk.json sets its context:
 //
-//	config           app config file (default infra/config/apps.json), validated before synth
+//	config           app config file (default infra/config/apps.json), validated before synth;
+//	                 on the prod stage, an app with meta.test_event_code is warned about
 //	stage            deployment stage and API Gateway stage name (default dev)
 //	stackName        CloudFormation stack name (default Retarget)
 //	functionsDir     prebuilt functions, <fn>/bootstrap (default build/lambda)
@@ -127,7 +128,14 @@ func run() (err error) {
 		AlarmEmail:                   contextString(app, "alarmEmail", ""),
 		StreamShards:                 float64(shards),
 	}
-	stack.NewRetargetStack(app, stackID, props)
+	st := stack.NewRetargetStack(app, stackID, props)
+	// A warning, not an error: a prod stack deliberately sending to Test Events for a while is
+	// the operator's call. The CDK CLI prints annotation warnings; stderr says it once more for
+	// `make synth`, which runs the CLI with --quiet.
+	for _, w := range testCodeWarnings(st.Stage, cfg) {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+		awscdk.Annotations_Of(st.Stack).AddWarningV2(jsii.String("retarget:testEventCodeInProd"), jsii.String(w), nil)
+	}
 	stack.AddNagChecks(app)
 	app.Synth(nil)
 	return nil

@@ -23,6 +23,7 @@ import (
 const (
 	schemaFile = "apps.schema.json"
 	sampleFile = "apps.json"
+	devFile    = "apps.dev.json"
 	draft2020  = "https://json-schema.org/draft/2020-12/schema"
 )
 
@@ -72,9 +73,10 @@ func TestSchemaIsValidDraft2020_12(t *testing.T) {
 	}
 }
 
-// TestSchemaAcceptsSampleConfigs: every config file here, which the loader must accept, the
-// schema accepts too, so an editor never flags a config that deploys. (The other tests build
-// their configs inline or load this folder's apps.json; no other config file exists.)
+// TestSchemaAcceptsSampleConfigs: every config file here (apps.json, which cdk.json deploys by
+// default, and apps.dev.json, which make dev runs), which the loader must accept, the schema
+// accepts too, so an editor never flags a config that deploys. (The other tests build their
+// configs inline or load one of these.)
 func TestSchemaAcceptsSampleConfigs(t *testing.T) {
 	sch := compileSchema(t)
 	files, err := filepath.Glob("*.json")
@@ -82,8 +84,10 @@ func TestSchemaAcceptsSampleConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	files = slices.DeleteFunc(files, func(f string) bool { return strings.HasSuffix(f, ".schema.json") })
-	if !slices.Contains(files, sampleFile) {
-		t.Fatalf("configs %v: want %s among them", files, sampleFile)
+	for _, want := range []string{sampleFile, devFile} {
+		if !slices.Contains(files, want) {
+			t.Fatalf("configs %v: want %s among them", files, want)
+		}
 	}
 	for _, f := range files {
 		t.Run(f, func(t *testing.T) {
@@ -359,6 +363,7 @@ func TestSchemaRejectsWhatTheLoaderRejects(t *testing.T) {
 		{"removal fraction negative", []edit{set("apps/0/audience_sync/max_removal_fraction", -0.1)}, "max_removal_fraction: must be between 0 and 1", app + "/audience_sync/max_removal_fraction"},
 		{"full refresh too often", []edit{set("apps/0/audience_sync/full_refresh_hours", 12)}, "full_refresh_hours: must be 0 (off) or 24..8760", app + "/audience_sync/full_refresh_hours"},
 		{"full refresh too rare", []edit{set("apps/0/audience_sync/full_refresh_hours", 8761)}, "full_refresh_hours: must be 0 (off) or 24..8760", app + "/audience_sync/full_refresh_hours"},
+		{"full refresh with a value-based audience", []edit{set("apps/0/audience_sync/full_refresh_hours", 168)}, `full_refresh_hours: must be 0 (off) while audiences[3] ("vip") is value_based`, app + "/audience_sync/full_refresh_hours"},
 		{"payload cap too small", []edit{set("apps/0/audience_sync/max_payload_bytes", 100)}, "max_payload_bytes: must be 0 (the default) or at least 1024", app + "/audience_sync/max_payload_bytes"},
 		{"audience_sync unknown field", []edit{set("apps/0/audience_sync/max_removals", 5)}, `unknown field "max_removals"`, app + "/audience_sync"},
 		{"audience_sync not an object", []edit{set("apps/0/audience_sync", "daily")}, "audience_sync: must be an object", app + "/audience_sync"},
@@ -399,8 +404,9 @@ func TestSchemaAcceptsWhatTheLoaderAccepts(t *testing.T) {
 		"value below only":                        {set("apps/0/segments/4/when/0/value", map[string]any{"attribute": "purchase_count", "below": 1})},
 		"two conditions":                          {set("apps/0/segments/4/when/-", map[string]any{"since": map[string]any{"attribute": "last_seen", "within": "30d"}})},
 		"count window in hours":                   {set("apps/0/segments/1/when/0/count/within", "48h")},
-		"sync tuned":                              {set("apps/0/audience_sync", map[string]any{"max_removal_fraction": 0, "full_refresh_hours": 168, "max_payload_bytes": 60000})},
-		"sync at its bounds":                      {set("apps/0/audience_sync", map[string]any{"max_removal_fraction": 1, "full_refresh_hours": 24, "max_payload_bytes": 1024})},
+		"sync tuned":                              {vipNotValued, set("apps/0/audience_sync", map[string]any{"max_removal_fraction": 0, "full_refresh_hours": 168, "max_payload_bytes": 60000})},
+		"sync at its bounds":                      {vipNotValued, set("apps/0/audience_sync", map[string]any{"max_removal_fraction": 1, "full_refresh_hours": 24, "max_payload_bytes": 1024})},
+		"value-based audience, refresh off":       {set("apps/0/audience_sync/full_refresh_hours", 0)},
 		"no currency at all":                      {noCurrency, noCurrencyRate, vipByCount, vipNotValued},
 		"a second app":                            {set("apps/-", otherApp(t))},
 		"audience name with inner spaces":         {set("apps/0/audiences/0/name", "Accredited sellers,  Sloane St")},
@@ -536,5 +542,55 @@ func TestSchemaAsksToLeaveUnsetFieldsOut(t *testing.T) {
 				t.Errorf("the schema accepts it: drop the sentence from its description if that is now intended")
 			}
 		})
+	}
+}
+
+// TestDeployableSampleHasNoTestCode: the config cdk.json deploys by default sets no
+// test_event_code (Meta would send every event to Test Events only, never to ads), and the dev
+// config make dev runs is that config plus test codes, so the two never drift apart.
+func TestDeployableSampleHasNoTestCode(t *testing.T) {
+	sample, err := env.LoadApps(sampleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := env.LoadApps(devFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range sample.Apps {
+		if a.Meta.TestEventCode != "" {
+			t.Errorf("%s: app %q sets meta.test_event_code: keep test codes in %s", sampleFile, a.ID, devFile)
+		}
+	}
+	withCode := 0
+	for _, a := range dev.Apps {
+		if a.Meta.TestEventCode != "" {
+			withCode++
+		}
+	}
+	if withCode == 0 {
+		t.Errorf("%s sets no test_event_code: make dev would send to Meta's live dataset if pointed at the Graph API", devFile)
+	}
+	// The dev config without its test codes is the sample, field for field.
+	var a, b any
+	for _, x := range []struct {
+		file string
+		dst  *any
+	}{{sampleFile, &a}, {devFile, &b}} {
+		data, err := os.ReadFile(x.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, x.dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, app := range b.(map[string]any)["apps"].([]any) {
+		delete(app.(map[string]any)["meta"].(map[string]any), "test_event_code")
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if !bytes.Equal(ja, jb) {
+		t.Errorf("%s differs from %s by more than test_event_code: keep them in step", devFile, sampleFile)
 	}
 }

@@ -2,9 +2,9 @@
 // emulators from .devtools, the event stream, and the ingest function behind a stand-in for API
 // Gateway (REST API, Lambda proxy integration). Nothing listens beyond 127.0.0.1 / ::1.
 //
-//	go build -o build/host/devstack ./infra/cmd/devstack && build/host/devstack -config infra/config/apps.json
+//	go build -o build/host/devstack ./infra/cmd/devstack && build/host/devstack -config infra/config/apps.dev.json
 //
-// Flags: -config (app config, default infra/config/apps.json), -tail (default on: one line per
+// Flags: -config (app config, default infra/config/apps.dev.json), -tail (default on: one line per
 // stream record), -tail-json (whole records as JSON lines), -dev-dir (state folder, default
 // .dev), -log-dir (default logs in -dev-dir).
 // Environment: DEV_API_ADDR (default 127.0.0.1:3000; loopback only; port 0 picks a free port),

@@ -33,7 +33,7 @@ const (
 )
 
 const (
-	defaultConfig  = "infra/config/apps.json"
+	defaultConfig  = "infra/config/apps.dev.json" // the sample with a test_event_code
 	defaultAPIAddr = "127.0.0.1:3000"
 	defaultStream  = devenv.Stream
 	defaultDevDir  = devenv.Dir

@@ -14,10 +14,14 @@ func TestRulesCheckListsAValidConfig(t *testing.T) {
 	h := newHarness(t)
 	out := h.mustRun(exitOK, "rules", "check", "--config", sampleConfig)
 	wantContains(t, out, "config "+sampleConfig+" is valid: 1 app(s)")
-	tableRow(t, out, "sample-shop", "Sample", "Shop", "(iOS", "and", "Android)", "ios,android", "1234567890123456", "act_1234567890", "yes", "7", "6")
+	tableRow(t, out, "sample-shop", "Sample", "Shop", "(iOS", "and", "Android)", "ios,android", "1234567890123456", "act_1234567890", "no", "7", "6")
 	tableRow(t, out, "sample-shop", "cart_abandoner", "Cart", "abandoners", "(created", "by", "sync)", "1", "(priority", "1)", "An", "add-to-cart")
 	tableRow(t, out, "sample-shop", "vip", "Top", "spenders", "(value-based)")
 	tableRow(t, out, "sample-shop", "subscription_expired", "-", "-", "-", "The")
+
+	// The dev config is the sample with a test event code.
+	devOut := h.mustRun(exitOK, "rules", "check", "--config", filepath.Join("..", "..", "config", "apps.dev.json"))
+	tableRow(t, devOut, "sample-shop", "Sample", "Shop", "(iOS", "and", "Android)", "ios,android", "1234567890123456", "act_1234567890", "yes", "7", "6")
 
 	// APP_CONFIG_FILE is the default, as for the functions; JSON.
 	h.env["APP_CONFIG_FILE"] = sampleConfig

@@ -444,14 +444,14 @@ func devstackBinary(t *testing.T) string {
 	return filepath.Join(buildDir, "devstack")
 }
 
-// startDevstack runs the dev stack with the sample config; args are extra VAR=value settings
+// startDevstack runs the dev stack with the dev config (as make dev does); args are extra VAR=value settings
 // and -flags. Cleanup kills it if it still runs and checks that no emulator survived.
 func startDevstack(t *testing.T, root string, args ...string) *devstack {
 	t.Helper()
 	bin := devstackBinary(t)
 	// Never the repository's .dev: a developer's make dev may be using it.
 	devDir := t.TempDir()
-	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.json"), "-dev-dir", devDir, "-log-dir", t.TempDir()}
+	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.dev.json"), "-dev-dir", devDir, "-log-dir", t.TempDir()}
 	environ := cleanEnv()
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {

@@ -54,7 +54,7 @@ func TestDevstackEndpointsFile(t *testing.T) {
 		{"app", e.App, "sample-shop"},
 		{"api key", e.APIKey, "dev-api-key"},
 		{"meta sandbox", e.MetaSandboxURL, ds.match(t, metaLine)[1]},
-		{"config", e.ConfigFile, filepath.Join(root, "infra", "config", "apps.json")},
+		{"config", e.ConfigFile, filepath.Join(root, "infra", "config", "apps.dev.json")},
 		{"region", e.Region, emulators.Region},
 		{"kinesis", e.Kinesis, devenv.Service{Endpoint: kinesisEndpoint, PID: kinesisPID}},
 		{"dynamodb", e.DynamoDB, devenv.Service{Endpoint: dynamoEndpoint, PID: dynamoPID}},

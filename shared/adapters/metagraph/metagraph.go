@@ -59,7 +59,11 @@ type Config struct {
 	// AppSecret, when set, adds appsecret_proof to every call.
 	AppSecret string
 	// Timeout bounds one call, from sending to reading the answer (default DefaultTimeout).
+	// A Conversions API call gets TimeoutPerMiB more for each MiB of its body.
 	Timeout time.Duration
+	// TimeoutPerMiB is the time a Conversions API call gets beyond Timeout per MiB of body
+	// (default DefaultTimeoutPerMiB), so a large batch is not cut off while it uploads.
+	TimeoutPerMiB time.Duration
 	// UploadTimeout bounds one Custom Audiences call instead of Timeout (default
 	// DefaultUploadTimeout): an upload of 10,000 rows is a large request.
 	UploadTimeout time.Duration
@@ -80,6 +84,7 @@ type Client struct {
 	proof    string
 	partner  string
 	timeout  time.Duration
+	perMiB   time.Duration // extra timeout of a CAPI call per MiB of body
 	upload   time.Duration // timeout of Custom Audiences calls
 	http     *http.Client
 	form     bool
@@ -103,6 +108,9 @@ func New(cfg Config) *Client {
 	if cfg.UploadTimeout <= 0 {
 		cfg.UploadTimeout = DefaultUploadTimeout
 	}
+	if cfg.TimeoutPerMiB <= 0 {
+		cfg.TimeoutPerMiB = DefaultTimeoutPerMiB
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{}
 	}
@@ -111,6 +119,7 @@ func New(cfg Config) *Client {
 		token:    cfg.AccessToken,
 		partner:  cfg.PartnerAgent,
 		timeout:  cfg.Timeout,
+		perMiB:   cfg.TimeoutPerMiB,
 		upload:   cfg.UploadTimeout,
 		http:     cfg.HTTPClient,
 		form:     cfg.FormEncoded,
@@ -146,7 +155,7 @@ func (c *Client) SendEvents(ctx context.Context, req ports.CAPIRequest) (ports.C
 	}
 	body, contentType := c.body(req)
 
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout(c.timeout, c.perMiB, len(body)))
 	defer cancel()
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost,
 		c.endpoint+url.PathEscape(req.DatasetID)+"/events", bytes.NewReader(body))

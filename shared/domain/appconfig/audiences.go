@@ -37,7 +37,8 @@ package appconfig
 // audience_sync (optional): max_removal_fraction in [0, 1] (default 0.2): a sync run that
 // would remove more than this fraction of an audience's members pauses that audience and
 // alerts instead; full_refresh_hours: 0 (off, the default) or 24..8760, how often the whole
-// audience is re-uploaded with usersreplace to heal drift; max_payload_bytes: 0 (the default
+// audience is re-uploaded with usersreplace to heal drift, and 0 while any audience is
+// value_based (see checkRefreshOfValueBased); max_payload_bytes: 0 (the default
 // of package audiences) or at least 1024, the byte cap of one request's payload JSON.
 
 import (
@@ -281,8 +282,31 @@ func (a *App) checkAudiences(bad func(field, format string, args ...any)) {
 		bad("audience_sync.full_refresh_hours", "must be 0 (off) or %d..%d: Meta takes up to 24 hours to apply an upload, so a refresh every few hours only churns (got %d)",
 			MinFullRefreshHours, MaxFullRefreshHours, h)
 	}
+	if s.FullRefreshHours != 0 {
+		checkRefreshOfValueBased(a.Audiences, bad)
+	}
 	if b := s.MaxPayloadBytes; b != 0 && b < MinPayloadBytes {
 		bad("audience_sync.max_payload_bytes", "must be 0 (the default) or at least %d (got %d)", MinPayloadBytes, b)
+	}
+}
+
+// checkRefreshOfValueBased refuses a full refresh while an audience is value-based. The full
+// refresh replaces an audience through usersreplace, and the keys Meta documents for that
+// edge's payload.schema do not include LOOKALIKE_VALUE (the /users edge's list does): a
+// replace of a value-based audience might be refused, or lose the values the lookalike is
+// seeded from. Whether Meta takes it there is unverified without a real ad account (see
+// infra/docs/guarantees.md), so the config refuses the combination instead of finding out in
+// production. Sources: LOOKALIKE_VALUE in a /users payload,
+// https://developers.facebook.com/documentation/ads-commerce/marketing-api/reference/custom-audience/users;
+// usersreplace's schema keys without it, the Marketing API's Custom Audiences guide
+// (https://developers.facebook.com/documentation/ads-commerce/marketing-api/audiences/guides/custom-audiences),
+// as summarised in the project's Meta reference notes ("Corrections and additions").
+func checkRefreshOfValueBased(audiences []Audience, bad func(field, format string, args ...any)) {
+	for i := range audiences {
+		if au := &audiences[i]; au.ValueBased {
+			bad("audience_sync.full_refresh_hours", "must be 0 (off) while audiences[%d] (%q) is value_based: the full refresh replaces an audience through usersreplace, whose documented schema keys do not include LOOKALIKE_VALUE, so the replace could be refused or lose the values; drop value_based or turn the refresh off",
+				i, au.Segment)
+		}
 	}
 }
 

@@ -48,7 +48,7 @@ func TestSampleConfigMapsAudiences(t *testing.T) {
 func TestAudienceConfigAccepted(t *testing.T) {
 	cfg, err := Parse([]byte(audiencesDoc(`, "audiences": [
 		{"segment": "a", "name": "Cart abandoners (app)", "create": true, "columns": ["EXTERN_ID", "EMAIL"]},
-		{"segment": "b", "name": "Top spenders", "audience_id": "23850000000000001", "ad_account_id": "act_789", "value_based": true},
+		{"segment": "b", "name": "Top spenders", "audience_id": "23850000000000001", "ad_account_id": "act_789"},
 		{"segment": "c", "name": "Cart abandoners (app)", "ad_account_id": "act_789", "create": true},
 		{"segment": "d", "name": "Accredited sellers, Sloane St", "create": true}],
 	  "exclusive_groups": [["a", "c"]],
@@ -202,6 +202,30 @@ func TestValueBasedNeedsReportingCurrency(t *testing.T) {
 	want := `apps[0] ("shop").audiences[0] ("a").value_based: needs the app's reporting_currency (LOOKALIKE_VALUE is the lifetime value in it)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %s", err, want)
+	}
+}
+
+// TestFullRefreshRefusesValueBasedAudiences: usersreplace documents no LOOKALIKE_VALUE key, so
+// a full refresh of a value-based audience is refused at load, naming every such audience; the
+// same audiences load with the refresh off.
+func TestFullRefreshRefusesValueBasedAudiences(t *testing.T) {
+	const p = `apps[0] ("shop").`
+	audiences := `, "audiences": [
+		{"segment": "a", "name": "A", "create": true},
+		{"segment": "b", "name": "B", "create": true, "value_based": true},
+		{"segment": "c", "name": "C", "audience_id": "23850000000000001", "value_based": true}]`
+	_, err := Parse([]byte(audiencesDoc(audiences + `, "audience_sync": {"full_refresh_hours": 168}`)))
+	want := []string{
+		p + `audience_sync.full_refresh_hours: must be 0 (off) while audiences[1] ("b") is value_based: the full refresh replaces an audience through usersreplace, whose documented schema keys do not include LOOKALIKE_VALUE, so the replace could be refused or lose the values; drop value_based or turn the refresh off`,
+		p + `audience_sync.full_refresh_hours: must be 0 (off) while audiences[2] ("c") is value_based: the full refresh replaces an audience through usersreplace, whose documented schema keys do not include LOOKALIKE_VALUE, so the replace could be refused or lose the values; drop value_based or turn the refresh off`,
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Fatalf("error:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+	for _, sync := range []string{``, `, "audience_sync": {"full_refresh_hours": 0}`} {
+		if _, err := Parse([]byte(audiencesDoc(audiences + sync))); err != nil {
+			t.Errorf("refresh off (%q): %v", sync, err)
+		}
 	}
 }
 

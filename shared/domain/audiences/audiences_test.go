@@ -89,7 +89,7 @@ func TestCompileAppliesSettings(t *testing.T) {
 	a, err := Compile(app([]appconfig.Audience{
 		{Segment: "a", Name: "A", AudienceID: "123", AdAccountID: "act_9", Columns: []string{"EMAIL", "EXTERN_ID"}, ValueBased: true},
 		{Segment: "b", Name: "B", Create: true},
-	}, nil, appconfig.AudienceSync{MaxRemovalFraction: new(0.0), MaxPayloadBytes: 60000, FullRefreshHours: 168}))
+	}, nil, appconfig.AudienceSync{MaxRemovalFraction: new(0.0), MaxPayloadBytes: 60000}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,17 @@ func TestCompileAppliesSettings(t *testing.T) {
 	if b, _ := a.Audience("b"); b.AdAccountID() != "act_1" {
 		t.Fatalf("b account %q, want the app's", b.AdAccountID())
 	}
-	if got, want := a.Rules(), (Rules{MaxRemovalFraction: 0, MaxPayloadBytes: 60000, FullRefresh: 168 * time.Hour}); got != want {
+	if got, want := a.Rules(), (Rules{MaxRemovalFraction: 0, MaxPayloadBytes: 60000}); got != want {
+		t.Fatalf("rules %+v, want %+v", got, want)
+	}
+	// The full refresh is refused with a value-based audience (appconfig), so it is read from
+	// an app without one.
+	r, err := Compile(app([]appconfig.Audience{{Segment: "b", Name: "B", Create: true}}, nil,
+		appconfig.AudienceSync{FullRefreshHours: 168}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.Rules(), (Rules{MaxRemovalFraction: DefaultMaxRemovalFraction, MaxPayloadBytes: MaxPayloadBytes, FullRefresh: 168 * time.Hour}); got != want {
 		t.Fatalf("rules %+v, want %+v", got, want)
 	}
 }

@@ -32,6 +32,11 @@ func (h *harness) withRefresh(t testing.TB, hours int) {
 		t.Fatal(err)
 	}
 	cfg.Apps[0].AudienceSync.FullRefreshHours = hours
+	// The config refuses a full refresh while an audience is value-based (usersreplace
+	// documents no LOOKALIKE_VALUE key): the sample's value-based audience uploads plain rows.
+	for i := range cfg.Apps[0].Audiences {
+		cfg.Apps[0].Audiences[i].ValueBased = false
+	}
 	if h.aa, err = audiences.ForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}

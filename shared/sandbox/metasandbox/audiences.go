@@ -479,6 +479,9 @@ func (s *Sandbox) uploadUsers(entry *RequestLog, method string, p audienceParams
 	}
 	batch, rows, gerr := checkPayload(payload, valueBased)
 	entry.Rows = rows
+	if gerr == nil && op == opReplace {
+		gerr = checkReplaceSchema(payload)
+	}
 	if gerr != nil {
 		return audienceAnswer{err: gerr}
 	}

@@ -960,3 +960,28 @@ func TestAdAccountConfig(t *testing.T) {
 		"customer_file_source": "USER_PROVIDED_ONLY", "appsecret_proof": nil})
 	mustOK(t, r)
 }
+
+// TestReplaceFollowsItsDocumentedKeys: usersreplace's documented schema keys do not include
+// LOOKALIKE_VALUE, so the sandbox refuses it there (and, since a value-based audience requires
+// the column, every replace of one), while /users takes the same rows.
+func TestReplaceFollowsItsDocumentedKeys(t *testing.T) {
+	sb, _ := newAudienceSandbox(t, nil)
+	valueID := createAudience(t, sb, "Customers by value", true)
+	rows := [][]any{{"crm-1", sha("a@example.com"), 12.5}}
+
+	r := upload(t, sb, "POST", replacePath(valueID), []string{"EXTERN_ID", "EMAIL", "LOOKALIKE_VALUE"}, rows, session(1, 1, true))
+	mustFail(t, r, 100, 0)
+	if e := r.body.Error; e.UserTitle != "Invalid Schema" || !strings.Contains(e.UserMsg, "payload.schema[2] is not a key of usersreplace") ||
+		strings.Contains(e.UserMsg, "LOOKALIKE_VALUE") {
+		t.Errorf("error %s", r.raw)
+	}
+	mustFail(t, upload(t, sb, "POST", replacePath(valueID), []string{"EXTERN_ID", "EMAIL"}, [][]any{{"crm-1", sha("a@example.com")}}, session(2, 1, true)), 100, 0)
+	if m := sb.AudienceMembers(valueID); len(m) != 0 {
+		t.Fatalf("a refused replace changed the members: %v", m)
+	}
+
+	mustOK(t, upload(t, sb, "POST", usersPath(valueID), []string{"EXTERN_ID", "EMAIL", "LOOKALIKE_VALUE"}, rows, session(3, 1, true)))
+	if m := sb.AudienceMembers(valueID); len(m) != 1 || m["crm-1"].Row["LOOKALIKE_VALUE"] != "12.5" {
+		t.Errorf("members %v", m)
+	}
+}

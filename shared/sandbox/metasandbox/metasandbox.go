@@ -97,6 +97,9 @@
 //	data empty or over 10,000 rows                        100   -
 //	a row not an array of len(schema) cells (a
 //	single-key row may be the bare value)                 100   -        "Data Schema Mismatch", names the row index
+//	usersreplace schema naming LOOKALIKE_VALUE (not among
+//	its documented keys: no replace of a value-based
+//	audience)                                             100   -        "Invalid Schema"; unverified at Meta
 //	session missing on usersreplace; session_id not a
 //	positive int64; batch_seq not a positive integer;
 //	last_batch_flag not a boolean                         100   -        /users without a session: one batch on its own
