@@ -34,7 +34,6 @@ func usersBody(rows [][]string) map[string]any {
 	return map[string]any{"payload": map[string]any{"schema": []string{"EXTERN_ID"}, "data": data}}
 }
 
-
 // Meta refuses removals from small audiences ("audience size too low"): the sandbox refuses a
 // removal that would leave fewer than Config.RemovalMinSize members, 100 by default.
 func TestRemovalThreshold(t *testing.T) {
