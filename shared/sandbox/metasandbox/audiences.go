@@ -363,7 +363,7 @@ func (s *Sandbox) evaluateAudience(r *http.Request, entry *RequestLog, faults Fa
 		return audienceAnswer{err: errAudienceRateLimit(account, faults.RegainAccessMinutes), fault: FaultAudienceRateLimit}
 	}
 	switch {
-	case edge == edgeCustomAudiences && r.Method == http.MethodGet:
+	case edge == edgeCustomAudiences && (r.Method == http.MethodGet || strings.EqualFold(p.get("method"), http.MethodGet)):
 		return s.listAudiences(object, p)
 	case edge == edgeCustomAudiences:
 		return s.createAudience(entry, object, p, faults)
@@ -796,7 +796,8 @@ func (s *Sandbox) DeleteAudience(id string) bool {
 	return true
 }
 
-// listAudiences answers GET /act_{account}/customaudiences: the account's audiences as
+// listAudiences answers GET /act_{account}/customaudiences (or a POST with method=GET, the
+// Graph API's method override): the account's audiences as
 // {"data": [{"id", "name"}]}, optionally filtered by name. The edge and its filtering
 // parameter are in Meta's API spec (facebook/facebook-business-sdk-codegen
 // api_specs/specs/AdAccount.json: GET customaudiences, params fields, filtering); the filter

@@ -99,9 +99,14 @@ func TestDeletedAudienceAndNameLookup(t *testing.T) {
 
 	lookup := func() string {
 		t.Helper()
-		r := callJSON(t, sb, "GET", createPath(testAdAccount), map[string]any{"fields": "id,name",
-			"filtering": `[{"field":"name","operator":"EQUAL","value":"Cart abandoners"}]`})
+		fields := map[string]any{"fields": "id,name",
+			"filtering": []map[string]string{{"field": "name", "operator": "EQUAL", "value": "Cart abandoners"}}}
+		r := callJSON(t, sb, "GET", createPath(testAdAccount), fields)
 		mustOK(t, r)
+		fields["method"] = "GET" // the Graph method override: a POST that reads
+		if o := callJSON(t, sb, "POST", createPath(testAdAccount), fields); string(o.raw) != string(r.raw) {
+			t.Errorf("POST method=GET = %s, GET = %s", o.raw, r.raw)
+		}
 		return string(r.raw)
 	}
 	if got, want := lookup(), fmt.Sprintf(`{"data":[{"id":"%s","name":"Cart abandoners"},{"id":"%s","name":"Cart abandoners"}]}`, id, other); strings.TrimSpace(got) != want {
