@@ -133,7 +133,7 @@
 // request (TimeoutRate) is answered normally after TimeoutDelay, like Meta, which may well have
 // taken events whose caller gave up: a retry then sends them twice (Meta dedups on event_id).
 // Custom Audience requests draw from the same sequence; ServerErrorRate and TokenExpired apply
-// to them, AudienceRateLimitRate, TermsNotAccepted and AudienceMaxBodyBytes only to them, and
+// to them, AudienceRateLimitRate, TermsNotAccepted, AudienceMaxBodyBytes and RefuseRemovals only to them, and
 // TimeoutRate, RateLimitRate and PoisonEventIDs only to events.
 //
 // # Developer endpoints
