@@ -41,9 +41,30 @@ type AudienceSyncState struct {
 	RefreshRows     int64
 	RefreshExcluded int64
 
+	// Removals Meta refused (e.g. "audience size too low": Meta refuses removals that would
+	// leave too few matched people, reference meta-api.md section 2) are held, not dropped:
+	// their changes stay pending and the sync retries them with backoff while additions go on.
+	// RemovalsHeld is how many rows the last refusal held (0: none held), RemovalError Meta's
+	// answer (code, subcode, message), RemovalRefusals the consecutive refusals and
+	// RemovalSkipRuns the sync runs still to skip before the next attempt.
+	RemovalsHeld    int64
+	RemovalError    string
+	RemovalRefusals int64
+	RemovalSkipRuns int64
+
+	// GoneID is the audience id Meta answered 100/33 for (it deleted the audience: Meta deletes
+	// audiences unused for two years), GoneAt when (unix seconds). While GoneID equals
+	// AudienceID nothing is sent to the audience; a new id (configured, or re-created by
+	// `retarget audiences create --recreate-gone`) ends it.
+	GoneID string
+	GoneAt int64
+
 	// Version is the optimistic lock, as for UserRecord.
 	Version int64
 }
+
+// Gone reports whether Meta deleted the audience the state points at.
+func (s AudienceSyncState) Gone() bool { return s.GoneID != "" && s.GoneID == s.AudienceID }
 
 // AudienceSyncStore keeps audience sync's lease, per-audience state and member index (DynamoDB
 // in AWS). The member index holds, per audience, the user keys the sync added and has not

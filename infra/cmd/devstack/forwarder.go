@@ -60,7 +60,7 @@ func startMeta(s settings, apps *appconfig.Config) (*meta, error) {
 	}
 	datasets, accounts := apps.MetaIDs()
 	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: m.Token, AppSecret: m.Secret, Datasets: datasets,
-		AdAccounts: accounts, Faults: s.Faults})
+		AdAccounts: accounts, Faults: s.Faults, RemovalMinSize: s.SandboxRemovalMinSize})
 	if err != nil {
 		return nil, fmt.Errorf("meta sandbox: %w", err)
 	}

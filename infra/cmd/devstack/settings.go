@@ -65,8 +65,10 @@ type settings struct {
 	// Meta: MetaGraphURL is empty for the embedded sandbox.
 	MetaGraphURL, MetaToken, MetaSecret string
 	Faults                              metasandbox.Faults
-	SweepInterval                       time.Duration
-	AudienceSyncInterval                time.Duration
+	// SandboxRemovalMinSize is the embedded sandbox's Config.RemovalMinSize.
+	SandboxRemovalMinSize int
+	SweepInterval         time.Duration
+	AudienceSyncInterval  time.Duration
 	// AdminAccessKeyID and AdminSecretAccessKey sign the IAM routes (DEV_ADMIN_*, default the
 	// public devenv ones).
 	AdminAccessKeyID, AdminSecretAccessKey string
@@ -96,6 +98,10 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	}
 	var s settings
 	fs.StringVar(&s.ConfigFile, "config", defaultConfig, "app config file")
+	// Off by default: dev data is a handful of users, so Meta's threshold (100) would hold every
+	// removal and hide the removal path; 100 rehearses Meta (held removals in audiences status).
+	fs.IntVar(&s.SandboxRemovalMinSize, "sandbox-removal-min-size", -1,
+		"the Meta sandbox refuses removals leaving an audience with fewer members (`n`; Meta: about 100; negative: off)")
 	fs.StringVar(&s.DevDir, "dev-dir", defaultDevDir, "state folder: "+devenv.EndpointsFile+" (what runs where, for the CLI and scripts) is written there")
 	fs.StringVar(&s.LogDir, "log-dir", "", "folder for the function, metrics and emulator logs, truncated at start (default: logs in -dev-dir)")
 	fs.BoolVar(&s.Tail, "tail", true, "print one line per record arriving on the stream")

@@ -25,7 +25,12 @@ var audiencesStatusCommand = &command{
 created by the sync), the segment's pending membership changes, the members in the member
 index, the size as Meta acknowledged it, the last complete sync and the last full refresh
 with their ages, and the upload session in progress, if any. Pending changes and members are
-counted by paging the state table, up to --count-limit each.`,
+counted by paging the state table, up to --count-limit each.
+
+Below the table, a line per audience whose removals are held (Meta refused them, e.g.
+"audience size too low": how many, Meta's answer, and the sync runs until the next attempt;
+their changes stay pending meanwhile, additions go on) and per audience Meta deleted (100/33:
+nothing is sent to it until "retarget audiences create --recreate-gone" re-creates it).`,
 	example: `  retarget audiences status                    # against make dev
   retarget audiences status --stack Retarget-prod
   retarget audiences status --table Retarget-State-ABC --app sample-shop --json`,
@@ -47,6 +52,13 @@ var audiencesCreateCommand = &command{
 "create": true that have no id in the state table yet (what the audience sync would do on its
 first run), and stores their ids with an optimistic version, so the sync uploads to them. It
 holds the app's audience sync lease meanwhile, so it never races a sync run. Prints the ids.
+Creation looks the name up in the ad account first, so an audience whose creation answer was
+lost is found, not made twice.
+
+An audience Meta deleted (it deletes audiences no ad set used for two years; the sync marks
+them gone and stops) is re-created only with --recreate-gone: the new audience starts empty,
+its pending changes are uploaded by the next sync, and when full refresh is on, the next run
+refills it from the member index (a full refresh is due at once).
 
 Meta credentials: --meta-secret-id or META_SECRET_ID (Secrets Manager JSON {"access_token",
 "app_secret"}), else META_ACCESS_TOKEN and META_APP_SECRET; with META_GRAPH_URL on loopback
@@ -59,6 +71,7 @@ defaults to https://graph.facebook.com, META_API_VERSION to the client's default
 		o := &audiencesOptions{}
 		o.register(fs)
 		fs.BoolVar(&o.dryRun, "dry-run", false, "show what would be created; call nothing at Meta, write nothing")
+		fs.BoolVar(&o.recreateGone, "recreate-gone", false, "re-create the audiences Meta deleted (the sync marked them gone)")
 		fs.StringVar(&o.metaSecret, "meta-secret-id", "", "Secrets Manager `id` of the Meta credentials (default $META_SECRET_ID)")
 		fs.StringVar(&o.graphURL, "graph-url", "", "Graph API root `url` (default $META_GRAPH_URL, else https://graph.facebook.com)")
 		return o
@@ -69,14 +82,15 @@ defaults to https://graph.facebook.com, META_API_VERSION to the client's default
 }
 
 type audiencesOptions struct {
-	state      stateOptions
-	config     string
-	app        string
-	json       bool
-	countLimit int
-	dryRun     bool
-	metaSecret string
-	graphURL   string
+	state        stateOptions
+	config       string
+	app          string
+	json         bool
+	countLimit   int
+	dryRun       bool
+	recreateGone bool
+	metaSecret   string
+	graphURL     string
 }
 
 func (o *audiencesOptions) register(fs *flag.FlagSet) {
@@ -105,7 +119,14 @@ type audienceStatus struct {
 	LastRefreshAt    string         `json:"last_refresh_at,omitempty"`
 	FullRefreshHours int            `json:"full_refresh_hours"`
 	Session          *sessionStatus `json:"session,omitempty"`
-	Version          int64          `json:"version"`
+	// RemovalsHeld counts the removals Meta refused and the sync holds (RemovalError: Meta's
+	// answer; RemovalRetryInRuns: sync runs before the next attempt).
+	RemovalsHeld       int64  `json:"removals_held,omitempty"`
+	RemovalError       string `json:"removal_error,omitempty"`
+	RemovalRetryInRuns int64  `json:"removal_retry_in_runs,omitempty"`
+	// GoneAt is when Meta answered that the audience no longer exists (100/33), if it did.
+	GoneAt  string `json:"gone_at,omitempty"`
+	Version int64  `json:"version"`
 
 	lastSync, lastRefresh int64
 }
@@ -201,7 +222,20 @@ func (c *cli) audiencesStatus(ctx context.Context, o audiencesOptions, args []st
 		}
 		rows[i] = []string{s.App, s.Segment, id, pending, members, strconv.FormatInt(s.Size, 10), sync, refresh, session}
 	}
-	return writeTable(c.stdout, []string{"APP", "SEGMENT", "AUDIENCE ID", "PENDING", "MEMBERS", "SIZE", "LAST SYNC", "LAST REFRESH", "SESSION"}, rows)
+	if err := writeTable(c.stdout, []string{"APP", "SEGMENT", "AUDIENCE ID", "PENDING", "MEMBERS", "SIZE", "LAST SYNC", "LAST REFRESH", "SESSION"}, rows); err != nil {
+		return err
+	}
+	for _, s := range out {
+		if s.GoneAt != "" {
+			fmt.Fprintf(c.stdout, "\n%s/%s: audience %s was deleted at Meta (%s); nothing is sent to it: re-create it with retarget audiences create --recreate-gone",
+				s.App, s.Segment, s.AudienceID, s.GoneAt)
+		}
+		if s.RemovalsHeld > 0 {
+			fmt.Fprintf(c.stdout, "\n%s/%s: %d removal(s) held, next attempt in %d sync run(s); Meta: %s",
+				s.App, s.Segment, s.RemovalsHeld, s.RemovalRetryInRuns+1, s.RemovalError)
+		}
+	}
+	return nil
 }
 
 // statusStore is what audiences status reads: the segment store and the sync store (one
@@ -232,6 +266,12 @@ func audienceStatusOf(ctx context.Context, store statusStore, app string, a *aud
 		s.Size, s.Version = st.Size, st.Version
 		s.lastSync, s.lastRefresh = st.LastSyncAt, st.LastRefreshAt
 		s.LastSyncAt, s.LastRefreshAt = jsonTime(st.LastSyncAt), jsonTime(st.LastRefreshAt)
+		if st.RemovalsHeld > 0 {
+			s.RemovalsHeld, s.RemovalError, s.RemovalRetryInRuns = st.RemovalsHeld, st.RemovalError, st.RemovalSkipRuns
+		}
+		if st.Gone() {
+			s.GoneAt = jsonTime(st.GoneAt)
+		}
 		if st.SessionID != 0 {
 			s.Session = &sessionStatus{Op: st.Op, BatchesDone: st.BatchesDone, StartedAt: jsonTime(st.SessionStartedAt), startedAt: st.SessionStartedAt}
 		}
@@ -321,7 +361,7 @@ func (c *cli) audiencesCreate(ctx context.Context, o audiencesOptions, args []st
 		if len(todo) == 0 {
 			continue
 		}
-		appRows, err := c.createForApp(ctx, store, meta, app.ID, todo, holder, o.dryRun)
+		appRows, err := c.createForApp(ctx, store, meta, app.ID, todo, holder, o.dryRun, o.recreateGone)
 		rows = append(rows, appRows...)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("app %s: %w", app.ID, err))
@@ -348,7 +388,7 @@ func (c *cli) audiencesCreate(ctx context.Context, o audiencesOptions, args []st
 
 // createForApp creates one app's missing audiences under its sync lease, as the audience sync
 // does on its first run (audiencesync.Syncer.audienceState): same request, same stored state.
-func (c *cli) createForApp(ctx context.Context, store ports.AudienceSyncStore, meta ports.AudienceAPI, app string, todo []*audiences.Audience, holder string, dryRun bool) ([]createRow, error) {
+func (c *cli) createForApp(ctx context.Context, store ports.AudienceSyncStore, meta ports.AudienceAPI, app string, todo []*audiences.Audience, holder string, dryRun, recreateGone bool) ([]createRow, error) {
 	if !dryRun {
 		now := c.now()
 		ok, err := store.AcquireLease(ctx, app, holder, now, now.Add(createLease))
@@ -371,9 +411,14 @@ func (c *cli) createForApp(ctx context.Context, store ports.AudienceSyncStore, m
 		if !found {
 			st = ports.AudienceSyncState{App: app, Segment: a.Segment()}
 		}
+		gone := st.Gone()
 		switch {
-		case st.AudienceID != "":
+		case gone && !recreateGone:
+			r.AudienceID, r.Result = st.AudienceID, "deleted at Meta (re-create with --recreate-gone)"
+		case st.AudienceID != "" && !gone:
 			r.AudienceID, r.Result = st.AudienceID, "exists"
+		case dryRun && gone:
+			r.AudienceID, r.Result = st.AudienceID, "would re-create"
 		case dryRun:
 			r.Result = "would create"
 		default:
@@ -389,6 +434,11 @@ func (c *cli) createForApp(ctx context.Context, store ports.AudienceSyncStore, m
 				break
 			}
 			r.AudienceID = id
+			if gone {
+				// A new, empty audience: what was acknowledged to the old one is forgotten but
+				// the member index, from which a full refresh (due at once) refills it.
+				st = ports.AudienceSyncState{App: app, Segment: a.Segment(), LastRefreshAt: 1, Version: st.Version}
+			}
 			st.AudienceID = id
 			st.Version++
 			if err := store.PutAudienceState(ctx, st); err != nil {
@@ -398,6 +448,9 @@ func (c *cli) createForApp(ctx context.Context, store ports.AudienceSyncStore, m
 				break
 			}
 			r.Result = "created"
+			if gone {
+				r.Result = "re-created"
+			}
 		}
 		rows = append(rows, r)
 	}

@@ -18,7 +18,7 @@ func audiencesEnv(t *testing.T) (*harness, *dynamostate.Store, *metasandbox.Sand
 	t.Helper()
 	endpoint, table, client := dynalite(t)
 	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: devMetaToken, AppSecret: devMetaSecret,
-		Datasets: []string{"1234567890123456"}, AdAccounts: []string{"act_1234567890"}})
+		Datasets: []string{"1234567890123456"}, AdAccounts: []string{"act_1234567890"}, RemovalMinSize: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -533,8 +533,8 @@ func (s *faultSchedule) outages(ctx context.Context, start time.Time, load time.
 	})
 }
 
-// metaWindows forces each kind of Meta fault in the first cycle and expires the token for a
-// moment in each.
+// metaWindows forces each kind of Meta fault in the first cycle and, in each, refuses
+// audience removals for a while and then expires the token for a moment.
 func (s *faultSchedule) metaWindows(ctx context.Context, start time.Time, load time.Duration) {
 	first := true
 	cycles(start, load, func(at func(float64) time.Time) bool {
@@ -545,10 +545,19 @@ func (s *faultSchedule) metaWindows(ctx context.Context, start time.Time, load t
 			}
 			s.forceEach(ctx)
 		}
-		if !sleepUntil(ctx, at(0.6)) {
+		if !sleepUntil(ctx, at(0.3)) {
 			return false
 		}
 		f := s.base()
+		f.RefuseRemovals = true // "audience size too low": the sync holds the removals, adds go on
+		s.p.meta.sb.SetFaults(f)
+		s.note("removals refused for %s", metaRefuseRemovalsWindow)
+		sleepUntil(ctx, time.Now().Add(metaRefuseRemovalsWindow))
+		s.p.meta.sb.SetFaults(s.base())
+		if !sleepUntil(ctx, at(0.6)) {
+			return false
+		}
+		f = s.base()
 		f.TokenExpired = true
 		s.p.meta.sb.SetFaults(f)
 		s.note("token expired for %s", metaTokenExpiredWindow)
@@ -653,6 +662,7 @@ func (s *faultSchedule) coverage(c *apiClient) []string {
 		"meta held past the timeout":    kinds["held"],
 		"meta expired token":            kinds[metasandbox.FaultTokenExpired] + kinds["audience_"+metasandbox.FaultTokenExpired],
 		"meta audience rate limit":      kinds["audience_"+metasandbox.FaultAudienceRateLimit],
+		"meta refused removals":         kinds["audience_"+metasandbox.FaultRemovalRefused],
 		"meta poison refusals":          kinds[fmt.Sprintf("refused_%d", metasandbox.CodeInvalidParameter)],
 		"kinesis PutRecords call fault": sum("kinesis PutRecords", ""),
 		"kinesis PutRecords entry":      sum("kinesis PutRecords entry", ""),

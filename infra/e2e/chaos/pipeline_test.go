@@ -238,7 +238,7 @@ func startPipeline(t *testing.T, seed uint64, poison []string, sabotage string) 
 	// The Meta sandbox knows the apps' datasets and ad accounts.
 	datasets, accounts := apps.MetaIDs()
 	sb, err := metasandbox.New(metasandbox.Config{AccessToken: metaToken, AppSecret: metaSecret,
-		Datasets: datasets, AdAccounts: accounts,
+		Datasets: datasets, AdAccounts: accounts, RemovalMinSize: -1,
 		Faults: metasandbox.Faults{PoisonEventIDs: poison}})
 	if err != nil {
 		t.Fatal(err)

@@ -184,7 +184,7 @@ func newRaceRig(t *testing.T, updaterStore ports.SegmentStore, syncUsers ports.S
 		t.Fatal(err)
 	}
 	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: metaToken, AppSecret: metaSecret,
-		Datasets: []string{app.Meta.DatasetID}, AdAccounts: []string{app.Meta.AdAccountID}})
+		Datasets: []string{app.Meta.DatasetID}, AdAccounts: []string{app.Meta.AdAccountID}, RemovalMinSize: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,7 +101,7 @@ func TestNoRawPIIAnywhere(t *testing.T) {
 	// isolates it and dead-letters it.
 	datasets, accounts := apps.MetaIDs()
 	sandbox, _, err := metasandbox.Start(metasandbox.Config{AccessToken: devenv.MetaAccessToken, AppSecret: devenv.MetaAppSecret,
-		Datasets: datasets, AdAccounts: accounts, Faults: metasandbox.Faults{PoisonEventIDs: []string{piiPoisonEventID}}})
+		Datasets: datasets, AdAccounts: accounts, RemovalMinSize: -1, Faults: metasandbox.Faults{PoisonEventIDs: []string{piiPoisonEventID}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -410,7 +410,7 @@ func newLocalStack(t *testing.T, rie string, tpl *cfnTemplate, cfg *appconfig.Co
 	}
 	datasets, accounts := cfg.MetaIDs()
 	sandbox, graphURL, err := metasandbox.Start(metasandbox.Config{AccessToken: metaToken, AppSecret: metaAppSecret,
-		Datasets: datasets, AdAccounts: accounts})
+		Datasets: datasets, AdAccounts: accounts, RemovalMinSize: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,8 @@ package dynamostate
 //	               holder(S) until(N, unix ms)
 //	audience item  pk=sync#<app>  sk=aud#<segment>
 //	               aid(S) size(N) lastSync(N) sess(N) op(S) batches(N) plan(S) sessAt(N)
-//	               refreshAt(N) refCur(S) refRows(N) refExcl(N) ver(N)
+//	               refreshAt(N) refCur(S) refRows(N) refExcl(N)
+//	               rmHeld(N) rmErr(S) rmRefusals(N) rmSkip(N) goneID(S) goneAt(N) ver(N)
 //	member item    pk=mem#<app>#<segment>  sk=<user key>
 //	               (no other attribute: the key is the whole fact)
 //
@@ -46,6 +47,12 @@ const (
 	attrRefCursor   = "refCur"
 	attrRefRows     = "refRows"
 	attrRefExcluded = "refExcl"
+	attrRmHeld      = "rmHeld"
+	attrRmError     = "rmErr"
+	attrRmRefusals  = "rmRefusals"
+	attrRmSkip      = "rmSkip"
+	attrGoneID      = "goneID"
+	attrGoneAt      = "goneAt"
 )
 
 const leaseSK = "lease"
@@ -154,7 +161,8 @@ func audienceItem(st ports.AudienceSyncState) map[string]types.AttributeValue {
 		attrSK:      str(audienceSK(st.Segment)),
 		attrVersion: num(st.Version),
 	}
-	for name, v := range map[string]string{attrAudienceID: st.AudienceID, attrOp: st.Op, attrPlan: st.Plan, attrRefCursor: st.RefreshCursor} {
+	for name, v := range map[string]string{attrAudienceID: st.AudienceID, attrOp: st.Op, attrPlan: st.Plan, attrRefCursor: st.RefreshCursor,
+		attrRmError: st.RemovalError, attrGoneID: st.GoneID} {
 		if v != "" {
 			item[name] = str(v)
 		}
@@ -163,6 +171,7 @@ func audienceItem(st ports.AudienceSyncState) map[string]types.AttributeValue {
 		attrSize: st.Size, attrLastSyncAt: st.LastSyncAt, attrSessionID: st.SessionID,
 		attrBatchesDone: int64(st.BatchesDone), attrSessionAt: st.SessionStartedAt,
 		attrRefreshAt: st.LastRefreshAt, attrRefRows: st.RefreshRows, attrRefExcluded: st.RefreshExcluded,
+		attrRmHeld: st.RemovalsHeld, attrRmRefusals: st.RemovalRefusals, attrRmSkip: st.RemovalSkipRuns, attrGoneAt: st.GoneAt,
 	} {
 		if v != 0 {
 			item[name] = num(v)
@@ -181,6 +190,7 @@ func parseAudienceState(app, segment string, item map[string]types.AttributeValu
 		{attrVersion, &st.Version}, {attrSize, &st.Size}, {attrLastSyncAt, &st.LastSyncAt},
 		{attrSessionID, &st.SessionID}, {attrBatchesDone, &batches}, {attrSessionAt, &st.SessionStartedAt},
 		{attrRefreshAt, &st.LastRefreshAt}, {attrRefRows, &st.RefreshRows}, {attrRefExcluded, &st.RefreshExcluded},
+		{attrRmHeld, &st.RemovalsHeld}, {attrRmRefusals, &st.RemovalRefusals}, {attrRmSkip, &st.RemovalSkipRuns}, {attrGoneAt, &st.GoneAt},
 	} {
 		n, err := getNum(item, f.name)
 		if err != nil {
@@ -195,7 +205,8 @@ func parseAudienceState(app, segment string, item map[string]types.AttributeValu
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{attrAudienceID, &st.AudienceID}, {attrOp, &st.Op}, {attrPlan, &st.Plan}, {attrRefCursor, &st.RefreshCursor}} {
+	}{{attrAudienceID, &st.AudienceID}, {attrOp, &st.Op}, {attrPlan, &st.Plan}, {attrRefCursor, &st.RefreshCursor},
+		{attrRmError, &st.RemovalError}, {attrGoneID, &st.GoneID}} {
 		if v, ok := item[f.name]; ok {
 			sv, ok := v.(*types.AttributeValueMemberS)
 			if !ok {

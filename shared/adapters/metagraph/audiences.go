@@ -55,9 +55,10 @@ const (
 
 var _ ports.AudienceAPI = (*Client)(nil)
 
-// CreateAudience creates a customer-list Custom Audience in a.AdAccountID and returns its id.
-// Errors are *ports.CAPIError (see ClassifyAudience). It is not idempotent: after a Transient
-// or Unknown error the audience may exist.
+// CreateAudience creates a customer-list Custom Audience in a.AdAccountID and returns its id,
+// or returns the id of the audience of that name the account already holds (so a create whose
+// answer was lost does not make a duplicate at the next attempt). Errors are
+// *ports.CAPIError (see ClassifyAudience).
 func (c *Client) CreateAudience(ctx context.Context, a ports.NewAudience) (string, error) {
 	if c.cfgErr != nil {
 		e := *c.cfgErr
@@ -89,6 +90,11 @@ func (c *Client) CreateAudience(ctx context.Context, a ports.NewAudience) (strin
 	}
 	if a.ValueBased {
 		fields = append(fields, rawField("is_value_based", []byte("true")))
+	}
+	// Look the name up first (audiencelookup.go): an earlier create may have succeeded with its
+	// answer lost.
+	if id, err := c.findAudience(ctx, a.AdAccountID, a.Name); err != nil || id != "" {
+		return id, err
 	}
 	var answer struct {
 		ID flexString `json:"id"`

@@ -102,6 +102,13 @@ type AudienceReport struct {
 	Requests             int
 	Complete             bool
 	Stopped              string // why the audience stopped early ("" when complete)
+	// RemovalsHeld counts the removals Meta refused in this run (or still in backoff), held
+	// pending with its answer RemovalError; the additions went on (see held.go).
+	RemovalsHeld int
+	RemovalError string
+	// heldUsers are the users whose removal is held; addsDone: the additions all went through.
+	heldUsers map[string]bool
+	addsDone  bool
 
 	// The full refresh: Refreshing when one ran in this run, Refreshed when it finished; the
 	// rows it uploaded and the members it left out in this run.
@@ -263,7 +270,9 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 	for _, c := range changes {
 		ok := !deferred[c.UserKey]
 		for _, seg := range aa.Affected(c.Segment) {
-			ok = ok && reports[seg].Complete
+			r := reports[seg]
+			// A held removal keeps only its own users' changes pending, not the additions'.
+			ok = ok && (r.Complete || (r.addsDone && r.heldUsers != nil && !r.heldUsers[c.UserKey]))
 		}
 		if ok {
 			synced = append(synced, c)
@@ -377,8 +386,8 @@ func (s *Syncer) refreshAll(ctx context.Context, aa *audiences.AppAudiences, rep
 		if err != nil {
 			return fmt.Errorf("audience state of %s: %w", a.Segment(), err)
 		}
-		if !found || st.AudienceID == "" {
-			continue // never synced: nothing to refresh
+		if !found || st.AudienceID == "" || st.Gone() || st.RemovalsHeld > 0 {
+			continue // never synced, deleted at Meta, or removals held: nothing to refresh now
 		}
 		if every > 0 && st.LastRefreshAt == 0 && !refreshOpen(&st, now) {
 			st.LastRefreshAt = now.Unix() // the baseline: the first refresh is one period away
@@ -395,6 +404,9 @@ func (s *Syncer) refreshAll(ctx context.Context, aa *audiences.AppAudiences, rep
 		err = s.refresh(ctx, aa, a, &st, r, now)
 		if err == nil {
 			continue
+		}
+		if ports.IsAudienceGone(err) {
+			err = s.markGone(ctx, aa.App(), a.Segment(), &st, err)
 		}
 		r.RefreshStopped = err.Error()
 		if !errors.Is(err, audiences.ErrRemovalFlood) {
@@ -449,6 +461,10 @@ func (s *Syncer) syncAudience(ctx context.Context, aa *audiences.AppAudiences, a
 		return false, err
 	}
 	r.AudienceID = st.AudienceID
+	if st.Gone() {
+		r.Stopped = errAudienceGone.Error() // alerted when it was found; nothing is sent to it
+		return false, nil
+	}
 	if refreshOpen(&st, now) {
 		r.Stopped = refreshInProgress // Meta takes no /users call during a replace
 		return false, nil
@@ -461,15 +477,55 @@ func (s *Syncer) syncAudience(ctx context.Context, aa *audiences.AppAudiences, a
 			return false, err
 		}
 	}
+	held := false
 	for _, u := range plan {
 		if len(u.rows) == 0 {
 			continue
 		}
-		if err := s.upload(ctx, aa, a, &st, u, r, now); err != nil {
-			r.Stopped = err.Error()
-			s.cfg.Logger.Warn("audience upload stopped; the next run resumes", "app", aa.App(), "segment", a.Segment(), "op", u.op.String(), "error", err.Error())
-			return false, err
+		if u.op == ports.AudienceRemove && st.RemovalSkipRuns > 0 {
+			st.RemovalSkipRuns-- // backing off: the removals stay held, the additions go on
+			held = true
+			r.RemovalsHeld, r.RemovalError = len(u.rows), st.RemovalError
+			if err := s.putState(ctx, &st); err != nil {
+				return false, err
+			}
+			continue
 		}
+		err := s.upload(ctx, aa, a, &st, u, r, now)
+		switch {
+		case err == nil:
+			if u.op == ports.AudienceRemove && clearHeld(&st) {
+				if err := s.putState(ctx, &st); err != nil {
+					return false, err
+				}
+			}
+			continue
+		case ports.IsAudienceGone(err):
+			err = s.markGone(ctx, aa.App(), a.Segment(), &st, err)
+			r.Stopped = err.Error()
+			return false, err
+		case u.op == ports.AudienceRemove && heldRemovals(err):
+			held = true
+			if err := s.holdRemovals(ctx, aa.App(), a.Segment(), &st, len(u.rows), err, r); err != nil {
+				return false, err
+			}
+			continue
+		}
+		r.Stopped = err.Error()
+		s.cfg.Logger.Warn("audience upload stopped; the next run resumes", "app", aa.App(), "segment", a.Segment(), "op", u.op.String(), "error", err.Error())
+		return false, err
+	}
+	if held {
+		r.addsDone = true
+		r.heldUsers = map[string]bool{}
+		for _, row := range plan[0].rows {
+			r.heldUsers[a.UserKey(row)] = true
+		}
+		r.Stopped = fmt.Sprintf("%d removal(s) held: %s", r.RemovalsHeld, r.RemovalError)
+		return false, nil
+	}
+	if len(plan[0].rows) == 0 {
+		clearHeld(&st) // nothing to remove any more (the held users came back): the hold is over
 	}
 	r.Complete = true
 	st.LastSyncAt = now.Unix()
@@ -622,7 +678,13 @@ func (s *Syncer) health(ctx context.Context, app string) {
 		if st.Size < audiences.MinGuardedSize {
 			small = 1
 		}
+		gone := 0.0
+		if st.Gone() {
+			gone = 1
+		}
 		metrics := []observability.Metric{
+			{Name: "AudienceGone", Unit: observability.Count, Value: gone},
+			{Name: "AudienceRemovalsHeld", Unit: observability.Count, Value: float64(st.RemovalsHeld)},
 			{Name: "AudienceSecondsSinceSync", Unit: observability.Count, Value: stale},
 			{Name: "AudienceSize", Unit: observability.Count, Value: float64(st.Size)},
 			{Name: "AudienceTooSmall", Unit: observability.Count, Value: small},

@@ -52,7 +52,8 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: token, AppSecret: secret,
-		AdAccounts: []string{cfg.Apps[0].Meta.AdAccountID}, Datasets: []string{cfg.Apps[0].Meta.DatasetID}})
+		AdAccounts: []string{cfg.Apps[0].Meta.AdAccountID}, Datasets: []string{cfg.Apps[0].Meta.DatasetID},
+		RemovalMinSize: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -59,6 +60,7 @@ const (
 	FaultAudienceRateLimit = "audience_rate_limit" // HTTP 400, code 80003
 	FaultTermsNotAccepted  = "terms_not_accepted"  // HTTP 400, code 200/1870090
 	FaultBodyTooLarge      = "body_too_large"      // bare HTTP 413 (Faults.AudienceMaxBodyBytes)
+	FaultRemovalRefused    = "removal_refused"     // HTTP 400, 2650 "Audience Size Too Low" (Faults.RefuseRemovals)
 )
 
 // customerFileSources are the values customer_file_source takes.
@@ -335,7 +337,8 @@ func (s *Sandbox) evaluateAudience(r *http.Request, entry *RequestLog, faults Fa
 	if entry.Version != s.cfg.Version {
 		return audienceAnswer{err: errDeprecatedVersion(entry.Version, s.cfg.Version)}
 	}
-	methodOK := r.Method == http.MethodPost || (edge == edgeUsers && r.Method == http.MethodDelete)
+	methodOK := r.Method == http.MethodPost || (edge == edgeUsers && r.Method == http.MethodDelete) ||
+		(edge == edgeCustomAudiences && r.Method == http.MethodGet)
 	if !methodOK {
 		return audienceAnswer{err: errUnsupportedMethod(r.Method, object)}
 	}
@@ -360,6 +363,8 @@ func (s *Sandbox) evaluateAudience(r *http.Request, entry *RequestLog, faults Fa
 		return audienceAnswer{err: errAudienceRateLimit(account, faults.RegainAccessMinutes), fault: FaultAudienceRateLimit}
 	}
 	switch {
+	case edge == edgeCustomAudiences && (r.Method == http.MethodGet || strings.EqualFold(p.get("method"), http.MethodGet)):
+		return s.listAudiences(object, p)
 	case edge == edgeCustomAudiences:
 		return s.createAudience(entry, object, p, faults)
 	case edge == edgeUsersReplace:
@@ -503,7 +508,14 @@ func (s *Sandbox) uploadUsers(entry *RequestLog, method string, p audienceParams
 	if a = s.aud.byID[entry.AudienceID]; a == nil {
 		return audienceAnswer{err: errUnsupportedMethod(method, entry.AudienceID)}
 	}
-	answer, replayed, gerr := s.aud.apply(a, op, sess, batch, entry.At)
+	minSize := s.cfg.RemovalMinSize
+	if op == opRemove && faults.RefuseRemovals {
+		minSize = math.MaxInt // every removal leaves too few
+	}
+	answer, replayed, gerr := s.aud.apply(a, op, sess, batch, entry.At, minSize)
+	if gerr != nil && op == opRemove && faults.RefuseRemovals && gerr.UserTitle == titleSizeTooLow {
+		return audienceAnswer{err: gerr, fault: FaultRemovalRefused}
+	}
 	entry.Replayed = replayed
 	if replayed {
 		entry.InvalidEntries = answer.NumInvalidEntries
@@ -519,7 +531,7 @@ func (s *Sandbox) uploadUsers(entry *RequestLog, method string, p audienceParams
 
 // apply runs the session rules for one batch and, when they pass, applies it. A zero sess.id
 // means the call came without a session (/users only): one batch on its own.
-func (st *audienceStore) apply(a *audience, op uploadOp, sess sessionParams, batch checkedBatch, now time.Time) (usersAnswer, bool, *graphError) {
+func (st *audienceStore) apply(a *audience, op uploadOp, sess sessionParams, batch checkedBatch, now time.Time, minSize int) (usersAnswer, bool, *graphError) {
 	answer := usersAnswer{AudienceID: a.info.ID, NumInvalidEntries: batch.invalid, InvalidEntrySamples: batch.samples}
 	key := sessionKey{a.info.AdAccount, sess.id}
 	var u *uploadSession
@@ -563,7 +575,7 @@ func (st *audienceStore) apply(a *audience, op uploadOp, sess sessionParams, bat
 		}
 		return answer, false, errAudienceUpdate(SubcodeBatchSeqInvalid, false, "Invalid Batch Sequence", msg)
 	}
-	if gerr := sizeTooLow(a, op, u, sess, batch); gerr != nil {
+	if gerr := sizeTooLow(a, op, u, sess, batch, minSize); gerr != nil {
 		return answer, false, gerr
 	}
 
@@ -605,13 +617,17 @@ func (st *audienceStore) apply(a *audience, op uploadOp, sess sessionParams, bat
 	return answer, false, nil
 }
 
-// sizeTooLow refuses a batch that would leave the audience empty: a remove taking its last
-// members, or a replace finishing without a single valid row (reference: never empty an
-// audience). Meta's own threshold is about matched people and applied later; the sandbox
-// matches every valid row and checks at once.
-func sizeTooLow(a *audience, op uploadOp, u *uploadSession, sess sessionParams, batch checkedBatch) *graphError {
+// titleSizeTooLow is the error_user_title of a refused removal.
+const titleSizeTooLow = "Audience Size Too Low"
+
+// sizeTooLow refuses a batch that would leave the audience empty or, for a remove, with fewer
+// than minSize members (a negative minSize: no threshold): a remove taking its last members,
+// or a replace finishing without a single valid row (reference: never empty an audience).
+// Meta's own threshold is about matched people and applied later; the sandbox matches every
+// valid row and checks at once.
+func sizeTooLow(a *audience, op uploadOp, u *uploadSession, sess sessionParams, batch checkedBatch, minSize int) *graphError {
 	refuse := func(msg string) *graphError {
-		return errAudienceUpdate(0, false, "Audience Size Too Low", msg)
+		return errAudienceUpdate(0, false, titleSizeTooLow, msg)
 	}
 	switch op {
 	case opRemove:
@@ -623,6 +639,10 @@ func sizeTooLow(a *audience, op uploadOp, u *uploadSession, sess sessionParams, 
 		}
 		if len(gone) > 0 && len(gone) == len(a.members) {
 			return refuse("Removing these users would leave the audience empty; keep at least one member (or delete the audience).")
+		}
+		if left := len(a.members) - len(gone); minSize > 0 && len(batch.rows) > 0 && left < minSize {
+			return refuse(fmt.Sprintf("Audience Size too low: You cannot remove users from this audience because it will result in a low audience size (%d members left, fewer than %d).",
+				left, minSize))
 		}
 	case opReplace:
 		if !sess.lastBatch || batch.valid > 0 || (u != nil && len(u.staged) > 0) {
@@ -765,8 +785,68 @@ func errAudienceRateLimit(account string, regainMinutes int) *graphError {
 
 // --- developer endpoints ---
 
-// serveAudienceAdmin answers GET /_sandbox/audiences and GET /_sandbox/audiences/{id}; it
-// reports whether the path was one of those.
+// DeleteAudience deletes an audience as Meta deletes those no ad set used for two years: calls
+// on it answer 100/33 afterwards and the name lookup no longer finds it. It reports whether the
+// audience existed. Its id is never handed out again.
+func (s *Sandbox) DeleteAudience(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aud.byID[id] == nil {
+		return false
+	}
+	delete(s.aud.byID, id)
+	s.aud.order = slices.DeleteFunc(s.aud.order, func(x string) bool { return x == id })
+	return true
+}
+
+// listAudiences answers GET /act_{account}/customaudiences (or a POST with method=GET, the
+// Graph API's method override): the account's audiences as
+// {"data": [{"id", "name"}]}, optionally filtered by name. The edge and its filtering
+// parameter are in Meta's API spec (facebook/facebook-business-sdk-codegen
+// api_specs/specs/AdAccount.json: GET customaudiences, params fields, filtering); the filter
+// objects are {field, operator, value} as for Insights (reference meta-measurement.md section
+// 1 [BP]). The sandbox takes the field name with the operator EQUAL only.
+func (s *Sandbox) listAudiences(object string, p audienceParams) audienceAnswer {
+	account := strings.TrimPrefix(object, "act_")
+	if !strings.HasPrefix(object, "act_") || !s.adAccounts[account] {
+		return audienceAnswer{err: errUnsupportedMethod(http.MethodGet, object)}
+	}
+	var filters []struct {
+		Field    string `json:"field"`
+		Operator string `json:"operator"`
+		Value    any    `json:"value"`
+	}
+	if text, ok := p.lookup("filtering"); ok && text != "" {
+		if err := json.Unmarshal([]byte(text), &filters); err != nil {
+			return audienceAnswer{err: errParam("param filtering must be a JSON array of {field, operator, value}")}
+		}
+	}
+	name, byName := "", false
+	for _, f := range filters {
+		v, isString := f.Value.(string)
+		if f.Field != "name" || f.Operator != "EQUAL" || !isString {
+			return audienceAnswer{err: errParam("the sandbox filters customaudiences by name with operator EQUAL only")}
+		}
+		name, byName = v, true
+	}
+	type entry struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	out := []entry{}
+	s.mu.Lock()
+	for _, id := range s.aud.order {
+		a := s.aud.byID[id]
+		if a.info.AdAccount == account && (!byName || a.info.Name == name) {
+			out = append(out, entry{ID: id, Name: a.info.Name})
+		}
+	}
+	s.mu.Unlock()
+	return audienceAnswer{body: map[string]any{"data": out}}
+}
+
+// serveAudienceAdmin answers GET /_sandbox/audiences, GET /_sandbox/audiences/{id} and POST
+// /_sandbox/audiences/{id}/delete; it reports whether the path was one of those.
 func (s *Sandbox) serveAudienceAdmin(w http.ResponseWriter, r *http.Request, allow func(string) bool) bool {
 	const prefix = "/_sandbox/audiences"
 	switch {
@@ -774,6 +854,17 @@ func (s *Sandbox) serveAudienceAdmin(w http.ResponseWriter, r *http.Request, all
 		if allow(http.MethodGet) {
 			writeJSON(w, http.StatusOK, s.Audiences())
 		}
+		return true
+	case strings.HasPrefix(r.URL.Path, prefix+"/") && strings.HasSuffix(r.URL.Path, "/delete"):
+		if !allow(http.MethodPost) {
+			return true
+		}
+		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, prefix+"/"), "/delete")
+		if !s.DeleteAudience(id) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no audience " + strconv.Quote(id)})
+			return true
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"deleted": id})
 		return true
 	case strings.HasPrefix(r.URL.Path, prefix+"/"):
 		if !allow(http.MethodGet) {

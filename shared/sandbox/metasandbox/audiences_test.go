@@ -55,6 +55,9 @@ func newAudienceSandbox(t *testing.T, edit func(*Config)) (*Sandbox, *clock) {
 		Datasets:    []string{testDataset},
 		AdAccounts:  []string{"act_" + testAdAccount, otherAdAccount},
 		Now:         c.Now,
+		// The tests remove from audiences of a few members: Meta's threshold (tested on its own
+		// in TestRemovalThreshold) would refuse them all.
+		RemovalMinSize: -1,
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -217,7 +220,7 @@ func TestCreateAudience(t *testing.T) {
 		{"is_value_based not a boolean", "POST", createPath(testAdAccount), with("is_value_based", "maybe"), Faults{}, 100, 0, "is_value_based"},
 		{"unknown ad account", "POST", createPath("999"), valid, Faults{}, 100, 33, "Object with ID 'act_999' does not exist"},
 		{"ad account without act_", "POST", "/v26.0/" + testAdAccount + "/customaudiences", valid, Faults{}, 100, 33, "does not exist"},
-		{"GET", "GET", createPath(testAdAccount), valid, Faults{}, 100, 33, "Unsupported get request"},
+		{"DELETE", "DELETE", createPath(testAdAccount), valid, Faults{}, 100, 33, "Unsupported delete request"},
 		{"old version", "POST", "/v25.0/act_" + testAdAccount + "/customaudiences", valid, Faults{}, 2635, 0, "deprecated version"},
 		{"terms not accepted", "POST", createPath(testAdAccount), valid, Faults{TermsNotAccepted: true}, 200, 1870090, "customaudiences/tos/?act=" + testAdAccount},
 		{"token expired", "POST", createPath(testAdAccount), valid, Faults{TokenExpired: true}, 190, 463, "Session has expired"},

@@ -62,7 +62,10 @@
 // # Custom Audiences
 //
 // POST /{version}/act_{ad_account}/customaudiences creates a customer-list audience and answers
-// {"id": "<numeric id>"}. POST /{version}/{audience}/users adds users, DELETE (same body)
+// {"id": "<numeric id>"}; GET on the same edge lists the account's audiences ({"data": [{"id",
+// "name"}]}), filtered by name with filtering=[{"field":"name","operator":"EQUAL","value":...}].
+// An audience deleted with POST /_sandbox/audiences/{id}/delete (as Meta deletes audiences
+// unused for two years) answers 100/33 afterwards, like an id that never existed. POST /{version}/{audience}/users adds users, DELETE (same body)
 // removes them, POST /{version}/{audience}/usersreplace replaces the whole membership. Their
 // body (JSON or form) carries payload = {"schema", "data"} and session = {"session_id",
 // "batch_seq", "last_batch_flag", "estimated_num_total"}; the answer is {"audience_id",
@@ -110,8 +113,10 @@
 //	session 90 minutes past its first batch               2650  1870158  replays included
 //	a replace session is open on the audience             2650  1870145  is_transient; /users and other replaces
 //	first batch_seq not 1, or not previous + 1            2650  1870147  Meta only documents the first; /users too
-//	remove taking the last members; replace finishing
-//	without any valid row                                 2650  -        "Audience Size Too Low"
+//	remove leaving fewer than Config.RemovalMinSize
+//	members (default 100), or the last members, or any
+//	remove under Faults.RefuseRemovals; replace finishing
+//	without any valid row                                 2650  -        "Audience Size Too Low" (code guessed)
 //
 // Row rules make one row invalid (counted, sampled), never the request: a cell that is not a
 // string (numbers are taken as their text); a hashed column (all but EXTERN_ID, MADID,
@@ -131,7 +136,7 @@
 // request (TimeoutRate) is answered normally after TimeoutDelay, like Meta, which may well have
 // taken events whose caller gave up: a retry then sends them twice (Meta dedups on event_id).
 // Custom Audience requests draw from the same sequence; ServerErrorRate and TokenExpired apply
-// to them, AudienceRateLimitRate, TermsNotAccepted and AudienceMaxBodyBytes only to them, and
+// to them, AudienceRateLimitRate, TermsNotAccepted, AudienceMaxBodyBytes and RefuseRemovals only to them, and
 // TimeoutRate, RateLimitRate and PoisonEventIDs only to events.
 //
 // # Developer endpoints
@@ -176,6 +181,14 @@ const DefaultTimeoutDelay = 3 * time.Second
 // heap (BenchmarkAcceptedMemory), so about 270 MB at the limit.
 const DefaultMaxAccepted = 200_000
 
+// DefaultRemovalMinSize is Config.RemovalMinSize's default: an audience needs about 100
+// matched people to be usable, and Meta refuses removals from smaller ones ("audience size too
+// low", reference meta-api.md section 2; the message integrators saw is "Audience Size too low:
+// You cannot remove users from this audience because it will result in a low audience size",
+// https://github.com/grouparoo/grouparoo/pull/1108). Meta's exact threshold and error code are
+// not published: both are the sandbox's guesses.
+const DefaultRemovalMinSize = 100
+
 // DefaultRateLimitCodes are the throttling codes drawn when Faults.RateLimitCodes is empty:
 // application, user, page, ads-API and business-use-case limits.
 var DefaultRateLimitCodes = []int{4, 17, 32, 613, 80001}
@@ -211,6 +224,11 @@ type Config struct {
 	// DefaultMaxAccepted; negative, no limit. Deduplication and the request log do not depend
 	// on it.
 	MaxAccepted int
+	// RemovalMinSize refuses a removal ("Audience Size Too Low") that would leave the audience
+	// with fewer members than this, as Meta refuses removals from small audiences. 0 means
+	// DefaultRemovalMinSize; a negative value turns the threshold off (a removal that would
+	// empty the audience is still refused).
+	RemovalMinSize int
 }
 
 // Faults are failures injected into Graph requests. Rates are probabilities in [0, 1], drawn
@@ -246,6 +264,9 @@ type Faults struct {
 	// AudienceMaxBodyBytes, when above 0, answers /users and /usersreplace calls whose body is
 	// larger with a bare HTTP 413: Meta support has seen a ~60 KB ceiling in practice.
 	AudienceMaxBodyBytes int
+	// RefuseRemovals refuses every removal (DELETE /users) with "Audience Size Too Low", as
+	// Meta does for an audience below its threshold, whatever Config.RemovalMinSize says.
+	RefuseRemovals bool
 	// Seed seeds the draws; 0 is a seed like any other.
 	Seed int64
 }
@@ -331,6 +352,9 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	if cfg.MaxAccepted == 0 {
 		cfg.MaxAccepted = DefaultMaxAccepted
+	}
+	if cfg.RemovalMinSize == 0 {
+		cfg.RemovalMinSize = DefaultRemovalMinSize
 	}
 	if !versionRE.MatchString(cfg.Version) {
 		return nil, fmt.Errorf("metasandbox: version %q is not like v26.0", cfg.Version)
@@ -836,6 +860,7 @@ type faultsJSON struct {
 	AudienceRateLimitRate float64 `json:"audience_rate_limit_rate"`
 	TermsNotAccepted      bool    `json:"terms_not_accepted"`
 	AudienceMaxBodyBytes  int     `json:"audience_max_body_bytes"`
+	RefuseRemovals        bool    `json:"refuse_removals"`
 
 	Seed int64 `json:"seed"`
 }
@@ -847,7 +872,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		RateLimitCodes: f.RateLimitCodes, RegainAccessMinutes: f.RegainAccessMinutes,
 		TokenExpired: f.TokenExpired, PoisonEventIDs: f.PoisonEventIDs, Seed: f.Seed,
 		AudienceRateLimitRate: f.AudienceRateLimitRate, TermsNotAccepted: f.TermsNotAccepted,
-		AudienceMaxBodyBytes: f.AudienceMaxBodyBytes,
+		AudienceMaxBodyBytes: f.AudienceMaxBodyBytes, RefuseRemovals: f.RefuseRemovals,
 	}
 	if f.TimeoutDelay != 0 {
 		j.TimeoutDelay = f.TimeoutDelay.String()
@@ -878,7 +903,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		RegainAccessMinutes: j.RegainAccessMinutes, TokenExpired: j.TokenExpired,
 		PoisonEventIDs: j.PoisonEventIDs, Seed: j.Seed,
 		AudienceRateLimitRate: j.AudienceRateLimitRate, TermsNotAccepted: j.TermsNotAccepted,
-		AudienceMaxBodyBytes: j.AudienceMaxBodyBytes,
+		AudienceMaxBodyBytes: j.AudienceMaxBodyBytes, RefuseRemovals: j.RefuseRemovals,
 	}
 	return nil
 }

@@ -112,7 +112,8 @@ func audienceRoundTrip(ctx context.Context, t *testing.T, s ports.AudienceSyncSt
 			App: app, Segment: "full", AudienceID: "23851234567890123", Size: 1_234_567, LastSyncAt: 1_773_144_000,
 			SessionID: 9_007_199_254_740_993, Op: "remove", BatchesDone: 42, Plan: "sha256:0f1e2d3c",
 			SessionStartedAt: 1_773_140_000, LastRefreshAt: 1_773_000_000, RefreshCursor: "uk-Zz_09",
-			RefreshRows: 30_000, RefreshExcluded: 12, Version: 1,
+			RefreshRows: 30_000, RefreshExcluded: 12, RemovalsHeld: 3, RemovalError: "meta 2650: Audience Size Too Low",
+			RemovalRefusals: 4, RemovalSkipRuns: 7, GoneID: "23851234567890123", GoneAt: 1_773_150_000, Version: 1,
 		},
 		{App: app, Segment: "bare", Version: 1},
 		{App: app, Segment: "negative-size", AudienceID: "1", Size: -3, Op: "add", Version: 1},
@@ -130,6 +131,7 @@ func audienceRoundTrip(ctx context.Context, t *testing.T, s ports.AudienceSyncSt
 	st := tests[0]
 	st.Version, st.SessionID, st.Op, st.BatchesDone, st.Plan, st.SessionStartedAt = 2, 0, "", 0, "", 0
 	st.RefreshCursor, st.RefreshRows, st.RefreshExcluded = "", 0, 0
+	st.RemovalsHeld, st.RemovalError, st.RemovalRefusals, st.RemovalSkipRuns, st.GoneID, st.GoneAt = 0, "", 0, 0, "", 0
 	putAudience(ctx, t, s, st)
 	if got := getAudience(ctx, t, s, app, "full"); got != st {
 		t.Errorf("after version 2: %+v, want %+v", got, st)
