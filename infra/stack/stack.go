@@ -5,6 +5,7 @@
 package stack
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -75,8 +76,16 @@ type RetargetStackProps struct {
 	// MetaSecretArn reuses an existing Meta credentials secret (complete ARN) instead of
 	// creating one.
 	MetaSecretArn string
-	// MetaGraphURL and MetaAPIVersion default to DefaultMetaGraphURL and DefaultMetaAPIVersion.
-	MetaGraphURL, MetaAPIVersion string
+	// MetaGraphURL defaults to DefaultMetaGraphURL; MetaCAPIVersion (the forwarder's) and
+	// MetaMarketingVersion (the audience sync's) to DefaultMetaCAPIVersion and
+	// DefaultMetaMarketingVersion.
+	MetaGraphURL, MetaCAPIVersion, MetaMarketingVersion string
+	// MetaAPIVersion, when set, is the version of both where MetaCAPIVersion or
+	// MetaMarketingVersion is empty.
+	//
+	// Deprecated: set MetaCAPIVersion and MetaMarketingVersion; Meta retires Marketing API
+	// versions about a year after release, Graph API versions after two.
+	MetaAPIVersion string
 	// ForwarderReservedConcurrency caps the CAPI forwarder's concurrency; unset (0) by default.
 	ForwarderReservedConcurrency float64
 	// SegmentsEnabled declares the segment state (table, updater, sweeper, read route) and the
@@ -173,7 +182,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		Stream:              events.Stream,
 		MetaSecret:          meta.Secret,
 		MetaGraphURL:        p.MetaGraphURL,
-		MetaAPIVersion:      p.MetaAPIVersion,
+		MetaCAPIVersion:     p.MetaCAPIVersion,
 		ReservedConcurrency: p.ForwarderReservedConcurrency,
 		QueueRemovalPolicy:  removal,
 		LogRetention:        retention,
@@ -201,16 +210,16 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		})
 		forwarder.ReadConsents(segments.Table)
 		audienceSync = NewAudienceSync(stack, "AudienceSync", &AudienceSyncProps{
-			Config:             p.Config,
-			FunctionsDir:       p.FunctionsDir,
-			Table:              segments.Table,
-			MetaSecret:         meta.Secret,
-			MetaGraphURL:       p.MetaGraphURL,
-			MetaAPIVersion:     p.MetaAPIVersion,
-			IntervalMinutes:    p.AudienceSyncIntervalMinutes,
-			QueueRemovalPolicy: removal,
-			LogRetention:       retention,
-			LogRemovalPolicy:   removal,
+			Config:               p.Config,
+			FunctionsDir:         p.FunctionsDir,
+			Table:                segments.Table,
+			MetaSecret:           meta.Secret,
+			MetaGraphURL:         p.MetaGraphURL,
+			MetaMarketingVersion: p.MetaMarketingVersion,
+			IntervalMinutes:      p.AudienceSyncIntervalMinutes,
+			QueueRemovalPolicy:   removal,
+			LogRetention:         retention,
+			LogRemovalPolicy:     removal,
 		})
 	}
 
@@ -283,11 +292,12 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	if p.MetaGraphURL == "" {
 		p.MetaGraphURL = DefaultMetaGraphURL
 	}
-	if p.MetaAPIVersion == "" {
-		p.MetaAPIVersion = DefaultMetaAPIVersion
-	}
-	if err := validateMetaEndpoint(p.MetaGraphURL, p.MetaAPIVersion); err != nil {
-		return p, fmt.Errorf("retarget stack: %w", err)
+	p.MetaCAPIVersion = cmp.Or(p.MetaCAPIVersion, p.MetaAPIVersion, DefaultMetaCAPIVersion)
+	p.MetaMarketingVersion = cmp.Or(p.MetaMarketingVersion, p.MetaAPIVersion, DefaultMetaMarketingVersion)
+	for _, v := range []string{p.MetaCAPIVersion, p.MetaMarketingVersion} {
+		if err := validateMetaEndpoint(p.MetaGraphURL, v); err != nil {
+			return p, fmt.Errorf("retarget stack: %w", err)
+		}
 	}
 	if rc := p.ForwarderReservedConcurrency; rc < 0 || rc != math.Trunc(rc) {
 		return p, fmt.Errorf("retarget stack: forwarder reserved concurrency %v must be a positive whole number (or 0 for unset)", rc)
