@@ -51,6 +51,10 @@ const (
 	// OutputBackendPolicyArn is the managed policy allowing the IAM (SigV4) routes: attach it
 	// to the role of an app's backend.
 	OutputBackendPolicyArn = "BackendPolicyArn"
+	// OutputMetaCapiVersion and OutputMetaMarketingVersion are the Meta API versions the
+	// forwarder and the audience sync call (`retarget doctor --stack` checks their expiry).
+	OutputMetaCapiVersion      = "MetaCapiVersion"
+	OutputMetaMarketingVersion = "MetaMarketingVersion"
 )
 
 // stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
@@ -259,6 +263,8 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		output(OutputSweepDeadLetterQueueUrl, "Segment sweeper runs that failed or could not be delivered", segments.SweepDeadLetters.QueueUrl())
 		output(OutputAudienceSyncDeadLetterQueueUrl, "Audience sync runs that failed or could not be delivered", audienceSync.DeadLetters.QueueUrl())
 	}
+	output(OutputMetaCapiVersion, "Conversions API (Graph API) version of the CAPI forwarder (-c metaCapiVersion)", jsii.String(p.MetaCAPIVersion))
+	output(OutputMetaMarketingVersion, "Marketing API version of the Custom Audiences calls (-c metaMarketingVersion)", jsii.String(p.MetaMarketingVersion))
 	output(OutputBackendPolicyArn, "Managed policy allowing execute-api:Invoke on the IAM (SigV4) routes of this stage: attach it to your app backend's role", routes.BackendPolicy.ManagedPolicyArn())
 	output(OutputAlarmTopicArn, "SNS topic of every alarm (subscribe on-call, or deploy with -c alarmEmail=...)", alarms.Topic.TopicArn())
 	output(OutputDashboardUrl, "CloudWatch dashboard of the pipeline", awscdk.Fn_Join(jsii.String(""), &[]*string{

@@ -244,7 +244,8 @@ func TestStackResources(t *testing.T) {
 		}},
 		{"outputs", func(t *testing.T) {
 			names := []string{OutputApiUrl, OutputEventStreamName, OutputPepperSecretArn,
-				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl, OutputAlarmTopicArn, OutputDashboardUrl, OutputBackendPolicyArn}
+				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl, OutputAlarmTopicArn, OutputDashboardUrl, OutputBackendPolicyArn,
+				OutputMetaCapiVersion, OutputMetaMarketingVersion}
 			for _, name := range names {
 				check(t, func() { template.HasOutput(jsii.String(name), map[string]any{}) })
 			}
@@ -262,6 +263,12 @@ func TestStackResources(t *testing.T) {
 			})
 			check(t, func() {
 				template.HasOutput(jsii.String(OutputEsmFailureQueueUrl), map[string]any{"Value": ref(testStack.Forwarder.EsmFailures)})
+			})
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputMetaCapiVersion), map[string]any{"Value": DefaultMetaCAPIVersion})
+			})
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputMetaMarketingVersion), map[string]any{"Value": DefaultMetaMarketingVersion})
 			})
 			check(t, func() {
 				template.HasOutput(jsii.String(OutputAlarmTopicArn), map[string]any{"Value": ref(testStack.Alarms.Topic)})
