@@ -38,6 +38,8 @@ const (
 	metaRateLimitRate         = 0.08 // a code drawn from rateLimitCodes
 	metaAudienceRateLimitRate = 0.08 // code 80003 on the Custom Audience endpoints
 	metaTokenExpiredWindow    = 1500 * time.Millisecond
+	// metaVersionExpiredWindow: both API versions answer 2635 (expired) for this long.
+	metaVersionExpiredWindow = 1500 * time.Millisecond
 
 	// Kinesis, through faultproxy (and the client transport for lost responses).
 	kinesisPutCallFaultRate  = 0.06 // whole PutRecords call: throughput exceeded or InternalFailure
