@@ -10,7 +10,9 @@
 //	apiGatewayCloudWatchRole  "true" to let the stack set the account's API Gateway logging role
 //	metaSecretArn    reuse an existing Meta credentials secret instead of creating one
 //	metaGraphUrl     Graph API base URL of the CAPI forwarder (default https://graph.facebook.com)
-//	metaApiVersion   Graph API version (default v26.0)
+//	metaCapiVersion  Graph API version of the Conversions API calls (default v26.0)
+//	metaMarketingVersion  Marketing API version of the Custom Audiences calls (default v27.0)
+//	metaApiVersion   deprecated: the version of both where the two above are unset
 //	forwarderReservedConcurrency  cap on concurrent CAPI forwarder invocations (default unset)
 //	segments         "true" to declare the segment state (table, updater, sweeper, read route)
 //	                 and the audience sync
@@ -116,7 +118,9 @@ func run() (err error) {
 		ApiGatewayCloudWatchRole:     contextString(app, "apiGatewayCloudWatchRole", "false") == "true",
 		MetaSecretArn:                contextString(app, "metaSecretArn", ""),
 		MetaGraphURL:                 contextString(app, "metaGraphUrl", stack.DefaultMetaGraphURL),
-		MetaAPIVersion:               contextString(app, "metaApiVersion", stack.DefaultMetaAPIVersion),
+		MetaCAPIVersion:              contextString(app, "metaCapiVersion", ""),
+		MetaMarketingVersion:         contextString(app, "metaMarketingVersion", ""),
+		MetaAPIVersion:               contextString(app, "metaApiVersion", ""),
 		ForwarderReservedConcurrency: float64(reserved),
 		SegmentsEnabled:              contextString(app, "segments", "false") == "true",
 		UserTTLDays:                  float64(ttlDays),

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/metaversions"
 )
 
 // Alarm thresholds. The functions' EMF metrics are in MetricsNamespace (see functions/README.md, the metrics of each function).
@@ -34,7 +35,20 @@ const (
 	// IngestAnomalyStdDevs is the width of the ingest volume's expected band.
 	IngestAnomalyStdDevs = 3
 	alarmPeriodMinutes   = 5
+	// versionAlarmPeriodHours is the period of the Meta version alarms: their metric comes
+	// with cold starts only.
+	versionAlarmPeriodHours = 6
 )
+
+// MetaVersionDaysLeftMetric is the EMF metric of the days left of a function's Meta API version
+// (metagraph.MetricVersionDaysLeft; the stack links no adapter, a test keeps the names equal).
+const MetaVersionDaysLeftMetric = "MetaAPIVersionDaysLeft"
+
+// versionSetting names the setting of each API's version, for the alarm descriptions.
+var versionSetting = map[metaversions.API]string{
+	metaversions.Conversions: "context metaCapiVersion, META_CAPI_VERSION",
+	metaversions.Marketing:   "context metaMarketingVersion, META_MARKETING_VERSION",
+}
 
 // AlarmsProps wires the alarms to the pipeline's parts; Segments and AudienceSync may be nil.
 type AlarmsProps struct {
@@ -188,6 +202,30 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	})
 	threshold("CapiFailureRate", fmt.Sprintf("More than %d%% of the events sent to the Conversions API failed for 15 minutes (check CAPIAuthFailures, Meta's status, the dead letters)", CapiFailureAlarmPercent),
 		failureRate, CapiFailureAlarmPercent, 3, notBreaching)
+
+	// Meta API versions: the functions that call Meta emit the days left of their configured
+	// version at cold start (MetaVersionDaysLeftMetric, only once Meta has published its
+	// expiry); under metaversions.AlarmDays someone must configure a newer version. The metric
+	// comes only with cold starts: missing data keeps the alarm's state rather than clearing it.
+	versionCallers := []struct{ name, function string }{{"Forwarder", "capi-forwarder"}}
+	versionAPIs := map[string]metaversions.API{"capi-forwarder": metaversions.Conversions, "audience-sync": metaversions.Marketing}
+	if props.AudienceSync != nil {
+		versionCallers = append(versionCallers, struct{ name, function string }{"AudienceSync", "audience-sync"})
+	}
+	for _, vc := range versionCallers {
+		api := versionAPIs[vc.function]
+		days := emfMetricStat(MetaVersionDaysLeftMetric, awscdk.Duration_Hours(jsii.Number(versionAlarmPeriodHours)), "Minimum",
+			"Function", vc.function, "API", string(api))
+		add(vc.name+"MetaVersionExpiring", awscloudwatch.NewAlarm(c, jsii.String(vc.name+"MetaVersionExpiring"), &awscloudwatch.AlarmProps{
+			AlarmDescription: jsii.String(fmt.Sprintf("The %s API version of the %s function expires in less than %d days: set a newer one (%s; retarget doctor lists the expiries)",
+				api, vc.function, metaversions.AlarmDays, versionSetting[api])),
+			Metric:             days,
+			Threshold:          jsii.Number(metaversions.AlarmDays),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(1),
+			TreatMissingData:   awscloudwatch.TreatMissingData_IGNORE,
+		}))
+	}
 
 	// Audiences: staleness per audience, and a sync that stopped running at all.
 	if s := props.AudienceSync; s != nil {

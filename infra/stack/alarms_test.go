@@ -184,6 +184,24 @@ func TestAlarms(t *testing.T) {
 		}
 	})
 
+	t.Run("Meta API version: under 30 days left, per function calling Meta", func(t *testing.T) {
+		days := byMetric(MetaVersionDaysLeftMetric)
+		if len(days) != 2 {
+			t.Fatalf("%d version alarms, want 2 (forwarder, audience sync)", len(days))
+		}
+		for _, want := range [][2]string{{"capi-forwarder", "conversions"}, {"audience-sync", "marketing"}} {
+			found := false
+			for _, p := range days {
+				found = found || (strings.Contains(dims(p), `{"Name":"Function","Value":"`+want[0]+`"}`) &&
+					strings.Contains(dims(p), `{"Name":"API","Value":"`+want[1]+`"}`) && len(p["Dimensions"].([]any)) == 2 && p["Threshold"] == 30.0 && p["ComparisonOperator"] == "LessThanThreshold" &&
+					p["Statistic"] == "Minimum" && p["TreatMissingData"] == "ignore" && p["Namespace"] == MetricsNamespace)
+			}
+			if !found {
+				t.Errorf("no version alarm on %s: %v", want, days)
+			}
+		}
+	})
+
 	t.Run("ingest volume anomaly band per app", func(t *testing.T) {
 		n := 0
 		for _, p := range alarms {

@@ -24,8 +24,9 @@ const AudienceSyncFunctionName = "audience-sync"
 
 // Environment of the audience sync function (a contract with functions/audience-sync), besides
 // the common APP_CONFIG_FILE, LOG_LEVEL and METRICS_NAMESPACE: env.StateTableName,
-// env.GraphURL, env.APIVersion and env.MetaSecretID, with the forwarder's meaning for the
-// Meta ones (same secret, same Graph endpoint).
+// env.GraphURL, env.MarketingVersion and env.MetaSecretID: the forwarder's secret and Graph
+// endpoint, and the Marketing API's version (Custom Audiences follow its schedule, about a
+// year per version, not the Graph API's two).
 
 // Defaults and sizes of AudienceSync.
 const (
@@ -73,8 +74,9 @@ type AudienceSyncProps struct {
 	Table awsdynamodb.ITableV2
 	// MetaSecret holds the Meta credentials (the forwarder's secret); the function may read it.
 	MetaSecret awssecretsmanager.ISecret
-	// MetaGraphURL and MetaAPIVersion default to DefaultMetaGraphURL and DefaultMetaAPIVersion.
-	MetaGraphURL, MetaAPIVersion string
+	// MetaGraphURL and MetaMarketingVersion (the Marketing API version of the Custom Audiences
+	// calls) default to DefaultMetaGraphURL and DefaultMetaMarketingVersion.
+	MetaGraphURL, MetaMarketingVersion string
 	// IntervalMinutes between syncs; defaults to 5.
 	IntervalMinutes float64
 
@@ -104,12 +106,12 @@ func NewAudienceSync(scope constructs.Construct, id string, props *AudienceSyncP
 	if props == nil || props.Config == nil || props.FunctionsDir == "" || props.Table == nil || props.MetaSecret == nil {
 		panic(errors.New("audience sync: Config, FunctionsDir, Table and MetaSecret are required"))
 	}
-	graphURL, apiVersion := props.MetaGraphURL, props.MetaAPIVersion
+	graphURL, apiVersion := props.MetaGraphURL, props.MetaMarketingVersion
 	if graphURL == "" {
 		graphURL = DefaultMetaGraphURL
 	}
 	if apiVersion == "" {
-		apiVersion = DefaultMetaAPIVersion
+		apiVersion = DefaultMetaMarketingVersion
 	}
 	if err := validateMetaEndpoint(graphURL, apiVersion); err != nil {
 		panic(fmt.Errorf("audience sync: %w", err))
@@ -131,10 +133,10 @@ func NewAudienceSync(scope constructs.Construct, id string, props *AudienceSyncP
 		Config:       props.Config,
 		Description:  "Syncs pending segment membership changes to Meta Custom Audiences",
 		Environment: map[string]*string{
-			env.StateTableName: props.Table.TableName(),
-			env.GraphURL:       jsii.String(graphURL),
-			env.APIVersion:     jsii.String(apiVersion),
-			env.MetaSecretID:   props.MetaSecret.SecretArn(),
+			env.StateTableName:   props.Table.TableName(),
+			env.GraphURL:         jsii.String(graphURL),
+			env.MarketingVersion: jsii.String(apiVersion),
+			env.MetaSecretID:     props.MetaSecret.SecretArn(),
 		},
 		MemoryMiB:           AudienceSyncMemoryMiB,
 		Timeout:             awscdk.Duration_Seconds(jsii.Number(AudienceSyncTimeoutSeconds)),

@@ -45,13 +45,13 @@ func TestAudienceSync(t *testing.T) {
 				}
 			}
 			wantEnv := map[string]any{
-				"STATE_TABLE_NAME":  ref(s.Table),
-				"APP_CONFIG_FILE":   "/var/task/config.json",
-				"META_GRAPH_URL":    "https://graph.facebook.com",
-				"META_API_VERSION":  "v26.0",
-				"META_SECRET_ID":    ref(meta),
-				"LOG_LEVEL":         "info",
-				"METRICS_NAMESPACE": "Retarget",
+				"STATE_TABLE_NAME":       ref(s.Table),
+				"APP_CONFIG_FILE":        "/var/task/config.json",
+				"META_GRAPH_URL":         "https://graph.facebook.com",
+				"META_MARKETING_VERSION": "v27.0",
+				"META_SECRET_ID":         ref(meta),
+				"LOG_LEVEL":              "info",
+				"METRICS_NAMESPACE":      "Retarget",
 			}
 			if vars := functionEnv(t, segTempl, a.Function.Function); !sameJSON(vars, wantEnv) {
 				g, _ := json.Marshal(vars)

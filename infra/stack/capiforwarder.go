@@ -19,6 +19,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/metaversions"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
@@ -30,8 +31,16 @@ const CapiForwarderFunctionName = "capi-forwarder"
 // request (1,000 events) is the common case under load, and so that nothing blocks a shard for
 // long: AWS's own defaults retry forever and keep records until the stream drops them.
 const (
-	DefaultMetaGraphURL   = "https://graph.facebook.com"
-	DefaultMetaAPIVersion = "v26.0"
+	DefaultMetaGraphURL = "https://graph.facebook.com"
+	// DefaultMetaCAPIVersion is the Graph API version of the Conversions API calls, and
+	// DefaultMetaMarketingVersion the Marketing API version of the Custom Audiences calls:
+	// the project's defaults (shared/domain/metaversions, with each version's expiry).
+	DefaultMetaCAPIVersion      = metaversions.DefaultConversions
+	DefaultMetaMarketingVersion = metaversions.DefaultMarketing
+	// DefaultMetaAPIVersion is the default of the deprecated single version setting.
+	//
+	// Deprecated: use DefaultMetaCAPIVersion or DefaultMetaMarketingVersion.
+	DefaultMetaAPIVersion = DefaultMetaCAPIVersion
 
 	// DefaultForwarderBatchSize is Meta's maximum number of events per CAPI request.
 	DefaultForwarderBatchSize = env.ForwarderBatchSize
@@ -72,8 +81,9 @@ type CapiForwarderProps struct {
 	Stream awskinesis.IStream
 	// MetaSecret holds the Meta credentials; the function gets read access.
 	MetaSecret awssecretsmanager.ISecret
-	// MetaGraphURL and MetaAPIVersion default to DefaultMetaGraphURL and DefaultMetaAPIVersion.
-	MetaGraphURL, MetaAPIVersion string
+	// MetaGraphURL and MetaCAPIVersion (the Conversions API's Graph API version) default to
+	// DefaultMetaGraphURL and DefaultMetaCAPIVersion.
+	MetaGraphURL, MetaCAPIVersion string
 
 	// BatchSize of the event source mapping; defaults to 1,000 (one full CAPI request).
 	BatchSize float64
@@ -125,12 +135,12 @@ func NewCapiForwarder(scope constructs.Construct, id string, props *CapiForwarde
 	if props == nil || props.Config == nil || props.Stream == nil || props.MetaSecret == nil || props.FunctionsDir == "" {
 		panic(errors.New("capi forwarder: Config, FunctionsDir, Stream and MetaSecret are required"))
 	}
-	graphURL, apiVersion := props.MetaGraphURL, props.MetaAPIVersion
+	graphURL, apiVersion := props.MetaGraphURL, props.MetaCAPIVersion
 	if graphURL == "" {
 		graphURL = DefaultMetaGraphURL
 	}
 	if apiVersion == "" {
-		apiVersion = DefaultMetaAPIVersion
+		apiVersion = DefaultMetaCAPIVersion
 	}
 	if err := validateMetaEndpoint(graphURL, apiVersion); err != nil {
 		panic(fmt.Errorf("capi forwarder: %w", err))
@@ -171,7 +181,7 @@ func NewCapiForwarder(scope constructs.Construct, id string, props *CapiForwarde
 		Description:  "Forwards the event stream to Meta's Conversions API, 1,000 events per request",
 		Environment: map[string]*string{
 			env.GraphURL:           jsii.String(graphURL),
-			env.APIVersion:         jsii.String(apiVersion),
+			env.CAPIVersion:        jsii.String(apiVersion),
 			env.MetaSecretID:       props.MetaSecret.SecretArn(),
 			env.DeadLetterQueueURL: deadLetters.QueueUrl(),
 		},

@@ -53,7 +53,7 @@ func TestCapiForwarder(t *testing.T) {
 				env.LogLevel:           "info",
 				env.MetricsNamespace:   "Retarget",
 				env.GraphURL:           "https://graph.facebook.com",
-				env.APIVersion:         "v26.0",
+				env.CAPIVersion:        "v26.0",
 				env.MetaSecretID:       ref(meta), // Ref of a secret is its ARN
 				env.DeadLetterQueueURL: ref(f.DeadLetters),
 			}
@@ -72,7 +72,8 @@ func TestCapiForwarder(t *testing.T) {
 		{"defaults match the function's", func(t *testing.T) {
 			pairs := [][2]string{
 				{DefaultMetaGraphURL, metagraph.DefaultBaseURL},
-				{DefaultMetaAPIVersion, metagraph.DefaultVersion},
+				{DefaultMetaCAPIVersion, metagraph.DefaultVersion},
+				{MetaVersionDaysLeftMetric, metagraph.MetricVersionDaysLeft},
 			}
 			for _, p := range pairs {
 				if p[0] != p[1] {
@@ -240,8 +241,8 @@ func TestProdForwarderWithExistingSecret(t *testing.T) {
 	const secretArn = prodMetaSecretArn
 	tpl, doc, fn := prodTemplate, prodTempl, prodStack.Forwarder.Function.Function
 	vars := functionEnv(t, doc, fn)
-	if vars[env.MetaSecretID] != secretArn || vars[env.APIVersion] != "v27.0" {
-		t.Errorf("%s=%v %s=%v, want the imported ARN and v27.0", env.MetaSecretID, vars[env.MetaSecretID], env.APIVersion, vars[env.APIVersion])
+	if vars[env.MetaSecretID] != secretArn || vars[env.CAPIVersion] != "v25.0" || vars[env.MarketingVersion] != nil {
+		t.Errorf("%s=%v %s=%v, want the imported ARN and v25.0 (the CAPI version alone)", env.MetaSecretID, vars[env.MetaSecretID], env.CAPIVersion, vars[env.CAPIVersion])
 	}
 	check(t, func() {
 		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{

@@ -450,9 +450,10 @@ func TestProdSegmentState(t *testing.T) {
 			"Target":             assertions.Match_ObjectLike(&map[string]any{"Arn": getAtt(prodStack.AudienceSync.Function.Function, "Arn")}),
 		})
 	})
-	// The imported Meta secret and the pinned API version reach the sync as they reach the forwarder.
+	// The imported Meta secret reaches the sync as it reaches the forwarder; the sync gets the
+	// Marketing API version, not the forwarder's.
 	syncEnv := functionEnv(t, prodTempl, prodStack.AudienceSync.Function.Function)
-	if syncEnv[env.MetaSecretID] != prodMetaSecretArn || syncEnv[env.APIVersion] != "v27.0" {
+	if syncEnv[env.MetaSecretID] != prodMetaSecretArn || syncEnv[env.MarketingVersion] != "v27.0" || syncEnv[env.CAPIVersion] != nil {
 		t.Errorf("prod audience sync env %v", syncEnv)
 	}
 	for _, q := range []constructs.IConstruct{s.EsmFailures, s.SweepDeadLetters, prodStack.AudienceSync.DeadLetters} {

@@ -5,6 +5,7 @@
 package stack
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -50,6 +51,10 @@ const (
 	// OutputBackendPolicyArn is the managed policy allowing the IAM (SigV4) routes: attach it
 	// to the role of an app's backend.
 	OutputBackendPolicyArn = "BackendPolicyArn"
+	// OutputMetaCapiVersion and OutputMetaMarketingVersion are the Meta API versions the
+	// forwarder and the audience sync call (`retarget doctor --stack` checks their expiry).
+	OutputMetaCapiVersion      = "MetaCapiVersion"
+	OutputMetaMarketingVersion = "MetaMarketingVersion"
 )
 
 // stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
@@ -75,8 +80,16 @@ type RetargetStackProps struct {
 	// MetaSecretArn reuses an existing Meta credentials secret (complete ARN) instead of
 	// creating one.
 	MetaSecretArn string
-	// MetaGraphURL and MetaAPIVersion default to DefaultMetaGraphURL and DefaultMetaAPIVersion.
-	MetaGraphURL, MetaAPIVersion string
+	// MetaGraphURL defaults to DefaultMetaGraphURL; MetaCAPIVersion (the forwarder's) and
+	// MetaMarketingVersion (the audience sync's) to DefaultMetaCAPIVersion and
+	// DefaultMetaMarketingVersion.
+	MetaGraphURL, MetaCAPIVersion, MetaMarketingVersion string
+	// MetaAPIVersion, when set, is the version of both where MetaCAPIVersion or
+	// MetaMarketingVersion is empty.
+	//
+	// Deprecated: set MetaCAPIVersion and MetaMarketingVersion; Meta retires Marketing API
+	// versions about a year after release, Graph API versions after two.
+	MetaAPIVersion string
 	// ForwarderReservedConcurrency caps the CAPI forwarder's concurrency; unset (0) by default.
 	ForwarderReservedConcurrency float64
 	// SegmentsEnabled declares the segment state (table, updater, sweeper, read route) and the
@@ -173,7 +186,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		Stream:              events.Stream,
 		MetaSecret:          meta.Secret,
 		MetaGraphURL:        p.MetaGraphURL,
-		MetaAPIVersion:      p.MetaAPIVersion,
+		MetaCAPIVersion:     p.MetaCAPIVersion,
 		ReservedConcurrency: p.ForwarderReservedConcurrency,
 		QueueRemovalPolicy:  removal,
 		LogRetention:        retention,
@@ -201,16 +214,16 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		})
 		forwarder.ReadConsents(segments.Table)
 		audienceSync = NewAudienceSync(stack, "AudienceSync", &AudienceSyncProps{
-			Config:             p.Config,
-			FunctionsDir:       p.FunctionsDir,
-			Table:              segments.Table,
-			MetaSecret:         meta.Secret,
-			MetaGraphURL:       p.MetaGraphURL,
-			MetaAPIVersion:     p.MetaAPIVersion,
-			IntervalMinutes:    p.AudienceSyncIntervalMinutes,
-			QueueRemovalPolicy: removal,
-			LogRetention:       retention,
-			LogRemovalPolicy:   removal,
+			Config:               p.Config,
+			FunctionsDir:         p.FunctionsDir,
+			Table:                segments.Table,
+			MetaSecret:           meta.Secret,
+			MetaGraphURL:         p.MetaGraphURL,
+			MetaMarketingVersion: p.MetaMarketingVersion,
+			IntervalMinutes:      p.AudienceSyncIntervalMinutes,
+			QueueRemovalPolicy:   removal,
+			LogRetention:         retention,
+			LogRemovalPolicy:     removal,
 		})
 	}
 
@@ -250,6 +263,8 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		output(OutputSweepDeadLetterQueueUrl, "Segment sweeper runs that failed or could not be delivered", segments.SweepDeadLetters.QueueUrl())
 		output(OutputAudienceSyncDeadLetterQueueUrl, "Audience sync runs that failed or could not be delivered", audienceSync.DeadLetters.QueueUrl())
 	}
+	output(OutputMetaCapiVersion, "Conversions API (Graph API) version of the CAPI forwarder (-c metaCapiVersion)", jsii.String(p.MetaCAPIVersion))
+	output(OutputMetaMarketingVersion, "Marketing API version of the Custom Audiences calls (-c metaMarketingVersion)", jsii.String(p.MetaMarketingVersion))
 	output(OutputBackendPolicyArn, "Managed policy allowing execute-api:Invoke on the IAM (SigV4) routes of this stage: attach it to your app backend's role", routes.BackendPolicy.ManagedPolicyArn())
 	output(OutputAlarmTopicArn, "SNS topic of every alarm (subscribe on-call, or deploy with -c alarmEmail=...)", alarms.Topic.TopicArn())
 	output(OutputDashboardUrl, "CloudWatch dashboard of the pipeline", awscdk.Fn_Join(jsii.String(""), &[]*string{
@@ -283,11 +298,12 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	if p.MetaGraphURL == "" {
 		p.MetaGraphURL = DefaultMetaGraphURL
 	}
-	if p.MetaAPIVersion == "" {
-		p.MetaAPIVersion = DefaultMetaAPIVersion
-	}
-	if err := validateMetaEndpoint(p.MetaGraphURL, p.MetaAPIVersion); err != nil {
-		return p, fmt.Errorf("retarget stack: %w", err)
+	p.MetaCAPIVersion = cmp.Or(p.MetaCAPIVersion, p.MetaAPIVersion, DefaultMetaCAPIVersion)
+	p.MetaMarketingVersion = cmp.Or(p.MetaMarketingVersion, p.MetaAPIVersion, DefaultMetaMarketingVersion)
+	for _, v := range []string{p.MetaCAPIVersion, p.MetaMarketingVersion} {
+		if err := validateMetaEndpoint(p.MetaGraphURL, v); err != nil {
+			return p, fmt.Errorf("retarget stack: %w", err)
+		}
 	}
 	if rc := p.ForwarderReservedConcurrency; rc < 0 || rc != math.Trunc(rc) {
 		return p, fmt.Errorf("retarget stack: forwarder reserved concurrency %v must be a positive whole number (or 0 for unset)", rc)

@@ -146,7 +146,8 @@ func setUp(m *testing.M) (code int, err error) {
 		FunctionsDir:                 functionsDir,
 		Stage:                        ProdStage,
 		MetaSecretArn:                prodMetaSecretArn,
-		MetaAPIVersion:               "v27.0",
+		MetaCAPIVersion:              "v25.0",
+		MetaMarketingVersion:         "v27.0",
 		ForwarderReservedConcurrency: 4,
 		SegmentsEnabled:              true,
 		UserTTLDays:                  prodUserTTLDays,
@@ -243,7 +244,8 @@ func TestStackResources(t *testing.T) {
 		}},
 		{"outputs", func(t *testing.T) {
 			names := []string{OutputApiUrl, OutputEventStreamName, OutputPepperSecretArn,
-				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl, OutputAlarmTopicArn, OutputDashboardUrl, OutputBackendPolicyArn}
+				OutputMetaSecretArn, OutputDeadLetterQueueUrl, OutputEsmFailureQueueUrl, OutputAlarmTopicArn, OutputDashboardUrl, OutputBackendPolicyArn,
+				OutputMetaCapiVersion, OutputMetaMarketingVersion}
 			for _, name := range names {
 				check(t, func() { template.HasOutput(jsii.String(name), map[string]any{}) })
 			}
@@ -261,6 +263,12 @@ func TestStackResources(t *testing.T) {
 			})
 			check(t, func() {
 				template.HasOutput(jsii.String(OutputEsmFailureQueueUrl), map[string]any{"Value": ref(testStack.Forwarder.EsmFailures)})
+			})
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputMetaCapiVersion), map[string]any{"Value": DefaultMetaCAPIVersion})
+			})
+			check(t, func() {
+				template.HasOutput(jsii.String(OutputMetaMarketingVersion), map[string]any{"Value": DefaultMetaMarketingVersion})
 			})
 			check(t, func() {
 				template.HasOutput(jsii.String(OutputAlarmTopicArn), map[string]any{"Value": ref(testStack.Alarms.Topic)})
@@ -307,6 +315,8 @@ func TestInvalidInputFailsClearly(t *testing.T) {
 		{"plain http graph url", &RetargetStackProps{Config: testConfig, MetaGraphURL: "http://graph.facebook.com"}, `meta graph url "http://graph.facebook.com" must be an https URL`},
 		{"graph url with query", &RetargetStackProps{Config: testConfig, MetaGraphURL: "https://graph.facebook.com/?x=1"}, "without query"},
 		{"bad api version", &RetargetStackProps{Config: testConfig, MetaAPIVersion: "26.0"}, `meta api version "26.0" must look like v26.0`},
+		{"bad capi version", &RetargetStackProps{Config: testConfig, MetaCAPIVersion: "v26"}, `meta api version "v26" must look like v26.0`},
+		{"bad marketing version", &RetargetStackProps{Config: testConfig, MetaMarketingVersion: "27.0"}, `meta api version "27.0" must look like v26.0`},
 		{"negative reserved concurrency", &RetargetStackProps{Config: testConfig, ForwarderReservedConcurrency: -1}, "reserved concurrency -1"},
 		{"fractional reserved concurrency", &RetargetStackProps{Config: testConfig, ForwarderReservedConcurrency: 1.5}, "reserved concurrency 1.5"},
 		{"negative user ttl", &RetargetStackProps{Config: testConfig, UserTTLDays: -1}, "user ttl days -1 must be a positive whole number"},
@@ -337,4 +347,22 @@ func TestInvalidInputFailsClearly(t *testing.T) {
 		}()
 		NewRetargetStack(testApp, "Invalid", &RetargetStackProps{Config: invalid})
 	})
+}
+
+// The deprecated single version is the fallback of both settings; each new one wins over it.
+func TestMetaVersionsResolve(t *testing.T) {
+	for _, c := range []struct {
+		props           RetargetStackProps
+		capi, marketing string
+	}{
+		{RetargetStackProps{Config: testConfig}, DefaultMetaCAPIVersion, DefaultMetaMarketingVersion},
+		{RetargetStackProps{Config: testConfig, MetaAPIVersion: "v25.0"}, "v25.0", "v25.0"},
+		{RetargetStackProps{Config: testConfig, MetaAPIVersion: "v25.0", MetaMarketingVersion: "v27.0"}, "v25.0", "v27.0"},
+		{RetargetStackProps{Config: testConfig, MetaCAPIVersion: "v24.0", MetaMarketingVersion: "v26.0"}, "v24.0", "v26.0"},
+	} {
+		p, err := resolveProps(&c.props)
+		if err != nil || p.MetaCAPIVersion != c.capi || p.MetaMarketingVersion != c.marketing {
+			t.Errorf("resolveProps(%+v) = %s, %s, %v; want %s, %s", c.props, p.MetaCAPIVersion, p.MetaMarketingVersion, err, c.capi, c.marketing)
+		}
+	}
 }

@@ -63,6 +63,10 @@ const (
 	// more batches (2650 with subcode 1870147, 1870158 or 1870159). Start a new session from
 	// batch 1; see IsSessionEnded.
 	CAPISessionEnded
+	// CAPIVersionExpired (code 2635) is Meta refusing the API version we call: it is deprecated
+	// or expired. Every call on that version fails the same way until someone configures a
+	// newer one: hold the work, alert, do not retry into dead letters.
+	CAPIVersionExpired
 )
 
 // String returns a short stable name, suitable for logs and metric dimensions.
@@ -80,6 +84,8 @@ func (c CAPIErrorClass) String() string {
 		return "blocked"
 	case CAPISessionEnded:
 		return "session_ended"
+	case CAPIVersionExpired:
+		return "version_expired"
 	default:
 		return "unknown"
 	}

@@ -7,6 +7,7 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
+	"github.com/retarget-dev/retarget/shared/domain/metaversions"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
 	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
@@ -129,12 +131,14 @@ func NewForwarder(ctx context.Context, c env.Forwarder, d Deps) (*capiforwarder.
 		})
 		consents = dynamostate.New(client, c.StateTable, dynamostate.Options{})
 	}
+	metrics := observability.NewEmitter(d.Metrics, c.MetricsNamespace)
+	graph := newGraph(c.Meta, creds, metaversions.Conversions, capiforwarder.Consumer, d.Log, metrics)
 	return capiforwarder.New(capiforwarder.Config{
 		Apps:      apps,
-		Forwarder: forward.New(newGraph(c.Meta, creds), dlq, forward.Options{Consumer: capiforwarder.Consumer}),
+		Forwarder: forward.New(graph, dlq, forward.Options{Consumer: capiforwarder.Consumer}),
 		DLQ:       dlq,
 		Logger:    d.Log,
-		Metrics:   observability.NewEmitter(d.Metrics, c.MetricsNamespace),
+		Metrics:   metrics,
 		HoldPause: c.HoldPause,
 		Consents:  consents,
 	})
@@ -196,8 +200,10 @@ func NewAudienceSync(ctx context.Context, c env.AudienceSync, d Deps) (*audience
 	if err != nil {
 		return nil, err
 	}
+	metrics := observability.NewEmitter(d.Metrics, c.MetricsNamespace)
 	return audiencesync.New(audiencesync.Config{Audiences: aa, Users: s.Store, State: s.Store,
-		Meta: newGraph(c.Meta, creds), Logger: d.Log, Metrics: observability.NewEmitter(d.Metrics, c.MetricsNamespace)})
+		Meta:   newGraph(c.Meta, creds, metaversions.Marketing, audiencesync.Consumer, d.Log, metrics),
+		Logger: d.Log, Metrics: metrics})
 }
 
 // Segments is what every segment function builds first: the config, its compiled rules and the
@@ -266,9 +272,23 @@ func MetaCredentials(ctx context.Context, m env.Meta, awsCfg aws.Config) (Creden
 	return creds, nil
 }
 
-func newGraph(m env.Meta, creds Credentials) *metagraph.Client {
-	return metagraph.New(metagraph.Config{BaseURL: m.GraphURL, Version: m.APIVersion,
-		AccessToken: creds.AccessToken, AppSecret: creds.AppSecret})
+// newGraph builds the Graph API client of function, on the version of api the config gives. The
+// version is checked against the expiry table once here, at cold start (a log line and the
+// days-left metric the stack alarms on), and Meta's version warnings are logged and counted.
+func newGraph(m env.Meta, creds Credentials, api metaversions.API, function string, log *slog.Logger, metrics *observability.Emitter) *metagraph.Client {
+	version := MetaVersion(m, api)
+	watch := &metagraph.VersionWatch{Logger: log, Metrics: metrics, Function: function, API: api, Version: version}
+	watch.Start()
+	return metagraph.New(metagraph.Config{BaseURL: m.GraphURL, Version: version,
+		AccessToken: creds.AccessToken, AppSecret: creds.AppSecret, OnVersionWarning: watch.Warned})
+}
+
+// MetaVersion is the version of api that m configures, or the default of that API.
+func MetaVersion(m env.Meta, api metaversions.API) string {
+	if api == metaversions.Marketing {
+		return cmp.Or(m.MarketingVersion, metaversions.DefaultMarketing)
+	}
+	return cmp.Or(m.CAPIVersion, metaversions.DefaultConversions)
 }
 
 // devKeys is the dev key mapping when DevAuth is on, else nil.

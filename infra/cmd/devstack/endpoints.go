@@ -37,6 +37,9 @@ func endpointsDoc(ctx context.Context, st started, awsCfg aws.Config, logs *logF
 	if s.DevPepper {
 		e.Credentials.Pepper = s.Pepper
 	}
+	if st.Meta != nil {
+		e.MetaCAPIVersion, e.MetaMarketingVersion = st.Meta.CAPIVersion, st.Meta.MarketingVersion
+	}
 	if st.Meta != nil && st.Meta.Sandbox != nil {
 		e.MetaSandboxURL = st.Meta.URL
 		e.Credentials.MetaAccessToken, e.Credentials.MetaAppSecret = s.MetaToken, s.MetaSecret

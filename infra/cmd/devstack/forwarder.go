@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/metaversions"
 	"github.com/retarget-dev/retarget/shared/runtime"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
@@ -45,22 +47,29 @@ type meta struct {
 	Sandbox *metasandbox.Sandbox // nil when META_GRAPH_URL points elsewhere
 	Token   string
 	Secret  string
+	// CAPIVersion and MarketingVersion are the versions the functions call (the environment's,
+	// else the defaults); the embedded sandbox serves both.
+	CAPIVersion, MarketingVersion string
 }
 
 // env is how the functions that call Meta reach it.
 func (m *meta) env() env.Meta {
-	return env.Meta{GraphURL: m.URL, AccessToken: m.Token, AppSecret: m.Secret}
+	return env.Meta{GraphURL: m.URL, AccessToken: m.Token, AppSecret: m.Secret,
+		CAPIVersion: m.CAPIVersion, MarketingVersion: m.MarketingVersion}
 }
 
 // startMeta starts the Meta Graph sandbox unless META_GRAPH_URL is set.
 func startMeta(s settings, apps *appconfig.Config) (*meta, error) {
-	m := &meta{URL: s.MetaGraphURL, Token: s.MetaToken, Secret: s.MetaSecret}
+	m := &meta{URL: s.MetaGraphURL, Token: s.MetaToken, Secret: s.MetaSecret,
+		CAPIVersion:      cmp.Or(s.MetaCAPIVersion, metaversions.DefaultConversions),
+		MarketingVersion: cmp.Or(s.MetaMarketingVersion, metaversions.DefaultMarketing)}
 	if m.URL != "" {
 		return m, nil
 	}
 	datasets, accounts := apps.MetaIDs()
 	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: m.Token, AppSecret: m.Secret, Datasets: datasets,
-		AdAccounts: accounts, Faults: s.Faults, RemovalMinSize: s.SandboxRemovalMinSize})
+		AdAccounts: accounts, Faults: s.Faults, RemovalMinSize: s.SandboxRemovalMinSize,
+		Version: m.CAPIVersion, Versions: []string{m.MarketingVersion}})
 	if err != nil {
 		return nil, fmt.Errorf("meta sandbox: %w", err)
 	}

@@ -64,7 +64,10 @@ type settings struct {
 	TailJSON   bool
 	// Meta: MetaGraphURL is empty for the embedded sandbox.
 	MetaGraphURL, MetaToken, MetaSecret string
-	Faults                              metasandbox.Faults
+	// MetaCAPIVersion and MetaMarketingVersion are META_CAPI_VERSION and
+	// META_MARKETING_VERSION (or the deprecated META_API_VERSION); "" for the defaults.
+	MetaCAPIVersion, MetaMarketingVersion string
+	Faults                                metasandbox.Faults
 	// SandboxRemovalMinSize is the embedded sandbox's Config.RemovalMinSize.
 	SandboxRemovalMinSize int
 	SweepInterval         time.Duration
@@ -157,6 +160,7 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 		s.AdminSecretAccessKey = devenv.AdminSecretAccessKey
 	}
 	s.MetaGraphURL, s.MetaToken, s.MetaSecret = getenv(env.GraphURL), getenv(env.AccessToken), getenv(env.AppSecret)
+	s.MetaCAPIVersion, s.MetaMarketingVersion = env.MetaVersion(getenv, env.CAPIVersion), env.MetaVersion(getenv, env.MarketingVersion)
 	for _, iv := range []struct {
 		env string
 		dst *time.Duration

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
+	"github.com/retarget-dev/retarget/shared/domain/metaversions"
 	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
@@ -63,7 +65,8 @@ refills it from the member index (a full refresh is due at once).
 Meta credentials: --meta-secret-id or META_SECRET_ID (Secrets Manager JSON {"access_token",
 "app_secret"}), else META_ACCESS_TOKEN and META_APP_SECRET; with META_GRAPH_URL on loopback
 (the dev stack's Meta sandbox) the sandbox's dev credentials by default. META_GRAPH_URL
-defaults to https://graph.facebook.com, META_API_VERSION to the client's default.`,
+defaults to https://graph.facebook.com; the Marketing API version is META_MARKETING_VERSION (or
+the deprecated META_API_VERSION), else the running dev stack's or --stack's, else the default.`,
 	example: `  retarget audiences create --dry-run
   retarget audiences create                    # against make dev and its Meta sandbox
   retarget audiences create --table Retarget-State-ABC --meta-secret-id arn:aws:secretsmanager:... --app sample-shop`,
@@ -342,7 +345,9 @@ func (c *cli) audiencesCreate(ctx context.Context, o audiencesOptions, args []st
 		if graphURL == "" {
 			graphURL = c.getenv(env.GraphURL)
 		}
-		meta = metagraph.New(metagraph.Config{BaseURL: graphURL, Version: c.getenv(env.APIVersion),
+		// Custom Audiences follow the Marketing API's version schedule, not the Graph API's.
+		version := cmp.Or(env.MetaVersion(c.getenv, env.MarketingVersion), metaversions.DefaultMarketing)
+		meta = metagraph.New(metagraph.Config{BaseURL: graphURL, Version: version,
 			AccessToken: creds.AccessToken, AppSecret: creds.AppSecret})
 	}
 	var b [6]byte

@@ -44,6 +44,9 @@ const (
 	outputMetaSecret     = "MetaSecretArn"
 	outputDeadLetterURL  = "DeadLetterQueueUrl"
 	outputStateTableName = "StateTableName"
+	// Outputs of stacks deployed with two Meta version settings.
+	outputMetaCapiVersion      = "MetaCapiVersion"
+	outputMetaMarketingVersion = "MetaMarketingVersion"
 )
 
 // stackOutputs maps the stack outputs to the CLI's settings. Required outputs are on every
@@ -58,6 +61,8 @@ var stackOutputs = []struct {
 	{outputMetaSecret, env.MetaSecretID, true},
 	{outputDeadLetterURL, env.DeadLetterQueueURL, true},
 	{outputStateTableName, env.StateTableName, false},
+	{outputMetaCapiVersion, env.CAPIVersion, false},
+	{outputMetaMarketingVersion, env.MarketingVersion, false},
 }
 
 // target is where the settings that neither a flag nor the environment gives come from.
@@ -182,6 +187,8 @@ func devSettings(e *devenv.Endpoints) map[string]string {
 		envAPIURL:                             e.APIURL,
 		envAPIKey:                             e.APIKey,
 		env.GraphURL:                          e.MetaSandboxURL,
+		env.CAPIVersion:                       e.MetaCAPIVersion,
+		env.MarketingVersion:                  e.MetaMarketingVersion,
 		env.AccessToken:                       e.Credentials.MetaAccessToken,
 		env.AppSecret:                         e.Credentials.MetaAppSecret,
 		env.Pepper:                            e.Credentials.Pepper,

@@ -36,6 +36,7 @@ func TestStackOutputNamesMatchTheStack(t *testing.T) {
 	for constant, ours := range map[string]string{
 		"OutputApiUrl": outputAPIURL, "OutputEventStreamName": outputStream, "OutputPepperSecretArn": outputPepperSecret,
 		"OutputMetaSecretArn": outputMetaSecret, "OutputDeadLetterQueueUrl": outputDeadLetterURL, "OutputStateTableName": outputStateTableName,
+		"OutputMetaCapiVersion": outputMetaCapiVersion, "OutputMetaMarketingVersion": outputMetaMarketingVersion,
 	} {
 		if names[constant] != ours {
 			t.Errorf("infra/stack %s = %q, the CLI reads %q", constant, names[constant], ours)

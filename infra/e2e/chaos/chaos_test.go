@@ -22,6 +22,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
+	"github.com/retarget-dev/retarget/shared/domain/metaversions"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
@@ -534,7 +535,8 @@ func (s *faultSchedule) outages(ctx context.Context, start time.Time, load time.
 }
 
 // metaWindows forces each kind of Meta fault in the first cycle and, in each, refuses
-// audience removals for a while and then expires the token for a moment.
+// audience removals for a while, then expires the API versions for a moment (Meta answers 2635
+// to every call, CAPI and audiences), then the token.
 func (s *faultSchedule) metaWindows(ctx context.Context, start time.Time, load time.Duration) {
 	first := true
 	cycles(start, load, func(at func(float64) time.Time) bool {
@@ -554,7 +556,14 @@ func (s *faultSchedule) metaWindows(ctx context.Context, start time.Time, load t
 		s.note("removals refused for %s", metaRefuseRemovalsWindow)
 		sleepUntil(ctx, time.Now().Add(metaRefuseRemovalsWindow))
 		s.p.meta.sb.SetFaults(s.base())
-		if !sleepUntil(ctx, at(0.6)) {
+		if !sleepUntil(ctx, at(0.55)) {
+			return false
+		}
+		s.setVersionsExpired(true)
+		s.note("api versions expired for %s", metaVersionExpiredWindow)
+		sleepUntil(ctx, time.Now().Add(metaVersionExpiredWindow))
+		s.setVersionsExpired(false)
+		if !sleepUntil(ctx, at(0.75)) {
 			return false
 		}
 		f = s.base()
@@ -565,6 +574,18 @@ func (s *faultSchedule) metaWindows(ctx context.Context, start time.Time, load t
 		s.p.meta.sb.SetFaults(s.base())
 		return true
 	})
+}
+
+// setVersionsExpired makes the sandbox answer 2635 to the versions the pipeline calls (the
+// defaults of both APIs), or serve them again.
+func (s *faultSchedule) setVersionsExpired(on bool) {
+	var v metasandbox.Versions
+	if on {
+		v.Expired = []string{metaversions.DefaultConversions, metaversions.DefaultMarketing}
+	}
+	if err := s.p.meta.sb.SetVersions(v); err != nil {
+		panic(err) // constant, valid versions
+	}
 }
 
 // sleepUntil waits until at; false when ctx ended first.
@@ -661,6 +682,7 @@ func (s *faultSchedule) coverage(c *apiClient) []string {
 		"meta bare 503":                 kinds[metasandbox.FaultUnavailable] + kinds["audience_"+metasandbox.FaultUnavailable],
 		"meta held past the timeout":    kinds["held"],
 		"meta expired token":            kinds[metasandbox.FaultTokenExpired] + kinds["audience_"+metasandbox.FaultTokenExpired],
+		"meta expired version (2635)":   kinds[fmt.Sprintf("refused_%d", metasandbox.CodeDeprecatedVersion)] + kinds[fmt.Sprintf("audience_refused_%d", metasandbox.CodeDeprecatedVersion)],
 		"meta audience rate limit":      kinds["audience_"+metasandbox.FaultAudienceRateLimit],
 		"meta refused removals":         kinds["audience_"+metasandbox.FaultRemovalRefused],
 		"meta poison refusals":          kinds[fmt.Sprintf("refused_%d", metasandbox.CodeInvalidParameter)],

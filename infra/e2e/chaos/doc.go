@@ -13,8 +13,10 @@
 //   - Meta: 5xx (HTTP 500 code 2 and bare 503), held requests the client times out on, every
 //     rate-limit code the sandbox draws by default, Custom Audience rate limits, a window in
 //     which Meta refuses every audience removal ("audience size too low": the sync holds them
-//     with backoff while additions go on), one expired-token window, and poison events Meta
-//     refuses for good;
+//     with backoff while additions go on), one window in which both API versions have expired
+//     (Meta answers error 2635 to every call: the forwarder holds the records on the stream, the
+//     audience sync stops its run; nothing may be lost or dead-lettered for it), one
+//     expired-token window, and poison events Meta refuses for good;
 //   - Kinesis: whole PutRecords calls throttled or failing, single entries failing,
 //     responses lost after the records were written (producer duplicates), GetRecords
 //     throttling, and a short PutRecords outage (the API answers 503, clients retry);

@@ -39,6 +39,8 @@ const (
 	metaAudienceRateLimitRate = 0.08 // code 80003 on the Custom Audience endpoints
 	metaTokenExpiredWindow    = 1500 * time.Millisecond
 	metaRefuseRemovalsWindow  = 2500 * time.Millisecond // every removal "audience size too low"
+	// metaVersionExpiredWindow: both API versions answer 2635 (expired) for this long.
+	metaVersionExpiredWindow = 1500 * time.Millisecond
 
 	// Kinesis, through faultproxy (and the client transport for lost responses).
 	kinesisPutCallFaultRate  = 0.06 // whole PutRecords call: throughput exceeded or InternalFailure

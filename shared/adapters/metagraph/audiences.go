@@ -167,7 +167,7 @@ func (c *Client) Upload(ctx context.Context, u ports.AudienceUpload) (ports.Audi
 //     1870159 (session already finished): SessionEnded, even when is_transient;
 //   - 100 with subcode 1713230 (upload blocked, audience flagged): Blocked;
 //   - 105 (too many parameters) and 194 (missing parameter): InvalidParameter;
-//   - then, through Classify: 80003 and the other rate limits (4, 17, 32, 341, 613,
+//   - then, through Classify: 2635 (expired version): VersionExpired; 80003 and the other rate limits (4, 17, 32, 341, 613,
 //     80000-80014, HTTP 429): RateLimited; 368: Blocked; is_transient, 1, 2, HTTP 5xx:
 //     Transient; 100: InvalidParameter; 190, 102, 10, 200-299 (incl. 200/1870090 terms not
 //     accepted, 294 no ads_management): Auth; anything else, e.g. 2650 with another subcode:
@@ -210,6 +210,7 @@ func (c *Client) audienceCall(ctx context.Context, method, path, what string, fi
 		return Usage{}, &ports.CAPIError{Class: ports.CAPITransient, Err: fmt.Errorf("metagraph: %s: %w", what, err)}
 	}
 	defer resp.Body.Close()
+	c.versionWarning(resp.Header)
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	usage := audienceUsage(resp.Header)
 

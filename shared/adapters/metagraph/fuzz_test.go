@@ -41,7 +41,7 @@ func FuzzParseResponse(f *testing.F) {
 		if !errors.As(err, &ce) {
 			t.Fatalf("error %T is not a *ports.CAPIError: %v", err, err)
 		}
-		if ce.Class < ports.CAPIUnknown || ce.Class > ports.CAPISessionEnded {
+		if ce.Class < ports.CAPIUnknown || ce.Class > ports.CAPIVersionExpired {
 			t.Fatalf("unclassified error %v (class %d)", err, ce.Class)
 		}
 		if ce.RetryAfter < 0 {

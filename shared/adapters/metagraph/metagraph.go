@@ -75,6 +75,9 @@ type Config struct {
 	// FormEncoded sends application/x-www-form-urlencoded fields (data=<json array>, ...)
 	// instead of a JSON body. Meta accepts both; the form is the variant its curl examples use.
 	FormEncoded bool
+	// OnVersionWarning, when set, is called with the X-Ad-Api-Version-Warning header of every
+	// answer that carries one (see versions.go): Meta's notice that Version nears its end.
+	OnVersionWarning func(warning string)
 }
 
 // Client talks to the Conversions API. It is safe for concurrent use.
@@ -89,6 +92,7 @@ type Client struct {
 	http     *http.Client
 	form     bool
 	cfgErr   *ports.CAPIError // configuration error, returned by every call
+	warned   func(string)     // Config.OnVersionWarning
 }
 
 var _ ports.CAPISender = (*Client)(nil)
@@ -123,6 +127,7 @@ func New(cfg Config) *Client {
 		upload:   cfg.UploadTimeout,
 		http:     cfg.HTTPClient,
 		form:     cfg.FormEncoded,
+		warned:   cfg.OnVersionWarning,
 	}
 	if cfg.AppSecret != "" {
 		c.proof = AppSecretProof(cfg.AppSecret, cfg.AccessToken)
@@ -172,6 +177,7 @@ func (c *Client) SendEvents(ctx context.Context, req ports.CAPIRequest) (ports.C
 		return ports.CAPIAck{}, &ports.CAPIError{Class: ports.CAPITransient, Err: fmt.Errorf("metagraph: post events: %w", err)}
 	}
 	defer resp.Body.Close()
+	c.versionWarning(resp.Header)
 	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	usage := ParseUsage(resp.Header)
 	return parseResponse(resp.StatusCode, raw, readErr, usage, resp.Header)
@@ -281,6 +287,7 @@ func parseResponse(status int, raw []byte, readErr error, usage Usage, h http.He
 
 // Classify maps an answer to an error class after Meta's error table, first match wins:
 //
+//   - code 2635 (deprecated or expired API version): VersionExpired;
 //   - codes 4, 17, 32, 341, 613, 80000-80014, or HTTP 429: RateLimited;
 //   - code 368: Blocked;
 //   - is_transient, codes 1 and 2: Transient (Meta says a retry may succeed, even for a code
@@ -295,6 +302,8 @@ func parseResponse(status int, raw []byte, readErr error, usage Usage, h http.He
 func Classify(status int, me *ports.MetaError) ports.CAPIErrorClass {
 	if me != nil && me.Code != 0 {
 		switch c := me.Code; {
+		case c == codeVersionExpired:
+			return ports.CAPIVersionExpired
 		case c == 4 || c == 17 || c == 32 || c == 341 || c == 613 || (c >= 80000 && c <= 80014):
 			return ports.CAPIRateLimited
 		case c == 368:

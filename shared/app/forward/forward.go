@@ -14,7 +14,10 @@
 //     ("invalid_parameter", with Meta's error fields), the others are delivered;
 //   - auth (190, 102, 10, 200-299): nothing more is sent in this call; every event not yet
 //     delivered is Failed and Outcome.AuthFailure is set so the caller can alert;
-//   - blocked (368): the request's events are Failed at once, without burning retries.
+//   - blocked (368): the request's events are Failed at once, without burning retries;
+//   - version expired (2635): as for auth, nothing more is sent in this call, every event not
+//     yet delivered is Failed and Outcome.VersionExpired is set: no call on that version can
+//     succeed until someone configures a newer one.
 //
 // Failed events stay on the stream: the caller reports them as batch item failures and the
 // stream delivers them again. Meta deduplicates on event_id + event_name, so a resend of an
@@ -132,6 +135,8 @@ type Outcome struct {
 	DatasetFailure *ports.CAPIError
 	// Blocked is set when Meta answered 368 (temporarily blocked): alert.
 	Blocked *ports.CAPIError
+	// VersionExpired is set when Meta refused the API version (2635): alert.
+	VersionExpired *ports.CAPIError
 	// LastError is the last error that left items Failed, for the log.
 	LastError error
 	// DeadLetterErr is the DLQ's error when storing the dead letters failed (they are Failed).
@@ -313,7 +318,7 @@ func (r *run) process(t task) {
 		}
 
 		switch e.Class {
-		case ports.CAPIAuth: // send stopped the call
+		case ports.CAPIAuth, ports.CAPIVersionExpired: // send stopped the call
 			r.fail(t.pos, e)
 			return
 
@@ -404,6 +409,12 @@ func (r *run) send(t task, req ports.CAPIRequest, retry bool) (ack ports.CAPIAck
 			r.aborted = true
 			if r.out.AuthFailure == nil {
 				r.out.AuthFailure = e
+			}
+		case e.Class == ports.CAPIVersionExpired:
+			// Every request of the call goes to the same version: stop as for auth.
+			r.aborted = true
+			if r.out.VersionExpired == nil {
+				r.out.VersionExpired = e
 			}
 		case e.Class == ports.CAPIInvalidParameter && e.Meta.Subcode == subcodeObjectMissing:
 			r.refused[t.key] = true

@@ -128,6 +128,9 @@ type AppReport struct {
 	Deferred   int
 	Audiences  []AudienceReport
 	AuthFailed bool
+	// VersionExpired: Meta refused the Marketing API version as expired (2635); the app's sync
+	// stopped until a current version is configured.
+	VersionExpired bool
 }
 
 // Run syncs every app once.
@@ -422,8 +425,8 @@ func (s *Syncer) refreshAll(ctx context.Context, aa *audiences.AppAudiences, rep
 	return nil
 }
 
-// stopped classifies an upload error: Meta refusing the credentials stops the app's sync
-// (alert, true); a rate limit stops the audience's ad account for the rest of the run.
+// stopped classifies an upload error: Meta refusing the credentials or the API version stops the
+// app's sync (alert, true); a rate limit stops the audience's ad account for the rest of the run.
 func (s *Syncer) stopped(err error, rep *AppReport, a *audiences.Audience, stoppedAccounts map[string]bool) bool {
 	var ce *ports.CAPIError
 	if !errors.As(err, &ce) {
@@ -434,6 +437,14 @@ func (s *Syncer) stopped(err error, rep *AppReport, a *audiences.Audience, stopp
 		rep.AuthFailed = true
 		s.cfg.Logger.Error("ALERT: Meta refused the credentials for audience uploads; this app's sync is stopped",
 			"app", rep.App, "code", ce.Meta.Code, "subcode", ce.Meta.Subcode, "fbtrace_id", ce.Meta.FBTraceID)
+		return true
+	case ports.CAPIVersionExpired:
+		// Every call of the run goes to the same version: none can succeed. The changes stay
+		// pending and the next run (after a new META_MARKETING_VERSION) uploads them.
+		rep.VersionExpired = true
+		s.cfg.Logger.Error("ALERT: Meta refused the Marketing API version as expired (code 2635); this app's sync is stopped "+
+			"until META_MARKETING_VERSION names a current version", "app", rep.App, "code", ce.Meta.Code,
+			"message", ce.Meta.Message, "fbtrace_id", ce.Meta.FBTraceID)
 		return true
 	case ports.CAPIRateLimited:
 		stoppedAccounts[a.AdAccountID()] = true
@@ -728,6 +739,11 @@ func (s *Syncer) record(r AppReport) {
 	if r.AuthFailed {
 		auth = 1
 	}
+	versionExpired := 0.0
+	if r.VersionExpired {
+		versionExpired = 1
+	}
 	s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}, {Name: "App", Value: r.App}},
-		m("PendingChanges", float64(r.Changes-r.Synced)), m("AudienceAuthFailures", auth), m("AudienceUsersDeferred", float64(r.Deferred)))
+		m("PendingChanges", float64(r.Changes-r.Synced)), m("AudienceAuthFailures", auth), m("AudienceUsersDeferred", float64(r.Deferred)),
+		m("AudienceVersionExpired", versionExpired))
 }

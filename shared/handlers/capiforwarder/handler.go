@@ -184,7 +184,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	}
 	c.failed = len(failed)
 	h.record(c, out)
-	if out.AuthFailure != nil || out.DatasetFailure != nil || out.Blocked != nil {
+	if out.AuthFailure != nil || out.DatasetFailure != nil || out.Blocked != nil || out.VersionExpired != nil {
 		h.pause(ctx)
 	}
 
@@ -276,6 +276,8 @@ func (h *Handler) record(c counts, out forward.Outcome) {
 		{out.AuthFailure, "ALERT: Meta refused the access token or permissions; forwarding is stopped"},
 		{out.DatasetFailure, "ALERT: Meta refused a dataset (missing, or the token may not use it)"},
 		{out.Blocked, "ALERT: Meta temporarily blocked our calls (code 368)"},
+		{out.VersionExpired, "ALERT: Meta refused the Conversions API version as expired (code 2635): set " +
+			"META_CAPI_VERSION to a current version; records stay on the stream until then"},
 	} {
 		if a.err != nil {
 			log.Error(a.msg, "code", a.err.Meta.Code, "subcode", a.err.Meta.Subcode, "fbtrace_id", a.err.Meta.FBTraceID)
@@ -301,12 +303,17 @@ func (h *Handler) record(c counts, out forward.Outcome) {
 	if out.AuthFailure != nil || out.DatasetFailure != nil {
 		auth = 1
 	}
+	versionExpired := 0
+	if out.VersionExpired != nil {
+		versionExpired = 1
+	}
 	h.cfg.Metrics.Emit(dims,
 		metric("RecordsRead", c.records), metric("EventsForwarded", c.delivered), metric("EventsSkippedNoConsent", c.skipped),
 		metric("EventsWithdrawn", c.withdrawn),
 		metric("EventsDeadLettered", c.deadLettered), metric("EventsToRetry", c.failed), metric("CAPIRequests", out.Requests),
 		metric("CAPIRetries", out.Retries), metric("CAPIBisections", out.Bisections),
 		metric("CAPIReceivedMismatch", out.ReceivedMismatch), metric("CAPIAuthFailures", auth),
+		metric("CAPIVersionExpired", versionExpired),
 		observability.Metric{Name: "CAPIUsagePct", Unit: observability.Count, Value: out.UsagePct})
 	for reason, n := range c.byReason {
 		h.cfg.Metrics.Emit(append(dims, observability.Dimension{Name: "Reason", Value: reason}), metric("DeadLetters", n))

@@ -46,7 +46,15 @@ const (
 
 	// GraphURL is the Meta Graph API's base URL (default https://graph.facebook.com).
 	GraphURL = "META_GRAPH_URL"
-	// APIVersion is the Graph API version (default in the metagraph adapter).
+	// CAPIVersion is the Graph API version of the Conversions API calls (CAPI forwarder; default
+	// metaversions.DefaultConversions). Graph API versions live at least two years.
+	CAPIVersion = "META_CAPI_VERSION"
+	// MarketingVersion is the Marketing API version of the Custom Audiences calls (audience sync,
+	// retarget audiences create; default metaversions.DefaultMarketing). Marketing API versions
+	// live about a year.
+	MarketingVersion = "META_MARKETING_VERSION"
+	// APIVersion is deprecated: the one version both APIs used before they were set apart. It
+	// is still read as the fallback of CAPIVersion and MarketingVersion when they are unset.
 	APIVersion = "META_API_VERSION"
 	// MetaSecretID is the Secrets Manager id of {"access_token": ..., "app_secret": ...} (AWS).
 	MetaSecretID = "META_SECRET_ID"
@@ -100,11 +108,13 @@ type PepperSource struct {
 // Meta is how a function reaches the Graph API. The credentials come from the secret when
 // SecretID is set, else from AccessToken and AppSecret.
 type Meta struct {
-	GraphURL    string
-	APIVersion  string
-	SecretID    string
-	AccessToken string
-	AppSecret   string
+	GraphURL string
+	// CAPIVersion and MarketingVersion are the versions of the Conversions API and of the
+	// Marketing API (Custom Audiences), "" for the defaults (metaversions).
+	CAPIVersion, MarketingVersion string
+	SecretID                      string
+	AccessToken                   string
+	AppSecret                     string
 }
 
 // State is the segment state table of the segment functions.
@@ -274,8 +284,18 @@ func readPepper(getenv Getenv) PepperSource {
 }
 
 func readMeta(getenv Getenv) Meta {
-	return Meta{GraphURL: getenv(GraphURL), APIVersion: getenv(APIVersion), SecretID: getenv(MetaSecretID),
+	return Meta{GraphURL: getenv(GraphURL), CAPIVersion: MetaVersion(getenv, CAPIVersion),
+		MarketingVersion: MetaVersion(getenv, MarketingVersion), SecretID: getenv(MetaSecretID),
 		AccessToken: getenv(AccessToken), AppSecret: getenv(AppSecret)}
+}
+
+// MetaVersion reads the version variable name (CAPIVersion or MarketingVersion), falling back
+// on the deprecated APIVersion; "" when neither is set.
+func MetaVersion(getenv Getenv, name string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return getenv(APIVersion)
 }
 
 func readState(getenv Getenv) (State, error) {

@@ -32,7 +32,7 @@ func TestRead(t *testing.T) {
 	all := map[string]string{
 		StreamName: "events", Pepper: "p", PepperSecretID: "arn:pepper", APIKeyAppIDs: `{"k1":"app"}`,
 		DevAuth: "true", DevAPIKey: "dev", MetricsNamespace: "Retarget",
-		GraphURL: "http://127.0.0.1:1", APIVersion: "v26.0", MetaSecretID: "arn:meta", AccessToken: "t", AppSecret: "s",
+		GraphURL: "http://127.0.0.1:1", CAPIVersion: "v25.0", APIVersion: "v26.0", MetaSecretID: "arn:meta", AccessToken: "t", AppSecret: "s",
 		DeadLetterQueueURL: "https://sqs/q", DeadLetterFile: "dl.jsonl", HoldPause: "3s", DynamoEndpoint: "http://127.0.0.1:2",
 		StateTableName: "state", UserTTLDays: "10", SweepLookbackHours: "5", ErasureTombstoneDays: "2", ErasureAuditDays: "7",
 		LambdaTaskRoot: "/var/task",
@@ -46,7 +46,7 @@ func TestRead(t *testing.T) {
 	fw, err := ReadForwarder(getenv(all))
 	if err != nil || fw.HoldPause != 3*time.Second || fw.StateTable != "state" || fw.DeadLetterQueueURL != "https://sqs/q" ||
 		fw.DeadLetterFile != "dl.jsonl" || fw.DynamoEndpoint != "http://127.0.0.1:2" ||
-		fw.Meta != (Meta{GraphURL: "http://127.0.0.1:1", APIVersion: "v26.0", SecretID: "arn:meta", AccessToken: "t", AppSecret: "s"}) {
+		fw.Meta != (Meta{GraphURL: "http://127.0.0.1:1", CAPIVersion: "v25.0", MarketingVersion: "v26.0", SecretID: "arn:meta", AccessToken: "t", AppSecret: "s"}) {
 		t.Errorf("ReadForwarder = %+v, %v", fw, err)
 	}
 	sw, err := ReadSweeper(getenv(all))

@@ -334,8 +334,8 @@ func (s *Sandbox) evaluateAudience(r *http.Request, entry *RequestLog, faults Fa
 	} else {
 		entry.AudienceID = object
 	}
-	if entry.Version != s.cfg.Version {
-		return audienceAnswer{err: errDeprecatedVersion(entry.Version, s.cfg.Version)}
+	if err := s.checkVersion(entry.Version); err != nil {
+		return audienceAnswer{err: err}
 	}
 	methodOK := r.Method == http.MethodPost || (edge == edgeUsers && r.Method == http.MethodDelete) ||
 		(edge == edgeCustomAudiences && r.Method == http.MethodGet)

@@ -20,7 +20,8 @@
 //	(Faults.TimeoutRate: hold, then go on)
 //	Faults.ServerErrorRate                       2     -        HTTP 500, is_transient; or a bare 503
 //	path not /{version}/{dataset}/events         2500  -        "Unknown path components"
-//	version other than Config.Version            2635  -        "deprecated version"
+//	version not served (Config.Version, .Versions)
+//	or in the expired list (Versions)            2635  -        "deprecated version"
 //	method other than POST                       100   33       GraphMethodException
 //	body not JSON / form / multipart             100   -        "(#100) ..."
 //	Faults.TokenExpired                          190   463      "Error validating access token: Session has expired ..."
@@ -76,7 +77,7 @@
 //
 //	what                                                  code  subcode  notes
 //	Faults.ServerErrorRate                                2     -        as for events
-//	version other than Config.Version                     2635  -
+//	version not served, or expired (as for events)        2635  -
 //	customaudiences or usersreplace not POST; users not
 //	POST or DELETE                                        100   33       GraphMethodException
 //	/users or /usersreplace body larger than
@@ -145,7 +146,8 @@
 // MaxAccepted events; the header X-Sandbox-Events-Dropped counts those forgotten), GET
 // /_sandbox/requests (Requests), GET /_sandbox/audiences (Audiences), GET
 // /_sandbox/audiences/{id} (the audience, its members and sessions), GET and POST /_sandbox/faults (Faults as JSON; POST replaces
-// them all, unknown fields are refused), POST /_sandbox/reset. For example:
+// them all, unknown fields are refused), GET and POST /_sandbox/versions (Versions: the expired
+// and warning lists), POST /_sandbox/reset. For example:
 //
 //	curl -X POST $SANDBOX/_sandbox/faults -d '{"server_error_rate":0.3,"timeout_rate":0.1,"timeout_delay":"3s","seed":7}'
 //	curl -X POST $SANDBOX/_sandbox/faults -d '{}'   # all faults off
@@ -205,6 +207,11 @@ const (
 type Config struct {
 	// Version is the Graph version accepted in the path. Default DefaultVersion.
 	Version string
+	// Versions are further versions accepted (see Versions). When Version and Versions are
+	// both empty, the default Marketing API version (metaversions.DefaultMarketing) is.
+	Versions []string
+	// ExpiredVersions answer 2635, WarnVersions carry X-Ad-Api-Version-Warning (see Versions).
+	ExpiredVersions, WarnVersions []string
 	// AccessToken is the only token accepted. Required.
 	AccessToken string
 	// AppSecret, when set, makes appsecret_proof required: lowercase hex
@@ -341,6 +348,7 @@ type Sandbox struct {
 	dropped  int             // accepted events forgotten past MaxAccepted
 	requests []RequestLog
 	aud      audienceStore
+	versions Versions
 }
 
 var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
@@ -349,15 +357,19 @@ var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
 func New(cfg Config) (*Sandbox, error) {
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion
+		if len(cfg.Versions) == 0 {
+			cfg.Versions = defaultVersions
+		}
 	}
+	cfg.Versions = slices.Clone(cfg.Versions)
 	if cfg.MaxAccepted == 0 {
 		cfg.MaxAccepted = DefaultMaxAccepted
 	}
 	if cfg.RemovalMinSize == 0 {
 		cfg.RemovalMinSize = DefaultRemovalMinSize
 	}
-	if !versionRE.MatchString(cfg.Version) {
-		return nil, fmt.Errorf("metasandbox: version %q is not like v26.0", cfg.Version)
+	if err := (Versions{Expired: append([]string{cfg.Version}, cfg.Versions...)}).validate(); err != nil {
+		return nil, fmt.Errorf("metasandbox: %w", err)
 	}
 	if cfg.AccessToken == "" {
 		return nil, errors.New("metasandbox: an access token is required")
@@ -386,6 +398,9 @@ func New(cfg Config) (*Sandbox, error) {
 	}
 	s := &Sandbox{cfg: cfg, datasets: datasets, adAccounts: adAccounts, done: make(chan struct{})}
 	s.SetFaults(cfg.Faults)
+	if err := s.SetVersions(Versions{Expired: cfg.ExpiredVersions, Warn: cfg.WarnVersions}); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -495,8 +510,10 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/_sandbox/"):
 		s.serveAdmin(w, r)
 	case isAudiencePath(r.URL.Path):
+		s.warnVersion(w, r.URL.Path)
 		s.serveAudiences(w, r)
 	default:
+		s.warnVersion(w, r.URL.Path)
 		s.serveGraph(w, r)
 	}
 }
@@ -606,8 +623,8 @@ func (s *Sandbox) evaluate(r *http.Request, entry *RequestLog, faults Faults, d 
 		return answer{err: errUnknownPath(r.URL.Path)}
 	}
 	entry.Version, entry.Dataset = segments[0], segments[1]
-	if entry.Version != s.cfg.Version {
-		return answer{err: errDeprecatedVersion(entry.Version, s.cfg.Version)}
+	if err := s.checkVersion(entry.Version); err != nil {
+		return answer{err: err}
 	}
 	if r.Method != http.MethodPost {
 		return answer{err: errUnsupportedMethod(r.Method, entry.Dataset)}
@@ -744,13 +761,15 @@ func (s *Sandbox) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		s.SetFaults(f)
 		writeJSON(w, http.StatusOK, s.Faults())
+	case "/_sandbox/versions":
+		s.serveVersions(w, r, allow)
 	case "/_sandbox/reset":
 		if allow(http.MethodPost) {
 			s.Reset()
 			w.WriteHeader(http.StatusNoContent)
 		}
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown sandbox path; see /_sandbox/events, /_sandbox/requests, /_sandbox/audiences, /_sandbox/faults, /_sandbox/reset"})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown sandbox path; see /_sandbox/events, /_sandbox/requests, /_sandbox/audiences, /_sandbox/faults, /_sandbox/versions, /_sandbox/reset"})
 	}
 }
 

@@ -54,6 +54,10 @@ type Endpoints struct {
 	// MetaSandboxURL is the embedded Meta Graph sandbox; "" when META_GRAPH_URL sent the
 	// forwarder elsewhere.
 	MetaSandboxURL string `json:"meta_sandbox_url,omitempty"`
+	// MetaCAPIVersion and MetaMarketingVersion are the Meta API versions the forwarder and the
+	// audience sync call (`retarget doctor` checks their expiry).
+	MetaCAPIVersion      string `json:"meta_capi_version,omitempty"`
+	MetaMarketingVersion string `json:"meta_marketing_version,omitempty"`
 
 	Region   string  `json:"region"`
 	Kinesis  Service `json:"kinesis"`
