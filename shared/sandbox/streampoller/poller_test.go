@@ -518,10 +518,19 @@ func TestPollerWithKinesalite(t *testing.T) {
 		fails := &onFailure{}
 		p := startPoller(t, client, Config{Stream: stream, MaxRetryAttempts: MaxRetryAttemptsLimit, MaxRecordAge: 300 * time.Millisecond, OnFailure: fails.send}, rec.handle)
 		waitIdle(t, p)
+		// Every record reaches OnFailure once, for its age, after retries. Usually in one batch;
+		// on a loaded machine the puts land far enough apart that the oldest record ages out
+		// first, alone, and the rest after it (AWS splits the same way: age is per record).
 		got := fails.records()
-		if len(got) != 1 || got[0].Reason != ReasonRecordAgeExceeded || got[0].BatchSize != 3 || got[0].Attempts < 2 ||
-			got[0].StartSequenceNumber != puts[0].seq {
-			t.Errorf("OnFailure got %+v", got)
+		total := 0
+		for _, f := range got {
+			if f.Reason != ReasonRecordAgeExceeded || f.Attempts < 2 {
+				t.Errorf("OnFailure got %+v, want every record given up for its age after retries", f)
+			}
+			total += f.BatchSize
+		}
+		if total != 3 || len(got) == 0 || got[0].StartSequenceNumber != puts[0].seq {
+			t.Errorf("OnFailure got %+v, want the 3 records from the first on", got)
 		}
 	})
 
