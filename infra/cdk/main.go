@@ -32,6 +32,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strconv"
@@ -111,16 +112,17 @@ func run() (err error) {
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
 			Env:       deployEnv(),
 		},
-		Config:                       cfg,
-		FunctionsDir:                 contextString(app, "functionsDir", stack.DefaultFunctionsDir),
-		Stage:                        contextString(app, "stage", stack.DefaultStage),
-		PepperSecretArn:              contextString(app, "pepperSecretArn", ""),
-		ApiGatewayCloudWatchRole:     contextString(app, "apiGatewayCloudWatchRole", "false") == "true",
-		MetaSecretArn:                contextString(app, "metaSecretArn", ""),
-		MetaGraphURL:                 contextString(app, "metaGraphUrl", stack.DefaultMetaGraphURL),
-		MetaCAPIVersion:              contextString(app, "metaCapiVersion", ""),
-		MetaMarketingVersion:         contextString(app, "metaMarketingVersion", ""),
-		MetaAPIVersion:               contextString(app, "metaApiVersion", ""),
+		Config:                   cfg,
+		FunctionsDir:             contextString(app, "functionsDir", stack.DefaultFunctionsDir),
+		Stage:                    contextString(app, "stage", stack.DefaultStage),
+		PepperSecretArn:          contextString(app, "pepperSecretArn", ""),
+		ApiGatewayCloudWatchRole: contextString(app, "apiGatewayCloudWatchRole", "false") == "true",
+		MetaSecretArn:            contextString(app, "metaSecretArn", ""),
+		MetaGraphURL:             contextString(app, "metaGraphUrl", stack.DefaultMetaGraphURL),
+		// -c metaApiVersion is the deprecated single setting: the version of both APIs unless
+		// one is set on its own.
+		MetaCAPIVersion:              cmp.Or(contextString(app, "metaCapiVersion", ""), contextString(app, "metaApiVersion", "")),
+		MetaMarketingVersion:         cmp.Or(contextString(app, "metaMarketingVersion", ""), contextString(app, "metaApiVersion", "")),
 		ForwarderReservedConcurrency: float64(reserved),
 		SegmentsEnabled:              contextString(app, "segments", "false") == "true",
 		UserTTLDays:                  float64(ttlDays),
