@@ -65,6 +65,7 @@ func Update(ctx context.Context, store Store, app, userKey string, fn func(*port
 				return res, fmt.Errorf("update user %s/%s: stored state does not decode: %w", app, userKey, err)
 			}
 		}
+		lduBefore := u.State.LimitedDataUse()
 		err = fn(&u)
 		if errors.Is(err, ports.ErrNothingToWrite) {
 			res.Changes = Changes(app, userKey, rec.Segments, u.Segments, u.ChangedAt)
@@ -80,6 +81,9 @@ func Update(ctx context.Context, store Store, app, userKey string, fn func(*port
 		next := ports.UserRecord{App: app, UserKey: userKey, State: encoded, Segments: u.Segments, LastSeq: u.LastSeq,
 			RecentIDs: u.RecentIDs, Version: rec.Version + 1, DueAt: u.DueAt, ExpiresAt: u.ExpiresAt}
 		changes := Changes(app, userKey, rec.Segments, u.Segments, u.ChangedAt)
+		if u.State.LimitedDataUse() != lduBefore {
+			changes = append(changes, Rejoins(app, userKey, rec.Segments, u.Segments, u.ChangedAt)...)
+		}
 		recordedAt := u.RecordedAt
 		if recordedAt.IsZero() {
 			recordedAt = time.Now()
@@ -116,6 +120,22 @@ func Changes(app, userKey string, before, after []string, at int64) []ports.Memb
 	}
 	for _, s := range left {
 		out = append(out, ports.MembershipChange{App: app, Segment: s, UserKey: userKey, Joined: false, At: at})
+	}
+	return out
+}
+
+// Rejoins re-asserts, as join changes at unix milliseconds at, the membership of every segment
+// the user is in both before and after: what Update records when the user's Limited Data Use
+// began or ended. Their segments stay (they also answer /v1/me/segments), but the audience sync
+// only plans users with pending changes, and it is the plan that leaves LDU users out of
+// audiences (segments.State.LimitedDataUse): a rejoin makes the next sync plan the user again
+// from the state of this write, which removes them (LDU began) or adds them back (LDU ended).
+func Rejoins(app, userKey string, before, after []string, at int64) []ports.MembershipChange {
+	var out []ports.MembershipChange
+	for _, s := range after {
+		if slices.Contains(before, s) {
+			out = append(out, ports.MembershipChange{App: app, Segment: s, UserKey: userKey, Joined: true, At: at})
+		}
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -193,6 +194,24 @@ func (a *AppAudiences) Desired(segments []string) []string {
 	}
 	return out
 }
+
+// DesiredFor is Desired for a user in segs whose state is st: none at all for a user whom
+// LeftOut leaves out of audiences, whatever segments they are in, so the sync removes them from the
+// audiences they may be in.
+func (a *AppAudiences) DesiredFor(segs []string, st *segments.State) []string {
+	if LeftOut(st) {
+		return nil
+	}
+	return a.Desired(segs)
+}
+
+// LeftOut reports whether a user is left out of every audience upload although their segments
+// say otherwise: a user under Limited Data Use. Meta's Limited Data Use covers customer-list
+// Custom Audiences (https://developers.facebook.com/docs/marketing-apis/data-processing-options;
+// /work/shared/reference/meta-api.md, "Corrections and additions (December 2026)"), but how a
+// /users upload would mark a row as LDU is not documented: leaving the user out is what is
+// known to be safe. Unverified against a real ad account (infra/docs/guarantees.md).
+func LeftOut(st *segments.State) bool { return st.LimitedDataUse() }
 
 // outranked reports whether a higher-priority member of seg's group is among segments.
 func (a *AppAudiences) outranked(seg string, segments []string) bool {

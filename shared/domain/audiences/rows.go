@@ -24,9 +24,9 @@ import (
 // matches users this ad account already received with that id, never on a first add. ok is
 // also false without a user key, and when the user's latest consent signal is not a grant (the
 // sync never asks then, since such users are in no segment; refusing here keeps a mistake from
-// uploading them).
+// uploading them). ok is false as well for a user under Limited Data Use: see LeftOut.
 func (a *Audience) Row(userKey string, st *segments.State) (row []string, ok bool) {
-	if userKey == "" || st == nil || !st.Consented() {
+	if userKey == "" || st == nil || !st.Consented() || LeftOut(st) {
 		return nil, false
 	}
 	row, matchable := a.cells(userKey, st)

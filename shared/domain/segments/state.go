@@ -66,6 +66,10 @@ type State struct {
 	Subscription Subscription `json:"sub,omitzero"`
 	// Consent is the latest consent signal.
 	Consent Consent `json:"consent,omitzero"`
+	// LDU is the latest Limited Data Use signal of the events that carried one, LDUDecision
+	// the user's explicit decision (consent API); see LimitedDataUse.
+	LDU         LDU `json:"ldu,omitzero"`
+	LDUDecision LDU `json:"ldu_x,omitzero"`
 	// The latest identifiers to match the user in Custom Audiences.
 	Email      HashedID      `json:"em,omitzero"`
 	Phone      HashedID      `json:"ph,omitzero"`
@@ -144,6 +148,7 @@ func EventName(name string) string { return appevent.CAPIName(name) }
 // r may be nil (no rules: only the core attributes are kept).
 func (s *State) Apply(ev *envelope.Event, r *AppRules) {
 	t := ev.Time
+	s.observeLDU(ev) // also from events without consent: it only ever restricts
 	if !ev.Consent.AdsPersonalization.IsTrue() {
 		s.observeConsent(Consent{At: t, Withdrawn: true})
 		return
@@ -243,6 +248,8 @@ func (s *State) Merge(d *State, r *AppRules) {
 	if d.Consent.At != 0 {
 		s.observeConsent(d.Consent)
 	}
+	s.LDU.observe(d.LDU)
+	s.LDUDecision.observe(d.LDUDecision)
 	s.Email.observe(d.Email)
 	s.Phone.observe(d.Phone)
 	s.ExternalID.observe(d.ExternalID)

@@ -83,7 +83,7 @@ func (m *memberSource) fill(ctx context.Context, want int) error {
 		}
 		for i, k := range keys {
 			e := memberEntry{key: k}
-			if u := users[i]; u.found && slices.Contains(m.aa.Desired(u.segments), m.a.Segment()) {
+			if u := users[i]; u.found && slices.Contains(m.aa.DesiredFor(u.segments, u.state), m.a.Segment()) {
 				if row, ok := m.a.Row(k, u.state); ok {
 					e.row = row
 					m.rows++

@@ -355,7 +355,7 @@ func (s *Syncer) readUsers(ctx context.Context, app string, keys []string) ([]us
 // plan adds one affected user's rows to the uploads: an add for each audience the user should
 // be in, a removal for each the user may be in and should not.
 func (s *Syncer) plan(aa *audiences.AppAudiences, uk string, u userView, affected, changed map[string]bool, plans map[string]*[2]upload, reports map[string]*AudienceReport) {
-	desired := aa.Desired(u.segments)
+	desired := aa.DesiredFor(u.segments, u.state) // none for a user under Limited Data Use: removed
 	for seg := range affected {
 		a, _ := aa.Audience(seg)
 		p := plans[seg]

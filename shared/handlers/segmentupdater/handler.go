@@ -115,7 +115,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		users[k] = append(users[k], item{index: i, seq: r.Kinesis.SequenceNumber, event: env.Event})
 	}
 
-	withdrawn, err := h.withdrawn(ctx, order)
+	decisions, err := h.decisions(ctx, order)
 	if err != nil {
 		// Without the decisions no user can be folded safely: the whole batch comes again.
 		h.cfg.Logger.Error("consent decisions unavailable: records stay on the stream", "error", err.Error())
@@ -131,7 +131,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	for _, k := range order {
 		its := users[k]
 		st.users++
-		if withdrawn[k] {
+		decision, decided := decisions[k]
+		if decided && decision.Withdrawn() {
 			// An explicit withdrawal (or erasure) overrides the events' consent: they fold as
 			// events without consent, which record nothing but the withdrawal.
 			for i := range its {
@@ -139,7 +140,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 			}
 			st.withdrawn += len(its)
 		}
-		if err := h.applyUser(ctx, k, its, now, &st); err != nil {
+		if err := h.applyUser(ctx, k, its, decision.LDU, decision.At, now, &st); err != nil {
 			h.cfg.Logger.Error("user state not updated: records stay on the stream", "app", k.app, "user", k.uk, "error", err.Error())
 			st.failedUsers++
 			for _, it := range its {
@@ -157,9 +158,10 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	}}, nil
 }
 
-// withdrawn reads the explicit consent decisions of the batch's users, one call per app.
-func (h *Handler) withdrawn(ctx context.Context, users []userKey) (map[userKey]bool, error) {
-	out := map[userKey]bool{}
+// decisions reads the explicit consent decisions of the batch's users, one call per app; users
+// without one are absent.
+func (h *Handler) decisions(ctx context.Context, users []userKey) (map[userKey]ports.UserConsent, error) {
+	out := map[userKey]ports.UserConsent{}
 	if h.cfg.Consents == nil || len(users) == 0 {
 		return out, nil
 	}
@@ -173,9 +175,7 @@ func (h *Handler) withdrawn(ctx context.Context, users []userKey) (map[userKey]b
 			return nil, err
 		}
 		for uk, c := range decisions {
-			if c.Withdrawn() {
-				out[userKey{app, uk}] = true
-			}
+			out[userKey{app, uk}] = c
 		}
 	}
 	return out, nil
@@ -183,8 +183,10 @@ func (h *Handler) withdrawn(ctx context.Context, users []userKey) (map[userKey]b
 
 // applyUser folds one user's records into the stored state, through the store's Update: skip
 // what was applied, fold, evaluate; Update records the membership changes and writes
-// conditionally, and on a concurrent write calls the fold again on the fresh state.
-func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time.Time, st *stats) error {
+// conditionally, and on a concurrent write calls the fold again on the fresh state. ldu is the
+// user's explicit Limited Data Use decision, made at decidedAt (nil: none): it is folded in
+// with the events, so it reaches the state of a user who decided before their first event.
+func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, ldu *bool, decidedAt int64, now time.Time, st *stats) error {
 	rules := h.cfg.Rules[k.app]
 	var applied, dups int // of the last attempt: fn starts from the state it is handed
 	res, err := h.cfg.Store.Update(ctx, k.app, k.uk, func(u *ports.UserState) error {
@@ -206,6 +208,9 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, now time
 		}
 		if applied == 0 {
 			return ports.ErrNothingToWrite
+		}
+		if ldu != nil {
+			u.State.RecordLDUDecision(*ldu, decidedAt)
 		}
 		after, due := rules.Evaluate(&u.State, now)
 		u.Segments, u.LastSeq, u.RecentIDs = after, lastSeq, latestIDs(recent, RecentIDs)

@@ -129,7 +129,8 @@ func (h *Handler) tombstone(ctx context.Context, app, key string, now time.Time)
 // to granted, which restricts nothing: the events' own consent still applies) and, when the
 // body decides ads personalisation, folds it into the user's state at once, so a withdrawal
 // takes the user out of every segment (and audience at the next sync) and a grant lets the
-// rules decide again.
+// rules decide again; so is a Limited Data Use decision, which takes the user out of every
+// audience at the next sync (or lets them back) without changing their segments.
 func (h *Handler) consent(ctx context.Context, app *appconfig.App, userID, key, raw string) events.APIGatewayProxyResponse {
 	if h.cfg.Consents == nil {
 		return apigw.Error(http.StatusNotImplemented, "consent is not configured on this deployment")
@@ -163,8 +164,8 @@ func (h *Handler) consent(ctx context.Context, app *appconfig.App, userID, key, 
 	if err := h.cfg.Consents.PutConsent(ctx, c); err != nil {
 		return h.unavailable(app, "store consent", err)
 	}
-	if body.AdsPersonalization != nil {
-		if err := h.foldConsent(ctx, app.ID, key, *body.AdsPersonalization, now); err != nil {
+	if body.AdsPersonalization != nil || body.LDU != nil {
+		if err := h.foldConsent(ctx, app.ID, key, body.AdsPersonalization, body.LDU, now); err != nil {
 			return h.unavailable(app, "apply consent to the state", err)
 		}
 	}
@@ -174,16 +175,25 @@ func (h *Handler) consent(ctx context.Context, app *appconfig.App, userID, key, 
 		AdsPersonalization: &ads, AdvertiserTracking: c.AdvertiserTracking, ApplicationTracking: c.ApplicationTracking, LDU: c.LDU}})
 }
 
-// foldConsent records the decision in the user's state as the updater would, records the
-// membership changes it causes and writes the state (the store's Update: optimistic version,
-// retried). An unknown user is left alone: the decision is in the consent store already.
-func (h *Handler) foldConsent(ctx context.Context, app, key string, granted bool, now time.Time) error {
+// foldConsent records the decisions the body made (ads personalisation granted, Limited Data
+// Use; nil: not decided) in the user's state as the updater would, records the membership
+// changes they cause and writes the state (the store's Update: optimistic version, retried).
+// An LDU decision leaves the segments as they are; Update records rejoins when it turns the
+// user's LDU on or off, so the next audience sync removes them (or adds them back). An unknown
+// user is left alone: the decision is in the consent store already (the updater folds it in
+// with their first events).
+func (h *Handler) foldConsent(ctx context.Context, app, key string, granted, ldu *bool, now time.Time) error {
 	rules := h.cfg.Rules[app]
 	_, err := h.cfg.Store.Update(ctx, app, key, func(u *ports.UserState) error {
 		if !u.Found {
 			return ports.ErrNothingToWrite
 		}
-		u.State.RecordConsent(granted, now.Unix())
+		if granted != nil {
+			u.State.RecordConsent(*granted, now.Unix())
+		}
+		if ldu != nil {
+			u.State.RecordLDUDecision(*ldu, now.Unix())
+		}
 		after, due := rules.Evaluate(&u.State, now)
 		u.Segments, u.DueAt = after, segments.DueAt(due)
 		if u.State.LastSeen > 0 {
