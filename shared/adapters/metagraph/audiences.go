@@ -154,6 +154,7 @@ func (c *Client) Upload(ctx context.Context, u ports.AudienceUpload) (ports.Audi
 		NumInvalid:     int(answer.NumInvalid),
 		InvalidSamples: sampleKeys(answer.InvalidSamples),
 		UsagePct:       usage.MaxPct(),
+		RegainAfter:    usage.RegainAfter,
 	}
 	ack.SessionID, _ = strconv.ParseInt(string(answer.SessionID), 10, 64)
 	return ack, nil
