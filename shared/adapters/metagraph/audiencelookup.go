@@ -28,6 +28,15 @@ import (
 // answer is read correctly, and a POST taken as a create fails for want of a name instead of
 // creating anything. 500 is the most customer-file audiences an ad account holds.
 
+// CreateMaxUsagePct: when the name lookup's answer reports this rate-limit usage or more,
+// CreateAudience does not send the create but answers RateLimited with the lookup's usage and
+// announced wait. The two calls are one CreateAudience to its caller, which paces calls from
+// their answers' usage (the audience sync pauses an ad account at 85%: Meta asks integrations
+// to slow down before 100%, Graph API rate limiting,
+// https://developers.facebook.com/docs/graph-api/overview/rate-limiting); without this the
+// create would follow an answer that asked to wait.
+const CreateMaxUsagePct = 85
+
 // lookupLimit is the page size of the lookup.
 const lookupLimit = 500
 
@@ -47,7 +56,8 @@ func (c *Client) findAudience(ctx context.Context, account, name string) (string
 			Name string     `json:"name"`
 		} `json:"data"`
 	}
-	if _, err := c.audienceCall(ctx, http.MethodPost, account+"/customaudiences", "find audience", fields, &answer); err != nil {
+	usage, err := c.audienceCall(ctx, http.MethodPost, account+"/customaudiences", "find audience", fields, &answer)
+	if err != nil {
 		return "", err
 	}
 	var ids []string
@@ -58,6 +68,12 @@ func (c *Client) findAudience(ctx context.Context, account, name string) (string
 	}
 	switch len(ids) {
 	case 0:
+		if pct := usage.MaxPct(); pct >= CreateMaxUsagePct {
+			// The create would be the next call: near Meta's limit, it waits (see
+			// CreateMaxUsagePct), with the wait the lookup's answer announced.
+			return "", &ports.CAPIError{Class: ports.CAPIRateLimited, UsagePct: pct, RetryAfter: usage.RegainAfter,
+				Err: fmt.Errorf("metagraph: create audience: not sent, the lookup's answer reported %.0f%% rate-limit usage", pct)}
+		}
 		return "", nil
 	case 1:
 		return ids[0], nil

@@ -371,6 +371,9 @@ func (s *Sandbox) evaluateAudience(r *http.Request, entry *RequestLog, faults Fa
 	if edge != edgeCustomAudiences {
 		account = s.audienceAccount(object)
 	}
+	if entry.AdAccount == "" && account != object {
+		entry.AdAccount = account // the audience's: the usage is counted per ad account
+	}
 	usage := s.countAudienceUsage(account, faults, entry.At)
 	entry.UsagePct, entry.UsageReset = usage.pct, usage.reset
 	if usage.throttled {
