@@ -35,13 +35,14 @@ func usagePauses(reqs []metasandbox.RequestLog) int {
 func checkUsagePauses(reqs []metasandbox.RequestLog) []string {
 	var problems []string
 	until := map[string]time.Time{} // ad account -> end of its pause
+	why := map[string]string{}      // ad account -> the answer that paused it
 	for _, r := range reqs {
 		if r.AdAccount == "" {
 			continue
 		}
 		if end, ok := until[r.AdAccount]; ok && r.At.Before(end) {
-			problems = append(problems, fmt.Sprintf("%s %s at %s: ad account act_%s paused until %s",
-				r.Method, r.Path, r.At.Format("15:04:05.000"), r.AdAccount, end.Format("15:04:05.000")))
+			problems = append(problems, fmt.Sprintf("%s %s at %s: ad account act_%s paused until %s by %s",
+				r.Method, r.Path, r.At.Format("15:04:05.000"), r.AdAccount, end.Format("15:04:05.000"), why[r.AdAccount]))
 		}
 		if r.Fault == metasandbox.FaultAudienceUsageThrottle {
 			problems = append(problems, fmt.Sprintf("%s %s at %s: throttled by usage (the sync should have paused at %d%%)",
@@ -50,6 +51,8 @@ func checkUsagePauses(reqs []metasandbox.RequestLog) []string {
 		if pausing(r) {
 			if end := r.At.Add(r.UsageReset); end.After(until[r.AdAccount]) {
 				until[r.AdAccount] = end
+				why[r.AdAccount] = fmt.Sprintf("%s %s at %s (status %d %s, usage %.0f%%)", r.Method, r.Path,
+					r.At.Format("15:04:05.000"), r.Status, r.Fault, r.UsagePct)
 			}
 		}
 	}

@@ -29,9 +29,9 @@ import (
 // creating anything. 500 is the most customer-file audiences an ad account holds.
 
 // CreateMaxUsagePct: when the name lookup's answer reports this rate-limit usage or more,
-// CreateAudience does not send the create but answers RateLimited with the lookup's usage and
-// announced wait. The two calls are one CreateAudience to its caller, which paces calls from
-// their answers' usage (the audience sync pauses an ad account at 85%: Meta asks integrations
+// CreateAudience sends no create and answers RateLimited with the lookup's usage and announced
+// wait, whatever the lookup found (the id is looked up again after the wait). The two calls are
+// one CreateAudience to its caller, which paces its calls from their answers' usage (the audience sync pauses an ad account at 85%: Meta asks integrations
 // to slow down before 100%, Graph API rate limiting,
 // https://developers.facebook.com/docs/graph-api/overview/rate-limiting); without this the
 // create would follow an answer that asked to wait.
@@ -66,14 +66,14 @@ func (c *Client) findAudience(ctx context.Context, account, name string) (string
 			ids = append(ids, string(a.ID))
 		}
 	}
+	if pct := usage.MaxPct(); pct >= CreateMaxUsagePct {
+		// Near Meta's limit the caller must learn the usage before its next call (the create,
+		// or an upload to the audience found): the id is looked up again after the wait.
+		return "", &ports.CAPIError{Class: ports.CAPIRateLimited, UsagePct: pct, RetryAfter: usage.RegainAfter,
+			Err: fmt.Errorf("metagraph: create audience: stopped after the name lookup, whose answer reported %.0f%% rate-limit usage", pct)}
+	}
 	switch len(ids) {
 	case 0:
-		if pct := usage.MaxPct(); pct >= CreateMaxUsagePct {
-			// The create would be the next call: near Meta's limit, it waits (see
-			// CreateMaxUsagePct), with the wait the lookup's answer announced.
-			return "", &ports.CAPIError{Class: ports.CAPIRateLimited, UsagePct: pct, RetryAfter: usage.RegainAfter,
-				Err: fmt.Errorf("metagraph: create audience: not sent, the lookup's answer reported %.0f%% rate-limit usage", pct)}
-		}
 		return "", nil
 	case 1:
 		return ids[0], nil

@@ -14,20 +14,26 @@ import (
 
 // The name lookup before a create counts against Meta's budget too: when its answer reports
 // 85% or more, the create is not sent and CreateAudience answers RateLimited with the lookup's
-// usage and announced wait, so the caller's pacing sees them (before, the create followed at
-// once and the usage was dropped).
+// usage and announced wait, even when the lookup found the audience, so the caller's pacing
+// sees them before its next call (before, the next call followed at once and the usage was
+// dropped).
 func TestCreateWaitsWhenTheLookupIsNearTheLimit(t *testing.T) {
 	for _, tc := range []struct {
 		pct     int
+		found   bool
 		created bool
-	}{{84, true}, {90, false}} {
-		t.Run(fmt.Sprint(tc.pct), func(t *testing.T) {
+	}{{84, false, true}, {90, false, false}, {90, true, false}} {
+		t.Run(fmt.Sprint(tc.pct, tc.found), func(t *testing.T) {
 			var calls atomic.Int32
 			g := newGraph(t, func(w http.ResponseWriter, r *http.Request) {
 				if calls.Add(1) == 1 {
 					w.Header().Set("X-Business-Use-Case-Usage", fmt.Sprintf(
 						`{"1234":[{"type":"custom_audience","call_count":%d,"total_cputime":1,"total_time":1,"estimated_time_to_regain_access":3}]}`, tc.pct))
-					fmt.Fprint(w, `{"data":[]}`)
+					if tc.found {
+						fmt.Fprint(w, `{"data":[{"id":"23850000000000041","name":"Top spenders"}]}`)
+					} else {
+						fmt.Fprint(w, `{"data":[]}`)
+					}
 					return
 				}
 				fmt.Fprint(w, `{"id":"23850000000000042"}`)
