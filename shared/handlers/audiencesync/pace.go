@@ -145,6 +145,9 @@ func (p *pacer) admit(ctx context.Context, app, account string, calls int) error
 		if ok && stored.NotBefore.After(ap.notBefore) {
 			ap.notBefore, ap.reason = stored.NotBefore, stored.Reason
 		}
+		if known := p.s.knownPause(account); known.NotBefore.After(ap.notBefore) {
+			ap.notBefore, ap.reason = known.NotBefore, known.Reason
+		}
 		ap.loaded = true
 	}
 	now := p.s.cfg.Now()
@@ -193,12 +196,34 @@ func (p *pacer) observe(ctx context.Context, account string, pct float64, wait t
 	if !extend {
 		return
 	}
+	p.s.rememberPause(ports.AccountPause{AdAccountID: account, NotBefore: until, Reason: reason})
 	p.s.cfg.Logger.Warn("Meta rate-limit usage: pausing the ad account's audience calls", "ad_account", account,
 		"not_before", until.UTC().Format(time.RFC3339), "reason", reason)
 	p.s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}, {Name: "AdAccount", Value: account}},
 		observability.Metric{Name: "AudienceAccountPausedSeconds", Unit: observability.Count, Value: until.Sub(p.s.cfg.Now()).Seconds()})
 	if err := p.s.cfg.State.ExtendAccountPause(context.WithoutCancel(ctx), ports.AccountPause{AdAccountID: account, NotBefore: until, Reason: reason}); err != nil {
-		// The in-run pause holds; the next run may call once more and learn the usage again.
+		// The pause holds in this run and, in memory, in the next runs of this container.
 		p.s.cfg.Logger.Warn("ad account pause not stored", "ad_account", account, "error", err.Error())
 	}
+}
+
+// rememberPause keeps a pause in the Syncer's memory too, for the next runs of this process:
+// the state table may have refused the write (throttled, unavailable), and the next run must
+// not call before the pause ends either.
+func (s *Syncer) rememberPause(p ports.AccountPause) {
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	if s.known == nil {
+		s.known = map[string]ports.AccountPause{}
+	}
+	if p.NotBefore.After(s.known[p.AdAccountID].NotBefore) {
+		s.known[p.AdAccountID] = p
+	}
+}
+
+// knownPause is the latest pause of account this process set (zero when none).
+func (s *Syncer) knownPause(account string) ports.AccountPause {
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	return s.known[account]
 }

@@ -152,3 +152,25 @@ func TestRunCallShareFollowsTheAccessTier(t *testing.T) {
 }
 
 var _ ports.AudienceAPI = paced{}
+
+// failingPauses is a state store whose pause writes fail (throttled, unavailable).
+type failingPauses struct{ store }
+
+func (failingPauses) ExtendAccountPause(context.Context, ports.AccountPause) error {
+	return fmt.Errorf("dynamodb: throttled")
+}
+
+// A pause the state table did not take still holds in the next runs of the same process.
+func TestPauseHoldsWhenTheStateTableMissesIt(t *testing.T) {
+	h := newHarness(t)
+	h.user(t, "c0", nil, []string{"cart_abandoner"}, 0)
+	h.sandbox.SetFaults(metasandbox.Faults{AudienceRateLimitRate: 1, RegainAccessMinutes: 7})
+	s := h.pacedSyncer(t, func(c *Config) { c.State = failingPauses{h.store} })
+	h.runAll(t, s)
+	h.sandbox.SetFaults(metasandbox.Faults{})
+	h.now = h.now.Add(5 * time.Minute)
+	h.runAll(t, s)
+	if n := len(h.sandbox.Requests()); n != 1 {
+		t.Fatalf("%d requests sent inside Meta's wait", n-1)
+	}
+}

@@ -79,6 +79,9 @@ type Syncer struct {
 	// pace paces the current run's calls per ad account (pace.go).
 	paceMu sync.Mutex
 	pace   *pacer
+	// known are the pauses this process set, should the state table miss one (pace.go).
+	knownMu sync.Mutex
+	known   map[string]ports.AccountPause
 }
 
 // New returns a Syncer.
