@@ -30,7 +30,8 @@ import (
 
 // CreateMaxUsagePct: when the name lookup's answer reports this rate-limit usage or more,
 // CreateAudience sends no create and answers RateLimited with the lookup's usage and announced
-// wait, whatever the lookup found (the id is looked up again after the wait). The two calls are
+// wait, whatever the lookup found (the id is looked up again after the wait); when the create's
+// answer does, it answers the same (the next attempt finds the new audience by name). The two calls are
 // one CreateAudience to its caller, which paces its calls from their answers' usage (the audience sync pauses an ad account at 85%: Meta asks integrations
 // to slow down before 100%, Graph API rate limiting,
 // https://developers.facebook.com/docs/graph-api/overview/rate-limiting); without this the

@@ -55,3 +55,36 @@ func TestCreateWaitsWhenTheLookupIsNearTheLimit(t *testing.T) {
 		})
 	}
 }
+
+// A create whose own answer reports 85% or more answers RateLimited with that usage: the
+// audience exists and the next attempt finds it by name, after the wait.
+func TestCreateAnswerNearTheLimit(t *testing.T) {
+	var calls atomic.Int32
+	g := newGraph(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			fmt.Fprint(w, `{"data":[]}`)
+			return
+		}
+		w.Header().Set("X-Ad-Account-Usage", `{"acc_id_util_pct":95,"reset_time_duration":40}`)
+		fmt.Fprint(w, `{"id":"23850000000000042"}`)
+	})
+	_, err := newClient(t, g, nil).CreateAudience(context.Background(), ports.NewAudience{AdAccountID: "act_1234", Name: "Top spenders"})
+	var ce *ports.CAPIError
+	if !errors.As(err, &ce) || ce.Class != ports.CAPIRateLimited || ce.RetryAfter != 40*time.Second || ce.UsagePct != 95 || calls.Load() != 2 {
+		t.Fatalf("err %v (%+v) after %d calls, want RateLimited, 40 s, 95%%", err, ce, calls.Load())
+	}
+}
+
+// A refused upload's usage headers keep their wait too, whatever the error's class.
+func TestRefusedUploadKeepsTheAnnouncedWait(t *testing.T) {
+	g := newGraph(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Ad-Account-Usage", `{"acc_id_util_pct":90,"reset_time_duration":30}`)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":{"message":"Audience Size Too Low","type":"OAuthException","code":2650,"fbtrace_id":"X"}}`)
+	})
+	_, err := newClient(t, g, nil).Upload(context.Background(), multiKeyUpload(ports.AudienceRemove))
+	var ce *ports.CAPIError
+	if !errors.As(err, &ce) || ce.RetryAfter != 30*time.Second || ce.UsagePct != 90 {
+		t.Fatalf("err %v (%+v), want the 30 s wait and 90%%", err, ce)
+	}
+}
