@@ -293,6 +293,7 @@ func TestSchemaRejectsWhatTheLoaderRejects(t *testing.T) {
 		{"dataset id a number", []edit{set("apps/0/meta/dataset_id", 123)}, "dataset_id: must be string", app + "/meta/dataset_id"},
 		{"ad account bad pattern", []edit{set("apps/0/meta/ad_account_id", "1234")}, "meta.ad_account_id: must look like act_", app + "/meta/ad_account_id"},
 		{"test event code bad pattern", []edit{set("apps/0/meta/test_event_code", "TEST 1")}, "meta.test_event_code", app + "/meta/test_event_code"},
+		{"access tier unknown", []edit{set("apps/0/meta/access_tier", "advanced")}, "meta.access_tier: must be", app + "/meta/access_tier"},
 		{"meta unknown field", []edit{set("apps/0/meta/pixel_id", "1")}, `unknown field "pixel_id"`, app + "/meta"},
 		// Currencies.
 		{"reporting currency lowercase", []edit{set("apps/0/reporting_currency", "usd")}, `"usd" is not an ISO 4217 code`, app + "/reporting_currency"},
@@ -529,6 +530,7 @@ func TestSchemaAsksToLeaveUnsetFieldsOut(t *testing.T) {
 	}
 	for name, e := range map[string]edit{
 		"empty test event code": set("apps/0/meta/test_event_code", ""),
+		"empty access tier":     set("apps/0/meta/access_tier", ""),
 		"null audience_sync":    set("apps/0/audience_sync", nil),
 		"null columns":          set("apps/0/audiences/0/columns", nil),
 		"empty event list":      set("apps/0/segments/0/when/0/since/events", []any{}),

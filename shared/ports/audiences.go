@@ -3,6 +3,7 @@ package ports
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // MaxAudienceRows is the most rows one Custom Audiences upload accepts. Meta support has also
@@ -89,6 +90,10 @@ type AudienceAck struct {
 	// UsagePct is the highest rate-limit usage percentage of the usage headers that apply to
 	// audience calls (see CAPIAck.UsagePct), 0 when none were sent.
 	UsagePct float64
+	// RegainAfter is the longest wait the usage headers announced (reset_time_duration,
+	// estimated_time_to_regain_access), 0 when none: the audience sync waits that long before
+	// its next call to the ad account.
+	RegainAfter time.Duration
 }
 
 // NewAudience describes a customer-list Custom Audience to create.

@@ -88,4 +88,7 @@ type AudienceSyncStore interface {
 	// Members lists the member index of one audience in user key order, after the cursor
 	// ("" from the start), at most limit keys; next is "" exactly when no key follows.
 	Members(ctx context.Context, app, segment, after string, limit int) (userKeys []string, next string, err error)
+
+	// AccountPauseStore keeps each ad account's "not before" (rate limits, pace.go).
+	AccountPauseStore
 }

@@ -201,9 +201,13 @@ func NewAudienceSync(ctx context.Context, c env.AudienceSync, d Deps) (*audience
 		return nil, err
 	}
 	metrics := observability.NewEmitter(d.Metrics, c.MetricsNamespace)
+	tiers := map[string]string{}
+	for _, a := range s.Apps.Apps {
+		tiers[a.ID] = a.Meta.Tier()
+	}
 	return audiencesync.New(audiencesync.Config{Audiences: aa, Users: s.Store, State: s.Store,
-		Meta:   newGraph(c.Meta, creds, metaversions.Marketing, audiencesync.Consumer, d.Log, metrics),
-		Logger: d.Log, Metrics: metrics})
+		Meta:        newGraph(c.Meta, creds, metaversions.Marketing, audiencesync.Consumer, d.Log, metrics),
+		AccessTiers: tiers, Logger: d.Log, Metrics: metrics})
 }
 
 // Segments is what every segment function builds first: the config, its compiled rules and the

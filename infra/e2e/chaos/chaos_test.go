@@ -193,6 +193,7 @@ func TestPipelineUnderFaults(t *testing.T) {
 	report("user state in DynamoDB", checkStates(refs, stored))
 	report("audience membership", checkAudiences(aa, refs, members, func(uk, seg string) string { return p.history(drainCtx, uk, seg) }))
 	report("nothing pending", checkNothingPending(pv, byKey))
+	report("no audience call while paused", checkUsagePauses(p.meta.sb.Requests()))
 	report("stream (capi-forwarder)", checkStream("capi-forwarder", last, p.fwdPoller.Stats(), p.onFailure.snapshot()))
 	report("stream (segment-updater)", checkStream("segment-updater", last, p.updPoller.Stats(), p.onFailure.snapshot()))
 	// Coverage is a property of the run, not of the pipeline: the short CI run draws its faults
@@ -534,9 +535,10 @@ func (s *faultSchedule) outages(ctx context.Context, start time.Time, load time.
 	})
 }
 
-// metaWindows forces each kind of Meta fault in the first cycle and, in each, refuses
-// audience removals for a while, then expires the API versions for a moment (Meta answers 2635
-// to every call, CAPI and audiences), then the token.
+// metaWindows forces each kind of Meta fault in the first cycle and, in each, gives the ad
+// accounts a small usage budget for a while (usage headers rising with the calls, throttles
+// above 100%), then refuses audience removals for a while, then expires the API versions for a
+// moment (Meta answers 2635 to every call, CAPI and audiences), then the token.
 func (s *faultSchedule) metaWindows(ctx context.Context, start time.Time, load time.Duration) {
 	first := true
 	cycles(start, load, func(at func(float64) time.Time) bool {
@@ -547,10 +549,22 @@ func (s *faultSchedule) metaWindows(ctx context.Context, start time.Time, load t
 			}
 			s.forceEach(ctx)
 		}
+		if !sleepUntil(ctx, at(0.12)) {
+			return false
+		}
+		// Usage budgets (while the load's first changes reach the audiences): every audience
+		// answer carries usage headers that rise with the calls, and Meta throttles above 100%;
+		// the sync must pause at 85% (checkUsagePauses).
+		f := s.base()
+		f.AudienceUsageBudget, f.AudienceUsageWindow = metaUsageBudget, metaUsageBudgetWindow
+		s.p.meta.sb.SetFaults(f)
+		s.note("audience usage budget %d calls per %s for %s", metaUsageBudget, metaUsageBudgetWindow, metaUsageWindow)
+		sleepUntil(ctx, time.Now().Add(metaUsageWindow))
+		s.p.meta.sb.SetFaults(s.base())
 		if !sleepUntil(ctx, at(0.3)) {
 			return false
 		}
-		f := s.base()
+		f = s.base()
 		f.RefuseRemovals = true // "audience size too low": the sync holds the removals, adds go on
 		s.p.meta.sb.SetFaults(f)
 		s.note("removals refused for %s", metaRefuseRemovalsWindow)
@@ -685,6 +699,7 @@ func (s *faultSchedule) coverage(c *apiClient) []string {
 		"meta expired version (2635)":   kinds[fmt.Sprintf("refused_%d", metasandbox.CodeDeprecatedVersion)] + kinds[fmt.Sprintf("audience_refused_%d", metasandbox.CodeDeprecatedVersion)],
 		"meta audience rate limit":      kinds["audience_"+metasandbox.FaultAudienceRateLimit],
 		"meta refused removals":         kinds["audience_"+metasandbox.FaultRemovalRefused],
+		"meta usage past the pause":     usagePauses(s.p.meta.sb.Requests()),
 		"meta poison refusals":          kinds[fmt.Sprintf("refused_%d", metasandbox.CodeInvalidParameter)],
 		"kinesis PutRecords call fault": sum("kinesis PutRecords", ""),
 		"kinesis PutRecords entry":      sum("kinesis PutRecords entry", ""),

@@ -41,6 +41,11 @@ const (
 	metaRefuseRemovalsWindow  = 2500 * time.Millisecond // every removal "audience size too low"
 	// metaVersionExpiredWindow: both API versions answer 2635 (expired) for this long.
 	metaVersionExpiredWindow = 1500 * time.Millisecond
+	// metaUsageWindow: each ad account may make metaUsageBudget audience calls per
+	// metaUsageBudgetWindow for this long (usage headers on every answer, 80003 above 100%).
+	metaUsageWindow       = 1500 * time.Millisecond
+	metaUsageBudget       = 2
+	metaUsageBudgetWindow = time.Second
 
 	// Kinesis, through faultproxy (and the client transport for lost responses).
 	kinesisPutCallFaultRate  = 0.06 // whole PutRecords call: throughput exceeded or InternalFailure

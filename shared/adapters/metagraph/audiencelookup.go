@@ -28,6 +28,16 @@ import (
 // answer is read correctly, and a POST taken as a create fails for want of a name instead of
 // creating anything. 500 is the most customer-file audiences an ad account holds.
 
+// CreateMaxUsagePct: when the name lookup's answer reports this rate-limit usage or more,
+// CreateAudience sends no create and answers RateLimited with the lookup's usage and announced
+// wait, whatever the lookup found (the id is looked up again after the wait); when the create's
+// answer does, it answers the same (the next attempt finds the new audience by name). The two calls are
+// one CreateAudience to its caller, which paces its calls from their answers' usage (the audience sync pauses an ad account at 85%: Meta asks integrations
+// to slow down before 100%, Graph API rate limiting,
+// https://developers.facebook.com/docs/graph-api/overview/rate-limiting); without this the
+// create would follow an answer that asked to wait.
+const CreateMaxUsagePct = 85
+
 // lookupLimit is the page size of the lookup.
 const lookupLimit = 500
 
@@ -47,7 +57,8 @@ func (c *Client) findAudience(ctx context.Context, account, name string) (string
 			Name string     `json:"name"`
 		} `json:"data"`
 	}
-	if _, err := c.audienceCall(ctx, http.MethodPost, account+"/customaudiences", "find audience", fields, &answer); err != nil {
+	usage, err := c.audienceCall(ctx, http.MethodPost, account+"/customaudiences", "find audience", fields, &answer)
+	if err != nil {
 		return "", err
 	}
 	var ids []string
@@ -55,6 +66,12 @@ func (c *Client) findAudience(ctx context.Context, account, name string) (string
 		if a.Name == name && a.ID != "" {
 			ids = append(ids, string(a.ID))
 		}
+	}
+	if pct := usage.MaxPct(); pct >= CreateMaxUsagePct {
+		// Near Meta's limit the caller must learn the usage before its next call (the create,
+		// or an upload to the audience found): the id is looked up again after the wait.
+		return "", &ports.CAPIError{Class: ports.CAPIRateLimited, UsagePct: pct, RetryAfter: usage.RegainAfter,
+			Err: fmt.Errorf("metagraph: create audience: stopped after the name lookup, whose answer reported %.0f%% rate-limit usage", pct)}
 	}
 	switch len(ids) {
 	case 0:

@@ -99,8 +99,15 @@ func (c *Client) CreateAudience(ctx context.Context, a ports.NewAudience) (strin
 	var answer struct {
 		ID flexString `json:"id"`
 	}
-	if _, err := c.audienceCall(ctx, http.MethodPost, a.AdAccountID+"/customaudiences", "create audience", fields, &answer); err != nil {
+	usage, err := c.audienceCall(ctx, http.MethodPost, a.AdAccountID+"/customaudiences", "create audience", fields, &answer)
+	if err != nil {
 		return "", err
+	}
+	if pct := usage.MaxPct(); pct >= CreateMaxUsagePct && answer.ID != "" {
+		// Created, but the caller must learn the usage before its next call: it finds the
+		// audience by name after the wait (see CreateMaxUsagePct).
+		return "", &ports.CAPIError{Class: ports.CAPIRateLimited, UsagePct: pct, RetryAfter: usage.RegainAfter,
+			Err: fmt.Errorf("metagraph: create audience: created, but the answer reported %.0f%% rate-limit usage: the next attempt finds it by name", pct)}
 	}
 	if answer.ID == "" {
 		// Meta answered 200 without an id: the audience may exist.
@@ -154,6 +161,7 @@ func (c *Client) Upload(ctx context.Context, u ports.AudienceUpload) (ports.Audi
 		NumInvalid:     int(answer.NumInvalid),
 		InvalidSamples: sampleKeys(answer.InvalidSamples),
 		UsagePct:       usage.MaxPct(),
+		RegainAfter:    usage.RegainAfter,
 	}
 	ack.SessionID, _ = strconv.ParseInt(string(answer.SessionID), 10, 64)
 	return ack, nil
@@ -249,6 +257,9 @@ func (c *Client) audienceCall(ctx context.Context, method, path, what string, fi
 	}
 	if e.Class == ports.CAPIRateLimited || e.Class == ports.CAPIBlocked {
 		e.RetryAfter = max(usage.RegainAfter, retryAfterHeader(resp.Header))
+	} else {
+		// Any answer's usage headers may ask for a wait: the caller's pacing needs it.
+		e.RetryAfter = usage.RegainAfter
 	}
 	return usage, e
 }

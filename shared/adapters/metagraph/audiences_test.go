@@ -549,6 +549,20 @@ func TestAudienceRetryAfter(t *testing.T) {
 			t.Fatalf("UsagePct %v err %v", ack.UsagePct, err)
 		}
 	})
+
+	// An accepted call near the limit announces its wait too: the ack keeps it (it was dropped
+	// before, so the audience sync could not pace itself).
+	t.Run("ack keeps the announced wait", func(t *testing.T) {
+		g := newGraph(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Business-Use-Case-Usage", `{"1":[{"type":"custom_audience","call_count":88,"total_cputime":3,"total_time":5,"estimated_time_to_regain_access":2}]}`)
+			w.Header().Set("X-Ad-Account-Usage", `{"acc_id_util_pct":87,"reset_time_duration":200}`)
+			ackJSON(w, r)
+		})
+		ack, err := newClient(t, g, nil).Upload(context.Background(), multiKeyUpload(ports.AudienceAdd))
+		if err != nil || ack.UsagePct != 88 || ack.RegainAfter != 200*time.Second {
+			t.Fatalf("UsagePct %v RegainAfter %v err %v, want 88, 200s", ack.UsagePct, ack.RegainAfter, err)
+		}
+	})
 }
 
 func TestAudienceTokenNeverInURL(t *testing.T) {

@@ -101,6 +101,9 @@ type Meta struct {
 	AdAccountID string `json:"ad_account_id"`
 	// TestEventCode routes CAPI events to Events Manager > Test Events. Never set in production.
 	TestEventCode string `json:"test_event_code,omitempty"`
+	// AccessTier is the Meta app's Marketing API access tier, TierStandard ("" means it) or
+	// TierDevelopment: it sizes the audience sync's calls (tier.go).
+	AccessTier string `json:"access_tier,omitempty"`
 }
 
 var (
@@ -212,6 +215,9 @@ func (c *Config) Validate() error {
 		}
 		if c := a.Meta.TestEventCode; c != "" && !testEventPattern.MatchString(c) {
 			bad("meta.test_event_code", "must be 1-32 letters or digits as shown in Events Manager")
+		}
+		if t := a.Meta.AccessTier; t != "" && t != TierStandard && t != TierDevelopment {
+			bad("meta.access_tier", "must be %q or %q (got %q)", TierStandard, TierDevelopment, t)
 		}
 		a.checkSegments(bad)
 		a.checkAudiences(bad)

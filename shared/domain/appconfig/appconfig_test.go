@@ -39,6 +39,8 @@ func TestParseErrorsNameTheEntryAndField(t *testing.T) {
 			"meta": {"dataset_id": "x1", "ad_account_id": "1234", "test_event_code": "TEST 1"}}]}`,
 			[]string{`platforms[0]: "web" is not a platform`, `platforms[2]: "ios" is listed twice`, "api_key.name: is required",
 				"meta.dataset_id: must be the dataset's numeric id", "meta.ad_account_id: must look like act_<digits>", "meta.test_event_code"}},
+		{"unknown access tier", `{"version": 1, "apps": [{"id": "a", "platforms": ["ios"], "api_key": {"name": "k"}, "meta": {"dataset_id": "1", "ad_account_id": "act_1", "access_tier": "Standard"}}]}`,
+			[]string{`meta.access_tier: must be "standard" or "development" (got "Standard")`}},
 		{"duplicates", `{"version": 1, "apps": [` + validApp + `,` + validApp + `]}`,
 			[]string{`apps[1] ("shop").id: duplicates apps[0]`, "api_key.name: duplicates apps[0]", "api_key.dev_value: duplicates apps[0]"}},
 		{"short dev key", `{"version": 1, "apps": [{"id": "a", "platforms": ["ios"], "api_key": {"name": "k", "dev_value": "short"}, "meta": {"dataset_id": "1", "ad_account_id": "act_1"}}]}`,

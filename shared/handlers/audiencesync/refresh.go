@@ -182,7 +182,7 @@ func (s *Syncer) refresh(ctx context.Context, aa *audiences.AppAudiences, a *aud
 			}
 			return err
 		}
-		ack, err := s.cfg.Meta.Upload(ctx, ports.AudienceUpload{
+		ack, err := s.meta(aa.App(), a).Upload(ctx, ports.AudienceUpload{
 			AudienceID: st.AudienceID, Op: ports.AudienceReplace, Schema: schema, Rows: rows,
 			Session: ports.AudienceSession{ID: st.SessionID, BatchSeq: st.BatchesDone + 1, Last: last, EstimatedTotal: int(st.Size)},
 		})

@@ -61,13 +61,28 @@ type Config struct {
 	// RefreshReserve is the time before the context's deadline after which no full refresh
 	// batch starts (default DefaultRefreshReserve).
 	RefreshReserve time.Duration
-	Logger         *slog.Logger
-	Metrics        *observability.Emitter
-	Now            func() time.Time
+	// AccessTiers are the apps' meta.access_tier (by app id; "" or absent: standard), and
+	// RunInterval the schedule (default DefaultRunInterval): together they size a run's calls
+	// per ad account. UsagePause is the pause once usage reaches PauseAtUsagePct without a wait
+	// from Meta (default DefaultUsagePause). See pace.go.
+	AccessTiers map[string]string
+	RunInterval time.Duration
+	UsagePause  time.Duration
+	Logger      *slog.Logger
+	Metrics     *observability.Emitter
+	Now         func() time.Time
 }
 
 // Syncer runs audience sync.
-type Syncer struct{ cfg Config }
+type Syncer struct {
+	cfg Config
+	// pace paces the current run's calls per ad account (pace.go).
+	paceMu sync.Mutex
+	pace   *pacer
+	// known are the pauses this process set, should the state table miss one (pace.go).
+	knownMu sync.Mutex
+	known   map[string]ports.AccountPause
+}
 
 // New returns a Syncer.
 func New(cfg Config) (*Syncer, error) {
@@ -90,6 +105,12 @@ func New(cfg Config) (*Syncer, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.RunInterval <= 0 {
+		cfg.RunInterval = DefaultRunInterval
+	}
+	if cfg.UsagePause <= 0 {
+		cfg.UsagePause = DefaultUsagePause
 	}
 	return &Syncer{cfg: cfg}, nil
 }
@@ -140,6 +161,9 @@ func (s *Syncer) Run(ctx context.Context) ([]AppReport, error) {
 		apps = append(apps, app)
 	}
 	sort.Strings(apps)
+	s.paceMu.Lock()
+	s.pace = s.newPacer() // each run has its share of the hourly budgets
+	s.paceMu.Unlock()
 	var reports []AppReport
 	var errs []error
 	for _, app := range apps {
@@ -559,7 +583,7 @@ func (s *Syncer) upload(ctx context.Context, aa *audiences.AppAudiences, a *audi
 		st.Plan, st.Op, st.SessionID, st.BatchesDone, st.SessionStartedAt = plan, op, sessionID(), 0, now.Unix()
 	}
 	for i := st.BatchesDone; i < len(batches); i++ {
-		ack, err := s.cfg.Meta.Upload(ctx, ports.AudienceUpload{
+		ack, err := s.meta(aa.App(), a).Upload(ctx, ports.AudienceUpload{
 			AudienceID: st.AudienceID, Op: u.op, Schema: schema, Rows: batches[i],
 			Session: ports.AudienceSession{ID: st.SessionID, BatchSeq: i + 1, Last: i == len(batches)-1, EstimatedTotal: len(u.rows)},
 		})
@@ -614,7 +638,7 @@ func (s *Syncer) audienceState(ctx context.Context, app string, a *audiences.Aud
 	case a.ID() != "":
 		st.AudienceID = a.ID()
 	case st.AudienceID == "" && a.Create():
-		id, err := s.cfg.Meta.CreateAudience(ctx, a.Creation())
+		id, err := s.meta(app, a).CreateAudience(ctx, a.Creation())
 		if err != nil {
 			return st, fmt.Errorf("create audience: %w", err)
 		}

@@ -43,6 +43,9 @@ type Config struct {
 	// credentials, a dataset, or blocks us (default DefaultHoldPause): the event source mapping
 	// retries at once, and without a pause it would hammer Meta and race through its retries.
 	HoldPause time.Duration
+	// UsagePause is how long an invocation waits before answering once Meta's usage headers
+	// pass PauseAtUsagePct (usage.go); default the lesser of DefaultUsagePause and HoldPause.
+	UsagePause time.Duration
 	// Consents, when set (the stack sets it with the segment state), holds explicit decisions
 	// made through the consent and erasure API: a user who withdrew there is not forwarded,
 	// whatever the events say, and set tracking or LDU flags override the events'.
@@ -68,6 +71,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.HoldPause <= 0 {
 		cfg.HoldPause = DefaultHoldPause
+	}
+	if cfg.UsagePause <= 0 {
+		cfg.UsagePause = min(DefaultUsagePause, cfg.HoldPause)
 	}
 	return &Handler{cfg: cfg}, nil
 }
@@ -186,6 +192,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	h.record(c, out)
 	if out.AuthFailure != nil || out.DatasetFailure != nil || out.Blocked != nil || out.VersionExpired != nil {
 		h.pause(ctx)
+	} else {
+		h.usagePause(ctx, out.UsagePct)
 	}
 
 	if len(failed) == 0 {
@@ -229,8 +237,10 @@ func (h *Handler) decisions(ctx context.Context, envs []*envelope.Record) (map[u
 }
 
 // pause waits HoldPause, but leaves a second of the invocation's deadline to answer.
-func (h *Handler) pause(ctx context.Context) {
-	d := h.cfg.HoldPause
+func (h *Handler) pause(ctx context.Context) { h.wait(ctx, h.cfg.HoldPause) }
+
+// wait waits d, but leaves a second of the invocation's deadline to answer.
+func (h *Handler) wait(ctx context.Context, d time.Duration) {
 	if deadline, ok := ctx.Deadline(); ok {
 		d = min(d, time.Until(deadline)-time.Second)
 	}

@@ -273,6 +273,8 @@ func isAudiencePath(path string) bool {
 
 // audienceAnswer is the outcome of one Custom Audience request.
 type audienceAnswer struct {
+	// header is sent with the answer, whatever it is (the usage headers).
+	header  http.Header
 	err     *graphError
 	bare503 bool
 	bare413 bool
@@ -287,6 +289,9 @@ func (s *Sandbox) serveAudiences(w http.ResponseWriter, r *http.Request) {
 	entry.FBTraceID = trace
 	a := s.evaluateAudience(r, &entry, faults, d)
 	entry.Fault = a.fault
+	for k, vs := range a.header {
+		w.Header()[k] = vs
+	}
 
 	switch {
 	case a.bare503 || a.bare413:
@@ -362,6 +367,25 @@ func (s *Sandbox) evaluateAudience(r *http.Request, entry *RequestLog, faults Fa
 		}
 		return audienceAnswer{err: errAudienceRateLimit(account, faults.RegainAccessMinutes), fault: FaultAudienceRateLimit}
 	}
+	account := entry.AdAccount
+	if edge != edgeCustomAudiences {
+		account = s.audienceAccount(object)
+	}
+	if entry.AdAccount == "" && account != object {
+		entry.AdAccount = account // the audience's: the usage is counted per ad account
+	}
+	usage := s.countAudienceUsage(account, faults, entry.At)
+	entry.UsagePct, entry.UsageReset = usage.pct, usage.reset
+	if usage.throttled {
+		return audienceAnswer{err: errAudienceUsageThrottle(usage), fault: FaultAudienceUsageThrottle}
+	}
+	a := s.answerAudience(r, entry, object, edge, p, faults)
+	a.header = usage.header
+	return a
+}
+
+// answerAudience runs the call evaluateAudience let through.
+func (s *Sandbox) answerAudience(r *http.Request, entry *RequestLog, object, edge string, p audienceParams, faults Faults) audienceAnswer {
 	switch {
 	case edge == edgeCustomAudiences && (r.Method == http.MethodGet || strings.EqualFold(p.get("method"), http.MethodGet)):
 		return s.listAudiences(object, p)

@@ -274,6 +274,13 @@ type Faults struct {
 	// RefuseRemovals refuses every removal (DELETE /users) with "Audience Size Too Low", as
 	// Meta does for an audience below its threshold, whatever Config.RemovalMinSize says.
 	RefuseRemovals bool
+	// AudienceUsageBudget, when above 0, is how many Custom Audience calls an ad account may
+	// make per AudienceUsageWindow: every answer carries the usage headers, rising with the
+	// calls, and a call above 100% is throttled (code 80003, the time left in the window as
+	// reset_time_duration and estimated_time_to_regain_access; see usage.go).
+	AudienceUsageBudget int
+	// AudienceUsageWindow defaults to DefaultAudienceUsageWindow.
+	AudienceUsageWindow time.Duration
 	// Seed seeds the draws; 0 is a seed like any other.
 	Seed int64
 }
@@ -324,6 +331,10 @@ type RequestLog struct {
 	// Replayed is true for a batch_seq the session had already acknowledged: answered again,
 	// not applied again.
 	Replayed bool `json:"replayed,omitempty"`
+	// UsagePct and UsageReset are the ad account's usage after the call and the time left in
+	// its window, as the usage headers said (0 without Faults.AudienceUsageBudget; usage.go).
+	UsagePct   float64       `json:"usage_pct,omitempty"`
+	UsageReset time.Duration `json:"usage_reset,omitempty"`
 }
 
 // Sandbox is the fake Graph API. It is an http.Handler and safe for concurrent use.
@@ -349,6 +360,7 @@ type Sandbox struct {
 	requests []RequestLog
 	aud      audienceStore
 	versions Versions
+	usage    map[string]*usageWindow // by ad account (usage.go)
 }
 
 var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)

@@ -21,6 +21,8 @@ type syncState struct {
 	members   map[segmentID]map[string]bool
 	// memberOrder is each member index in key order; nil = stale.
 	memberOrder map[segmentID][]string
+	// pauses are the ad accounts' "not before" (pace.go).
+	pauses map[string]ports.AccountPause
 }
 
 type lease struct {

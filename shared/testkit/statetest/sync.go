@@ -35,6 +35,7 @@ var syncCases = []struct {
 	{"invalid sync input is rejected", invalidSyncInput},
 	{"member index adds, removes and pages in key order", memberIndex},
 	{"member indexes of audiences and apps are independent", memberIndexScope},
+	{"ad account pauses are extended, never shortened", accountPauses},
 }
 
 // t0 is a whole millisecond: DynamoDB keeps lease times in milliseconds.
