@@ -65,6 +65,8 @@ type App struct {
 	ExclusiveGroups [][]string `json:"exclusive_groups,omitempty"`
 	// AudienceSync tunes the audience sync (removal guard, full refresh, request size).
 	AudienceSync AudienceSync `json:"audience_sync,omitzero"`
+	// Measurement tunes holdout outcomes and their alarms (measurement.go).
+	Measurement Measurement `json:"measurement,omitzero"`
 	// Auth enables end-user tokens on the /v1/me routes (auth.go).
 	Auth Auth `json:"auth,omitzero"`
 	// TrustedValues "server" counts only server-sent purchases and subscriptions toward value
@@ -221,6 +223,7 @@ func (c *Config) Validate() error {
 		}
 		a.checkSegments(bad)
 		a.checkAudiences(bad)
+		a.checkMeasurement(bad)
 		a.checkAuth(bad)
 	}
 	return errors.Join(errs...)

@@ -111,6 +111,14 @@ type Audience struct {
 	Columns []string `json:"columns,omitempty"`
 	// ValueBased adds the LOOKALIKE_VALUE column (lifetime value) to every row.
 	ValueBased bool `json:"value_based,omitempty"`
+	// HoldoutFraction is the share of the segment's users kept out of the audience and
+	// uploaded to its holdout audience instead; nil means DefaultHoldoutFraction, 0 none
+	// (measurement.go).
+	HoldoutFraction *float64 `json:"holdout_fraction,omitempty"`
+	// HoldoutSalt re-randomises the holdout assignment when changed.
+	HoldoutSalt string `json:"holdout_salt,omitempty"`
+	// HoldoutAudienceID is an existing holdout audience; empty: the sync creates one.
+	HoldoutAudienceID string `json:"holdout_audience_id,omitempty"`
 
 	problems []string // found while decoding; reported by Validate with the entry's path
 }
@@ -223,8 +231,13 @@ func (a *App) checkAudiences(bad func(field, format string, args ...any)) {
 			key := [2]string{au.AccountID(a), au.Name}
 			if j, dup := names[key]; dup {
 				bad(where+".name", "%q duplicates audiences[%d] in ad account %s", au.Name, j, key[0])
-			} else {
-				names[key] = i
+			} else if names[key] = i; au.Holdout() > 0 && au.HoldoutAudienceID == "" {
+				hk := [2]string{key[0], au.HoldoutName()}
+				if j, dup := names[hk]; dup {
+					bad(where+".name", "its holdout audience %q duplicates audiences[%d] in ad account %s", hk[1], j, key[0])
+				} else {
+					names[hk] = i
+				}
 			}
 		}
 		switch {
@@ -242,6 +255,14 @@ func (a *App) checkAudiences(bad func(field, format string, args ...any)) {
 			}
 		}
 		checkAudienceColumns(au.Columns, where+".columns", bad)
+		checkHoldout(au, where, bad)
+		if id := au.HoldoutAudienceID; id != "" {
+			if j, dup := audienceIDs[id]; dup {
+				bad(where+".holdout_audience_id", "duplicates audiences[%d] (each audience needs its own holdout)", j)
+			} else {
+				audienceIDs[id] = i
+			}
+		}
 		if au.ValueBased && a.ReportingCurrency == "" {
 			bad(where+".value_based", "needs the app's reporting_currency (LOOKALIKE_VALUE is the lifetime value in it)")
 		}
