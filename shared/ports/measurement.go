@@ -53,9 +53,9 @@ type OutcomeStore interface {
 	// AddOutcomes adds each delta to its cohort's counters: one write per distinct key, however
 	// many deltas name it (the caller aggregates a batch, the store merges what is left).
 	AddOutcomes(ctx context.Context, deltas []Outcome) error
-	// Outcomes returns the counters of app's cohorts that joined from fromDay to toDay
-	// (inclusive, days since the epoch), of every audience, in (segment, day, arm) order.
-	Outcomes(ctx context.Context, app string, fromDay, toDay int64) ([]Outcome, error)
+	// Outcomes returns the counters of the cohorts of app's audience of segment that joined
+	// from fromDay to toDay (inclusive, days since the epoch), in (day, arm) order.
+	Outcomes(ctx context.Context, app, segment string, fromDay, toDay int64) ([]Outcome, error)
 }
 
 // AdAccount is what the insights run needs of an ad account.
