@@ -32,10 +32,10 @@ const secondsPerDay = 86400
 // MaxPeriodDays days) and returns them as days since 1970-01-01, the cohorts' JoinDay. Errors
 // wrap ErrPeriod.
 func ParsePeriod(from, to string) (fromDay, toDay int64, err error) {
-	if fromDay, err = parseDay("from", from); err != nil {
+	if fromDay, err = ParseDate("from", from); err != nil {
 		return 0, 0, err
 	}
-	if toDay, err = parseDay("to", to); err != nil {
+	if toDay, err = ParseDate("to", to); err != nil {
 		return 0, 0, err
 	}
 	if fromDay > toDay {
@@ -47,7 +47,9 @@ func ParsePeriod(from, to string) (fromDay, toDay int64, err error) {
 	return fromDay, toDay, nil
 }
 
-func parseDay(field, s string) (int64, error) {
+// ParseDate reads one date (YYYY-MM-DD) as days since 1970-01-01; the error wraps ErrPeriod
+// and names field (the parameter).
+func ParseDate(field, s string) (int64, error) {
 	t, err := time.Parse(DateLayout, s)
 	if err != nil || t.Format(DateLayout) != s {
 		return 0, fmt.Errorf("%w: %s %q is not a date (YYYY-MM-DD)", ErrPeriod, field, s)
