@@ -169,7 +169,7 @@ func TestAudiences(t *testing.T) {
 	// enough, and revenue in USD is compared with spend in USD.
 	a := rep.Audiences[0]
 	if a.Treated.Users != 540 || a.Holdout.Users != 60 || a.Lift7d.Difference == nil || a.Spend == nil || *a.Spend != 54 || a.IncrementalROAS == nil {
-		t.Errorf("cart_abandoner %+v", a)
+		t.Fatalf("cart_abandoner %+v", a)
 	}
 	if d := *a.Lift7d.Difference; d < 0.0999 || d > 0.1001 {
 		t.Errorf("lift_7d %v, want 0.35 - 0.25", d)
