@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/measure"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
@@ -26,7 +27,7 @@ const DefaultPeriodDays = 28
 // HoldoutKey is the key of a segment's holdout audience wherever audiences are keyed by
 // segment (sync state, member index): "<segment>:holdout". Segment ids never contain ':', so
 // it cannot clash with a segment.
-func HoldoutKey(segment string) string { return segment + ":holdout" }
+func HoldoutKey(segment string) string { return segment + audiences.HoldoutKeySuffix }
 
 // Sources are the stores a report reads.
 type Sources struct {

@@ -262,11 +262,18 @@ func (a *AppAudiences) DesiredFor(userKey string, segs []string, st *segments.St
 	}
 	out := a.Desired(segs)
 	for i, seg := range out {
-		if au := a.bySegment[seg]; au.holdout != nil && a.assigners[seg].Arm(userKey) == holdout.Holdout {
-			out[i] = au.holdout.segment
-		}
+		out[i] = a.KeyFor(userKey, seg)
 	}
 	return out
+}
+
+// KeyFor returns the key of the audience of segment that the user with key userKey goes to:
+// the segment's, or its holdout audience's when the user is in its holdout arm.
+func (a *AppAudiences) KeyFor(userKey, segment string) string {
+	if au, ok := a.bySegment[segment]; ok && au.holdout != nil && a.assigners[segment].Arm(userKey) == holdout.Holdout {
+		return au.holdout.segment
+	}
+	return segment
 }
 
 // LeftOut reports whether a user is left out of every audience upload although their segments
