@@ -608,7 +608,8 @@ func parsePaging(p audienceParams, def int) (offset, limit int, gerr *graphError
 
 // page cuts rows[offset:offset+limit] into a Graph page: data, paging.cursors and, unless it is
 // the last page, paging.next: the request's URL with its parameters (the method override
-// dropped) and the next cursor, and the access token, as Meta's next links carry it.
+// dropped) and the next cursor, and the access token, as Meta's next links carry it (whether
+// Meta's carry appsecret_proof is unverified: the sandbox keeps it, so a next link works).
 func page[T any](r *http.Request, p audienceParams, rows []T, offset, limit int) map[string]any {
 	data := []T{}
 	if offset < len(rows) {
@@ -628,8 +629,7 @@ func page[T any](r *http.Request, p audienceParams, rows []T, offset, limit int)
 			q.Set(k, v)
 		}
 		q.Del("method")
-		q.Del("appsecret_proof")
-		q.Set("access_token", p.accessToken)
+		q.Set("access_token", p.accessToken) // appsecret_proof stays when the request had one
 		q.Set("limit", strconv.Itoa(limit))
 		q.Set("after", encodeCursor(offset+len(data)))
 		paging["next"] = (&url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}).String()
