@@ -26,8 +26,9 @@ type adsWorld struct {
 	client *Client
 	now    time.Time
 
-	mu   sync.Mutex
-	urls []string // method path?query
+	mu     sync.Mutex
+	urls   []string          // method path?query
+	bodies map[string]string // the first body sent to each path
 }
 
 func newAdsWorld(t *testing.T, ads metasandbox.AdsConfig) *adsWorld {
@@ -45,6 +46,12 @@ func newAdsWorld(t *testing.T, ads metasandbox.AdsConfig) *adsWorld {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		w.mu.Lock()
 		w.urls = append(w.urls, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		if w.bodies == nil {
+			w.bodies = map[string]string{}
+		}
+		if _, ok := w.bodies[r.URL.Path]; !ok {
+			w.bodies[r.URL.Path] = string(body)
+		}
 		w.mu.Unlock()
 		sb.ServeHTTP(rw, r)
 	}))
@@ -168,6 +175,12 @@ func TestAdSetsPaging(t *testing.T) {
 	}
 	if !slices.Equal(ids, want) {
 		t.Fatalf("read %d ad sets, want %d", len(ids), len(want))
+	}
+	w.mu.Lock()
+	body := w.bodies["/"+DefaultVersion+"/"+testAccount+"/adsets"]
+	w.mu.Unlock()
+	if !strings.Contains(body, `"effective_status":["ACTIVE",`) || strings.Contains(body, "DELETED") || strings.Contains(body, "ARCHIVED") {
+		t.Fatalf("the request does not ask for the live statuses only: %s", body)
 	}
 	if n := len(w.requests(t, "/adsets")); n < 2 {
 		t.Fatalf("%d requests: the ad sets should need several pages", n)

@@ -33,6 +33,7 @@ func TestInsightsSyncPaged(t *testing.T) {
 	w.sb.SetAdSetSpend(ids[0], w.day(-6), 5_339_500_000)
 	w.sb.SetAdSetSpend(ids[1], w.day(-6), 10_000)
 	w.sb.SetAdSetSpend(ids[2], w.day(-6), 12_000_000)
+	w.sb.SetAdSetSpend(ids[3], w.day(-6), 8_200_000) // "8.2": 8.2 x 1e6 in float64 is 8199999.99...
 	rows, _, err := w.client.Insights(context.Background(), ports.InsightsRequest{AdAccountID: testAccount, Since: w.day(-6), Until: w.day(0)})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +47,7 @@ func TestInsightsSyncPaged(t *testing.T) {
 	if len(w.requests(t, "/"+testAccount+"/insights")) != 2 {
 		t.Fatal("the pages should be read from the ad account's insights edge (no report run)")
 	}
-	want := map[string]int64{ids[0]: 5_339_500_000, ids[1]: 10_000, ids[2]: 12_000_000}
+	want := map[string]int64{ids[0]: 5_339_500_000, ids[1]: 10_000, ids[2]: 12_000_000, ids[3]: 8_200_000}
 	seen := map[string]bool{}
 	for _, r := range rows {
 		m, set := want[r.AdSetID]
@@ -61,7 +62,7 @@ func TestInsightsSyncPaged(t *testing.T) {
 			}
 		}
 	}
-	if len(seen) != 3 {
+	if len(seen) != 4 {
 		t.Fatalf("rows of the set spends missing: %v", seen)
 	}
 }
@@ -197,6 +198,15 @@ func TestInsightsThrottles(t *testing.T) {
 				t.Fatalf("retry after %v, usage %v / %+v", e.RetryAfter, e.UsagePct, usage)
 			}
 		})
+	}
+	// A throttle that announces no wait still waits DefaultThrottleWait.
+	w, _ := insightsWorld(t, metasandbox.AdsConfig{}, 1)
+	w.sb.SetFaults(metasandbox.Faults{})
+	w.sb.FailNextInsights(613, 1487742)
+	_, _, err := w.client.Insights(context.Background(), ports.InsightsRequest{AdAccountID: testAccount, Since: w.day(-2), Until: w.day(0)})
+	var e *ports.CAPIError
+	if !errors.As(err, &e) || e.Class != ports.CAPIRateLimited || e.RetryAfter != DefaultThrottleWait {
+		t.Fatalf("no announced wait: %v", err)
 	}
 	if got := ClassifyAds(400, &ports.MetaError{Code: 17, Subcode: 2446079}); got != ports.CAPIRateLimited {
 		t.Fatalf("17: %v", got)

@@ -130,6 +130,12 @@
 // replace session stages its rows and swaps them in at its last batch; one that times out is
 // dropped. Ids of audiences are never reused, not even after Reset.
 //
+// # Marketing API reading
+//
+// Ad accounts (currency, timezone_name), ad sets with their targeting, and Ads Insights
+// (synchronous, and the asynchronous report runs), with deterministic synthetic spend, restated
+// recent days and the insights usage headers: see adsets.go and insights.go (Config.Ads).
+//
 // # Faults
 //
 // Each Graph request draws five numbers from a rand seeded with Faults.Seed, so a sequence of
