@@ -50,3 +50,7 @@ func TestDoneContext(t *testing.T) {
 		}
 	}
 }
+
+func TestOutcomeContract(t *testing.T) {
+	statetest.RunOutcomes(t, func(*testing.T) ports.OutcomeStore { return New() })
+}
