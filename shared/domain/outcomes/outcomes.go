@@ -239,3 +239,12 @@ func (t Tally) Total() ports.OutcomeCounts {
 	}
 	return sum
 }
+
+// Arm returns the arm userKey is assigned to in the audience of segment (Treated when the
+// segment has none).
+func (p *Plan) Arm(segment, userKey string) holdout.Arm {
+	if p == nil {
+		return holdout.Treated
+	}
+	return p.audiences[segment].Arm(userKey)
+}
