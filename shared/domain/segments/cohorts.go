@@ -2,6 +2,8 @@ package segments
 
 import (
 	"cmp"
+	"encoding/json"
+	"fmt"
 	"slices"
 
 	"github.com/retarget-dev/retarget/shared/domain/holdout"
@@ -11,14 +13,51 @@ import (
 // when, the holdout arm they were assigned to, and which outcomes were already counted for
 // them, so that each user counts once per window however often events (or whole stream
 // batches) come again. Package outcomes decides when a cohort starts and what it counts; the
-// state only keeps it. It encodes as {"s": segment, "at": join time, "arm": 1 for holdout,
-// "f": flags}.
+// state only keeps it. It encodes as [segment, join time, flags] with the arm appended for the
+// holdout ([..., 1]): a user item is billed per KB on every write, and most are close to one.
 type Cohort struct {
-	Segment string `json:"s"`
+	Segment string
 	// JoinedAt is the join time (unix seconds): the membership change's time.
-	JoinedAt int64       `json:"at"`
-	Arm      holdout.Arm `json:"arm,omitempty"`
-	Flags    CohortFlags `json:"f,omitempty"`
+	JoinedAt int64
+	Arm      holdout.Arm
+	Flags    CohortFlags
+}
+
+// MarshalJSON writes [segment, joined at, flags] or [segment, joined at, flags, arm].
+func (c Cohort) MarshalJSON() ([]byte, error) {
+	seg, err := json.Marshal(c.Segment)
+	if err != nil {
+		return nil, err
+	}
+	out := fmt.Appendf(nil, "[%s,%d,%d", seg, c.JoinedAt, c.Flags)
+	if c.Arm != holdout.Treated {
+		out = fmt.Appendf(out, ",%d", c.Arm)
+	}
+	return append(out, ']'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Cohort) UnmarshalJSON(data []byte) error {
+	var parts []json.RawMessage
+	if err := json.Unmarshal(data, &parts); err != nil || len(parts) < 3 || len(parts) > 4 {
+		return fmt.Errorf("segments: cohort must be [segment, joined at, flags(, arm)], got %s", data)
+	}
+	*c = Cohort{}
+	if err := json.Unmarshal(parts[0], &c.Segment); err != nil {
+		return fmt.Errorf("segments: cohort segment: %w", err)
+	}
+	if err := json.Unmarshal(parts[1], &c.JoinedAt); err != nil {
+		return fmt.Errorf("segments: cohort join time: %w", err)
+	}
+	if err := json.Unmarshal(parts[2], &c.Flags); err != nil {
+		return fmt.Errorf("segments: cohort flags: %w", err)
+	}
+	if len(parts) == 4 {
+		if err := json.Unmarshal(parts[3], &c.Arm); err != nil {
+			return fmt.Errorf("segments: cohort arm: %w", err)
+		}
+	}
+	return nil
 }
 
 // CohortFlags record the outcomes already counted for a cohort.
