@@ -99,8 +99,8 @@ func (p *Plan) Measured(segment string) bool {
 	return ok
 }
 
-// Apply folds ev into s (s.Apply(ev, r)) and adds to t what it counts for the user's open
-// cohorts. userKey is not needed: the arm was fixed at enrolment.
+// Apply folds ev into s (s.Apply(ev, r)) and adds to t what it counts for the user's cohorts
+// (each in the arm fixed at its enrolment).
 func (p *Plan) Apply(s *segments.State, ev *envelope.Event, r *segments.AppRules, t Tally) {
 	valueBefore, buysBefore := s.ValueMicros, s.Purchases
 	s.Apply(ev, r)

@@ -59,7 +59,12 @@ func purchase(at int64, usd float64) *envelope.Event {
 	return ev
 }
 
-// treatedUser returns a user key the cart_abandoner audience assigns to arm.
+func unconsented(ev *envelope.Event) *envelope.Event {
+	ev.Consent.AdsPersonalization = envelope.False
+	return ev
+}
+
+// userIn returns a user key the cart_abandoner audience assigns to arm.
 func userIn(t *testing.T, f fixture, segment string, arm holdout.Arm) string {
 	t.Helper()
 	a := f.plan.audiences[segment]
@@ -78,7 +83,8 @@ func key(seg string, joined int64, arm holdout.Arm) ports.OutcomeKey {
 
 // TestOncePerUserAndWindow: two app opens within the first day count once in each window; an
 // open on day 3 counts nothing more (every window it falls in already counted); a late open
-// (by event time before one already counted) counts in the window it belongs to.
+// (by event time before one already counted) counts in the window it belongs to; an open
+// without consent (State.Apply does not fold it) counts nothing.
 func TestOncePerUserAndWindow(t *testing.T) {
 	f := sample(t)
 	uk := userIn(t, f, "cart_abandoner", holdout.Treated)
@@ -98,6 +104,7 @@ func TestOncePerUserAndWindow(t *testing.T) {
 	}{
 		{"open on day 3", event("fb_mobile_activate_app", joinAt+3*24*hour), ports.OutcomeCounts{Reengaged7d: 1, Reengaged28d: 1}},
 		{"second open on day 3", event("ActivateApp", joinAt+3*24*hour+60), ports.OutcomeCounts{}},
+		{"an open without consent", unconsented(event("fb_mobile_activate_app", joinAt+hour)), ports.OutcomeCounts{}},
 		{"late open within the first day", event("fb_mobile_activate_app", joinAt+2*hour), ports.OutcomeCounts{Reengaged1d: 1}},
 		{"another open within the first day", event("fb_mobile_activate_app", joinAt+3*hour), ports.OutcomeCounts{}},
 		{"open on day 20", event("fb_mobile_activate_app", joinAt+20*24*hour), ports.OutcomeCounts{}},
@@ -227,5 +234,30 @@ func TestTallyAggregates(t *testing.T) {
 	}
 	if NewPlan(&appconfig.App{ID: "x"}) != nil {
 		t.Error("an app without audiences has a plan")
+	}
+}
+
+// TestOnlyTrustedPurchasesCount: with trusted_values "server", a purchase the app sent itself
+// is an event like any other (no purchaser, no revenue); a server-sent one counts.
+func TestOnlyTrustedPurchasesCount(t *testing.T) {
+	f := sample(t)
+	app := *f.app
+	app.TrustedValues = appconfig.TrustedValuesServer
+	rules, err := segments.Compile(&app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s segments.State
+	f.plan.Enrol(&s, "u1", []string{"vip"}, joinAt, Tally{})
+	tally := Tally{}
+	f.plan.Apply(&s, purchase(joinAt+hour, 50), rules, tally)
+	if len(tally) != 0 {
+		t.Fatalf("an untrusted purchase counted: %+v", tally)
+	}
+	server := purchase(joinAt+2*hour, 20)
+	server.Server = true
+	f.plan.Apply(&s, server, rules, tally)
+	if got := tally.Total(); got != (ports.OutcomeCounts{Purchasers28d: 1, RevenueMicros: 20_000_000}) {
+		t.Fatalf("a trusted purchase: %+v", got)
 	}
 }
