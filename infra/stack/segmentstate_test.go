@@ -297,7 +297,7 @@ func TestSegmentState(t *testing.T) {
 					t.Errorf("wildcard action %s", a)
 				case service == "xray":
 				case service == "dynamodb":
-					if a != "dynamodb:GetItem" && a != "dynamodb:PutItem" && a != "dynamodb:BatchWriteItem" && a != "dynamodb:BatchGetItem" {
+					if a != "dynamodb:GetItem" && a != "dynamodb:PutItem" && a != "dynamodb:BatchWriteItem" && a != "dynamodb:BatchGetItem" && a != "dynamodb:UpdateItem" {
 						t.Errorf("the updater may %s", a)
 					}
 					if !sameJSON(res, []any{segTableArn(s)}) {
@@ -335,6 +335,7 @@ func TestSegmentState(t *testing.T) {
 				"dynamodb:GetItem":         {segTableArn(s)},
 				"dynamodb:PutItem":         {segTableArn(s)},
 				"dynamodb:BatchWriteItem":  {segTableArn(s)},
+				"dynamodb:UpdateItem":      {segTableArn(s)},                    // outcome counters
 				"sqs:SendMessage":          {getAtt(s.SweepDeadLetters, "Arn")}, // failed async runs
 				"xray:PutTraceSegments":    {"*"},
 				"xray:PutTelemetryRecords": {"*"},

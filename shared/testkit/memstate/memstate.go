@@ -31,6 +31,7 @@ type Store struct {
 	// consent.go
 	consents map[userID]ports.UserConsent
 	erasures map[erasureID]ports.ErasureRecord
+	outcomes map[ports.OutcomeKey]ports.OutcomeCounts // outcomes.go
 }
 
 type userID struct{ app, userKey string }

@@ -54,3 +54,7 @@ func TestDoneContext(t *testing.T) {
 		}
 	}
 }
+
+func TestOutcomeContract(t *testing.T) {
+	statetest.RunOutcomes(t, func(*testing.T) ports.OutcomeStore { return New() })
+}
