@@ -19,6 +19,7 @@ import (
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
@@ -100,9 +101,13 @@ func TestErasureEndToEnd(t *testing.T) {
 				} `json:"members"`
 			}
 			getJSON(t, client, sandbox+"/_sandbox/audiences/"+a.ID, &detail)
-			out[a.Name] = map[string]bool{}
+			// The segment's audience, whichever arm (treated or holdout) the user is in.
+			name := strings.TrimSuffix(a.Name, appconfig.HoldoutNameSuffix)
+			if out[name] == nil {
+				out[name] = map[string]bool{}
+			}
 			for _, m := range detail.Members {
-				out[a.Name][m.Row["EMAIL"]] = true
+				out[name][m.Row["EMAIL"]] = true
 			}
 		}
 		return out

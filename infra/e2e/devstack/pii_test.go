@@ -465,7 +465,7 @@ func waitForPipeline(t *testing.T, client *http.Client, api, graph string, sb *m
 	}
 	wantSizes := map[string]int{"Top spenders": 1, "Cart abandoners": 1, "Engaged users": 2, "Onboarding not finished": 1, "New installers": 3}
 	waitUntil(t, "audiences hold their members", 30*time.Second, func() (bool, string) {
-		sizes, values := sandboxAudiences(t, client, graph)
+		sizes, values := bothArms(sandboxAudiences(t, client, graph))
 		for name, n := range wantSizes {
 			if sizes[name] != n {
 				return false, fmt.Sprintf("sizes %v, want %v", sizes, wantSizes)

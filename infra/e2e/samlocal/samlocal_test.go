@@ -852,20 +852,27 @@ func dueMoved(u user) func(*testing.T, *localStack) {
 	}
 }
 
-// audienceSize checks the size of the sandbox's audience of that name.
+// audienceSize checks the members of the sandbox's audience of that name and of its holdout
+// audience together: the segment's users, whichever arm they were assigned to.
 func audienceSize(name string, size int) func(*testing.T, *localStack) {
 	return func(t *testing.T, l *localStack) {
 		t.Helper()
 		var names []string
+		found, total := false, 0
 		for _, a := range l.sandbox.Audiences() {
 			names = append(names, a.Name)
-			if a.Name == name {
-				if a.Size != size {
-					t.Errorf("audience %q: %d members, want %d", name, a.Size, size)
-				}
-				return
+			switch a.Name {
+			case name:
+				found = true
+				total += a.Size
+			case name + appconfig.HoldoutNameSuffix:
+				total += a.Size
 			}
 		}
-		t.Errorf("no audience %q in the sandbox (audiences %q)", name, names)
+		if !found {
+			t.Errorf("no audience %q in the sandbox (audiences %q)", name, names)
+		} else if total != size {
+			t.Errorf("audience %q and its holdout audience: %d members, want %d", name, total, size)
+		}
 	}
 }
