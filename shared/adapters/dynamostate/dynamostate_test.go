@@ -388,6 +388,11 @@ func (c *countingAPI) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWrit
 	return c.DynamoAPI.BatchWriteItem(ctx, in, optFns...)
 }
 
+func (c *countingAPI) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	c.count("UpdateItem")
+	return c.DynamoAPI.UpdateItem(ctx, in, optFns...)
+}
+
 func (c *countingAPI) take() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

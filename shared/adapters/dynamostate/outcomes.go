@@ -2,15 +2,17 @@ package dynamostate
 
 // Outcome counters (ports.OutcomeStore) live on the same table, without an index:
 //
-//	outcome item  pk=out#<app>#<segment>  sk=<join day, 6 digits>#<t|h>
-//	              u r1 r7 r28 p28 rev (N): users, re-engaged within 1/7/28 days, purchasers
-//	              and revenue (micros) within 28 days
+//	outcome item  pk=out#<app>#<segment>  sk=<join day, 6 digits>
+//	              tu tr1 tr7 tr28 tp28 trev  hu hr1 hr7 hr28 hp28 hrev (N): per arm (t treated,
+//	              h holdout) users, re-engaged within 1/7/28 days, purchasers and revenue
+//	              (micros) within 28 days
 //
-// One item per cohort (audience, UTC join day, arm), changed only by UpdateItem ADD, so
-// concurrent writers (every updater shard, the sweeper) add up without reading; a counter
-// never written is absent and reads as 0. The items carry no TTL: they are the report's
-// history, a few hundred bytes per audience and day. A report reads one audience's days with
-// one Query (BETWEEN on the sort key).
+// One item per audience and UTC join day holds both arms' cohorts, changed only by UpdateItem
+// ADD, so concurrent writers (every updater shard, the sweeper) add up without reading, and a
+// batch that touches both arms of a day pays one write unit, not two (the item stays far under
+// 1 KB). A counter never written is absent and reads as 0; an arm with no counter at all is not
+// returned. The items carry no TTL: they are the report's history, about a hundred bytes per
+// audience and day. A report reads one audience's days with one Query (BETWEEN on the sort key).
 
 import (
 	"cmp"
@@ -31,7 +33,7 @@ import (
 
 var _ ports.OutcomeStore = (*Store)(nil)
 
-// Outcome item attributes.
+// Outcome item attributes, without the arm's prefix (armPrefix).
 const (
 	attrUsers       = "u"
 	attrReengaged1  = "r1"
@@ -43,62 +45,99 @@ const (
 
 func outcomePK(app, segment string) string { return "out#" + app + "#" + segment }
 
-// outcomeSK is <join day, 6 digits>#<t|h>: string order is day order (within a day the
-// holdout sorts first; Outcomes returns treated first, as the port says).
-func outcomeSK(day int64, arm holdout.Arm) string {
-	a := "t"
+// outcomeSK is the join day, 6 digits: string order is day order.
+func outcomeSK(day int64) string { return fmt.Sprintf("%06d", day) }
+
+// armPrefix starts the names of an arm's counters in the day's item.
+func armPrefix(arm holdout.Arm) string {
 	if arm == holdout.Holdout {
-		a = "h"
+		return "h"
 	}
-	return fmt.Sprintf("%06d#%s", day, a)
+	return "t"
 }
 
-func parseOutcomeSK(sk string) (int64, holdout.Arm, error) {
-	d, a, ok := strings.Cut(sk, "#")
-	day, err := strconv.ParseInt(d, 10, 64)
-	if !ok || err != nil || (a != "t" && a != "h") {
-		return 0, 0, fmt.Errorf("outcome sort key %q is not <day>#<t|h>", sk)
-	}
-	if a == "h" {
-		return day, holdout.Holdout, nil
-	}
-	return day, holdout.Treated, nil
+// counters lists an outcome's counters with their attribute names (unprefixed).
+func counters(o *ports.Outcome) []struct {
+	attr string
+	v    *int64
+} {
+	return []struct {
+		attr string
+		v    *int64
+	}{{attrUsers, &o.Users}, {attrReengaged1, &o.Reengaged1d}, {attrReengaged7, &o.Reengaged7d},
+		{attrReengaged28, &o.Reengaged28d}, {attrPurchasers, &o.Purchasers28d}, {attrRevenue, &o.RevenueMicros}}
 }
 
-// AddOutcomes adds the deltas with one UpdateItem ADD per distinct cohort (deltas of the same
-// cohort are summed first), SyncConcurrency calls at a time. ADD is not idempotent: a call that
-// failed may have applied some cohorts; the caller decides whether to retry (the updater does,
-// a few times, and accepts a rare double count over losing a batch's counters silently).
+// AddOutcomes adds the deltas with one UpdateItem ADD per distinct audience and join day
+// (deltas of the same cohort are summed first, both arms of a day go in one call),
+// SyncConcurrency calls at a time. ADD is not idempotent: a call that failed may have applied
+// some days; the caller decides whether to retry (the updater does, a few times, and accepts a
+// rare double count over losing a batch's counters silently).
 func (s *Store) AddOutcomes(ctx context.Context, deltas []ports.Outcome) error {
 	merged, err := storecheck.MergeOutcomes(deltas)
 	if err != nil {
 		return fmt.Errorf("add outcomes: %w", err)
 	}
-	if err := s.concurrently(ctx, len(merged), func(ctx context.Context, i int) error {
-		return s.addOutcome(ctx, merged[i])
+	type dayKey struct {
+		app, segment string
+		day          int64
+	}
+	var days []dayKey
+	byDay := map[dayKey][]ports.Outcome{}
+	for _, o := range merged {
+		k := dayKey{o.App, o.Segment, o.JoinDay}
+		if _, ok := byDay[k]; !ok {
+			days = append(days, k)
+		}
+		byDay[k] = append(byDay[k], o)
+	}
+	if err := s.concurrently(ctx, len(days), func(ctx context.Context, i int) error {
+		return s.addOutcomeDay(ctx, byDay[days[i]])
 	}); err != nil {
 		return fmt.Errorf("add outcomes: %w", err)
 	}
 	return nil
 }
 
-func (s *Store) addOutcome(ctx context.Context, o ports.Outcome) error {
+// OutcomeItemWrites is how many UpdateItem calls (of 1 write unit each: the items stay far under
+// 1 KB) AddOutcomes makes for deltas: one per distinct audience and join day with a non-zero
+// counter. The updater's benchmark bills the counters with it.
+func OutcomeItemWrites(deltas []ports.Outcome) int {
+	type dayKey struct {
+		app, segment string
+		day          int64
+	}
+	days := map[dayKey]bool{}
+	for _, o := range deltas {
+		if !o.OutcomeCounts.IsZero() {
+			days[dayKey{o.App, o.Segment, o.JoinDay}] = true
+		}
+	}
+	return len(days)
+}
+
+// addOutcomeDay adds the cohorts of one audience and day (one or both arms) in one UpdateItem.
+func (s *Store) addOutcomeDay(ctx context.Context, cohorts []ports.Outcome) error {
 	names := map[string]string{}
 	values := map[string]types.AttributeValue{}
 	var adds []string
-	for _, c := range []struct {
-		attr string
-		v    int64
-	}{{attrUsers, o.Users}, {attrReengaged1, o.Reengaged1d}, {attrReengaged7, o.Reengaged7d},
-		{attrReengaged28, o.Reengaged28d}, {attrPurchasers, o.Purchasers28d}, {attrRevenue, o.RevenueMicros}} {
-		if c.v == 0 {
-			continue // an ADD of 0 would still bill its bytes
+	for i := range cohorts {
+		p := armPrefix(cohorts[i].Arm)
+		for _, c := range counters(&cohorts[i]) {
+			if *c.v == 0 {
+				continue // an ADD of 0 would still bill its bytes
+			}
+			a := p + c.attr
+			names["#"+a] = a
+			values[":"+a] = num(*c.v)
+			adds = append(adds, "#"+a+" :"+a)
 		}
-		names["#"+c.attr] = c.attr
-		values[":"+c.attr] = num(c.v)
-		adds = append(adds, "#"+c.attr+" :"+c.attr)
 	}
-	pk, sk := outcomePK(o.App, o.Segment), outcomeSK(o.JoinDay, o.Arm)
+	if len(adds) == 0 {
+		return nil
+	}
+	o := cohorts[0]
+	pk, sk := outcomePK(o.App, o.Segment), outcomeSK(o.JoinDay)
 	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       key(pk, sk),
@@ -130,7 +169,7 @@ func (s *Store) Outcomes(ctx context.Context, app, segment string, fromDay, toDa
 				"#pk": attrPK, "#sk": attrSK,
 			},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": str(pk), ":from": str(fmt.Sprintf("%06d#", fromDay)), ":to": str(fmt.Sprintf("%06d#~", toDay)), // after both arms of toDay
+				":pk": str(pk), ":from": str(outcomeSK(fromDay)), ":to": str(outcomeSK(toDay)),
 			},
 			ExclusiveStartKey: start,
 		})
@@ -138,11 +177,11 @@ func (s *Store) Outcomes(ctx context.Context, app, segment string, fromDay, toDa
 			return nil, fmt.Errorf("outcomes of %s/%s: %w", app, segment, err)
 		}
 		for _, item := range res.Items {
-			o, err := parseOutcome(app, segment, item)
+			os, err := parseOutcomes(app, segment, item)
 			if err != nil {
 				return nil, fmt.Errorf("outcomes of %s/%s: %w", app, segment, err)
 			}
-			out = append(out, o)
+			out = append(out, os...)
 		}
 		if start = res.LastEvaluatedKey; start == nil {
 			slices.SortStableFunc(out, func(a, b ports.Outcome) int {
@@ -153,24 +192,33 @@ func (s *Store) Outcomes(ctx context.Context, app, segment string, fromDay, toDa
 	}
 }
 
-func parseOutcome(app, segment string, item map[string]types.AttributeValue) (ports.Outcome, error) {
+// parseOutcomes reads one day's item: the cohort of each arm that has a counter, treated first.
+func parseOutcomes(app, segment string, item map[string]types.AttributeValue) ([]ports.Outcome, error) {
 	sk, err := getStr(item, attrSK)
 	if err != nil {
-		return ports.Outcome{}, err
+		return nil, err
 	}
-	day, arm, err := parseOutcomeSK(sk)
-	if err != nil {
-		return ports.Outcome{}, err
+	day, err := strconv.ParseInt(sk, 10, 64)
+	if err != nil || len(sk) != 6 {
+		return nil, fmt.Errorf("outcome sort key %q is not a 6-digit day", sk)
 	}
-	o := ports.Outcome{OutcomeKey: ports.OutcomeKey{App: app, Segment: segment, JoinDay: day, Arm: arm}}
-	for _, c := range []struct {
-		attr string
-		v    *int64
-	}{{attrUsers, &o.Users}, {attrReengaged1, &o.Reengaged1d}, {attrReengaged7, &o.Reengaged7d},
-		{attrReengaged28, &o.Reengaged28d}, {attrPurchasers, &o.Purchasers28d}, {attrRevenue, &o.RevenueMicros}} {
-		if *c.v, err = getNum(item, c.attr); err != nil {
-			return ports.Outcome{}, fmt.Errorf("outcome %s: %w", sk, err)
+	var out []ports.Outcome
+	for _, arm := range holdout.Arms {
+		o := ports.Outcome{OutcomeKey: ports.OutcomeKey{App: app, Segment: segment, JoinDay: day, Arm: arm}}
+		present := false
+		for _, c := range counters(&o) {
+			a := armPrefix(arm) + c.attr
+			if _, ok := item[a]; !ok {
+				continue
+			}
+			present = true
+			if *c.v, err = getNum(item, a); err != nil {
+				return nil, fmt.Errorf("outcome %s: %w", sk, err)
+			}
+		}
+		if present {
+			out = append(out, o)
 		}
 	}
-	return o, nil
+	return out, nil
 }

@@ -37,17 +37,14 @@ type meteredStore struct {
 	outcomeCalls, outcomeUnits   int
 }
 
-// AddOutcomes is billed as dynamostate writes it: one UpdateItem ADD per distinct cohort, 1
-// write unit each (an outcome item is under 100 bytes).
+// AddOutcomes is billed as dynamostate writes it: one UpdateItem ADD per audience and join day
+// (both arms in one item), 1 write unit each.
 func (m *meteredStore) AddOutcomes(ctx context.Context, deltas []ports.Outcome) error {
-	keys := map[ports.OutcomeKey]bool{}
-	for _, d := range deltas {
-		keys[d.OutcomeKey] = true
-	}
+	n := dynamostate.OutcomeItemWrites(deltas)
 	m.mu.Lock()
 	m.outcomeCalls++
-	m.outcomeUnits += len(keys)
-	m.writeUnits += len(keys)
+	m.outcomeUnits += n
+	m.writeUnits += n
 	m.mu.Unlock()
 	return m.Store.AddOutcomes(ctx, deltas)
 }
