@@ -47,7 +47,7 @@ type Outcome struct {
 	OutcomeCounts
 }
 
-// OutcomeStore keeps the cohort counters (DynamoDB in AWS: one item per cohort, updated with
+// OutcomeStore keeps the cohort counters (DynamoDB in AWS: one item per audience and join day, updated with
 // ADD).
 type OutcomeStore interface {
 	// AddOutcomes adds each delta to its cohort's counters: one write per distinct key, however

@@ -11,7 +11,7 @@
 // Outcomes of measured audiences (package outcomes): while folding, the handler enrols the
 // users who join a segment with an audience and counts their re-engagements, purchases and
 // revenue. The flags that make each user count once per window are written with the user's
-// state; the counters themselves are added once per batch, one ADD per cohort, after every user
+// state; the counters themselves are added once per batch, one ADD per audience and join day (both arms in one item), after every user
 // of the batch was written (see writeOutcomes for what a failure in between costs).
 package segmentupdater
 
@@ -353,7 +353,7 @@ func keepEarlierDue(stored, next int64, now time.Time) int64 {
 	return next
 }
 
-// writeOutcomes adds the batch's counter deltas with one AddOutcomes call (one ADD per cohort),
+// writeOutcomes adds the batch's counter deltas with one AddOutcomes call (one ADD per audience and join day),
 // retried a few times with backoff. It runs after the users were written: their flags are what
 // keeps a redelivered batch from counting twice, so the counters follow the flags. If the call
 // still fails (or the function dies before it), those increments are lost, never doubled; the
