@@ -127,7 +127,7 @@ func writeReportTable(c *cli, rep measure.Report) error {
 	rows := make([][]string, len(rep.Audiences))
 	for i, a := range rep.Audiences {
 		rows[i] = []string{a.Segment, reportview.Count(a.Treated.Users) + "/" + reportview.Count(a.Holdout.Users),
-			reportview.ArmRate(a.Treated.Reengaged7d, a.Treated.Users), reportview.ArmRate(a.Holdout.Reengaged7d, a.Holdout.Users),
+			reportview.Rate(a.Treated.Retention7d), reportview.Rate(a.Holdout.Retention7d),
 			reportview.Lift(a.Lift7d), reportview.Spend(a), reportview.CostPerIncremental(a)}
 	}
 	if err := writeTable(c.stdout, []string{"SEGMENT", "USERS T/H", "RE-ENGAGED 7D T", "RE-ENGAGED 7D H", "LIFT 7D", "SPEND", "COST/INCR. RE-ENGAGEMENT"}, rows); err != nil {

@@ -30,7 +30,7 @@ func cliSampleReport(app, from, to string) measure.Report {
 	return measure.Report{App: app, From: from, To: to, GeneratedAt: "2026-03-09T10:00:00Z",
 		Audiences: []measure.AudienceReport{
 			{App: app, Segment: "cart_abandoner", AudienceID: "120000000001", HoldoutFraction: 0.1,
-				Treated: measure.ArmStats{Users: 1800, Reengaged7d: 540}, Holdout: measure.ArmStats{Users: 200, Reengaged7d: 40},
+				Treated: measure.ArmStats{Users: 1800, Reengaged7d: 540, Retention7d: f(0.3)}, Holdout: measure.ArmStats{Users: 200, Reengaged7d: 40, Retention7d: f(0.2)},
 				Lift7d: measure.Lift{Difference: f(0.1), CILow: f(0.043), CIHigh: f(0.157), Significant: true},
 				Spend:  f(1234.5), Currency: "USD", CostPerIncrementalReengagement: f(6.8583),
 				Contaminated: true, ContaminatedDays: []string{from},

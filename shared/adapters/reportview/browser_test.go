@@ -51,7 +51,9 @@ func TestReportPageInChromium(t *testing.T) {
 	}
 
 	root := parseDOM(t, dom)
-	if csp := root.find(func(e *elem) bool { return e.name == "meta" && strings.EqualFold(e.attr("http-equiv"), "Content-Security-Policy") }); len(csp) != 1 ||
+	if csp := root.find(func(e *elem) bool {
+		return e.name == "meta" && strings.EqualFold(e.attr("http-equiv"), "Content-Security-Policy")
+	}); len(csp) != 1 ||
 		csp[0].attr("content") != reportview.ContentSecurityPolicy || !strings.Contains(csp[0].attr("content"), "default-src 'none'") {
 		t.Errorf("CSP meta elements %v", csp)
 	}

@@ -67,16 +67,6 @@ func Rate(p *float64) string {
 	return strconv.FormatFloat(*p*100, 'f', 1, 64) + "%"
 }
 
-// ArmRate is an arm's reengaged/users as a percentage, "" without users: the raw rate, which
-// the report itself gives only above the minimum sample.
-func ArmRate(reengaged, users int64) string {
-	if users == 0 {
-		return ""
-	}
-	p := float64(reengaged) / float64(users)
-	return Rate(&p)
-}
-
 // points formats a difference of proportions in percentage points, signed: "+10.0 pp".
 func points(p float64) string {
 	return fmt.Sprintf("%+.1f pp", p*100)

@@ -17,8 +17,6 @@ func TestFormats(t *testing.T) {
 		{reportview.Count(1000), "1,000"},
 		{reportview.Rate(f(0.3204)), "32.0%"},
 		{reportview.Rate(nil), "not enough data"},
-		{reportview.ArmRate(1, 3), "33.3%"},
-		{reportview.ArmRate(0, 0), ""},
 		{reportview.Lift(measure.Lift{Difference: f(0.124), CILow: f(-0.003), CIHigh: f(0.205), Significant: false}), "+12.4 pp (95% CI -0.3 to +20.5 pp), not significant"},
 		{reportview.Lift(measure.Lift{Note: "not enough data: 4 holdout users"}), "not enough data: 4 holdout users"},
 		{reportview.Lift(measure.Lift{}), "not enough data"},

@@ -89,7 +89,7 @@ type bandView struct{ X, Width float64 }
 func audienceViewOf(a measure.AudienceReport) audienceView {
 	v := audienceView{A: a, Chart: chartOf(a)}
 	arm := func(s measure.ArmStats) []string {
-		return []string{Count(s.Users), Count(s.Reengaged7d) + " (" + orDash(ArmRate(s.Reengaged7d, s.Users)) + ")",
+		return []string{Count(s.Users), Count(s.Reengaged7d),
 			Rate(s.Retention1d), Rate(s.Retention7d), Rate(s.Retention28d), Count(s.Purchasers28d),
 			grouped(s.Revenue28d, 2), Optional(s.ValuePerUser28d, func(x float64) string { return grouped(x, 2) })}
 	}
@@ -117,13 +117,6 @@ func audienceViewOf(a measure.AudienceReport) audienceView {
 		v.Warnings = append(v.Warnings, "Some cohorts joined less than 28 days ago: their counts can still grow (in both arms alike).")
 	}
 	return v
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "–"
-	}
-	return s
 }
 
 // chartOf lays out an audience's chart: one x position per join day; each line joins the days
