@@ -58,6 +58,9 @@ type AlarmsProps struct {
 	Forwarder    *CapiForwarder
 	Segments     *SegmentState
 	AudienceSync *AudienceSync
+	// Insights, when set, adds its function's alarms, the per-audience spend and cost alarms
+	// and their dashboard widgets.
+	Insights *Insights
 	// AudienceSyncIntervalMinutes is the sync's schedule (to tell a stopped sync).
 	AudienceSyncIntervalMinutes int
 	// Email, when set, is subscribed to the topic (the address must confirm).
@@ -155,6 +158,9 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	if s := props.AudienceSync; s != nil {
 		fns = append(fns, fn{"AudienceSync", s.Function, false, 3})
 	}
+	if s := props.Insights; s != nil {
+		fns = append(fns, fn{"Insights", s.Function, false, 1})
+	}
 	for _, f := range fns {
 		opts := &awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}
 		threshold(f.name+"Errors", fmt.Sprintf("The %s function failed (errors in 5 minutes): see its log group", f.name),
@@ -182,6 +188,9 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	}
 	if s := props.AudienceSync; s != nil {
 		queues["AudienceSyncDeadLetters"] = s.DeadLetters
+	}
+	if s := props.Insights; s != nil {
+		queues["InsightsDeadLetters"] = s.DeadLetters
 	}
 	for _, name := range sortedKeys(queues) {
 		depth := queues[name].MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Maximum")})
@@ -250,6 +259,10 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 			EvaluationPeriods:  jsii.Number(1),
 			TreatMissingData:   awscloudwatch.TreatMissingData_BREACHING,
 		}))
+	}
+
+	if props.Insights != nil {
+		insightsAlarms(c, props.Config, add)
 	}
 
 	// Ingest volume: outside the band CloudWatch learned for each app.
@@ -341,6 +354,11 @@ func newDashboard(c constructs.Construct, props *AlarmsProps, ingest *GoFunction
 			}
 		}
 		rows = append(rows, []awscloudwatch.IWidget{graph("Audience rows added", added...), graph("Audience rows removed", removed...), graph("Audience backlog (pending changes)", pending...)})
+	}
+	if props.Insights != nil {
+		if w := insightsWidgets(props.Config); len(w) > 0 {
+			rows = append(rows, w)
+		}
 	}
 	var alarms []interfacesawscloudwatch.IAlarmRef
 	for _, name := range sortedKeys(a.Alarms) {

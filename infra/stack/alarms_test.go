@@ -80,7 +80,8 @@ func TestAlarms(t *testing.T) {
 
 	t.Run("errors and throttles of every function, iterator age of both consumers", func(t *testing.T) {
 		s := opsStack.Segments
-		fns := []*GoFunction{opsStack.Ingest.Ingest, opsStack.Forwarder.Function, s.Updater, s.Sweeper, s.Reader, opsStack.AudienceSync.Function}
+		fns := []*GoFunction{opsStack.Ingest.Ingest, opsStack.Forwarder.Function, s.Updater, s.Sweeper, s.Reader, opsStack.AudienceSync.Function,
+			opsStack.Insights.Function}
 		for _, metric := range []string{"Errors", "Throttles"} {
 			got := byMetric(metric)
 			for _, fn := range fns {
@@ -124,7 +125,7 @@ func TestAlarms(t *testing.T) {
 		depth := byMetric("ApproximateNumberOfMessagesVisible")
 		queues := []any{getAtt(opsStack.Forwarder.DeadLetters, "QueueName"), getAtt(opsStack.Forwarder.EsmFailures, "QueueName"),
 			getAtt(opsStack.Segments.EsmFailures, "QueueName"), getAtt(opsStack.Segments.SweepDeadLetters, "QueueName"),
-			getAtt(opsStack.AudienceSync.DeadLetters, "QueueName")}
+			getAtt(opsStack.AudienceSync.DeadLetters, "QueueName"), getAtt(opsStack.Insights.DeadLetters, "QueueName")}
 		if len(depth) != len(queues) {
 			t.Fatalf("%d queue alarms, want %d", len(depth), len(queues))
 		}

@@ -96,10 +96,11 @@ const SweepInput = `{"source":"schedule","scheduled_time":"<aws.scheduler.schedu
 var (
 	// The updater reads and conditionally writes user items, batch-writes membership changes
 	// (BatchWriteItem covers puts and deletes of whole items, never conditional) and
-	// batch-reads the users' explicit consent decisions.
-	updaterTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}
+	// batch-reads the users' explicit consent decisions; it adds to the outcome counters of
+	// measured audiences (UpdateItem ADD).
+	updaterTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}
 	// The sweeper does the same for due users, which it finds by querying the due index.
-	sweeperTableActions    = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"}
+	sweeperTableActions    = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"}
 	sweeperDueIndexActions = []string{"dynamodb:Query"}
 	// The users function reads a user item; for consent and erasure it also batch-reads the
 	// decision, writes it, the user item (conditionally), the audit record (PutItem) and the

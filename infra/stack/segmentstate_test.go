@@ -184,16 +184,17 @@ func TestSegmentState(t *testing.T) {
 			})
 		}},
 		{"queues of their own: SSE, TLS only, deleted with a dev stack", func(t *testing.T) {
-			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(5)) })
+			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(6)) })
 			f := segStack.Forwarder
 			ids := map[string]bool{}
-			for _, q := range []constructs.IConstruct{f.DeadLetters, f.EsmFailures, s.EsmFailures, s.SweepDeadLetters, segStack.AudienceSync.DeadLetters} {
+			for _, q := range []constructs.IConstruct{f.DeadLetters, f.EsmFailures, s.EsmFailures, s.SweepDeadLetters, segStack.AudienceSync.DeadLetters,
+				segStack.Insights.DeadLetters} {
 				ids[logicalID(q)] = true
 			}
-			if len(ids) != 5 {
+			if len(ids) != 6 {
 				t.Fatalf("segment queues shared with the forwarder or each other: %v", ids)
 			}
-			for _, q := range []constructs.IConstruct{s.EsmFailures, s.SweepDeadLetters, segStack.AudienceSync.DeadLetters} {
+			for _, q := range []constructs.IConstruct{s.EsmFailures, s.SweepDeadLetters, segStack.AudienceSync.DeadLetters, segStack.Insights.DeadLetters} {
 				id := logicalID(q)
 				res := resourcesIn(segTempl, "AWS::SQS::Queue")[id]
 				if res == nil {
@@ -224,7 +225,7 @@ func TestSegmentState(t *testing.T) {
 			}
 		}},
 		{"sweep schedule: every 5 minutes, retries, dead letters, input", func(t *testing.T) {
-			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(2)) })
+			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::Scheduler::Schedule"), jsii.Number(3)) })
 			check(t, func() {
 				segTemplate.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
 					"ScheduleExpression":         "rate(5 minutes)",
@@ -296,7 +297,7 @@ func TestSegmentState(t *testing.T) {
 					t.Errorf("wildcard action %s", a)
 				case service == "xray":
 				case service == "dynamodb":
-					if a != "dynamodb:GetItem" && a != "dynamodb:PutItem" && a != "dynamodb:BatchWriteItem" && a != "dynamodb:BatchGetItem" {
+					if a != "dynamodb:GetItem" && a != "dynamodb:PutItem" && a != "dynamodb:BatchWriteItem" && a != "dynamodb:BatchGetItem" && a != "dynamodb:UpdateItem" {
 						t.Errorf("the updater may %s", a)
 					}
 					if !sameJSON(res, []any{segTableArn(s)}) {
@@ -334,6 +335,7 @@ func TestSegmentState(t *testing.T) {
 				"dynamodb:GetItem":         {segTableArn(s)},
 				"dynamodb:PutItem":         {segTableArn(s)},
 				"dynamodb:BatchWriteItem":  {segTableArn(s)},
+				"dynamodb:UpdateItem":      {segTableArn(s)},                    // outcome counters
 				"sqs:SendMessage":          {getAtt(s.SweepDeadLetters, "Arn")}, // failed async runs
 				"xray:PutTraceSegments":    {"*"},
 				"xray:PutTelemetryRecords": {"*"},
@@ -362,9 +364,9 @@ func TestSegmentState(t *testing.T) {
 				t.Errorf("read permissions\n got %s\nwant %s", g, w)
 			}
 		}},
-		{"no role reaches the table but the segment functions', the sync's and the forwarder's (consent reads), none may Scan", func(t *testing.T) {
+		{"no role reaches the table but the segment functions', the sync's, the insights run's and the forwarder's (consent reads), none may Scan", func(t *testing.T) {
 			mine := map[string]bool{}
-			for _, g := range []*GoFunction{s.Updater, s.Sweeper, s.Reader, segStack.AudienceSync.Function, segStack.Forwarder.Function} {
+			for _, g := range []*GoFunction{s.Updater, s.Sweeper, s.Reader, segStack.AudienceSync.Function, segStack.Insights.Function, segStack.Forwarder.Function} {
 				mine[logicalID(g.Function.Role())] = true
 			}
 			tableID := logicalID(s.Table)

@@ -142,6 +142,8 @@ type RetargetStack struct {
 	// AudienceSync pushes membership changes to Meta Custom Audiences; nil unless
 	// SegmentsEnabled.
 	AudienceSync *AudienceSync
+	// Insights pulls Ads Insights spend daily; nil unless SegmentsEnabled.
+	Insights *Insights
 	// Alarms holds the alarm topic, the alarms and the dashboard.
 	Alarms *Alarms
 }
@@ -195,6 +197,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 
 	var segments *SegmentState
 	var audienceSync *AudienceSync
+	var insights *Insights
 	if p.SegmentsEnabled {
 		segments = NewSegmentState(stack, "Segments", &SegmentStateProps{
 			Config:               p.Config,
@@ -225,6 +228,17 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 			LogRetention:         retention,
 			LogRemovalPolicy:     removal,
 		})
+		insights = NewInsights(stack, "Insights", &InsightsProps{
+			Config:               p.Config,
+			FunctionsDir:         p.FunctionsDir,
+			Table:                segments.Table,
+			MetaSecret:           meta.Secret,
+			MetaGraphURL:         p.MetaGraphURL,
+			MetaMarketingVersion: p.MetaMarketingVersion,
+			QueueRemovalPolicy:   removal,
+			LogRetention:         retention,
+			LogRemovalPolicy:     removal,
+		})
 	}
 
 	// The methods last: the users routes need the users function of the segment state.
@@ -242,6 +256,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		Forwarder:                   forwarder,
 		Segments:                    segments,
 		AudienceSync:                audienceSync,
+		Insights:                    insights,
 		AudienceSyncIntervalMinutes: syncInterval,
 		Email:                       p.AlarmEmail,
 		KeyRemovalPolicy:            removal,
@@ -273,7 +288,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	}))
 
 	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Routes: routes, Meta: meta, Forwarder: forwarder,
-		Segments: segments, AudienceSync: audienceSync, Alarms: alarms}
+		Segments: segments, AudienceSync: audienceSync, Insights: insights, Alarms: alarms}
 }
 
 // resolveProps validates props and fills in defaults without touching jsii, so bad input

@@ -41,7 +41,8 @@ const opsApps = `{
      "audiences": [
        {"segment": "cart_abandoner", "name": "Cart abandoners", "create": true},
        {"segment": "vip", "name": "Top spenders", "create": true, "value_based": true}
-     ]},
+     ],
+     "measurement": {"target_cost_per_incremental_reengagement": 4.5, "alarm_days": 2}},
     {"id": "game", "platforms": ["android"], "api_key": {"name": "game-key"},
      "meta": {"dataset_id": "222", "ad_account_id": "act_2"}}
   ]
@@ -117,7 +118,7 @@ func setUp(m *testing.M) (code int, err error) {
 	defer os.RemoveAll(tmp)
 	functionsDir := filepath.Join(tmp, "functions")
 	for _, fn := range []string{IngestFunctionName, CapiForwarderFunctionName,
-		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, UsersAPIFunctionName, AudienceSyncFunctionName} {
+		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, UsersAPIFunctionName, AudienceSyncFunctionName, InsightsFunctionName} {
 		if err := os.MkdirAll(filepath.Join(functionsDir, fn), 0o755); err != nil {
 			return 1, err
 		}

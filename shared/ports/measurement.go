@@ -83,7 +83,9 @@ type AdSet struct {
 }
 
 // Active reports whether the ad set can deliver.
-func (a *AdSet) Active() bool { return a.EffectiveStatus == "ACTIVE" || a.EffectiveStatus == "" && a.Status == "ACTIVE" }
+func (a *AdSet) Active() bool {
+	return a.EffectiveStatus == "ACTIVE" || a.EffectiveStatus == "" && a.Status == "ACTIVE"
+}
 
 // InsightsRequest asks for daily ad-set-level insights of an account.
 type InsightsRequest struct {

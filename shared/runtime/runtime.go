@@ -38,6 +38,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/metaversions"
+	"github.com/retarget-dev/retarget/shared/domain/outcomes"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
 	"github.com/retarget-dev/retarget/shared/handlers/capiforwarder"
@@ -151,7 +152,8 @@ func NewUpdater(c env.Updater, d Deps) (*segmentupdater.Handler, error) {
 		return nil, err
 	}
 	return segmentupdater.New(segmentupdater.Config{Rules: s.Rules, Store: s.Store, UserTTL: c.State.UserTTL,
-		Logger: d.Log, Consents: s.Store, Metrics: observability.NewEmitter(d.Metrics, c.MetricsNamespace)})
+		Logger: d.Log, Consents: s.Store, Metrics: observability.NewEmitter(d.Metrics, c.MetricsNamespace),
+		Outcomes: s.Store, Plans: outcomes.ForConfig(s.Apps)})
 }
 
 // NewSweeper builds the segment sweeper.
@@ -161,7 +163,8 @@ func NewSweeper(c env.Sweeper, d Deps) (*segmentsweeper.Sweeper, error) {
 		return nil, err
 	}
 	return segmentsweeper.New(segmentsweeper.Config{Rules: s.Rules, Store: s.Store, Lookback: c.Lookback,
-		Logger: d.Log, Metrics: observability.NewEmitter(d.Metrics, c.MetricsNamespace)})
+		Logger: d.Log, Metrics: observability.NewEmitter(d.Metrics, c.MetricsNamespace),
+		Outcomes: s.Store, Plans: outcomes.ForConfig(s.Apps)})
 }
 
 // NewUsersAPI builds the users routes (segments, consent, erasure).

@@ -69,7 +69,10 @@ func startMeta(s settings, apps *appconfig.Config) (*meta, error) {
 	datasets, accounts := apps.MetaIDs()
 	sb, url, err := metasandbox.Start(metasandbox.Config{AccessToken: m.Token, AppSecret: m.Secret, Datasets: datasets,
 		AdAccounts: accounts, Faults: s.Faults, RemovalMinSize: s.SandboxRemovalMinSize,
-		Version: m.CAPIVersion, Versions: []string{m.MarketingVersion}})
+		Version: m.CAPIVersion, Versions: []string{m.MarketingVersion},
+		// Every treated audience gets an active ad set that excludes its holdout audience, so
+		// spend, contamination checks and the report all have something to show locally.
+		Ads: metasandbox.AdsConfig{AutoAdSets: true}})
 	if err != nil {
 		return nil, fmt.Errorf("meta sandbox: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/handlers/insights"
 	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
 	"github.com/retarget-dev/retarget/shared/runtime"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
@@ -65,6 +66,10 @@ func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoC
 	if err != nil {
 		return nil, fmt.Errorf("audience-sync: %w", err)
 	}
+	insightsRun, err := runtime.NewInsights(ctx, env.Insights{Common: common, State: state, Meta: m.env()}, d)
+	if err != nil {
+		return nil, fmt.Errorf("insights: %w", err)
+	}
 	cfg := updaterESM
 	cfg.Stream = s.StreamName
 	cfg.Logger = logger
@@ -89,6 +94,8 @@ func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoC
 		defer sweep.Stop()
 		sync := time.NewTicker(s.AudienceSyncInterval)
 		defer sync.Stop()
+		pull := time.NewTicker(s.InsightsInterval)
+		defer pull.Stop()
 		for {
 			select {
 			case <-runCtx.Done():
@@ -103,6 +110,12 @@ func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoC
 				syncCtx, stop := context.WithTimeout(runCtx, 10*time.Minute)
 				if _, err := syncer.Run(syncCtx); err != nil && runCtx.Err() == nil {
 					out.Errorf("audience-sync: %v", err)
+				}
+				stop()
+			case <-pull.C:
+				pullCtx, stop := context.WithTimeout(runCtx, 10*time.Minute)
+				if _, err := insightsRun.Run(pullCtx, insights.Request{}); err != nil && runCtx.Err() == nil {
+					out.Errorf("insights: %v", err)
 				}
 				stop()
 			}

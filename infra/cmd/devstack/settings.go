@@ -22,10 +22,11 @@ import (
 // Graph API instead of the embedded sandbox), env.AccessToken and env.AppSecret (default: the
 // sandbox's dev credentials).
 const (
-	EnvAPIAddr = devenv.EnvAPIAddr
-	EnvFaults  = devenv.EnvFaults
-	EnvSweep   = devenv.EnvSweep
-	EnvSync    = devenv.EnvSync
+	EnvAPIAddr  = devenv.EnvAPIAddr
+	EnvFaults   = devenv.EnvFaults
+	EnvSweep    = devenv.EnvSweep
+	EnvSync     = devenv.EnvSync
+	EnvInsights = devenv.EnvInsights
 	// EnvAdminAccessKeyID and EnvAdminSecretAccessKey are the dev admin credentials the
 	// gateway checks SigV4 signatures against (IAM routes).
 	EnvAdminAccessKeyID     = devenv.EnvAdminAccessKeyID
@@ -72,6 +73,7 @@ type settings struct {
 	SandboxRemovalMinSize int
 	SweepInterval         time.Duration
 	AudienceSyncInterval  time.Duration
+	InsightsInterval      time.Duration
 	// AdminAccessKeyID and AdminSecretAccessKey sign the IAM routes (DEV_ADMIN_*, default the
 	// public devenv ones).
 	AdminAccessKeyID, AdminSecretAccessKey string
@@ -164,8 +166,10 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	for _, iv := range []struct {
 		env string
 		dst *time.Duration
-	}{{EnvSweep, &s.SweepInterval}, {EnvSync, &s.AudienceSyncInterval}} {
-		*iv.dst = 30 * time.Second
+		def time.Duration
+	}{{EnvSweep, &s.SweepInterval, 30 * time.Second}, {EnvSync, &s.AudienceSyncInterval, 30 * time.Second},
+		{EnvInsights, &s.InsightsInterval, time.Minute}} {
+		*iv.dst = iv.def
 		if v := getenv(iv.env); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {

@@ -23,8 +23,10 @@ import (
 var audiencesStatusCommand = &command{
 	name:    "audiences status",
 	summary: "per audience: Meta id, pending changes, members, size, last sync and refresh, session",
-	help: `For every audience of the config (or of --app): the Meta audience id (configured, or
-created by the sync), the segment's pending membership changes, the members in the member
+	help: `For every audience of the config (or of --app), and right after it its holdout
+audience (SEGMENT "<segment>:holdout", the users the holdout keeps out of the audience): the
+Meta audience id (configured, or created by the sync), the segment's pending membership changes
+(the same for both: changes are recorded per segment), the members in the member
 index, the size as Meta acknowledged it, the last complete sync and the last full refresh
 with their ages, and the upload session in progress, if any. Pending changes and members are
 counted by paging the state table, up to --count-limit each.
@@ -49,10 +51,11 @@ nothing is sent to it until "retarget audiences create --recreate-gone" re-creat
 
 var audiencesCreateCommand = &command{
 	name:    "audiences create",
-	summary: "create the configured audiences (create: true) that have no Meta id yet",
+	summary: "create the configured audiences (create: true) and holdout audiences that have no Meta id yet",
 	help: `Creates at Meta, in each audience's ad account, the audiences the config marks
-"create": true that have no id in the state table yet (what the audience sync would do on its
-first run), and stores their ids with an optimistic version, so the sync uploads to them. It
+"create": true, and the holdout audiences ("<name> (holdout)", for every audience with a
+holdout and no holdout_audience_id), that have no id in the state table yet (what the audience
+sync would do on its first run), and stores their ids with an optimistic version, so the sync uploads to them. It
 holds the app's audience sync lease meanwhile, so it never races a sync run. Prints the ids.
 Creation looks the name up in the ad account first, so an audience whose creation answer was
 lost is found, not made twice.
@@ -105,7 +108,9 @@ func (o *audiencesOptions) register(fs *flag.FlagSet) {
 
 // audienceStatus is one audience in audiences status.
 type audienceStatus struct {
-	App        string `json:"app"`
+	App string `json:"app"`
+	// Segment is the audience's key: the segment, or "<segment>:holdout" for its holdout
+	// audience.
 	Segment    string `json:"segment"`
 	Name       string `json:"name"`
 	AudienceID string `json:"audience_id,omitempty"`
@@ -280,7 +285,8 @@ func audienceStatusOf(ctx context.Context, store statusStore, app string, a *aud
 		}
 	}
 	for after := ""; ; {
-		page, next, err := store.PendingChanges(ctx, app, a.Segment(), after, min(countPage, limit-s.PendingChanges))
+		// Changes are recorded per segment: a holdout audience shows its segment's.
+		page, next, err := store.PendingChanges(ctx, app, a.Base(), after, min(countPage, limit-s.PendingChanges))
 		if err != nil {
 			return s, err
 		}
@@ -314,7 +320,8 @@ func audienceStatusOf(ctx context.Context, store statusStore, app string, a *aud
 
 // createRow is one audience in audiences create.
 type createRow struct {
-	App         string `json:"app"`
+	App string `json:"app"`
+	// Segment is the audience's key, as in audiences status.
 	Segment     string `json:"segment"`
 	Name        string `json:"name"`
 	AdAccountID string `json:"ad_account_id"`

@@ -41,8 +41,8 @@ func TestAudiencesHeldAndGone(t *testing.T) {
 
 	out = h.mustRun(exitOK, "audiences", "create")
 	tableRow(t, out, "sample-shop", "cart_abandoner", "Cart", "abandoners", "act_1234567890", "no", cart.AudienceID, "deleted", "at", "Meta")
-	if len(sb.Audiences()) != 5 {
-		t.Fatalf("%d audiences at Meta, want 5 (nothing re-created without --recreate-gone)", len(sb.Audiences()))
+	if len(sb.Audiences()) != 11 { // 6 audiences and their holdouts, less the deleted one
+		t.Fatalf("%d audiences at Meta, want 11 (nothing re-created without --recreate-gone)", len(sb.Audiences()))
 	}
 
 	out = h.mustRun(exitOK, "audiences", "create", "--recreate-gone")
@@ -51,8 +51,8 @@ func TestAudiencesHeldAndGone(t *testing.T) {
 		t.Fatalf("state after re-create %+v (old id %s)", st, cart.AudienceID)
 	}
 	tableRow(t, out, "sample-shop", "cart_abandoner", "Cart", "abandoners", "act_1234567890", "no", st.AudienceID, "re-created")
-	if len(sb.Audiences()) != 6 {
-		t.Fatalf("%d audiences at Meta, want 6", len(sb.Audiences()))
+	if len(sb.Audiences()) != 12 {
+		t.Fatalf("%d audiences at Meta, want 12", len(sb.Audiences()))
 	}
 	wantNotContains(t, h.mustRun(exitOK, "audiences", "status"), "deleted at Meta")
 }

@@ -35,20 +35,22 @@ func TestAudiencesCreateThenStatus(t *testing.T) {
 	segs := []string{"cart_abandoner", "onboarding_incomplete", "lapsed_7d", "vip", "engaged", "new_installer"}
 
 	out := h.mustRun(exitOK, "audiences", "status")
-	for _, s := range segs {
+	for _, s := range segs { // the sample's audiences have the default holdout
 		tableRow(t, out, "sample-shop", s, "(not", "created", "yet)", "0", "0", "0", "never", "off", "-")
+		tableRow(t, out, "sample-shop", s+":holdout", "(not", "created", "yet)", "0", "0", "0", "never", "off", "-")
 	}
 
 	out = h.mustRun(exitOK, "audiences", "create", "--dry-run")
 	tableRow(t, out, "sample-shop", "vip", "Top", "spenders", "act_1234567890", "yes", "-", "would", "create")
+	tableRow(t, out, "sample-shop", "vip:holdout", "Top", "spenders", "(holdout)", "act_1234567890", "yes", "-", "would", "create")
 	if n := len(sb.Audiences()); n != 0 {
 		t.Fatalf("a dry run created %d audiences", n)
 	}
 
 	out = h.mustRun(exitOK, "audiences", "create")
 	created := sb.Audiences()
-	if len(created) != 6 {
-		t.Fatalf("%d audiences at Meta, want 6:\n%s", len(created), out)
+	if len(created) != 12 {
+		t.Fatalf("%d audiences at Meta, want 12 (6 and their holdouts):\n%s", len(created), out)
 	}
 	byName := map[string]metasandbox.AudienceInfo{}
 	for _, a := range created {
@@ -59,6 +61,15 @@ func TestAudiencesCreateThenStatus(t *testing.T) {
 		t.Errorf("audiences at Meta %+v", created)
 	}
 	tableRow(t, out, "sample-shop", "vip", "Top", "spenders", "act_1234567890", "yes", vip.ID, "created")
+	vipHoldout := byName["Top spenders (holdout)"]
+	if !vipHoldout.ValueBased || vipHoldout.AdAccount != "1234567890" || vipHoldout.ID == "" || vipHoldout.ID == vip.ID ||
+		!strings.HasPrefix(vipHoldout.Description, "Retarget segment vip, holdout") {
+		t.Errorf("vip holdout audience at Meta %+v", vipHoldout)
+	}
+	tableRow(t, out, "sample-shop", "vip:holdout", "Top", "spenders", "(holdout)", "act_1234567890", "yes", vipHoldout.ID, "created")
+	if st, found, err := store.GetAudienceState(ctx, "sample-shop", "vip:holdout"); err != nil || !found || st.AudienceID != vipHoldout.ID {
+		t.Fatalf("stored holdout state %+v %v %v", st, found, err)
+	}
 	st, found, err := store.GetAudienceState(ctx, "sample-shop", "vip")
 	if err != nil || !found || st.AudienceID != vip.ID || st.Version != 1 {
 		t.Fatalf("stored state %+v %v %v", st, found, err)
@@ -72,7 +83,7 @@ func TestAudiencesCreateThenStatus(t *testing.T) {
 	h.mustRun(exitOK, "audiences", "create", "--json")
 	var rows []createRow
 	h.decodeJSON(&rows)
-	if len(rows) != 6 || len(sb.Audiences()) != 6 {
+	if len(rows) != 12 || len(sb.Audiences()) != 12 {
 		t.Fatalf("second run: %+v, %d audiences at Meta", rows, len(sb.Audiences()))
 	}
 	for _, r := range rows {
@@ -100,6 +111,8 @@ func TestAudiencesCreateThenStatus(t *testing.T) {
 
 	out = h.mustRun(exitOK, "audiences", "status", "--app", "sample-shop")
 	tableRow(t, out, "sample-shop", "cart_abandoner", byName["Cart abandoners"].ID, "3", "0", "0", "never", "off", "-")
+	// The holdout audience shows its segment's pending changes (recorded per segment).
+	tableRow(t, out, "sample-shop", "cart_abandoner:holdout", byName["Cart abandoners (holdout)"].ID, "3", "0", "0", "never", "off", "-")
 	row := tableRow(t, out, "sample-shop", "vip", vip.ID, "0", "3", "3")
 	if got := strings.Join(row[6:], " "); got != "2026-03-09T09:58:30Z (1m ago) off add, 2 batch(es) done, started 2m ago" {
 		t.Errorf("vip row: %q", got)
@@ -109,7 +122,7 @@ func TestAudiencesCreateThenStatus(t *testing.T) {
 	var status []audienceStatus
 	h.decodeJSON(&status)
 	i := slices.IndexFunc(status, func(s audienceStatus) bool { return s.Segment == "vip" })
-	if len(status) != 6 || i < 0 {
+	if len(status) != 12 || i < 0 || status[i+1].Segment != "vip:holdout" || status[i+1].AudienceID != vipHoldout.ID || status[i+1].Name != "Top spenders (holdout)" {
 		t.Fatalf("status %+v", status)
 	}
 	s := status[i]
@@ -120,6 +133,7 @@ func TestAudiencesCreateThenStatus(t *testing.T) {
 
 	out = h.mustRun(exitOK, "audiences", "status", "--count-limit", "2")
 	tableRow(t, out, "sample-shop", "cart_abandoner", byName["Cart abandoners"].ID, "2+", "0")
+	tableRow(t, out, "sample-shop", "cart_abandoner:holdout", byName["Cart abandoners (holdout)"].ID, "2+", "0")
 	tableRow(t, out, "sample-shop", "vip", vip.ID, "0", "2+", "3")
 }
 

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/domain/outcomes"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/segmentsweeper"
 )
@@ -94,7 +95,9 @@ func (c *cli) rulesApply(ctx context.Context, o rulesApplyOptions, args []string
 	if err != nil {
 		return err
 	}
-	sweeper, err := segmentsweeper.New(segmentsweeper.Config{Rules: rules, Store: store, Now: c.now})
+	// The joins it makes enrol users in their audiences' cohorts, as the sweeper's do.
+	sweeper, err := segmentsweeper.New(segmentsweeper.Config{Rules: rules, Store: store, Now: c.now,
+		Outcomes: store, Plans: outcomes.ForConfig(cfg)})
 	if err != nil {
 		return err
 	}

@@ -254,6 +254,9 @@ func (p *pipeline) finalSync(ctx context.Context, aa *audiences.AppAudiences) in
 		cancel()
 		left := 0
 		for _, a := range aa.Audiences() {
+			if a.Base() != a.Segment() {
+				continue // a holdout audience: its changes are its segment's
+			}
 			cs, _, perr := p.store.PendingChanges(ctx, p.app.ID, a.Segment(), "", 1)
 			if perr != nil {
 				left++

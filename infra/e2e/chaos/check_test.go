@@ -236,7 +236,11 @@ func checkAudiences(aa *audiences.AppAudiences, refs []*refUser, members map[str
 			unstable++
 			continue
 		}
+		// The audience of each desired segment the user's holdout arm picks (treated or holdout).
 		desired := aa.Desired(r.segsEnd)
+		for i, seg := range desired {
+			desired[i] = aa.KeyFor(r.userKey, seg)
+		}
 		for _, a := range aa.Audiences() {
 			_, matchable := a.Row(r.userKey, r.state)
 			want := slices.Contains(desired, a.Segment()) && matchable

@@ -163,6 +163,7 @@ func TestAudienceSyncBetweenReadAndMark(t *testing.T) {
 // sandbox.
 type raceRig struct {
 	app     *appconfig.App
+	aa      *audiences.AppAudiences
 	sb      *metasandbox.Sandbox
 	updater *segmentupdater.Handler
 	syncer  *audiencesync.Syncer
@@ -202,7 +203,7 @@ func newRaceRig(t *testing.T, updaterStore ports.SegmentStore, syncUsers ports.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &raceRig{app: app, sb: sb, updater: updater, syncer: syncer}
+	return &raceRig{app: app, aa: aa[app.ID], sb: sb, updater: updater, syncer: syncer}
 }
 
 type raceEvent struct {
@@ -262,7 +263,7 @@ func (r *raceRig) expectMember(t *testing.T, ctx context.Context, mem *memstate.
 		t.Fatalf("the user's stored segments are %v; the scenario needs %s", rec.Segments, segment)
 	}
 	pending, _, _ := mem.PendingChanges(ctx, r.app.ID, segment, "", 10)
-	st, _, _ := mem.GetAudienceState(ctx, r.app.ID, segment)
+	st, _, _ := mem.GetAudienceState(ctx, r.app.ID, r.aa.KeyFor(uk, segment)) // the audience of the user's arm
 	if _, member := r.sb.AudienceMembers(st.AudienceID)[uk]; !member {
 		t.Errorf("the user is in segment %s but not in its audience at Meta after the later syncs, and %d "+
 			"changes are pending: %s. Meta's audience requests: %v", segment, len(pending), why, audienceCalls(r.sb))

@@ -107,15 +107,15 @@ func TestChecksReportProblems(t *testing.T) {
 		}
 		want := map[string]map[string]bool{}
 		for _, seg := range aa.Desired(ref.segsEnd) {
-			want[seg] = map[string]bool{"key-1": true}
+			want[aa.KeyFor("key-1", seg)] = map[string]bool{"key-1": true}
 		}
 		expect(t, "exact", checkAudiences(aa, []*refUser{ref}, want, nil), "")
-		expect(t, "missing", checkAudiences(aa, []*refUser{ref}, map[string]map[string]bool{}, nil), `not in audience "vip"`)
-		extra := map[string]map[string]bool{"engaged": {"key-1": true}}
+		expect(t, "missing", checkAudiences(aa, []*refUser{ref}, map[string]map[string]bool{}, nil), `not in audience "`+aa.KeyFor("key-1", "vip")+`"`)
+		extra := map[string]map[string]bool{aa.KeyFor("key-1", "engaged"): {"key-1": true}}
 		for k, v := range want {
 			extra[k] = v
 		}
-		expect(t, "extra", checkAudiences(aa, []*refUser{ref}, extra, nil), `is in audience "engaged"`)
+		expect(t, "extra", checkAudiences(aa, []*refUser{ref}, extra, nil), `is in audience "`+aa.KeyFor("key-1", "engaged")+`"`)
 		stranger := map[string]map[string]bool{"vip": {"key-1": true, "key-9": true}}
 		for k, v := range want {
 			if k != "vip" {

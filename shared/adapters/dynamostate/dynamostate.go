@@ -6,6 +6,8 @@
 //	             st(B) segs(SS) seq(S) ids(SS) ver(N) dueAt(N) dueBucket(S) expiresAt(N)
 //	change item  pk=chg#<app>#<segment>   sk=<At ms, 13 digits>#<userKey>#<j|l>
 //	             uk(S) joined(BOOL) at(N) pendingPk(S, while pending) expiresAt(N)
+//	outcome item pk=out#<app>#<segment>   sk=<join day, 6 digits>#<t|h>
+//	             u r1 r7 r28 p28 rev (N), changed only by ADD (outcomes.go; ports.OutcomeStore)
 //	GSI pending  pendingPk / sk, ALL
 //	GSI due      dueBucket (<app>#<yyyymmddhh> of dueAt, UTC) / dueAt, KEYS_ONLY
 //

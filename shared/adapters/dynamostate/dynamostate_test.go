@@ -59,6 +59,13 @@ func TestSyncContract(t *testing.T) {
 	})
 }
 
+func TestSpendContract(t *testing.T) {
+	client := dynalite(t)
+	statetest.RunSpend(t, func(t *testing.T) ports.SpendStore {
+		return New(client, freshTable(t, client), Options{})
+	})
+}
+
 func TestConsentContract(t *testing.T) {
 	client := dynalite(t)
 	statetest.RunConsent(t, func(t *testing.T) statetest.ConsentStore {

@@ -1,6 +1,7 @@
 // Package metagraph sends server events to Meta's Conversions API over the Graph API
 // (POST {BaseURL}/{Version}/{dataset}/events) and implements ports.CAPISender; it also manages
-// customer-list Custom Audiences and implements ports.AudienceAPI (see audiences.go).
+// customer-list Custom Audiences and implements ports.AudienceAPI (see audiences.go), and reads ad
+// accounts, ad sets and Ads Insights for ports.AdsAPI (see ads.go, insights.go).
 //
 // The access token and its appsecret_proof travel in the request body, never in the URL, so
 // that no URL logged by a proxy, a tracer or an error message carries the token. Errors are
@@ -67,6 +68,12 @@ type Config struct {
 	// UploadTimeout bounds one Custom Audiences call instead of Timeout (default
 	// DefaultUploadTimeout): an upload of 10,000 rows is a large request.
 	UploadTimeout time.Duration
+	// AdsTimeout bounds one Marketing API reading call (ad account, ad sets, insights; default
+	// DefaultAdsTimeout), InsightsPollInterval is the first wait between polls of an
+	// asynchronous insights report (default DefaultInsightsPollInterval, doubling up to
+	// MaxInsightsPollInterval), and InsightsMaxWait bounds the whole wait for one report
+	// (default DefaultInsightsMaxWait). See ads.go and insights.go.
+	AdsTimeout, InsightsPollInterval, InsightsMaxWait time.Duration
 	// HTTPClient makes the calls (default: a new http.Client). Its own Timeout, if any, also
 	// applies.
 	HTTPClient *http.Client
@@ -89,6 +96,7 @@ type Client struct {
 	timeout  time.Duration
 	perMiB   time.Duration // extra timeout of a CAPI call per MiB of body
 	upload   time.Duration // timeout of Custom Audiences calls
+	ads      adsConfig     // Marketing API reading (ads.go)
 	http     *http.Client
 	form     bool
 	cfgErr   *ports.CAPIError // configuration error, returned by every call
@@ -128,6 +136,7 @@ func New(cfg Config) *Client {
 		http:     cfg.HTTPClient,
 		form:     cfg.FormEncoded,
 		warned:   cfg.OnVersionWarning,
+		ads:      newAdsConfig(cfg),
 	}
 	if cfg.AppSecret != "" {
 		c.proof = AppSecretProof(cfg.AppSecret, cfg.AccessToken)

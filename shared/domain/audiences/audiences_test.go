@@ -1,6 +1,7 @@
 package audiences
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/holdout"
 )
 
 // sampleConfig loads infra/config/apps.json.
@@ -36,6 +38,21 @@ func sample(t testing.TB) *AppAudiences {
 	return a
 }
 
+// sampleWithoutHoldouts compiles the sample app's audiences with holdout_fraction 0 on every
+// audience: the audiences as they were before holdouts.
+func sampleWithoutHoldouts(t testing.TB) *AppAudiences {
+	t.Helper()
+	cfg := sampleConfig(t)
+	for i := range cfg.Apps[0].Audiences {
+		cfg.Apps[0].Audiences[i].HoldoutFraction = new(0.0)
+	}
+	a, err := Compile(&cfg.Apps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func TestCompileSampleConfig(t *testing.T) {
 	a := sample(t)
 	if a.App() != "sample-shop" {
@@ -48,7 +65,10 @@ func TestCompileSampleConfig(t *testing.T) {
 			t.Errorf("%s: create %v id %q account %q", au.Segment(), au.Create(), au.ID(), au.AdAccountID())
 		}
 	}
-	if want := []string{"cart_abandoner", "onboarding_incomplete", "lapsed_7d", "vip", "engaged", "new_installer"}; !reflect.DeepEqual(segs, want) {
+	// The sample sets no holdout_fraction: every audience has the default holdout, listed
+	// right after it.
+	if want := []string{"cart_abandoner", "cart_abandoner:holdout", "onboarding_incomplete", "onboarding_incomplete:holdout",
+		"lapsed_7d", "lapsed_7d:holdout", "vip", "vip:holdout", "engaged", "engaged:holdout", "new_installer", "new_installer:holdout"}; !reflect.DeepEqual(segs, want) {
 		t.Fatalf("audiences %v, want %v", segs, want)
 	}
 	vip, _ := a.Audience("vip")
@@ -196,7 +216,8 @@ func TestDesiredFallsToTheNextOfTheGroup(t *testing.T) {
 }
 
 func TestAffected(t *testing.T) {
-	a := sample(t)
+	// Without holdouts (holdout_fraction 0) the audiences are keyed by segment alone.
+	a := sampleWithoutHoldouts(t)
 	group := []string{"cart_abandoner", "onboarding_incomplete", "lapsed_7d"}
 	tests := []struct {
 		segment string
@@ -219,37 +240,76 @@ func TestAffected(t *testing.T) {
 	if a.Affected("lapsed_7d")[0] != "cart_abandoner" {
 		t.Fatal("Affected exposes the group's slice")
 	}
+
+	// With holdouts (the sample's default), each treated audience is followed by its holdout.
+	h := sample(t)
+	hgroup := []string{"cart_abandoner", "cart_abandoner:holdout", "onboarding_incomplete", "onboarding_incomplete:holdout", "lapsed_7d", "lapsed_7d:holdout"}
+	for _, tt := range []struct {
+		segment string
+		want    []string
+	}{
+		{"cart_abandoner", hgroup},
+		{"lapsed_7d", hgroup},
+		{"vip", []string{"vip", "vip:holdout"}},
+		{"vip:holdout", nil}, // changes are recorded per segment, never per holdout key
+		{"subscription_expired", nil},
+	} {
+		if got := h.Affected(tt.segment); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("with holdouts: Affected(%q) = %v, want %v", tt.segment, got, tt.want)
+		}
+	}
 }
 
-// Affected is complete: whenever flipping one segment changes Desired for some audience, that
-// audience is in Affected(segment). Checked over every subset of the sample's segments.
+// Affected is complete: whenever flipping one segment changes DesiredFor for some audience
+// (treated or holdout), that audience is in Affected(segment). Checked over every subset of the
+// sample's segments, for users of both arms of every audience.
 func TestAffectedCoversEveryChange(t *testing.T) {
 	a := sample(t)
 	all := []string{"new_installer", "engaged", "cart_abandoner", "lapsed_7d", "vip", "onboarding_incomplete", "subscription_expired"}
-	for mask := range 1 << len(all) {
-		var in []string
-		for i, s := range all {
-			if mask&(1<<i) != 0 {
-				in = append(in, s)
-			}
+	var users []string
+	for _, au := range a.Audiences() {
+		if au.Holdout() != nil {
+			users = append(users, keyInArm(t, a, au.Segment(), holdout.Treated), keyInArm(t, a, au.Segment(), holdout.Holdout))
 		}
-		before := a.Desired(in)
-		for i, s := range all {
-			var flipped []string
-			for k, x := range all {
-				if (mask&(1<<k) != 0) != (k == i) {
-					flipped = append(flipped, x)
+	}
+	for _, uk := range users {
+		for mask := range 1 << len(all) {
+			var in []string
+			for i, s := range all {
+				if mask&(1<<i) != 0 {
+					in = append(in, s)
 				}
 			}
-			after := a.Desired(flipped)
-			for _, au := range a.Audiences() {
-				seg := au.Segment()
-				if slices.Contains(before, seg) != slices.Contains(after, seg) && !slices.Contains(a.Affected(s), seg) {
-					t.Fatalf("flipping %s in %v changes %s, missing from Affected", s, in, seg)
+			before := a.DesiredFor(uk, in, nil)
+			for i, s := range all {
+				var flipped []string
+				for k, x := range all {
+					if (mask&(1<<k) != 0) != (k == i) {
+						flipped = append(flipped, x)
+					}
+				}
+				after := a.DesiredFor(uk, flipped, nil)
+				for _, au := range a.Audiences() {
+					seg := au.Segment()
+					if slices.Contains(before, seg) != slices.Contains(after, seg) && !slices.Contains(a.Affected(s), seg) {
+						t.Fatalf("user %s: flipping %s in %v changes %s, missing from Affected", uk, s, in, seg)
+					}
 				}
 			}
 		}
 	}
+}
+
+// keyInArm returns the first user key "user-<n>" that segment's audience assigns to arm.
+func keyInArm(t testing.TB, a *AppAudiences, segment string, arm holdout.Arm) string {
+	t.Helper()
+	for n := range 10_000 {
+		if uk := fmt.Sprintf("user-%d", n); a.Assigner(segment).Arm(uk) == arm {
+			return uk
+		}
+	}
+	t.Fatalf("no user in the %s arm of %s", arm, segment)
+	return ""
 }
 
 // loadConfig reads a config file for the tests (the domain itself does no I/O).

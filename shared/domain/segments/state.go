@@ -75,6 +75,9 @@ type State struct {
 	Phone      HashedID      `json:"ph,omitzero"`
 	ExternalID HashedID      `json:"xid,omitzero"`
 	MADID      AdvertisingID `json:"madid,omitzero"`
+	// Cohorts are the user's open enrolments in audience measurements (cohorts.go; package
+	// outcomes starts, counts and drops them).
+	Cohorts []Cohort `json:"co,omitempty"`
 }
 
 // Subscription is the newest subscription event: its event time and the
@@ -256,6 +259,9 @@ func (s *State) Merge(d *State, r *AppRules) {
 	if d.MADID.At != 0 {
 		s.MADID.observe(d.MADID)
 	}
+	if len(d.Cohorts) > 0 {
+		s.Cohorts = mergeCohorts(s.Cohorts, d.Cohorts)
+	}
 	r.Trim(s)
 }
 
@@ -415,6 +421,7 @@ func (s *State) Clone() *State {
 	c := *s
 	c.Last = maps.Clone(s.Last)
 	c.UnconvertedMicros = maps.Clone(s.UnconvertedMicros)
+	c.Cohorts = slices.Clone(s.Cohorts)
 	if s.Daily != nil {
 		c.Daily = make(map[string]Buckets, len(s.Daily))
 		for name, bs := range s.Daily {

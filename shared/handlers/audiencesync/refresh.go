@@ -83,7 +83,9 @@ func (m *memberSource) fill(ctx context.Context, want int) error {
 		}
 		for i, k := range keys {
 			e := memberEntry{key: k}
-			if u := users[i]; u.found && slices.Contains(m.aa.DesiredFor(u.segments, u.state), m.a.Segment()) {
+			// Each arm's audience keeps only the users of its arm (a user whose arm changed with
+			// a new holdout_fraction or holdout_salt is left out: the replace removes them).
+			if u := users[i]; u.found && slices.Contains(m.aa.DesiredFor(k, u.segments, u.state), m.a.Segment()) {
 				if row, ok := m.a.Row(k, u.state); ok {
 					e.row = row
 					m.rows++

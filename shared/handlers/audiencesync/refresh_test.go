@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,31 +14,38 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
-	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
-	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 )
 
-// withRefresh recompiles the harness's audiences with a full refresh every `hours`.
+// withRefresh recompiles the harness's audiences with a full refresh every `hours`, and
+// without holdouts (holdout_fraction 0), as newHarness.
 func (h *harness) withRefresh(t testing.TB, hours int) {
 	t.Helper()
-	cfg, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h.withRefreshAndHoldouts(t, hours, noHoldouts)
+}
+
+// withRefreshAndHoldouts is withRefresh with the holdouts edit sets (noHoldouts, or nothing for
+// the sample's defaults).
+func (h *harness) withRefreshAndHoldouts(t testing.TB, hours int, edit func(*appconfig.Config)) {
+	t.Helper()
+	cfg := sampleConfig(t)
+	edit(cfg)
 	cfg.Apps[0].AudienceSync.FullRefreshHours = hours
 	// The config refuses a full refresh while an audience is value-based (usersreplace
 	// documents no LOOKALIKE_VALUE key): the sample's value-based audience uploads plain rows.
 	for i := range cfg.Apps[0].Audiences {
 		cfg.Apps[0].Audiences[i].ValueBased = false
 	}
-	if h.aa, err = audiences.ForConfig(cfg); err != nil {
+	aa, err := audiences.ForConfig(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	h.aa = aa
 }
 
 // silently rewrites a user's stored state without recording a change, as happens when state

@@ -7,6 +7,10 @@
 // crash, rate limit) is resumed by the next: an interrupted session continues at its next batch.
 // Every acknowledged batch also updates the audience's member index, from which the optional
 // periodic full refresh (refresh.go) replaces the audience whole to heal drift.
+//
+// An audience with a holdout is two Meta audiences, keyed by segment and "<segment>:holdout"
+// (package audiences): each user of the segment goes to the one of their holdout arm. Both are
+// synced, created, refreshed, reported and measured alike, each under its own key.
 package audiencesync
 
 import (
@@ -27,6 +31,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
+	"github.com/retarget-dev/retarget/shared/domain/holdout"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
@@ -200,15 +205,18 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 
 	// Which users changed, and which audiences that can affect.
 	var changes []ports.PendingChange
-	affected := map[string]map[string]bool{} // user key -> audience segments
+	affected := map[string]map[string]bool{} // user key -> audience keys (both arms)
 	changed := map[string]map[string]bool{}  // user key -> segments with a pending change
 	waits := map[string]stateWait{}          // user key -> the state its changes belong to
 	for _, a := range aa.Audiences() {
+		if a.Arm() == holdout.Holdout {
+			continue // changes are recorded per segment: the treated audience reads them for both
+		}
 		cursor := ""
 		for len(changes) < s.cfg.MaxChanges {
-			page, next, err := s.cfg.Users.PendingChanges(ctx, app, a.Segment(), cursor, min(pageSize, s.cfg.MaxChanges-len(changes)))
+			page, next, err := s.cfg.Users.PendingChanges(ctx, app, a.Base(), cursor, min(pageSize, s.cfg.MaxChanges-len(changes)))
 			if err != nil {
-				return rep, fmt.Errorf("pending changes of %s: %w", a.Segment(), err)
+				return rep, fmt.Errorf("pending changes of %s: %w", a.Base(), err)
 			}
 			for _, c := range page {
 				changes = append(changes, c)
@@ -244,7 +252,7 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 		users = append(users, uk)
 	}
 	sort.Strings(users)
-	plans := map[string]*[2]upload{} // segment -> [remove, add]
+	plans := map[string]*[2]upload{} // audience key -> [remove, add]
 	deferred := map[string]bool{}    // users whose state has not caught up with their changes
 	reports := map[string]*AudienceReport{}
 	for _, a := range aa.Audiences() {
@@ -290,8 +298,8 @@ func (s *Syncer) syncApp(ctx context.Context, app string) (AppReport, error) {
 			return rep, nil
 		}
 	}
-	// A change is synced once every audience it can affect is: the others stay pending and the
-	// next run resumes them, without holding back the rest.
+	// A change is synced once every audience it can affect is, treated and holdout alike: the
+	// others stay pending and the next run resumes them, without holding back the rest.
 	rep.Deferred = len(deferred)
 	var synced []ports.PendingChange
 	for _, c := range changes {
@@ -378,18 +386,28 @@ func (s *Syncer) readUsers(ctx context.Context, app string, keys []string) ([]us
 
 // plan adds one affected user's rows to the uploads: an add for each audience the user should
 // be in, a removal for each the user may be in and should not.
+//
+// Of a segment's two audiences, the user's arm picks the one they are added to, and only that
+// one gets their removal: the assignment is stable, so a user was only ever added to the
+// audience of their arm. Changing holdout_fraction or holdout_salt re-draws arms, which makes a
+// new experiment: users who switched arms are not removed from their old arm's audience by
+// their next change; the full refresh (refresh.go) rebuilds both audiences from their member
+// indexes and leaves them out.
 func (s *Syncer) plan(aa *audiences.AppAudiences, uk string, u userView, affected, changed map[string]bool, plans map[string]*[2]upload, reports map[string]*AudienceReport) {
-	desired := aa.DesiredFor(u.segments, u.state) // none for a user under Limited Data Use: removed
-	for seg := range affected {
-		a, _ := aa.Audience(seg)
-		p := plans[seg]
+	desired := aa.DesiredFor(uk, u.segments, u.state) // none for a user under Limited Data Use: removed
+	for key := range affected {
+		a, _ := aa.Audience(key)
+		p := plans[key]
+		seg := a.Base()
 		switch {
-		case slices.Contains(desired, seg):
+		case slices.Contains(desired, key):
 			if row, ok := a.Row(uk, u.state); ok {
 				p[1].rows = append(p[1].rows, row)
 			} else {
-				reports[seg].Unmatchable++
+				reports[key].Unmatchable++
 			}
+		case aa.Assigner(seg).Arm(uk) != a.Arm():
+			// The other arm's audience: the user was never added to it.
 		case changed[seg] || slices.Contains(u.segments, seg):
 			// The user left seg, or is in it but outranked in its exclusive group: out of its
 			// audience. A user who was never in seg was never added: nothing to remove.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
@@ -41,12 +42,43 @@ type harness struct {
 	now     time.Time
 }
 
+// newHarness is the sample app with holdout_fraction 0 on every audience: the tests built on
+// it assert the exact members of an audience, which a holdout would split (holdout_test.go
+// covers the holdouts, on newHoldoutHarness).
 func newHarness(t testing.TB) *harness {
+	t.Helper()
+	return startHarness(t, noHoldouts)
+}
+
+// newHoldoutHarness is the sample app as configured: every audience with the default holdout.
+func newHoldoutHarness(t testing.TB) *harness {
+	t.Helper()
+	return startHarness(t, func(*appconfig.Config) {})
+}
+
+// noHoldouts sets holdout_fraction 0 on every audience of cfg.
+func noHoldouts(cfg *appconfig.Config) {
+	for i := range cfg.Apps {
+		for j := range cfg.Apps[i].Audiences {
+			cfg.Apps[i].Audiences[j].HoldoutFraction = new(0.0)
+		}
+	}
+}
+
+// sampleConfig loads the sample config.
+func sampleConfig(t testing.TB) *appconfig.Config {
 	t.Helper()
 	cfg, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func startHarness(t testing.TB, edit func(*appconfig.Config)) *harness {
+	t.Helper()
+	cfg := sampleConfig(t)
+	edit(cfg)
 	aa, err := audiences.ForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -11,10 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sort"
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/backoff"
+	"github.com/retarget-dev/retarget/shared/domain/outcomes"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
@@ -40,6 +43,10 @@ type Config struct {
 	Logger   *slog.Logger
 	Metrics  *observability.Emitter
 	Now      func() time.Time
+	// Outcomes and Plans, both set, enrol the users a sweep moves into a measured audience's
+	// segment (by app id). Either nil: nothing is enrolled.
+	Outcomes ports.OutcomeStore
+	Plans    map[string]*outcomes.Plan
 }
 
 // Sweeper re-evaluates the users whose time-based segments are due.
@@ -59,12 +66,18 @@ func New(cfg Config) (*Sweeper, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Outcomes == nil {
+		cfg.Plans = nil
+	}
 	return &Sweeper{cfg: cfg}, nil
 }
 
 // Result says what one sweep did.
 type Result struct {
 	Users, Changes, Failed int
+	// Enrolled counts users enrolled in audience measurements; EnrolmentsLost those whose
+	// counter write failed (their cohorts are in their state, uncounted).
+	Enrolled, EnrolmentsLost int
 	// Complete is false when the sweep stopped at its deadline; the next run goes on.
 	Complete bool
 }
@@ -119,12 +132,14 @@ func (s *Sweeper) Reevaluate(ctx context.Context, app string, userKeys []string,
 }
 
 // sweepUsers re-evaluates the users at now, adding to res; it returns their changes and one
-// error per failed user.
+// error per failed user. The users' enrolments are counted with one AddOutcomes call.
 func (s *Sweeper) sweepUsers(ctx context.Context, app string, keys []string, now time.Time, dryRun bool, res *Result) ([]ports.MembershipChange, []error) {
 	var all []ports.MembershipChange
 	var errs []error
+	tally := outcomes.Tally{}
+	defer s.writeOutcomes(ctx, tally, res)
 	for _, uk := range keys {
-		changes, err := s.sweepUser(ctx, app, uk, now, dryRun)
+		changes, err := s.sweepUser(ctx, app, uk, now, dryRun, tally)
 		res.Users++
 		res.Changes += len(changes)
 		all = append(all, changes...)
@@ -140,9 +155,12 @@ func (s *Sweeper) sweepUsers(ctx context.Context, app string, keys []string, now
 // them). A user is written only when a segment or its due time changes: `retarget rules apply`
 // on a large table writes only the users who move. A user deleted since it was listed
 // (erasure, TTL) has nothing to sweep.
-func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time, dryRun bool) ([]ports.MembershipChange, error) {
+func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time, dryRun bool, tally outcomes.Tally) ([]ports.MembershipChange, error) {
 	rules := s.cfg.Rules[app]
+	plan := s.cfg.Plans[app]
+	var counted outcomes.Tally
 	res, err := s.cfg.Store.Update(ctx, app, uk, func(u *ports.UserState) error {
+		counted = outcomes.Tally{} // of the attempt written only
 		if !u.Found {
 			return ports.ErrNothingToWrite
 		}
@@ -154,16 +172,48 @@ func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time, 
 		if dryRun || unchanged {
 			return ports.ErrNothingToWrite
 		}
+		if plan != nil {
+			plan.Enrol(&u.State, uk, joined, now.Unix(), counted)
+			outcomes.Prune(&u.State, now.Unix())
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if res.Written {
+		tally.Merge(counted)
+	}
 	return res.Changes, nil
 }
 
+// writeOutcomes adds a page's enrolments with one AddOutcomes call, retried twice with backoff.
+// As in the updater, the users were written first: a failure loses these increments (logged
+// with the counts, counted in res.EnrolmentsLost and the OutcomeCountsLost metric), never
+// doubles them.
+func (s *Sweeper) writeOutcomes(ctx context.Context, tally outcomes.Tally, res *Result) {
+	deltas := tally.Outcomes()
+	if len(deltas) == 0 {
+		return
+	}
+	users := int(tally.Total().Users)
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = s.cfg.Outcomes.AddOutcomes(ctx, deltas); err == nil {
+			res.Enrolled += users
+			return
+		}
+		if attempt < 3 && backoff.Sleep(ctx, backoff.FullJitter(attempt, 100*time.Millisecond, 2*time.Second, rand.Float64)) != nil {
+			break
+		}
+	}
+	res.EnrolmentsLost += users
+	s.cfg.Logger.Error("outcome counters not written: these enrolments are lost", "cohorts", len(deltas), "users", users, "error", err.Error())
+}
+
 func (s *Sweeper) record(r Result) {
-	s.cfg.Logger.Info("sweep", "users", r.Users, "membership_changes", r.Changes, "failed", r.Failed, "complete", r.Complete)
+	s.cfg.Logger.Info("sweep", "users", r.Users, "membership_changes", r.Changes, "failed", r.Failed, "complete", r.Complete,
+		"enrolled", r.Enrolled, "enrolments_lost", r.EnrolmentsLost)
 	m := func(name string, v int) observability.Metric {
 		return observability.Metric{Name: name, Unit: observability.Count, Value: float64(v)}
 	}
@@ -172,7 +222,8 @@ func (s *Sweeper) record(r Result) {
 		done = 0
 	}
 	s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}},
-		m("UsersSwept", r.Users), m("SegmentChanges", r.Changes), m("UsersFailed", r.Failed), m("SweepComplete", done))
+		m("UsersSwept", r.Users), m("SegmentChanges", r.Changes), m("UsersFailed", r.Failed), m("SweepComplete", done),
+		m("UsersEnrolled", r.Enrolled), m("OutcomeCountsLost", r.EnrolmentsLost))
 }
 
 // Handle is the Lambda entry point for EventBridge Scheduler: it sweeps and fails only when

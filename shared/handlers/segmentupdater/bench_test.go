@@ -16,6 +16,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
+	"github.com/retarget-dev/retarget/shared/domain/outcomes"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
@@ -33,6 +34,22 @@ type meteredStore struct {
 	readUnits, writeUnits        int
 	consentUnits                 int
 	maxItem, sumItem, itemWrites int
+	outcomeCalls, outcomeUnits   int
+}
+
+// AddOutcomes is billed as dynamostate writes it: one UpdateItem ADD per distinct cohort, 1
+// write unit each (an outcome item is under 100 bytes).
+func (m *meteredStore) AddOutcomes(ctx context.Context, deltas []ports.Outcome) error {
+	keys := map[ports.OutcomeKey]bool{}
+	for _, d := range deltas {
+		keys[d.OutcomeKey] = true
+	}
+	m.mu.Lock()
+	m.outcomeCalls++
+	m.outcomeUnits += len(keys)
+	m.writeUnits += len(keys)
+	m.mu.Unlock()
+	return m.Store.AddOutcomes(ctx, deltas)
 }
 
 func (m *meteredStore) GetUser(ctx context.Context, app, uk string) (ports.UserRecord, bool, error) {
@@ -88,17 +105,28 @@ func (m *meteredStore) RecordChanges(ctx context.Context, cs []ports.MembershipC
 	return m.Store.RecordChanges(ctx, cs)
 }
 
-// BenchmarkUpdaterWriteUnits feeds the updater a realistic mix: batches of 500 records, users
-// drawn from a Zipf distribution so that a batch holds about 5 events per active user, a mix of
-// opens, views, carts and purchases. The users already have five days of history (folded before
-// the measurement), so the figures are those of a steady day, not of a table filling up. It
-// reports DynamoDB write and read units per event (target <= 0.3 write units) and item sizes.
+// BenchmarkUpdaterWriteUnits feeds the updater a realistic mix: users drawn from a Zipf
+// distribution, a mix of opens, views, carts and purchases, 10,000 events in batches of 500 (the
+// event source mapping's size: about 5 events per active user) or 100 (about 20 users). The
+// users already have five days of history (folded before the measurement), so the figures are
+// those of a steady day, not of a table filling up. It reports DynamoDB write and read units
+// per event (target <= 0.3 write units) and item sizes, with the outcome counters of the
+// measured audiences on (as deployed), and what the counters cost: the same batches without
+// them (WU/event-no-outcomes) and the difference (outcome-WU/event, target <= 0.02), which
+// includes both the counter ADDs and the cohorts' bytes in the user items.
 func BenchmarkUpdaterWriteUnits(b *testing.B) {
+	for _, perBatch := range []int{500, 100} {
+		b.Run(fmt.Sprintf("batch=%d", perBatch), func(b *testing.B) { benchmarkWriteUnits(b, perBatch) })
+	}
+}
+
+func benchmarkWriteUnits(b *testing.B, perBatch int) {
 	cfg, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	rules, _ := segments.ForConfig(cfg)
+	plans := outcomes.ForConfig(cfg)
 	app := &cfg.Apps[0]
 	pseudo, _ := identity.NewPseudonymizer([]byte("bench-pepper-0123456789"))
 	parser := appevent.NewParser(pseudo)
@@ -107,7 +135,7 @@ func BenchmarkUpdaterWriteUnits(b *testing.B) {
 	zipf := rand.NewZipf(rng, 1.2, 2, 150)
 	names := []string{"fb_mobile_activate_app", "fb_mobile_activate_app", "fb_mobile_content_view", "fb_mobile_content_view",
 		"fb_mobile_add_to_cart", "fb_mobile_purchase"}
-	const batches, perBatch = 20, 500
+	batches := 10_000 / perBatch
 	var kev []events.KinesisEvent
 	seq := 0
 	for bi := 0; bi < 2*batches; bi++ {
@@ -120,7 +148,7 @@ func BenchmarkUpdaterWriteUnits(b *testing.B) {
 			name := names[rng.IntN(len(names))]
 			e := map[string]any{"event_id": fmt.Sprintf("e-%d-%d", bi, i), "event_name": name,
 				// an SDK flushes every few seconds: a batch spans about a minute of event time
-				"event_time": at.Add(time.Duration(bi%batches)*15*time.Second - time.Duration(rng.IntN(60))*time.Second).Unix(),
+				"event_time": at.Add(time.Duration(bi%batches)*15*time.Second*time.Duration(perBatch)/500 - time.Duration(rng.IntN(60))*time.Second).Unix(),
 				"user":       map[string]any{"app_user_id": fmt.Sprintf("u-%d", zipf.Uint64()), "email": "someone@example.com"},
 				"device":     map[string]any{"platform": "android", "os_version": "14"},
 				"consent":    map[string]any{"ads_personalization": true}}
@@ -144,38 +172,54 @@ func BenchmarkUpdaterWriteUnits(b *testing.B) {
 		parsed.Release()
 		kev = append(kev, ke)
 	}
-	var m *meteredStore
-	users := 0
-	b.ResetTimer()
-	for b.Loop() {
-		b.StopTimer()
-		m = &meteredStore{Store: memstate.New()}
-		history, _ := New(Config{Rules: rules, Store: m, Now: func() time.Time { return now.Add(-5 * 24 * time.Hour) }})
+	// run replays the history, then measures the day's batches, with or without the counters.
+	run := func(counters bool) *meteredStore {
+		m := &meteredStore{Store: memstate.New()}
+		cfg := func(clock func() time.Time) Config {
+			c := Config{Rules: rules, Store: m, Now: clock}
+			if counters {
+				c.Outcomes, c.Plans = m, plans
+			}
+			return c
+		}
+		history, _ := New(cfg(func() time.Time { return now.Add(-5 * 24 * time.Hour) }))
 		for _, ke := range kev[:batches] {
 			history.Handle(context.Background(), ke)
 		}
 		sweepAll(b, m, rules, now) // the sweeper has kept the due index current meanwhile
 		*m = meteredStore{Store: m.Store}
 		clock := now
-		h, _ := New(Config{Rules: rules, Store: m, Consents: m, Now: func() time.Time { return clock }})
-		b.StartTimer()
+		c := cfg(func() time.Time { return clock })
+		c.Consents = m
+		h, _ := New(c)
 		for i, ke := range kev[batches:] {
-			clock = now.Add(time.Duration(i) * 15 * time.Second) // a batch every 15 s
+			clock = now.Add(time.Duration(i) * 15 * time.Second * time.Duration(perBatch) / 500) // 500 events every 15 s
 			if resp, _ := h.Handle(context.Background(), ke); len(resp.BatchItemFailures) > 0 {
 				b.Fatal("failures")
 			}
 		}
-		users = m.writes
+		return m
+	}
+	var m, without *meteredStore
+	b.ResetTimer()
+	for b.Loop() {
+		m = run(true)
+		b.StopTimer()
+		without = run(false)
+		b.StartTimer()
 	}
 	events := float64(batches * perBatch)
 	b.ReportMetric(float64(m.writeUnits)/events, "WU/event")
+	b.ReportMetric(float64(without.writeUnits)/events, "WU/event-no-outcomes")
+	b.ReportMetric(float64(m.writeUnits-without.writeUnits)/events, "outcome-WU/event")
+	b.ReportMetric(float64(m.outcomeUnits)/float64(max(m.outcomeCalls, 1)), "ADDs/batch")
 	b.ReportMetric(float64(m.writes)/events, "userwrites/event")
 	b.ReportMetric(float64(m.readUnits)/events, "RU/event")
 	b.ReportMetric(float64(m.consentUnits)/events, "consent-RU/event")
 	b.ReportMetric(float64(m.changeWrites)/events, "changes/event")
 	b.ReportMetric(float64(m.sumItem)/float64(m.itemWrites), "avg-item-B")
 	b.ReportMetric(float64(m.maxItem), "max-item-B")
-	b.ReportMetric(events/float64(users), "events/userwrite")
+	b.ReportMetric(events/float64(m.writes), "events/userwrite")
 }
 
 // sweepAll re-evaluates every stored user at now and writes the due times, as the sweeper

@@ -7,6 +7,12 @@
 // sequence number applied (records of one user stay on one shard, in order) and the hashes of
 // the event ids applied recently; redelivered records and client or producer retries of the
 // same event_id change nothing.
+//
+// Outcomes of measured audiences (package outcomes): while folding, the handler enrols the
+// users who join a segment with an audience and counts their re-engagements, purchases and
+// revenue. The flags that make each user count once per window are written with the user's
+// state; the counters themselves are added once per batch, one ADD per cohort, after every user
+// of the batch was written (see writeOutcomes for what a failure in between costs).
 package segmentupdater
 
 import (
@@ -15,6 +21,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +30,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/domain/backoff"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
+	"github.com/retarget-dev/retarget/shared/domain/outcomes"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
@@ -51,6 +60,14 @@ type Config struct {
 	// Consents, when set, holds explicit decisions (consent and erasure API): a user who
 	// withdrew there is not segmented, whatever the events say, until an explicit grant.
 	Consents ports.ConsentStore
+	// Outcomes and Plans, both set, count the outcomes of measured audiences (by app id; an app
+	// without a plan counts nothing). Either nil: nothing is enrolled or counted.
+	Outcomes ports.OutcomeStore
+	Plans    map[string]*outcomes.Plan
+	// OutcomeAttempts bounds the AddOutcomes calls per batch (default 3), with full-jitter
+	// backoff from OutcomeRetryBase (default 100 ms).
+	OutcomeAttempts  int
+	OutcomeRetryBase time.Duration
 }
 
 // Handler handles Kinesis batches.
@@ -70,6 +87,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.UserTTL <= 0 {
 		cfg.UserTTL = segments.DefaultUserTTL
 	}
+	if cfg.Outcomes == nil {
+		cfg.Plans = nil // enrolling without counting would set flags no counter ever saw
+	}
+	if cfg.OutcomeAttempts <= 0 {
+		cfg.OutcomeAttempts = 3
+	}
+	if cfg.OutcomeRetryBase <= 0 {
+		cfg.OutcomeRetryBase = 100 * time.Millisecond
+	}
 	return &Handler{cfg: cfg}, nil
 }
 
@@ -85,6 +111,9 @@ type userKey struct{ app, uk string }
 // stats tallies one invocation.
 type stats struct {
 	records, applied, duplicates, skipped, users, writes, changes, conflicts, failedUsers, withdrawn int
+	// outcomeCohorts is how many cohorts' counters the batch added to, outcomeLost how many it
+	// could not (see writeOutcomes).
+	outcomeCohorts, outcomeLost int
 }
 
 // Handle processes one batch and reports the first record to retry, if any.
@@ -128,6 +157,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		}}, nil
 	}
 	var failed []int
+	tally := outcomes.Tally{}
 	for _, k := range order {
 		its := users[k]
 		st.users++
@@ -140,7 +170,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 			}
 			st.withdrawn += len(its)
 		}
-		if err := h.applyUser(ctx, k, its, decision.LDU, decision.At, now, &st); err != nil {
+		if err := h.applyUser(ctx, k, its, decision.LDU, decision.At, now, tally, &st); err != nil {
 			h.cfg.Logger.Error("user state not updated: records stay on the stream", "app", k.app, "user", k.uk, "error", err.Error())
 			st.failedUsers++
 			for _, it := range its {
@@ -148,6 +178,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 			}
 		}
 	}
+	h.writeOutcomes(ctx, tally, &st)
 	h.record(st)
 	if len(failed) == 0 {
 		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, nil
@@ -186,20 +217,26 @@ func (h *Handler) decisions(ctx context.Context, users []userKey) (map[userKey]p
 // conditionally, and on a concurrent write calls the fold again on the fresh state. ldu is the
 // user's explicit Limited Data Use decision, made at decidedAt (nil: none): it is folded in
 // with the events, so it reaches the state of a user who decided before their first event.
-func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, ldu *bool, decidedAt int64, now time.Time, st *stats) error {
+// The outcome counts of the user's write are added to tally (those of the attempt written).
+func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, ldu *bool, decidedAt int64, now time.Time, tally outcomes.Tally, st *stats) error {
 	rules := h.cfg.Rules[k.app]
+	plan := h.cfg.Plans[k.app]
 	var applied, dups int // of the last attempt: fn starts from the state it is handed
+	var counted outcomes.Tally
 	res, err := h.cfg.Store.Update(ctx, k.app, k.uk, func(u *ports.UserState) error {
 		recent := slices.Clone(u.RecentIDs)
 		lastSeq := u.LastSeq
 		applied, dups = 0, 0
+		counted = outcomes.Tally{} // a conflict reruns fn on the fresh state: count afresh
 		for _, it := range its {
 			id := idEntry(&it.event)
 			if !seqAfter(it.seq, u.LastSeq) || hasID(recent, id) {
 				dups++ // redelivered record, or a retry of an event already applied
 				continue
 			}
-			u.State.Apply(&it.event, rules)
+			// One event at a time, so each one's outcomes are exact (which window, which
+			// purchase): the same fold as State.Apply, observed.
+			plan.Apply(&u.State, &it.event, rules, counted)
 			recent = append(recent, id)
 			if seqAfter(it.seq, lastSeq) {
 				lastSeq = it.seq
@@ -213,10 +250,16 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, ldu *boo
 			u.State.RecordLDUDecision(*ldu, decidedAt)
 		}
 		after, due := rules.Evaluate(&u.State, now)
+		joined, _ := segments.Diff(u.Segments, after)
+		u.ChangedAt, u.RecordedAt = latestEventMillis(its), h.cfg.Now()
+		if plan != nil {
+			// The join's time is the membership change's: the latest event of the batch.
+			plan.Enrol(&u.State, k.uk, joined, u.ChangedAt/1000, counted)
+			outcomes.Prune(&u.State, now.Unix())
+		}
 		u.Segments, u.LastSeq, u.RecentIDs = after, lastSeq, latestIDs(recent, RecentIDs)
 		u.DueAt = keepEarlierDue(u.DueAt, segments.DueAt(due), now)
 		u.ExpiresAt = expiresAt(&u.State, u.ExpiresAt, now, h.cfg.UserTTL)
-		u.ChangedAt, u.RecordedAt = latestEventMillis(its), h.cfg.Now()
 		return nil
 	})
 	st.conflicts += res.Conflicts
@@ -225,6 +268,7 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, ldu *boo
 	}
 	st.duplicates += dups
 	if res.Written {
+		tally.Merge(counted)
 		st.applied += applied
 		st.writes++
 		st.changes += len(res.Changes)
@@ -309,15 +353,48 @@ func keepEarlierDue(stored, next int64, now time.Time) int64 {
 	return next
 }
 
+// writeOutcomes adds the batch's counter deltas with one AddOutcomes call (one ADD per cohort),
+// retried a few times with backoff. It runs after the users were written: their flags are what
+// keeps a redelivered batch from counting twice, so the counters follow the flags. If the call
+// still fails (or the function dies before it), those increments are lost, never doubled; the
+// loss is logged with the counts (no user data) and counted in OutcomeCountsLost, and the
+// records are not retried: their users were written, so a redelivery would count nothing.
+func (h *Handler) writeOutcomes(ctx context.Context, tally outcomes.Tally, st *stats) {
+	deltas := tally.Outcomes()
+	if len(deltas) == 0 {
+		return
+	}
+	var err error
+	for attempt := 1; attempt <= h.cfg.OutcomeAttempts; attempt++ {
+		if err = h.cfg.Outcomes.AddOutcomes(ctx, deltas); err == nil {
+			st.outcomeCohorts += len(deltas)
+			return
+		}
+		if attempt < h.cfg.OutcomeAttempts {
+			if backoff.Sleep(ctx, backoff.FullJitter(attempt, h.cfg.OutcomeRetryBase, 2*time.Second, rand.Float64)) != nil {
+				break
+			}
+		}
+	}
+	st.outcomeLost += len(deltas)
+	lost := tally.Total()
+	h.cfg.Logger.Error("outcome counters not written: this batch's increments are lost", "cohorts", len(deltas),
+		"users", lost.Users, "reengaged_1d", lost.Reengaged1d, "reengaged_7d", lost.Reengaged7d,
+		"reengaged_28d", lost.Reengaged28d, "purchasers_28d", lost.Purchasers28d, "revenue_micros", lost.RevenueMicros,
+		"error", err.Error())
+}
+
 func (h *Handler) record(s stats) {
 	h.cfg.Logger.Info("batch applied", "records", s.records, "users", s.users, "applied", s.applied,
 		"duplicates", s.duplicates, "skipped", s.skipped, "writes", s.writes, "membership_changes", s.changes,
-		"conflicts", s.conflicts, "failed_users", s.failedUsers, "withdrawn_events", s.withdrawn)
+		"conflicts", s.conflicts, "failed_users", s.failedUsers, "withdrawn_events", s.withdrawn,
+		"outcome_cohorts", s.outcomeCohorts, "outcome_cohorts_lost", s.outcomeLost)
 	m := func(name string, v int) observability.Metric {
 		return observability.Metric{Name: name, Unit: observability.Count, Value: float64(v)}
 	}
 	h.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}},
 		m("RecordsRead", s.records), m("EventsApplied", s.applied), m("EventsDuplicate", s.duplicates),
 		m("RecordsSkipped", s.skipped), m("UserWrites", s.writes), m("SegmentChanges", s.changes),
-		m("WriteConflicts", s.conflicts), m("UsersFailed", s.failedUsers), m("EventsWithdrawn", s.withdrawn))
+		m("WriteConflicts", s.conflicts), m("UsersFailed", s.failedUsers), m("EventsWithdrawn", s.withdrawn),
+		m("OutcomeCohortsWritten", s.outcomeCohorts), m("OutcomeCountsLost", s.outcomeLost))
 }

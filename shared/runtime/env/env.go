@@ -178,6 +178,15 @@ type AudienceSync struct {
 	Meta  Meta
 }
 
+// Insights configures the insights run: the state table (spend rows, the audience sync's
+// state, the cohort counters) and the Graph API as the audience sync reaches it (the Marketing
+// API's version).
+type Insights struct {
+	Common
+	State State
+	Meta  Meta
+}
+
 // Getenv reads one variable, normally os.Getenv.
 type Getenv func(string) string
 
@@ -251,6 +260,12 @@ func ReadUsersAPI(getenv Getenv) (UsersAPI, error) {
 func ReadAudienceSync(getenv Getenv) (AudienceSync, error) {
 	st, err := readState(getenv)
 	return AudienceSync{Common: readCommon(getenv), State: st, Meta: readMeta(getenv)}, err
+}
+
+// ReadInsights reads the insights run's configuration (the audience sync's variables).
+func ReadInsights(getenv Getenv) (Insights, error) {
+	st, err := readState(getenv)
+	return Insights{Common: readCommon(getenv), State: st, Meta: readMeta(getenv)}, err
 }
 
 // ParseKeyIDs reads an APIKeyAppIDs value: a JSON object mapping API Gateway key ids to app

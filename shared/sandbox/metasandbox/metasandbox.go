@@ -130,6 +130,12 @@
 // replace session stages its rows and swaps them in at its last batch; one that times out is
 // dropped. Ids of audiences are never reused, not even after Reset.
 //
+// # Marketing API reading
+//
+// Ad accounts (currency, timezone_name), ad sets with their targeting, and Ads Insights
+// (synchronous, and the asynchronous report runs), with deterministic synthetic spend, restated
+// recent days and the insights usage headers: see adsets.go and insights.go (Config.Ads).
+//
 // # Faults
 //
 // Each Graph request draws five numbers from a rand seeded with Faults.Seed, so a sequence of
@@ -236,6 +242,8 @@ type Config struct {
 	// DefaultRemovalMinSize; a negative value turns the threshold off (a removal that would
 	// empty the audience is still refused).
 	RemovalMinSize int
+	// Ads configures the ad accounts, ad sets and Insights (adsets.go, insights.go).
+	Ads AdsConfig
 }
 
 // Faults are failures injected into Graph requests. Rates are probabilities in [0, 1], drawn
@@ -359,6 +367,7 @@ type Sandbox struct {
 	dropped  int             // accepted events forgotten past MaxAccepted
 	requests []RequestLog
 	aud      audienceStore
+	ads      adsStore // ad sets and insights (adsets.go)
 	versions Versions
 	usage    map[string]*usageWindow // by ad account (usage.go)
 }
@@ -405,10 +414,14 @@ func New(cfg Config) (*Sandbox, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if err := cfg.Ads.setDefaults(); err != nil {
+		return nil, fmt.Errorf("metasandbox: %w", err)
+	}
 	if err := cfg.Faults.validate(); err != nil {
 		return nil, fmt.Errorf("metasandbox: %w", err)
 	}
 	s := &Sandbox{cfg: cfg, datasets: datasets, adAccounts: adAccounts, done: make(chan struct{})}
+	s.ads.utilPct = cfg.Ads.InsightsUtilPct
 	s.SetFaults(cfg.Faults)
 	if err := s.SetVersions(Versions{Expired: cfg.ExpiredVersions, Warn: cfg.WarnVersions}); err != nil {
 		return nil, err
@@ -504,13 +517,14 @@ func (s *Sandbox) Requests() []RequestLog {
 	return slices.Clone(s.requests)
 }
 
-// Reset forgets accepted events, requests, audiences and upload sessions and restarts the
-// fault draws; faults stay.
+// Reset forgets accepted events, requests, audiences, upload sessions, ad sets, report runs
+// and the scripted insights failures, and restarts the fault draws; faults stay.
 func (s *Sandbox) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.accepted, s.requests, s.dropped = nil, nil, 0
 	s.aud.reset()
+	s.ads.reset()
 	s.rng = newRand(s.faults.Seed)
 }
 
@@ -524,6 +538,9 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case isAudiencePath(r.URL.Path):
 		s.warnVersion(w, r.URL.Path)
 		s.serveAudiences(w, r)
+	case s.isAdsPath(r.URL.Path):
+		s.warnVersion(w, r.URL.Path)
+		s.serveAds(w, r)
 	default:
 		s.warnVersion(w, r.URL.Path)
 		s.serveGraph(w, r)

@@ -27,9 +27,11 @@ type Store struct {
 	changes map[segmentID]map[string]*change // by change sort key
 	sorted  map[segmentID][]string           // each segment's sort keys in order; nil = stale
 	audSync syncState                        // audience sync (sync.go)
+	spend   spendState                       // insights spend rows (spend.go)
 	// consent.go
 	consents map[userID]ports.UserConsent
 	erasures map[erasureID]ports.ErasureRecord
+	outcomes map[ports.OutcomeKey]ports.OutcomeCounts // outcomes.go
 }
 
 type userID struct{ app, userKey string }

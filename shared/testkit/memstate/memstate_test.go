@@ -18,6 +18,10 @@ func TestSyncContract(t *testing.T) {
 	statetest.RunSync(t, func(*testing.T) ports.AudienceSyncStore { return New() })
 }
 
+func TestSpendContract(t *testing.T) {
+	statetest.RunSpend(t, func(*testing.T) ports.SpendStore { return New() })
+}
+
 func TestConsentContract(t *testing.T) {
 	statetest.RunConsent(t, func(*testing.T) statetest.ConsentStore { return New() })
 }
@@ -49,4 +53,8 @@ func TestDoneContext(t *testing.T) {
 			t.Errorf("%s with a canceled context: %v", name, err)
 		}
 	}
+}
+
+func TestOutcomeContract(t *testing.T) {
+	statetest.RunOutcomes(t, func(*testing.T) ports.OutcomeStore { return New() })
 }

@@ -43,6 +43,9 @@ const (
 	EnvFaults  = "META_SANDBOX_FAULTS"    // faults the sandbox injects from the start, JSON as POST /_sandbox/faults takes
 	EnvSweep   = "SEGMENT_SWEEP_INTERVAL" // how often the segment sweeper runs (Go duration, default 30s)
 	EnvSync    = "AUDIENCE_SYNC_INTERVAL" // how often audience sync runs (Go duration, default 30s)
+	// EnvInsights is how often the insights run pulls ad sets and spend (Go duration, default
+	// 60s; daily in AWS).
+	EnvInsights = "INSIGHTS_INTERVAL"
 	// EnvAdminAccessKeyID and EnvAdminSecretAccessKey replace the dev admin credentials
 	// (default AdminAccessKeyID / AdminSecretAccessKey).
 	EnvAdminAccessKeyID     = "DEV_ADMIN_ACCESS_KEY_ID"
