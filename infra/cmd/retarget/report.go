@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/retarget-dev/retarget/shared/adapters/reportview"
+	"github.com/retarget-dev/retarget/shared/app/report"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/measure"
 	"github.com/retarget-dev/retarget/shared/runtime"
@@ -27,11 +27,13 @@ of the ad sets that include the audience alone and the cost per incremental re-e
 Below the table: contaminated periods (an active ad set did not exclude the holdout audience),
 the report's notes and the spend of audience groups (ad sets including several audiences).
 
---to defaults to today (UTC), --from to the 28 days ending with --to; at most 366 days.
+With neither --from nor --to: the 28 days up to yesterday (UTC; today's cohorts are still
+growing). --to alone: the 28 days up to it; --from alone: from it to yesterday. At most 366
+days.
 --app is needed when the config has several apps. --json prints the route's JSON exactly.
 --html FILE writes a self-contained page (no remote loads: inline CSS and SVG charts of the
 daily treated and holdout rates and of the users per day, the KPI tables and the notes).`,
-	example: `  retarget report                              # against make dev: the last 28 days
+	example: `  retarget report                              # against make dev: the 28 days up to yesterday
   retarget report --from 2026-02-01 --to 2026-02-28 --html report.html
   retarget report --stack Retarget-prod --app sample-shop --json`,
 	flags: func(fs *flag.FlagSet) any {
@@ -40,7 +42,7 @@ daily treated and holdout rates and of the users per day, the KPI tables and the
 		configFlag(fs, &o.config)
 		fs.StringVar(&o.app, "app", "", "the `app` (default: the config's only app)")
 		fs.StringVar(&o.from, "from", "", "first join `day`, YYYY-MM-DD (default: 27 days before --to)")
-		fs.StringVar(&o.to, "to", "", "last join `day`, YYYY-MM-DD (default: today, UTC)")
+		fs.StringVar(&o.to, "to", "", "last join `day`, YYYY-MM-DD (default: yesterday, UTC)")
 		fs.BoolVar(&o.json, "json", false, "print the report's JSON (as GET /v1/reports/audiences answers it)")
 		fs.StringVar(&o.html, "html", "", "also write the report as a self-contained HTML page to `file`")
 		return o
@@ -62,9 +64,9 @@ func (c *cli) report(ctx context.Context, o reportOptions, args []string) error 
 		return usagef("report", "unexpected arguments %q", args)
 	}
 	now := c.now()
-	from, to, err := measure.Period(o.from, o.to, now)
+	from, to, err := report.Period(o.from, o.to, now)
 	if err != nil {
-		return usagef("report", "%v", strings.NewReplacer("from:", "--from:", "to:", "--to:", "from (", "--from (", "to (", "--to (").Replace(err.Error()))
+		return usagef("report", "%v", err)
 	}
 	cfg, _, err := c.loadConfig(o.config)
 	if err != nil {
@@ -80,9 +82,7 @@ func (c *cli) report(ctx context.Context, o reportOptions, args []string) error 
 		if err != nil {
 			return err
 		}
-		if makeReport = runtime.Reports(cfg, store); makeReport == nil {
-			return errors.New("this build's state store keeps no outcome counters or spend yet: no report to make")
-		}
+		makeReport = runtime.Reports(cfg, store)
 	}
 	rep, err := makeReport(ctx, app.ID, from, to, now)
 	if err != nil {

@@ -63,13 +63,13 @@ func TestReportTable(t *testing.T) {
 
 func TestReportJSONIsTheRoutesJSON(t *testing.T) {
 	h, asked := reportHarness(t)
-	h.mustRun(0, "report", "--json") // defaults: the 28 days ending today (testNow)
-	if want := []string{"sample-shop 2026-02-10..2026-03-09"}; !reflect.DeepEqual(*asked, want) {
+	h.mustRun(0, "report", "--json") // defaults: the 28 days up to yesterday (testNow)
+	if want := []string{"sample-shop 2026-02-09..2026-03-08"}; !reflect.DeepEqual(*asked, want) {
 		t.Fatalf("asked %v, want %v", *asked, want)
 	}
 	var got measure.Report
 	h.decodeJSON(&got)
-	if want := cliSampleReport("sample-shop", "2026-02-10", "2026-03-09").WithEmptyLists(); !reflect.DeepEqual(got, want) {
+	if want := cliSampleReport("sample-shop", "2026-02-09", "2026-03-08").WithEmptyLists(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("JSON %+v\nwant %+v", got, want)
 	}
 	if !strings.Contains(h.stdout.String(), `"groups": []`) {
@@ -108,9 +108,9 @@ func TestReportBadCommandLines(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"report", "--from", "2026-03-05", "--to", "2026-03-01"}, "--from (2026-03-05) is after --to (2026-03-01)"},
-		{[]string{"report", "--to", "March"}, `--to: "March" is not a day written YYYY-MM-DD`},
-		{[]string{"report", "--from", "2024-01-01", "--to", "2025-06-01"}, "at most 366"},
+		{[]string{"report", "--from", "2026-03-05", "--to", "2026-03-01"}, "from 2026-03-05 is after to 2026-03-01"},
+		{[]string{"report", "--to", "March"}, `to "March" is not a date (YYYY-MM-DD)`},
+		{[]string{"report", "--from", "2024-01-01", "--to", "2025-06-01"}, "is 518 days, at most 366"},
 		{[]string{"report", "extra"}, "unexpected arguments"},
 	} {
 		h, asked := reportHarness(t)

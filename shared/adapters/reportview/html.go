@@ -207,7 +207,7 @@ func round1(f float64) float64 { return math.Round(f*10) / 10 }
 
 // shortDay is "03-14" for "2026-03-14".
 func shortDay(day string) string {
-	if len(day) == len(measure.DayLayout) {
+	if len(day) == len(measure.DateLayout) {
 		return day[5:]
 	}
 	return day

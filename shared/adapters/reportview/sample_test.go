@@ -18,7 +18,7 @@ func sampleReport() measure.Report {
 	for i := range 14 {
 		t, h := int64(60+i*3), int64(7+i%3)
 		tr, hr := int64(float64(t)*(0.30+0.01*float64(i%4))), int64(float64(h)*0.2)
-		days = append(days, measure.DayPoint{Day: start.AddDate(0, 0, i).Format(measure.DayLayout), TreatedUsers: t, HoldoutUsers: h,
+		days = append(days, measure.DayPoint{Day: start.AddDate(0, 0, i).Format(measure.DateLayout), TreatedUsers: t, HoldoutUsers: h,
 			TreatedReengaged7d: tr, HoldoutReengaged7d: hr, TreatedRate7d: f(float64(tr) / float64(t)), HoldoutRate7d: f(float64(hr) / float64(h)), Spend: 31.5})
 	}
 	short := measure.Lift{Note: "not enough data"}

@@ -2,6 +2,7 @@ package usersapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/apigw"
+	"github.com/retarget-dev/retarget/shared/app/report"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/measure"
 )
@@ -23,9 +25,9 @@ type ReportFunc func(ctx context.Context, app, from, to string, now time.Time) (
 var reportParams = []string{"from", "to"}
 
 // report handles GET /v1/reports/audiences?from=YYYY-MM-DD&to=YYYY-MM-DD for the app the key
-// names: 200 with the report (measure.Report), 400 for a period it cannot take (measure.Period:
-// to defaults to today, from to the 28 days ending with to, at most 366 days), 503 when the
-// stores could not be read.
+// names: 200 with the report (measure.Report), 400 for a period it cannot take (report.Period:
+// by default the 28 days up to yesterday, at most 366 days), 503 when the stores could not be
+// read.
 func (h *Handler) report(ctx context.Context, app *appconfig.App, req events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
 	if h.cfg.Reports == nil {
 		return apigw.Error(http.StatusNotImplemented, "reports are not configured on this deployment")
@@ -34,11 +36,14 @@ func (h *Handler) report(ctx context.Context, app *appconfig.App, req events.API
 		return apigw.Error(http.StatusBadRequest, problem)
 	}
 	now := h.cfg.Now()
-	from, to, err := measure.Period(req.QueryStringParameters["from"], req.QueryStringParameters["to"], now)
+	from, to, err := report.Period(req.QueryStringParameters["from"], req.QueryStringParameters["to"], now)
 	if err != nil {
 		return apigw.Error(http.StatusBadRequest, err.Error())
 	}
 	rep, err := h.cfg.Reports(ctx, app.ID, from, to, now)
+	if errors.Is(err, report.ErrPeriod) {
+		return apigw.Error(http.StatusBadRequest, err.Error())
+	}
 	if err != nil {
 		h.cfg.Logger.Error("make report", "app", app.ID, "from", from, "to", to, "error", err.Error())
 		resp := apigw.Error(http.StatusServiceUnavailable, "report sources unavailable, retry")
@@ -56,7 +61,7 @@ func checkReportQuery(req events.APIGatewayProxyRequest) string {
 	for k, v := range req.QueryStringParameters {
 		names[k] = max(names[k], 1)
 		if v == "" && slices.Contains(reportParams, k) {
-			return fmt.Sprintf("%s: \"\" is not a day written YYYY-MM-DD (leave it out for the default)", k)
+			return fmt.Sprintf("%s is empty: a date YYYY-MM-DD, or leave it out for the default", k)
 		}
 	}
 	for k, vs := range req.MultiValueQueryStringParameters {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/retarget-dev/retarget/shared/app/report"
 	"github.com/retarget-dev/retarget/shared/domain/measure"
 )
 
@@ -101,9 +103,10 @@ func TestReportDefaultPeriod(t *testing.T) {
 		q              map[string]string
 		wantFrom, want string
 	}{
-		{nil, "2026-02-11", "2026-03-10"},
+		{nil, "2026-02-10", "2026-03-09"}, // the 28 days up to yesterday: today's cohorts still grow
 		{map[string]string{"to": "2026-01-31"}, "2026-01-04", "2026-01-31"},
-		{map[string]string{"from": "2026-03-01"}, "2026-03-01", "2026-03-10"},
+		{map[string]string{"from": "2026-03-01"}, "2026-03-01", "2026-03-09"},
+		{map[string]string{"to": "2026-03-10"}, "2026-02-11", "2026-03-10"},
 	} {
 		*calls = nil
 		if resp, _ := u.report(t, c.q, nil); resp.StatusCode != http.StatusOK || len(*calls) != 1 ||
@@ -123,11 +126,11 @@ func TestReportRefusesBadPeriods(t *testing.T) {
 		multi map[string][]string
 		want  string
 	}{
-		{"not a date", map[string]string{"from": "last week"}, nil, `from: "last week" is not a day written YYYY-MM-DD`},
-		{"no such day", map[string]string{"to": "2026-02-29"}, nil, `to: "2026-02-29" is not a day written YYYY-MM-DD`},
-		{"reversed", map[string]string{"from": "2026-03-05", "to": "2026-03-01"}, nil, "from (2026-03-05) is after to (2026-03-01)"},
-		{"over 366 days", map[string]string{"from": "2025-01-01", "to": "2026-01-02"}, nil, "spans 367 days; at most 366"},
-		{"empty from", map[string]string{"from": ""}, nil, `from: "" is not a day`},
+		{"not a date", map[string]string{"from": "last week"}, nil, `from "last week" is not a date (YYYY-MM-DD)`},
+		{"no such day", map[string]string{"to": "2026-02-29"}, nil, `to "2026-02-29" is not a date (YYYY-MM-DD)`},
+		{"reversed", map[string]string{"from": "2026-03-05", "to": "2026-03-01"}, nil, "from 2026-03-05 is after to 2026-03-01"},
+		{"over 366 days", map[string]string{"from": "2025-01-01", "to": "2026-01-02"}, nil, "is 367 days, at most 366"},
+		{"empty from", map[string]string{"from": ""}, nil, "from is empty"},
 		{"misspelt", map[string]string{"form": "2026-03-01"}, nil, `unknown query parameter "form"`},
 		{"repeated", map[string]string{"from": "2026-03-01"}, map[string][]string{"from": {"2026-03-01", "2026-03-02"}}, `"from" given 2 times`},
 	} {
@@ -159,6 +162,15 @@ func TestReportUnavailable(t *testing.T) {
 func TestReportNotConfigured(t *testing.T) {
 	u := newUsersHarness(t) // no Reports
 	if resp, _ := u.report(t, nil, nil); resp.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("status %d: %s", resp.StatusCode, resp.Body)
+	}
+}
+
+// A period the use case refuses is the caller's mistake, not an outage.
+func TestReportPeriodErrorOfTheUseCaseIs400(t *testing.T) {
+	u := newUsersHarness(t)
+	u.withReports(t, fmt.Errorf("%w: from 2026-03-05 is after to 2026-03-01", report.ErrPeriod))
+	if resp, doc := u.report(t, nil, nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(doc["error"].(string), "is after") {
 		t.Fatalf("status %d: %s", resp.StatusCode, resp.Body)
 	}
 }
