@@ -228,8 +228,15 @@ func TestApiRoutesResources(t *testing.T) {
 		s := segStack.Segments
 		seg := segStack.Routes.Methods
 		// POST events, POST server/events, GET health, GET openapi.json, and the users-api
-		// routes: three under /v1/users (IAM), three under /v1/me (end user).
-		check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(10)) })
+		// routes: three under /v1/users (IAM), three under /v1/me (end user), the report (IAM).
+		check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::ApiGateway::Method"), jsii.Number(11)) })
+		check(t, func() {
+			segTemplate.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
+				"HttpMethod": "GET", "ResourceId": ref(seg[RouteKey("GET", access.PathReportsAudiences)].Resource()),
+				"ApiKeyRequired": true, "AuthorizationType": "AWS_IAM",
+				"Integration": map[string]any{"Uri": map[string]any{"Fn::Join": []any{"", assertions.Match_ArrayWith(&[]any{getAtt(s.Reader.Function, "Arn")})}}},
+			})
+		})
 		for _, p := range []string{access.PathUserSegments, access.PathMeSegments} {
 			check(t, func() {
 				segTemplate.HasResourceProperties(jsii.String("AWS::ApiGateway::Method"), map[string]any{
@@ -272,9 +279,9 @@ func TestApiRoutesResources(t *testing.T) {
 		})
 	})
 
-	t.Run("no segment state: no /v1/users or /v1/me resource", func(t *testing.T) {
+	t.Run("no segment state: no /v1/users, /v1/me or /v1/reports resource", func(t *testing.T) {
 		for id, r := range resources("AWS::ApiGateway::Resource") {
-			if part := r["Properties"].(map[string]any)["PathPart"]; part == "users" || part == "me" {
+			if part := r["Properties"].(map[string]any)["PathPart"]; part == "users" || part == "me" || part == "reports" {
 				t.Errorf("default stack has resource %s (%v)", id, part)
 			}
 		}

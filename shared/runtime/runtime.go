@@ -186,7 +186,8 @@ func NewUsersAPI(ctx context.Context, c env.UsersAPI, d Deps) (*usersapi.Handler
 	return usersapi.New(usersapi.Config{Apps: s.Apps, Rules: s.Rules, Store: s.Store, Pseudo: pseudo,
 		KeyIDs: c.Keys.KeyIDs, DevKeys: devKeys(c.Keys, s.Apps), Logger: d.Log, Consents: s.Store, Audiences: aa,
 		Verifier: verifier, DevEndUser: c.DevEndUser,
-		UserTTL: c.State.UserTTL, TombstoneTTL: c.TombstoneTTL, AuditRetention: c.AuditRetention})
+		UserTTL: c.State.UserTTL, TombstoneTTL: c.TombstoneTTL, AuditRetention: c.AuditRetention,
+		Reports: Reports(s.Apps, s.Store)})
 }
 
 // NewAudienceSync builds the audience sync.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
 )
 
 // Exit codes.
@@ -29,6 +31,9 @@ type cli struct {
 	stderrTTY bool
 	// newSQS, when set, replaces the SQS client (tests: the repo has no SQS emulator).
 	newSQS func() sqsAPI
+	// reports, when set, makes the reports instead of report.Audiences over the state table
+	// (tests: hand-built reports).
+	reports usersapi.ReportFunc
 	// target is the pipeline the settings come from when flags and environment are silent
 	// (--stack, the dev stack's endpoints file: endpoints.go).
 	target target
@@ -51,7 +56,7 @@ var commands []*command
 func init() {
 	commands = []*command{sendCommand, userShowCommand, dlqListCommand, dlqShowCommand, dlqReplayCommand,
 		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand,
-		devTokenCommand, doctorCommand}
+		reportCommand, devTokenCommand, doctorCommand}
 }
 
 // usageError is a bad command line. run prints it with a pointer to --help and exits 2.

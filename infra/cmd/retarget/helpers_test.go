@@ -17,6 +17,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 )
@@ -37,6 +38,8 @@ type harness struct {
 	now            time.Time
 	tty            bool
 	newSQS         func() sqsAPI
+	// reports, when set, replaces the report function (hand-built reports).
+	reports usersapi.ReportFunc
 	// wd is where the CLI looks for a dev stack's endpoints file; "" nowhere.
 	wd string
 }
@@ -54,7 +57,7 @@ func (h *harness) run(args ...string) int {
 	c := &cli{
 		stdin: strings.NewReader(h.stdin), stdout: &h.stdout, stderr: &h.stderr,
 		getenv: func(k string) string { return h.env[k] }, now: func() time.Time { return h.now },
-		stderrTTY: h.tty, newSQS: h.newSQS, target: target{wd: h.wd},
+		stderrTTY: h.tty, newSQS: h.newSQS, target: target{wd: h.wd}, reports: h.reports,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

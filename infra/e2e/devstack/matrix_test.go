@@ -167,6 +167,12 @@ func matrixRoutes(eventsBody func() string) map[string]routeSpec {
 		"GET " + access.PathMeSegments:   {ok: 200, user: meUser},
 		"PUT " + access.PathMeConsent:    {ok: 200, body: consent, user: meUser},
 		"DELETE " + access.PathMe:        {ok: 202, good: erasure},
+		"GET " + access.PathReportsAudiences: {ok: 200, good: func(doc map[string]any) string {
+			if _, ok := doc["audiences"].([]any); !ok || doc["app"] == "" || doc["from"] == nil {
+				return fmt.Sprintf("not a report: %v", doc)
+			}
+			return ""
+		}},
 	}
 }
 

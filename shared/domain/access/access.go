@@ -62,6 +62,8 @@ const (
 	PathMeSegments   = "/v1/me/segments"
 	PathMeConsent    = "/v1/me/consent"
 	PathMe           = "/v1/me"
+	// PathReportsAudiences is the remarketing report of the key's app (measure.Report).
+	PathReportsAudiences = "/v1/reports/audiences"
 )
 
 // Route is one method of the API.
@@ -84,6 +86,7 @@ var Routes = []Route{
 	{"GET", PathMeSegments, FunctionUsersAPI, EndUser},
 	{"PUT", PathMeConsent, FunctionUsersAPI, EndUser},
 	{"DELETE", PathMe, FunctionUsersAPI, EndUser},
+	{"GET", PathReportsAudiences, FunctionUsersAPI, IAM},
 }
 
 // Find returns the route of a method and resource template.

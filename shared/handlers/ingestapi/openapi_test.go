@@ -23,6 +23,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
+	"github.com/retarget-dev/retarget/shared/domain/measure"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
@@ -59,6 +60,8 @@ type apiCase struct {
 	plainApp bool
 	// broken makes the stores fail (503 answers).
 	broken bool
+	// query is the query string.
+	query map[string]string
 }
 
 // TestOpenAPIMatchesHandlers: every documented route, status and response field is what the
@@ -116,6 +119,11 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		"DELETE /v1/me 401":                        {method: "DELETE", resource: usersapi.RouteMe, token: "known"},
 		"DELETE /v1/me 404":                        {method: "DELETE", resource: usersapi.RouteMe, key: true, plainApp: true, token: "known"},
 		"DELETE /v1/me 503":                        {method: "DELETE", resource: usersapi.RouteMe, key: true, token: endusertest.Unverifiable},
+		"GET /v1/reports/audiences 200":            {method: "GET", resource: usersapi.RouteReports, query: map[string]string{"from": "2026-02-01", "to": "2026-02-28"}, key: true, iam: true},
+		"GET /v1/reports/audiences 400":            {method: "GET", resource: usersapi.RouteReports, query: map[string]string{"from": "2026-03-01", "to": "2026-02-28"}, key: true, iam: true},
+		"GET /v1/reports/audiences 401":            {method: "GET", resource: usersapi.RouteReports, iam: true},
+		"GET /v1/reports/audiences 403":            {method: "GET", resource: usersapi.RouteReports, key: true},
+		"GET /v1/reports/audiences 503":            {method: "GET", resource: usersapi.RouteReports, key: true, iam: true, broken: true},
 	}
 
 	documented := map[string]bool{}
@@ -335,7 +343,14 @@ func newAPI(t *testing.T, broken bool) *api {
 		users = brokenStore{store}
 	}
 	verifier := &endusertest.Verifier{}
-	h, err := usersapi.New(usersapi.Config{Apps: apps, Rules: rules, Store: users, Pseudo: pseudo, DevKeys: dev, Consents: users, Verifier: verifier})
+	reports := func(_ context.Context, app, from, to string, _ time.Time) (measure.Report, error) {
+		if broken {
+			return measure.Report{}, errDown
+		}
+		return sampleReport(app, from, to), nil
+	}
+	h, err := usersapi.New(usersapi.Config{Apps: apps, Rules: rules, Store: users, Pseudo: pseudo, DevKeys: dev, Consents: users, Verifier: verifier,
+		Reports: reports})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +376,7 @@ func (brokenStore) Consents(context.Context, string, []string) (map[string]ports
 func (a *api) call(t *testing.T, c apiCase) events.APIGatewayProxyResponse {
 	t.Helper()
 	req := events.APIGatewayProxyRequest{HTTPMethod: c.method, Resource: c.resource, Body: c.body,
-		Path: strings.Replace(c.resource, "{app_user_id}", c.path, 1), Headers: map[string]string{}}
+		Path: strings.Replace(c.resource, "{app_user_id}", c.path, 1), Headers: map[string]string{}, QueryStringParameters: c.query}
 	if c.path != "" {
 		req.PathParameters = map[string]string{"app_user_id": c.path}
 	}
@@ -546,4 +561,30 @@ func closeSchema(s any) {
 			closeSchema(alt)
 		}
 	}
+}
+
+// sampleReport is a report with every field set, one audience below the minimum sample (null
+// KPIs and a note) and a group's spend: every documented field and both forms of the nullable
+// ones reach the schema.
+func sampleReport(app, from, to string) measure.Report {
+	f := func(v float64) *float64 { return &v }
+	arm := func(users, re int64) measure.ArmStats {
+		return measure.ArmStats{Users: users, Reengaged1d: re / 2, Reengaged7d: re, Reengaged28d: re + 1, Purchasers28d: re / 4, Revenue28d: 12.5,
+			Retention1d: f(0.1), Retention7d: f(0.2), Retention28d: f(0.3), ValuePerUser28d: f(1.25)}
+	}
+	lift := measure.Lift{Difference: f(0.1), CILow: f(0.02), CIHigh: f(0.18), PValue: f(0.01), Significant: true}
+	short := measure.Lift{Note: "not enough data"}
+	return measure.Report{App: app, From: from, To: to, GeneratedAt: "2026-03-10T12:00:00Z",
+		Audiences: []measure.AudienceReport{
+			{App: app, Segment: "cart_abandoner", AudienceID: "120000000001", HoldoutAudienceID: "120000000002", HoldoutFraction: 0.1,
+				Treated: arm(900, 270), Holdout: arm(100, 20), HoldoutShare: f(0.1), Lift1d: lift, Lift7d: lift, Lift28d: lift,
+				IncrementalReengaged7d: f(90), IncrementalRevenue28d: f(40), Spend: f(450), Currency: "USD",
+				CostPerIncrementalReengagement: f(5), IncrementalROAS: f(0.09), Contaminated: true, ContaminatedDays: []string{from},
+				WindowsOpen: true, Days: []measure.DayPoint{{Day: from, TreatedUsers: 900, HoldoutUsers: 100, TreatedReengaged7d: 270,
+					HoldoutReengaged7d: 20, TreatedRate7d: f(0.3), HoldoutRate7d: f(0.2), Spend: 450}}, Notes: []string{"an active ad set did not exclude the holdout audience"}},
+			{App: app, Segment: "lapsed", Treated: measure.ArmStats{Users: 9}, Holdout: measure.ArmStats{Users: 1}, Lift1d: short, Lift7d: short, Lift28d: short,
+				Currency: "USD", Notes: []string{"not enough data"}},
+		},
+		Groups: []measure.GroupSpend{{Audiences: []string{"cart_abandoner", "lapsed"}, Spend: 80, Currency: "USD", AdSets: []string{"23850000000001"},
+			Note: "spend of ad sets that include several managed audiences is not split"}}}
 }

@@ -9,6 +9,10 @@
 //
 // Both ways end in the same code for a user. The user is found through the same pseudonymous
 // key the ingest function derives.
+//
+// The function also serves the app's remarketing report, GET /v1/reports/audiences (IAM and
+// the app key, reports.go): privileged like the /v1/users routes, and read from the same
+// state table.
 package usersapi
 
 import (
@@ -39,6 +43,7 @@ const (
 	RouteMe         = access.PathMe
 	RouteMeSegments = access.PathMeSegments
 	RouteMeConsent  = access.PathMeConsent
+	RouteReports    = access.PathReportsAudiences
 )
 
 // Routes maps every resource the handler serves to its method: the users-api routes of
@@ -81,6 +86,8 @@ type Config struct {
 	// sync (default DefaultTombstoneTTL); AuditRetention how long erasure audit records are
 	// kept (default DefaultAuditRetention).
 	TombstoneTTL, AuditRetention time.Duration
+	// Reports makes the report of GET /v1/reports/audiences; without it the route answers 501.
+	Reports ReportFunc
 }
 
 // Handler serves the users routes.
@@ -137,6 +144,9 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 		if _, ok := apigw.IAMCaller(req); !ok {
 			h.cfg.Logger.Warn("IAM route without an IAM caller", "app", app.ID, "route", req.Resource)
 			return apigw.RequireIAM(), nil
+		}
+		if route.Path == access.PathReportsAudiences {
+			return h.report(ctx, app, req), nil // about the app, no user
 		}
 		// Trimmed as the ingest function trims it before keying: " u-1" and "u-1" are one user.
 		userID = strings.TrimSpace(req.PathParameters["app_user_id"])

@@ -16,6 +16,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
+	"github.com/retarget-dev/retarget/shared/domain/measure"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/handlers/usersapi"
@@ -165,7 +166,9 @@ func newMatrix(t *testing.T) *matrix {
 		t.Fatal(err)
 	}
 	m.users, err = usersapi.New(usersapi.Config{Apps: apps, Rules: rules, Store: m.store, Consents: m.store, Pseudo: pseudo,
-		DevKeys: dev, Verifier: m.verifier})
+		DevKeys: dev, Verifier: m.verifier, Reports: func(_ context.Context, app, from, to string, _ time.Time) (measure.Report, error) {
+			return measure.Report{App: app, From: from, To: to}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
