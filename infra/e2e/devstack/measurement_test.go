@@ -165,9 +165,13 @@ func TestMeasurementEndToEnd(t *testing.T) {
 	if a.Spend == nil || *a.Spend <= 0 || a.Currency == "" {
 		t.Errorf("spend %v %q: the insights run should have pulled the sandbox's ad set", a.Spend, a.Currency)
 	}
-	t.Logf("treated %d (re-engaged %d) holdout %d (re-engaged %d): lift_7d %.3f [%.3f, %.3f] significant=%v; spend %.2f %s; cost per incremental re-engagement %v",
+	cost := "none"
+	if c := a.CostPerIncrementalReengagement; c != nil {
+		cost = fmt.Sprintf("%.4f %s", *c, a.Currency)
+	}
+	t.Logf("treated %d (re-engaged %d) holdout %d (re-engaged %d): lift_7d %.3f [%.3f, %.3f] significant=%v; spend %.2f %s; cost per incremental re-engagement %s",
 		a.Treated.Users, a.Treated.Reengaged7d, a.Holdout.Users, a.Holdout.Reengaged7d, *l.Difference, *l.CILow, *l.CIHigh, l.Significant,
-		*a.Spend, a.Currency, a.CostPerIncrementalReengagement)
+		*a.Spend, a.Currency, cost)
 }
 
 // fetchReport calls GET /v1/reports/audiences as the dev admin.
