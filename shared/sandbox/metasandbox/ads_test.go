@@ -320,4 +320,11 @@ func TestAutoAdSetsStay(t *testing.T) {
 	if len(sets) != 1 || sets[0].Status != StatusPaused || len(sets[0].Excluded) != 1 || sets[0].Excluded[0] != hold {
 		t.Fatalf("the write did not stay, or the holdout is not excluded: %+v", sets)
 	}
+	// A targeting write stays too: dropping the exclusion (a contaminated ad set) is not undone.
+	if err := sb.UpdateAdSet(sets[0].ID, func(a *AdSet) { a.Excluded = nil }); err != nil {
+		t.Fatal(err)
+	}
+	if sets = sb.AdSets(testAdAccount); len(sets[0].Excluded) != 0 || len(sets[0].Included) != 1 {
+		t.Fatalf("the targeting write did not stay: %+v", sets[0])
+	}
 }

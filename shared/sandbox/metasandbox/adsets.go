@@ -169,6 +169,10 @@ type adSet struct {
 	AdSet
 	// activity records each change of whether the ad set delivers, from its creation.
 	activity []activityChange
+	// targetingSet: its targeting was written (UpdateAdSet), so an auto ad set's targeting is
+	// no longer derived from the audiences: a test (or a later ad set write) that drops the
+	// holdout exclusion must see it dropped.
+	targetingSet bool
 }
 
 type activityChange struct {
@@ -241,6 +245,9 @@ func (s *Sandbox) UpdateAdSet(id string, f func(*AdSet)) error {
 	next.Included, next.Excluded = slices.Clone(a.Included), slices.Clone(a.Excluded)
 	f(&next)
 	next.ID, next.AdAccount, next.AutoFor = a.ID, a.AdAccount, a.AutoFor
+	if !slices.Equal(next.Included, a.Included) || !slices.Equal(next.Excluded, a.Excluded) {
+		a.targetingSet = true
+	}
 	if next.delivering() != a.delivering() {
 		a.activity = append(a.activity, activityChange{s.cfg.Now(), next.delivering()})
 	}
@@ -293,7 +300,7 @@ func (s *Sandbox) resolveAutoAdSetsLocked() {
 	}
 	for _, id := range s.ads.order {
 		a := s.ads.adSets[id]
-		if a.AutoFor == "" {
+		if a.AutoFor == "" || a.targetingSet {
 			continue
 		}
 		a.Included = []string{a.AutoFor}
