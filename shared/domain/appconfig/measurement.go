@@ -28,7 +28,7 @@ package appconfig
 //	                     in the ad account's currency: an alarm fires when the audience's cost per
 //	                     incremental re-engagement stays above it for alarm_days days (0: no alarm)
 //	alarm_days           days for both alarms, also zero spend while the audience has members
-//	                     (default 3, 1..28)
+//	                     (default 3, 1..7: CloudWatch evaluates at most 7 days)
 
 import (
 	"fmt"
@@ -47,8 +47,11 @@ const (
 	DefaultReengagementEvent = "ActivateApp"
 	DefaultMinSample         = 100
 	DefaultAlarmDays         = 3
-	MaxAlarmDays             = 28
-	maxHoldoutSalt           = 64
+	// MaxAlarmDays: the alarms use daily periods, and CloudWatch refuses an alarm whose period
+	// times evaluation periods exceeds 7 days (604,800 s; PutMetricAlarm, Period:
+	// https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html).
+	MaxAlarmDays   = 7
+	maxHoldoutSalt = 64
 )
 
 // Measurement tunes how one app's remarketing is measured. Zero values mean the defaults.
