@@ -16,8 +16,8 @@ func TestShareAndStability(t *testing.T) {
 	var inA, both, changedBySalt int
 	for i := range n {
 		uk := fmt.Sprintf("user-%d", i)
-		if a.Arm(uk) != a.Arm(uk) {
-			t.Fatal("the same user got two arms")
+		if again := New("shop", "cart_abandoner", "", 0.1); a.Arm(uk) != again.Arm(uk) {
+			t.Fatal("the same user got two arms from two assigners of one audience")
 		}
 		if a.Arm(uk) == Holdout {
 			inA++
