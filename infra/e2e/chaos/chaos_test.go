@@ -191,6 +191,7 @@ func TestPipelineUnderFaults(t *testing.T) {
 	report("Meta accepted set", checkMeta(apiAccepted, in.poison, metaAccepted, owner))
 	report("dead letters", checkDeadLetters(in.poison, letters))
 	report("user state in DynamoDB", checkStates(refs, stored))
+	report("outcome cohorts", checkCohorts(aa, refs, stored))
 	report("audience membership", checkAudiences(aa, refs, members, func(uk, seg string) string { return p.history(drainCtx, uk, seg) }))
 	report("nothing pending", checkNothingPending(pv, byKey))
 	report("no audience call while paused", checkUsagePauses(p.meta.sb.Requests()))

@@ -212,12 +212,55 @@ func checkStates(refs []*refUser, stored map[string]ports.UserRecord) []string {
 			problems = append(problems, fmt.Sprintf("user %s: stored state does not decode: %v", r, err))
 			continue
 		}
+		// Cohorts carry join times, which depend on how the stream batched the events (a join is
+		// stamped with its batch's latest event time): checkCohorts checks what is certain.
+		got.Cohorts = nil
 		if d := stateDiff(&got, r.state); len(d) > 0 {
 			problems = append(problems, fmt.Sprintf("user %s (%d accepted events): %s", r, r.events, strings.Join(d, "; ")))
 		}
 		// The store keeps segments as a set (sorted); the rules list them in config order.
 		if r.stable() && !slices.Equal(sortedCopy(rec.Segments), sortedCopy(r.segsEnd)) {
 			problems = append(problems, fmt.Sprintf("user %s: stored segments %v, reference %v", r, rec.Segments, r.segsEnd))
+		}
+	}
+	return problems
+}
+
+// checkCohorts: every stored cohort is of a segment with an audience, in the arm the holdout
+// assignment gives the user, joined no earlier than the user's first event; and every user whose
+// final segments include a segment with an audience is followed in a cohort of it (they joined
+// it through the pipeline, within the last 28 days).
+func checkCohorts(aa *audiences.AppAudiences, refs []*refUser, stored map[string]ports.UserRecord) []string {
+	var problems []string
+	for _, r := range refs {
+		rec, ok := stored[r.userKey]
+		if !ok {
+			continue // checkStates reports it
+		}
+		var got segments.State
+		if err := json.Unmarshal(rec.State, &got); err != nil {
+			continue // checkStates reports it
+		}
+		followed := map[string]bool{}
+		for _, c := range got.Cohorts {
+			followed[c.Segment] = true
+			a, measured := aa.Audience(c.Segment)
+			switch {
+			case !measured || a.Base() != c.Segment:
+				problems = append(problems, fmt.Sprintf("user %s: a cohort of %s, which has no audience", r, c.Segment))
+			case c.Arm != aa.Assigner(c.Segment).Arm(r.userKey):
+				problems = append(problems, fmt.Sprintf("user %s: cohort of %s in arm %s, the assignment says %s", r, c.Segment, c.Arm, aa.Assigner(c.Segment).Arm(r.userKey)))
+			case c.JoinedAt < r.state.FirstSeen:
+				problems = append(problems, fmt.Sprintf("user %s: cohort of %s joined at %d, before the first event (%d)", r, c.Segment, c.JoinedAt, r.state.FirstSeen))
+			}
+		}
+		if !r.stable() {
+			continue
+		}
+		for _, seg := range r.segsEnd {
+			if _, measured := aa.Audience(seg); measured && !followed[seg] {
+				problems = append(problems, fmt.Sprintf("user %s: in %s (which has an audience) but in no cohort of it", r, seg))
+			}
 		}
 	}
 	return problems

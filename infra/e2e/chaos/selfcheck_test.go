@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,27 @@ func TestChecksReportProblems(t *testing.T) {
 		wrongSegs := record(ref)
 		wrongSegs.Segments = nil
 		expect(t, "segments", checkStates([]*refUser{ref}, map[string]ports.UserRecord{"key-1": wrongSegs}), "stored segments []")
+	})
+
+	t.Run("cohorts", func(t *testing.T) {
+		withCohorts := func(cs ...segments.Cohort) map[string]ports.UserRecord {
+			st := *ref.state
+			st.Cohorts = cs
+			b, _ := json.Marshal(&st)
+			return map[string]ports.UserRecord{"key-1": {State: b, Segments: ref.segsEnd}}
+		}
+		var good []segments.Cohort
+		for _, seg := range ref.segsEnd {
+			if _, ok := aa.Audience(seg); ok {
+				good = append(good, segments.Cohort{Segment: seg, JoinedAt: ref.state.FirstSeen, Arm: aa.Assigner(seg).Arm("key-1")})
+			}
+		}
+		expect(t, "exact", checkCohorts(aa, []*refUser{ref}, withCohorts(good...)), "")
+		expect(t, "a state with cohorts is still the reference", checkStates([]*refUser{ref}, withCohorts(good...)), "")
+		expect(t, "not followed", checkCohorts(aa, []*refUser{ref}, withCohorts()), "but in no cohort of it")
+		wrong := slices.Clone(good)
+		wrong[0].Arm = 1 - wrong[0].Arm
+		expect(t, "wrong arm", checkCohorts(aa, []*refUser{ref}, withCohorts(wrong...)), "the assignment says")
 	})
 
 	t.Run("audiences", func(t *testing.T) {
