@@ -58,8 +58,11 @@ func TestMeasurementEndToEnd(t *testing.T) {
 	arms := holdout.New(app, "cart_abandoner", "", fraction)
 	now := time.Now()
 	ids := make([]string, users)
+	// Fixed ids and a seeded generator: the arms and the returns are the same in every run (the
+	// dev stack starts empty), so the run is deterministic; that the interval covers the true
+	// effect about 95% of the time over many draws is shown in package measure.
 	for i := range ids {
-		ids[i] = fmt.Sprintf("m-%s-%04d", now.Format("150405"), i)
+		ids[i] = fmt.Sprintf("m-%04d", i)
 	}
 
 	// 1. Every user adds to cart two hours ago and buys nothing: a cart abandoner.

@@ -32,6 +32,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
+	"github.com/retarget-dev/retarget/shared/handlers/insights"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
@@ -63,6 +64,7 @@ func goFunctions(s *stack.RetargetStack) map[string]*stack.GoFunction {
 		stack.UsersAPIFunctionName:       s.Segments.Reader,
 		stack.SegmentSweeperFunctionName: s.Segments.Sweeper,
 		stack.AudienceSyncFunctionName:   s.AudienceSync.Function,
+		stack.InsightsFunctionName:       s.Insights.Function,
 	}
 }
 
@@ -147,7 +149,7 @@ var pipeline = []step{
 		// (nothing flips yet) and sets its next due time, in the future.
 		before: makeDue(user{identity.KindAppUserID, "u-123"}),
 		fixtures: []fixture{
-			{"scheduled.json", result(`{"Users":1,"Changes":0,"Failed":0,"Complete":true}`)},
+			{"scheduled.json", result(`{"Users":1,"Changes":0,"Failed":0,"Enrolled":0,"EnrolmentsLost":0,"Complete":true}`)},
 		},
 		after: dueMoved(user{identity.KindAppUserID, "u-123"}),
 	},
@@ -160,6 +162,34 @@ var pipeline = []step{
 			{"scheduled.json", result(`2`, audienceSize("New installers", 2))},
 		},
 	},
+	{
+		function: stack.InsightsFunctionName,
+		needs:    []string{stack.AudienceSyncFunctionName},
+		fixtures: []fixture{
+			// The sync created New installers and its holdout audience; the sandbox gave the
+			// audience an ad set that excludes the holdout: one managed ad set, pulled, clean.
+			{"scheduled.json", insightsAnswer("sample-shop", 1)},
+			{"on-demand.json", insightsAnswer("sample-shop", 1)},
+		},
+	},
+}
+
+// insightsAnswer checks the insights function's summary: the one app, its ad account pulled
+// with adsets managed ad sets and no contamination.
+func insightsAnswer(app string, adsets int) func(*testing.T, *localStack, []byte) {
+	return func(t *testing.T, _ *localStack, answer []byte) {
+		t.Helper()
+		var sum insights.Summary
+		if err := json.Unmarshal(answer, &sum); err != nil {
+			t.Fatalf("answer %s: %v", answer, err)
+		}
+		if len(sum.Apps) != 1 || sum.Apps[0].App != app || len(sum.Apps[0].Accounts) != 1 || len(sum.Apps[0].Contaminated) != 0 {
+			t.Fatalf("summary %s, want app %s with one account and nothing contaminated", answer, app)
+		}
+		if a := sum.Apps[0].Accounts[0]; a.AdSets != adsets || a.Stopped != "" || a.Currency == "" {
+			t.Errorf("account %+v, want %d managed ad sets pulled", a, adsets)
+		}
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -410,7 +440,9 @@ func newLocalStack(t *testing.T, rie string, tpl *cfnTemplate, cfg *appconfig.Co
 	}
 	datasets, accounts := cfg.MetaIDs()
 	sandbox, graphURL, err := metasandbox.Start(metasandbox.Config{AccessToken: metaToken, AppSecret: metaAppSecret,
-		Datasets: datasets, AdAccounts: accounts, RemovalMinSize: -1})
+		Datasets: datasets, AdAccounts: accounts, RemovalMinSize: -1,
+		// An ad set per treated audience, excluding its holdout audience, as in make dev.
+		Ads: metasandbox.AdsConfig{AutoAdSets: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -356,3 +356,30 @@ func TestHoldoutAudienceIDIsUsed(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldoutAudienceIsCreatedFirst: a sync that only has treated users to upload still creates
+// the holdout audience, and before the treated one, so that an ad set including the audience can
+// exclude its holdout from the start.
+func TestHoldoutAudienceIsCreatedFirst(t *testing.T) {
+	h := newHoldoutHarness(t)
+	var treated []string
+	for _, uk := range userKeys("u", 200) {
+		if h.aa["sample-shop"].KeyFor(uk, "cart_abandoner") == "cart_abandoner" {
+			treated = append(treated, uk)
+		}
+		if len(treated) == 3 {
+			break
+		}
+	}
+	for _, uk := range treated {
+		h.user(t, uk, nil, []string{"cart_abandoner"}, 0)
+	}
+	run(t, h.syncer(t, nil))
+	var names []string
+	for _, info := range h.sandbox.Audiences() {
+		names = append(names, info.Name)
+	}
+	if !slices.Equal(names, []string{"Cart abandoners (holdout)", "Cart abandoners"}) {
+		t.Fatalf("audiences created %q, want the holdout audience, then the audience", names)
+	}
+}

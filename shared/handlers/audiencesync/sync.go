@@ -508,6 +508,15 @@ func (r *AppReport) audience(segment string) *AudienceReport {
 // syncAudience uploads one audience's removals then additions; it reports whether both were
 // acknowledged completely.
 func (s *Syncer) syncAudience(ctx context.Context, aa *audiences.AppAudiences, a *audiences.Audience, plan *[2]upload, r *AudienceReport, now time.Time) (bool, error) {
+	if h := a.Holdout(); h != nil {
+		// The holdout audience exists before anyone can include the treated one in an ad set:
+		// an ad set can only exclude an audience that exists, and until it is excluded the
+		// holdout users can be reached (Advantage+ audience, broad targeting).
+		if _, err := s.audienceState(ctx, aa.App(), h, now); err != nil {
+			r.Stopped = "holdout audience: " + err.Error()
+			return false, err
+		}
+	}
 	st, err := s.audienceState(ctx, aa.App(), a, now)
 	if err != nil {
 		r.Stopped = err.Error()
