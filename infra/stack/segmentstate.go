@@ -104,8 +104,9 @@ var (
 	sweeperDueIndexActions = []string{"dynamodb:Query"}
 	// The users function reads a user item; for consent and erasure it also batch-reads the
 	// decision, writes it, the user item (conditionally), the audit record (PutItem) and the
-	// membership changes (BatchWriteItem).
-	readTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"}
+	// membership changes (BatchWriteItem). The report route queries the table (not an index)
+	// for an audience's cohort counters and the app's spend rows.
+	readTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
 )
 
 // SegmentStateProps configures the segment state.

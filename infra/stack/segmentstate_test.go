@@ -346,10 +346,11 @@ func TestSegmentState(t *testing.T) {
 				t.Errorf("sweeper permissions\n got %s\nwant %s", g, w)
 			}
 		}},
-		{"users function: item reads and writes on the table (no Query, no Scan, no delete) and read the pepper", func(t *testing.T) {
+		{"users function: item reads and writes on the table, Query on the table for reports (no index, no Scan, no delete) and read the pepper", func(t *testing.T) {
 			got := allowedActions(t, segTempl, s.Reader.Function.Role())
 			want := map[string][]any{
 				"dynamodb:GetItem":              {segTableArn(s)},
+				"dynamodb:Query":                {segTableArn(s)}, // report: cohort counters, spend rows
 				"dynamodb:PutItem":              {segTableArn(s)},
 				"dynamodb:BatchWriteItem":       {segTableArn(s)},
 				"dynamodb:BatchGetItem":         {segTableArn(s)},
