@@ -409,6 +409,7 @@ type devstack struct {
 	waitErr      error
 	emulatorPIDs []int  // once known, checked (and killed as a last resort) at cleanup
 	devDir       string // -dev-dir: where the endpoints file is
+	logDir       string // -log-dir: the functions' logs, printed (their tails) when a test fails
 }
 
 var (
@@ -451,8 +452,8 @@ func startDevstack(t *testing.T, root string, args ...string) *devstack {
 	t.Helper()
 	bin := devstackBinary(t)
 	// Never the repository's .dev: a developer's make dev may be using it.
-	devDir := t.TempDir()
-	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.dev.json"), "-dev-dir", devDir, "-log-dir", t.TempDir()}
+	devDir, logDir := t.TempDir(), t.TempDir()
+	flags := []string{"-config", filepath.Join(root, "infra", "config", "apps.dev.json"), "-dev-dir", devDir, "-log-dir", logDir}
 	environ := cleanEnv()
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") {
@@ -461,7 +462,7 @@ func startDevstack(t *testing.T, root string, args ...string) *devstack {
 			environ = append(environ, a)
 		}
 	}
-	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{}), devDir: devDir}
+	ds := &devstack{out: &ingesttest.LineBuffer{}, stderr: &ingesttest.LineBuffer{}, exited: make(chan struct{}), devDir: devDir, logDir: logDir}
 	ds.cmd = exec.Command(bin, flags...)
 	ds.cmd.Dir = root // the emulators are found under <root>/.devtools
 	ds.cmd.Env = environ
@@ -487,9 +488,28 @@ func startDevstack(t *testing.T, root string, args ...string) *devstack {
 		}
 		if t.Failed() {
 			t.Logf("dev stack stdout:\n%s\nstderr:\n%s", ds.out, ds.stderr)
+			ds.logTails(t)
 		}
 	})
 	return ds
+}
+
+// logTails prints the last lines of each function log of the dev stack (the updater's, the
+// forwarder's...): what a failed end-to-end test needs to say where the pipeline stopped.
+func (ds *devstack) logTails(t *testing.T) {
+	const tail = 40
+	files, _ := filepath.Glob(filepath.Join(ds.logDir, "*.log"))
+	for _, f := range files {
+		if b := filepath.Base(f); b == "kinesalite.log" || b == "dynalite.log" || b == "metrics.log" {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil || len(raw) == 0 {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
+		t.Logf("%s, last %d of %d lines:\n%s", filepath.Base(f), min(tail, len(lines)), len(lines), strings.Join(lines[max(0, len(lines)-tail):], "\n"))
+	}
 }
 
 // waitFor waits until a stdout line matches re and returns it; it fails the test if the process
