@@ -67,6 +67,8 @@ type App struct {
 	AudienceSync AudienceSync `json:"audience_sync,omitzero"`
 	// Measurement tunes holdout outcomes and their alarms (measurement.go).
 	Measurement Measurement `json:"measurement,omitzero"`
+	// Automation adjusts the app's ad sets by rules; nil: off (automation.go).
+	Automation *Automation `json:"automation,omitempty"`
 	// Auth enables end-user tokens on the /v1/me routes (auth.go).
 	Auth Auth `json:"auth,omitzero"`
 	// TrustedValues "server" counts only server-sent purchases and subscriptions toward value
@@ -106,6 +108,10 @@ type Meta struct {
 	// AccessTier is the Meta app's Marketing API access tier, TierStandard ("" means it) or
 	// TierDevelopment: it sizes the audience sync's calls (tier.go).
 	AccessTier string `json:"access_tier,omitempty"`
+	// AllowedCampaigns, when set, are the only campaigns whose ad sets may include the app's
+	// audiences: an ad set elsewhere that does is a misuse finding, and automation never
+	// touches it.
+	AllowedCampaigns []string `json:"allowed_campaigns,omitempty"`
 }
 
 var (
@@ -224,6 +230,7 @@ func (c *Config) Validate() error {
 		a.checkSegments(bad)
 		a.checkAudiences(bad)
 		a.checkMeasurement(bad)
+		a.checkAutomation(bad)
 		a.checkAuth(bad)
 	}
 	return errors.Join(errs...)

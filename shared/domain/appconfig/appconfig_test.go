@@ -3,6 +3,7 @@ package appconfig
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -76,7 +77,7 @@ func TestSchemaKeyIsAcceptedAndIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatalf("$schema rejected: %v", err)
 	}
-	if !slices.EqualFunc(named.Apps, plain.Apps, func(a, b App) bool { return a.ID == b.ID && a.APIKey == b.APIKey && a.Meta == b.Meta }) ||
+	if !slices.EqualFunc(named.Apps, plain.Apps, func(a, b App) bool { return a.ID == b.ID && a.APIKey == b.APIKey && reflect.DeepEqual(a.Meta, b.Meta) }) ||
 		named.Version != plain.Version {
 		t.Errorf("$schema changed the config: %+v, want %+v", named, plain)
 	}
