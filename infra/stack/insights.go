@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -52,6 +53,7 @@ const (
 	MetricZeroSpendWithMembers    = "ZeroSpendWithMembers"
 	MetricCostPerIncrementalReeng = "CostPerIncrementalReengagement"
 	MetricHoldoutContaminated     = "HoldoutContaminated"
+	MetricAutomationProposals     = "AutomationProposals"
 	insightsAlarmPeriodHours      = 24
 )
 
@@ -140,6 +142,20 @@ func NewInsights(scope constructs.Construct, id string, props *InsightsProps) *I
 func insightsAlarms(c constructs.Construct, cfg *appconfig.Config, add func(name string, alarm awscloudwatch.Alarm)) {
 	period := awscdk.Duration_Hours(jsii.Number(insightsAlarmPeriodHours))
 	for _, app := range cfg.Apps {
+		if app.Automation != nil {
+			// An operator reviews what the rules decided: proposals to apply in propose mode,
+			// changes made in apply mode.
+			name := "AutomationProposals-" + app.ID
+			add(name, awscloudwatch.NewAlarm(c, jsii.String(name), &awscloudwatch.AlarmProps{
+				AlarmDescription: jsii.String(fmt.Sprintf("The automation of app %s recorded actions (mode %q): review them with retarget automation list",
+					app.ID, cmp.Or(app.Automation.Mode, appconfig.AutomationPropose))),
+				Metric:             emfMetricStat(MetricAutomationProposals, period, "Sum", "Function", InsightsMetricFunction, "App", app.ID),
+				Threshold:          jsii.Number(1),
+				ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+				EvaluationPeriods:  jsii.Number(1),
+				TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+			}))
+		}
 		days := float64(app.Measurement.Days())
 		for _, au := range app.Audiences {
 			dims := []string{"Function", InsightsMetricFunction, "App", app.ID, "Audience", au.Segment}

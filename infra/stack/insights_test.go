@@ -123,6 +123,7 @@ func TestInsightsMetricNames(t *testing.T) {
 		{MetricZeroSpendWithMembers, insights.MetricZeroSpendWithMembers},
 		{MetricCostPerIncrementalReeng, insights.MetricCostPerIncremental},
 		{MetricHoldoutContaminated, insights.MetricHoldoutContaminated},
+		{MetricAutomationProposals, insights.MetricAutomationProposals},
 	} {
 		if p[0] != p[1] {
 			t.Errorf("the stack watches %q, the handler emits %q", p[0], p[1])
@@ -176,6 +177,32 @@ func TestInsightsAlarms(t *testing.T) {
 		for _, want := range []string{"Audience spend per day", "Cost per incremental re-engagement", MetricAudienceSpend} {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("dashboard lacks %q", want)
+			}
+		}
+	}
+}
+
+// TestAutomationProposalsAlarm: an app with automation gets one alarm on its proposals (a day's
+// sum of at least one notifies), an app without none.
+func TestAutomationProposalsAlarm(t *testing.T) {
+	cfg := &appconfig.Config{Apps: []appconfig.App{
+		{ID: "shop", Automation: &appconfig.Automation{Rules: []appconfig.AutomationRule{{ID: "r"}}}},
+		{ID: "plain"},
+	}}
+	stack := awscdk.NewStack(awscdk.NewApp(nil), jsii.String("Auto"), nil)
+	var names []string
+	insightsAlarms(stack, cfg, func(name string, a awscloudwatch.Alarm) { names = append(names, name) })
+	if want := []string{"AutomationProposals-shop"}; !slices.Equal(names, want) {
+		t.Fatalf("alarms %v, want %v", names, want)
+	}
+	for _, a := range resourcesIn(plain(t, assertions.Template_FromStack(stack, nil)), "AWS::CloudWatch::Alarm") {
+		p := a["Properties"].(map[string]any)
+		want := map[string]any{"MetricName": MetricAutomationProposals, "Statistic": "Sum", "Threshold": 1, "EvaluationPeriods": 1,
+			"Period": 86400, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+			"Dimensions": []any{map[string]any{"Name": "App", "Value": "shop"}, map[string]any{"Name": "Function", "Value": "insights"}}}
+		for k, v := range want {
+			if !sameJSON(p[k], v) {
+				t.Errorf("proposals alarm %s = %v, want %v", k, p[k], v)
 			}
 		}
 	}
