@@ -31,12 +31,16 @@ type adsWorld struct {
 	bodies map[string]string // the first body sent to each path
 }
 
-func newAdsWorld(t *testing.T, ads metasandbox.AdsConfig) *adsWorld {
+func newAdsWorld(t *testing.T, ads metasandbox.AdsConfig, edit ...func(*metasandbox.Config)) *adsWorld {
 	t.Helper()
 	w := &adsWorld{now: time.Date(2026, 12, 10, 12, 0, 0, 0, time.UTC)}
-	sb, err := metasandbox.New(metasandbox.Config{AccessToken: testToken, AppSecret: testSecret, AdAccounts: []string{testAccount},
+	cfg := metasandbox.Config{AccessToken: testToken, AppSecret: testSecret, AdAccounts: []string{testAccount},
 		Version: DefaultVersion, Now: func() time.Time { return w.now }, Ads: ads, RemovalMinSize: -1,
-		Faults: metasandbox.Faults{RegainAccessMinutes: 5}})
+		Faults: metasandbox.Faults{RegainAccessMinutes: 5}}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	sb, err := metasandbox.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

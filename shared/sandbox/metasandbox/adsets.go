@@ -122,6 +122,9 @@ type AdSet struct {
 	EffectiveStatus string `json:"effective_status,omitempty"`
 	// DailyBudget is in the account currency's minor units; 0: none (the campaign's budget).
 	DailyBudget int64 `json:"daily_budget,omitempty"`
+	// CampaignBudget: the ad set's campaign owns the budget (Advantage campaign budget):
+	// DailyBudget is 0 and a daily_budget write is refused (adsetwrite.go).
+	CampaignBudget bool `json:"campaign_budget,omitempty"`
 	// Included and Excluded are audience ids (targeting.custom_audiences and
 	// targeting.excluded_custom_audiences).
 	Included          []string `json:"included,omitempty"`
@@ -158,11 +161,14 @@ type adsStore struct {
 	failRuns   []string
 	forceAsync bool
 	utilPct    float64
+	// writes: ad set writes, audience shares and ads (adsetwrite.go, sharing.go).
+	writes writeStore
 }
 
 func (st *adsStore) reset() {
 	st.adSets, st.order, st.runs, st.spend, st.pulls = nil, nil, nil, nil, nil
 	st.failNext, st.failRuns, st.forceAsync = nil, nil, false
+	st.writes.reset()
 }
 
 type adSet struct {
@@ -207,6 +213,9 @@ func (s *Sandbox) AddAdSet(a AdSet) (AdSet, error) {
 	}
 	a.Status = cmp.Or(a.Status, StatusActive)
 	a.CampaignID = cmp.Or(a.CampaignID, DefaultAutoCampaignID)
+	if a.CampaignBudget {
+		a.DailyBudget = 0
+	}
 	if a.CreatedAt.IsZero() {
 		a.CreatedAt = s.cfg.Now()
 	}
@@ -332,14 +341,14 @@ func (s *Sandbox) isAdsPath(path string) bool {
 	segments := strings.Split(strings.Trim(path, "/"), "/")
 	switch {
 	case len(segments) == 2 && segments[0] != "":
-		if strings.HasPrefix(segments[1], "act_") {
+		if strings.HasPrefix(segments[1], "act_") || s.isAdSetObject(segments[1]) {
 			return true
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.ads.runs[segments[1]] != nil
 	case len(segments) == 3 && segments[0] != "" && segments[1] != "":
-		return segments[2] == edgeAdSets || segments[2] == edgeInsights
+		return segments[2] == edgeAdSets || segments[2] == edgeInsights || isAudienceAuditEdge(segments[2])
 	}
 	return false
 }
@@ -416,8 +425,10 @@ func (s *Sandbox) evaluateAds(r *http.Request, entry *RequestLog, faults Faults,
 		return adsAnswer{err: gerr}
 	}
 	get := r.Method == http.MethodGet || (r.Method == http.MethodPost && strings.EqualFold(p.get("method"), http.MethodGet))
-	// Only the insights edge of an ad account takes a real POST (an asynchronous report run).
-	if !get && !(r.Method == http.MethodPost && edge == edgeInsights && entry.AdAccount != "") {
+	// Only the insights edge of an ad account (an asynchronous report run) and an ad set
+	// (a write, adsetwrite.go) take a real POST.
+	adSetObject := edge == "" && entry.AdAccount == "" && s.isAdSetObject(object)
+	if !get && !(r.Method == http.MethodPost && (edge == edgeInsights && entry.AdAccount != "" || adSetObject)) {
 		return adsAnswer{err: errUnsupportedMethod(r.Method, object)}
 	}
 	if gerr, fault := s.checkAuth(p, faults, entry.At); gerr != nil {
@@ -432,6 +443,12 @@ func (s *Sandbox) evaluateAds(r *http.Request, entry *RequestLog, faults Faults,
 		return s.listAdSets(r, entry.AdAccount, p)
 	case edge == edgeInsights && entry.AdAccount != "":
 		return s.answerInsights(r, entry, p, !get)
+	case adSetObject && get:
+		return s.answerAdSet(object, p)
+	case adSetObject:
+		return s.writeAdSet(object, p)
+	case isAudienceAuditEdge(edge) && entry.AdAccount == "":
+		return s.answerAudienceEdge(r, object, edge, p)
 	case edge == "":
 		return s.answerReportRun(object, p)
 	case edge == edgeInsights:

@@ -151,7 +151,9 @@
 // Besides the Graph endpoints: GET /health; GET /_sandbox/events (Accepted: the latest
 // MaxAccepted events; the header X-Sandbox-Events-Dropped counts those forgotten), GET
 // /_sandbox/requests (Requests), GET /_sandbox/audiences (Audiences), GET
-// /_sandbox/audiences/{id} (the audience, its members and sessions), GET and POST /_sandbox/faults (Faults as JSON; POST replaces
+// /_sandbox/audiences/{id} (the audience, its members and sessions), GET /_sandbox/adsets
+// (AllAdSets: every ad set with its status, budget, targeting, ads and recent budget changes;
+// see adsetwrite.go), GET and POST /_sandbox/faults (Faults as JSON; POST replaces
 // them all, unknown fields are refused), GET and POST /_sandbox/versions (Versions: the expired
 // and warning lists), POST /_sandbox/reset. For example:
 //
@@ -759,7 +761,7 @@ func (s *Sandbox) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use " + method})
 		return false
 	}
-	if s.serveAudienceAdmin(w, r, allow) {
+	if s.serveAudienceAdmin(w, r, allow) || s.serveAdSetAdmin(w, r, allow) {
 		return
 	}
 	switch r.URL.Path {
@@ -798,7 +800,7 @@ func (s *Sandbox) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown sandbox path; see /_sandbox/events, /_sandbox/requests, /_sandbox/audiences, /_sandbox/faults, /_sandbox/versions, /_sandbox/reset"})
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown sandbox path; see /_sandbox/events, /_sandbox/requests, /_sandbox/audiences, /_sandbox/adsets, /_sandbox/faults, /_sandbox/versions, /_sandbox/reset"})
 	}
 }
 
