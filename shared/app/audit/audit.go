@@ -136,23 +136,8 @@ func Run(ctx context.Context, src Sources, app *appconfig.App) ([]Finding, error
 			add(f)
 		}
 
-		// Who holds it.
+		// Who holds it: the shares to other businesses first, as their finding says more.
 		held := map[string]bool{}
-		holders, err := src.Audit.AudienceAdAccounts(ctx, au.id)
-		if err != nil {
-			fail("the ad accounts holding it", err)
-		}
-		for _, acc := range holders {
-			acc = account(acc)
-			if slices.Contains(own, acc) || held[acc] {
-				continue
-			}
-			held[acc] = true
-			f := base
-			f.Kind, f.AdAccountID = KindHeldByForeignAccount, acc
-			f.Explanation = fmt.Sprintf("%s is held by ad account %s, which is not in the app's config: whoever runs it can target these users; remove its access", what, acc)
-			add(f)
-		}
 		shared, err := src.Audit.AudienceSharedAccounts(ctx, au.id)
 		if err != nil {
 			fail("the accounts it is shared with", err)
@@ -166,6 +151,21 @@ func Run(ctx context.Context, src Sources, app *appconfig.App) ([]Finding, error
 			f := base
 			f.Kind, f.AdAccountID = KindHeldByForeignAccount, acc
 			f.Explanation = fmt.Sprintf("%s is shared with ad account %s of another business, which is not in the app's config: stop sharing it", what, acc)
+			add(f)
+		}
+		holders, err := src.Audit.AudienceAdAccounts(ctx, au.id)
+		if err != nil {
+			fail("the ad accounts holding it", err)
+		}
+		for _, acc := range holders {
+			acc = account(acc)
+			if slices.Contains(own, acc) || held[acc] {
+				continue
+			}
+			held[acc] = true
+			f := base
+			f.Kind, f.AdAccountID = KindHeldByForeignAccount, acc
+			f.Explanation = fmt.Sprintf("%s is held by ad account %s, which is not in the app's config: whoever runs it can target these users; remove its access", what, acc)
 			add(f)
 		}
 

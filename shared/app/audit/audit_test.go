@@ -232,7 +232,7 @@ func TestRunReadsEveryManagedAudience(t *testing.T) {
 		want = append(want, "adsets "+acc)
 	}
 	for _, id := range []string{cartID, cartHoldoutID, vipID, vipHoldoutID, lapsedID} {
-		want = append(want, "adaccounts "+id, "shared "+id, "ads "+id)
+		want = append(want, "shared "+id, "adaccounts "+id, "ads "+id)
 	}
 	if !slices.Equal(m.calls, want) {
 		t.Errorf("calls\n got %v\nwant %v", m.calls, want)
