@@ -10,7 +10,8 @@ import (
 )
 
 // NewInsights builds the insights run: the state table's store (spend, audience sync state,
-// cohort counters) and the Marketing API client the audience sync uses.
+// cohort counters, KPI snapshots and automation actions) and the Marketing API client the
+// audience sync uses, which also writes the ad sets of apps whose automation applies.
 func NewInsights(ctx context.Context, c env.Insights, d Deps) (*insights.Runner, error) {
 	s, err := NewSegments(c.Common, c.State, d.AWS)
 	if err != nil {
@@ -23,5 +24,5 @@ func NewInsights(ctx context.Context, c env.Insights, d Deps) (*insights.Runner,
 	metrics := observability.NewEmitter(d.Metrics, c.MetricsNamespace)
 	graph := newGraph(c.Meta, creds, metaversions.Marketing, insights.Consumer, d.Log, metrics)
 	return insights.New(insights.Config{Apps: s.Apps, Sync: s.Store, Spend: s.Store, Meta: graph, Outcomes: s.Store,
-		Logger: d.Log, Metrics: metrics})
+		Automation: s.Store, Writer: graph, Logger: d.Log, Metrics: metrics})
 }

@@ -56,7 +56,8 @@ var commands []*command
 func init() {
 	commands = []*command{sendCommand, userShowCommand, dlqListCommand, dlqShowCommand, dlqReplayCommand,
 		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand, audiencesAuditCommand,
-		insightsRunCommand, reportCommand, devTokenCommand, doctorCommand}
+		insightsRunCommand, automationRunCommand, automationListCommand, automationApplyCommand, automationUndoCommand,
+		reportCommand, devTokenCommand, doctorCommand}
 }
 
 // usageError is a bad command line. run prints it with a pointer to --help and exits 2.

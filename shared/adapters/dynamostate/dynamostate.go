@@ -8,6 +8,10 @@
 //	             uk(S) joined(BOOL) at(N) pendingPk(S, while pending) expiresAt(N)
 //	outcome item pk=out#<app>#<segment>   sk=<join day, 6 digits>
 //	             t|h + u r1 r7 r28 p28 rev (N) per arm, changed only by ADD (outcomes.go)
+//	action item  pk=auto#<app>            sk=<action id: <UTC day>-<hash>>
+//	             ver(N) doc(S, the action as JSON): the automation's audit trail (automation.go)
+//	KPI item     pk=kpi#<app>#<segment>   sk=<UTC date>
+//	             cost(S) sig(BOOL) mem(N) cur(S): the daily snapshot rules read (automation.go)
 //	GSI pending  pendingPk / sk, ALL
 //	GSI due      dueBucket (<app>#<yyyymmddhh> of dueAt, UTC) / dueAt, KEYS_ONLY
 //

@@ -66,6 +66,13 @@ func TestSpendContract(t *testing.T) {
 	})
 }
 
+func TestAutomationContract(t *testing.T) {
+	client := dynalite(t)
+	statetest.RunAutomation(t, func(t *testing.T) ports.AutomationStore {
+		return New(client, freshTable(t, client), Options{})
+	})
+}
+
 func TestConsentContract(t *testing.T) {
 	client := dynalite(t)
 	statetest.RunConsent(t, func(t *testing.T) statetest.ConsentStore {

@@ -87,6 +87,10 @@ type Config struct {
 	Logger   *slog.Logger
 	Metrics  *observability.Emitter
 	Now      func() time.Time
+	// Automation keeps the daily KPI snapshots and the automation's actions; Writer writes ad
+	// sets. With both set, apps with automation run it after their pull (after.go).
+	Automation ports.AutomationStore
+	Writer     ports.AdsWriter
 }
 
 // Runner runs the insights pull.
@@ -324,7 +328,9 @@ func (r *Runner) runApp(ctx context.Context, a *appconfig.App, days int) (AppRep
 	r.emit(ctx, a, m, runs, contaminated, now)
 	rep.Misuse = r.auditApp(ctx, a)
 	r.cfg.Logger.Info("insights run", "app", a.ID, "accounts", len(accounts), "paused", rep.Paused)
-	return rep, errors.Join(errs...)
+	err = errors.Join(errs...)
+	r.automate(ctx, a, rep, err)
+	return rep, err
 }
 
 // runAccount reads one ad account's ad sets, pulls their insights and stores the rows.
@@ -520,6 +526,7 @@ func (r *Runner) costs(ctx context.Context, a *appconfig.App, now time.Time) map
 		r.cfg.Logger.Warn("no report for the cost metric", "app", a.ID, "error", err.Error())
 		return nil
 	}
+	r.recordKPIs(ctx, a, rep, now)
 	out := map[string]float64{}
 	for _, au := range rep.Audiences {
 		if au.CostPerIncrementalReengagement != nil {

@@ -57,6 +57,10 @@ func TestAudienceAdsEdge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An ad set that only excludes the audience does not use it.
+	if _, err := sb.AddAdSet(AdSet{AdAccount: testAdAccount, Name: "excludes", Excluded: []string{aud}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := sb.AddAd("404"); err == nil {
 		t.Fatal("an ad on no ad set")
 	}

@@ -22,12 +22,13 @@ import (
 // Store is an in-memory segment store. The zero value is not usable; call New. It is safe for
 // concurrent use.
 type Store struct {
-	mu      sync.Mutex
-	users   map[userID]ports.UserRecord
-	changes map[segmentID]map[string]*change // by change sort key
-	sorted  map[segmentID][]string           // each segment's sort keys in order; nil = stale
-	audSync syncState                        // audience sync (sync.go)
-	spend   spendState                       // insights spend rows (spend.go)
+	mu         sync.Mutex
+	users      map[userID]ports.UserRecord
+	changes    map[segmentID]map[string]*change // by change sort key
+	sorted     map[segmentID][]string           // each segment's sort keys in order; nil = stale
+	audSync    syncState                        // audience sync (sync.go)
+	spend      spendState                       // insights spend rows (spend.go)
+	automation automationState                  // automation actions and KPI days (automation.go)
 	// consent.go
 	consents map[userID]ports.UserConsent
 	erasures map[erasureID]ports.ErasureRecord

@@ -58,3 +58,7 @@ func TestDoneContext(t *testing.T) {
 func TestOutcomeContract(t *testing.T) {
 	statetest.RunOutcomes(t, func(*testing.T) ports.OutcomeStore { return New() })
 }
+
+func TestAutomationContract(t *testing.T) {
+	statetest.RunAutomation(t, func(*testing.T) ports.AutomationStore { return New() })
+}
