@@ -263,6 +263,7 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 
 	if props.Insights != nil {
 		insightsAlarms(c, props.Config, add)
+		auditAlarms(c, props.Config, add)
 	}
 
 	// Ingest volume: outside the band CloudWatch learned for each app.

@@ -55,7 +55,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{sendCommand, userShowCommand, dlqListCommand, dlqShowCommand, dlqReplayCommand,
-		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand,
+		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand, audiencesAuditCommand,
 		insightsRunCommand, automationRunCommand, automationListCommand, automationApplyCommand, automationUndoCommand,
 		reportCommand, devTokenCommand, doctorCommand}
 }

@@ -3,8 +3,8 @@
 // managed audiences it includes, pulls Ads Insights per ad set and day for the last 28 days in
 // the account's time zone (Meta restates recent days: each run re-pulls and replaces them),
 // stores the rows (ports.SpendStore), checks that every active ad set including a treated
-// audience excludes its holdout audience, and emits per-audience metrics for the dashboard and
-// the alarms.
+// audience excludes its holdout audience, emits per-audience metrics for the dashboard and
+// the alarms, and then audits who holds and uses the app's audiences (audit.go).
 //
 // Decisions the code follows:
 //   - An ad set that includes several managed audiences is stored once, for that group
@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/app/audit"
 	"github.com/retarget-dev/retarget/shared/app/report"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/measure"
@@ -76,6 +77,10 @@ type Config struct {
 	Sync  ports.AudienceSyncStore
 	Spend ports.SpendStore
 	Meta  ports.AdsAPI
+	// Audit reads who holds and uses the audiences for the misuse audit after each app's
+	// pull (audit.go); nil takes Meta when it implements it (the Graph API client does), and
+	// no audit runs without one.
+	Audit ports.AudienceAuditAPI
 	// Outcomes feed the report behind the cost KPI; Report replaces report.Audiences (tests).
 	Outcomes ports.OutcomeStore
 	Report   ReportFunc
@@ -100,6 +105,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if a, ok := cfg.Meta.(ports.AudienceAuditAPI); ok && cfg.Audit == nil {
+		cfg.Audit = a
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -146,6 +154,8 @@ type AppReport struct {
 	Contaminated map[string][]string `json:"contaminated,omitempty"`
 	// Paused says why the app's pull stopped early (rate-limit usage).
 	Paused string `json:"paused,omitempty"`
+	// Misuse are the misuse audit's findings (audit.go).
+	Misuse []audit.Finding `json:"misuse,omitempty"`
 }
 
 // Handle is the Lambda entry point (EventBridge Scheduler, or an on-demand invoke).
@@ -316,6 +326,7 @@ func (r *Runner) runApp(ctx context.Context, a *appconfig.App, days int) (AppRep
 		}
 	}
 	r.emit(ctx, a, m, runs, contaminated, now)
+	rep.Misuse = r.auditApp(ctx, a)
 	r.cfg.Logger.Info("insights run", "app", a.ID, "accounts", len(accounts), "paused", rep.Paused)
 	err = errors.Join(errs...)
 	r.automate(ctx, a, rep, err)
