@@ -57,9 +57,11 @@ const (
 	insightsAlarmPeriodHours      = 24
 )
 
-// DynamoDB actions of the insights run: GetItem reads the audience sync state, Query reads the
-// spend rows and the cohort counters of one partition, BatchWriteItem writes spend rows.
-var insightsTableActions = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem"}
+// DynamoDB actions of the insights run: GetItem reads the audience sync state and an automation
+// action, Query reads the spend rows, the cohort counters, the KPI snapshots and the day's
+// actions of one partition, BatchWriteItem writes spend rows and KPI snapshots, PutItem writes
+// an automation action (conditionally, on its version).
+var insightsTableActions = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:PutItem"}
 
 // InsightsProps configures the insights run.
 type InsightsProps struct {

@@ -99,7 +99,7 @@ func TestInsights(t *testing.T) {
 				}
 			}
 			slices.Sort(actions)
-			if want := []string{"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:Query"}; !slices.Equal(actions, want) {
+			if want := []string{"dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"}; !slices.Equal(actions, want) {
 				t.Errorf("table actions %v, want %v", actions, want)
 			}
 		}},
