@@ -82,7 +82,7 @@ func (c *console) printSummary(s started) {
 		w("  segments  segment-updater on the stream (batch %d), sweeper every %s (%s), table %s; GET /v1/users/{app_user_id}/segments, PUT .../consent, DELETE /v1/users/{app_user_id}",
 			updaterESM.BatchSize, s.Settings.SweepInterval, EnvSweep, stateTable)
 		w("  audiences audience-sync every %s (%s) to the Meta API above", s.Settings.AudienceSyncInterval, EnvSync)
-		w("  insights  insights every %s (%s): ad sets and spend from the Meta API above; GET /v1/reports/audiences, `retarget report`",
+		w("  insights  insights every %s (%s): ad sets and spend from the Meta API above, then automation and the misuse audit; GET /v1/reports/audiences, `retarget report`, `retarget automation list`",
 			s.Settings.InsightsInterval, EnvInsights)
 	}
 	if s.Key != "" {
