@@ -676,9 +676,7 @@ func (c *matrixClient) iamSegments(user string) segmentsAnswer {
 // waitSegments waits until user is in a segment (its events were folded).
 func (c *matrixClient) waitSegments(user string) {
 	c.t.Helper()
-	// Generous: CI runs this beside the load test, the fault suite and a headless browser on
-	// two cores, where the emulators can fall seconds behind; a healthy run returns at once.
-	const wait = 60 * time.Second
+	const wait = 20 * time.Second
 	deadline := time.Now().Add(wait)
 	for {
 		got := c.iamSegments(user)

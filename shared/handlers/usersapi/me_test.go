@@ -160,6 +160,30 @@ func mustString(v any) string {
 // An erased user comes back only through an explicit grant with a privileged credential: an
 // IAM caller on /v1/users/{id}/consent, or the user's own token on /v1/me/consent. The app key
 // alone reaches neither.
+// TestGrantInTheSecondOfTheErasure: a grant made in the same second as the erasure it answers
+// wins (the API's decisions come in order; a withdrawal only wins a tie between signals whose
+// order is unknown): the user's state is consented again and their next events segment them.
+func TestGrantInTheSecondOfTheErasure(t *testing.T) {
+	u := newUsersHarness(t)
+	u.seed(t, "u-14")
+	ctx, key := context.Background(), u.key("u-14")
+	u.call(t, http.MethodDelete, RouteUser, "u-14", "")
+	if status, body := u.call(t, http.MethodPut, RouteConsent, "u-14", `{"ads_personalization": true}`); status != http.StatusOK {
+		t.Fatalf("grant = %d %v", status, body)
+	}
+	rec, found, err := u.store.GetUser(ctx, u.app, key)
+	if err != nil || !found {
+		t.Fatalf("user after the grant: %v %v", found, err)
+	}
+	var st segments.State
+	if err := json.Unmarshal(rec.State, &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Consented() {
+		t.Errorf("consent after a grant in the erasure's second: %+v, want granted", st.Consent)
+	}
+}
+
 func TestErasedUserComesBackOnlyThroughAGrant(t *testing.T) {
 	for _, way := range []string{"iam", "token"} {
 		t.Run(way, func(t *testing.T) {
