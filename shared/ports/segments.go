@@ -59,7 +59,21 @@ type MembershipChange struct {
 	// done a grace period after RecordedAt. 0 for both means unknown (no waiting).
 	StateVersion int64
 	RecordedAt   int64
+	// Reason is why the change happened, one of the Reason constants (not part of the
+	// identity: the same change recorded again keeps its first reason or takes the new one
+	// alike). AppUserID is the app's own user id, kept only for apps that share it
+	// (share_app_user_id); "" otherwise.
+	Reason    string
+	AppUserID string
 }
+
+// Reasons of membership changes.
+const (
+	ReasonEvents  = "events"  // the user's events (the segment updater)
+	ReasonTime    = "time"    // time passing (the sweeper, rules apply)
+	ReasonConsent = "consent" // an explicit consent or Limited Data Use decision
+	ReasonErasure = "erasure" // an erasure
+)
 
 // PendingChange is a recorded change not yet synced; Cursor orders changes by time within a
 // segment and is what PendingChanges pages with.

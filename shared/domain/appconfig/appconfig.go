@@ -69,6 +69,12 @@ type App struct {
 	Measurement Measurement `json:"measurement,omitzero"`
 	// Automation adjusts the app's ad sets by rules; nil: off (automation.go).
 	Automation *Automation `json:"automation,omitempty"`
+	// Channels deliver segment changes to webhooks; ChannelCooldown spaces one user's
+	// deliveries across channels; ShareAppUserID puts the app's user id in the events
+	// (channels.go).
+	Channels        []Channel `json:"channels,omitempty"`
+	ChannelCooldown string    `json:"channel_cooldown,omitempty"`
+	ShareAppUserID  bool      `json:"share_app_user_id,omitempty"`
 	// Auth enables end-user tokens on the /v1/me routes (auth.go).
 	Auth Auth `json:"auth,omitzero"`
 	// TrustedValues "server" counts only server-sent purchases and subscriptions toward value
@@ -231,6 +237,7 @@ func (c *Config) Validate() error {
 		a.checkAudiences(bad)
 		a.checkMeasurement(bad)
 		a.checkAutomation(bad)
+		a.checkChannels(bad)
 		a.checkAuth(bad)
 	}
 	return errors.Join(errs...)
@@ -309,6 +316,15 @@ func (c *Config) ForDeployment() *Config {
 	for i, a := range c.Apps {
 		a.Platforms = append([]Platform(nil), a.Platforms...)
 		a.APIKey.DevValue = ""
+		// Channel header values too: the deployed connection reads its secret.
+		a.Channels = slices.Clone(a.Channels)
+		for k := range a.Channels {
+			if au := a.Channels[k].Auth; au != nil {
+				stripped := *au
+				stripped.DevValue = ""
+				a.Channels[k].Auth = &stripped
+			}
+		}
 		out.Apps[i] = a
 	}
 	return &out
