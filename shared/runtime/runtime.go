@@ -20,18 +20,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
+	"github.com/retarget-dev/retarget/shared/adapters/eventbus"
 	"github.com/retarget-dev/retarget/shared/adapters/jwtverify"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/adapters/metagraph"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/adapters/secrets"
 	"github.com/retarget-dev/retarget/shared/app/forward"
+	"github.com/retarget-dev/retarget/shared/app/publish"
 	"github.com/retarget-dev/retarget/shared/app/stream"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
@@ -162,9 +165,30 @@ func NewSweeper(c env.Sweeper, d Deps) (*segmentsweeper.Sweeper, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pub segmentsweeper.Publisher
+	if c.EventBus != "" {
+		if pub, err = NewSegmentPublisher(s, eventbridge.NewFromConfig(d.AWS), c.EventBus, d.Log); err != nil {
+			return nil, err
+		}
+	}
 	return segmentsweeper.New(segmentsweeper.Config{Rules: s.Rules, Store: s.Store, Lookback: c.Lookback,
 		Logger: d.Log, Metrics: observability.NewEmitter(d.Metrics, c.MetricsNamespace),
-		Outcomes: s.Store, Plans: outcomes.ForConfig(s.Apps)})
+		Outcomes: s.Store, Plans: outcomes.ForConfig(s.Apps), Publisher: pub})
+}
+
+// NewSegmentPublisher builds the publisher of segment events: every app's recorded membership
+// changes from the state table onto the bus named bus, through client (make dev passes its
+// own bus's client).
+func NewSegmentPublisher(s *Segments, client eventbus.API, bus string, log *slog.Logger) (*publish.Publisher, error) {
+	b, err := eventbus.New(client, bus)
+	if err != nil {
+		return nil, err
+	}
+	apps := make([]*appconfig.App, len(s.Apps.Apps))
+	for i := range s.Apps.Apps {
+		apps[i] = &s.Apps.Apps[i]
+	}
+	return publish.New(publish.Config{Apps: apps, Feed: s.Store, Cooldowns: s.Store, Bus: b, Logger: log})
 }
 
 // NewUsersAPI builds the users routes (segments, consent, erasure).

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/app/publish"
 	"github.com/retarget-dev/retarget/shared/domain/backoff"
 	"github.com/retarget-dev/retarget/shared/domain/outcomes"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
@@ -47,6 +48,15 @@ type Config struct {
 	// segment (by app id). Either nil: nothing is enrolled.
 	Outcomes ports.OutcomeStore
 	Plans    map[string]*outcomes.Plan
+	// Publisher, when set, publishes the recorded membership changes on the event bus after
+	// every sweep: the changes of this sweep and every other writer's since the last one, so
+	// a change recorded is published within one sweep interval.
+	Publisher Publisher
+}
+
+// Publisher publishes the recorded membership changes (package publish).
+type Publisher interface {
+	Run(ctx context.Context) (publish.Result, error)
 }
 
 // Sweeper re-evaluates the users whose time-based segments are due.
@@ -80,10 +90,27 @@ type Result struct {
 	Enrolled, EnrolmentsLost int
 	// Complete is false when the sweep stopped at its deadline; the next run goes on.
 	Complete bool
+	// Published and PublishFailed count the segment events the bus took and refused (those
+	// stay unpublished for the next run).
+	Published, PublishFailed int
 }
 
-// Sweep re-evaluates every user due by now, app by app.
+// Sweep re-evaluates every user due by now, app by app, then publishes the recorded
+// membership changes (with a Publisher).
 func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
+	res, err := s.sweep(ctx)
+	if s.cfg.Publisher != nil {
+		pub, perr := s.cfg.Publisher.Run(ctx)
+		res.Published, res.PublishFailed = pub.Published, pub.Failed
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("publish segment events: %w", perr))
+		}
+	}
+	s.record(res)
+	return res, err
+}
+
+func (s *Sweeper) sweep(ctx context.Context) (Result, error) {
 	now := s.cfg.Now()
 	res := Result{Complete: true}
 	apps := make([]string, 0, len(s.cfg.Rules))
@@ -97,7 +124,6 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 		for {
 			if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < margin {
 				res.Complete = false
-				s.record(res)
 				return res, errors.Join(errs...)
 			}
 			keys, next, err := s.cfg.Store.DueUsers(ctx, app, now, s.cfg.Lookback, pageSize, cursor)
@@ -113,7 +139,6 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 			cursor = next
 		}
 	}
-	s.record(res)
 	return res, errors.Join(errs...)
 }
 
@@ -213,7 +238,7 @@ func (s *Sweeper) writeOutcomes(ctx context.Context, tally outcomes.Tally, res *
 
 func (s *Sweeper) record(r Result) {
 	s.cfg.Logger.Info("sweep", "users", r.Users, "membership_changes", r.Changes, "failed", r.Failed, "complete", r.Complete,
-		"enrolled", r.Enrolled, "enrolments_lost", r.EnrolmentsLost)
+		"enrolled", r.Enrolled, "enrolments_lost", r.EnrolmentsLost, "events_published", r.Published, "events_failed", r.PublishFailed)
 	m := func(name string, v int) observability.Metric {
 		return observability.Metric{Name: name, Unit: observability.Count, Value: float64(v)}
 	}
@@ -223,7 +248,8 @@ func (s *Sweeper) record(r Result) {
 	}
 	s.cfg.Metrics.Emit([]observability.Dimension{{Name: "Function", Value: Consumer}},
 		m("UsersSwept", r.Users), m("SegmentChanges", r.Changes), m("UsersFailed", r.Failed), m("SweepComplete", done),
-		m("UsersEnrolled", r.Enrolled), m("OutcomeCountsLost", r.EnrolmentsLost))
+		m("UsersEnrolled", r.Enrolled), m("OutcomeCountsLost", r.EnrolmentsLost),
+		m("SegmentEventsPublished", r.Published), m("SegmentEventsFailed", r.PublishFailed))
 }
 
 // Handle is the Lambda entry point for EventBridge Scheduler: it sweeps and fails only when

@@ -77,6 +77,9 @@ const (
 	StateTableName = "STATE_TABLE_NAME"
 	// UserTTLDays expires inactive users' state after this many days (default 400).
 	UserTTLDays = "USER_TTL_DAYS"
+	// EventBusName is the event bus the sweeper publishes segment events on (name or ARN);
+	// unset: no events are published.
+	EventBusName = "EVENT_BUS_NAME"
 	// SweepLookbackHours is how far back the sweeper looks for due users (default 48).
 	SweepLookbackHours = "SWEEP_LOOKBACK_HOURS"
 	// ErasureTombstoneDays keeps an erased user's hashed identifiers this many days for the
@@ -155,6 +158,8 @@ type Sweeper struct {
 	Common
 	State    State
 	Lookback time.Duration // 0: the handler's default
+	// EventBus is the bus segment events go to; "": none are published.
+	EventBus string
 }
 
 // UsersAPI configures the users routes (segments, consent, erasure).
@@ -231,7 +236,7 @@ func ReadSweeper(getenv Getenv) (Sweeper, error) {
 		return Sweeper{}, err
 	}
 	lookback, err := positive(getenv, SweepLookbackHours, time.Hour, "hours")
-	return Sweeper{Common: readCommon(getenv), State: st, Lookback: lookback}, err
+	return Sweeper{Common: readCommon(getenv), State: st, Lookback: lookback, EventBus: getenv(EventBusName)}, err
 }
 
 // ReadUsersAPI reads the users routes' configuration.
