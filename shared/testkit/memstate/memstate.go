@@ -33,7 +33,7 @@ type Store struct {
 	consents map[userID]ports.UserConsent
 	erasures map[erasureID]ports.ErasureRecord
 	outcomes map[ports.OutcomeKey]ports.OutcomeCounts // outcomes.go
-	cooldown map[userID]int64                        // publish.go
+	cooldown map[userID]int64                         // publish.go
 }
 
 type userID struct{ app, userKey string }
