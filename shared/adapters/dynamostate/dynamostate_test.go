@@ -444,3 +444,10 @@ func TestUpdateRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishContract(t *testing.T) {
+	client := dynalite(t)
+	statetest.RunPublish(t, func(t *testing.T) statetest.PublishStore {
+		return New(client, freshTable(t, client), Options{})
+	})
+}

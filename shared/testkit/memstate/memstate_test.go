@@ -62,3 +62,7 @@ func TestOutcomeContract(t *testing.T) {
 func TestAutomationContract(t *testing.T) {
 	statetest.RunAutomation(t, func(*testing.T) ports.AutomationStore { return New() })
 }
+
+func TestPublishContract(t *testing.T) {
+	statetest.RunPublish(t, func(*testing.T) statetest.PublishStore { return New() })
+}
