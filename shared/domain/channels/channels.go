@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/jsonenc"
@@ -333,4 +334,25 @@ func EventAt(id, time, account, region string, ev *ports.SegmentEvent) []byte {
 		panic(fmt.Sprintf("channels: encode event: %v", err)) // only strings and ints: cannot fail
 	}
 	return b
+}
+
+// ReasonTest is the reason of the events `retarget channels test` sends.
+const ReasonTest = "test"
+
+// TestEvent is the segment event `retarget channels test` sends to ch: a change of ch's first
+// segment and first event kind, for a made-up user, routed to ch alone, with reason "test" so
+// the receiver can tell it from a real one. at stamps it and its change id.
+func TestEvent(app *appconfig.App, ch *appconfig.Channel, at time.Time) ports.SegmentEvent {
+	ev := ports.SegmentEvent{
+		ChangeID: "test-" + ch.ID + "-" + strconv.FormatInt(at.UnixMilli(), 10), App: app.ID,
+		UserKey: "test-user-key", Joined: ch.EventKinds()[0] == appconfig.ChannelJoined,
+		At: at.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Reason: ReasonTest, Channels: []string{ch.ID},
+	}
+	if len(ch.Segments) > 0 {
+		ev.Segment = ch.Segments[0]
+	}
+	if app.ShareAppUserID {
+		ev.AppUserID = "test-user"
+	}
+	return ev
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/ports"
@@ -18,7 +19,7 @@ func sample() *ports.SegmentEvent {
 	}
 }
 
-func TestEvent(t *testing.T) {
+func TestEventShape(t *testing.T) {
 	got := string(Event("id-1", "2024-05-01T10:00:01Z", sample()))
 	want := `{"version":"0","id":"id-1","detail-type":"Segment Joined","source":"retarget","account":"000000000000",` +
 		`"time":"2024-05-01T10:00:01Z","region":"us-east-1","resources":[],"detail":{"change_id":"c-1","app":"shop",` +
@@ -147,5 +148,21 @@ func TestMatch(t *testing.T) {
 	}
 	if a.Channel("crm") == nil || a.Channel("nope") != nil {
 		t.Fatal("Channel lookup")
+	}
+}
+
+func TestTestEventMatchesItsChannel(t *testing.T) {
+	app := &appconfig.App{ID: "shop", ShareAppUserID: true}
+	ch := &appconfig.Channel{ID: "crm", Segments: []string{"lapsed_7d", "vip"}, Events: []string{"left"}}
+	at := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	got := TestEvent(app, ch, at)
+	want := ports.SegmentEvent{ChangeID: "test-crm-1714557600000", App: "shop", Segment: "lapsed_7d", UserKey: "test-user-key",
+		AppUserID: "test-user", At: "2024-05-01T10:00:00.000Z", Reason: "test", Channels: []string{"crm"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("TestEvent:\n got %+v\nwant %+v", got, want)
+	}
+	a, _ := Compile(&appconfig.App{ID: "shop", Channels: []appconfig.Channel{*ch}})
+	if m := a.Match(&got); !reflect.DeepEqual(m, []string{"crm"}) {
+		t.Fatalf("the test event does not match its channel: %v", m)
 	}
 }
