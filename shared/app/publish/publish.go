@@ -155,15 +155,24 @@ func (p *Publisher) publishPage(ctx context.Context, app *appconfig.App, match M
 	}
 	var taken []ports.PendingChange
 	var failures int
+	var callErr error
 	for start := 0; start < len(events); start += MaxBatch {
 		end := min(start+MaxBatch, len(events))
+		if callErr != nil {
+			// The bus failed a whole call: the rest of the page waits for the next run.
+			failures += len(events) - start
+			for i := start; i < len(events); i++ {
+				delete(delivered, events[i].UserKey)
+			}
+			break
+		}
 		failed, err := p.cfg.Bus.Publish(ctx, events[start:end])
 		if err != nil {
 			failed = make([]int, end-start)
 			for i := range failed {
 				failed[i] = i
 			}
-			p.cfg.Logger.Warn("publish call failed; its events stay unpublished", "app", app.ID, "events", end-start, "error", err.Error())
+			callErr = fmt.Errorf("publish: %w", err)
 		}
 		refused := make(map[int]bool, len(failed))
 		for _, i := range failed {
@@ -196,7 +205,7 @@ func (p *Publisher) publishPage(ctx context.Context, app *appconfig.App, match M
 			return fmt.Errorf("mark published: %w", err)
 		}
 	}
-	return nil
+	return callErr
 }
 
 // cooldown clears the channels of joins whose user had a delivery within the app's cool-down

@@ -180,7 +180,7 @@ func TestRefusedEntriesGoAgainNextRun(t *testing.T) {
 	// A call that fails as a whole leaves its events unpublished, with an error.
 	record(t, store, change("shop", "cart", "u-4", true, 4_000))
 	b.err, b.calls = errors.New("bus down"), nil
-	if res, err := p.Run(context.Background()); err != nil || res.Failed != 1 || res.Published != 0 {
+	if res, err := p.Run(context.Background()); err == nil || res.Failed != 1 || res.Published != 0 {
 		t.Fatalf("run with the bus down = %+v, %v; want 1 failed", res, err)
 	}
 	b.err, b.calls = nil, nil
@@ -275,5 +275,23 @@ func TestNoPersonalDataInEvents(t *testing.T) {
 	slices.Sort(keys)
 	if !slices.Equal(keys, wantKeys) || strings.Contains(string(detail), "alice") {
 		t.Fatalf("detail %s; want exactly %v and no raw id", detail, wantKeys)
+	}
+}
+
+func TestDefaultMatcherIsPackageChannels(t *testing.T) {
+	shop := &appconfig.App{ID: "shop", Channels: []appconfig.Channel{
+		{ID: "push", Type: "webhook", URL: "https://push.example.com/hook", Segments: []string{"cart"}},
+		{ID: "crm", Type: "webhook", URL: "https://crm.example.com/hook", Segments: []string{"cart"}, Events: []string{"left"}},
+	}}
+	store, b := memstate.New(), &bus{}
+	p, err := New(Config{Apps: []*appconfig.App{shop}, Feed: store, Cooldowns: store, Bus: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	record(t, store, change("shop", "cart", "u-1", true, 1_000), change("shop", "cart", "u-2", false, 2_000))
+	run(t, p)
+	evs := b.events()
+	if len(evs) != 2 || !slices.Equal(evs[0].Channels, []string{"push"}) || !slices.Equal(evs[1].Channels, []string{"crm"}) {
+		t.Fatalf("events %+v; want the join to push, the leave to crm", evs)
 	}
 }

@@ -69,7 +69,7 @@ func TestCartAbandonmentWithoutANewEvent(t *testing.T) {
 		t.Fatalf("after the sweep: segments %v, next due %d", rec.Segments, rec.DueAt)
 	}
 	changes, _, _ := store.PendingChanges(context.Background(), app.ID, "cart_abandoner", "", 10)
-	if len(changes) != 1 || !changes[0].Joined || changes[0].At != clock.UnixMilli() {
+	if len(changes) != 1 || !changes[0].Joined || changes[0].At != clock.UnixMilli() || changes[0].Reason != ports.ReasonTime {
 		t.Fatalf("changes %+v", changes)
 	}
 	// A second sweep at the same time finds nobody due and records nothing more.

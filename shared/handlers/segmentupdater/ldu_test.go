@@ -35,6 +35,9 @@ func TestLDUFlipRecordsRejoins(t *testing.T) {
 	if last := changes[len(changes)-1]; last.StateVersion != rec.Version {
 		t.Errorf("rejoin stamped with state version %d, want %d (the write that turned LDU on)", last.StateVersion, rec.Version)
 	}
+	if first, last := changes[0], changes[len(changes)-1]; first.Reason != ports.ReasonEvents || last.Reason != ports.ReasonConsent {
+		t.Errorf("reasons: join %q, rejoin %q; want events, consent", first.Reason, last.Reason)
+	}
 
 	hs.handle(t, hs.batch(t, event("open-2", "fb_mobile_activate_app", now.Add(-40*time.Minute), "u-ldu", nil)))
 	if _, st := hs.user(t, "u-ldu"); !st.LimitedDataUse() {

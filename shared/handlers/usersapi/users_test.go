@@ -160,8 +160,8 @@ func TestErasure(t *testing.T) {
 	// A leave change per segment the user was in: the next sync removes the rows.
 	for _, seg := range segs {
 		p := u.pending(t, seg)
-		if len(p) != 1 || p[0].Joined || p[0].UserKey != key {
-			t.Errorf("pending changes of %s: %+v, want one leave", seg, p)
+		if len(p) != 1 || p[0].Joined || p[0].UserKey != key || p[0].Reason != ports.ReasonErasure || p[0].AppUserID != "" {
+			t.Errorf("pending changes of %s: %+v, want one leave for the erasure, without the app user id", seg, p)
 		}
 	}
 	// The explicit withdrawal carries the erasure id.
@@ -210,7 +210,7 @@ func TestConsentWithdrawAndGrant(t *testing.T) {
 		t.Fatalf("withdrawn user still in %v", rec.Segments)
 	}
 	for _, seg := range segs {
-		if p := u.pending(t, seg); len(p) != 1 || p[0].Joined {
+		if p := u.pending(t, seg); len(p) != 1 || p[0].Joined || p[0].Reason != ports.ReasonConsent {
 			t.Errorf("pending of %s after the withdrawal: %+v", seg, p)
 		}
 	}
