@@ -1,11 +1,16 @@
-// Package dynamostate is the DynamoDB adapter of ports.SegmentStore: one table holds user
-// items and membership change items, with two sparse global secondary indexes (pending
-// changes, due users). The layout is a contract with the CDK stack; keys.go names it.
+// Package dynamostate is the DynamoDB adapter of ports.SegmentStore (and of ports.ChangeFeed
+// and ports.CooldownStore): one table holds user items and membership change items, with three
+// sparse global secondary indexes (pending changes, unpublished changes, due users). The
+// layout is a contract with the CDK stack; keys.go names it.
 //
 //	user item    pk=user#<app>#<userKey>  sk=state
 //	             st(B) segs(SS) seq(S) ids(SS) ver(N) dueAt(N) dueBucket(S) expiresAt(N)
 //	change item  pk=chg#<app>#<segment>   sk=<At ms, 13 digits>#<userKey>#<j|l>
-//	             uk(S) joined(BOOL) at(N) pendingPk(S, while pending) expiresAt(N)
+//	             uk(S) joined(BOOL) at(N) sver(N) recAt(N) why(S, the reason)
+//	             auid(S, the app's user id: shared apps only, removed once published)
+//	             pendingPk(S, while pending) unpubPk(S, <app>, while unpublished) expiresAt(N)
+//	cool-down    pk=user#<app>#<userKey>  sk=cool
+//	             lastAt(N, unix ms of the user's last channel delivery) expiresAt(N) (publish.go)
 //	outcome item pk=out#<app>#<segment>   sk=<join day, 6 digits>
 //	             t|h + u r1 r7 r28 p28 rev (N) per arm, changed only by ADD (outcomes.go)
 //	action item  pk=auto#<app>            sk=<action id: <UTC day>-<hash>>
@@ -13,6 +18,7 @@
 //	KPI item     pk=kpi#<app>#<segment>   sk=<UTC date>
 //	             cost(S) sig(BOOL) mem(N) cur(S): the daily snapshot rules read (automation.go)
 //	GSI pending  pendingPk / sk, ALL
+//	GSI unpublished  unpubPk (S) / sk (S), ALL: every change of an app not yet on the bus
 //	GSI due      dueBucket (<app>#<yyyymmddhh> of dueAt, UTC) / dueAt, KEYS_ONLY
 //
 // Attributes with nothing to say are omitted (DynamoDB sets cannot be empty, and absent
@@ -21,7 +27,8 @@
 //
 // Reads of the indexes are eventually consistent in AWS (GSIs are): a change recorded a moment
 // ago may be missing from PendingChanges, and one just synced may still be listed. Both are
-// harmless for audience sync, whose operations are idempotent. Items past their TTL are not
+// harmless for audience sync, whose operations are idempotent; for the publisher a change
+// listed after it was published goes out again, with the same change_id (at least once). Items past their TTL are not
 // filtered: DynamoDB may delete them, but until then they are valid state.
 package dynamostate
 

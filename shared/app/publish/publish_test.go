@@ -196,10 +196,10 @@ func TestChannelsAndCooldown(t *testing.T) {
 	}}
 	p, store, b, clock := setup(t, shop)
 	record(t, store,
-		change("shop", "cart", "u-1", true, 1_000),   // push
-		change("shop", "lapsed", "u-1", true, 2_000), // cooled: u-1 got push a moment ago
-		change("shop", "vip", "u-2", true, 3_000),    // no channel: not cooled, no delivery recorded
-		change("shop", "lapsed", "u-2", true, 4_000), // push, email
+		change("shop", "cart", "u-1", true, 1_000),    // push
+		change("shop", "lapsed", "u-1", true, 2_000),  // cooled: u-1 got push a moment ago
+		change("shop", "vip", "u-2", true, 3_000),     // no channel: not cooled, no delivery recorded
+		change("shop", "lapsed", "u-2", true, 4_000),  // push, email
 		change("shop", "lapsed", "u-3", false, 5_000), // leave: email, never cooled
 	)
 	res := run(t, p)
