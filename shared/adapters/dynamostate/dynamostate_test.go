@@ -103,7 +103,7 @@ func TestCreateTable(t *testing.T) {
 		attrs = append(attrs, aws.ToString(a.AttributeName)+" "+string(a.AttributeType))
 	}
 	slices.Sort(attrs)
-	if want := []string{"dueAt N", "dueBucket S", "pendingPk S", "pk S", "sk S"}; !slices.Equal(attrs, want) {
+	if want := []string{"dueAt N", "dueBucket S", "pendingPk S", "pk S", "sk S", "unpubPk S"}; !slices.Equal(attrs, want) {
 		t.Errorf("attribute definitions = %v, want %v", attrs, want)
 	}
 	gsis := map[string]string{}
@@ -111,8 +111,9 @@ func TestCreateTable(t *testing.T) {
 		gsis[aws.ToString(g.IndexName)] = keySchema(g.KeySchema) + " / " + string(g.Projection.ProjectionType)
 	}
 	want := map[string]string{
-		"pending": "pendingPk HASH, sk RANGE / ALL",
-		"due":     "dueBucket HASH, dueAt RANGE / KEYS_ONLY",
+		"pending":     "pendingPk HASH, sk RANGE / ALL",
+		"unpublished": "unpubPk HASH, sk RANGE / ALL",
+		"due":         "dueBucket HASH, dueAt RANGE / KEYS_ONLY",
 	}
 	if fmt.Sprint(gsis) != fmt.Sprint(want) {
 		t.Errorf("GSIs = %v, want %v", gsis, want)
@@ -162,6 +163,15 @@ func TestItemLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	changeSK := fmt.Sprintf("%013d#u#1#j", at)
+	full := ports.MembershipChange{App: "shop", Segment: "cart", UserKey: "u#1", Joined: false, At: at, StateVersion: 3,
+		RecordedAt: at + 1, Reason: ports.ReasonConsent, AppUserID: "player-1"}
+	if err := s.RecordChanges(ctx, []ports.MembershipChange{full}); err != nil {
+		t.Fatal(err)
+	}
+	fullSK := fmt.Sprintf("%013d#u#1#l", at)
+	if err := s.SetLastDeliveries(ctx, "shop", map[string]int64{"u#1": at}); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		item map[string]types.AttributeValue
@@ -173,7 +183,13 @@ func TestItemLayout(t *testing.T) {
 		{"bare user", raw("user#shop#bare", "state"), "pk=S:user#shop#bare sk=S:state ver=N:1"},
 		{"change", raw("chg#shop#vip", changeSK),
 			"at=N:" + fmt.Sprint(at) + " expiresAt=N:" + fmt.Sprint(at/1000+48*3600) + " joined=BOOL:true pendingPk=S:shop#vip " +
-				"pk=S:chg#shop#vip sk=S:" + changeSK + " uk=S:u#1"},
+				"pk=S:chg#shop#vip sk=S:" + changeSK + " uk=S:u#1 unpubPk=S:shop"},
+		{"change with every field", raw("chg#shop#cart", fullSK),
+			"at=N:" + fmt.Sprint(at) + " auid=S:player-1 expiresAt=N:" + fmt.Sprint(at/1000+48*3600) + " joined=BOOL:false " +
+				"pendingPk=S:shop#cart pk=S:chg#shop#cart recAt=N:" + fmt.Sprint(at+1) + " sk=S:" + fullSK +
+				" sver=N:3 uk=S:u#1 unpubPk=S:shop why=S:consent"},
+		{"cool-down", raw("user#shop#u#1", "cool"),
+			"expiresAt=N:" + fmt.Sprint(at/1000+48*3600) + " lastAt=N:" + fmt.Sprint(at) + " pk=S:user#shop#u#1 sk=S:cool"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
