@@ -228,6 +228,21 @@ func TestChannelsEndToEnd(t *testing.T) {
 		t.Fatalf("dead letters written though every delivery succeeded: %v", err)
 	}
 
+	// retarget channels test's route: a test event through the dev bus, answered once delivered.
+	resp, err := client.Post(api+devenv.ChannelsTestPath, "application/json", strings.NewReader(`{"app": "sample-shop", "channel": "push"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res devenv.ChannelTestResult
+	json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || res.Outcome != "delivered" || res.Status != 200 || res.DetailType != "Segment Joined" {
+		t.Fatalf("channel test: %d %+v", resp.StatusCode, res)
+	}
+	if last := push.delivered(t); last[len(last)-1]["detail"].(map[string]any)["reason"] != "test" {
+		t.Fatalf("the test event did not reach the push webhook: %v", last[len(last)-1])
+	}
+
 	// No raw personal data in any request either webhook saw.
 	needles := []piiNeedle{
 		{user: user, field: "email", form: "raw", text: strings.ToLower(email)},
