@@ -57,7 +57,7 @@ func init() {
 	commands = []*command{sendCommand, userShowCommand, dlqListCommand, dlqShowCommand, dlqReplayCommand,
 		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand, audiencesAuditCommand,
 		insightsRunCommand, automationRunCommand, automationListCommand, automationApplyCommand, automationUndoCommand,
-		reportCommand, devTokenCommand, doctorCommand}
+		reportCommand, channelsTestCommand, devTokenCommand, doctorCommand}
 }
 
 // usageError is a bad command line. run prints it with a pointer to --help and exits 2.

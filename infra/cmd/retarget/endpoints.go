@@ -63,6 +63,7 @@ var stackOutputs = []struct {
 	{outputStateTableName, env.StateTableName, false},
 	{outputMetaCapiVersion, env.CAPIVersion, false},
 	{outputMetaMarketingVersion, env.MarketingVersion, false},
+	{outputEventBus, envEventBus, false}, // stacks with channels
 }
 
 // target is where the settings that neither a flag nor the environment gives come from.
