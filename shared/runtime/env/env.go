@@ -84,6 +84,9 @@ const (
 	ErasureTombstoneDays = "ERASURE_TOMBSTONE_DAYS"
 	// ErasureAuditDays keeps erasure audit records this many days (default 1095).
 	ErasureAuditDays = "ERASURE_AUDIT_DAYS"
+
+	// EventBusName is the EventBridge bus the segment changes are published on (the sweeper).
+	EventBusName = "EVENT_BUS_NAME"
 )
 
 // Common is what every function reads.
