@@ -77,6 +77,9 @@ const (
 	StateTableName = "STATE_TABLE_NAME"
 	// UserTTLDays expires inactive users' state after this many days (default 400).
 	UserTTLDays = "USER_TTL_DAYS"
+	// EventBusName is the event bus the sweeper publishes segment events on (name or ARN);
+	// unset: no events are published.
+	EventBusName = "EVENT_BUS_NAME"
 	// SweepLookbackHours is how far back the sweeper looks for due users (default 48).
 	SweepLookbackHours = "SWEEP_LOOKBACK_HOURS"
 	// ErasureTombstoneDays keeps an erased user's hashed identifiers this many days for the
@@ -84,9 +87,6 @@ const (
 	ErasureTombstoneDays = "ERASURE_TOMBSTONE_DAYS"
 	// ErasureAuditDays keeps erasure audit records this many days (default 1095).
 	ErasureAuditDays = "ERASURE_AUDIT_DAYS"
-
-	// EventBusName is the EventBridge bus the segment changes are published on (the sweeper).
-	EventBusName = "EVENT_BUS_NAME"
 )
 
 // Common is what every function reads.
