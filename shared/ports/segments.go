@@ -108,6 +108,10 @@ type UserState struct {
 	// zero means the wall clock at the write. The function sets it from its own clock, so a
 	// fake clock in tests and the audience sync's grace period agree.
 	RecordedAt time.Time
+	// Reason is why this write changes Segments (MembershipChange.Reason, a Reason constant):
+	// the function sets it with ChangedAt. The rejoins of a Limited Data Use change always
+	// carry ReasonConsent.
+	Reason string
 }
 
 // UserUpdate is what SegmentStore.Update did.

@@ -11,6 +11,7 @@ import (
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
+	"github.com/retarget-dev/retarget/shared/sandbox/devbus"
 )
 
 // console is the terminal: the startup summary, the access log and the stream tail on stdout,
@@ -82,6 +83,8 @@ func (c *console) printSummary(s started) {
 		w("  segments  segment-updater on the stream (batch %d), sweeper every %s (%s), table %s; GET /v1/users/{app_user_id}/segments, PUT .../consent, DELETE /v1/users/{app_user_id}",
 			updaterESM.BatchSize, s.Settings.SweepInterval, EnvSweep, stateTable)
 		w("  audiences audience-sync every %s (%s) to the Meta API above", s.Settings.AudienceSyncInterval, EnvSync)
+		w("  channels  %d of app %s: segment events published after each sweep; dev bus: %d attempts, dead letters in %s; `retarget channels test ID`",
+			len(s.App.Channels), s.App.ID, devbus.DefaultAttempts, devenv.ChannelDeadLettersFile)
 		w("  insights  insights every %s (%s): ad sets and spend from the Meta API above, then automation and the misuse audit; GET /v1/reports/audiences, `retarget report`, `retarget automation list`",
 			s.Settings.InsightsInterval, EnvInsights)
 	}

@@ -201,7 +201,12 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	// The dev token issuer: its keys are served next to the API, and the users routes trust it
 	// for every app that has auth.end_user (retarget dev token mints its tokens).
 	devIssuer := devissuer.EndUserAuth(apiURL+devissuer.JWKSPath, "")
-	segs, err := startSegments(setupCtx, s, metaAPI, awsCfg, dynamoCfg, devIssuer, logs, out)
+	chans, err := startChannels(s, apps, dynamoCfg, logs, out)
+	if err != nil {
+		return err
+	}
+	defer chans.stop()
+	segs, err := startSegments(setupCtx, s, metaAPI, awsCfg, dynamoCfg, devIssuer, chans.publish, logs, out)
 	if err != nil {
 		return err
 	}
@@ -227,11 +232,16 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		},
 	}
 	srv := &http.Server{
-		// The dev token issuer's keys are served beside the API; everything else is the API.
+		// The dev token issuer's keys and the channel test route are served beside the API;
+		// everything else is the API.
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == devissuer.JWKSPath && r.Method == http.MethodGet {
 				w.Header().Set("Content-Type", "application/json")
 				w.Write(devissuer.JWKS())
+				return
+			}
+			if r.URL.Path == devenv.ChannelsTestPath && r.Method == http.MethodPost {
+				chans.serveTest(w, r)
 				return
 			}
 			gateway.ServeHTTP(w, r)
@@ -290,6 +300,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	}
 	fwd.stop()
 	segs.stop()
+	chans.stop()
 	stopTail()
 	<-tailDone
 	stopEmulator(out, dynalite) // the deferred calls cover the early returns; Stop is idempotent

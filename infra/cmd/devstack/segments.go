@@ -34,7 +34,7 @@ var updaterESM = streampoller.Config{
 }
 
 // segmentFunctions runs the segment updater behind a local event source mapping, the sweeper
-// on a ticker, and serves the read route.
+// on a ticker (then afterSweep: the segment events' publisher), and serves the read route.
 type segmentFunctions struct {
 	read   *usersapi.Handler
 	cancel context.CancelFunc
@@ -42,7 +42,7 @@ type segmentFunctions struct {
 }
 
 // startSegments runs the segment functions on the state table (created by run).
-func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoCfg aws.Config, devIssuer *appconfig.EndUserAuth, logs *logFiles, out *console) (*segmentFunctions, error) {
+func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoCfg aws.Config, devIssuer *appconfig.EndUserAuth, afterSweep func(context.Context), logs *logFiles, out *console) (*segmentFunctions, error) {
 	common, state := env.Common{ConfigFile: s.ConfigFile}, env.State{Table: stateTable}
 	logger := slog.New(slog.NewMultiHandler(
 		observability.NewLogger(logs.segments, s.LogLevel).Handler(),
@@ -105,6 +105,7 @@ func startSegments(ctx context.Context, s settings, m *meta, kinesisCfg, dynamoC
 				if _, err := sweeper.Sweep(sweepCtx); err != nil && runCtx.Err() == nil {
 					out.Errorf("segment-sweeper: %v", err)
 				}
+				afterSweep(sweepCtx) // the sweeper's Lambda publishes the recorded changes after its sweep
 				stop()
 			case <-sync.C:
 				syncCtx, stop := context.WithTimeout(runCtx, 10*time.Minute)

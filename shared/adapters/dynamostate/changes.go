@@ -55,6 +55,7 @@ func (s *Store) changeItem(c ports.MembershipChange) map[string]types.AttributeV
 		attrJoined:    &types.AttributeValueMemberBOOL{Value: c.Joined},
 		attrAt:        num(c.At),
 		attrPendingPK: str(pendingPK(c.App, c.Segment)),
+		attrUnpubPK:   str(unpubPK(c.App)),
 		attrExpiresAt: num(c.At/1000 + int64(s.opts.ChangeRetention/time.Second)),
 	}
 	if c.StateVersion != 0 {
@@ -62,6 +63,12 @@ func (s *Store) changeItem(c ports.MembershipChange) map[string]types.AttributeV
 	}
 	if c.RecordedAt != 0 {
 		item[attrRecordedAt] = num(c.RecordedAt)
+	}
+	if c.Reason != "" {
+		item[attrChangeReason] = str(c.Reason)
+	}
+	if c.AppUserID != "" {
+		item[attrAppUserID] = str(c.AppUserID)
 	}
 	return item
 }
@@ -166,9 +173,17 @@ func parseChange(app, segment string, item map[string]types.AttributeValue) (por
 	if err != nil {
 		return ports.PendingChange{}, err
 	}
+	reason, err := optStr(item, attrChangeReason)
+	if err != nil {
+		return ports.PendingChange{}, err
+	}
+	auid, err := optStr(item, attrAppUserID)
+	if err != nil {
+		return ports.PendingChange{}, err
+	}
 	return ports.PendingChange{
 		MembershipChange: ports.MembershipChange{App: app, Segment: segment, UserKey: uk, Joined: joined.Value, At: at,
-			StateVersion: ver, RecordedAt: recAt},
+			StateVersion: ver, RecordedAt: recAt, Reason: reason, AppUserID: auid},
 		Cursor: sk,
 	}, nil
 }
@@ -193,7 +208,7 @@ func (s *Store) MarkSynced(ctx context.Context, changes []ports.PendingChange) e
 	}
 
 	if err := s.concurrently(ctx, len(marks), func(ctx context.Context, i int) error {
-		return s.markSynced(ctx, marks[i])
+		return s.unmark(ctx, marks[i], "REMOVE #pp", map[string]string{"#pp": attrPendingPK})
 	}); err != nil {
 		return fmt.Errorf("mark synced: %w", err)
 	}
@@ -245,11 +260,13 @@ func (s *Store) batchWriteAll(ctx context.Context, reqs []types.WriteRequest) er
 	})
 }
 
-func (s *Store) markSynced(ctx context.Context, c ports.MembershipChange) error {
+// unmark applies update (a REMOVE of index keys, names its attributes) to the change item of
+// c, only if it is still the recording that was read (MarkSynced, MarkPublished).
+func (s *Store) unmark(ctx context.Context, c ports.MembershipChange, update string, names map[string]string) error {
 	pk, sk := changePK(c.App, c.Segment), storecheck.ChangeSK(c)
-	// Only the recording the sync read: the updater may have recorded the same change again
-	// since (same identity, a later state write); that one stays pending for the next run.
-	names := map[string]string{"#pp": attrPendingPK, "#pk": attrPK, "#sv": attrStateVersion, "#ra": attrRecordedAt}
+	// Only the recording the reader read: the updater may have recorded the same change again
+	// since (same identity, a later state write); that one stays listed for the next run.
+	names["#pk"], names["#sv"], names["#ra"] = attrPK, attrStateVersion, attrRecordedAt
 	values := map[string]types.AttributeValue{}
 	cond := "attribute_exists(#pk)"
 	for _, a := range []struct {
@@ -266,7 +283,7 @@ func (s *Store) markSynced(ctx context.Context, c ports.MembershipChange) error 
 	in := &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.table),
 		Key:                      key(pk, sk),
-		UpdateExpression:         aws.String("REMOVE #pp"),
+		UpdateExpression:         aws.String(update),
 		ConditionExpression:      aws.String(cond),
 		ExpressionAttributeNames: names,
 	}

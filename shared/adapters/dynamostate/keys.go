@@ -18,6 +18,9 @@ const (
 	// DueIndex lists users by their next due time: partition dueBucket (S), sort dueAt (N),
 	// projection KEYS_ONLY. Sparse: only users with a DueAt carry dueBucket.
 	DueIndex = "due"
+	// UnpublishedIndex lists the changes not yet published on the event bus: partition
+	// unpubPk (S, the app), sort sk (S), projection ALL. Sparse: MarkPublished removes unpubPk.
+	UnpublishedIndex = "unpublished"
 )
 
 // Attribute names. Short, because every byte of a name is billed on every write.
@@ -41,6 +44,13 @@ const (
 	// attrStateVersion and attrRecordedAt: see ports.MembershipChange.
 	attrStateVersion = "sver"
 	attrRecordedAt   = "recAt"
+	// attrChangeReason and attrAppUserID: see ports.MembershipChange; attrUnpubPK keys the
+	// unpublished index (publish.go).
+	attrChangeReason = "why"
+	attrAppUserID    = "auid"
+	attrUnpubPK      = "unpubPk"
+	// Cool-down items (publish.go).
+	attrLastDelivery = "lastAt"
 )
 
 const (
@@ -54,6 +64,13 @@ func userPK(app, userKey string) string { return "user#" + app + "#" + userKey }
 func changePK(app, segment string) string { return "chg#" + app + "#" + segment }
 
 func pendingPK(app, segment string) string { return app + "#" + segment }
+
+// unpubPK is the unpublished index partition of a change: the app, so one query per app reads
+// every segment's unpublished changes in time order.
+func unpubPK(app string) string { return app }
+
+// cooldownSK is the sort key of a user's cool-down item, beside their state item.
+const cooldownSK = "cool"
 
 // dueBucket is the due index partition of a DueAt: <app>#<yyyymmddhh> in UTC.
 func dueBucket(app string, dueAt int64) string {

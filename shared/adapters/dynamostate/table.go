@@ -22,7 +22,7 @@ type TableAPI interface {
 // tablePollInterval is how often CreateTable looks whether the table is ACTIVE.
 const tablePollInterval = 50 * time.Millisecond
 
-// CreateTable creates the segment state table (on-demand, both GSIs) unless a table with that
+// CreateTable creates the segment state table (on-demand, every GSI) unless a table with that
 // name exists, and waits until it and its indexes are ACTIVE (or ctx ends). For tests and the
 // dev stack; the deployed table comes from CDK, which also turns on TTL on expiresAt (dynalite
 // has no TTL, so this does not).
@@ -76,6 +76,7 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 			attr(attrPK, types.ScalarAttributeTypeS),
 			attr(attrSK, types.ScalarAttributeTypeS),
 			attr(attrPendingPK, types.ScalarAttributeTypeS),
+			attr(attrUnpubPK, types.ScalarAttributeTypeS),
 			attr(attrDueBucket, types.ScalarAttributeTypeS),
 			attr(attrDueAt, types.ScalarAttributeTypeN),
 		},
@@ -84,6 +85,11 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 			{
 				IndexName:  aws.String(PendingIndex),
 				KeySchema:  keys(attrPendingPK, attrSK),
+				Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+			},
+			{
+				IndexName:  aws.String(UnpublishedIndex),
+				KeySchema:  keys(attrUnpubPK, attrSK),
 				Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
 			},
 			{

@@ -69,6 +69,7 @@ func Update(ctx context.Context, store Store, app, userKey string, fn func(*port
 		err = fn(&u)
 		if errors.Is(err, ports.ErrNothingToWrite) {
 			res.Changes = Changes(app, userKey, rec.Segments, u.Segments, u.ChangedAt)
+			Tag(res.Changes, u.Reason, u.State.AppUserID)
 			return res, nil
 		}
 		if err != nil {
@@ -81,8 +82,11 @@ func Update(ctx context.Context, store Store, app, userKey string, fn func(*port
 		next := ports.UserRecord{App: app, UserKey: userKey, State: encoded, Segments: u.Segments, LastSeq: u.LastSeq,
 			RecentIDs: u.RecentIDs, Version: rec.Version + 1, DueAt: u.DueAt, ExpiresAt: u.ExpiresAt}
 		changes := Changes(app, userKey, rec.Segments, u.Segments, u.ChangedAt)
+		Tag(changes, u.Reason, u.State.AppUserID)
 		if u.State.LimitedDataUse() != lduBefore {
-			changes = append(changes, Rejoins(app, userKey, rec.Segments, u.Segments, u.ChangedAt)...)
+			rejoins := Rejoins(app, userKey, rec.Segments, u.Segments, u.ChangedAt)
+			Tag(rejoins, ports.ReasonConsent, u.State.AppUserID)
+			changes = append(changes, rejoins...)
 		}
 		recordedAt := u.RecordedAt
 		if recordedAt.IsZero() {
@@ -138,6 +142,14 @@ func Rejoins(app, userKey string, before, after []string, at int64) []ports.Memb
 		}
 	}
 	return out
+}
+
+// Tag sets why the changes happened and the app's user id they carry (stored only for apps
+// that share it: see segments.State.AppUserID).
+func Tag(changes []ports.MembershipChange, reason, appUserID string) {
+	for i := range changes {
+		changes[i].Reason, changes[i].AppUserID = reason, appUserID
+	}
 }
 
 // Stamp marks changes as belonging to the state write of version (the write that follows

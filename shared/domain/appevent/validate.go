@@ -223,6 +223,9 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 	}
 	if appUserID != "" {
 		u.ExternalID, _ = st.norm.HashField(identity.ExternalID, appUserID, "")
+		if st.app.ShareAppUserID {
+			u.AppUserID = appUserID // for the app's channels (segment events); raw only here
+		}
 	}
 	for _, f := range hashedUserFields {
 		if raw[f.key] == "" {

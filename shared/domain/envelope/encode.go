@@ -153,6 +153,7 @@ func appendUser(b []byte, u *User) []byte {
 	o.str(`"madid":`, u.MADID)
 	o.str(`"client_ip_address":`, u.ClientIP)
 	o.str(`"client_user_agent":`, u.ClientUserAgent)
+	o.str(`"app_user_id":`, u.AppUserID)
 	return o.close()
 }
 

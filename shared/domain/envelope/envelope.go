@@ -75,6 +75,10 @@ type User struct {
 	MADID           string          `json:"madid,omitempty"`
 	ClientIP        string          `json:"client_ip_address,omitempty"`
 	ClientUserAgent string          `json:"client_user_agent,omitempty"`
+	// AppUserID is the app's own user id as sent, only for apps that share it with their
+	// channels ("share_app_user_id": true) and only with consent; every other record carries
+	// it hashed (ExternalID) and nothing more.
+	AppUserID string `json:"app_user_id,omitempty"`
 }
 
 // Hashed returns a pointer to the digest of field f, for code that walks every hashed field.

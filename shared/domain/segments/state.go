@@ -78,6 +78,10 @@ type State struct {
 	// Cohorts are the user's open enrolments in audience measurements (cohorts.go; package
 	// outcomes starts, counts and drops them).
 	Cohorts []Cohort `json:"co,omitempty"`
+	// AppUserID is the app's own user id of the latest event that carried one: only apps that
+	// share it (share_app_user_id) put it on the stream. It is stamped on the user's
+	// membership changes for the bus.
+	AppUserID string `json:"auid,omitempty"`
 }
 
 // Subscription is the newest subscription event: its event time and the

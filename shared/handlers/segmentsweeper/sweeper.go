@@ -168,7 +168,7 @@ func (s *Sweeper) sweepUser(ctx context.Context, app, uk string, now time.Time, 
 		joined, left := segments.Diff(u.Segments, after)
 		unchanged := len(joined) == 0 && len(left) == 0 && segments.DueAt(due) == u.DueAt
 		u.Segments, u.DueAt = after, segments.DueAt(due)
-		u.ChangedAt, u.RecordedAt = now.UnixMilli(), now
+		u.ChangedAt, u.RecordedAt, u.Reason = now.UnixMilli(), now, ports.ReasonTime
 		if dryRun || unchanged {
 			return ports.ErrNothingToWrite
 		}

@@ -228,6 +228,7 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, ldu *boo
 		lastSeq := u.LastSeq
 		applied, dups = 0, 0
 		counted = outcomes.Tally{} // a conflict reruns fn on the fresh state: count afresh
+		auidAt := int64(-1 << 63)
 		for _, it := range its {
 			id := idEntry(&it.event)
 			if !seqAfter(it.seq, u.LastSeq) || hasID(recent, id) {
@@ -237,6 +238,7 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, ldu *boo
 			// One event at a time, so each one's outcomes are exact (which window, which
 			// purchase): the same fold as State.Apply, observed.
 			plan.Apply(&u.State, &it.event, rules, counted)
+			keepAppUserID(&u.State, &it.event, &auidAt)
 			recent = append(recent, id)
 			if seqAfter(it.seq, lastSeq) {
 				lastSeq = it.seq
@@ -251,7 +253,7 @@ func (h *Handler) applyUser(ctx context.Context, k userKey, its []item, ldu *boo
 		}
 		after, due := rules.Evaluate(&u.State, now)
 		joined, _ := segments.Diff(u.Segments, after)
-		u.ChangedAt, u.RecordedAt = latestEventMillis(its), h.cfg.Now()
+		u.ChangedAt, u.RecordedAt, u.Reason = latestEventMillis(its), h.cfg.Now(), ports.ReasonEvents
 		if plan != nil {
 			// The join's time is the membership change's: the latest event of the batch.
 			plan.Enrol(&u.State, k.uk, joined, u.ChangedAt/1000, counted)
@@ -331,6 +333,15 @@ func seqAfter(a, b string) bool {
 		return len(a) > len(b)
 	}
 	return a > b
+}
+
+// keepAppUserID keeps in st the app user id of the latest event (by event time) of the batch
+// that carries one: only the records of apps sharing it do (share_app_user_id). Update stamps
+// it on the user's membership changes for the segment events.
+func keepAppUserID(st *segments.State, ev *envelope.Event, latest *int64) {
+	if ev.User.AppUserID != "" && ev.Time >= *latest {
+		st.AppUserID, *latest = ev.User.AppUserID, ev.Time
+	}
 }
 
 func latestEventMillis(its []item) int64 {

@@ -115,7 +115,7 @@ func (h *Handler) tombstone(ctx context.Context, app, key string, now time.Time)
 		left = slices.Clone(u.Segments)
 		u.State = segments.State{Consent: segments.Consent{At: now.Unix(), Withdrawn: true}, Email: st.Email, Phone: st.Phone, MADID: st.MADID}
 		u.Segments, u.DueAt, u.ExpiresAt = nil, 0, now.Add(h.cfg.TombstoneTTL).Unix()
-		u.ChangedAt, u.RecordedAt = now.UnixMilli(), h.cfg.Now()
+		u.ChangedAt, u.RecordedAt, u.Reason = now.UnixMilli(), h.cfg.Now(), ports.ReasonErasure
 		return nil
 	})
 	if err != nil {
@@ -207,7 +207,7 @@ func (h *Handler) foldConsent(ctx context.Context, app, key string, granted, ldu
 		if u.State.LastSeen > 0 {
 			u.ExpiresAt = time.Unix(u.State.LastSeen, 0).Add(h.cfg.UserTTL).Unix()
 		}
-		u.ChangedAt, u.RecordedAt = now.UnixMilli(), h.cfg.Now()
+		u.ChangedAt, u.RecordedAt, u.Reason = now.UnixMilli(), h.cfg.Now(), ports.ReasonConsent
 		return nil
 	})
 	return err

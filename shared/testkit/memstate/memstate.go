@@ -33,6 +33,7 @@ type Store struct {
 	consents map[userID]ports.UserConsent
 	erasures map[erasureID]ports.ErasureRecord
 	outcomes map[ports.OutcomeKey]ports.OutcomeCounts // outcomes.go
+	cooldown map[userID]int64                        // publish.go
 }
 
 type userID struct{ app, userKey string }
@@ -40,8 +41,9 @@ type userID struct{ app, userKey string }
 type segmentID struct{ app, segment string }
 
 type change struct {
-	c       ports.MembershipChange
-	pending bool
+	c           ports.MembershipChange
+	pending     bool
+	unpublished bool // publish.go
 }
 
 var _ ports.SegmentStore = (*Store)(nil)
@@ -135,7 +137,7 @@ func (s *Store) RecordChanges(ctx context.Context, changes []ports.MembershipCha
 		if s.changes[seg] == nil {
 			s.changes[seg] = make(map[string]*change)
 		}
-		s.changes[seg][storecheck.ChangeSK(c)] = &change{c: c, pending: true}
+		s.changes[seg][storecheck.ChangeSK(c)] = &change{c: c, pending: true, unpublished: true}
 		delete(s.sorted, seg)
 	}
 	return nil
