@@ -179,11 +179,16 @@ func newChannelDelivery(scope constructs.Construct, bus awsevents.IEventBus, app
 	return &ChannelDelivery{App: appID, Channel: cfg.ID, Connection: conn, Destination: dest, Rule: rule, DeadLetters: deadLetters}
 }
 
-// CheckDeployableChannels refuses what the config allows for make dev only: a channel URL on
-// loopback (http://127.0.0.1:..., localhost). EventBridge calls the URL from AWS, where
-// loopback is nobody's webhook.
+// CheckDeployableChannels refuses what the config allows for make dev only, a channel URL on
+// loopback (http://127.0.0.1:..., localhost): EventBridge calls the URL from AWS, where
+// loopback is nobody's webhook. It also refuses a body EventBridge would not take (the loader
+// does not read bodies; package channels does).
 func CheckDeployableChannels(cfg *appconfig.Config) error {
-	for _, app := range cfg.Apps {
+	for k := range cfg.Apps {
+		app := &cfg.Apps[k]
+		if _, err := channels.Compile(app); err != nil {
+			return err
+		}
 		for i, ch := range app.Channels {
 			u, err := url.Parse(ch.URL)
 			if err != nil {

@@ -160,7 +160,7 @@ func TestChannels(t *testing.T) {
 			}
 			check(t, func() { opsTemplate.ResourceCountIs(jsii.String("AWS::Events::Rule"), jsii.Number(2)) })
 		}},
-		{"target: the destination, 24 h and 185 retries, the channel's dead letters, the event itself without body", func(t *testing.T) {
+		{"target: the destination, 24 h and 185 retries, the channel's dead letters; the event itself without body, the input transformer with one", func(t *testing.T) {
 			for _, d := range []*ChannelDelivery{push, crm} {
 				res := resourcesIn(opsTempl, "AWS::Events::Rule")[logicalID(d.Rule)]
 				targets, _ := res["Properties"].(map[string]any)["Targets"].([]any)
@@ -178,9 +178,27 @@ func TestChannels(t *testing.T) {
 						t.Errorf("%s: target %s = %v, want %v", d.Channel, k, target[k], v)
 					}
 				}
-				for _, k := range []string{"Input", "InputPath", "InputTransformer"} {
+				for _, k := range []string{"Input", "InputPath"} {
 					if v, ok := target[k]; ok {
-						t.Errorf("%s has no body, but its target sets %s: %v", d.Channel, k, v)
+						t.Errorf("%s: the target sets %s: %v", d.Channel, k, v)
+					}
+				}
+				switch d {
+				case push:
+					if v, ok := target["InputTransformer"]; ok {
+						t.Errorf("push has no body, but its target transforms the event: %v", v)
+					}
+				case crm:
+					// Each distinct path once, in order of first use; the whole event as
+					// EventBridge's predefined variable.
+					want := map[string]any{
+						"InputPathsMap": map[string]any{"p0": "$.detail.user_key", "p1": "$.detail.segment"},
+						"InputTemplate": `{"user": "<p0>", "segment": "<p1>", "again": "<p0>", "event": <aws.events.event.json>}`,
+					}
+					if !sameJSON(target["InputTransformer"], want) {
+						g, _ := json.Marshal(target["InputTransformer"])
+						w, _ := json.Marshal(want)
+						t.Errorf("crm input transformer\n got %s\nwant %s", g, w)
 					}
 				}
 			}
@@ -303,6 +321,15 @@ func TestChannelsRefusedAtSynth(t *testing.T) {
 	t.Run("channels without the segment state", func(t *testing.T) {
 		_, err := resolveProps(&RetargetStackProps{Config: withChannelURL(t, "https://hooks.example.com/x")})
 		want := "retarget stack: app shop has channels: they deliver segment changes, so deploy with the segment state (-c segments=true)"
+		if err == nil || err.Error() != want {
+			t.Errorf("resolveProps: %v\nwant %s", err, want)
+		}
+	})
+	t.Run("a body EventBridge would not take", func(t *testing.T) {
+		cfg := withChannelURL(t, "https://hooks.example.com/x")
+		cfg.Apps[0].Channels[0].Body = `{"segment": "<segment>"}`
+		_, err := resolveProps(&RetargetStackProps{Config: cfg, SegmentsEnabled: true})
+		want := "retarget stack: app shop: channels[0] (push).body: invalid channel body: <segment> is not a placeholder: use <$.path> with a path of letters, digits, '_', '-' and '.' (e.g. <$.detail.segment>), or <aws.events.event.json>"
 		if err == nil || err.Error() != want {
 			t.Errorf("resolveProps: %v\nwant %s", err, want)
 		}

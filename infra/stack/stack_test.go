@@ -27,7 +27,7 @@ const twoApps = `{
 }`
 
 // opsApps has one app with its own usage plan settings, two audiences (one with defaults) and
-// two channels (one with auth and both events, one with the defaults).
+// two channels (one with auth and both events, one with the defaults and a body).
 const opsApps = `{
   "version": 1,
   "apps": [
@@ -49,7 +49,8 @@ const opsApps = `{
        {"id": "push", "type": "webhook", "url": "https://push.example.com/hooks/retarget",
         "segments": ["cart_abandoner"], "events": ["joined", "left"], "rate_per_second": 50,
         "auth": {"header": "Authorization", "secret_name": "retarget/push", "dev_value": "Bearer dev-push-token"}},
-       {"id": "crm", "type": "webhook", "url": "https://crm.example.com/in", "segments": ["vip", "cart_abandoner"]}
+       {"id": "crm", "type": "webhook", "url": "https://crm.example.com/in", "segments": ["vip", "cart_abandoner"],
+        "body": "{\"user\": \"<$.detail.user_key>\", \"segment\": \"<$.detail.segment>\", \"again\": \"<$.detail.user_key>\", \"event\": <aws.events.event.json>}"}
      ]},
     {"id": "game", "platforms": ["android"], "api_key": {"name": "game-key"},
      "meta": {"dataset_id": "222", "ad_account_id": "act_2"}}
