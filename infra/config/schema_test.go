@@ -239,6 +239,20 @@ var (
 	noCurrencyRate = del("apps/0/currency_rates")
 )
 
+// channel is a valid channel of the sample app with fields changed (a nil value removes one).
+func channel(fields map[string]any) []any {
+	c := map[string]any{"id": "push", "type": "webhook", "url": "https://push.example.com/hooks/retarget", "segments": []any{"cart_abandoner"},
+		"auth": map[string]any{"header": "Authorization", "secret_name": "retarget/push", "dev_value": "Bearer dev-push-token"}}
+	for k, v := range fields {
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+	}
+	return []any{c}
+}
+
 // TestSchemaRejectsWhatTheLoaderRejects: each invalid config is rejected by appconfig.Parse
 // (with the message in loader) and by the schema (with an error at the instance location at).
 func TestSchemaRejectsWhatTheLoaderRejects(t *testing.T) {
@@ -368,6 +382,33 @@ func TestSchemaRejectsWhatTheLoaderRejects(t *testing.T) {
 		{"payload cap too small", []edit{set("apps/0/audience_sync/max_payload_bytes", 100)}, "max_payload_bytes: must be 0 (the default) or at least 1024", app + "/audience_sync/max_payload_bytes"},
 		{"audience_sync unknown field", []edit{set("apps/0/audience_sync/max_removals", 5)}, `unknown field "max_removals"`, app + "/audience_sync"},
 		{"audience_sync not an object", []edit{set("apps/0/audience_sync", "daily")}, "audience_sync: must be an object", app + "/audience_sync"},
+		// Channels.
+		{"share_app_user_id not a boolean", []edit{set("apps/0/share_app_user_id", "yes")}, "share_app_user_id: must be bool", app + "/share_app_user_id"},
+		{"cool-down not a duration", []edit{set("apps/0/channel_cooldown", "a day")}, `channel_cooldown: must be a duration such as "24h"`, app + "/channel_cooldown"},
+		{"cool-down zero", []edit{set("apps/0/channel_cooldown", "0h")}, `channel_cooldown: must be a duration such as "24h"`, app + "/channel_cooldown"},
+		{"channel id bad pattern", []edit{set("apps/0/channels", channel(map[string]any{"id": "Push_1"}))}, "channels[0].id: must be 1-63 lowercase", app + "/channels/0/id"},
+		{"channel id missing", []edit{set("apps/0/channels", channel(map[string]any{"id": nil}))}, "channels[0].id: must be 1-63 lowercase", app + "/channels/0"},
+		{"channel type unknown", []edit{set("apps/0/channels", channel(map[string]any{"type": "sms"}))}, `channels[0].type: must be "webhook"`, app + "/channels/0/type"},
+		{"channel unknown field", []edit{set("apps/0/channels", channel(map[string]any{"headers": map[string]any{}}))}, `unknown field "headers"`, app + "/channels/0"},
+		{"channel url over plain http", []edit{set("apps/0/channels", channel(map[string]any{"url": "http://push.example.com/x"}))}, "channels[0].url: must be https (http only on loopback", app + "/channels/0/url"},
+		{"channel url with credentials", []edit{set("apps/0/channels", channel(map[string]any{"url": "https://me:pw@push.example.com/x"}))}, "channels[0].url: must be an absolute https URL without credentials", app + "/channels/0/url"},
+		{"channel url with fragment", []edit{set("apps/0/channels", channel(map[string]any{"url": "https://push.example.com/x#y"}))}, "channels[0].url: must be an absolute https URL without credentials or fragment", app + "/channels/0/url"},
+		{"channel url not a URL", []edit{set("apps/0/channels", channel(map[string]any{"url": "push.example.com"}))}, "channels[0].url: must be an absolute https URL", app + "/channels/0/url"},
+		{"channel url other scheme", []edit{set("apps/0/channels", channel(map[string]any{"url": "ftp://push.example.com/x"}))}, `channels[0].url: must be https (got "ftp://`, app + "/channels/0/url"},
+		{"channel segments missing", []edit{set("apps/0/channels", channel(map[string]any{"segments": nil}))}, "channels[0].segments: list at least one", app + "/channels/0"},
+		{"channel segments empty", []edit{set("apps/0/channels", channel(map[string]any{"segments": []any{}}))}, "channels[0].segments: list at least one", app + "/channels/0/segments"},
+		{"channel segment bad pattern", []edit{set("apps/0/channels", channel(map[string]any{"segments": []any{"Cart-Abandoner"}}))}, "is not one of the app's segments", app + "/channels/0/segments/0"},
+		{"channel segment twice", []edit{set("apps/0/channels", channel(map[string]any{"segments": []any{"vip", "vip"}}))}, `"vip" is listed twice`, app + "/channels/0/segments"},
+		{"channel event unknown", []edit{set("apps/0/channels", channel(map[string]any{"events": []any{"churned"}}))}, `channels[0].events[0]: must be "joined" or "left"`, app + "/channels/0/events/0"},
+		{"channel event twice", []edit{set("apps/0/channels", channel(map[string]any{"events": []any{"left", "left"}}))}, `"left" is listed twice`, app + "/channels/0/events"},
+		{"channel auth header bad", []edit{set("apps/0/channels", channel(map[string]any{"auth": map[string]any{"header": "Bad Header", "secret_name": "s"}}))}, "auth.header: must be an HTTP header name", app + "/channels/0/auth/header"},
+		{"channel auth header missing", []edit{set("apps/0/channels", channel(map[string]any{"auth": map[string]any{"secret_name": "s"}}))}, "auth.header: must be an HTTP header name", app + "/channels/0/auth"},
+		{"channel auth secret bad", []edit{set("apps/0/channels", channel(map[string]any{"auth": map[string]any{"header": "Authorization", "secret_name": "retarget push"}}))}, "auth.secret_name: must be a Secrets Manager secret name", app + "/channels/0/auth/secret_name"},
+		{"channel auth secret missing", []edit{set("apps/0/channels", channel(map[string]any{"auth": map[string]any{"header": "Authorization"}}))}, "auth.secret_name: must be a Secrets Manager secret name", app + "/channels/0/auth"},
+		{"channel dev value two lines", []edit{set("apps/0/channels", channel(map[string]any{"auth": map[string]any{"header": "Authorization", "secret_name": "s", "dev_value": "Bearer a\r\nX: 1"}}))}, "auth.dev_value: must be one line", app + "/channels/0/auth/dev_value"},
+		{"channel auth unknown field", []edit{set("apps/0/channels", channel(map[string]any{"auth": map[string]any{"header": "Authorization", "secret_name": "s", "value": "x"}}))}, `unknown field "value"`, app + "/channels/0/auth"},
+		{"channel rate too high", []edit{set("apps/0/channels", channel(map[string]any{"rate_per_second": 301}))}, "rate_per_second: must be 0 (the default, 300) or 1..300", app + "/channels/0/rate_per_second"},
+		{"channel rate negative", []edit{set("apps/0/channels", channel(map[string]any{"rate_per_second": -1}))}, "rate_per_second: must be 0 (the default, 300) or 1..300", app + "/channels/0/rate_per_second"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -412,6 +453,14 @@ func TestSchemaAcceptsWhatTheLoaderAccepts(t *testing.T) {
 		"a second app":                            {set("apps/-", otherApp(t))},
 		"audience name with inner spaces":         {set("apps/0/audiences/0/name", "Accredited sellers,  Sloane St")},
 		"no exclusive groups":                     {set("apps/0/exclusive_groups", []any{})},
+		"a channel with every field": {set("apps/0/share_app_user_id", true), set("apps/0/channel_cooldown", "24h"), set("apps/0/channels", channel(map[string]any{
+			"url": "https://push.example.com:8443/hooks/retarget?app=shop", "segments": []any{"cart_abandoner", "vip"}, "events": []any{"joined", "left"},
+			"body": `{"segment": "<$.detail.segment>"}`, "rate_per_second": 300}))},
+		"a channel with the defaults, no auth": {set("apps/0/channels", channel(map[string]any{"auth": nil})), set("apps/0/share_app_user_id", false)},
+		"channels on loopback for make dev": {set("apps/0/channels", append(append(
+			channel(map[string]any{"id": "a", "url": "http://127.0.0.1:8787/hook"}),
+			channel(map[string]any{"id": "b", "url": "http://localhost:8787"})...),
+			channel(map[string]any{"id": "c", "url": "http://[::1]:8787/x?y=1"})...))},
 	}
 	for name, edits := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -496,6 +545,10 @@ func TestLoaderOnlyChecks(t *testing.T) {
 		{"since bounds crossed", []edit{set("apps/0/segments/0/when/0/since/at_least", "3d")}, "must be shorter than within", "since.at_least shorter than since.within"},
 		{"not_followed window crossed", []edit{set("apps/0/segments/2/when/0/not_followed/until", "1h")}, "must be longer than after", "not_followed.until longer than not_followed.after"},
 		{"value bounds crossed", []edit{set("apps/0/segments/4/when/0/value/below", 200)}, "must be less than below", "value.at_least below value.below"},
+		{"channel id twice", []edit{set("apps/0/channels", append(channel(nil), channel(nil)...))}, `channels[1].id: "push" duplicates channels[0]`, "channel ids unique within an app"},
+		{"channel of an unknown segment", []edit{set("apps/0/channels", channel(map[string]any{"segments": []any{"lapsed"}}))}, `"lapsed" is not one of the app's segments`,
+			"a channel's segments must be the app's segments"},
+		{"cool-down above 30d", []edit{set("apps/0/channel_cooldown", "31d")}, "at most 30d", "channel_cooldown at most 30d"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -534,6 +587,10 @@ func TestSchemaAsksToLeaveUnsetFieldsOut(t *testing.T) {
 		"null audience_sync":    set("apps/0/audience_sync", nil),
 		"null columns":          set("apps/0/audiences/0/columns", nil),
 		"empty event list":      set("apps/0/segments/0/when/0/since/events", []any{}),
+		"empty channel body":    set("apps/0/channels", channel(map[string]any{"body": ""})),
+		"empty channel events":  set("apps/0/channels", channel(map[string]any{"events": []any{}})),
+		"empty header dev value": set("apps/0/channels", channel(map[string]any{
+			"auth": map[string]any{"header": "Authorization", "secret_name": "s", "dev_value": ""}})),
 	} {
 		t.Run(name, func(t *testing.T) {
 			doc := variant(t, e)

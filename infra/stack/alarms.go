@@ -61,6 +61,8 @@ type AlarmsProps struct {
 	// Insights, when set, adds its function's alarms, the per-audience spend and cost alarms
 	// and their dashboard widgets.
 	Insights *Insights
+	// Channels, when set, adds the depth alarm of each channel's dead-letter queue.
+	Channels *Channels
 	// AudienceSyncIntervalMinutes is the sync's schedule (to tell a stopped sync).
 	AudienceSyncIntervalMinutes int
 	// Email, when set, is subscribed to the topic (the address must confirm).
@@ -191,6 +193,11 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	}
 	if s := props.Insights; s != nil {
 		queues["InsightsDeadLetters"] = s.DeadLetters
+	}
+	if s := props.Channels; s != nil {
+		for _, d := range s.Deliveries {
+			queues["ChannelDeadLetters-"+d.App+"-"+d.Channel] = d.DeadLetters
+		}
 	}
 	for _, name := range sortedKeys(queues) {
 		depth := queues[name].MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Maximum")})

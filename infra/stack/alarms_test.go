@@ -126,6 +126,9 @@ func TestAlarms(t *testing.T) {
 		queues := []any{getAtt(opsStack.Forwarder.DeadLetters, "QueueName"), getAtt(opsStack.Forwarder.EsmFailures, "QueueName"),
 			getAtt(opsStack.Segments.EsmFailures, "QueueName"), getAtt(opsStack.Segments.SweepDeadLetters, "QueueName"),
 			getAtt(opsStack.AudienceSync.DeadLetters, "QueueName"), getAtt(opsStack.Insights.DeadLetters, "QueueName")}
+		for _, d := range opsStack.Channels.Deliveries {
+			queues = append(queues, getAtt(d.DeadLetters, "QueueName"))
+		}
 		if len(depth) != len(queues) {
 			t.Fatalf("%d queue alarms, want %d", len(depth), len(queues))
 		}

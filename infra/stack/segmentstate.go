@@ -44,6 +44,11 @@ const (
 	DueIndexName             = "due"
 	DueIndexPartitionKey     = "dueBucket"
 	DueIndexSortKey          = "dueAt"
+	// The unpublished index lists the membership changes not yet published on the bus (the
+	// publisher's change feed; sparse like pending).
+	UnpublishedIndexName         = "unpublished"
+	UnpublishedIndexPartitionKey = "unpubPk"
+	UnpublishedIndexSortKey      = "sk"
 )
 
 // Erasure settings of the users function (ERASURE_TOMBSTONE_DAYS, ERASURE_AUDIT_DAYS).
@@ -102,6 +107,11 @@ var (
 	// The sweeper does the same for due users, which it finds by querying the due index.
 	sweeperTableActions    = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"}
 	sweeperDueIndexActions = []string{"dynamodb:Query"}
+	// As the publisher of segment changes it queries the unpublished index (marking a change
+	// published is an UpdateItem, which it has) and batch-reads the users' last channel
+	// deliveries (the cross-channel cool-down).
+	publisherTableActions            = []string{"dynamodb:BatchGetItem"}
+	publisherUnpublishedIndexActions = []string{"dynamodb:Query"}
 	// The users function reads a user item; for consent and erasure it also batch-reads the
 	// decision, writes it, the user item (conditionally), the audit record (PutItem) and the
 	// membership changes (BatchWriteItem). The report route queries the table (not an index)
@@ -228,6 +238,13 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 				ProjectionType: awsdynamodb.ProjectionType_ALL,
 			},
 			{
+				// Sparse: only membership changes not yet published on the bus carry unpubPk.
+				IndexName:      jsii.String(UnpublishedIndexName),
+				PartitionKey:   &awsdynamodb.Attribute{Name: jsii.String(UnpublishedIndexPartitionKey), Type: str},
+				SortKey:        &awsdynamodb.Attribute{Name: jsii.String(UnpublishedIndexSortKey), Type: str},
+				ProjectionType: awsdynamodb.ProjectionType_ALL,
+			},
+			{
 				// Sparse: only users with a next due time carry dueBucket; keys are all a
 				// sweep needs before it reads the user item itself.
 				IndexName:      jsii.String(DueIndexName),
@@ -292,6 +309,8 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 	})
 	allowTable(sweeper.Function, sweeperTableActions, table.TableArn())
 	allowTable(sweeper.Function, sweeperDueIndexActions, dueIndexArn)
+	allowTable(sweeper.Function, publisherTableActions, table.TableArn())
+	allowTable(sweeper.Function, publisherUnpublishedIndexActions, jsii.String(*table.TableArn()+"/index/"+UnpublishedIndexName))
 	schedule := newScheduledRun(c, "SweepSchedule", "Runs the segment sweeper", sweeper.Function, interval,
 		SweepInput, SweepRetryAttempts, SweepMaxEventAgeHours, sweepDeadLetters)
 

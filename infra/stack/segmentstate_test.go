@@ -37,7 +37,7 @@ func TestSegmentState(t *testing.T) {
 		name string
 		run  func(t *testing.T)
 	}{
-		{"table: pk/sk, pending and due indexes, TTL, on-demand, PITR, AWS-managed key", func(t *testing.T) {
+		{"table: pk/sk, pending, unpublished and due indexes, TTL, on-demand, PITR, AWS-managed key", func(t *testing.T) {
 			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::DynamoDB::GlobalTable"), jsii.Number(1)) })
 			check(t, func() { segTemplate.ResourceCountIs(jsii.String("AWS::DynamoDB::Table"), jsii.Number(0)) })
 			check(t, func() {
@@ -50,6 +50,7 @@ func TestSegmentState(t *testing.T) {
 						map[string]any{"AttributeName": "pk", "AttributeType": "S"},
 						map[string]any{"AttributeName": "sk", "AttributeType": "S"},
 						map[string]any{"AttributeName": "pendingPk", "AttributeType": "S"},
+						map[string]any{"AttributeName": "unpubPk", "AttributeType": "S"},
 						map[string]any{"AttributeName": "dueBucket", "AttributeType": "S"},
 						map[string]any{"AttributeName": "dueAt", "AttributeType": "N"},
 					},
@@ -58,6 +59,15 @@ func TestSegmentState(t *testing.T) {
 							"IndexName": "pending",
 							"KeySchema": []any{
 								map[string]any{"AttributeName": "pendingPk", "KeyType": "HASH"},
+								map[string]any{"AttributeName": "sk", "KeyType": "RANGE"},
+							},
+							"Projection": map[string]any{"ProjectionType": "ALL"},
+						},
+						map[string]any{
+							// The publisher's change feed reads whole changes from it.
+							"IndexName": "unpublished",
+							"KeySchema": []any{
+								map[string]any{"AttributeName": "unpubPk", "KeyType": "HASH"},
 								map[string]any{"AttributeName": "sk", "KeyType": "RANGE"},
 							},
 							"Projection": map[string]any{"ProjectionType": "ALL"},
@@ -86,8 +96,9 @@ func TestSegmentState(t *testing.T) {
 			})
 			// The adapter spells these names too: a rename here is a rename there.
 			names := []string{StateTablePartitionKey, StateTableSortKey, StateTableTTLAttribute, PendingIndexName,
-				PendingIndexPartitionKey, PendingIndexSortKey, DueIndexName, DueIndexPartitionKey, DueIndexSortKey}
-			if got := strings.Join(names, " "); got != "pk sk expiresAt pending pendingPk sk due dueBucket dueAt" {
+				PendingIndexPartitionKey, PendingIndexSortKey, DueIndexName, DueIndexPartitionKey, DueIndexSortKey,
+				UnpublishedIndexName, UnpublishedIndexPartitionKey, UnpublishedIndexSortKey}
+			if got := strings.Join(names, " "); got != "pk sk expiresAt pending pendingPk sk due dueBucket dueAt unpublished unpubPk sk" {
 				t.Errorf("schema names %s", got)
 			}
 		}},
@@ -121,6 +132,7 @@ func TestSegmentState(t *testing.T) {
 				})},
 				{"sweeper", s.Sweeper, 256, 300, with(map[string]any{
 					"STATE_TABLE_NAME": tableName, "SWEEP_LOOKBACK_HOURS": "48", "USER_TTL_DAYS": "400",
+					"EVENT_BUS_NAME": ref(segStack.Channels.Bus), // it publishes the changes
 				})},
 				{"read", s.Reader, 256, 10, with(map[string]any{
 					"STATE_TABLE_NAME": tableName, "PEPPER_SECRET_ID": ref(pepper), "API_KEY_APP_IDS": ingestKeys,
@@ -328,10 +340,13 @@ func TestSegmentState(t *testing.T) {
 				}
 			}
 		}},
-		{"sweeper: Query the due index only, Get/Put/BatchWrite the table", func(t *testing.T) {
+		{"sweeper: Query the due and unpublished indexes only, Get/Put/BatchWrite/BatchGet the table, PutEvents on the bus", func(t *testing.T) {
 			got := allowedActions(t, segTempl, s.Sweeper.Function.Role())
 			want := map[string][]any{
-				"dynamodb:Query":           {dueIndexArn(s)},
+				"dynamodb:Query": {dueIndexArn(s), map[string]any{"Fn::Join": []any{"", []any{segTableArn(s), "/index/unpublished"}}}},
+				// The publisher: the users' last channel deliveries (cool-down), the bus.
+				"dynamodb:BatchGetItem":    {segTableArn(s)},
+				"events:PutEvents":         {getAtt(segStack.Channels.Bus, "Arn")},
 				"dynamodb:GetItem":         {segTableArn(s)},
 				"dynamodb:PutItem":         {segTableArn(s)},
 				"dynamodb:BatchWriteItem":  {segTableArn(s)},

@@ -45,6 +45,9 @@ const (
 	OutputSegmentEsmFailureQueueUrl      = "SegmentEsmFailureQueueUrl"
 	OutputSweepDeadLetterQueueUrl        = "SweepDeadLetterQueueUrl"
 	OutputAudienceSyncDeadLetterQueueUrl = "AudienceSyncDeadLetterQueueUrl"
+	// OutputEventBusName is the EventBridge bus of the segment changes (only with
+	// SegmentsEnabled).
+	OutputEventBusName = "EventBusName"
 	// OutputAlarmTopicArn receives every alarm; OutputDashboardUrl opens the dashboard.
 	OutputAlarmTopicArn = "AlarmTopicArn"
 	OutputDashboardUrl  = "DashboardUrl"
@@ -144,6 +147,9 @@ type RetargetStack struct {
 	AudienceSync *AudienceSync
 	// Insights pulls Ads Insights spend daily; nil unless SegmentsEnabled.
 	Insights *Insights
+	// Channels is the bus of the segment changes and the app channels' deliveries; nil unless
+	// SegmentsEnabled.
+	Channels *Channels
 	// Alarms holds the alarm topic, the alarms and the dashboard.
 	Alarms *Alarms
 }
@@ -198,6 +204,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	var segments *SegmentState
 	var audienceSync *AudienceSync
 	var insights *Insights
+	var chans *Channels
 	if p.SegmentsEnabled {
 		segments = NewSegmentState(stack, "Segments", &SegmentStateProps{
 			Config:               p.Config,
@@ -239,6 +246,12 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 			LogRetention:         retention,
 			LogRemovalPolicy:     removal,
 		})
+		// The sweeper publishes the recorded changes (it runs every sweep interval).
+		chans = NewChannels(stack, "Channels", &ChannelsProps{
+			Config:             p.Config,
+			Publisher:          segments.Sweeper.Function,
+			QueueRemovalPolicy: removal,
+		})
 	}
 
 	// The methods last: the users routes need the users function of the segment state.
@@ -257,6 +270,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		Segments:                    segments,
 		AudienceSync:                audienceSync,
 		Insights:                    insights,
+		Channels:                    chans,
 		AudienceSyncIntervalMinutes: syncInterval,
 		Email:                       p.AlarmEmail,
 		KeyRemovalPolicy:            removal,
@@ -277,6 +291,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		output(OutputSegmentEsmFailureQueueUrl, "Stream ranges the segment updater's event source mapping skipped after its retries", segments.EsmFailures.QueueUrl())
 		output(OutputSweepDeadLetterQueueUrl, "Segment sweeper runs that failed or could not be delivered", segments.SweepDeadLetters.QueueUrl())
 		output(OutputAudienceSyncDeadLetterQueueUrl, "Audience sync runs that failed or could not be delivered", audienceSync.DeadLetters.QueueUrl())
+		output(OutputEventBusName, "EventBridge bus of the segment changes (source retarget, detail-types Segment Joined and Segment Left)", chans.Bus.EventBusName())
 	}
 	output(OutputMetaCapiVersion, "Conversions API (Graph API) version of the CAPI forwarder (-c metaCapiVersion)", jsii.String(p.MetaCAPIVersion))
 	output(OutputMetaMarketingVersion, "Marketing API version of the Custom Audiences calls (-c metaMarketingVersion)", jsii.String(p.MetaMarketingVersion))
@@ -288,7 +303,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	}))
 
 	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Routes: routes, Meta: meta, Forwarder: forwarder,
-		Segments: segments, AudienceSync: audienceSync, Insights: insights, Alarms: alarms}
+		Segments: segments, AudienceSync: audienceSync, Insights: insights, Channels: chans, Alarms: alarms}
 }
 
 // resolveProps validates props and fills in defaults without touching jsii, so bad input
@@ -300,6 +315,14 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	p := *props
 	if err := p.Config.Validate(); err != nil {
 		return p, fmt.Errorf("retarget stack: app config: %w", err)
+	}
+	if err := CheckDeployableChannels(p.Config); err != nil {
+		return p, fmt.Errorf("retarget stack: %w", err)
+	}
+	if !p.SegmentsEnabled {
+		if err := channelsNeedSegments(p.Config); err != nil {
+			return p, fmt.Errorf("retarget stack: %w", err)
+		}
 	}
 	if p.FunctionsDir == "" {
 		p.FunctionsDir = DefaultFunctionsDir

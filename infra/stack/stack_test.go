@@ -26,7 +26,8 @@ const twoApps = `{
   ]
 }`
 
-// opsApps has one app with its own usage plan settings and two audiences, one with defaults.
+// opsApps has one app with its own usage plan settings, two audiences (one with defaults) and
+// two channels (one with auth and both events, one with the defaults and a body).
 const opsApps = `{
   "version": 1,
   "apps": [
@@ -42,7 +43,15 @@ const opsApps = `{
        {"segment": "cart_abandoner", "name": "Cart abandoners", "create": true},
        {"segment": "vip", "name": "Top spenders", "create": true, "value_based": true}
      ],
-     "measurement": {"target_cost_per_incremental_reengagement": 4.5, "alarm_days": 2}},
+     "measurement": {"target_cost_per_incremental_reengagement": 4.5, "alarm_days": 2},
+     "channel_cooldown": "24h",
+     "channels": [
+       {"id": "push", "type": "webhook", "url": "https://push.example.com/hooks/retarget",
+        "segments": ["cart_abandoner"], "events": ["joined", "left"], "rate_per_second": 50,
+        "auth": {"header": "Authorization", "secret_name": "retarget/push", "dev_value": "Bearer dev-push-token"}},
+       {"id": "crm", "type": "webhook", "url": "https://crm.example.com/in", "segments": ["vip", "cart_abandoner"],
+        "body": "{\"user\": \"<$.detail.user_key>\", \"segment\": \"<$.detail.segment>\", \"again\": \"<$.detail.user_key>\", \"event\": <aws.events.event.json>}"}
+     ]},
     {"id": "game", "platforms": ["android"], "api_key": {"name": "game-key"},
      "meta": {"dataset_id": "222", "ad_account_id": "act_2"}}
   ]
