@@ -30,10 +30,8 @@ const (
 	ChannelRetryAttempts    = 185
 )
 
-// NoAuthHeader is the header the connection of a channel without auth sends, with the
-// channel's id as its value: an EventBridge connection must have an authorization, and this one
-// carries nothing secret.
-const NoAuthHeader = "X-Retarget-Channel"
+// NoAuthHeader is the header the connection of a channel without auth sends (channels.NoAuthHeader).
+const NoAuthHeader = channels.NoAuthHeader
 
 // channelDetailTypes maps a channel's event kinds to the bus event's detail-type.
 var channelDetailTypes = map[string]string{

@@ -19,13 +19,14 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/channels"
 	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 // The stack's event bus: the output that names it and the variable the CLI reads it from (the
 // functions' own name for it).
 const (
 	outputEventBus      = "EventBusName"
-	envEventBus         = "EVENT_BUS_NAME"
+	envEventBus         = env.EventBusName
 	serviceEventBridge  = "EVENTBRIDGE"
 	channelsTestTimeout = 30 * time.Second // the dev bus retries for up to 15 s
 )

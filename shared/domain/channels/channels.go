@@ -54,6 +54,11 @@ var pathPattern = regexp.MustCompile(`^\$(\.[A-Za-z0-9_-]+)+$`)
 // ErrBody marks a body that is not a valid template; the message says why.
 var ErrBody = errors.New("invalid channel body")
 
+// NoAuthHeader is the header a channel without auth sends, with the channel's id as its value:
+// an EventBridge connection must have an authorization, and this one carries nothing secret.
+// make dev sends the same.
+const NoAuthHeader = "X-Retarget-Channel"
+
 // Transformer is a body as EventBridge's input transformer takes it: named JSON paths and a
 // template over the names.
 type Transformer struct {

@@ -262,7 +262,9 @@ func (b *Bus) post(ctx context.Context, ch *appconfig.Channel, body []byte) (int
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", UserAgent)
-	if a := ch.Auth; a != nil && a.DevValue != "" {
+	if a := ch.Auth; a == nil {
+		req.Header.Set(channels.NoAuthHeader, ch.ID) // as the stack's connection does
+	} else if a.DevValue != "" {
 		req.Header.Set(a.Header, a.DevValue)
 	}
 	resp, err := b.opts.Client.Do(req)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/channels"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -195,5 +196,27 @@ func TestCompileRefusesBadBody(t *testing.T) {
 	cfg := &appconfig.Config{Apps: []appconfig.App{{ID: "shop", Channels: []appconfig.Channel{{ID: "push", Body: `{"a": <segment>}`}}}}}
 	if _, err := New(cfg, Options{}); err == nil {
 		t.Fatal("bad body taken")
+	}
+}
+
+// TestChannelWithoutAuthSendsItsID: a channel without auth sends the header the stack's
+// connection sends for it (an EventBridge connection must have an authorization).
+func TestChannelWithoutAuthSendsItsID(t *testing.T) {
+	hook := &webhook{}
+	srv := httptest.NewServer(hook)
+	defer srv.Close()
+	cfg := &appconfig.Config{Apps: []appconfig.App{{ID: "shop", Channels: []appconfig.Channel{{
+		ID: "crm", Type: "webhook", URL: srv.URL, Segments: []string{"cart_abandoner"}}}}}}
+	b, err := New(cfg, Options{DeadLetters: filepath.Join(t.TempDir(), "dl.jsonl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	if _, err := b.Publish(context.Background(), []ports.SegmentEvent{event(true, "crm")}); err != nil {
+		t.Fatal(err)
+	}
+	b.Wait()
+	if len(hook.headers) != 1 || hook.headers[0].Get(channels.NoAuthHeader) != "crm" {
+		t.Fatalf("headers %v, want %s: crm", hook.headers, channels.NoAuthHeader)
 	}
 }
