@@ -149,7 +149,7 @@ var pipeline = []step{
 		// (nothing flips yet) and sets its next due time, in the future.
 		before: makeDue(user{identity.KindAppUserID, "u-123"}),
 		fixtures: []fixture{
-			{"scheduled.json", result(`{"Users":1,"Changes":0,"Failed":0,"Enrolled":0,"EnrolmentsLost":0,"Complete":true}`)},
+			{"scheduled.json", result(`{"Users":1,"Changes":0,"Failed":0,"Enrolled":0,"EnrolmentsLost":0,"Complete":true,"Published":0,"PublishFailed":0}`)},
 		},
 		after: dueMoved(user{identity.KindAppUserID, "u-123"}),
 	},
@@ -487,6 +487,9 @@ func newLocalStack(t *testing.T, rie string, tpl *cfnTemplate, cfg *appconfig.Co
 			env.MetaSecretID: {RefType: "AWS::SecretsManager::Secret", Vars: []string{
 				env.AccessToken + "=" + metaToken, env.AppSecret + "=" + metaAppSecret}},
 			env.DeadLetterQueueURL: {RefType: "AWS::SQS::Queue", Vars: []string{env.DeadLetterFile + "=" + l.letters}},
+			// No EventBridge emulator either: without a bus the sweeper publishes nothing (the
+			// publisher and the dev bus are tested in shared/app/publish and make dev).
+			env.EventBusName: {RefType: "AWS::Events::EventBus"},
 		},
 		overrides: map[string]func(lambdaFunction, string) (string, error){
 			env.ConfigFile: taskRootPath,
