@@ -34,7 +34,7 @@ func kinesisBatch(app string, ids ...string) events.KinesisEvent {
 	for i, id := range ids {
 		rec := &envelope.Record{V: 1, App: app, UserKey: "uk", ReceivedAt: time.Now().UnixMilli(),
 			Event: envelope.Event{ID: id, Name: "Purchase", Time: time.Now().Unix(),
-				User: envelope.User{ClientIP: "198.51.100.9", ClientUserAgent: "ua", MADID: "m-1"}}}
+				User: envelope.User{ClientIP: "198.51.100.9", ClientUserAgent: "ua", MADID: "m-1", AnonID: "a-1"}}}
 		var r events.KinesisEventRecord
 		r.Kinesis.SequenceNumber = fmt.Sprintf("%056d", 1000+i)
 		r.Kinesis.Data = envelope.Append(nil, rec)
@@ -71,7 +71,7 @@ func TestArchiveHandlerAtLeastOnce(t *testing.T) {
 		t.Fatalf("rows %d, want 4", len(rows))
 	}
 	for _, r := range rows {
-		kept := r.ClientIP != "" && r.ClientUserAgent != "" && r.MADID != ""
+		kept := r.ClientIP != "" && r.ClientUserAgent != "" && r.MADID != "" && r.AnonID != ""
 		if kept != (r.App == "optin") {
 			t.Errorf("app %s: raw fields kept = %v", r.App, kept)
 		}

@@ -75,8 +75,8 @@ type App struct {
 	Channels        []Channel `json:"channels,omitempty"`
 	ChannelCooldown string    `json:"channel_cooldown,omitempty"`
 	ShareAppUserID  bool      `json:"share_app_user_id,omitempty"`
-	// ArchiveRawFields keeps the raw client IP, user agent and advertising id in the event
-	// archive (archive.go).
+	// ArchiveRawFields keeps the raw client IP, user agent, advertising id and install id in
+	// the event archive (archive.go).
 	ArchiveRawFields bool `json:"archive_raw_fields,omitempty"`
 	// Auth enables end-user tokens on the /v1/me routes (auth.go).
 	Auth Auth `json:"auth,omitzero"`

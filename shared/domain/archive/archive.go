@@ -2,8 +2,10 @@
 // it, in the Parquet files of make dev's local archive and, in the stack, of the files Firehose
 // writes from the stream. It is the stream envelope (package envelope) flattened into columns,
 // still pseudonymised as on the stream (the user key and SHA-256 digests), minus the fields only
-// Meta needs raw: the client IP address, the user agent and the advertising id (madid) are
-// dropped unless the app opts in with "archive_raw_fields": true.
+// Meta needs raw: the client IP address, the user agent, the advertising id (madid) and the
+// install id (anon_id) are dropped unless the app opts in with "archive_raw_fields": true. The
+// pseudonymous user key already serves every per-user analysis; the install id is dropped with
+// the others because, like them, it is on the stream unhashed only for Meta's matching.
 //
 // Flat columns: Firehose's record format conversion reads JSON through a Glue table schema and
 // does not take JSON arrays, so every top-level column is a scalar; the two lists of the event
@@ -41,7 +43,7 @@ const DayLayout = "2006-01-02"
 
 // RawFields are the envelope fields only Meta needs unhashed; the archive drops them unless the
 // app opts in (appconfig.App.ArchiveRawFields). Names are the envelope's.
-var RawFields = []string{"client_ip_address", "client_user_agent", "madid"}
+var RawFields = []string{"client_ip_address", "client_user_agent", "madid", "anon_id"}
 
 // Row is one archived event. Field order is the column order. The parquet tags give the Parquet
 // schema (optional columns are null when empty); the json tags the JSON form.
@@ -174,7 +176,6 @@ func FromRecord(rec *envelope.Record, o Options) (Row, error) {
 		State:       hexOf(u.State),
 		Zip:         hexOf(u.Zip),
 		Country:     hexOf(u.Country),
-		AnonID:      u.AnonID,
 
 		Platform:       d.Platform,
 		AppPackage:     d.AppPackage,
@@ -215,7 +216,7 @@ func FromRecord(rec *envelope.Record, o Options) (Row, error) {
 		Success:               flag(cd.Success),
 	}
 	if o.KeepRawFields {
-		r.MADID, r.ClientIP, r.ClientUserAgent = u.MADID, u.ClientIP, u.ClientUserAgent
+		r.MADID, r.ClientIP, r.ClientUserAgent, r.AnonID = u.MADID, u.ClientIP, u.ClientUserAgent, u.AnonID
 	}
 	var err error
 	if r.ContentIDs, err = jsonList(cd.ContentIDs); err != nil {

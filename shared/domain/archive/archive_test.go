@@ -44,20 +44,20 @@ func TestFromRecordDropsRawFieldsByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each dropped field on its own, then no raw value anywhere in the JSON form.
-	for name, got := range map[string]string{"madid": row.MADID, "client_ip_address": row.ClientIP, "client_user_agent": row.ClientUserAgent} {
+	for name, got := range map[string]string{"madid": row.MADID, "client_ip_address": row.ClientIP, "client_user_agent": row.ClientUserAgent, "anon_id": row.AnonID} {
 		if got != "" {
 			t.Errorf("%s kept without opt-in: %q", name, got)
 		}
 	}
 	b, _ := json.Marshal(row)
-	for _, raw := range []string{rawIP, rawUA, rawMADID} {
+	for _, raw := range []string{rawIP, rawUA, rawMADID, "anon-1"} {
 		if strings.Contains(string(b), raw) {
 			t.Errorf("raw value %q in the row: %s", raw, b)
 		}
 	}
 	// The rest is kept, pseudonymised as on the stream.
-	if want := fullRecord().Event.User.Email.String(); row.Email != want || row.AnonID != "anon-1" || row.UserKey != "uk-1" {
-		t.Errorf("identifiers: em %q anon %q uk %q", row.Email, row.AnonID, row.UserKey)
+	if want := fullRecord().Event.User.Email.String(); row.Email != want || row.KeySource != "app_user_id" || row.UserKey != "uk-1" {
+		t.Errorf("identifiers: em %q key source %q uk %q", row.Email, row.KeySource, row.UserKey)
 	}
 }
 
@@ -66,8 +66,8 @@ func TestFromRecordKeepsRawFieldsWhenOptedIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if row.MADID != rawMADID || row.ClientIP != rawIP || row.ClientUserAgent != rawUA {
-		t.Errorf("opted in, got madid %q ip %q ua %q", row.MADID, row.ClientIP, row.ClientUserAgent)
+	if row.MADID != rawMADID || row.ClientIP != rawIP || row.ClientUserAgent != rawUA || row.AnonID != "anon-1" {
+		t.Errorf("opted in, got madid %q ip %q ua %q anon_id %q", row.MADID, row.ClientIP, row.ClientUserAgent, row.AnonID)
 	}
 }
 
