@@ -295,6 +295,8 @@ func TestSchemaRejectsWhatTheLoaderRejects(t *testing.T) {
 		{"quota negative", []edit{set("apps/0/api_key/quota_per_day", -5)}, "quota_per_day: must be 0", app + "/api_key/quota_per_day"},
 		// End-user tokens and trusted values.
 		{"trusted_values unknown", []edit{set("apps/0/trusted_values", "client")}, "trusted_values: must be", app + "/trusted_values"},
+		// The archive.
+		{"archive_raw_fields not a boolean", []edit{set("apps/0/archive_raw_fields", "true")}, "archive_raw_fields: must be bool", app + "/archive_raw_fields"},
 		{"end_user issuer missing", []edit{del("apps/0/auth/end_user/issuer")}, "auth.end_user.issuer: must be the issuer URL", app + "/auth/end_user"},
 		{"end_user audiences empty", []edit{set("apps/0/auth/end_user/audiences", []any{})}, "auth.end_user.audiences: list", app + "/auth/end_user/audiences"},
 		{"end_user jwks over plain http", []edit{set("apps/0/auth/end_user/jwks_url", "http://idp.example.com/jwks.json")}, "auth.end_user.jwks_url: must be an https URL", app + "/auth/end_user/jwks_url"},
@@ -453,6 +455,7 @@ func TestSchemaAcceptsWhatTheLoaderAccepts(t *testing.T) {
 		"a second app":                            {set("apps/-", otherApp(t))},
 		"audience name with inner spaces":         {set("apps/0/audiences/0/name", "Accredited sellers,  Sloane St")},
 		"no exclusive groups":                     {set("apps/0/exclusive_groups", []any{})},
+		"archive keeps the raw fields":            {set("apps/0/archive_raw_fields", true)},
 		"a channel with every field": {set("apps/0/share_app_user_id", true), set("apps/0/channel_cooldown", "24h"), set("apps/0/channels", channel(map[string]any{
 			"url": "https://push.example.com:8443/hooks/retarget?app=shop", "segments": []any{"cart_abandoner", "vip"}, "events": []any{"joined", "left"},
 			"body": `{"segment": "<$.detail.segment>"}`, "rate_per_second": 300}))},

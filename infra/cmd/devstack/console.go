@@ -98,6 +98,8 @@ func (c *console) printSummary(s started) {
 	} else {
 		w("  pepper    from %s", env.Pepper)
 	}
+	w("  archive   %s (every accepted event as Parquet, app=<app>/day=<YYYY-MM-DD>/, written every %s; `retarget archive export`)",
+		devenv.ArchivePath(s.Settings.DevDir), archiverESM.BatchingWindow)
 	w("  logs      %s (ingest.log, forwarder.log: function JSON logs, metrics.log: EMF, kinesalite.log, dynalite.log)", s.Settings.LogDir)
 	w("  endpoints %s (what runs where: retarget and the load test read it)", devenv.EndpointsPath(s.Settings.DevDir))
 	switch {

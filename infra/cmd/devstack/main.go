@@ -211,6 +211,11 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		return err
 	}
 	defer segs.stop()
+	arch, err := startArchiver(s, apps, awsCfg, slog.New(slog.NewTextHandler(out.err, &slog.HandlerOptions{Level: slog.LevelWarn})), out)
+	if err != nil {
+		return err
+	}
+	defer arch.stop()
 
 	gateway := &Gateway{
 		Function:  handler.Handle,
@@ -291,7 +296,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	}
 	stopSignals()
 	removeEndpoints() // first: tools must not find a stack that is going away
-	out.Println("stopping: api, forwarder, segments, tail, emulators")
+	out.Println("stopping: api, forwarder, segments, archiver, tail, emulators")
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
@@ -301,6 +306,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	fwd.stop()
 	segs.stop()
 	chans.stop()
+	arch.stop()
 	stopTail()
 	<-tailDone
 	stopEmulator(out, dynalite) // the deferred calls cover the early returns; Stop is idempotent

@@ -57,7 +57,7 @@ func init() {
 	commands = []*command{sendCommand, userShowCommand, dlqListCommand, dlqShowCommand, dlqReplayCommand,
 		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand, audiencesAuditCommand,
 		insightsRunCommand, automationRunCommand, automationListCommand, automationApplyCommand, automationUndoCommand,
-		reportCommand, channelsTestCommand, devTokenCommand, doctorCommand}
+		reportCommand, channelsTestCommand, devTokenCommand, doctorCommand, archiveExportCommand}
 }
 
 // usageError is a bad command line. run prints it with a pointer to --help and exits 2.

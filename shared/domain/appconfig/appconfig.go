@@ -75,6 +75,9 @@ type App struct {
 	Channels        []Channel `json:"channels,omitempty"`
 	ChannelCooldown string    `json:"channel_cooldown,omitempty"`
 	ShareAppUserID  bool      `json:"share_app_user_id,omitempty"`
+	// ArchiveRawFields keeps the raw client IP, user agent, advertising id and install id in
+	// the event archive (archive.go).
+	ArchiveRawFields bool `json:"archive_raw_fields,omitempty"`
 	// Auth enables end-user tokens on the /v1/me routes (auth.go).
 	Auth Auth `json:"auth,omitzero"`
 	// TrustedValues "server" counts only server-sent purchases and subscriptions toward value

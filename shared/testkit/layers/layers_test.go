@@ -101,8 +101,10 @@ var layers = []layer{
 				forbid: []string{"..."},
 				except: []string{"std", "shared/domain/...", "shared/ports/...", "shared/adapters/...", "github.com/aws/aws-sdk-go-v2/...", "github.com/aws/smithy-go/...", "github.com/aws/aws-lambda-go/events",
 					// The end-user token verifier (jwtverify) and its JWKS cache.
-					"github.com/golang-jwt/jwt/v5", "github.com/MicahParks/keyfunc/v3", "github.com/MicahParks/jwkset", "golang.org/x/time/rate"},
-				reason: "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK, the Lambda event types and the JWT libraries",
+					"github.com/golang-jwt/jwt/v5", "github.com/MicahParks/keyfunc/v3", "github.com/MicahParks/jwkset", "golang.org/x/time/rate",
+					// The event archive's Parquet files (shared/adapters/archive).
+					"github.com/parquet-go/parquet-go"},
+				reason: "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK, the Lambda event types, the JWT libraries and the Parquet library",
 			},
 		},
 	},
@@ -563,7 +565,7 @@ func TestImportRuleMatcher(t *testing.T) {
 		domainIO      = "the domain does no I/O"
 		domainOnly    = "the domain imports only the standard library, x/text, other domain packages and ports"
 		appOnly       = "use cases import only the standard library, the domain and ports"
-		adaptersOnly  = "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK, the Lambda event types and the JWT libraries"
+		adaptersOnly  = "adapters import only the standard library, the domain, ports, other adapters, the AWS SDK, the Lambda event types, the JWT libraries and the Parquet library"
 		handlersOnly  = "handlers import only the standard library, the domain, ports, use cases, adapters and aws-lambda-go"
 		noTest        = "production code never imports test code"
 		noStandIns    = "production code never imports local stand-ins"
@@ -706,6 +708,7 @@ func TestTableNoticesRenames(t *testing.T) {
 		"github.com/aws/aws-sdk-go-v2/service/kinesis", "github.com/aws/smithy-go", "github.com/aws/aws-lambda-go/events",
 		"golang.org/x/text/unicode/norm", "os", "os/exec", "net", "net/netip", "net/url", "io/ioutil", "syscall", "testing",
 		"github.com/golang-jwt/jwt/v5", "github.com/MicahParks/keyfunc/v3", "github.com/MicahParks/jwkset", "golang.org/x/time/rate",
+		"github.com/parquet-go/parquet-go",
 	})
 	got := checkTable(g, pkgs, universe, "")
 	for _, w := range []string{

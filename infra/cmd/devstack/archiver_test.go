@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	archivefiles "github.com/retarget-dev/retarget/shared/adapters/archive"
+	"github.com/retarget-dev/retarget/shared/domain/archive"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
+)
+
+// TestArchiverBuffersLikeFirehose: the mapping batches by time (1-5 s) and size, and writes a
+// batch before checkpointing it (no partial responses, so a failed write fails the batch).
+func TestArchiverBuffersLikeFirehose(t *testing.T) {
+	c := archiverESM
+	if c.BatchingWindow < time.Second || c.BatchingWindow > 5*time.Second {
+		t.Errorf("window %s, want 1-5 s", c.BatchingWindow)
+	}
+	if c.MaxBatchBytes < 1<<20 || c.BatchSize < 1000 {
+		t.Errorf("size buffer %d bytes, %d records: too small to buffer like Firehose", c.MaxBatchBytes, c.BatchSize)
+	}
+	if c.ReportBatchItemFailures || !c.BisectOnError || c.MaxRetryAttempts == 0 {
+		t.Errorf("a failed write must fail, split and retry the batch: %+v", c)
+	}
+}
+
+func kinesisBatch(app string, ids ...string) events.KinesisEvent {
+	var ev events.KinesisEvent
+	for i, id := range ids {
+		rec := &envelope.Record{V: 1, App: app, UserKey: "uk", ReceivedAt: time.Now().UnixMilli(),
+			Event: envelope.Event{ID: id, Name: "Purchase", Time: time.Now().Unix(),
+				User: envelope.User{ClientIP: "198.51.100.9", ClientUserAgent: "ua", MADID: "m-1", AnonID: "a-1"}}}
+		var r events.KinesisEventRecord
+		r.Kinesis.SequenceNumber = fmt.Sprintf("%056d", 1000+i)
+		r.Kinesis.Data = envelope.Append(nil, rec)
+		ev.Records = append(ev.Records, r)
+	}
+	return ev
+}
+
+// TestArchiveHandlerAtLeastOnce: a batch delivered twice (the mapping retries after a crash that
+// came after the write) leaves one file and each event once; the app's opt-in decides the raw
+// fields.
+func TestArchiveHandlerAtLeastOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := archivefiles.Dir(t.TempDir())
+	opts := func(app string) archive.Options { return archive.Options{KeepRawFields: app == "optin"} }
+	h := archiveHandler(dir, opts)
+	for range 2 {
+		if _, err := h(ctx, kinesisBatch("shop", "e1", "e2", "e3")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h(ctx, kinesisBatch("optin", "o1")); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := dir.List(ctx, "app=shop/")
+	if len(names) != 1 {
+		t.Errorf("files after a redelivery: %q, want 1", names)
+	}
+	rows, err := archivefiles.Read(ctx, dir, archivefiles.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 {
+		t.Fatalf("rows %d, want 4", len(rows))
+	}
+	for _, r := range rows {
+		kept := r.ClientIP != "" && r.ClientUserAgent != "" && r.MADID != "" && r.AnonID != ""
+		if kept != (r.App == "optin") {
+			t.Errorf("app %s: raw fields kept = %v", r.App, kept)
+		}
+	}
+}
+
+type failingFS struct{ archivefiles.FS }
+
+func (failingFS) WriteFile(context.Context, string, []byte) error { return errors.New("disk full") }
+
+// TestArchiveHandlerFailsTheBatch: a batch that cannot be written is not acknowledged.
+func TestArchiveHandlerFailsTheBatch(t *testing.T) {
+	h := archiveHandler(failingFS{}, func(string) archive.Options { return archive.Options{} })
+	if _, err := h(context.Background(), kinesisBatch("shop", "e1")); err == nil {
+		t.Error("a failed write returned success: the mapping would checkpoint a batch never archived")
+	}
+	if _, err := h(context.Background(), events.KinesisEvent{Records: []events.KinesisEventRecord{{Kinesis: events.KinesisRecord{SequenceNumber: "1", Data: []byte(`{"v":9}`)}}}}); err == nil {
+		t.Error("an unreadable record returned success")
+	}
+}
