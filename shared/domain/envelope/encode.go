@@ -38,6 +38,9 @@ func appendRecord(dst []byte, r *Record, e *Encoder) []byte {
 	b = appendKeyString(b, `,"uk":`, r.UserKey)
 	b = append(b, `,"received_at":`...)
 	b = strconv.AppendInt(b, r.ReceivedAt, 10)
+	if r.Replay {
+		b = append(b, `,"replay":true`...)
+	}
 	ev := &r.Event
 	b = appendKeyString(b, `,"event":{"id":`, ev.ID)
 	b = appendKeyString(b, `,"name":`, ev.Name)

@@ -5,6 +5,7 @@
 // Version 1 (field names are part of the contract; consumers must reject other versions):
 //
 //	{"v":1, "app":"sample-shop", "uk":"<43-char pseudonymous user key>", "received_at":<unix ms>,
+//	 "replay":true (only on a record replayed from the event archive),
 //	 "event":{"id":"...", "name":"fb_mobile_purchase", "time":<unix s>, "server":true,
 //	   "user":{"key_source":"app_user_id", "external_id":"<sha256>", "em":"<sha256>", "ph":..., "fn":...,
 //	           "ln":..., "ge":..., "db":..., "ct":..., "st":..., "zp":..., "country":...,
@@ -39,7 +40,13 @@ type Record struct {
 	App        string `json:"app"`
 	UserKey    string `json:"uk"`
 	ReceivedAt int64  `json:"received_at"` // unix milliseconds, server clock
-	Event      Event  `json:"event"`
+	// Replay marks a record put back on the stream from the event archive (retarget archive
+	// replay), not sent by an app: its event is one the pipeline accepted before, with the
+	// same event_id, and received_at is still the original arrival. Consumers deduplicate on
+	// event_id as for any redelivery; the CAPI forwarder skips a replayed event Meta would
+	// refuse as too old instead of dead-lettering it. Absent (false) on every ingested record.
+	Replay bool  `json:"replay,omitempty"`
+	Event  Event `json:"event"`
 }
 
 // Event is a validated, normalised app event.

@@ -43,6 +43,7 @@ func TestAppendRoundTrips(t *testing.T) {
 		"full":    fullRecord(),
 		"minimal": {V: Version, App: "a", UserKey: "k", Event: Event{ID: "i", Name: "n", Time: 1}},
 		"server":  {V: Version, App: "a", UserKey: "k", Event: Event{ID: "i", Name: "n", Time: 1, Server: true}},
+		"replay":  {V: Version, App: "a", UserKey: "k", Replay: true, Event: Event{ID: "i", Name: "n", Time: 1}},
 		"huge value": func() *Record {
 			r := fullRecord()
 			r.Event.Custom.Value = Float(1e22)

@@ -40,6 +40,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"v":1,"app":"a","uk":"k","event":{"id":"\u00e9","time":1e3,"custom":{"value":-0.0}}}`))
 	f.Add([]byte(`{"v":1,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1,"server":true}}`))
 	f.Add([]byte(`{"v":1,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1,"server":false,"Server":true}}`))
+	f.Add([]byte(`{"v":1,"app":"a","uk":"k","received_at":1,"replay":true,"event":{"id":"i","name":"n","time":1}}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := Decode(data)
