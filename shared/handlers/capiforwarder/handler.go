@@ -81,8 +81,14 @@ func New(cfg Config) (*Handler, error) {
 // counts tallies one invocation for logs and metrics.
 type counts struct {
 	records, skipped, withdrawn, deadLettered, delivered, failed int
-	byReason                                                     map[string]int
+	// replayTooOld counts replayed records (envelope.Record.Replay) older than Meta accepts:
+	// skipped by design, logged, never dead-lettered.
+	replayTooOld int
+	byReason     map[string]int
 }
+
+// reasonTooOld is capi.Check's reason for an event past Meta's 7 days.
+const reasonTooOld = "too_old"
 
 // Handle processes one batch. It never returns an error for a bad record: those are dead
 // letters. It reports the first record to retry in BatchItemFailures; Lambda retries from there
@@ -153,6 +159,13 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		}
 		var problem *capi.Problem
 		if err := capi.Check(event, now); errors.As(err, &problem) {
+			if env.Replay && problem.Reason == reasonTooOld {
+				// A replay from the event archive (a backfill of segment rules over months of
+				// history) is expected to reach past Meta's window: Meta can never take these,
+				// and a dead letter each would bury the ones someone must act on.
+				c.replayTooOld++
+				continue
+			}
 			deadLetter(i, rec, env, problem.Reason, problem.Detail)
 			continue
 		}
@@ -272,6 +285,9 @@ func (h *Handler) record(c counts, out forward.Outcome) {
 		"capi_retries", out.Retries, "bisections", out.Bisections}
 	if len(c.byReason) > 0 {
 		attrs = append(attrs, "dead_letter_reasons", c.byReason)
+	}
+	if c.replayTooOld > 0 {
+		attrs = append(attrs, "skipped_replay_too_old", c.replayTooOld)
 	}
 	level := slog.LevelInfo
 	if c.failed > 0 {

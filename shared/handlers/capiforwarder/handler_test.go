@@ -17,6 +17,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/app/forward"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/metasandbox"
@@ -234,4 +235,57 @@ func TestTransientFailuresAreRetriedAndAuthFailuresHeld(t *testing.T) {
 			t.Fatalf("failures %+v", resp.BatchItemFailures)
 		}
 	})
+}
+
+// A replayed record (retarget archive replay) older than Meta's 7 days is skipped by design:
+// neither sent nor dead-lettered. A replayed record within the window goes to Meta like any
+// redelivery, and an app's event that old is still a dead letter.
+func TestReplayedEventsPastMetasWindowAreSkippedNotDeadLettered(t *testing.T) {
+	hs := newHarness(t)
+	ev := kinesisEvent(t, validBody(t)) // 3 with consent, 1 without
+	old := time.Now().Add(-30 * 24 * time.Hour).Unix()
+	var replayedOld []string
+	for i := range ev.Records {
+		rec, err := envelope.Decode(ev.Records[i].Kinesis.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Replay = true
+		if i%2 == 0 { // records 0 and 2: replayed from a month ago
+			rec.Event.Time = old
+			replayedOld = append(replayedOld, rec.Event.ID)
+		}
+		ev.Records[i].Kinesis.Data = envelope.Append(nil, rec)
+	}
+	appOld := `{"v":1,"app":"sample-shop","uk":"k","event":{"id":"old","name":"ActivateApp","time":1000,"consent":{"ads_personalization":true}}}`
+	ev.Records = append(ev.Records, events.KinesisEventRecord{EventID: "shardId-000000000001:1",
+		Kinesis: events.KinesisRecord{SequenceNumber: "1", Data: []byte(appOld)}})
+
+	resp, err := hs.h.Handle(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("resp %+v err %v", resp, err)
+	}
+	letters := hs.dlq.Letters()
+	if len(letters) != 1 || letters[0].EventID != "old" || letters[0].Reason != "too_old" {
+		var got []string
+		for _, l := range letters {
+			got = append(got, l.EventID+":"+l.Reason)
+		}
+		t.Fatalf("dead letters %q, want only the app's own too_old event", got)
+	}
+	acc := hs.sandbox.Accepted()
+	for _, a := range acc {
+		for _, id := range replayedOld {
+			if a.EventID == id {
+				t.Errorf("replayed event %s from a month ago sent to Meta", id)
+			}
+		}
+	}
+	// Of records 1 and 3 (recent, replayed) the one with consent reaches Meta.
+	if len(acc) != 1 {
+		t.Fatalf("%d events reached Meta, want the 1 recent replayed event with consent", len(acc))
+	}
+	if !strings.Contains(hs.logs.String(), `"skipped_replay_too_old":2`) {
+		t.Errorf("log does not count the skipped replays:\n%s", hs.logs)
+	}
 }
