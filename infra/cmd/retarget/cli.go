@@ -57,7 +57,8 @@ func init() {
 	commands = []*command{sendCommand, userShowCommand, dlqListCommand, dlqShowCommand, dlqReplayCommand,
 		rulesCheckCommand, rulesApplyCommand, audiencesStatusCommand, audiencesCreateCommand, audiencesBackfillCommand, audiencesAuditCommand,
 		insightsRunCommand, automationRunCommand, automationListCommand, automationApplyCommand, automationUndoCommand,
-		reportCommand, channelsTestCommand, devTokenCommand, doctorCommand, archiveExportCommand}
+		reportCommand, channelsTestCommand, devTokenCommand, doctorCommand, archiveExportCommand,
+		archiveReplayCommand}
 }
 
 // usageError is a bad command line. run prints it with a pointer to --help and exits 2.

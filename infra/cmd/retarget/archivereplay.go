@@ -1,0 +1,236 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
+	archivefiles "github.com/retarget-dev/retarget/shared/adapters/archive"
+	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
+	"github.com/retarget-dev/retarget/shared/app/stream"
+	"github.com/retarget-dev/retarget/shared/domain/archive"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
+	"github.com/retarget-dev/retarget/shared/ports"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
+)
+
+var archiveReplayCommand = &command{
+	name:    "archive replay",
+	summary: "put archived events back on the event stream",
+	help: `Reads the local event archive (make dev's ` + devenv.ArchiveDir + `, or --dir) and puts the archived
+events of some days back on the event stream: to recover events past the stream's retention, or
+to run new segment rules over history. Each event goes once (the archive may hold it twice),
+with its original event_id and received_at, keyed by its user as the ingest function keys it,
+and marked as a replay. Consumers deduplicate on event_id, so replaying an event they already
+have changes nothing; the CAPI forwarder skips replayed events older than Meta's 7 days.
+
+Days are UTC dates of arrival (the partitions), inclusive; --to defaults to --from. What the
+archive dropped stays dropped: the raw fields (IP, user agent, advertising id, install id) are
+on the replayed events only for apps with archive_raw_fields. --dry-run reads and counts,
+and puts nothing. The stream is --stream, else $EVENT_STREAM_NAME, else (Kinesis on loopback)
+the dev stack's ` + devStream + `.`,
+	example: `  retarget archive replay --from 2026-12-01 --to 2026-12-07 --dry-run
+  retarget archive replay --from 2026-12-01 --to 2026-12-07 --app sample-shop`,
+	flags: func(fs *flag.FlagSet) any {
+		o := &archiveReplayOptions{}
+		fs.StringVar(&o.from, "from", "", "first `day` (YYYY-MM-DD, UTC; required)")
+		fs.StringVar(&o.to, "to", "", "last `day` (YYYY-MM-DD, UTC; default --from)")
+		fs.StringVar(&o.app, "app", "", "only this `app`")
+		fs.StringVar(&o.dir, "dir", "", "the archive `folder` (default: the dev stack's, "+devenv.ArchiveDir+")")
+		fs.StringVar(&o.stream, "stream", "", "Kinesis `stream` to put the events on (default $EVENT_STREAM_NAME)")
+		fs.BoolVar(&o.dryRun, "dry-run", false, "count what would be replayed, put nothing")
+		fs.BoolVar(&o.json, "json", false, "print the counts as JSON")
+		return o
+	},
+	run: func(ctx context.Context, c *cli, opts any, args []string) error {
+		return c.archiveReplay(ctx, *opts.(*archiveReplayOptions), args)
+	},
+}
+
+type archiveReplayOptions struct {
+	from, to, app, dir, stream string
+	dryRun, json               bool
+}
+
+// archiveReplayResult is archive replay's summary: rows read from the files, unique events
+// among them, records put on the stream, and events not put (unmappable rows and records the
+// stream refused after the publisher's retries).
+type archiveReplayResult struct {
+	Dir    string `json:"dir"`
+	Stream string `json:"stream,omitempty"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	App    string `json:"app,omitempty"`
+	DryRun bool   `json:"dry_run"`
+	Read   int    `json:"read"`
+	Unique int    `json:"unique"`
+	Put    int    `json:"put"`
+	Failed int    `json:"failed"`
+}
+
+// maxReplayErrors is how many failures are printed one by one; the count covers all.
+const maxReplayErrors = 10
+
+func (c *cli) archiveReplay(ctx context.Context, o archiveReplayOptions, args []string) error {
+	const cmd = "archive replay"
+	if len(args) > 0 {
+		return usagef(cmd, "unexpected arguments %q", args)
+	}
+	if o.from == "" {
+		return usagef(cmd, "--from is required (the first day to replay, YYYY-MM-DD)")
+	}
+	if o.to == "" {
+		o.to = o.from
+	}
+	for _, d := range []struct{ flag, v string }{{"--from", o.from}, {"--to", o.to}} {
+		if _, err := time.Parse(archive.DayLayout, d.v); err != nil {
+			return usagef(cmd, "%s %q: want a day as YYYY-MM-DD", d.flag, d.v)
+		}
+	}
+	if o.from > o.to {
+		return usagef(cmd, "--from %s is after --to %s", o.from, o.to)
+	}
+	dir := o.dir
+	switch {
+	case dir != "":
+	case c.target.devDir != "":
+		dir = devenv.ArchivePath(c.target.devDir)
+	default:
+		dir = devenv.ArchiveDir
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("archive folder %s: %w (start make dev, or pass --dir)", dir, err)
+	}
+	res := archiveReplayResult{Dir: dir, From: o.from, To: o.to, App: o.app, DryRun: o.dryRun}
+
+	// The stream is resolved before anything is read, so a missing stream fails at once.
+	var publisher *stream.Publisher
+	if !o.dryRun {
+		name := o.stream
+		if name == "" {
+			name = c.getenv(env.StreamName)
+		}
+		if name == "" && c.local(serviceKinesis) {
+			name = devStream
+		}
+		if name == "" {
+			return usagef(cmd, "no stream: pass --stream or set %s (the stack output EventStreamName), %s", env.StreamName, c.targetHint())
+		}
+		cfg, err := c.awsConfig(ctx, serviceKinesis)
+		if err != nil {
+			return err
+		}
+		res.Stream = name
+		// The same publisher as the ingest function and dlq replay: PutRecords-sized calls,
+		// failed entries retried with backoff.
+		publisher = stream.NewPublisher(kinesisstream.NewWriter(kinesis.NewFromConfig(cfg), name, ""), stream.Options{})
+	}
+
+	rows, read, err := readArchive(ctx, archivefiles.Dir(dir), archivefiles.Query{From: o.from, To: o.to, App: o.app})
+	if err != nil {
+		return err
+	}
+	res.Read, res.Unique = read, len(rows)
+
+	records := make([]ports.StreamRecord, 0, len(rows))
+	var errs []error
+	for i := range rows {
+		rec, err := archive.ToRecord(&rows[i])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// Partitioned by the user key, as the ingest function writes: a user's events go to
+		// one shard, where the consumers see them in order.
+		records = append(records, ports.StreamRecord{PartitionKey: rec.UserKey, Data: envelope.Append(nil, rec)})
+	}
+	// One user's events together, oldest arrival first (a stable sort of rows already in
+	// arrival order): each PutRecords call carries whole histories of a few users rather than
+	// one event of many, so the segment updater folds a user's history in few batches.
+	slices.SortStableFunc(records, func(a, b ports.StreamRecord) int { return cmp.Compare(a.PartitionKey, b.PartitionKey) })
+
+	if publisher != nil && len(records) > 0 {
+		rep := publisher.Publish(ctx, records)
+		res.Put = len(records) - len(rep.Failed)
+		for _, f := range rep.Failed {
+			errs = append(errs, fmt.Errorf("put record of user %s: %s: %s", records[f.Index].PartitionKey, f.ErrorCode, f.ErrorMessage))
+		}
+	}
+	res.Failed = len(errs)
+
+	for i, err := range errs {
+		if i == maxReplayErrors {
+			fmt.Fprintf(c.stderr, "retarget: ... and %d more\n", len(errs)-i)
+			break
+		}
+		fmt.Fprintf(c.stderr, "retarget: %v\n", err)
+	}
+	if o.json {
+		if err := writeJSON(c.stdout, res); err != nil {
+			return err
+		}
+	} else {
+		fs := []field{{"archive", dir}, {"days", o.from + " to " + o.to}}
+		if o.app != "" {
+			fs = append(fs, field{"app", o.app})
+		}
+		if res.Stream != "" {
+			fs = append(fs, field{"stream", res.Stream})
+		}
+		fs = append(fs, field{"read", fmt.Sprint(res.Read)}, field{"unique", fmt.Sprint(res.Unique)},
+			field{"put", fmt.Sprint(res.Put)}, field{"failed", fmt.Sprint(res.Failed)})
+		if err := writeFields(c.stdout, fs); err != nil {
+			return err
+		}
+		if o.dryRun {
+			fmt.Fprintf(c.stdout, "\ndry run: %d event(s) would be replayed; nothing put\n", res.Unique-res.Failed)
+		}
+	}
+	if res.Failed > 0 {
+		return fmt.Errorf("%d of %d event(s) not replayed (see above); replaying the same days again is safe", res.Failed, res.Unique)
+	}
+	return nil
+}
+
+// readArchive returns the selected rows as archivefiles.Read does (one per (app, event_id),
+// in arrival order) and how many rows the files held before deduplication.
+func readArchive(ctx context.Context, fsys archivefiles.FS, q archivefiles.Query) ([]archive.Row, int, error) {
+	prefix := ""
+	if q.App != "" {
+		prefix = "app=" + q.App + "/"
+	}
+	names, err := fsys.List(ctx, prefix)
+	if err != nil {
+		return nil, 0, err
+	}
+	slices.Sort(names) // the first copy of a row wins, as in archivefiles.Read
+	var rows []archive.Row
+	for _, name := range names {
+		p, ok := archivefiles.ParseName(name)
+		if !ok || (q.App != "" && p.App != q.App) || p.Day < q.From || p.Day > q.To {
+			continue
+		}
+		data, err := fsys.ReadFile(ctx, name)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read %s: %w", name, err)
+		}
+		rs, err := archivefiles.Decode(p, data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", name, err)
+		}
+		rows = append(rows, rs...)
+	}
+	read := len(rows)
+	rows = archive.Dedupe(rows)
+	slices.SortStableFunc(rows, func(a, b archive.Row) int {
+		return cmp.Or(cmp.Compare(a.ReceivedAt, b.ReceivedAt), cmp.Compare(a.App, b.App), cmp.Compare(a.EventID, b.EventID))
+	})
+	return rows, read, nil
+}
