@@ -28,7 +28,7 @@ func fullRow(t *testing.T) Row {
 		Platform: "android", AppPackage: "com.example.shop", AppVersion: "7.7.1", AppBuild: "771", OSVersion: "14",
 		DeviceModel: "Pixel 8", Locale: "fr_FR", TimezoneAbbr: "CET", Timezone: "Europe/Paris", Carrier: "Orange",
 		ScreenWidth: i(1080), ScreenHeight: i(2400), ScreenDensity: f(2.5), CPUCores: i(8), StorageTotalGB: f(128),
-		StorageFreeGB: f(40.5),
+		StorageFreeGB:      f(40.5),
 		AdsPersonalization: b(true), AdvertiserTracking: b(false), ApplicationTracking: b(true), LDU: b(false),
 		LDUCountry: i(1), LDUState: i(1000),
 		Value: f(0), Currency: "EUR", ContentType: "product", ContentIDs: `["sku-1","sku-2"]`,
