@@ -6,14 +6,14 @@
 --
 -- Active means at least one event the app itself sent (server = false): an event the app's
 -- backend sends (a subscription renewal, a refund) is not the user opening the app.
-WITH events AS (
+WITH archived AS (
   SELECT * FROM (
     SELECT *, row_number() OVER (PARTITION BY app, event_id ORDER BY received_at) AS copy
-    FROM retarget_events
+    FROM events
     WHERE app = 'sample-shop' AND day BETWEEN '2026-12-01' AND '2026-12-14')
   WHERE copy = 1)
 SELECT CAST(event_time AS DATE) AS event_day, count(DISTINCT user_key) AS active_users
-FROM events
+FROM archived
 WHERE event_time >= TIMESTAMP '2026-12-01 00:00:00' AND event_time < TIMESTAMP '2026-12-08 00:00:00'
   AND NOT server
 GROUP BY 1

@@ -7,22 +7,22 @@
 -- last purchase day widened by the 7 days of lateness the API accepts.
 --
 -- Event names are as the app sent them: the Conversions API name or the app event name.
-WITH events AS (
+WITH archived AS (
   SELECT * FROM (
     SELECT *, row_number() OVER (PARTITION BY app, event_id ORDER BY received_at) AS copy
-    FROM retarget_events
+    FROM events
     WHERE app = 'sample-shop' AND day BETWEEN '2026-12-01' AND '2026-12-21')
   WHERE copy = 1),
 carts AS (
   SELECT user_key, min(event_time) AS first_add
-  FROM events
+  FROM archived
   WHERE event_name IN ('AddToCart', 'fb_mobile_add_to_cart')
     AND event_time >= TIMESTAMP '2026-12-01 00:00:00' AND event_time < TIMESTAMP '2026-12-08 00:00:00'
   GROUP BY user_key),
 converted AS (
   SELECT DISTINCT c.user_key
   FROM carts c
-  JOIN events p ON p.user_key = c.user_key
+  JOIN archived p ON p.user_key = c.user_key
     AND p.event_name IN ('Purchase', 'fb_mobile_purchase')
     AND p.event_time >= c.first_add AND p.event_time < c.first_add + INTERVAL '7' DAY)
 SELECT CAST(c.first_add AS DATE) AS cart_day,

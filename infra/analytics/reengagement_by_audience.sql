@@ -18,10 +18,10 @@
 -- 7 days before the first entry) to 2026-12-21 (the last entry plus 14 days); partitions (days
 -- of arrival) 2026-11-24 to 2026-12-28, the last event day widened by the 7 days of lateness
 -- the API accepts.
-WITH events AS (
+WITH archived AS (
   SELECT * FROM (
     SELECT *, row_number() OVER (PARTITION BY app, event_id ORDER BY received_at) AS copy
-    FROM retarget_events
+    FROM events
     WHERE app = 'sample-shop' AND day BETWEEN '2026-11-24' AND '2026-12-28')
   WHERE copy = 1),
 ordered AS (
@@ -37,7 +37,7 @@ ordered AS (
          max(CASE WHEN event_name IN ('AddToCart', 'fb_mobile_add_to_cart') THEN event_time END)
            OVER (PARTITION BY user_key ORDER BY event_time, event_id
                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_add
-  FROM events
+  FROM archived
   WHERE event_time >= TIMESTAMP '2026-11-24 00:00:00' AND event_time < TIMESTAMP '2026-12-22 00:00:00'),
 entries AS (
   SELECT 'lapsed_7d' AS segment, user_key, event_time + INTERVAL '7' DAY AS entered_at,

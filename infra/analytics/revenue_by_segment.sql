@@ -15,14 +15,15 @@
 -- 2026-12-07 (event days, UTC); lookback 90 days for "seen before" (events from 2026-09-02):
 -- a user last seen longer ago counts as new (none); partitions (days of arrival) 2026-09-02
 -- to 2026-12-14, the period widened by the 7 days of lateness the API accepts. Athena reads
--- only the columns a query names, so the long lookback costs four columns' bytes.
+-- only the Parquet columns the query uses (the SELECT * below is pruned), so the long lookback
+-- costs the bytes of eight columns, not of whole rows.
 --
 -- Revenue is the purchases' value per currency (the archive keeps the currency each event
 -- carried; no conversion); a purchase without a value counts as a purchase of no revenue.
-WITH events AS (
+WITH archived AS (
   SELECT * FROM (
     SELECT *, row_number() OVER (PARTITION BY app, event_id ORDER BY received_at) AS copy
-    FROM retarget_events
+    FROM events
     WHERE app = 'sample-shop' AND day BETWEEN '2026-09-02' AND '2026-12-14')
   WHERE copy = 1),
 ordered AS (
@@ -32,7 +33,7 @@ ordered AS (
          max(CASE WHEN event_name IN ('Purchase', 'fb_mobile_purchase') THEN event_time END)
            OVER (PARTITION BY user_key ORDER BY event_time, event_id
                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_purchase
-  FROM events
+  FROM archived
   WHERE event_time >= TIMESTAMP '2026-09-02 00:00:00' AND event_time < TIMESTAMP '2026-12-08 00:00:00'),
 purchases AS (
   SELECT * FROM ordered
@@ -41,7 +42,7 @@ purchases AS (
 abandoned AS (
   SELECT DISTINCT p.event_id
   FROM purchases p
-  JOIN events a ON a.user_key = p.user_key
+  JOIN archived a ON a.user_key = p.user_key
     AND a.event_name IN ('AddToCart', 'fb_mobile_add_to_cart')
     AND a.event_time <= p.event_time - INTERVAL '1' HOUR
     AND a.event_time > p.event_time - INTERVAL '7' DAY

@@ -2,9 +2,10 @@
 //
 //   node duckdb.mjs <.devtools dir> <archive dir> <file.sql>...
 //
-// The queries name the Glue table, retarget_events; here that name is a view over the archive's
-// Parquet files with the table's types (partition keys app and day as strings from the path,
-// timestamps without time zone as Athena reads them), so the files run unchanged. Output: one
+// The queries name the stack's Glue table, events (in the stage's database, Athena's query
+// context); here that name is a view over the archive's Parquet files with the table's
+// types (partition keys app and day as strings from the path, timestamps without time zone as
+// Athena reads them), so the files run unchanged. Output: one
 // JSON object mapping each file's base name to its rows (BIGINTs as numbers, dates as
 // YYYY-MM-DD, timestamps as text).
 import { createRequire } from 'node:module';
@@ -19,7 +20,7 @@ const db = await DuckDBInstance.create(':memory:');
 const conn = await db.connect();
 await conn.run("SET TimeZone = 'UTC'");
 const glob = join(archiveDir, 'app=*', 'day=*', '*.parquet').replaceAll("'", "''");
-await conn.run(`CREATE VIEW retarget_events AS
+await conn.run(`CREATE VIEW events AS
   SELECT * REPLACE (CAST(event_time AS TIMESTAMP) AS event_time, CAST(received_at AS TIMESTAMP) AS received_at)
   FROM read_parquet('${glob}', hive_partitioning = true, hive_types = {'app': VARCHAR, 'day': VARCHAR})`);
 
