@@ -14,6 +14,7 @@ import (
 	archivefiles "github.com/retarget-dev/retarget/shared/adapters/archive"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/archive"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/streampoller"
 )
@@ -56,6 +57,9 @@ func archiveHandler(fsys archivefiles.FS, opts func(app string) archive.Options)
 	return func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		batch := make([]archivefiles.SequencedRow, 0, len(ev.Records))
 		for _, r := range ev.Records {
+			if rec, err := envelope.Decode(r.Kinesis.Data); err == nil && rec.Replay {
+				continue // put back from the archive: already there, in its own day
+			}
 			row, err := archive.Decode(r.Kinesis.Data, opts)
 			if err != nil {
 				return events.KinesisEventResponse{}, fmt.Errorf("archive record %s: %w", r.Kinesis.SequenceNumber, err)
