@@ -38,6 +38,11 @@ type ErasureRecord struct {
 	Audiences []string
 	// ExpiresAt is when the record may be deleted (unix seconds, TTL).
 	ExpiresAt int64
+	// FirstDay is the UTC day (YYYY-MM-DD) from which the event archive can hold the user's
+	// rows, as far as the user's state knew at the erasure; empty when it did not know. The
+	// archive purge reads the app's partitions from it to the erasure day only (package
+	// app/purge).
+	FirstDay string
 }
 
 // ConsentStore keeps explicit consent decisions and erasure audit records (DynamoDB in AWS).
