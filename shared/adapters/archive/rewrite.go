@@ -38,11 +38,25 @@ func (d Dir) Remove(_ context.Context, name string) error {
 }
 
 // PartitionFiles returns the names of partition p's files (names Write gives), in any order.
-// It lists that partition's prefix only.
+// It lists that partition's prefix only (on a Dir, that one directory rather than a walk of
+// the whole archive).
 func PartitionFiles(ctx context.Context, fsys FS, p domain.Partition) ([]string, error) {
-	names, err := fsys.List(ctx, p.Dir()+"/")
-	if err != nil {
-		return nil, err
+	var names []string
+	if d, ok := fsys.(Dir); ok {
+		entries, err := os.ReadDir(filepath.Join(string(d), filepath.FromSlash(p.Dir())))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("list archive partition %s: %w", p.Dir(), err)
+		}
+		for _, e := range entries {
+			if !e.IsDir() {
+				names = append(names, p.Dir()+"/"+e.Name())
+			}
+		}
+	} else {
+		var err error
+		if names, err = fsys.List(ctx, p.Dir()+"/"); err != nil {
+			return nil, err
+		}
 	}
 	out := names[:0]
 	for _, n := range names {
