@@ -105,7 +105,7 @@ func startArchivePurge(getenv func(string) string, s settings, apps *appconfig.C
 					out.Errorf("archive purge: %v", err)
 				}
 				if res.Done > 0 {
-					out.Printf("archive purge: %d erasures purged, %d rows removed from %d files", res.Done, res.Rows, res.Rewrites)
+					out.Printf("archive purge: erasures done %d, rows removed %d, files rewritten %d", res.Done, res.Rows, res.Rewrites)
 				}
 			}
 		}
