@@ -39,9 +39,9 @@ type ErasureRecord struct {
 	// ExpiresAt is when the record may be deleted (unix seconds, TTL).
 	ExpiresAt int64
 	// FirstDay is the UTC day (YYYY-MM-DD) from which the event archive can hold the user's
-	// rows, as far as the user's state knew at the erasure; empty when it did not know. The
-	// archive purge reads the app's partitions from it to the erasure day only (package
-	// app/purge).
+	// rows; empty when unknown. The archive purge reads the app's partitions from it to the
+	// erasure day only, else from its lookback (package app/purge). Nothing fills it yet: the
+	// user's state knows the first event with consent only, not a safe bound.
 	FirstDay string
 }
 
