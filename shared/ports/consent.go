@@ -38,6 +38,11 @@ type ErasureRecord struct {
 	Audiences []string
 	// ExpiresAt is when the record may be deleted (unix seconds, TTL).
 	ExpiresAt int64
+	// FirstDay is the UTC day (YYYY-MM-DD) from which the event archive can hold the user's
+	// rows; empty when unknown. The archive purge reads the app's partitions from it to the
+	// erasure day only, else from its lookback (package app/purge). Nothing fills it yet: the
+	// user's state knows the first event with consent only, not a safe bound.
+	FirstDay string
 }
 
 // ConsentStore keeps explicit consent decisions and erasure audit records (DynamoDB in AWS).

@@ -216,6 +216,11 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		return err
 	}
 	defer arch.stop()
+	purger, err := startArchivePurge(getenv, s, apps, dynamoCfg, slog.New(slog.NewTextHandler(out.err, &slog.HandlerOptions{Level: slog.LevelWarn})), out)
+	if err != nil {
+		return err
+	}
+	defer purger.stop()
 
 	gateway := &Gateway{
 		Function:  handler.Handle,

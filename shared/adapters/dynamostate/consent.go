@@ -5,7 +5,9 @@ package dynamostate
 //	consent item  pk=user#<app>#<user key>  sk=consent
 //	              ads(BOOL) att(BOOL) ate(BOOL) ldu(BOOL) at(N) erasure(S)
 //	erasure item  pk=audit#<app>  sk=<erasure id>
-//	              uk(S) reqAt(N) doneAt(N) auds(SS) expiresAt(N, TTL)
+//	              uk(S) reqAt(N) doneAt(N) auds(SS) first(S) expiresAt(N, TTL)
+//	purge item    pk=purge#<app>  sk=<erasure id>   (pending archive purge, purge.go)
+//	              uk(S) reqAt(N) first(S) expiresAt(N, TTL)
 //
 // The consent item sits in the user's partition next to the state item, has no TTL (a
 // withdrawal holds until an explicit grant) and holds no personal data.
@@ -43,6 +45,7 @@ const (
 	attrRequestedAt = "reqAt"
 	attrCompletedAt = "doneAt"
 	attrAudiences   = "auds"
+	attrFirstDay    = "first"
 )
 
 func auditPK(app string) string { return "audit#" + app }
@@ -142,12 +145,19 @@ func parseConsent(app string, item map[string]types.AttributeValue) (ports.UserC
 	return c, nil
 }
 
-// PutErasure writes the audit record with its TTL.
+// PutErasure writes the erasure's pending archive purge (purge.go), then the audit record with
+// its TTL: pending first, so an audit record never exists without its purge.
 func (s *Store) PutErasure(ctx context.Context, r ports.ErasureRecord) error {
 	if err := storecheck.Erasure(r); err != nil {
 		return fmt.Errorf("put erasure: %w", err)
 	}
+	if err := s.putPendingPurge(ctx, r); err != nil {
+		return err
+	}
 	item := key(auditPK(r.App), r.ID)
+	if r.FirstDay != "" {
+		item[attrFirstDay] = str(r.FirstDay)
+	}
 	item[attrUserKey] = str(r.UserKey)
 	item[attrRequestedAt] = num(r.RequestedAt)
 	if r.CompletedAt != 0 {
@@ -194,6 +204,9 @@ func (s *Store) Erasure(ctx context.Context, app, id string) (ports.ErasureRecor
 	}
 	if v, ok := out.Item[attrAudiences].(*types.AttributeValueMemberSS); ok {
 		r.Audiences = v.Value
+	}
+	if v, ok := out.Item[attrFirstDay].(*types.AttributeValueMemberS); ok {
+		r.FirstDay = v.Value
 	}
 	return r, true, nil
 }

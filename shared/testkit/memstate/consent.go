@@ -68,6 +68,7 @@ func (s *Store) PutErasure(ctx context.Context, r ports.ErasureRecord) error {
 	}
 	r.Audiences = slices.Clone(r.Audiences)
 	s.erasures[erasureID{r.App, r.ID}] = r
+	s.putPendingPurge(r)
 	return nil
 }
 

@@ -32,6 +32,7 @@ type Store struct {
 	// consent.go
 	consents map[userID]ports.UserConsent
 	erasures map[erasureID]ports.ErasureRecord
+	purges   map[erasureID]ports.ErasureRecord        // purge.go: pending archive purges
 	outcomes map[ports.OutcomeKey]ports.OutcomeCounts // outcomes.go
 	cooldown map[userID]int64                         // publish.go
 }

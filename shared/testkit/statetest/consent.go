@@ -35,6 +35,7 @@ var consentCases = []struct {
 	{"consent round trip, replaced by a later decision", consentRoundTrip},
 	{"consents of many users, apps apart, state untouched", consentsMany},
 	{"erasure audit round trip", erasureRoundTrip},
+	{"an erasure is a pending archive purge until done", pendingPurges},
 	{"invalid consent input is rejected", invalidConsentInput},
 }
 
