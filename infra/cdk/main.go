@@ -26,6 +26,9 @@
 //	                 removals (default 30)
 //	erasureAuditDays days erasure audit records are kept (default 1095)
 //	streamShards     a provisioned event stream with this many shards (default: on-demand)
+//	archive          "true" to declare the event archive (Firehose to Parquet in S3, the Glue
+//	                 table; default: the value of segments)
+//	archiveExpiryDays  days archive files are kept (default 730; 0: never deleted)
 //
 // Every synth runs the cdk-nag packs AwsSolutions and Serverless (stack.AddNagChecks): a finding
 // fails it.
@@ -107,6 +110,12 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	// The archive goes with the full product (segments on) unless set on its own.
+	archive := contextString(app, "archive", contextString(app, "segments", "false")) == "true"
+	archiveExpiry, err := strconv.Atoi(contextString(app, "archiveExpiryDays", strconv.Itoa(stack.DefaultArchiveExpiryDays)))
+	if err != nil {
+		return fmt.Errorf("context archiveExpiryDays: %w", err)
+	}
 	props := &stack.RetargetStackProps{
 		StackProps: awscdk.StackProps{
 			StackName: jsii.String(contextString(app, "stackName", stackID)),
@@ -133,6 +142,8 @@ func run() (err error) {
 		ErasureAuditDays:             float64(auditDays),
 		AlarmEmail:                   contextString(app, "alarmEmail", ""),
 		StreamShards:                 float64(shards),
+		ArchiveEnabled:               archive,
+		ArchiveExpiryDays:            float64(archiveExpiry),
 	}
 	st := stack.NewRetargetStack(app, stackID, props)
 	// A warning, not an error: a prod stack deliberately sending to Test Events for a while is

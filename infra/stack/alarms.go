@@ -63,6 +63,9 @@ type AlarmsProps struct {
 	Insights *Insights
 	// Channels, when set, adds the depth alarm of each channel's dead-letter queue.
 	Channels *Channels
+	// Archive, when set, adds the transformation's alarms and the delivery stream's (see
+	// archiveAlarms).
+	Archive *Archive
 	// AudienceSyncIntervalMinutes is the sync's schedule (to tell a stopped sync).
 	AudienceSyncIntervalMinutes int
 	// Email, when set, is subscribed to the topic (the address must confirm).
@@ -162,6 +165,10 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	}
 	if s := props.Insights; s != nil {
 		fns = append(fns, fn{"Insights", s.Function, false, 1})
+	}
+	if s := props.Archive; s != nil {
+		fns = append(fns, fn{"ArchiveTransform", s.Transform, false, 1})
+		archiveAlarms(c, s, period, add)
 	}
 	for _, f := range fns {
 		opts := &awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}

@@ -58,6 +58,10 @@ const (
 	// forwarder and the audience sync call (`retarget doctor --stack` checks their expiry).
 	OutputMetaCapiVersion      = "MetaCapiVersion"
 	OutputMetaMarketingVersion = "MetaMarketingVersion"
+	// OutputArchiveBucketName and OutputArchiveTable are the event archive's bucket and Glue
+	// table (<database>.<table>; only with ArchiveEnabled).
+	OutputArchiveBucketName = "ArchiveBucketName"
+	OutputArchiveTable      = "ArchiveTable"
 )
 
 // stagePattern keeps the stage usable as an API Gateway stage name and in resource names.
@@ -117,6 +121,11 @@ type RetargetStackProps struct {
 	// StreamShards, when not 0, makes the event stream provisioned with this many shards
 	// (1..MaxStreamShards) instead of on-demand: see EventStreamProps.Shards.
 	StreamShards float64
+	// ArchiveEnabled declares the event archive (Firehose from the stream to Parquet in S3,
+	// the Glue table): see NewArchive. Off by default: synth needs the archive-transform
+	// bootstrap. ArchiveExpiryDays deletes its files after this many days; 0 keeps them.
+	ArchiveEnabled    bool
+	ArchiveExpiryDays float64
 }
 
 // MaxStreamShards is the most shards StreamShards may ask for (the default shard quota of an
@@ -150,6 +159,8 @@ type RetargetStack struct {
 	// Channels is the bus of the segment changes and the app channels' deliveries; nil unless
 	// SegmentsEnabled.
 	Channels *Channels
+	// Archive is the event archive; nil unless ArchiveEnabled.
+	Archive *Archive
 	// Alarms holds the alarm topic, the alarms and the dashboard.
 	Alarms *Alarms
 }
@@ -254,6 +265,19 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		})
 	}
 
+	var archive *Archive
+	if p.ArchiveEnabled {
+		archive = NewArchive(stack, "Archive", &ArchiveProps{
+			Config:           p.Config,
+			FunctionsDir:     p.FunctionsDir,
+			Stream:           events.Stream,
+			Stage:            p.Stage,
+			ExpiryDays:       p.ArchiveExpiryDays,
+			LogRetention:     retention,
+			LogRemovalPolicy: removal,
+		})
+	}
+
 	// The methods last: the users routes need the users function of the segment state.
 	var usersAPI awslambda.IFunction
 	if segments != nil {
@@ -271,6 +295,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		AudienceSync:                audienceSync,
 		Insights:                    insights,
 		Channels:                    chans,
+		Archive:                     archive,
 		AudienceSyncIntervalMinutes: syncInterval,
 		Email:                       p.AlarmEmail,
 		KeyRemovalPolicy:            removal,
@@ -293,6 +318,11 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		output(OutputAudienceSyncDeadLetterQueueUrl, "Audience sync runs that failed or could not be delivered", audienceSync.DeadLetters.QueueUrl())
 		output(OutputEventBusName, "EventBridge bus of the segment changes (source retarget, detail-types Segment Joined and Segment Left)", chans.Bus.EventBusName())
 	}
+	if archive != nil {
+		output(OutputArchiveBucketName, "S3 bucket of the event archive (Parquet, app=<app>/day=<YYYY-MM-DD>/; errors under errors/)", archive.Bucket.BucketName())
+		output(OutputArchiveTable, "Glue table of the event archive, <database>.<table> (query it with Athena; keep one row per app and event_id)",
+			jsii.String(archive.DatabaseName+"."+archive.TableName))
+	}
 	output(OutputMetaCapiVersion, "Conversions API (Graph API) version of the CAPI forwarder (-c metaCapiVersion)", jsii.String(p.MetaCAPIVersion))
 	output(OutputMetaMarketingVersion, "Marketing API version of the Custom Audiences calls (-c metaMarketingVersion)", jsii.String(p.MetaMarketingVersion))
 	output(OutputBackendPolicyArn, "Managed policy allowing execute-api:Invoke on the IAM (SigV4) routes of this stage: attach it to your app backend's role", routes.BackendPolicy.ManagedPolicyArn())
@@ -303,7 +333,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	}))
 
 	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Routes: routes, Meta: meta, Forwarder: forwarder,
-		Segments: segments, AudienceSync: audienceSync, Insights: insights, Channels: chans, Alarms: alarms}
+		Segments: segments, AudienceSync: audienceSync, Insights: insights, Channels: chans, Archive: archive, Alarms: alarms}
 }
 
 // resolveProps validates props and fills in defaults without touching jsii, so bad input
@@ -366,6 +396,9 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	}
 	if n := p.StreamShards; n != 0 && (n < 1 || n > MaxStreamShards || n != math.Trunc(n)) {
 		return p, fmt.Errorf("retarget stack: stream shards %v must be 0 (on-demand) or a whole number in 1..%d", n, MaxStreamShards)
+	}
+	if d := p.ArchiveExpiryDays; d < 0 || d != math.Trunc(d) {
+		return p, fmt.Errorf("retarget stack: archive expiry days %v must be a whole number (0: never expire)", d)
 	}
 	if e := p.AlarmEmail; e != "" && !emailPattern.MatchString(e) {
 		return p, fmt.Errorf("retarget stack: alarm e-mail %q is not an e-mail address", e)

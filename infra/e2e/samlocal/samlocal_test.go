@@ -58,13 +58,14 @@ const (
 // test, and so does a folder under functions/ that no function of the template runs.
 func goFunctions(s *stack.RetargetStack) map[string]*stack.GoFunction {
 	return map[string]*stack.GoFunction{
-		stack.IngestFunctionName:         s.Ingest.Ingest,
-		stack.CapiForwarderFunctionName:  s.Forwarder.Function,
-		stack.SegmentUpdaterFunctionName: s.Segments.Updater,
-		stack.UsersAPIFunctionName:       s.Segments.Reader,
-		stack.SegmentSweeperFunctionName: s.Segments.Sweeper,
-		stack.AudienceSyncFunctionName:   s.AudienceSync.Function,
-		stack.InsightsFunctionName:       s.Insights.Function,
+		stack.IngestFunctionName:           s.Ingest.Ingest,
+		stack.CapiForwarderFunctionName:    s.Forwarder.Function,
+		stack.SegmentUpdaterFunctionName:   s.Segments.Updater,
+		stack.UsersAPIFunctionName:         s.Segments.Reader,
+		stack.SegmentSweeperFunctionName:   s.Segments.Sweeper,
+		stack.AudienceSyncFunctionName:     s.AudienceSync.Function,
+		stack.InsightsFunctionName:         s.Insights.Function,
+		stack.ArchiveTransformFunctionName: s.Archive.Transform,
 	}
 }
 
@@ -172,6 +173,41 @@ var pipeline = []step{
 			{"on-demand.json", insightsAnswer("sample-shop", 1)},
 		},
 	},
+	{
+		function: stack.ArchiveTransformFunctionName,
+		fixtures: []fixture{
+			// Two stream records of the forwarder's batch and one cut short.
+			{"batch.json", archiveAnswer(2, 1)},
+		},
+	},
+}
+
+// archiveAnswer checks the archive transformation's answer to Firehose: ok rows, each with its
+// app and day partition keys, and failed records ProcessingFailed (never dropped).
+func archiveAnswer(ok, failed int) func(*testing.T, *localStack, []byte) {
+	return func(t *testing.T, _ *localStack, answer []byte) {
+		var a struct {
+			Records []struct {
+				Result   string `json:"result"`
+				Metadata *struct {
+					PartitionKeys map[string]string `json:"partitionKeys"`
+				} `json:"metadata"`
+			} `json:"records"`
+		}
+		if err := json.Unmarshal(answer, &a); err != nil {
+			t.Fatalf("answer %s: %v", answer, err)
+		}
+		got := map[string]int{}
+		for _, r := range a.Records {
+			got[r.Result]++
+			if r.Result == "Ok" && (r.Metadata == nil || r.Metadata.PartitionKeys["app"] != "sample-shop" || r.Metadata.PartitionKeys["day"] == "") {
+				t.Errorf("ok record without its partition keys: %s", answer)
+			}
+		}
+		if got["Ok"] != ok || got["ProcessingFailed"] != failed || len(a.Records) != ok+failed {
+			t.Errorf("results %v, want %d Ok and %d ProcessingFailed: %s", got, ok, failed, answer)
+		}
+	}
 }
 
 // insightsAnswer checks the insights function's summary: the one app, its ad account pulled
@@ -306,6 +342,7 @@ func synth(t *testing.T, root, outdir, functionsDir string, cfg *appconfig.Confi
 			Config:          cfg,
 			FunctionsDir:    functionsDir,
 			SegmentsEnabled: true,
+			ArchiveEnabled:  true,
 		})
 		app.Synth(nil)
 		for name, fn := range goFunctions(s) {
