@@ -5,70 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	domain "github.com/retarget-dev/retarget/shared/domain/archive"
+	"github.com/retarget-dev/retarget/shared/testkit/mototest"
 )
 
-// motoS3 starts moto's server (python3 -m moto.server) on a loopback port for the test, stops
-// it at cleanup, and returns a client with a fresh bucket. Without moto the test is skipped, or
-// fails under EMULATORS_REQUIRED=1 as the other emulator tests do (shared/sandbox/emulators).
+// motoS3 starts moto's S3 with a fresh bucket (skipped without moto, failed under
+// EMULATORS_REQUIRED=1).
 func motoS3(t *testing.T) (*s3.Client, string) {
 	t.Helper()
-	absent := func(why string, err error) {
-		t.Helper()
-		if os.Getenv("EMULATORS_REQUIRED") == "1" {
-			t.Fatalf("moto's S3 is required (EMULATORS_REQUIRED=1): %s: %v", why, err)
-		}
-		t.Skipf("moto's S3 not available (%s: %v): pip install 'moto[server]'", why, err)
-	}
-	if err := exec.Command("python3", "-c", "import moto.server").Run(); err != nil {
-		absent("python3 -c 'import moto.server'", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		absent("start moto.server", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			absent("moto.server not answering", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
-	const bucket = "retarget-archive-test"
-	if _, err := client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		t.Fatal(err)
-	}
-	return client, bucket
+	srv := mototest.StartS3(t, "retarget-archive-test")
+	return srv.Client, srv.Bucket
 }
 
 // TestS3FS: the archive and the erasure rewrite work the same on S3 (moto) as on a directory:
