@@ -9,15 +9,17 @@ import (
 	"os"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	archivefiles "github.com/retarget-dev/retarget/shared/adapters/archive"
 	"github.com/retarget-dev/retarget/shared/domain/archive"
+	"github.com/retarget-dev/retarget/shared/runtime/env"
 )
 
 var archiveExportCommand = &command{
 	name:    "archive export",
 	summary: "write the archived events of some days as JSON lines",
-	help: `Reads the local event archive (make dev's ` + devenv.ArchiveDir + `, or --dir) and writes one JSON
+	help: `Reads the event archive (` + archiveSourceHelp + `) and writes one JSON
 object per archived event to stdout, oldest arrival first: the archive's columns, named as in
 the Parquet files, plus its partition keys app and day. Days are UTC dates of arrival (the
 partitions), inclusive; --from and --to default to today. Each event is written once even
@@ -31,7 +33,7 @@ where the archive holds it twice (a batch written again after a failure).`,
 		fs.StringVar(&o.app, "app", "", "only this `app`")
 		fs.StringVar(&o.format, "format", "jsonl", "output `format`: jsonl")
 		fs.BoolVar(&o.json, "json", false, "the same as --format jsonl (the output is JSON already)")
-		fs.StringVar(&o.dir, "dir", "", "the archive `folder` (default: the dev stack's, "+devenv.ArchiveDir+")")
+		o.source.register(fs)
 		return o
 	},
 	run: func(ctx context.Context, c *cli, opts any, args []string) error {
@@ -40,8 +42,9 @@ where the archive holds it twice (a batch written again after a failure).`,
 }
 
 type archiveExportOptions struct {
-	from, to, app, format, dir string
-	json                       bool
+	from, to, app, format string
+	json                  bool
+	source                archiveSource
 }
 
 func (c *cli) archiveExport(ctx context.Context, o archiveExportOptions, args []string) error {
@@ -66,18 +69,11 @@ func (c *cli) archiveExport(ctx context.Context, o archiveExportOptions, args []
 	if o.from > o.to {
 		return usagef(cmd, "--from %s is after --to %s", o.from, o.to)
 	}
-	dir := o.dir
-	switch {
-	case dir != "":
-	case c.target.devDir != "":
-		dir = devenv.ArchivePath(c.target.devDir)
-	default:
-		dir = devenv.ArchiveDir
+	fsys, where, err := c.openArchive(ctx, cmd, o.source)
+	if err != nil {
+		return err
 	}
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("archive folder %s: %w (start make dev, or pass --dir)", dir, err)
-	}
-	rows, err := archivefiles.Read(ctx, archivefiles.Dir(dir), archivefiles.Query{From: o.from, To: o.to, App: o.app})
+	rows, err := archivefiles.Read(ctx, fsys, archivefiles.Query{From: o.from, To: o.to, App: o.app})
 	if err != nil {
 		return err
 	}
@@ -92,6 +88,64 @@ func (c *cli) archiveExport(ctx context.Context, o archiveExportOptions, args []
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	fmt.Fprintf(c.stderr, "retarget: %d events from %s, days %s to %s\n", len(rows), dir, o.from, o.to)
+	fmt.Fprintf(c.stderr, "retarget: %d events from %s, days %s to %s\n", len(rows), where, o.from, o.to)
 	return nil
+}
+
+// archiveSourceHelp says where the archive commands read, for their help.
+const archiveSourceHelp = `--dir FOLDER; else the S3 bucket --bucket, $` + env.ArchiveBucket + ` or the
+--stack output ArchiveBucketName; else make dev's ` + devenv.ArchiveDir
+
+// archiveSource is where an archive command reads the archive: a local folder or an S3 bucket.
+type archiveSource struct {
+	dir, bucket string
+}
+
+func (s *archiveSource) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.dir, "dir", "", "a local archive `folder` (default: the dev stack's, "+devenv.ArchiveDir+")")
+	fs.StringVar(&s.bucket, "bucket", "", "the archive's S3 `bucket` (default $"+env.ArchiveBucket+", else the --stack output ArchiveBucketName)")
+}
+
+// openArchive returns the archive to read and a name for it (the folder, or s3://bucket):
+// --dir, else --bucket, else $ARCHIVE_BUCKET (which --stack fills from its output), else the
+// dev stack's folder. A bucket is read through the S3 client of the CLI's AWS config, so
+// AWS_ENDPOINT_URL_S3 and the credential chain apply as for the other services.
+func (c *cli) openArchive(ctx context.Context, cmd string, s archiveSource) (archivefiles.FS, string, error) {
+	if s.dir != "" && s.bucket != "" {
+		return nil, "", usagef(cmd, "--dir and --bucket: pass one (a local archive or the stack's)")
+	}
+	bucket := s.bucket
+	if bucket == "" && s.dir == "" {
+		bucket = c.getenv(env.ArchiveBucket)
+	}
+	if bucket != "" {
+		cfg, err := c.awsConfig(ctx, serviceS3)
+		if err != nil {
+			return nil, "", err
+		}
+		// Emulators on loopback (moto) serve buckets by path only: a bucket host name would
+		// have to resolve to 127.0.0.1.
+		client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = c.local(serviceS3) })
+		return archivefiles.S3{Client: client, Bucket: bucket}, "s3://" + bucket, nil
+	}
+	if c.target.stack != "" && s.dir == "" {
+		return nil, "", fmt.Errorf("no archive bucket: stack %s has no output %s (deployed with -c archive=false?); pass --bucket or --dir",
+			c.target.stack, outputArchiveBucket)
+	}
+	dir := s.dir
+	switch {
+	case dir != "":
+	case c.target.devDir != "":
+		dir = devenv.ArchivePath(c.target.devDir)
+	default:
+		dir = devenv.ArchiveDir
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if s.dir != "" {
+			return nil, "", fmt.Errorf("archive folder %s: %w", dir, err)
+		}
+		return nil, "", fmt.Errorf("no archive: no dev stack archive at %s (%v): start make dev, or pass --dir FOLDER, --bucket NAME (or set %s) or --stack NAME",
+			dir, err, env.ArchiveBucket)
+	}
+	return archivefiles.Dir(dir), dir, nil
 }

@@ -5,13 +5,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	archivefiles "github.com/retarget-dev/retarget/shared/adapters/archive"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
 	"github.com/retarget-dev/retarget/shared/app/stream"
@@ -24,7 +22,7 @@ import (
 var archiveReplayCommand = &command{
 	name:    "archive replay",
 	summary: "put archived events back on the event stream",
-	help: `Reads the local event archive (make dev's ` + devenv.ArchiveDir + `, or --dir) and puts the archived
+	help: `Reads the event archive (` + archiveSourceHelp + `) and puts the archived
 events of some days back on the event stream: to recover events past the stream's retention, or
 to run new segment rules over history. Each event goes once (the archive may hold it twice),
 with its original event_id and received_at, keyed by its user as the ingest function keys it,
@@ -43,7 +41,7 @@ the dev stack's ` + devStream + `.`,
 		fs.StringVar(&o.from, "from", "", "first `day` (YYYY-MM-DD, UTC; required)")
 		fs.StringVar(&o.to, "to", "", "last `day` (YYYY-MM-DD, UTC; default --from)")
 		fs.StringVar(&o.app, "app", "", "only this `app`")
-		fs.StringVar(&o.dir, "dir", "", "the archive `folder` (default: the dev stack's, "+devenv.ArchiveDir+")")
+		o.source.register(fs)
 		fs.StringVar(&o.stream, "stream", "", "Kinesis `stream` to put the events on (default $EVENT_STREAM_NAME)")
 		fs.BoolVar(&o.dryRun, "dry-run", false, "count what would be replayed, put nothing")
 		fs.BoolVar(&o.json, "json", false, "print the counts as JSON")
@@ -55,8 +53,9 @@ the dev stack's ` + devStream + `.`,
 }
 
 type archiveReplayOptions struct {
-	from, to, app, dir, stream string
-	dryRun, json               bool
+	from, to, app, stream string
+	dryRun, json          bool
+	source                archiveSource
 }
 
 // archiveReplayResult is archive replay's summary: rows read from the files, unique events
@@ -97,16 +96,9 @@ func (c *cli) archiveReplay(ctx context.Context, o archiveReplayOptions, args []
 	if o.from > o.to {
 		return usagef(cmd, "--from %s is after --to %s", o.from, o.to)
 	}
-	dir := o.dir
-	switch {
-	case dir != "":
-	case c.target.devDir != "":
-		dir = devenv.ArchivePath(c.target.devDir)
-	default:
-		dir = devenv.ArchiveDir
-	}
-	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("archive folder %s: %w (start make dev, or pass --dir)", dir, err)
+	fsys, dir, err := c.openArchive(ctx, cmd, o.source)
+	if err != nil {
+		return err
 	}
 	res := archiveReplayResult{Dir: dir, From: o.from, To: o.to, App: o.app, DryRun: o.dryRun}
 
@@ -133,7 +125,7 @@ func (c *cli) archiveReplay(ctx context.Context, o archiveReplayOptions, args []
 		publisher = stream.NewPublisher(kinesisstream.NewWriter(kinesis.NewFromConfig(cfg), name, ""), stream.Options{})
 	}
 
-	rows, read, err := readArchive(ctx, archivefiles.Dir(dir), archivefiles.Query{From: o.from, To: o.to, App: o.app})
+	rows, read, err := readArchive(ctx, fsys, archivefiles.Query{From: o.from, To: o.to, App: o.app})
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ const (
 	serviceKinesis  = "KINESIS"
 	serviceSQS      = "SQS"
 	serviceSecrets  = "SECRETS_MANAGER"
+	serviceS3       = "S3"
 )
 
 // Defaults of the dev stack (infra/cmd/devstack), used only when the service's endpoint is on

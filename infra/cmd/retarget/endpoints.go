@@ -47,6 +47,8 @@ const (
 	// Outputs of stacks deployed with two Meta version settings.
 	outputMetaCapiVersion      = "MetaCapiVersion"
 	outputMetaMarketingVersion = "MetaMarketingVersion"
+	// The event archive's bucket, on stacks deployed with the archive.
+	outputArchiveBucket = "ArchiveBucketName"
 )
 
 // stackOutputs maps the stack outputs to the CLI's settings. Required outputs are on every
@@ -63,7 +65,8 @@ var stackOutputs = []struct {
 	{outputStateTableName, env.StateTableName, false},
 	{outputMetaCapiVersion, env.CAPIVersion, false},
 	{outputMetaMarketingVersion, env.MarketingVersion, false},
-	{outputEventBus, envEventBus, false}, // stacks with channels
+	{outputEventBus, envEventBus, false},            // stacks with channels
+	{outputArchiveBucket, env.ArchiveBucket, false}, // stacks with the archive
 }
 
 // target is where the settings that neither a flag nor the environment gives come from.

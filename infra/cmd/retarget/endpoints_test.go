@@ -37,7 +37,7 @@ func TestStackOutputNamesMatchTheStack(t *testing.T) {
 		"OutputApiUrl": outputAPIURL, "OutputEventStreamName": outputStream, "OutputPepperSecretArn": outputPepperSecret,
 		"OutputMetaSecretArn": outputMetaSecret, "OutputDeadLetterQueueUrl": outputDeadLetterURL, "OutputStateTableName": outputStateTableName,
 		"OutputMetaCapiVersion": outputMetaCapiVersion, "OutputMetaMarketingVersion": outputMetaMarketingVersion,
-		"OutputEventBusName": outputEventBus,
+		"OutputEventBusName": outputEventBus, "OutputArchiveBucketName": outputArchiveBucket,
 	} {
 		if names[constant] != ours {
 			t.Errorf("infra/stack %s = %q, the CLI reads %q", constant, names[constant], ours)
