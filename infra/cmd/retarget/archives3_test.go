@@ -13,7 +13,8 @@ import (
 
 // TestArchiveCommandsReadTheBucket: with --bucket, $ARCHIVE_BUCKET or a stack's
 // ArchiveBucketName output, archive export and archive replay read the archive in S3 (moto,
-// through AWS_ENDPOINT_URL_S3) as they read a folder: each unique row once.
+// through AWS_ENDPOINT_URL_S3) as they read a folder: each unique row once, in the files the
+// adapter writes and in those Firehose names its own way.
 func TestArchiveCommandsReadTheBucket(t *testing.T) {
 	srv := mototest.StartS3(t, "retarget-prod-archive")
 	d1 := time.Date(2026, 3, 8, 12, 0, 0, 0, time.UTC)
@@ -31,6 +32,14 @@ func TestArchiveCommandsReadTheBucket(t *testing.T) {
 	}
 	write(replayRow(t, "shop", "a", "uk-1", d1), replayRow(t, "shop", "b", "uk-2", d2), replayRow(t, "game", "c", "uk-3", d2))
 	write(replayRow(t, "shop", "b", "uk-2", d2)) // the same event twice, in another file
+	// A file as the stack's Firehose names it.
+	data, err := archivefiles.Encode([]archive.Row{replayRow(t, "game", "d", "uk-4", d2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bucket.WriteFile(t.Context(), "app=game/day=2026-03-09/retarget-prod-archive-1-2026-03-09-12-15-01-0b1e2c4a-7f0e-4a5b-9c1d-3e2f1a0b9c8d.parquet", data); err != nil {
+		t.Fatal(err)
+	}
 
 	api := startEventsSink(t)
 	withBucket := fullOutputs(api.url)
@@ -67,24 +76,24 @@ func TestArchiveCommandsReadTheBucket(t *testing.T) {
 				}
 				got = append(got, r.App+"/"+r.Day+"/"+r.EventID)
 			}
-			if want := "shop/2026-03-08/a game/2026-03-09/c shop/2026-03-09/b"; strings.Join(got, " ") != want {
+			if want := "shop/2026-03-08/a game/2026-03-09/c game/2026-03-09/d shop/2026-03-09/b"; strings.Join(got, " ") != want {
 				t.Errorf("exported %v, want %s (each unique row once, in arrival order)", got, want)
 			}
-			wantContains(t, h.stderr.String(), "3 events from s3://"+srv.Bucket)
+			wantContains(t, h.stderr.String(), "4 events from s3://"+srv.Bucket)
 		})
 	}
 
 	t.Run("replay --dry-run", func(t *testing.T) {
 		h := newH(t)
 		out := h.mustRun(exitOK, append([]string{"archive", "replay", "--bucket", srv.Bucket, "--dry-run"}, days...)...)
-		if got := [4]string{fieldValue(t, out, "read"), fieldValue(t, out, "unique"), fieldValue(t, out, "put"), fieldValue(t, out, "failed")}; got != [4]string{"4", "3", "0", "0"} {
-			t.Errorf("dry run counts read, unique, put, failed = %v, want 4 3 0 0\n%s", got, out)
+		if got := [4]string{fieldValue(t, out, "read"), fieldValue(t, out, "unique"), fieldValue(t, out, "put"), fieldValue(t, out, "failed")}; got != [4]string{"5", "4", "0", "0"} {
+			t.Errorf("dry run counts read, unique, put, failed = %v, want 5 4 0 0\n%s", got, out)
 		}
 		wantContains(t, out, "s3://"+srv.Bucket)
 		h.mustRun(exitOK, append([]string{"--stack", "Retarget-prod", "archive", "replay", "--app", "game", "--dry-run", "--json"}, days...)...)
 		var res archiveReplayResult
 		h.decodeJSON(&res)
-		if res.Dir != "s3://"+srv.Bucket || res.Read != 1 || res.Unique != 1 || res.Put != 0 {
+		if res.Dir != "s3://"+srv.Bucket || res.Read != 2 || res.Unique != 2 || res.Put != 0 {
 			t.Errorf("--stack --app game dry run: %+v", res)
 		}
 	})

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,15 +118,19 @@ func FileName(p domain.Partition, firstSeq string, n int) string {
 	return p.Dir() + "/part-" + firstSeq + "-" + strconv.Itoa(n) + ".parquet"
 }
 
-// ParseName returns the partition of a file name written by Write, and false for any other
-// name (a stray file is not read).
+// firehoseFile is the name Firehose gives the files it delivers into a partition (the stack's
+// archive): <delivery stream>-<version>-<YYYY-MM-DD-HH-MM-SS>-<uuid>.parquet.
+var firehoseFile = regexp.MustCompile(`^.+-[0-9]+-[0-9]{4}(-[0-9]{2}){5}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\.parquet$`)
+
+// ParseName returns the partition of a file name written by Write or delivered by the stack's
+// Firehose, and false for any other name (a stray file is not read).
 func ParseName(name string) (domain.Partition, bool) {
 	appDir, rest, ok1 := strings.Cut(name, "/")
 	dayDir, file, ok2 := strings.Cut(rest, "/")
 	app, ok3 := strings.CutPrefix(appDir, "app=")
 	day, ok4 := strings.CutPrefix(dayDir, "day=")
 	if !ok1 || !ok2 || !ok3 || !ok4 || app == "" || strings.Contains(file, "/") ||
-		!strings.HasPrefix(file, "part-") || path.Ext(file) != ".parquet" || !validDay(day) {
+		!(strings.HasPrefix(file, "part-") && path.Ext(file) == ".parquet" || firehoseFile.MatchString(file)) || !validDay(day) {
 		return domain.Partition{}, false
 	}
 	return domain.Partition{App: app, Day: day}, true

@@ -87,7 +87,12 @@ func TestLayout(t *testing.T) {
 	if !slices.Equal(listed, want) {
 		t.Errorf("files %q, want %q", listed, want)
 	}
-	for _, bad := range []string{"app=shop/day=2026-12-06/other.parquet", "app=shop/part-1-1.parquet", "shop/day=2026-12-06/part-1-1.parquet", "app=shop/day=yesterday/part-1-1.parquet"} {
+	// Firehose's own names (the stack's archive) are read too.
+	const firehose = "app=shop/day=2026-12-06/retarget-dev-archive-1-2026-12-06-10-15-01-0b1e2c4a-7f0e-4a5b-9c1d-3e2f1a0b9c8d.parquet"
+	if p, ok := ParseName(firehose); !ok || p != (domain.Partition{App: "shop", Day: "2026-12-06"}) {
+		t.Errorf("ParseName(%q) = %v, %v; want shop's 2026-12-06", firehose, p, ok)
+	}
+	for _, bad := range []string{"app=shop/day=2026-12-06/other.parquet", "app=shop/day=2026-12-06/retarget-dev-archive-1-2026-12-06-10-15-01-0b1e2c4a-7f0e-4a5b-9c1d-3e2f1a0b9c8d", "app=shop/part-1-1.parquet", "shop/day=2026-12-06/part-1-1.parquet", "app=shop/day=yesterday/part-1-1.parquet"} {
 		if _, ok := ParseName(bad); ok {
 			t.Errorf("ParseName(%q) accepted a stray file", bad)
 		}
