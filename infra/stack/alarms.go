@@ -66,6 +66,8 @@ type AlarmsProps struct {
 	// Archive, when set, adds the transformation's alarms and the delivery stream's (see
 	// archiveAlarms).
 	Archive *Archive
+	// ArchivePurge, when set, adds the purge function's alarms and its dead letters'.
+	ArchivePurge *ArchivePurge
 	// AudienceSyncIntervalMinutes is the sync's schedule (to tell a stopped sync).
 	AudienceSyncIntervalMinutes int
 	// Email, when set, is subscribed to the topic (the address must confirm).
@@ -170,6 +172,9 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 		fns = append(fns, fn{"ArchiveTransform", s.Transform, false, 1})
 		archiveAlarms(c, s, period, add)
 	}
+	if s := props.ArchivePurge; s != nil {
+		fns = append(fns, fn{"ArchivePurge", s.Function, false, 1})
+	}
 	for _, f := range fns {
 		opts := &awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("Sum")}
 		threshold(f.name+"Errors", fmt.Sprintf("The %s function failed (errors in 5 minutes): see its log group", f.name),
@@ -200,6 +205,9 @@ func NewAlarms(scope constructs.Construct, id string, props *AlarmsProps) *Alarm
 	}
 	if s := props.Insights; s != nil {
 		queues["InsightsDeadLetters"] = s.DeadLetters
+	}
+	if s := props.ArchivePurge; s != nil {
+		queues["ArchivePurgeDeadLetters"] = s.DeadLetters
 	}
 	if s := props.Channels; s != nil {
 		for _, d := range s.Deliveries {

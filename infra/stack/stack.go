@@ -161,6 +161,9 @@ type RetargetStack struct {
 	Channels *Channels
 	// Archive is the event archive; nil unless ArchiveEnabled.
 	Archive *Archive
+	// ArchivePurge takes erased users' rows out of the archive; nil unless both the archive
+	// and the segment state (where erasures are recorded) are declared.
+	ArchivePurge *ArchivePurge
 	// Alarms holds the alarm topic, the alarms and the dashboard.
 	Alarms *Alarms
 }
@@ -277,6 +280,19 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 			LogRemovalPolicy: removal,
 		})
 	}
+	var archivePurge *ArchivePurge
+	if archive != nil && segments != nil {
+		archivePurge = NewArchivePurge(stack, "ArchivePurge", &ArchivePurgeProps{
+			Config:             p.Config,
+			FunctionsDir:       p.FunctionsDir,
+			Archive:            archive,
+			Table:              segments.Table,
+			ExpiryDays:         p.ArchiveExpiryDays,
+			QueueRemovalPolicy: removal,
+			LogRetention:       retention,
+			LogRemovalPolicy:   removal,
+		})
+	}
 
 	// The methods last: the users routes need the users function of the segment state.
 	var usersAPI awslambda.IFunction
@@ -296,6 +312,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		Insights:                    insights,
 		Channels:                    chans,
 		Archive:                     archive,
+		ArchivePurge:                archivePurge,
 		AudienceSyncIntervalMinutes: syncInterval,
 		Email:                       p.AlarmEmail,
 		KeyRemovalPolicy:            removal,
@@ -333,7 +350,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	}))
 
 	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Routes: routes, Meta: meta, Forwarder: forwarder,
-		Segments: segments, AudienceSync: audienceSync, Insights: insights, Channels: chans, Archive: archive, Alarms: alarms}
+		Segments: segments, AudienceSync: audienceSync, Insights: insights, Channels: chans, Archive: archive, ArchivePurge: archivePurge, Alarms: alarms}
 }
 
 // resolveProps validates props and fills in defaults without touching jsii, so bad input

@@ -127,7 +127,7 @@ func setUp(m *testing.M) (code int, err error) {
 	defer os.RemoveAll(tmp)
 	functionsDir := filepath.Join(tmp, "functions")
 	for _, fn := range []string{IngestFunctionName, CapiForwarderFunctionName,
-		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, UsersAPIFunctionName, AudienceSyncFunctionName, InsightsFunctionName, ArchiveTransformFunctionName} {
+		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, UsersAPIFunctionName, AudienceSyncFunctionName, InsightsFunctionName, ArchiveTransformFunctionName, ArchivePurgeFunctionName} {
 		if err := os.MkdirAll(filepath.Join(functionsDir, fn), 0o755); err != nil {
 			return 1, err
 		}

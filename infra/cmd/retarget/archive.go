@@ -93,7 +93,7 @@ func (c *cli) archiveExport(ctx context.Context, o archiveExportOptions, args []
 }
 
 // archiveSourceHelp says where the archive commands read, for their help.
-const archiveSourceHelp = `--dir FOLDER; else the S3 bucket --bucket, $` + env.ArchiveBucket + ` or the
+const archiveSourceHelp = `--dir FOLDER; else the S3 bucket --bucket, $` + env.ArchiveBucketName + ` or the
 --stack output ArchiveBucketName; else make dev's ` + devenv.ArchiveDir
 
 // archiveSource is where an archive command reads the archive: a local folder or an S3 bucket.
@@ -103,11 +103,11 @@ type archiveSource struct {
 
 func (s *archiveSource) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.dir, "dir", "", "a local archive `folder` (default: the dev stack's, "+devenv.ArchiveDir+")")
-	fs.StringVar(&s.bucket, "bucket", "", "the archive's S3 `bucket` (default $"+env.ArchiveBucket+", else the --stack output ArchiveBucketName)")
+	fs.StringVar(&s.bucket, "bucket", "", "the archive's S3 `bucket` (default $"+env.ArchiveBucketName+", else the --stack output ArchiveBucketName)")
 }
 
 // openArchive returns the archive to read and a name for it (the folder, or s3://bucket):
-// --dir, else --bucket, else $ARCHIVE_BUCKET (which --stack fills from its output), else the
+// --dir, else --bucket, else $ARCHIVE_BUCKET_NAME (which --stack fills from its output), else the
 // dev stack's folder. A bucket is read through the S3 client of the CLI's AWS config, so
 // AWS_ENDPOINT_URL_S3 and the credential chain apply as for the other services.
 func (c *cli) openArchive(ctx context.Context, cmd string, s archiveSource) (archivefiles.FS, string, error) {
@@ -116,7 +116,7 @@ func (c *cli) openArchive(ctx context.Context, cmd string, s archiveSource) (arc
 	}
 	bucket := s.bucket
 	if bucket == "" && s.dir == "" {
-		bucket = c.getenv(env.ArchiveBucket)
+		bucket = c.getenv(env.ArchiveBucketName)
 	}
 	if bucket != "" {
 		cfg, err := c.awsConfig(ctx, serviceS3)
@@ -145,7 +145,7 @@ func (c *cli) openArchive(ctx context.Context, cmd string, s archiveSource) (arc
 			return nil, "", fmt.Errorf("archive folder %s: %w", dir, err)
 		}
 		return nil, "", fmt.Errorf("no archive: no dev stack archive at %s (%v): start make dev, or pass --dir FOLDER, --bucket NAME (or set %s) or --stack NAME",
-			dir, err, env.ArchiveBucket)
+			dir, err, env.ArchiveBucketName)
 	}
 	return archivefiles.Dir(dir), dir, nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/testkit/mototest"
 )
 
-// TestArchiveCommandsReadTheBucket: with --bucket, $ARCHIVE_BUCKET or a stack's
+// TestArchiveCommandsReadTheBucket: with --bucket, $ARCHIVE_BUCKET_NAME or a stack's
 // ArchiveBucketName output, archive export and archive replay read the archive in S3 (moto,
 // through AWS_ENDPOINT_URL_S3) as they read a folder: each unique row once, in the files the
 // adapter writes and in those Firehose names its own way.
@@ -59,7 +59,7 @@ func TestArchiveCommandsReadTheBucket(t *testing.T) {
 		env  map[string]string
 	}{
 		{"--bucket", []string{"archive", "export", "--bucket", srv.Bucket}, nil},
-		{"$ARCHIVE_BUCKET", []string{"archive", "export"}, map[string]string{"ARCHIVE_BUCKET": srv.Bucket}},
+		{"$ARCHIVE_BUCKET_NAME", []string{"archive", "export"}, map[string]string{"ARCHIVE_BUCKET_NAME": srv.Bucket}},
 		{"--stack", []string{"--stack", "Retarget-prod", "archive", "export"}, nil},
 	} {
 		t.Run("export "+tc.name, func(t *testing.T) {
@@ -106,6 +106,6 @@ func TestArchiveCommandsReadTheBucket(t *testing.T) {
 		wantContains(t, h.stderr.String(), "stack Retarget-lean has no output ArchiveBucketName")
 		h.stderr.Reset()
 		h.mustRun(exitFailure, append([]string{"archive", "export"}, days...)...) // no make dev archive here
-		wantContains(t, h.stderr.String(), "pass --dir FOLDER, --bucket NAME (or set ARCHIVE_BUCKET) or --stack NAME")
+		wantContains(t, h.stderr.String(), "pass --dir FOLDER, --bucket NAME (or set ARCHIVE_BUCKET_NAME) or --stack NAME")
 	})
 }

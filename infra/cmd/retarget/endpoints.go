@@ -65,8 +65,8 @@ var stackOutputs = []struct {
 	{outputStateTableName, env.StateTableName, false},
 	{outputMetaCapiVersion, env.CAPIVersion, false},
 	{outputMetaMarketingVersion, env.MarketingVersion, false},
-	{outputEventBus, envEventBus, false},            // stacks with channels
-	{outputArchiveBucket, env.ArchiveBucket, false}, // stacks with the archive
+	{outputEventBus, envEventBus, false},                // stacks with channels
+	{outputArchiveBucket, env.ArchiveBucketName, false}, // stacks with the archive
 }
 
 // target is where the settings that neither a flag nor the environment gives come from.
