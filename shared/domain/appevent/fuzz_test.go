@@ -96,6 +96,9 @@ func checkSameAsAlone(t *testing.T, p *Parser, in string, b *Batch) {
 		}
 		switch {
 		case len(alone.Accepted) == 1:
+			if onlyDuplicate(errs[i]) {
+				break // repeats an earlier event's id: the one rule that depends on the other events
+			}
 			if got := string(alone.Accepted[0].Data); data[i] != got {
 				t.Fatalf("event %d: in the batch\n%s\nalone\n%s", i, data[i], got)
 			}
@@ -114,4 +117,9 @@ func checkSameAsAlone(t *testing.T, p *Parser, in string, b *Batch) {
 		}
 		alone.Release()
 	}
+}
+
+// onlyDuplicate reports whether errs is exactly a rejection for a repeated event_id.
+func onlyDuplicate(errs []FieldError) bool {
+	return len(errs) == 1 && errs[0].Code == "duplicate"
 }
