@@ -87,32 +87,48 @@ func (s *Store) Consents(ctx context.Context, app string, userKeys []string) (ma
 		}
 	}
 	out := make(map[string]ports.UserConsent)
+	err := s.batchGetAll(ctx, keys, func(item map[string]types.AttributeValue) error {
+		c, err := parseConsent(app, item)
+		if err != nil {
+			return err
+		}
+		out[c.UserKey] = c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consents of %s: %w", app, err)
+	}
+	return out, nil
+}
+
+// batchGetAll reads keys with strongly consistent BatchGetItem calls of at most maxBatchGet
+// keys, retrying the unprocessed ones with full-jitter backoff, and hands each item to visit
+// (an error from visit stops the read).
+func (s *Store) batchGetAll(ctx context.Context, keys []map[string]types.AttributeValue, visit func(map[string]types.AttributeValue) error) error {
 	for start := 0; start < len(keys); start += maxBatchGet {
 		pending := keys[start:min(start+maxBatchGet, len(keys))]
 		for attempt := 1; len(pending) > 0; attempt++ {
 			if attempt > 1 {
 				d := backoff.FullJitter(attempt-1, s.opts.RetryBase, s.opts.RetryMax, rand.Float64)
 				if err := backoff.Sleep(ctx, d); err != nil {
-					return nil, fmt.Errorf("consents: %d keys still unprocessed: %w", len(pending), err)
+					return fmt.Errorf("%d keys still unprocessed: %w", len(pending), err)
 				}
 			}
 			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
 				s.table: {Keys: pending, ConsistentRead: aws.Bool(true)},
 			}})
 			if err != nil {
-				return nil, fmt.Errorf("consents of %s: %w", app, err)
+				return err
 			}
 			for _, item := range res.Responses[s.table] {
-				c, err := parseConsent(app, item)
-				if err != nil {
-					return nil, fmt.Errorf("consents of %s: %w", app, err)
+				if err := visit(item); err != nil {
+					return err
 				}
-				out[c.UserKey] = c
 			}
 			pending = res.UnprocessedKeys[s.table].Keys
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func parseConsent(app string, item map[string]types.AttributeValue) (ports.UserConsent, error) {

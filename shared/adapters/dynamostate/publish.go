@@ -3,7 +3,6 @@ package dynamostate
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/retarget-dev/retarget/shared/adapters/storecheck"
-	"github.com/retarget-dev/retarget/shared/domain/backoff"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -133,34 +131,20 @@ func (s *Store) LastDeliveries(ctx context.Context, app string, userKeys []strin
 	}
 	prefix := userPK(app, "")
 	out := make(map[string]int64)
-	for start := 0; start < len(keys); start += maxBatchGet {
-		pending := keys[start:min(start+maxBatchGet, len(keys))]
-		for attempt := 1; len(pending) > 0; attempt++ {
-			if attempt > 1 {
-				d := backoff.FullJitter(attempt-1, s.opts.RetryBase, s.opts.RetryMax, rand.Float64)
-				if err := backoff.Sleep(ctx, d); err != nil {
-					return nil, fmt.Errorf("last deliveries: %d keys still unprocessed: %w", len(pending), err)
-				}
-			}
-			res, err := s.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{
-				s.table: {Keys: pending, ConsistentRead: aws.Bool(true)},
-			}})
-			if err != nil {
-				return nil, fmt.Errorf("last deliveries of %s: %w", app, err)
-			}
-			for _, item := range res.Responses[s.table] {
-				pk, err := getStr(item, attrPK)
-				if err != nil || !strings.HasPrefix(pk, prefix) {
-					return nil, fmt.Errorf("last deliveries of %s: item %q is not of the app", app, pk)
-				}
-				at, err := getNum(item, attrLastDelivery)
-				if err != nil {
-					return nil, fmt.Errorf("last deliveries of %s: %w", app, err)
-				}
-				out[pk[len(prefix):]] = at
-			}
-			pending = res.UnprocessedKeys[s.table].Keys
+	err := s.batchGetAll(ctx, keys, func(item map[string]types.AttributeValue) error {
+		pk, err := getStr(item, attrPK)
+		if err != nil || !strings.HasPrefix(pk, prefix) {
+			return fmt.Errorf("item %q is not of the app", pk)
 		}
+		at, err := getNum(item, attrLastDelivery)
+		if err != nil {
+			return err
+		}
+		out[pk[len(prefix):]] = at
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("last deliveries of %s: %w", app, err)
 	}
 	return out, nil
 }
