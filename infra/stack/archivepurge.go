@@ -50,7 +50,7 @@ const (
 
 // ArchivePurgeInput is the payload every scheduled run receives (the sweeper's shape; the
 // function ignores it).
-const ArchivePurgeInput = `{"source":"schedule","scheduled_time":"<aws.scheduler.scheduled-time>"}`
+const ArchivePurgeInput = SweepInput
 
 // DynamoDB actions of the purge (dynamostate's PendingPurges and PurgeDone): Query reads an
 // app's pending purge items, DeleteItem removes one once its erasure is purged.
@@ -87,10 +87,7 @@ func NewArchivePurge(scope constructs.Construct, id string, props *ArchivePurgeP
 		panic(errors.New("archive purge: Config, FunctionsDir, Archive and Table are required"))
 	}
 	lookback := archivePurgeLookback(props.ExpiryDays)
-	queueRemoval := props.QueueRemovalPolicy
-	if queueRemoval == "" {
-		queueRemoval = awscdk.RemovalPolicy_RETAIN
-	}
+	queueRemoval := retainByDefault(props.QueueRemovalPolicy)
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	deadLetters := newDeadLetterQueue(c, "DeadLetters", queueRemoval)
 	fn := NewGoFunction(c, "Function", &GoFunctionProps{

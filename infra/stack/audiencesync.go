@@ -49,7 +49,7 @@ const (
 
 // AudienceSyncInput is the payload every scheduled sync receives (the sweeper's shape: sent as
 // is, the run's time substituted).
-const AudienceSyncInput = `{"source":"schedule","scheduled_time":"<aws.scheduler.scheduled-time>"}`
+const AudienceSyncInput = SweepInput
 
 // DynamoDB actions of the audience sync, written out (no Scan, no Query on other indexes).
 var (
@@ -106,24 +106,12 @@ func NewAudienceSync(scope constructs.Construct, id string, props *AudienceSyncP
 	if props == nil || props.Config == nil || props.FunctionsDir == "" || props.Table == nil || props.MetaSecret == nil {
 		panic(errors.New("audience sync: Config, FunctionsDir, Table and MetaSecret are required"))
 	}
-	graphURL, apiVersion := props.MetaGraphURL, props.MetaMarketingVersion
-	if graphURL == "" {
-		graphURL = DefaultMetaGraphURL
-	}
-	if apiVersion == "" {
-		apiVersion = DefaultMetaMarketingVersion
-	}
-	if err := validateMetaEndpoint(graphURL, apiVersion); err != nil {
-		panic(fmt.Errorf("audience sync: %w", err))
-	}
+	graphURL, apiVersion := marketingEndpoint("audience sync", props.MetaGraphURL, props.MetaMarketingVersion)
 	interval, err := wholeOrDefault("audience sync interval minutes", props.IntervalMinutes, DefaultAudienceSyncIntervalMinutes)
 	if err != nil {
 		panic(fmt.Errorf("audience sync: %w", err))
 	}
-	queueRemoval := props.QueueRemovalPolicy
-	if queueRemoval == "" {
-		queueRemoval = awscdk.RemovalPolicy_RETAIN
-	}
+	queueRemoval := retainByDefault(props.QueueRemovalPolicy)
 	c := constructs.NewConstruct(scope, jsii.String(id))
 
 	deadLetters := newDeadLetterQueue(c, "DeadLetters", queueRemoval)

@@ -165,10 +165,7 @@ func NewCapiForwarder(scope constructs.Construct, id string, props *CapiForwarde
 	if parallelization == 0 {
 		parallelization = DefaultForwarderParallelization
 	}
-	queueRemoval := props.QueueRemovalPolicy
-	if queueRemoval == "" {
-		queueRemoval = awscdk.RemovalPolicy_RETAIN
-	}
+	queueRemoval := retainByDefault(props.QueueRemovalPolicy)
 	c := constructs.NewConstruct(scope, jsii.String(id))
 
 	deadLetters := newDeadLetterQueue(c, "DeadLetters", queueRemoval)
@@ -245,6 +242,30 @@ func newDeadLetterQueue(scope constructs.Construct, id string, removal awscdk.Re
 func (f *CapiForwarder) ReadConsents(table awsdynamodb.ITableV2) {
 	f.Function.Function.AddEnvironment(jsii.String(env.StateTableName), table.TableName(), nil)
 	allowTable(f.Function.Function, []string{"dynamodb:BatchGetItem"}, table.TableArn())
+}
+
+// retainByDefault is a removal policy with the stack's default: retain (a prod stack keeps its
+// data and dead letters; dev stacks pass destroy).
+func retainByDefault(p awscdk.RemovalPolicy) awscdk.RemovalPolicy {
+	if p == "" {
+		return awscdk.RemovalPolicy_RETAIN
+	}
+	return p
+}
+
+// marketingEndpoint returns the Graph API root and Marketing API version a function calls (the
+// defaults when empty), and panics, naming the construct, when they are not usable.
+func marketingEndpoint(construct, graphURL, version string) (string, string) {
+	if graphURL == "" {
+		graphURL = DefaultMetaGraphURL
+	}
+	if version == "" {
+		version = DefaultMetaMarketingVersion
+	}
+	if err := validateMetaEndpoint(graphURL, version); err != nil {
+		panic(fmt.Errorf("%s: %w", construct, err))
+	}
+	return graphURL, version
 }
 
 // validateMetaEndpoint checks the Graph API settings: an https URL (the token travels in the

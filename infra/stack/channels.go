@@ -84,10 +84,7 @@ func NewChannels(scope constructs.Construct, id string, props *ChannelsProps) *C
 	if err := CheckDeployableChannels(props.Config); err != nil {
 		panic(fmt.Errorf("channels: %w", err))
 	}
-	removal := props.QueueRemovalPolicy
-	if removal == "" {
-		removal = awscdk.RemovalPolicy_RETAIN
-	}
+	removal := retainByDefault(props.QueueRemovalPolicy)
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	bus := awsevents.NewEventBus(c, jsii.String("Bus"), &awsevents.EventBusProps{
 		Description: jsii.String("retarget: segment membership changes (Segment Joined, Segment Left)"),

@@ -43,7 +43,7 @@ const (
 )
 
 // InsightsInput is the payload every scheduled run receives (the sweeper's shape).
-const InsightsInput = `{"source":"schedule","scheduled_time":"<aws.scheduler.scheduled-time>"}`
+const InsightsInput = SweepInput
 
 // The insights run's EMF metrics (handler insights; the stack links no handler, a test keeps
 // the names equal) and its Function dimension.
@@ -93,20 +93,8 @@ func NewInsights(scope constructs.Construct, id string, props *InsightsProps) *I
 	if props == nil || props.Config == nil || props.FunctionsDir == "" || props.Table == nil || props.MetaSecret == nil {
 		panic(errors.New("insights: Config, FunctionsDir, Table and MetaSecret are required"))
 	}
-	graphURL, apiVersion := props.MetaGraphURL, props.MetaMarketingVersion
-	if graphURL == "" {
-		graphURL = DefaultMetaGraphURL
-	}
-	if apiVersion == "" {
-		apiVersion = DefaultMetaMarketingVersion
-	}
-	if err := validateMetaEndpoint(graphURL, apiVersion); err != nil {
-		panic(fmt.Errorf("insights: %w", err))
-	}
-	queueRemoval := props.QueueRemovalPolicy
-	if queueRemoval == "" {
-		queueRemoval = awscdk.RemovalPolicy_RETAIN
-	}
+	graphURL, apiVersion := marketingEndpoint("insights", props.MetaGraphURL, props.MetaMarketingVersion)
+	queueRemoval := retainByDefault(props.QueueRemovalPolicy)
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	deadLetters := newDeadLetterQueue(c, "DeadLetters", queueRemoval)
 	fn := NewGoFunction(c, "Function", &GoFunctionProps{

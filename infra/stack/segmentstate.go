@@ -206,13 +206,7 @@ func NewSegmentState(scope constructs.Construct, id string, props *SegmentStateP
 	if err != nil {
 		panic(fmt.Errorf("segment state: %w", err))
 	}
-	tableRemoval, queueRemoval := props.TableRemovalPolicy, props.QueueRemovalPolicy
-	if tableRemoval == "" {
-		tableRemoval = awscdk.RemovalPolicy_RETAIN
-	}
-	if queueRemoval == "" {
-		queueRemoval = awscdk.RemovalPolicy_RETAIN
-	}
+	tableRemoval, queueRemoval := retainByDefault(props.TableRemovalPolicy), retainByDefault(props.QueueRemovalPolicy)
 	c := constructs.NewConstruct(scope, jsii.String(id))
 
 	str := awsdynamodb.AttributeType_STRING
