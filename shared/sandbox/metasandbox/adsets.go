@@ -380,14 +380,7 @@ func (s *Sandbox) serveAds(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprint(w, "<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>\n")
 	case a.err != nil:
-		a.err.FBTraceID = trace
-		entry.Status, entry.ErrorCode, entry.ErrorSubcode = a.err.httpStatus(), a.err.Code, a.err.Subcode
-		s.record(entry, nil)
-		for k, vs := range a.err.header {
-			w.Header()[k] = vs
-		}
-		s.graphHeaders(w, trace)
-		writeJSON(w, entry.Status, map[string]*graphError{"error": a.err})
+		s.writeGraphError(w, entry, trace, a.err)
 	default:
 		entry.Status = http.StatusOK
 		s.record(entry, nil)

@@ -306,14 +306,7 @@ func (s *Sandbox) serveAudiences(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(entry.Status)
 		fmt.Fprint(w, page)
 	case a.err != nil:
-		a.err.FBTraceID = trace
-		entry.Status, entry.ErrorCode, entry.ErrorSubcode = a.err.httpStatus(), a.err.Code, a.err.Subcode
-		s.record(entry, nil)
-		for k, vs := range a.err.header {
-			w.Header()[k] = vs
-		}
-		s.graphHeaders(w, trace)
-		writeJSON(w, entry.Status, map[string]*graphError{"error": a.err})
+		s.writeGraphError(w, entry, trace, a.err)
 	default:
 		entry.Status = http.StatusOK
 		s.record(entry, nil)

@@ -617,14 +617,7 @@ func (s *Sandbox) serveGraph(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprint(w, "<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>\n")
 	case a.err != nil:
-		a.err.FBTraceID = trace
-		entry.Status, entry.ErrorCode, entry.ErrorSubcode = a.err.httpStatus(), a.err.Code, a.err.Subcode
-		s.record(entry, nil)
-		for k, vs := range a.err.header {
-			w.Header()[k] = vs
-		}
-		s.graphHeaders(w, trace)
-		writeJSON(w, entry.Status, map[string]*graphError{"error": a.err})
+		s.writeGraphError(w, entry, trace, a.err)
 	default:
 		entry.Status = http.StatusOK
 		s.record(entry, a.accepted)
@@ -956,4 +949,16 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		AudienceMaxBodyBytes: j.AudienceMaxBodyBytes, RefuseRemovals: j.RefuseRemovals,
 	}
 	return nil
+}
+
+// writeGraphError answers a Graph call with Meta's error body and headers, and logs the call.
+func (s *Sandbox) writeGraphError(w http.ResponseWriter, entry RequestLog, trace string, e *graphError) {
+	e.FBTraceID = trace
+	entry.Status, entry.ErrorCode, entry.ErrorSubcode = e.httpStatus(), e.Code, e.Subcode
+	s.record(entry, nil)
+	for k, vs := range e.header {
+		w.Header()[k] = vs
+	}
+	s.graphHeaders(w, trace)
+	writeJSON(w, entry.Status, map[string]*graphError{"error": e})
 }
