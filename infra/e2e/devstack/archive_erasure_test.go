@@ -33,7 +33,7 @@ func TestErasureReachesTheArchive(t *testing.T) {
 	const settle, interval = 3 * time.Second, time.Second
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0",
 		"ARCHIVE_PURGE_INTERVAL="+interval.String(), "ARCHIVE_PURGE_SETTLE="+settle.String())
-	api := readyLine.FindStringSubmatch(ds.waitFor(t, readyLine, readyTimeout))[1]
+	api := ds.ready(t)
 	defer ds.stop(t, syscall.SIGTERM, 30*time.Second)
 	archiveDir := devenv.ArchivePath(ds.devDir)
 

@@ -46,8 +46,7 @@ func TestArchiveHoldsExactlyTheAcceptedEvents(t *testing.T) {
 	root := ingesttest.RepoRoot(t)
 	emulators.RequireTools(t)
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0")
-	ready := ds.waitFor(t, readyLine, readyTimeout)
-	api := readyLine.FindStringSubmatch(ready)[1]
+	api := ds.ready(t)
 	archiveDir := devenv.ArchivePath(ds.devDir)
 	if !strings.Contains(ds.out.String(), "archive   "+archiveDir) {
 		t.Errorf("the summary does not say where the archive is (%s):\n%s", archiveDir, ds.out)

@@ -26,11 +26,7 @@ func TestAutomationEndToEnd(t *testing.T) {
 	emulators.RequireTools(t)
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "-tail=false",
 		"AUDIENCE_SYNC_INTERVAL=300ms", "SEGMENT_SWEEP_INTERVAL=300ms", "INSIGHTS_INTERVAL=1h")
-	ready := ds.waitFor(t, readyLine, readyTimeout)
-	api := readyLine.FindStringSubmatch(ready)[1]
-	_, kinesisPID := ds.endpoint(t, kinesisLine)
-	_, dynamoPID := ds.endpoint(t, dynamoLine)
-	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
+	api := ds.ready(t)
 	sandbox := ds.match(t, metaLine)[1]
 	defer ds.stop(t, syscall.SIGTERM, 30*time.Second)
 	client := &http.Client{Timeout: 30 * time.Second}

@@ -118,10 +118,7 @@ func TestChannelsEndToEnd(t *testing.T) {
 	const sweep = 500 * time.Millisecond
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "-tail=false", "-config="+config,
 		"AUDIENCE_SYNC_INTERVAL=1h", "INSIGHTS_INTERVAL=1h", "SEGMENT_SWEEP_INTERVAL="+sweep.String())
-	api := readyLine.FindStringSubmatch(ds.waitFor(t, readyLine, readyTimeout))[1]
-	_, dynamoPID := ds.endpoint(t, dynamoLine)
-	_, kinesisPID := ds.endpoint(t, kinesisLine)
-	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
+	api := ds.ready(t)
 	defer ds.stop(t, syscall.SIGTERM, 30*time.Second)
 
 	client := &http.Client{Timeout: 15 * time.Second}

@@ -361,10 +361,7 @@ func TestDevstackSIGKILLLeavesNoEmulators(t *testing.T) {
 	root := ingesttest.RepoRoot(t)
 	emulators.RequireTools(t)
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "-tail=false")
-	ds.waitFor(t, readyLine, readyTimeout)
-	_, kinesisPID := ds.endpoint(t, kinesisLine)
-	_, dynamoPID := ds.endpoint(t, dynamoLine)
-	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
+	ds.ready(t)
 
 	ds.stop(t, syscall.SIGKILL, 10*time.Second)
 	// A killed dev stack cannot remove its endpoints file: readers must call it stale.
@@ -510,6 +507,17 @@ func (ds *devstack) logTails(t *testing.T) {
 		lines := strings.Split(strings.TrimRight(string(raw), "\n"), "\n")
 		t.Logf("%s, last %d of %d lines:\n%s", filepath.Base(f), min(tail, len(lines)), len(lines), strings.Join(lines[max(0, len(lines)-tail):], "\n"))
 	}
+}
+
+// ready waits for the ready line, records the emulators' pids (checked, and killed as a last
+// resort, at cleanup) and returns the API's base URL.
+func (ds *devstack) ready(t *testing.T) string {
+	t.Helper()
+	api := readyLine.FindStringSubmatch(ds.waitFor(t, readyLine, readyTimeout))[1]
+	_, kinesisPID := ds.endpoint(t, kinesisLine)
+	_, dynamoPID := ds.endpoint(t, dynamoLine)
+	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
+	return api
 }
 
 // waitFor waits until a stdout line matches re and returns it; it fails the test if the process

@@ -263,10 +263,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// says, not the built-in defaults.
 	ds := startDevstack(t, root, "DEV_API_ADDR=127.0.0.1:0", "-tail=false", "-config="+config,
 		devenv.EnvAdminAccessKeyID+"=AKIDMATRIXTEST", devenv.EnvAdminSecretAccessKey+"=matrix-admin-secret")
-	ds.waitFor(t, readyLine, readyTimeout)
-	_, kinesisPID := ds.endpoint(t, kinesisLine)
-	_, dynamoPID := ds.endpoint(t, dynamoLine)
-	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
+	ds.ready(t)
 	defer ds.stop(t, syscall.SIGTERM, 30*time.Second)
 	e, err := devenv.ReadEndpoints(ds.devDir)
 	if err != nil {

@@ -38,11 +38,7 @@ func TestMeasurementEndToEnd(t *testing.T) {
 		// also publishes every change to the bus, need not run often, and leaves the emulator to
 		// the 2,000 users' updates and uploads.
 		"AUDIENCE_SYNC_INTERVAL=300ms", "SEGMENT_SWEEP_INTERVAL=3s", "INSIGHTS_INTERVAL=1s")
-	ready := ds.waitFor(t, readyLine, readyTimeout)
-	api := readyLine.FindStringSubmatch(ready)[1]
-	_, kinesisPID := ds.endpoint(t, kinesisLine)
-	_, dynamoPID := ds.endpoint(t, dynamoLine)
-	ds.emulatorPIDs = []int{kinesisPID, dynamoPID}
+	api := ds.ready(t)
 	sandbox := ds.match(t, metaLine)[1]
 	defer ds.stop(t, syscall.SIGTERM, 30*time.Second)
 	client := &http.Client{Timeout: 30 * time.Second}
