@@ -223,6 +223,18 @@ func (s *State) RecordConsent(granted bool, at int64) {
 	s.observeConsent(Consent{At: at, Withdrawn: !granted})
 }
 
+// DecideConsent folds an explicit consent decision made at unix time at after everything the
+// state holds (the consent API reads the state and writes it back conditionally). Signals are
+// ordered by the second and a withdrawal wins a tie, which is right for events whose order is
+// unknown; a decision is not one of them: a grant made in the same second as the withdrawal or
+// erasure it answers must win, so it is placed just after the stored signal.
+func (s *State) DecideConsent(granted bool, at int64) {
+	if c := s.Consent; granted && c.Withdrawn && c.At >= at {
+		at = c.At + 1
+	}
+	s.RecordConsent(granted, at)
+}
+
 // Merge folds d, a state built from other events (a delta), into s. Merge is commutative and
 // associative: the storage layer can fold a batch of one user's events into a fresh State and
 // merge it into the stored one, with the same result as applying the events one by one.

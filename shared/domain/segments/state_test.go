@@ -334,3 +334,23 @@ func TestDayOf(t *testing.T) {
 		}
 	}
 }
+
+// TestDecideConsentWinsTheTie: an explicit grant in the same second as a stored withdrawal
+// wins (an event's grant does not: a withdrawal wins ties between signals of unknown order).
+func TestDecideConsentWinsTheTie(t *testing.T) {
+	var events, decided State
+	events.RecordConsent(false, 100)
+	events.RecordConsent(true, 100)
+	if events.Consented() {
+		t.Error("a grant signal tied with a withdrawal won")
+	}
+	decided.RecordConsent(false, 100)
+	decided.DecideConsent(true, 100)
+	if !decided.Consented() || decided.Consent.At != 101 {
+		t.Errorf("decision in the withdrawal's second: %+v, want granted just after it", decided.Consent)
+	}
+	decided.DecideConsent(false, 101)
+	if decided.Consented() {
+		t.Error("a withdrawal decision must still win its tie")
+	}
+}

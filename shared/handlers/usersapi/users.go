@@ -189,15 +189,7 @@ func (h *Handler) foldConsent(ctx context.Context, app, key string, granted, ldu
 			return ports.ErrNothingToWrite
 		}
 		if granted != nil {
-			// Signals are ordered by the second, and a withdrawal wins a tie, which is right for
-			// events whose order is unknown. An API decision is not one of them: it is read and
-			// written after everything stored, so it must win even in the same second as the
-			// withdrawal (or erasure) it answers.
-			at := now.Unix()
-			if c := u.State.Consent; *granted && c.Withdrawn && c.At >= at {
-				at = c.At + 1
-			}
-			u.State.RecordConsent(*granted, at)
+			u.State.DecideConsent(*granted, now.Unix())
 		}
 		if ldu != nil {
 			u.State.RecordLDUDecision(*ldu, now.Unix())
