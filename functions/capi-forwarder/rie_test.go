@@ -161,7 +161,7 @@ func freshFixture(t *testing.T, name string) events.KinesisEvent {
 	at := time.Now().Add(-time.Minute).Unix()
 	for i := range ev.Records {
 		k := &ev.Records[i].Kinesis
-		rec, err := envelope.Decode(k.Data)
+		rec, err := envelope.DecodeOne(k.Data)
 		if err != nil {
 			continue // bad on purpose
 		}

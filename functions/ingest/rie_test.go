@@ -112,7 +112,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	personal := ingesttest.PersonalValues(t, sent...)
 	var gotIDs []string
 	for _, r := range records {
-		rec, err := envelope.Decode(r.Data)
+		rec, err := envelope.DecodeOne(r.Data)
 		if err != nil {
 			t.Fatalf("record %s: %v", r.SequenceNumber, err)
 		}

@@ -57,14 +57,16 @@ func archiveHandler(fsys archivefiles.FS, opts func(app string) archive.Options)
 	return func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		batch := make([]archivefiles.SequencedRow, 0, len(ev.Records))
 		for _, r := range ev.Records {
-			if rec, err := envelope.Decode(r.Kinesis.Data); err == nil && rec.Replay {
+			if recs, err := envelope.Decode(r.Kinesis.Data); err == nil && recs[0].Replay {
 				continue // put back from the archive: already there, in its own day
 			}
-			row, err := archive.Decode(r.Kinesis.Data, opts)
+			rows, err := archive.Decode(r.Kinesis.Data, opts)
 			if err != nil {
 				return events.KinesisEventResponse{}, fmt.Errorf("archive record %s: %w", r.Kinesis.SequenceNumber, err)
 			}
-			batch = append(batch, archivefiles.SequencedRow{Seq: r.Kinesis.SequenceNumber, Row: row})
+			for _, row := range rows {
+				batch = append(batch, archivefiles.SequencedRow{Seq: r.Kinesis.SequenceNumber, Row: row})
+			}
 		}
 		if _, err := archivefiles.Write(ctx, fsys, batch); err != nil {
 			return events.KinesisEventResponse{}, fmt.Errorf("archive batch: %w", err)

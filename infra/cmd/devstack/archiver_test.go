@@ -86,7 +86,7 @@ func TestArchiveHandlerSkipsReplays(t *testing.T) {
 	dir := archivefiles.Dir(t.TempDir())
 	h := archiveHandler(dir, func(string) archive.Options { return archive.Options{} })
 	ev := kinesisBatch("shop", "e1", "r1")
-	rec, err := envelope.Decode(ev.Records[1].Kinesis.Data)
+	rec, err := envelope.DecodeOne(ev.Records[1].Kinesis.Data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,12 +69,17 @@ func (t *streamTail) print(r kinesisstream.TailedRecord) {
 //	tail shard=shardId-000000000001 seq=4966... app=sample-shop user=Xk3... event=fb_mobile_purchase id=9f1c... bytes=812
 func tailLine(r kinesisstream.TailedRecord) string {
 	head := fmt.Sprintf("tail shard=%s seq=%s", r.ShardID, r.SequenceNumber)
-	rec, err := envelope.Decode(r.Data)
+	recs, err := envelope.Decode(r.Data)
 	if err != nil {
 		return fmt.Sprintf("%s partition_key=%s bytes=%d undecodable: %v", head, r.PartitionKey, len(r.Data), err)
 	}
-	return fmt.Sprintf("%s app=%s user=%s event=%s id=%s bytes=%d",
-		head, rec.App, rec.UserKey, rec.Event.Name, rec.Event.ID, len(r.Data))
+	rec := &recs[0]
+	if len(recs) == 1 {
+		return fmt.Sprintf("%s v=%d app=%s user=%s event=%s id=%s bytes=%d",
+			head, rec.V, rec.App, rec.UserKey, rec.Event.Name, rec.Event.ID, len(r.Data))
+	}
+	return fmt.Sprintf("%s v=%d app=%s user=%s events=%d first=%s id=%s bytes=%d",
+		head, rec.V, rec.App, rec.UserKey, len(recs), rec.Event.Name, rec.Event.ID, len(r.Data))
 }
 
 // tailedJSON is the -tail-json line: the Kinesis metadata and the record itself.

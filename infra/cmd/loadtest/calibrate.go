@@ -66,7 +66,7 @@ func sampleStream(ctx context.Context, endpoint, stream string, n int, runID str
 				return nil, fmt.Errorf("get records: %w", err)
 			}
 			for _, r := range recs.Records {
-				if env, err := envelope.Decode(r.Data); err == nil && strings.HasPrefix(env.Event.ID, runID+"-") && got < perShard {
+				if env, err := envelope.Decode(r.Data); err == nil && strings.HasPrefix(env[0].Event.ID, runID+"-") && got < perShard {
 					out = append(out, r)
 					got++
 				}

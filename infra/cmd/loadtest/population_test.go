@@ -65,7 +65,7 @@ func TestGeneratedEventsAreValid(t *testing.T) {
 					t.Fatalf("request %d: event %d rejected: %+v\n%s", i, r.Index, r.Errors, req.Body)
 				}
 				for j, rec := range batch.Accepted {
-					env, err := envelope.Decode(rec.Data)
+					env, err := envelope.DecodeOne(rec.Data)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -71,7 +71,10 @@ type archiveReplayResult struct {
 	Read   int    `json:"read"`
 	Unique int    `json:"unique"`
 	Put    int    `json:"put"`
-	Failed int    `json:"failed"`
+	// Records is how many stream records carried the events put (version 2: a user's events
+	// that arrived together share one).
+	Records int `json:"records"`
+	Failed  int `json:"failed"`
 }
 
 // maxReplayErrors is how many failures are printed one by one; the count covers all.
@@ -131,7 +134,7 @@ func (c *cli) archiveReplay(ctx context.Context, o archiveReplayOptions, args []
 	}
 	res.Read, res.Unique = read, len(rows)
 
-	records := make([]ports.StreamRecord, 0, len(rows))
+	recs := make([]envelope.Record, 0, len(rows))
 	var errs []error
 	for i := range rows {
 		rec, err := archive.ToRecord(&rows[i])
@@ -139,23 +142,32 @@ func (c *cli) archiveReplay(ctx context.Context, o archiveReplayOptions, args []
 			errs = append(errs, err)
 			continue
 		}
-		// Partitioned by the user key, as the ingest function writes: a user's events go to
-		// one shard, where the consumers see them in order.
-		records = append(records, ports.StreamRecord{PartitionKey: rec.UserKey, Data: envelope.Append(nil, rec)})
+		recs = append(recs, *rec)
 	}
 	// One user's events together, oldest arrival first (a stable sort of rows already in
-	// arrival order): each PutRecords call carries whole histories of a few users rather than
-	// one event of many, so the segment updater folds a user's history in few batches.
-	slices.SortStableFunc(records, func(a, b ports.StreamRecord) int { return cmp.Compare(a.PartitionKey, b.PartitionKey) })
+	// arrival order), partitioned by the user key as the ingest function writes them: a user's
+	// events go to one shard, where the consumers see them in order. Events of one user that
+	// arrived together share version 2 records, as at ingest, so each PutRecords call carries
+	// whole histories of a few users and the segment updater folds a history in few batches.
+	slices.SortStableFunc(recs, func(a, b envelope.Record) int { return cmp.Compare(a.UserKey, b.UserKey) })
+	packed := envelope.Pack(recs)
+	records := make([]ports.StreamRecord, len(packed))
+	for i, p := range packed {
+		records[i] = ports.StreamRecord{PartitionKey: p.UserKey, Data: p.Data}
+	}
 
 	if publisher != nil && len(records) > 0 {
 		rep := publisher.Publish(ctx, records)
-		res.Put = len(records) - len(rep.Failed)
+		res.Put, res.Records = len(recs), len(records)-len(rep.Failed)
+		failedEvents := 0
 		for _, f := range rep.Failed {
-			errs = append(errs, fmt.Errorf("put record of user %s: %s: %s", records[f.Index].PartitionKey, f.ErrorCode, f.ErrorMessage))
+			res.Put -= packed[f.Index].N
+			failedEvents += packed[f.Index].N
+			errs = append(errs, fmt.Errorf("put record of user %s (%d events): %s: %s", records[f.Index].PartitionKey, packed[f.Index].N, f.ErrorCode, f.ErrorMessage))
 		}
+		res.Failed = failedEvents
 	}
-	res.Failed = len(errs)
+	res.Failed += len(rows) - len(recs)
 
 	for i, err := range errs {
 		if i == maxReplayErrors {
@@ -177,7 +189,7 @@ func (c *cli) archiveReplay(ctx context.Context, o archiveReplayOptions, args []
 			fs = append(fs, field{"stream", res.Stream})
 		}
 		fs = append(fs, field{"read", fmt.Sprint(res.Read)}, field{"unique", fmt.Sprint(res.Unique)},
-			field{"put", fmt.Sprint(res.Put)}, field{"failed", fmt.Sprint(res.Failed)})
+			field{"put", fmt.Sprint(res.Put)}, field{"records", fmt.Sprint(res.Records)}, field{"failed", fmt.Sprint(res.Failed)})
 		if err := writeFields(c.stdout, fs); err != nil {
 			return err
 		}

@@ -73,7 +73,7 @@ func TestArchiveReplayToKinesalite(t *testing.T) {
 	wantContains(t, out, "retarget-events")
 	var ids []string
 	for _, r := range streamRecords(t, kin, devStream) {
-		rec, err := envelope.Decode(r.Data)
+		rec, err := envelope.DecodeOne(r.Data)
 		if err != nil {
 			t.Fatalf("record does not decode: %v\n%s", err, r.Data)
 		}

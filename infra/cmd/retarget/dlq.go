@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -315,7 +316,7 @@ func (c *cli) dlqShow(ctx context.Context, o dlqOptions, args []string) error {
 	}
 	v := letterView{letterRow: rowOf(l), Detail: l.Detail, MetaError: l.Meta, ShardID: l.ShardID,
 		SequenceNumber: l.SequenceNumber, RecordBytes: len(l.Record)}
-	if _, err := envelope.Decode(l.Record); err != nil {
+	if _, err := envelope.DecodeOne(l.Record); err != nil {
 		v.RecordError = err.Error()
 	} else {
 		v.Replayable = true
@@ -380,19 +381,46 @@ func redactRecord(raw []byte) (map[string]any, error) {
 	if uk, ok := doc["uk"].(string); ok {
 		doc["uk"] = shortKey(uk)
 	}
+	// The user objects: a version 1 record's event.user; a version 2 record's user and each
+	// event's own. Digests are shortened; everything else but key_source is redacted.
+	var users []map[string]any
 	ev, _ := doc["event"].(map[string]any)
-	user, _ := ev["user"].(map[string]any)
-	for k, v := range user {
-		s, isString := v.(string)
-		switch _, isHash := identity.ParseHash(s); {
-		case k == "key_source":
-		case isString && isHash:
-			user[k] = shortKey(s)
-		default:
-			user[k] = "(redacted)"
+	if u, ok := ev["user"].(map[string]any); ok {
+		users = append(users, u)
+	}
+	if u, ok := doc["user"].(map[string]any); ok {
+		users = append(users, u)
+	}
+	evs, _ := doc["events"].([]any)
+	for _, e := range evs {
+		e, _ := e.(map[string]any)
+		if u, ok := e["user"].(map[string]any); ok {
+			users = append(users, u)
+		}
+	}
+	for _, user := range users {
+		for k, v := range user {
+			s, isString := v.(string)
+			switch {
+			case k == "key_source":
+			case isString && isDigest(s):
+				user[k] = shortKey(s)
+			default:
+				user[k] = "(redacted)"
+			}
 		}
 	}
 	return doc, nil
+}
+
+// isDigest reports whether s is a SHA-256 digest as a stream record writes it: 64 hex characters
+// (version 1) or 43 of unpadded base64url (version 2).
+func isDigest(s string) bool {
+	if _, ok := identity.ParseHash(s); ok {
+		return true
+	}
+	d, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	return err == nil && len(d) == 32
 }
 
 // replayResult is dlq replay's JSON output.
@@ -508,7 +536,7 @@ func checkIDs(ids []string, letters []letter) error {
 func dryRunRow(l letter) letterRow {
 	r := rowOf(l)
 	r.Result = resultWould
-	if _, err := envelope.Decode(l.Record); err != nil {
+	if _, err := envelope.DecodeOne(l.Record); err != nil {
 		r.Result = resultUnreadable + err.Error()
 	}
 	return r

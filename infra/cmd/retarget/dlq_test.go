@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -110,23 +114,22 @@ func TestDLQListAndShowTheDevFile(t *testing.T) {
 	emailHash, _ := identity.NewNormalizer().HashField(identity.Email, "Mary.Major@Example.com", "")
 	pseudo, _ := identity.NewPseudonymizer([]byte(devPepper))
 	key := pseudo.UserKey("sample-shop", identity.KindAppUserID, "u-123")
-	wantContains(t, out, `"em": "`+emailHash.String()[:8]+`…"`, `"uk": "`+key[:8]+`…"`, `"client_ip_address": "(redacted)"`,
+	emailB64 := base64.RawURLEncoding.EncodeToString(emailHash[:]) // version 2 records carry digests in base64url
+	wantContains(t, out, `"em": "`+emailB64[:8]+`…"`, `"uk": "`+key[:8]+`…"`, `"client_ip_address": "(redacted)"`,
 		`"madid": "(redacted)"`, `"key_source": "app_user_id"`, `"value": 12.5`)
-	wantNotContains(t, out, append(personal, emailHash.String(), key)...)
+	wantNotContains(t, out, append(personal, emailHash.String(), emailB64, key)...)
 
 	h.mustRun(exitOK, "dlq", "show", "--json", letterID(letters[1]), "--file", path)
 	var v struct {
 		letterView
 		Record struct {
-			UK    string `json:"uk"`
-			Event struct {
-				User map[string]string `json:"user"`
-			} `json:"event"`
+			UK   string            `json:"uk"`
+			User map[string]string `json:"user"`
 		} `json:"record"`
 	}
 	h.decodeJSON(&v)
-	if !v.Replayable || v.MetaError.Code != 100 || v.Record.UK != key[:8]+"…" || v.Record.Event.User["ph"] == "" ||
-		len(v.Record.Event.User["ph"]) > 12 || v.Record.Event.User["client_user_agent"] != "(redacted)" {
+	if !v.Replayable || v.MetaError.Code != 100 || v.Record.UK != key[:8]+"…" || v.Record.User["ph"] == "" ||
+		len(v.Record.User["ph"]) > 12 || v.Record.User["client_user_agent"] != "(redacted)" {
 		t.Errorf("json %+v", v)
 	}
 	wantNotContains(t, h.stdout.String(), append(personal, emailHash.String(), key)...)
@@ -367,5 +370,31 @@ func TestDLQOverSQS(t *testing.T) {
 	wantContains(t, h.stderr.String(), "no dead letter with id [ffffffffffff] in the queue")
 	if got := fmt.Sprint(q.visible()); got != "[msg-0 msg-2 msg-foreign]" {
 		t.Errorf("visible %s", got)
+	}
+}
+
+// Every user object of a record is redacted, whatever the version: version 1's event.user,
+// version 2's record user and each event's own.
+func TestRedactRecordCoversEveryUserObject(t *testing.T) {
+	h := sha256.Sum256([]byte("x"))
+	hexD, b64D := hex.EncodeToString(h[:]), base64.RawURLEncoding.EncodeToString(h[:])
+	for name, doc := range map[string]string{
+		"v1": `{"v":1,"app":"a","uk":"k","event":{"id":"i","name":"n","user":{"em":"` + hexD + `","madid":"RAW-1","client_ip_address":"RAW-2"}}}`,
+		"v2": `{"v":2,"app":"a","uk":"k","user":{"em":"` + b64D + `","madid":"RAW-1"},"events":[{"id":"i","name":"n"},` +
+			`{"id":"j","name":"n","user":{"em":"` + b64D + `","client_user_agent":"RAW-2","anon_id":"RAW-3"}}]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			red, err := redactRecord([]byte(doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _ := json.Marshal(red)
+			if bytes.Contains(out, []byte("RAW-")) || bytes.Contains(out, []byte(hexD)) || bytes.Contains(out, []byte(b64D)) {
+				t.Fatalf("not redacted: %s", out)
+			}
+			if !bytes.Contains(out, []byte(`(redacted)`)) || !bytes.Contains(out, []byte(`…`)) {
+				t.Fatalf("redaction marks missing: %s", out)
+			}
+		})
 	}
 }

@@ -349,7 +349,7 @@ func dryRun(app *appconfig.App, rules *segments.AppRules, r io.Reader, now time.
 			res.Rejected = append(res.Rejected, dryRunReject{Line: batch[rej.Index].line, EventID: rej.EventID, Errors: errs})
 		}
 		for _, rec := range b.Accepted {
-			env, err := envelope.Decode(rec.Data)
+			env, err := envelope.DecodeOne(rec.Data)
 			if err != nil {
 				return fmt.Errorf("line %d: the parsed record does not decode: %w", batch[rec.Index].line, err)
 			}

@@ -235,7 +235,7 @@ func (in *input) resolve(app *appconfig.App, now time.Time) error {
 			return fmt.Errorf("user %s: generated event refused: %+v", u.appUserID, batch.Rejected[0])
 		}
 		for _, rec := range batch.Accepted {
-			env, err := envelope.Decode(rec.Data)
+			env, err := envelope.DecodeOne(rec.Data)
 			if err != nil {
 				batch.Release()
 				return fmt.Errorf("user %s: %w", u.appUserID, err)

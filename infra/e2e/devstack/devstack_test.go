@@ -151,7 +151,7 @@ func TestDevstack(t *testing.T) {
 		var gotIDs []string
 		personal := ingesttest.PersonalValues(t, example, validBatch, partlyInvalid)
 		for _, r := range records {
-			rec, err := envelope.Decode(r.Data)
+			rec, err := envelope.DecodeOne(r.Data)
 			if err != nil {
 				t.Fatalf("record %s: %v", r.SequenceNumber, err)
 			}

@@ -657,7 +657,7 @@ func refreshKinesisTimes(ev *events.KinesisEvent, now time.Time) {
 	var latest int64
 	decoded := make([]*envelope.Record, len(ev.Records))
 	for i := range ev.Records {
-		if rec, err := envelope.Decode(ev.Records[i].Kinesis.Data); err == nil {
+		if rec, err := envelope.DecodeOne(ev.Records[i].Kinesis.Data); err == nil {
 			decoded[i] = rec
 			latest = max(latest, rec.Event.Time)
 		}
@@ -841,7 +841,7 @@ func streamHolds(n int) func(*testing.T, *localStack) {
 			t.Errorf("%d records on the stream, want %d", len(records), n)
 		}
 		for _, r := range records {
-			if rec, err := envelope.Decode(r.Data); err != nil || r.PartitionKey != rec.UserKey {
+			if rec, err := envelope.DecodeOne(r.Data); err != nil || r.PartitionKey != rec.UserKey {
 				t.Errorf("record %s: %v (not an envelope keyed by its user?)", r.SequenceNumber, err)
 			}
 		}

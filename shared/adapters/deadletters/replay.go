@@ -41,11 +41,11 @@ type Replayer struct {
 // record turns a letter back into its stream record. The partition key is the record's user
 // key, as at ingest, so the user's events stay on one shard.
 func record(l ports.DeadLetter) (ports.StreamRecord, error) {
-	env, err := envelope.Decode(l.Record)
+	recs, err := envelope.Decode(l.Record)
 	if err != nil {
 		return ports.StreamRecord{}, fmt.Errorf("letter for event %q holds no replayable record: %w", l.EventID, err)
 	}
-	return ports.StreamRecord{PartitionKey: env.UserKey, Data: l.Record}, nil
+	return ports.StreamRecord{PartitionKey: recs[0].UserKey, Data: l.Record}, nil
 }
 
 // publish replays letters and returns which of them are back on the stream.

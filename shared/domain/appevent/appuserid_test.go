@@ -34,7 +34,7 @@ func TestRawAppUserIDOnlyForAppsSharingIt(t *testing.T) {
 		if err != nil || len(b.Accepted) != 1 {
 			t.Fatalf("%s: %v %+v", tc.name, err, b.Rejected)
 		}
-		rec, err := envelope.Decode(b.Accepted[0].Data)
+		rec, err := envelope.DecodeOne(b.Accepted[0].Data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -52,7 +52,7 @@ func FuzzParseBatch(f *testing.F) {
 			if !json.Valid(a.Data) {
 				t.Fatalf("record is not valid JSON: %s", a.Data)
 			}
-			rec, err := envelope.Decode(a.Data)
+			rec, err := envelope.DecodeOne(a.Data)
 			if err != nil {
 				t.Fatalf("record does not decode: %v\n%s", err, a.Data)
 			}

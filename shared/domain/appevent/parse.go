@@ -416,7 +416,7 @@ func (st *state) finish(batch *Batch) {
 	st.rec.ReceivedAt = st.nowMs
 	st.rec.Event.Server = st.server
 	start := len(st.out)
-	st.out = st.enc.Append(st.out, &st.rec)
+	st.out = envelope.Append(st.out, &st.rec)
 	batch.Accepted = append(batch.Accepted, Record{
 		Index: st.idx, EventID: st.rec.Event.ID, UserKey: st.rec.UserKey,
 		Data: st.out[start:len(st.out):len(st.out)],

@@ -280,7 +280,7 @@ func TestValidEventBecomesPseudonymousRecord(t *testing.T) {
 			t.Errorf("stream record contains %q: %s", pii, data)
 		}
 	}
-	rec, err := envelope.Decode(a.Data)
+	rec, err := envelope.DecodeOne(a.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestConsentWithheldDropsIdentifiersAtTheEdge(t *testing.T) {
 			if len(b.Accepted) != 1 {
 				t.Fatalf("want accepted, got %+v", b.Rejected)
 			}
-			rec, err := envelope.Decode(b.Accepted[0].Data)
+			rec, err := envelope.DecodeOne(b.Accepted[0].Data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,7 +354,7 @@ func TestConsentWithheldDropsIdentifiersAtTheEdge(t *testing.T) {
 func TestATTDeniedDropsMADID(t *testing.T) {
 	ev := set(validEvent(), "consent.advertiser_tracking_enabled", false)
 	b := parse(t, body(ev))
-	rec, err := envelope.Decode(b.Accepted[0].Data)
+	rec, err := envelope.DecodeOne(b.Accepted[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestRFC3339TimeAndEscapedStrings(t *testing.T) {
 	ev := set(validEvent(), "event_time", testNow.Add(-time.Minute).Format(time.RFC3339))
 	set(ev, "device.carrier", "AT\"&\"T \u00e9\U0001F600")
 	b := parse(t, body(ev))
-	rec, err := envelope.Decode(b.Accepted[0].Data)
+	rec, err := envelope.DecodeOne(b.Accepted[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestRepeatedUserObjects(t *testing.T) {
 		t.Helper()
 		var out []*envelope.Record
 		for _, a := range b.Accepted {
-			r, err := envelope.Decode(a.Data)
+			r, err := envelope.DecodeOne(a.Data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -502,7 +502,7 @@ func TestServerSentMark(t *testing.T) {
 			t.Fatalf("parse: %v %+v", err, b)
 		}
 		for _, a := range b.Accepted {
-			rec, err := envelope.Decode(a.Data)
+			rec, err := envelope.DecodeOne(a.Data)
 			if err != nil {
 				t.Fatal(err)
 			}

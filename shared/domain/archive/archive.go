@@ -228,13 +228,21 @@ func FromRecord(rec *envelope.Record, o Options) (Row, error) {
 	return r, nil
 }
 
-// Decode decodes a stream record and maps it (the archiver's one step per record).
-func Decode(data []byte, opt func(app string) Options) (Row, error) {
-	rec, err := envelope.Decode(data)
+// Decode decodes a stream record of any version and maps its events, in order (the archiver's
+// one step per record). A version 2 record gives one row per event, all of one app and day.
+func Decode(data []byte, opt func(app string) Options) ([]Row, error) {
+	recs, err := envelope.Decode(data)
 	if err != nil {
-		return Row{}, err
+		return nil, err
 	}
-	return FromRecord(rec, opt(rec.App))
+	rows := make([]Row, len(recs))
+	o := opt(recs[0].App)
+	for i := range recs {
+		if rows[i], err = FromRecord(&recs[i], o); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
 }
 
 // Dedupe keeps the first row of each Key, in order.

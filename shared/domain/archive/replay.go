@@ -21,8 +21,8 @@ import (
 // The record is pseudonymised exactly as the row is (user key, SHA-256 digests). A row whose
 // digests or lists do not parse, or written from another envelope version, is refused.
 func ToRecord(r *Row) (*envelope.Record, error) {
-	if r.EnvelopeVersion != envelope.Version {
-		return nil, fmt.Errorf("archive: event %s was archived from envelope version %d, this build writes %d", r.EventID, r.EnvelopeVersion, envelope.Version)
+	if r.EnvelopeVersion < envelope.MinVersion || r.EnvelopeVersion > envelope.Version {
+		return nil, fmt.Errorf("archive: event %s was archived from envelope version %d, this build reads %d to %d", r.EventID, r.EnvelopeVersion, envelope.MinVersion, envelope.Version)
 	}
 	if r.App == "" || r.UserKey == "" || r.EventID == "" || r.EventName == "" {
 		return nil, fmt.Errorf("archive: row of event %q lacks app, user_key, event_id or event_name", r.EventID)

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"encoding/base64"
 	"math"
 	"strconv"
 
@@ -8,12 +9,13 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/jsonenc"
 )
 
-// Append appends r encoded as JSON to dst. It is the hot-path encoder of the ingest function:
-// it writes exactly what encoding/json would decode back into r (see the round-trip tests) with
-// no reflection and no allocation beyond growing dst. r.V is always written as Version.
-func Append(dst []byte, r *Record) []byte { return appendRecord(dst, r, nil) }
+// AppendV1 appends r encoded as a version 1 record to dst: exactly what encoding/json would
+// decode back into r (see the round-trip tests), with no reflection and no allocation beyond
+// growing dst. r.V is always written as 1. The ingest function writes version 2 (Append,
+// AppendGroup); version 1 remains for streams written before it and for their tests.
+func AppendV1(dst []byte, r *Record) []byte { return appendRecord(dst, r, nil) }
 
-// Encoder appends records like Append and remembers the user object it encoded last: the events
+// Encoder appends version 1 records like AppendV1 and remembers the user object it encoded last: the events
 // of one request usually come from one device and share it, so its JSON is copied instead of
 // written again. The zero value is ready to use; it is not safe for concurrent use.
 type Encoder struct {
@@ -28,12 +30,11 @@ func (e *Encoder) Reset() {
 	*e = Encoder{userEnc: e.userEnc[:0]}
 }
 
-// Append appends r encoded as JSON to dst (see the package-level Append).
-func (e *Encoder) Append(dst []byte, r *Record) []byte { return appendRecord(dst, r, e) }
+// AppendV1 appends r encoded as a version 1 record to dst (see the package-level AppendV1).
+func (e *Encoder) AppendV1(dst []byte, r *Record) []byte { return appendRecord(dst, r, e) }
 
 func appendRecord(dst []byte, r *Record, e *Encoder) []byte {
-	b := append(dst, `{"v":`...)
-	b = strconv.AppendInt(b, Version, 10)
+	b := append(dst, `{"v":1`...)
 	b = appendKeyString(b, `,"app":`, r.App)
 	b = appendKeyString(b, `,"uk":`, r.UserKey)
 	b = append(b, `,"received_at":`...)
@@ -70,6 +71,7 @@ type object struct {
 	b    []byte
 	key  string // `,"user":{` style opener
 	open bool
+	b64  bool // digests as unpadded base64url (version 2), not hex
 }
 
 // sep opens the object or writes a comma, then the member name; key is `"name":`.
@@ -94,7 +96,11 @@ func (o *object) hash(key string, h *identity.Hash) {
 	if !h.IsZero() {
 		o.sep(key)
 		o.b = append(o.b, '"')
-		o.b = h.AppendHex(o.b)
+		if o.b64 {
+			o.b = base64.RawURLEncoding.AppendEncode(o.b, h[:])
+		} else {
+			o.b = h.AppendHex(o.b)
+		}
 		o.b = append(o.b, '"')
 	}
 }

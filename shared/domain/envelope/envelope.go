@@ -2,7 +2,12 @@
 // function writes to Kinesis and every consumer reads. It holds no raw personal data: personal
 // fields are SHA-256 digests (see package identity) and the user is a pseudonymous key.
 //
-// Version 1 (field names are part of the contract; consumers must reject other versions):
+// The ingest function writes version 2 (v2.go): the events of one user from one request in one
+// record, the user and device objects once, digests as unpadded base64url. Every consumer reads
+// versions 1 and 2, so a stream may hold both (records written before an upgrade, records
+// replayed from dead letters or the archive); Decode returns the events of either as Records.
+//
+// Version 1, one event per record (field names are part of the contract):
 //
 //	{"v":1, "app":"sample-shop", "uk":"<43-char pseudonymous user key>", "received_at":<unix ms>,
 //	 "replay":true (only on a record replayed from the event archive),
@@ -28,14 +33,22 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 )
 
-// Version is the envelope version this package writes and reads.
-const Version = 1
+// Version is the envelope version this package writes (Append, AppendGroup). Decode reads
+// every version from MinVersion to Version.
+const Version = 2
+
+// MinVersion is the oldest envelope version Decode reads.
+const MinVersion = 1
 
 // ErrUnsupportedVersion is returned for records of a version this build cannot read.
 var ErrUnsupportedVersion = errors.New("unsupported envelope version")
 
-// Record is one stream record.
+// Record is one event as a stream record carries it, with the record's header. A version 1
+// stream record is one Record; a version 2 record is several sharing App, UserKey, ReceivedAt,
+// Replay and Event.Server (see AppendGroup).
 type Record struct {
+	// V is the version of the stream record the event was read from (Decode), or is written as
+	// (AppendV1 writes 1 whatever it says; Append and AppendGroup write Version).
 	V          int    `json:"v"`
 	App        string `json:"app"`
 	UserKey    string `json:"uk"`
@@ -258,31 +271,19 @@ func (o *OptFloat) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Decode parses a stream record and rejects versions this build does not read.
-func Decode(data []byte) (*Record, error) {
+// decodeV1 parses a version 1 record with encoding/json.
+func decodeV1(data []byte) (*Record, error) {
 	var r Record
-	r.V = -1 // tells "no version field" from version 0
 	if err := json.Unmarshal(data, &r); err != nil {
-		// A record of another version may not even fit this version's types: say so first.
-		var head struct {
-			V *int `json:"v"`
-		}
-		if json.Unmarshal(data, &head) == nil && head.V != nil && *head.V != Version {
-			return nil, versionError(*head.V)
-		}
-		return nil, fmt.Errorf("envelope v%d: %w", Version, err)
+		return nil, fmt.Errorf("envelope v1: %w", err)
 	}
-	switch {
-	case r.V == -1:
-		return nil, fmt.Errorf("envelope: missing version field \"v\": %w", ErrUnsupportedVersion)
-	case r.V != Version:
-		return nil, versionError(r.V)
-	case r.App == "" || r.UserKey == "" || r.Event.ID == "" || r.Event.Name == "":
+	if r.App == "" || r.UserKey == "" || r.Event.ID == "" || r.Event.Name == "" {
 		return nil, errors.New("envelope: app, uk, event.id and event.name are required")
 	}
+	r.V = 1
 	return &r, nil
 }
 
 func versionError(v int) error {
-	return fmt.Errorf("envelope: version %d, this build reads %d (deploy a newer consumer): %w", v, Version, ErrUnsupportedVersion)
+	return fmt.Errorf("envelope: version %d, this build reads %d to %d (deploy a newer consumer): %w", v, MinVersion, Version, ErrUnsupportedVersion)
 }

@@ -51,11 +51,12 @@ func TestAppendRoundTrips(t *testing.T) {
 		}(),
 	} {
 		t.Run(name, func(t *testing.T) {
-			data := Append(nil, r)
+			r.V = 1
+			data := AppendV1(nil, r)
 			if !json.Valid(data) {
 				t.Fatalf("invalid JSON: %s", data)
 			}
-			got, err := Decode(data)
+			got, err := DecodeOne(data)
 			if err != nil {
 				t.Fatalf("Decode: %v\n%s", err, data)
 			}
@@ -85,8 +86,8 @@ func TestEncoderReusesTheLastUserOnlyWhenEqual(t *testing.T) {
 	c := fullRecord()
 	c.Event.User = User{} // empty: no "user" member at all
 	for i, r := range []*Record{a, a, b, a, c, c, a} {
-		got := enc.Append(nil, r)
-		if want := Append(nil, r); !bytes.Equal(got, want) {
+		got := enc.AppendV1(nil, r)
+		if want := AppendV1(nil, r); !bytes.Equal(got, want) {
 			t.Fatalf("record %d: Encoder wrote\n%s\nAppend wrote\n%s", i, got, want)
 		}
 	}
@@ -95,7 +96,7 @@ func TestEncoderReusesTheLastUserOnlyWhenEqual(t *testing.T) {
 func TestAppendEscapesInvalidUTF8(t *testing.T) {
 	r := &Record{App: "a", UserKey: "k", Event: Event{ID: "i", Name: "n\xff"}}
 	data := Append(nil, r)
-	if !json.Valid(data) || !bytes.Contains(data, []byte(`n\ufffd`)) {
+	if !json.Valid(data) || !bytes.Contains(data, []byte(`n\ufffd`)) || !bytes.Contains(AppendV1(nil, r), []byte(`n\ufffd`)) {
 		t.Fatalf("got %s", data)
 	}
 }
@@ -103,9 +104,9 @@ func TestAppendEscapesInvalidUTF8(t *testing.T) {
 func TestDecodeRejectsOtherVersions(t *testing.T) {
 	tests := map[string]string{
 		"missing version":            `{"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
-		"version 2":                  `{"v":2,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
+		"version 3":                  `{"v":3,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
 		"version 0":                  `{"v":0,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1}}`,
-		"version 2 with a new shape": `{"v":2,"app":"a","uk":"k","event":"reshaped"}`,
+		"version 3 with a new shape": `{"v":3,"app":"a","uk":"k","events":"reshaped"}`,
 	}
 	for name, doc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -118,8 +119,91 @@ func TestDecodeRejectsOtherVersions(t *testing.T) {
 	if _, err := Decode([]byte(`{"v":1,"app":"a","uk":"k","event":{"id":"i","name":"n","time":1,"user":{"em":"not-a-hash"}}}`)); err == nil || !strings.Contains(err.Error(), "SHA-256") {
 		t.Fatalf("malformed hash accepted: %v", err)
 	}
-	if _, err := Decode([]byte(`{"v":1,"app":"a"}`)); err == nil {
-		t.Fatal("record without user key and event accepted")
+	if _, err := Decode([]byte(`{"v":2,"app":"a","uk":"k","user":{"em":"` + strings.Repeat("a", 64) + `"},"events":[{"id":"i","name":"n","time":1}]}`)); err == nil || !strings.Contains(err.Error(), "base64url") {
+		t.Fatalf("hex digest accepted in a version 2 record: %v", err)
+	}
+	for _, doc := range []string{`{"v":1,"app":"a"}`, `{"v":2,"app":"a","uk":"k","events":[]}`, `{"v":2,"app":"a","uk":"k"}`,
+		`{"v":2,"app":"a","uk":"k","events":[{"id":"i","time":1}]}`, `{"v":2,"uk":"k","events":[{"id":"i","name":"n"}]}`} {
+		if _, err := Decode([]byte(doc)); err == nil {
+			t.Fatalf("incomplete record accepted: %s", doc)
+		}
+	}
+}
+
+// group returns n events of one user from one request: the second differs in its user, the
+// third in its device, the fourth has neither.
+func group(n int) []Record {
+	out := make([]Record, n)
+	for i := range out {
+		r := fullRecord()
+		r.V = Version
+		r.Event.ID = "ev-" + strings.Repeat("x", i)
+		switch i % 4 {
+		case 1:
+			r.Event.User.Email = identity.Hash{byte(i)}
+		case 2:
+			r.Event.Device.OSVersion = "18.0"
+		case 3:
+			r.Event.User, r.Event.Device = User{}, Device{}
+		}
+		out[i] = *r
+	}
+	return out
+}
+
+func TestGroupRoundTrips(t *testing.T) {
+	for _, n := range []int{1, 2, 4, 9} {
+		recs := group(n)
+		data := AppendGroup(nil, recs)
+		if !json.Valid(data) {
+			t.Fatalf("invalid JSON: %s", data)
+		}
+		got, err := Decode(data)
+		if err != nil {
+			t.Fatalf("Decode: %v\n%s", err, data)
+		}
+		if !reflect.DeepEqual(got, recs) {
+			t.Fatalf("%d events: round trip differs:\n got %+v\nwant %+v", n, got, recs)
+		}
+		if n == 1 && !bytes.Equal(data, Append(nil, &recs[0])) {
+			t.Fatalf("Append and AppendGroup of one event differ")
+		}
+	}
+	// The user and device objects are written once when the events share them.
+	same := group(1)
+	same = append(same, same[0], same[0])
+	data := AppendGroup(nil, same)
+	if n := bytes.Count(data, []byte(`"user":`)); n != 1 {
+		t.Fatalf("user written %d times: %s", n, data)
+	}
+	if n := bytes.Count(data, []byte(`"device":`)); n != 1 {
+		t.Fatalf("device written %d times: %s", n, data)
+	}
+	// Digests are base64url: 43 characters, not 64 hex.
+	if !bytes.Contains(data, []byte(`"em":"`)) || bytes.Contains(data, []byte(same[0].Event.User.Email.String())) {
+		t.Fatalf("digest not in base64url: %s", data)
+	}
+}
+
+func TestMixedVersionsDecodeAlike(t *testing.T) {
+	r := fullRecord()
+	v1, err := DecodeOne(AppendV1(nil, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := DecodeOne(Append(nil, r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v1.V != 1 || v2.V != 2 {
+		t.Fatalf("versions %d, %d", v1.V, v2.V)
+	}
+	v1.V, v2.V = 0, 0
+	if !reflect.DeepEqual(v1, v2) {
+		t.Fatalf("the same event reads differently from v1 and v2:\n%+v\n%+v", v1, v2)
+	}
+	if l1, l2 := len(AppendV1(nil, r)), len(Append(nil, r)); l2 >= l1 {
+		t.Fatalf("v2 (%d bytes) not smaller than v1 (%d)", l2, l1)
 	}
 }
 

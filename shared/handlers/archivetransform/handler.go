@@ -117,20 +117,30 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisFirehoseEvent) (R
 }
 
 func (h *Handler) transform(data []byte) (ResponseRecord, error) {
-	row, err := archive.Decode(data, h.opts)
+	rows, err := archive.Decode(data, h.opts)
 	if err != nil {
 		return ResponseRecord{}, err
 	}
-	if row.App == "" {
-		// An empty key would put the row under app=/, a partition no projection reads.
-		return ResponseRecord{}, errors.New("archivetransform: record without an app")
+	// A version 2 record holds several events of one user from one request: one row each, in
+	// one output record (Firehose's format conversion reads concatenated JSON documents), all
+	// of one app and one day, since they share the record's arrival.
+	var b []byte
+	for i := range rows {
+		row := &rows[i]
+		if row.App == "" {
+			// An empty key would put the row under app=/, a partition no projection reads.
+			return ResponseRecord{}, errors.New("archivetransform: record without an app")
+		}
+		if row.App != rows[0].App || row.Day != rows[0].Day {
+			return ResponseRecord{}, errors.New("archivetransform: a record's events span apps or days")
+		}
+		line, err := json.Marshal(fileRow{Row: row})
+		if err != nil {
+			return ResponseRecord{}, err
+		}
+		// Newline-delimited: Firehose concatenates the records it converts.
+		b = append(append(b, line...), '\n')
 	}
-	b, err := json.Marshal(fileRow{Row: &row})
-	if err != nil {
-		return ResponseRecord{}, err
-	}
-	// Newline-delimited: Firehose concatenates the records it converts.
-	b = append(b, '\n')
 	return ResponseRecord{Result: events.KinesisFirehoseTransformedStateOk, Data: b,
-		Metadata: &Metadata{PartitionKeys: map[string]string{PartitionKeyApp: row.App, PartitionKeyDay: row.Day}}}, nil
+		Metadata: &Metadata{PartitionKeys: map[string]string{PartitionKeyApp: rows[0].App, PartitionKeyDay: rows[0].Day}}}, nil
 }

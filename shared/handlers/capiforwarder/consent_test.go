@@ -22,7 +22,7 @@ func TestExplicitConsentDecisions(t *testing.T) {
 	// Android user's.
 	keys := make([]string, len(ev.Records))
 	for i, r := range ev.Records {
-		env, err := envelope.Decode(r.Kinesis.Data)
+		env, err := envelope.DecodeOne(r.Kinesis.Data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -112,7 +112,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	envs := make([]*envelope.Record, len(ev.Records))
 	for i := range ev.Records {
 		rec := &ev.Records[i]
-		env, err := envelope.Decode(rec.Kinesis.Data)
+		env, err := envelope.DecodeOne(rec.Kinesis.Data)
 		if err != nil {
 			reason := "undecodable"
 			if errors.Is(err, envelope.ErrUnsupportedVersion) {

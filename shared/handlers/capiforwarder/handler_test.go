@@ -131,7 +131,7 @@ func TestBadRecordsAreDeadLetteredAlone(t *testing.T) {
 		reason string
 	}{
 		{`not json`, "undecodable"},
-		{`{"v":2,"app":"sample-shop","uk":"k","event":{"id":"x","name":"n","time":1}}`, "unsupported_version"},
+		{`{"v":3,"app":"sample-shop","uk":"k","event":{"id":"x","name":"n","time":1}}`, "unsupported_version"},
 		{`{"v":1,"app":"other-app","uk":"k","event":{"id":"x","name":"n","time":1}}`, "unknown_app"},
 		{`{"v":1,"app":"sample-shop","uk":"k","event":{"id":"old","name":"ActivateApp","time":1000,"consent":{"ads_personalization":true}}}`, "too_old"},
 	}
@@ -246,7 +246,7 @@ func TestReplayedEventsPastMetasWindowAreSkippedNotDeadLettered(t *testing.T) {
 	old := time.Now().Add(-30 * 24 * time.Hour).Unix()
 	var replayedOld []string
 	for i := range ev.Records {
-		rec, err := envelope.Decode(ev.Records[i].Kinesis.Data)
+		rec, err := envelope.DecodeOne(ev.Records[i].Kinesis.Data)
 		if err != nil {
 			t.Fatal(err)
 		}

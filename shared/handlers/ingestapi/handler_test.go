@@ -138,7 +138,7 @@ func TestValidBatchLandsOnTheStreamWithoutPII(t *testing.T) {
 				t.Errorf("raw %q on the stream: %s", pii, rec.Data)
 			}
 		}
-		env, err := envelope.Decode(rec.Data)
+		env, err := envelope.DecodeOne(rec.Data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,7 +47,7 @@ func TestServerEvents(t *testing.T) {
 				t.Fatalf("%d records, want %d", len(recs), tt.server)
 			}
 			for _, rec := range recs {
-				if env, err := envelope.Decode(rec.Data); err != nil || !env.Event.Server {
+				if env, err := envelope.DecodeOne(rec.Data); err != nil || !env.Event.Server {
 					t.Fatalf("record not marked server-sent (%v): %s", err, rec.Data)
 				}
 			}
@@ -63,7 +63,7 @@ func TestServerEvents(t *testing.T) {
 		t.Fatalf("/v1/events = %d %s", resp.StatusCode, resp.Body)
 	}
 	for _, rec := range h.stream.Records() {
-		if env, _ := envelope.Decode(rec.Data); env.Event.Server {
+		if env, _ := envelope.DecodeOne(rec.Data); env.Event.Server {
 			t.Fatalf("/v1/events record marked server-sent: %s", rec.Data)
 		}
 	}

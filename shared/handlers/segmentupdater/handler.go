@@ -125,7 +125,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 	var order []userKey
 	for i := range ev.Records {
 		r := &ev.Records[i]
-		env, err := envelope.Decode(r.Kinesis.Data)
+		env, err := envelope.DecodeOne(r.Kinesis.Data)
 		if err != nil {
 			// The forwarder dead-letters such records with their bytes; here they carry no state.
 			h.cfg.Logger.Warn("record skipped", "reason", "undecodable", "sequence_number", r.Kinesis.SequenceNumber, "error", err.Error())
