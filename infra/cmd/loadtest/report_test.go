@@ -23,8 +23,8 @@ func exampleReport() *Report {
 		Cost:       cost,
 		Hops: Hops{AppLogBytes: 12.5, AppLogBytesPerEvent: map[string]float64{FnIngest: 11, FnForwarder: 0.5, FnUpdater: 1},
 			EMFBytesPerEvent: map[string]float64{FnIngest: 20, FnForwarder: 0.5, FnUpdater: 1}},
-		CPU:        []CPUUse{{Process: "kinesalite", PID: 4242, Cores: 0.9, PeakCores: 1.02, PeakRSSMB: 300}},
-		Probes:     []ProbeLatency{{Target: "kinesalite", Call: "DescribeStreamSummary", LatencySummary: Summarize([]float64{2, 40})}},
+		CPU:    []CPUUse{{Process: "kinesalite", PID: 4242, Cores: 0.9, PeakCores: 1.02, PeakRSSMB: 300}},
+		Probes: []ProbeLatency{{Target: "kinesalite", Call: "DescribeStreamSummary", LatencySummary: Summarize([]float64{2, 40})}},
 	}
 }
 
