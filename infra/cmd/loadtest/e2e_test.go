@@ -105,7 +105,7 @@ func TestLoadTestSmoke(t *testing.T) {
 	if rep.Dynamo.WriteUnitsPerEvent <= 0 || rep.Dynamo.ReadUnitsPerEvent <= 0 || rep.Items == nil || rep.Items.Items == 0 {
 		t.Errorf("dynamodb %+v, items %+v", rep.Dynamo.DynamoUnits, rep.Items)
 	}
-	if h.LogBytesPerEvent <= 0 || h.AppLogBytes <= 0 || h.AppLogBytes >= h.LogBytesPerEvent || h.AppLogBytesPerEvent[FnIngest] <= 0 {
+	if h.LogBytesPerEvent <= 0 || h.AppLogBytes > h.LogBytesPerEvent || h.EMFBytesPerEvent[FnIngest] <= 0 {
 		t.Errorf("log bytes per event %.1f, of which JSON log lines %.1f (%v)", h.LogBytesPerEvent, h.AppLogBytes, h.AppLogBytesPerEvent)
 	}
 	// Records hold one event (version 1, or version 2 written one by one) up to a device's
