@@ -107,9 +107,9 @@ const (
 	samplePlatformReport = `{"time":"2026-11-28T23:07:27.212Z","type":"platform.report","record":{"requestId":"2e89084d-95e0-44a3-96a7-137c61ec3e6a","metrics":{"durationMs":6.42,"billedDurationMs":7,"memorySizeMB":256,"maxMemoryUsedMB":38},"tracing":{"spanId":"4b2c3a1f9e8d7c6b","type":"X-Amzn-Trace-Id","value":"Root=1-6749e8af-5d3c1b2a4f6e7d8c9b0a1f2e;Parent=1a2b3c4d5e6f7a8b;Sampled=1"},"status":"success"}}`
 	// The REST API stage's access log line (infra/stack accessLogFormat) for a 202.
 	sampleAccessLog = `{"requestId":"8f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b","requestTime":"1795907247205","httpMethod":"POST","resourcePath":"/v1/events","status":"202","responseLength":"29","responseLatency":"9","integrationLatency":"7","integrationStatus":"202","apiKeyId":"a1b2c3d4e5","errorType":"-","errorMessage":"-","xrayTraceId":"Root=1-6749e8af-5d3c1b2a4f6e7d8c9b0a1f2e"}`
-	// An HTTP API stage's access log line can be shorter: the route key names method and path,
-	// the authorizer's context names the app, and an HTTP API has no X-Ray tracing to log.
-	sampleHTTPAccessLog = `{"requestId":"Dk2PqjKLoAMEVbA=","requestTime":"1795907247205","routeKey":"POST /v1/events","status":"202","responseLength":"29","integrationLatency":"7","app":"sample-shop","error":"-"}`
+	// An HTTP API stage's access log line (infra/stack httpAccessLogFormat, -c api=http) for a
+	// 202: shorter, without a key id, X-Ray trace id or error type.
+	sampleHTTPAccessLog = `{"requestId":"Dk2PqjKLoAMEVbA=","requestTime":"1795907247205","httpMethod":"POST","routeKey":"POST /v1/events","status":"202","responseLength":"29","responseLatency":"9","integrationLatency":"7","integrationStatus":"202","app":"sample-shop","authorizerError":"-","errorMessage":"-"}`
 )
 
 // PlatformLogBytesPerInvocation, AccessLogBytesPerRequest and HTTPAccessLogBytesPerRequest

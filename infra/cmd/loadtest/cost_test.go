@@ -80,7 +80,7 @@ func TestModelRESTOnDemand(t *testing.T) {
 	if got, want := Model(v1).Line(ItemKinesisIn).Dollars, b.Line(ItemKinesisIn).Dollars*40/7; !near(got, want) {
 		t.Errorf("v1 records: Kinesis in $%.6f, want $%.6f", got, want)
 	}
-	// Unset records per event count as one a event.
+	// Unset records per event count as one per event.
 	v1.RecordsPerEvent = 0
 	if got, want := Model(v1).Line(ItemKinesisIn).Dollars, 1e6*2*1024/float64(1<<30)*0.08; !near(got, want) {
 		t.Errorf("records per event unset: Kinesis in $%.6f, want $%.6f", got, want)
@@ -221,6 +221,43 @@ func TestSampleLogLines(t *testing.T) {
 	}
 	if AccessLogBytesPerRequest < 300 || AccessLogBytesPerRequest > 600 {
 		t.Errorf("access log line %v bytes", AccessLogBytesPerRequest)
+	}
+}
+
+// TestAccessLogSamplesMatchTheStack reads the access log formats from the stack's source: the
+// modelled lines carry the same fields (values are typical, lengths close).
+func TestAccessLogSamplesMatchTheStack(t *testing.T) {
+	root := ingesttest.RepoRoot(t)
+	for _, tc := range []struct{ file, name, sample string }{
+		{"ingestapi.go", "accessLogFormat", sampleAccessLog},
+		{"httpapi.go", "httpAccessLogFormat", sampleHTTPAccessLog},
+	} {
+		b, err := os.ReadFile(filepath.Join(root, "infra", "stack", tc.file))
+		if os.IsNotExist(err) {
+			t.Logf("%s: not in this tree", tc.file)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		decl := regexp.MustCompile(`(?s)const ` + tc.name + ` = ((?:` + "`[^`]*`" + `\s*\+?\s*)+)`).FindSubmatch(b)
+		if decl == nil {
+			t.Errorf("%s: no const %s", tc.file, tc.name)
+			continue
+		}
+		keys := func(s string) []string {
+			var out []string
+			for _, m := range regexp.MustCompile(`"(\w+)":`).FindAllStringSubmatch(s, -1) {
+				out = append(out, m[1])
+			}
+			return out
+		}
+		if got, want := keys(tc.sample), keys(string(decl[1])); !slices.Equal(got, want) {
+			t.Errorf("%s: the modelled line has fields %q, the stack's format %q", tc.name, got, want)
+		}
+	}
+	if HTTPAccessLogBytesPerRequest >= AccessLogBytesPerRequest {
+		t.Errorf("HTTP access log line %v B, REST %v B: expected shorter", HTTPAccessLogBytesPerRequest, AccessLogBytesPerRequest)
 	}
 }
 
