@@ -26,9 +26,18 @@ import (
 	"github.com/retarget-dev/retarget/shared/sandbox/emulators"
 )
 
-// StreamSample is what a sample of the stream's records says about their size.
+// StreamSample is what a sample of the stream's records says about their size and how many
+// events each holds (a version 1 record holds one event, a version 2 record the events of one
+// user from one request).
 type StreamSample struct {
 	Records int `json:"records"`
+	// Events: the events the records hold; V1Records, V2Records: records of each version.
+	Events    int `json:"events"`
+	V1Records int `json:"v1_records,omitempty"`
+	V2Records int `json:"v2_records,omitempty"`
+	// RecordsPerEvent is Records/Events: what the stream's per-record prices are multiplied
+	// by per event.
+	RecordsPerEvent float64 `json:"records_per_event"`
 	// MeanBytes is the mean of data + partition key, what Kinesis counts as a record's size.
 	MeanBytes float64 `json:"mean_bytes"`
 	// BilledKB is the mean of ceil(size / 1 KB): on-demand streams bill data in and out per
@@ -37,6 +46,10 @@ type StreamSample struct {
 	// PutUnits is the mean of ceil(size / 25 KB): the PUT payload units a provisioned stream
 	// bills per record.
 	PutUnits float64 `json:"put_units"`
+	// SingleEventBytes, SingleEventBilledKB: the same events each written alone as a version
+	// 2 record (the naive design's record).
+	SingleEventBytes    float64 `json:"single_event_mean_bytes"`
+	SingleEventBilledKB float64 `json:"single_event_billed_kb"`
 }
 
 // sampleStream reads up to n records of the run runID (by the event ids' prefix), reading every
@@ -66,7 +79,7 @@ func sampleStream(ctx context.Context, endpoint, stream string, n int, runID str
 				return nil, fmt.Errorf("get records: %w", err)
 			}
 			for _, r := range recs.Records {
-				if env, err := envelope.Decode(r.Data); err == nil && strings.HasPrefix(env[0].Event.ID, runID+"-") && got < perShard {
+				if ofRun(r.Data, runID) && got < perShard {
 					out = append(out, r)
 					got++
 				}
@@ -80,23 +93,69 @@ func sampleStream(ctx context.Context, endpoint, stream string, n int, runID str
 	return out, nil
 }
 
-// sizeOf summarises record sizes.
+// ofRun reports whether a record (of any version) holds events of the run runID: event ids
+// start with the run's id.
+func ofRun(data []byte, runID string) bool {
+	evs, err := envelope.Decode(data)
+	return err == nil && strings.HasPrefix(evs[0].Event.ID, runID+"-")
+}
+
+// sizeOf summarises record sizes and events per record. Records that do not decode count as
+// records of one event.
 func sizeOf(recs []types.Record) StreamSample {
 	s := StreamSample{Records: len(recs)}
 	if len(recs) == 0 {
 		return s
 	}
-	var bytes, kb, units float64
+	var bytes, kb, units, single, singleKB float64
+	var buf []byte
 	for _, r := range recs {
-		size := float64(len(r.Data) + len(aws.ToString(r.PartitionKey)))
+		key := len(aws.ToString(r.PartitionKey))
+		size := float64(len(r.Data) + key)
 		bytes += size
 		kb += math.Ceil(size / 1024)
 		units += math.Ceil(size / (25 * 1024))
+		evs, err := envelope.Decode(r.Data)
+		if err != nil {
+			s.Events++
+			single += size
+			singleKB += math.Ceil(size / 1024)
+			continue
+		}
+		s.Events += len(evs)
+		if evs[0].V == 1 {
+			s.V1Records++
+		} else {
+			s.V2Records++
+		}
+		for i := range evs {
+			buf = envelope.Append(buf[:0], &evs[i])
+			one := float64(len(buf) + key)
+			single += one
+			singleKB += math.Ceil(one / 1024)
+		}
 	}
-	s.MeanBytes = bytes / float64(len(recs))
-	s.BilledKB = kb / float64(len(recs))
-	s.PutUnits = units / float64(len(recs))
+	n := float64(len(recs))
+	s.MeanBytes, s.BilledKB, s.PutUnits = bytes/n, kb/n, units/n
+	s.RecordsPerEvent = n / float64(s.Events)
+	s.SingleEventBytes, s.SingleEventBilledKB = single/float64(s.Events), singleKB/float64(s.Events)
 	return s
+}
+
+// singleEventRecords returns records of one event each, the first event of each of recs
+// written alone as a version 2 record: the naive design's invocation of one event.
+func singleEventRecords(recs []types.Record) []types.Record {
+	out := make([]types.Record, 0, len(recs))
+	for _, r := range recs {
+		evs, err := envelope.Decode(r.Data)
+		if err != nil {
+			continue
+		}
+		one := r
+		one.Data = envelope.Append(nil, &evs[0])
+		out = append(out, one)
+	}
+	return out
 }
 
 // kinesisEvent wraps records as the event source mapping delivers them to a function.
@@ -127,14 +186,16 @@ func kinesisEvent(recs []types.Record, stream string) events.KinesisEvent {
 // with records of the run.
 type Calibration struct {
 	Stream StreamSample `json:"stream_sample"`
-	// ForwarderBatch, UpdaterBatch: the batch sizes replayed (the run's mean batch sizes).
+	// ForwarderBatch, UpdaterBatch: the batch sizes replayed, in records (the run's mean
+	// records per invocation; a version 2 record holds several events).
 	ForwarderBatch int `json:"forwarder_batch"`
 	UpdaterBatch   int `json:"updater_batch"`
 	// ForwarderMs, UpdaterMs: handler time per invocation at those batch sizes (each
 	// invocation's time rounded up to the ms, then averaged, as Lambda bills).
 	ForwarderMs float64 `json:"forwarder_billed_ms"`
 	UpdaterMs   float64 `json:"updater_billed_ms"`
-	// ForwarderSingleMs, UpdaterSingleMs: the same for batches of one record (the naive design).
+	// ForwarderSingleMs, UpdaterSingleMs: the same for batches of one record of one event (the
+	// naive design; see singleEventRecords).
 	ForwarderSingleMs float64 `json:"forwarder_single_billed_ms"`
 	UpdaterSingleMs   float64 `json:"updater_single_billed_ms"`
 }
@@ -196,8 +257,12 @@ func Calibrate(ctx context.Context, o CalibrateOptions) (Calibration, error) {
 	if c.ForwarderMs, err = timeInvocations(ctx, repeats, func(int) events.KinesisEvent { return fwdBatch }, fwd.Handle); err != nil {
 		return c, fmt.Errorf("forwarder: %w", err)
 	}
+	singles := singleEventRecords(recs)
+	if len(singles) == 0 {
+		return c, fmt.Errorf("no record of the run decodes")
+	}
 	if c.ForwarderSingleMs, err = timeInvocations(ctx, 2*repeats, func(i int) events.KinesisEvent {
-		return kinesisEvent(recs[i%len(recs):i%len(recs)+1], o.Stream)
+		return kinesisEvent(singles[i%len(singles):i%len(singles)+1], o.Stream)
 	}, fwd.Handle); err != nil {
 		return c, fmt.Errorf("forwarder: %w", err)
 	}
@@ -218,10 +283,10 @@ func Calibrate(ctx context.Context, o CalibrateOptions) (Calibration, error) {
 	}, upd.Handle); err != nil {
 		return c, fmt.Errorf("updater: %w", err)
 	}
-	// Single records from the end of the sample, not replayed above.
+	// Single events from the end of the sample, not replayed above.
 	if c.UpdaterSingleMs, err = timeInvocations(ctx, 2*repeats, func(i int) events.KinesisEvent {
-		j := len(recs) - 1 - i%len(recs)
-		return kinesisEvent(recs[j:j+1], o.Stream)
+		j := len(singles) - 1 - i%len(singles)
+		return kinesisEvent(singles[j:j+1], o.Stream)
 	}, upd.Handle); err != nil {
 		return c, fmt.Errorf("updater: %w", err)
 	}

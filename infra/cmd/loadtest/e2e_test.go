@@ -78,8 +78,8 @@ func TestLoadTestSmoke(t *testing.T) {
 	if rep.IDs == nil || rep.IDs.Missing != 0 || rep.IDs.Unexpected != 0 || rep.IDs.Delivered != c.Consented {
 		t.Errorf("event ids at Meta: %+v, want all %d consented ones", rep.IDs, c.Consented)
 	}
-	if th.UpdaterRecords != c.Accepted {
-		t.Errorf("updater read %d records, want %d", th.UpdaterRecords, c.Accepted)
+	if th.UpdaterEvents != c.Accepted || th.UpdaterRecords < 1 || th.UpdaterRecords > c.Accepted {
+		t.Errorf("updater read %d events in %d records, want %d events", th.UpdaterEvents, th.UpdaterRecords, c.Accepted)
 	}
 	if th.AcceptedPerSec < 0.8*o.Rate || th.AcceptedPerSec > 1.1*o.Rate || th.EndToEndPerSec <= 0 || th.EndToEndPerSec > th.AcceptedPerSec*1.05 {
 		t.Errorf("rates: accepted %.0f/s, end to end %.0f/s at a target of %.0f/s", th.AcceptedPerSec, th.EndToEndPerSec, o.Rate)
@@ -105,8 +105,14 @@ func TestLoadTestSmoke(t *testing.T) {
 	if rep.Dynamo.WriteUnitsPerEvent <= 0 || rep.Dynamo.ReadUnitsPerEvent <= 0 || rep.Items == nil || rep.Items.Items == 0 {
 		t.Errorf("dynamodb %+v, items %+v", rep.Dynamo.DynamoUnits, rep.Items)
 	}
-	if h.LogBytesPerEvent <= 0 || rep.Stream == nil || rep.Stream.BilledKB < 1 {
-		t.Errorf("log bytes per event %.1f, stream sample %+v", h.LogBytesPerEvent, rep.Stream)
+	if h.LogBytesPerEvent <= 0 || h.AppLogBytes > h.LogBytesPerEvent || h.EMFBytesPerEvent[FnIngest] <= 0 {
+		t.Errorf("log bytes per event %.1f, of which JSON log lines %.1f (%v)", h.LogBytesPerEvent, h.AppLogBytes, h.AppLogBytesPerEvent)
+	}
+	// Records hold one event (version 1, or version 2 written one by one) up to a device's
+	// whole flush (version 2 grouped by user).
+	if st := rep.Stream; st == nil || st.BilledKB < 1 || st.Events < st.Records || st.RecordsPerEvent < 1.0/20 || st.RecordsPerEvent > 1 ||
+		st.V1Records+st.V2Records != st.Records || st.SingleEventBilledKB < 1 {
+		t.Errorf("stream sample %+v", rep.Stream)
 	}
 	for _, f := range rep.Lambda {
 		if f.BilledMs < 1 || f.InvocationsPerEvent <= 0 || f.MemoryMB < 256 {
@@ -114,11 +120,12 @@ func TestLoadTestSmoke(t *testing.T) {
 		}
 	}
 
-	// The model: every line priced, the naive design dearer, the targets judged.
-	if len(rep.Cost.Batched.Lines) != 9 || rep.Cost.Batched.Total <= 0 || rep.Cost.Naive.Total <= 2*rep.Cost.Batched.Total {
-		t.Errorf("cost: batched $%.4f, naive $%.4f, %d lines", rep.Cost.Batched.Total, rep.Cost.Naive.Total, len(rep.Cost.Batched.Lines))
+	// The model: both doors on both streams, the naive design dearer, the targets judged.
+	best := rep.Cost.Best()
+	if len(rep.Cost.Designs) != 4 || best.Cost.Total <= 0 || rep.Cost.Naive.Total <= 2*best.Cost.Total || len(rep.Cost.Scale) != len(ScaleRates) {
+		t.Errorf("cost: %d designs, best %s $%.4f, naive $%.4f", len(rep.Cost.Designs), best.Name(), best.Cost.Total, rep.Cost.Naive.Total)
 	}
-	if len(rep.Targets) != 2 || rep.Targets[0].Pass {
+	if len(rep.Targets) != 3 || rep.Targets[0].Pass {
 		t.Errorf("targets %+v: 400 events/s cannot pass the 5,000 events/s target", rep.Targets)
 	}
 	if len(rep.CPU) == 0 || len(rep.Probes) == 0 {

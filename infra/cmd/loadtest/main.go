@@ -79,6 +79,21 @@ type options struct {
 	Keep, VerifyIDs, Calibrate, Strict                                    bool
 	SyncInterval, SweepInterval                                           time.Duration
 	MaxAttempts, PrefillUsers                                             int
+	// API: the front door to price, "rest", "http" or "" for both.
+	API string
+	// apps: the apps of the config, one publishable key each (the HTTP door's authorizer).
+	apps int
+}
+
+// doors are the front doors --api asks to price.
+func (o options) doors() []FrontDoor {
+	switch o.API {
+	case string(DoorREST):
+		return []FrontDoor{DoorREST}
+	case string(DoorHTTP):
+		return []FrontDoor{DoorHTTP}
+	}
+	return []FrontDoor{DoorREST, DoorHTTP}
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -121,12 +136,16 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.SyncInterval, "sync-interval", 5*time.Second, "audience sync interval of the dev stack started here (with --url: the stack's AUDIENCE_SYNC_INTERVAL)")
 	fs.DurationVar(&o.SweepInterval, "sweep-interval", 5*time.Second, "segment sweep interval of the dev stack started here")
 	fs.IntVar(&o.MaxAttempts, "max-attempts", 4, "sends of one request at most (429, 5xx, retryable events)")
+	fs.StringVar(&o.API, "api", "", "front door to price: rest (API keys, usage plans), http (-c api=http: authorizer, rate limiter) or both (default)")
 	fs.IntVar(&o.PrefillUsers, "prefill-users", -1, "before measuring, give the first N users (the most active) five days of history, so the state table is not empty; -1: 10,000 with a dev stack started here, 0 with --url")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.API == "both" {
+		o.API = ""
 	}
 	if o.PrefillUsers == -1 {
 		o.PrefillUsers = 0
@@ -143,6 +162,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--senders must be at least 1")
 	case o.ConsentRate < 0 || o.ConsentRate > 1:
 		return o, errors.New("--consent is a share between 0 and 1")
+	case o.API != "" && o.API != string(DoorREST) && o.API != string(DoorHTTP):
+		return o, fmt.Errorf("--api %q: want rest, http or both", o.API)
 	case o.MaxAttempts < 1:
 		return o, errors.New("--max-attempts must be at least 1")
 	case o.PrefillUsers < -1 || o.PrefillUsers > o.Users:
@@ -221,6 +242,7 @@ func Run(ctx context.Context, o options, stdout io.Writer, stderr *os.File) (*Re
 		return nil, err
 	}
 	app := &apps.Apps[0]
+	o.apps = len(apps.Apps)
 	var platforms []string
 	for _, p := range app.Platforms {
 		platforms = append(platforms, string(p))
@@ -230,7 +252,7 @@ func Run(ctx context.Context, o options, stdout io.Writer, stderr *os.File) (*Re
 	rep := &Report{Settings: Settings{
 		Mode: "devstack", RunID: runID, Rate: o.Rate, Duration: o.Duration.String(), EventsPerRequest: o.EventsPerRequest,
 		Senders: o.Senders, Users: o.Users, ZipfS: o.ZipfS, ZipfV: o.ZipfV, ConsentRate: o.ConsentRate, Shape: o.Shape,
-		Seed: o.Seed, PrefillUsers: o.PrefillUsers, CPUs: runtime.NumCPU(), StartedAt: time.Now().UTC().Format(time.RFC3339),
+		Seed: o.Seed, API: apiName(o.API), PrefillUsers: o.PrefillUsers, CPUs: runtime.NumCPU(), StartedAt: time.Now().UTC().Format(time.RFC3339),
 	}}
 	pop := &Population{Size: o.Users, S: o.ZipfS, V: o.ZipfV, ConsentRate: o.ConsentRate, Seed: o.Seed, Platforms: platforms}
 	gen, err := NewGenerator(pop, o.EventsPerRequest, RequestShape(o.Shape), runID)
@@ -416,7 +438,7 @@ func Run(ctx context.Context, o options, stdout io.Writer, stderr *os.File) (*Re
 }
 
 // waitForDrain polls until every consented event reached Meta (or a dead letter) and the
-// updater read every accepted record, or deadline passes. delivered is kept current for the
+// updater read every accepted event, or deadline passes. delivered is kept current for the
 // progress display.
 func waitForDrain(ctx context.Context, sandbox *Sandbox, metrics *Metrics, res DriveResult, deadline time.Time, delivered *atomic.Int64) (SandboxStats, bool, error) {
 	for {
@@ -425,14 +447,14 @@ func waitForDrain(ctx context.Context, sandbox *Sandbox, metrics *Metrics, res D
 			return final, false, err
 		}
 		delivered.Store(int64(final.EventsDelivered))
-		var dead, updaterRecords float64
+		var dead, updaterEvents float64
 		if metrics != nil {
 			metrics.Update()
 			dead = metrics.Get(FnForwarder, "EventsDeadLettered")
-			updaterRecords = metrics.Get(FnUpdater, "RecordsRead")
+			updaterEvents = metrics.UpdaterEvents()
 		}
 		metaDone := final.EventsDelivered+int(dead) >= res.Consented
-		updaterDone := metrics == nil || int(updaterRecords) >= res.Accepted
+		updaterDone := metrics == nil || int(updaterEvents) >= res.Accepted
 		if metaDone && updaterDone {
 			return final, true, nil
 		}
@@ -477,7 +499,7 @@ func readBack(ctx context.Context, rep *Report, o options, ep Endpoints, workDir
 	switch {
 	case o.Calibrate && ep.Kinesis != "" && ep.DynamoDB != "":
 		c, err := Calibrate(ctx, CalibrateOptions{Endpoints: ep, Stream: o.Stream, ConfigFile: o.Config, WorkDir: workDir, RunID: runID,
-			ForwarderBatch: int(rep.Hops.ForwarderEventsPerInv + 0.5), UpdaterBatch: int(rep.Hops.UpdaterEventsPerInv + 0.5), Repeats: 5})
+			ForwarderBatch: int(rep.Hops.ForwarderRecordsPerInv + 0.5), UpdaterBatch: int(rep.Hops.UpdaterRecordsPerInv + 0.5), Repeats: 5})
 		if err != nil {
 			rep.Errors = append(rep.Errors, "calibration: "+err.Error())
 			return items, nil
@@ -518,4 +540,12 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// apiName is --api for the report: "both" when empty.
+func apiName(api string) string {
+	if api == "" {
+		return "both"
+	}
+	return api
 }

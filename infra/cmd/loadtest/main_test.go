@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -18,12 +19,19 @@ func TestParseOptions(t *testing.T) {
 	if err != nil || o.PrefillUsers != 0 {
 		t.Errorf("--url: prefill %d, err %v; want no prefill of a running stack unless asked", o.PrefillUsers, err)
 	}
+	for api, want := range map[string][]FrontDoor{"rest": {DoorREST}, "http": {DoorHTTP}, "both": {DoorREST, DoorHTTP}, "": {DoorREST, DoorHTTP}} {
+		o, err := parseOptions([]string{"--api", api}, io.Discard)
+		if err != nil || !slices.Equal(o.doors(), want) {
+			t.Errorf("--api %q: doors %v, err %v; want %v", api, o.doors(), err, want)
+		}
+	}
 	for _, args := range [][]string{
 		{"--rate", "0"},
 		{"--duration", "-1s"},
 		{"--senders", "0"},
 		{"--consent", "1.5"},
 		{"--prefill-users", "200000"},
+		{"--api", "websocket"},
 		{"--url", "http://127.0.0.1:3000"}, // no sandbox: nothing to measure end to end
 		{"stray"},
 	} {

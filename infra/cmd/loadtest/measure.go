@@ -62,37 +62,49 @@ func measure(rep *Report, res DriveResult, atEnd, final SandboxStats, m *Metrics
 	}
 	t.DeadLettered = int(m.Get(FnForwarder, "EventsDeadLettered"))
 	t.UpdaterRecords = int(m.Get(FnUpdater, "RecordsRead"))
+	t.UpdaterEvents = int(m.UpdaterEvents())
 	rep.Handler = Summarize(slices.Clone(m.IngestLatencyMs))
-	if acc := m.Get(FnIngest, "EventsAccepted"); acc > 0 {
+	acc := m.Get(FnIngest, "EventsAccepted")
+	if acc > 0 {
 		h.PutRecordsCallsPer500 = m.Get(FnIngest, "PutRecordsCalls") / acc * 500
 	}
 	h.PutRecordsRetries = m.Get(FnIngest, "PutRecordsRetries")
-	per := func(fn, metric string) float64 {
+	per := func(fn string, v float64) float64 {
 		if n := m.Invocations[fn]; n > 0 {
-			return m.Get(fn, metric) / float64(n)
+			return v / float64(n)
 		}
 		return 0
 	}
-	h.IngestEventsPerRequest = per(FnIngest, "EventsReceived")
-	h.ForwarderEventsPerInv = per(FnForwarder, "RecordsRead")
-	h.UpdaterEventsPerInv = per(FnUpdater, "RecordsRead")
+	h.IngestEventsPerRequest = per(FnIngest, m.Get(FnIngest, "EventsReceived"))
+	h.ForwarderRecordsPerInv = per(FnForwarder, m.Get(FnForwarder, "RecordsRead"))
+	h.UpdaterRecordsPerInv = per(FnUpdater, m.Get(FnUpdater, "RecordsRead"))
+	h.ForwarderEventsPerInv = per(FnForwarder, m.ForwarderEvents())
+	h.UpdaterEventsPerInv = per(FnUpdater, m.UpdaterEvents())
 	h.LogBytesPerInvocation = map[string]float64{}
-	var bytes int64
+	h.AppLogBytesPerEvent = map[string]float64{}
+	h.EMFBytesPerEvent = map[string]float64{}
+	var logs, emf int64
 	for _, fn := range []string{FnIngest, FnForwarder, FnUpdater} {
-		bytes += m.LogBytes[fn]
+		logs += m.LogBytes[fn]
+		emf += m.EMFBytes[fn]
 		if n := m.Invocations[fn]; n > 0 {
-			h.LogBytesPerInvocation[fn] = float64(m.LogBytes[fn]) / float64(n)
+			h.LogBytesPerInvocation[fn] = float64(m.LogBytes[fn]+m.EMFBytes[fn]) / float64(n)
+		}
+		if acc > 0 {
+			h.AppLogBytesPerEvent[fn] = float64(m.LogBytes[fn]) / acc
+			h.EMFBytesPerEvent[fn] = float64(m.EMFBytes[fn]) / acc
 		}
 	}
-	if acc := m.Get(FnIngest, "EventsAccepted"); acc > 0 {
-		h.LogBytesPerEvent = float64(bytes) / acc
+	if acc > 0 {
+		h.AppLogBytes = float64(logs) / acc
+		h.LogBytesPerEvent = float64(logs+emf) / acc
 	}
 	rep.Metrics = map[string]any{}
 	for fn, sums := range m.Sum {
 		rep.Metrics[fn] = sums
 	}
-	if fwdRead := m.Get(FnForwarder, "RecordsRead"); fwdRead > float64(res.Accepted) {
-		rep.Note("the forwarder read %.0f records for %d accepted events: redeliveries (retried batches)", fwdRead, res.Accepted)
+	if fwd := m.ForwarderEvents(); fwd > float64(res.Accepted) {
+		rep.Note("the forwarder read %.0f events for %d accepted: redeliveries (retried batches)", fwd, res.Accepted)
 	}
 }
 
@@ -152,27 +164,31 @@ func model(rep *Report, res DriveResult, m *Metrics, items ItemSample, calib *Ca
 	in := CostInputs{
 		EventsPerAPIRequest: 1 / ingest.InvocationsPerEvent,
 		Functions:           rep.Lambda,
+		RecordsPerEvent:     1,
 		RecordKB:            1,
 		StreamConsumers:     2,
 		EventsPerSecond:     rep.Throughput.EndToEndPerSec,
 		WriteUnitsPerEvent:  rep.Dynamo.WriteUnitsPerEvent,
 		ReadUnitsPerEvent:   rep.Dynamo.ReadUnitsPerEvent,
 		AppLogBytesPerEvent: rep.Hops.LogBytesPerEvent,
+		APIKeys:             o.apps,
 	}
 	recordBytes, putUnits := 1024.0, 1.0
-	if rep.Stream != nil && rep.Stream.Records > 0 {
-		in.RecordKB, recordBytes, putUnits = rep.Stream.BilledKB, rep.Stream.MeanBytes, rep.Stream.PutUnits
-	} else {
-		rep.Note("stream records not read back: 1 KB per record assumed")
-	}
-	if in.EventsPerSecond == 0 {
-		in.EventsPerSecond = rep.Throughput.AcceptedPerSec
-	}
 	naive := NaiveFigures{
 		SingleEventMs:         map[string]float64{},
 		LogBytesPerInvocation: rep.Hops.LogBytesPerInvocation,
 		WriteUnitsPerWrite:    items.WriteUnitsPerWrite,
 		ReadUnitsPerRead:      items.ReadUnitsPerRead,
+	}
+	if st := rep.Stream; st != nil && st.Records > 0 {
+		in.RecordKB, recordBytes, putUnits = st.BilledKB, st.MeanBytes, st.PutUnits
+		in.RecordsPerEvent = st.RecordsPerEvent
+		naive.SingleEventRecordKB = st.SingleEventBilledKB
+	} else {
+		rep.Note("stream records not read back: one event per record of 1 KB assumed")
+	}
+	if in.EventsPerSecond == 0 {
+		in.EventsPerSecond = rep.Throughput.AcceptedPerSec
 	}
 	if singleIngestMs > 0 {
 		naive.SingleEventMs[FnIngest] = singleIngestMs
@@ -182,9 +198,40 @@ func model(rep *Report, res DriveResult, m *Metrics, items ItemSample, calib *Ca
 		naive.SingleEventMs[FnUpdater] = calib.UpdaterSingleMs
 	}
 	rep.Naive = &naive
-	rep.Cost = CostReport{Region: PricesRegion, AsOf: PricesAsOf, Batched: Model(in), Naive: Model(NaiveInputs(in, naive)),
-		Provisioned: Model(Provisioned(in, recordBytes, putUnits))}
+	rep.Cost = PriceDesigns(in, o.doors(), recordBytes, putUnits, naive)
 }
+
+// PriceDesigns prices in (measured on an on-demand stream) behind each door on both stream
+// modes, the cheapest design again without Lambda's platform records (SystemLogLevel=WARN) and
+// at the rates of ScaleRates, and the naive design (behind the first door, on demand).
+func PriceDesigns(in CostInputs, doors []FrontDoor, recordBytes, putUnits float64, naive NaiveFigures) CostReport {
+	c := CostReport{Region: PricesRegion, AsOf: PricesAsOf, RecordBytes: recordBytes}
+	c.Designs = Designs(in, doors, recordBytes, putUnits)
+	c.Cheapest = Cheapest(c.Designs)
+	naiveIn := in
+	naiveIn.Door = doors[0]
+	c.Naive = Model(NaiveInputs(naiveIn, naive))
+	if c.Cheapest < 0 {
+		return c
+	}
+	best := c.Designs[c.Cheapest]
+	quiet := best.Cost.Inputs
+	quiet.SystemLogWarn = true
+	c.SystemLogWarn = Model(quiet)
+	for _, rate := range ScaleRates {
+		row := ScaleRow{EventsPerSecond: rate}
+		for _, d := range c.Designs {
+			b := AtRate(d, rate, recordBytes)
+			row.Designs = append(row.Designs, ScaleCost{Name: d.Name(), Shards: b.Inputs.StreamShards, Total: b.Total})
+		}
+		c.Scale = append(c.Scale, row)
+	}
+	return c
+}
+
+// ScaleRates are the sustained rates (events per second) the report reprices the designs at
+// (infra/docs/scale.md).
+var ScaleRates = []float64{10_000, 100_000, 1_000_000}
 
 // dynamoMethod explains the DynamoDB figures in the report.
 const dynamoMethod = "The dev stack connects its functions straight to dynalite's port (emulators.AWSConfig sets " +

@@ -88,9 +88,10 @@ type Metrics struct {
 	// EventsReceived (ingest) or RecordsRead (forwarder, updater); other documents of the same
 	// function (FieldErrors by reason, DeadLetters by reason) are extra lines of one invocation.
 	Invocations map[string]int
-	// LogBytes[function] counts the bytes (newline included) each function logged: its JSON
-	// log lines and its EMF lines.
+	// LogBytes[function] counts the bytes (newline included) of each function's JSON log
+	// lines, EMFBytes[function] those of its EMF lines (metrics.log). CloudWatch Logs bills both.
 	LogBytes map[string]int64
+	EMFBytes map[string]int64
 	// IngestLatencyMs is the ingest handler's time of every request (EMF IngestLatency), and
 	// IngestEvents the request's EventsReceived, index by index.
 	IngestLatencyMs []float64
@@ -112,6 +113,7 @@ func NewMetrics(logDir string, skipExisting bool) *Metrics {
 		Sum:         map[string]map[string]float64{},
 		Invocations: map[string]int{},
 		LogBytes:    map[string]int64{},
+		EMFBytes:    map[string]int64{},
 		files:       map[string]*tailFile{},
 	}
 	for _, name := range []string{metricsLog, ingestLog, forwarderLog, segmentsLog} {
@@ -143,7 +145,7 @@ func (m *Metrics) addEMF(line []byte) {
 	if fn == "" {
 		return
 	}
-	m.LogBytes[fn] += int64(len(line) + 1)
+	m.EMFBytes[fn] += int64(len(line) + 1)
 	sums := m.Sum[fn]
 	if sums == nil {
 		sums = map[string]float64{}
@@ -209,6 +211,26 @@ func (m *Metrics) addSegmentsLine(line []byte) {
 
 // Get returns the sum of a function's metric.
 func (m *Metrics) Get(fn, metric string) float64 { return m.Sum[fn][metric] }
+
+// UpdaterEvents is the number of events the segment updater has read. RecordsRead counts
+// stream records, one event each only in version 1: the updater's EventsRead when it reports
+// one, else the events it applied or found already applied (every event of every record it
+// read and folded, whatever the record's version).
+func (m *Metrics) UpdaterEvents() float64 {
+	if n, ok := m.Sum[FnUpdater]["EventsRead"]; ok {
+		return n
+	}
+	return m.Get(FnUpdater, "EventsApplied") + m.Get(FnUpdater, "EventsDuplicate")
+}
+
+// ForwarderEvents is the number of events the CAPI forwarder has read: its EventsRead when it
+// reports one, else the events it forwarded, skipped for want of consent or dead-lettered.
+func (m *Metrics) ForwarderEvents() float64 {
+	if n, ok := m.Sum[FnForwarder]["EventsRead"]; ok {
+		return n
+	}
+	return m.Get(FnForwarder, "EventsForwarded") + m.Get(FnForwarder, "EventsSkippedNoConsent") + m.Get(FnForwarder, "EventsDeadLettered")
+}
 
 // SandboxStats sums up the Meta sandbox's request log (GET /_sandbox/requests).
 type SandboxStats struct {

@@ -14,7 +14,7 @@ const (
 	emfIngestErr  = `{"App":"sample-shop","FieldErrors":1,"Function":"ingest","Reason":"invalid_email","_aws":{"Timestamp":1795907247211}}`
 	emfForwarder  = `{"CAPIRequests":1,"EventsDeadLettered":2,"EventsForwarded":900,"Function":"capi-forwarder","RecordsRead":1000,"_aws":{"Timestamp":1795907248238}}`
 	emfDeadLetter = `{"DeadLetters":2,"Function":"capi-forwarder","Reason":"too_old","_aws":{"Timestamp":1795907248238}}`
-	emfUpdater    = `{"EventsApplied":500,"Function":"segment-updater","RecordsRead":500,"SegmentChanges":7,"UserWrites":25,"WriteConflicts":0,"_aws":{"Timestamp":1795907248305}}`
+	emfUpdater    = `{"EventsApplied":480,"EventsDuplicate":20,"Function":"segment-updater","RecordsRead":25,"SegmentChanges":7,"UserWrites":25,"WriteConflicts":0,"_aws":{"Timestamp":1795907248305}}`
 	emfSyncBusy   = `{"App":"sample-shop","Function":"audience-sync","PendingChanges":3,"_aws":{"Timestamp":1795907249000}}`
 	emfSyncIdle   = `{"App":"sample-shop","Function":"audience-sync","PendingChanges":0,"_aws":{"Timestamp":1795907250000}}`
 	logBatch      = `{"time":"2026-11-28T23:07:28.3Z","level":"INFO","msg":"batch applied","records":500,"users":25,"writes":25}`
@@ -60,9 +60,16 @@ func TestMetrics(t *testing.T) {
 		{"ingest invocations", float64(m.Invocations[FnIngest]), 1},
 		{"forwarder invocations", float64(m.Invocations[FnForwarder]), 1},
 		{"updater invocations", float64(m.Invocations[FnUpdater]), 1},
-		{"ingest log bytes", float64(m.LogBytes[FnIngest]), float64(len(emfIngest) + len(emfIngestErr) + len(logIngest) + 3)},
-		{"forwarder log bytes", float64(m.LogBytes[FnForwarder]), float64(len(emfForwarder) + len(emfDeadLetter) + 2)},
-		{"updater log bytes", float64(m.LogBytes[FnUpdater]), float64(len(emfUpdater) + len(logBatch) + 2)},
+		// Version 2 records: 25 records of 20 events each; the forwarder's 1,000 records were
+		// read before it reported EventsRead (902 events).
+		{"updater events", m.UpdaterEvents(), 500},
+		{"forwarder events", m.ForwarderEvents(), 902},
+		{"ingest log bytes", float64(m.LogBytes[FnIngest]), float64(len(logIngest) + 1)},
+		{"ingest EMF bytes", float64(m.EMFBytes[FnIngest]), float64(len(emfIngest) + len(emfIngestErr) + 2)},
+		{"forwarder log bytes", float64(m.LogBytes[FnForwarder]), 0},
+		{"forwarder EMF bytes", float64(m.EMFBytes[FnForwarder]), float64(len(emfForwarder) + len(emfDeadLetter) + 2)},
+		{"updater log bytes", float64(m.LogBytes[FnUpdater]), float64(len(logBatch) + 1)},
+		{"updater EMF bytes", float64(m.EMFBytes[FnUpdater]), float64(len(emfUpdater) + 1)},
 		{"scheduled log bytes", float64(m.LogBytes["scheduled"]), float64(len(logSweep) + 1)},
 	}
 	for _, c := range checks {

@@ -64,30 +64,44 @@ func TestGeneratedEventsAreValid(t *testing.T) {
 					r := batch.Rejected[0]
 					t.Fatalf("request %d: event %d rejected: %+v\n%s", i, r.Index, r.Errors, req.Body)
 				}
-				for j, rec := range batch.Accepted {
-					env, err := envelope.DecodeOne(rec.Data)
+				at := map[string]int{} // event_id -> position in the request
+				for j, ev := range req.Events {
+					at[ev.EventID] = j
+				}
+				for _, rec := range batch.Accepted {
+					// A record holds one event (version 1) or several of one user (version 2).
+					evs, err := envelope.Decode(rec.Data)
 					if err != nil {
 						t.Fatal(err)
 					}
-					total++
-					if req.Consented[j] != (env.Event.Consent.AdsPersonalization == envelope.True) {
-						t.Fatalf("event %s: Consented %v, stream consent %v", env.Event.ID, req.Consented[j], env.Event.Consent.AdsPersonalization)
-					}
-					if req.Consented[j] {
-						consented++
-						if env.Event.User.Email != ([32]byte{}) {
-							withEmail++
+					for _, env := range evs {
+						j, ok := at[env.Event.ID]
+						if !ok {
+							t.Fatalf("event_id %s was not sent", env.Event.ID)
 						}
-					}
-					if ids[env.Event.ID] {
-						t.Fatalf("event_id %s twice", env.Event.ID)
-					}
-					ids[env.Event.ID] = true
-					if !strings.HasPrefix(env.Event.ID, "lt-test-") {
-						t.Fatalf("event_id %s lacks the run prefix", env.Event.ID)
+						total++
+						if req.Consented[j] != (env.Event.Consent.AdsPersonalization == envelope.True) {
+							t.Fatalf("event %s: Consented %v, stream consent %v", env.Event.ID, req.Consented[j], env.Event.Consent.AdsPersonalization)
+						}
+						if req.Consented[j] {
+							consented++
+							if env.Event.User.Email != ([32]byte{}) {
+								withEmail++
+							}
+						}
+						if ids[env.Event.ID] {
+							t.Fatalf("event_id %s twice", env.Event.ID)
+						}
+						ids[env.Event.ID] = true
+						if !strings.HasPrefix(env.Event.ID, "lt-test-") {
+							t.Fatalf("event_id %s lacks the run prefix", env.Event.ID)
+						}
 					}
 				}
 				batch.Release()
+			}
+			if total != 300*20 {
+				t.Errorf("%d events on the stream, want %d", total, 300*20)
 			}
 			// Consent is per user and the heavy users weigh more, so allow some spread.
 			if share := float64(consented) / float64(total); share < 0.85 || share > 0.99 {

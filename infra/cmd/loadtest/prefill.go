@@ -109,7 +109,7 @@ func Prefill(ctx context.Context, d *Driver, n int, logDir string, sandbox *Sand
 			return 0, err
 		}
 		delivered := st.EventsDelivered - before.EventsDelivered
-		if int(m.Get(FnUpdater, "RecordsRead")) >= tot.accepted && delivered >= tot.consented {
+		if int(m.UpdaterEvents()) >= tot.accepted && delivered >= tot.consented {
 			// The history's membership changes ("engaged") go to the audiences before the
 			// measurement: wait for an audience sync that started after the updater finished
 			// and found nothing pending.
@@ -121,8 +121,8 @@ func Prefill(ctx context.Context, d *Driver, n int, logDir string, sandbox *Sand
 			}
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("prefill: after %s the updater read %.0f of %d records, Meta got %d of %d events, audience sync idle: %v",
-				timeout, m.Get(FnUpdater, "RecordsRead"), tot.accepted, delivered, tot.consented, !updaterDone.IsZero() && m.SyncIdleSince(updaterDone))
+			return 0, fmt.Errorf("prefill: after %s the updater read %.0f of %d events, Meta got %d of %d events, audience sync idle: %v",
+				timeout, m.UpdaterEvents(), tot.accepted, delivered, tot.consented, !updaterDone.IsZero() && m.SyncIdleSince(updaterDone))
 		}
 		select {
 		case <-ctx.Done():

@@ -12,17 +12,19 @@ import (
 )
 
 func exampleReport() *Report {
-	batched := Model(batchedExample())
-	naive := Model(NaiveInputs(batchedExample(), NaiveFigures{SingleEventMs: map[string]float64{FnIngest: 2}, WriteUnitsPerWrite: 1, ReadUnitsPerRead: 1}))
+	cost := PriceDesigns(batchedExample(), []FrontDoor{DoorREST, DoorHTTP}, 6500, 1,
+		NaiveFigures{SingleEventMs: map[string]float64{FnIngest: 2}, WriteUnitsPerWrite: 1, ReadUnitsPerRead: 1, SingleEventRecordKB: 2})
 	return &Report{
 		Settings:   Settings{Mode: "devstack", Rate: 6000, Duration: "30s", EventsPerRequest: 20, Senders: 32, Users: 100_000, ZipfS: 1.1, ZipfV: 10, ConsentRate: 0.93, Shape: "device", CPUs: 2},
 		Throughput: Throughput{SendSeconds: 30, OfferedPerSec: 6000, AcceptedPerSec: 5990, EndToEndPerSec: 5500, MetaPerSec: 5100, ExpectedAtMeta: 167_000, DeliveredToMeta: 167_000, BacklogAtEndOfSend: 3000, BacklogSeconds: 0.5, Sustained: true, Drained: true, DrainSeconds: 4.2, MetaPerSecond: []int{1200, 5100}},
 		Client:     DriveResult{Generated: 180_000, Accepted: 179_700, Requests: 9000, AcceptedPerSecond: []int{5990, 6010}},
 		Latency:    Summarize([]float64{3, 4, 5, 50}),
 		Lambda:     batchedExample().Functions,
-		Cost:       CostReport{Region: PricesRegion, AsOf: PricesAsOf, Batched: batched, Naive: naive},
-		CPU:        []CPUUse{{Process: "kinesalite", PID: 4242, Cores: 0.9, PeakCores: 1.02, PeakRSSMB: 300}},
-		Probes:     []ProbeLatency{{Target: "kinesalite", Call: "DescribeStreamSummary", LatencySummary: Summarize([]float64{2, 40})}},
+		Cost:       cost,
+		Hops: Hops{AppLogBytes: 12.5, AppLogBytesPerEvent: map[string]float64{FnIngest: 11, FnForwarder: 0.5, FnUpdater: 1},
+			EMFBytesPerEvent: map[string]float64{FnIngest: 20, FnForwarder: 0.5, FnUpdater: 1}},
+		CPU:    []CPUUse{{Process: "kinesalite", PID: 4242, Cores: 0.9, PeakCores: 1.02, PeakRSSMB: 300}},
+		Probes: []ProbeLatency{{Target: "kinesalite", Call: "DescribeStreamSummary", LatencySummary: Summarize([]float64{2, 40})}},
 	}
 }
 
@@ -34,7 +36,7 @@ func TestCheckTargets(t *testing.T) {
 		cost     bool
 		whyMatch string
 	}{
-		{"fast but dear", func(*Report) {}, true, false, "largest items: API Gateway REST requests"},
+		{"fast but dear", func(*Report) {}, true, false, "HTTP API, provisioned stream; largest items: DynamoDB write units $0.156, API Gateway requests $0.050"},
 		{"not drained", func(r *Report) { r.Throughput.Drained = false }, false, false, "not drained"},
 		{"too slow", func(r *Report) { r.Settings.Rate, r.Throughput.EndToEndPerSec = 4000, 3999 }, false, false, ""},
 		{"fell behind while sending", func(r *Report) {
@@ -50,18 +52,25 @@ func TestCheckTargets(t *testing.T) {
 			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 5000, 4900, 4850
 		}, false, false, ""},
 		{"offered too little", func(r *Report) { r.Settings.Rate, r.Throughput.EndToEndPerSec = 1000, 1000 }, false, false, "--rate 5000"},
-		{"cheap", func(r *Report) { r.Cost.Batched.Total = 0.19 }, true, true, ""},
-		{"exactly the targets", func(r *Report) { r.Throughput.EndToEndPerSec, r.Cost.Batched.Total = 5000, 0.20 }, true, true, ""},
+		{"cheap", func(r *Report) { r.Cost.Designs[3].Cost.Total = 0.19 }, true, true, ""},
+		{"exactly the targets", func(r *Report) { r.Throughput.EndToEndPerSec, r.Cost.Designs[3].Cost.Total = 5000, 0.20 }, true, true, ""},
+		{"cheap at 20 is dear at 100", func(r *Report) { r.Settings.EventsPerRequest, r.Cost.Designs[3].Cost.Total = 100, 0.19 }, true, false, ""},
+		{"cheap at 100", func(r *Report) { r.Settings.EventsPerRequest, r.Cost.Designs[3].Cost.Total = 100, 0.10 }, true, true, ""},
+		{"nothing priced", func(r *Report) { r.Cost = CostReport{Cheapest: -1} }, true, false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := exampleReport()
 			tc.mutate(r)
 			r.CheckTargets()
-			if len(r.Targets) != 2 || r.Targets[0].Pass != tc.e2e || r.Targets[1].Pass != tc.cost {
+			if len(r.Targets) != 3 || r.Targets[0].Pass != tc.e2e || r.Targets[1].Pass != tc.cost {
 				t.Fatalf("targets %+v, want e2e %v cost %v", r.Targets, tc.e2e, tc.cost)
 			}
-			if r.Passed() != (tc.e2e && tc.cost) {
+			// 12.5 B of log lines per event: over the 10 B target.
+			if r.Targets[2].Pass || !strings.Contains(r.Targets[2].Why, "ingest 11.0, capi-forwarder 0.5, segment-updater 1.0; EMF lines 21.5 B/event more") {
+				t.Errorf("log target %+v", r.Targets[2])
+			}
+			if r.Passed() {
 				t.Errorf("Passed() = %v", r.Passed())
 			}
 			why := r.Targets[0].Why + r.Targets[1].Why
@@ -87,7 +96,11 @@ func TestPrintAndJSON(t *testing.T) {
 		"30s at 6,000 events/s, 20 events/request (device)",
 		"end to end (API to Meta)    5,500 events/s",
 		"1.2 5.1 (thousands)",
-		"API Gateway REST requests", "$0.1750", "$3.5000",
+		"API Gateway requests", "$0.1750", "$3.5000", "$0.0500",
+		"*HTTP API, 4 shards", "REST API, on demand", "naive (1/req)",
+		"cheapest (*): HTTP API, provisioned stream",
+		"AT SCALE", "1,000,000", "(620 shards)",
+		"    ingest", "11.00 + 20.00",
 		"end-to-end events/s (API to Meta)", "PASS", "FAIL",
 		"kinesalite 0.90 (busiest second 1.02) 300 MB",
 		"DescribeStreamSummary",
@@ -112,7 +125,7 @@ func TestPrintAndJSON(t *testing.T) {
 	if !reflect.DeepEqual(back.Throughput, r.Throughput) {
 		t.Errorf("throughput after JSON: %+v", back.Throughput)
 	}
-	if back.Cost.Batched.Total != r.Cost.Batched.Total || len(back.Cost.Naive.Lines) != 9 || back.Targets[1].Pass {
+	if back.Cost.Best().Cost.Total != r.Cost.Best().Cost.Total || len(back.Cost.Naive.Lines) != 9 || back.Targets[1].Pass {
 		t.Errorf("cost after JSON: %+v", back.Cost)
 	}
 	for _, key := range []string{`"end_to_end_events_per_second"`, `"capi_requests_per_1000_events"`, `"dollars_per_million_events"`, `"prices_as_of"`} {
