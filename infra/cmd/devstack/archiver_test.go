@@ -86,7 +86,7 @@ func TestArchiveHandlerSkipsReplays(t *testing.T) {
 	dir := archivefiles.Dir(t.TempDir())
 	h := archiveHandler(dir, func(string) archive.Options { return archive.Options{} })
 	ev := kinesisBatch("shop", "e1", "r1")
-	rec, err := envelope.DecodeOne(ev.Records[1].Kinesis.Data)
+	rec, err := envelope.DecodeOne(ev.Records[1].Kinesis.Data) // kinesisBatch writes one event per record
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +101,54 @@ func TestArchiveHandlerSkipsReplays(t *testing.T) {
 	}
 	if len(rows) != 1 || rows[0].EventID != "e1" {
 		t.Fatalf("rows %+v, want e1 only (r1 is a replay)", rows)
+	}
+}
+
+// TestArchiveHandlerArchivesEveryEventOfARecord: a version 2 record of several events is one
+// row per event, each with its own user where it has one, next to version 1 records; a batch
+// delivered again still leaves each event once; a replayed version 2 record is skipped whole.
+func TestArchiveHandlerArchivesEveryEventOfARecord(t *testing.T) {
+	ctx := context.Background()
+	dir := archivefiles.Dir(t.TempDir())
+	h := archiveHandler(dir, func(app string) archive.Options { return archive.Options{KeepRawFields: true} })
+	now := time.Now()
+	ev := func(id string) envelope.Record {
+		return envelope.Record{App: "optin", UserKey: "uk", ReceivedAt: now.UnixMilli(),
+			Event: envelope.Event{ID: id, Name: "Purchase", Time: now.Unix(), User: envelope.User{ClientIP: "198.51.100.9", MADID: "m-1"}}}
+	}
+	v1 := ev("e1")
+	group := []envelope.Record{ev("e2"), ev("e3"), ev("e4")}
+	group[2].Event.User.ClientIP = "203.0.113.4" // an event user of its own
+	replayed := []envelope.Record{ev("r1"), ev("r2")}
+	for i := range replayed {
+		replayed[i].Replay = true
+	}
+	var batch events.KinesisEvent
+	for i, data := range [][]byte{envelope.AppendV1(nil, &v1), envelope.AppendGroup(nil, group), envelope.AppendGroup(nil, replayed)} {
+		var r events.KinesisEventRecord
+		r.Kinesis.SequenceNumber = fmt.Sprintf("%056d", 2000+i)
+		r.Kinesis.Data = data
+		batch.Records = append(batch.Records, r)
+	}
+	for range 2 {
+		if _, err := h(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := archivefiles.Read(ctx, dir, archivefiles.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range rows {
+		if _, dup := got[r.EventID]; dup {
+			t.Errorf("event %s archived twice", r.EventID)
+		}
+		got[r.EventID] = r.ClientIP
+	}
+	want := map[string]string{"e1": "198.51.100.9", "e2": "198.51.100.9", "e3": "198.51.100.9", "e4": "203.0.113.4"}
+	if len(rows) != len(want) || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("archived %d rows %v, want %v", len(rows), got, want)
 	}
 }
 

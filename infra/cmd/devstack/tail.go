@@ -63,10 +63,12 @@ func (t *streamTail) print(r kinesisstream.TailedRecord) {
 	t.out.Println(tailLine(r))
 }
 
-// tailLine summarises a record: where it is, whose and which event it is, and its size. The
-// record holds hashes only; they are left out for brevity.
+// tailLine summarises a record: where it is, its envelope version, whose and which event it is
+// (a version 2 record of several events: how many, and the first), and its size. The record
+// holds hashes only; they are left out for brevity.
 //
-//	tail shard=shardId-000000000001 seq=4966... app=sample-shop user=Xk3... event=fb_mobile_purchase id=9f1c... bytes=812
+//	tail shard=shardId-000000000001 seq=4966... v=2 app=sample-shop user=Xk3... event=fb_mobile_purchase id=9f1c... bytes=812
+//	tail shard=shardId-000000000001 seq=4967... v=2 app=sample-shop user=Xk3... events=3 first=fb_mobile_purchase id=9f1d... bytes=1210
 func tailLine(r kinesisstream.TailedRecord) string {
 	head := fmt.Sprintf("tail shard=%s seq=%s", r.ShardID, r.SequenceNumber)
 	recs, err := envelope.Decode(r.Data)

@@ -316,7 +316,7 @@ func (c *cli) dlqShow(ctx context.Context, o dlqOptions, args []string) error {
 	}
 	v := letterView{letterRow: rowOf(l), Detail: l.Detail, MetaError: l.Meta, ShardID: l.ShardID,
 		SequenceNumber: l.SequenceNumber, RecordBytes: len(l.Record)}
-	if _, err := envelope.DecodeOne(l.Record); err != nil {
+	if _, err := envelope.Decode(l.Record); err != nil {
 		v.RecordError = err.Error()
 	} else {
 		v.Replayable = true
@@ -536,7 +536,7 @@ func checkIDs(ids []string, letters []letter) error {
 func dryRunRow(l letter) letterRow {
 	r := rowOf(l)
 	r.Result = resultWould
-	if _, err := envelope.DecodeOne(l.Record); err != nil {
+	if _, err := envelope.Decode(l.Record); err != nil {
 		r.Result = resultUnreadable + err.Error()
 	}
 	return r

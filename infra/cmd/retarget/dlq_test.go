@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
@@ -396,5 +398,100 @@ func TestRedactRecordCoversEveryUserObject(t *testing.T) {
 				t.Fatalf("redaction marks missing: %s", out)
 			}
 		})
+	}
+}
+
+// Letters of both envelope versions: a version 1 record, and a version 2 record of several
+// events of which one has a user object of its own (other IP, user agent and madid). show
+// redacts every user object of both and calls both replayable; replay puts both back as they
+// are, keyed by their user key.
+func TestDLQShowAndReplayLettersOfEitherVersion(t *testing.T) {
+	endpoint, kin := kinesalite(t, devStream)
+	cfg := loadSampleConfig(t)
+	pseudo, _ := identity.NewPseudonymizer([]byte(devPepper))
+	other := []string{"198.51.100.23", "OtherAgent/1.0", "6D92078A-8246-4BA4-AE5B-76104861E7DC"}
+	var evs []string
+	for i, u := range []string{
+		`"client_ip_address":"203.0.113.7","client_user_agent":"ShopApp/7.7.1","madid":"38400000-8CF0-11BD-B23E-10B96E40000D"`,
+		`"client_ip_address":"203.0.113.7","client_user_agent":"ShopApp/7.7.1","madid":"38400000-8CF0-11BD-B23E-10B96E40000D"`,
+		`"client_ip_address":"` + other[0] + `","client_user_agent":"` + other[1] + `","madid":"` + other[2] + `"`,
+	} {
+		evs = append(evs, fmt.Sprintf(`{"event_id":"m-%d","event_name":"fb_mobile_purchase","event_time":%d,`+
+			`"user":{"app_user_id":"u-123","email":"Mary.Major@Example.com","phone":"(650) 555-1212","country":"US",%s},`+
+			`"device":{"platform":"android","os_version":"14"},"consent":{"ads_personalization":true},`+
+			`"custom_data":{"value":12.5,"currency":"USD"}}`, i, testNow.Add(-time.Duration(3-i)*time.Hour).Unix(), u))
+	}
+	b, err := appevent.NewParser(pseudo).Parse(&cfg.Apps[0], `{"events":[`+strings.Join(evs, ",")+`]}`, testNow)
+	if err != nil || len(b.Rejected) > 0 {
+		t.Fatalf("parse: %v %+v", err, b.Rejected)
+	}
+	var recs []envelope.Record
+	for _, a := range b.Accepted {
+		rs, err := envelope.Decode(a.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rs...)
+	}
+	b.Release()
+	if len(recs) != 3 {
+		t.Fatalf("%d events parsed", len(recs))
+	}
+	group := envelope.AppendGroup(nil, recs[1:])
+	if !bytes.Contains(group, []byte(`"events":[{`)) || bytes.Count(group, []byte(`"client_ip_address"`)) != 2 {
+		t.Fatalf("the version 2 record has no event user of its own: %s", group)
+	}
+	letter := func(id string, rec []byte) ports.DeadLetter {
+		return ports.DeadLetter{App: "sample-shop", EventID: id, EventName: "fb_mobile_purchase", Consumer: "capi-forwarder",
+			Reason: "invalid_parameter", Attempts: 1, FailedAt: testNow.UnixMilli(), Record: rec}
+	}
+	v1 := letter("m-0", envelope.AppendV1(nil, &recs[0]))
+	v2 := letter("m-2", group)
+	path := writeLetters(t, v1, v2)
+	h := newHarness(t)
+	h.env["DEAD_LETTER_FILE"] = path
+	h.env["AWS_ENDPOINT_URL_KINESIS"] = endpoint
+
+	emailHash, _ := identity.NewNormalizer().HashField(identity.Email, "Mary.Major@Example.com", "")
+	key := pseudo.UserKey("sample-shop", identity.KindAppUserID, "u-123")
+	secret := append(append(slices.Clone(personal), other...), strings.ToLower(other[2]), emailHash.String(),
+		base64.RawURLEncoding.EncodeToString(emailHash[:]), key)
+	for _, tc := range []struct {
+		l       ports.DeadLetter
+		version string
+		users   int // user objects in the record
+	}{{v1, `"v": 1`, 1}, {v2, `"v": 2`, 2}} {
+		out := h.mustRun(exitOK, "dlq", "show", letterID(tc.l))
+		if got := fieldValue(t, out, "replayable"); got != "yes" {
+			t.Errorf("%s: replayable = %q, want yes", tc.l.EventID, got)
+		}
+		wantContains(t, out, tc.version, `"uk": "`+key[:8]+`…"`)
+		if n := strings.Count(out, `"client_ip_address": "(redacted)"`); n != tc.users {
+			t.Errorf("%s: %d user objects redacted, want %d:\n%s", tc.l.EventID, n, tc.users, out)
+		}
+		wantNotContains(t, out, secret...)
+
+		h.mustRun(exitOK, "dlq", "show", "--json", letterID(tc.l))
+		wantNotContains(t, h.stdout.String(), secret...)
+	}
+
+	out := h.mustRun(exitOK, "dlq", "replay", "--all", "--dry-run")
+	tableRow(t, out, letterID(v1), "sample-shop", "invalid_parameter", "m-0", "fb_mobile_purchase", "would", "replay")
+	tableRow(t, out, letterID(v2), "sample-shop", "invalid_parameter", "m-2", "fb_mobile_purchase", "would", "replay")
+
+	out = h.mustRun(exitOK, "dlq", "replay", "--all")
+	wantContains(t, out, "2 letter(s) replayed to stream retarget-events")
+	got := streamRecords(t, kin, devStream)
+	if len(got) != 2 {
+		t.Fatalf("%d records on the stream, want 2", len(got))
+	}
+	byData := map[string]string{}
+	for _, r := range got {
+		byData[string(r.Data)] = r.PartitionKey
+	}
+	for _, l := range []ports.DeadLetter{v1, v2} {
+		if pk, ok := byData[string(l.Record)]; !ok || pk != key {
+			t.Errorf("letter %s: its record is not on the stream as it was, keyed by the user key (%v, key %q)", l.EventID, ok, pk)
+		}
 	}
 }

@@ -42,6 +42,7 @@ var sabotageModes = map[string]string{
 	"audience-drop": "one member is removed from an audience at Meta behind the sync's back (the audience check fails)",
 	"pending-left":  "a membership change is recorded after the last sync (the pending check fails)",
 	"stream-unread": "a record is written after the mappings stopped (the stream check fails)",
+	"direct-drop":   "the direct producer never puts the last version 2 record of the user whose events span records, yet counts its events accepted (the Meta set and state checks fail)",
 }
 
 // TestPipelineUnderFaults runs the whole pipeline under load and faults, then checks that
@@ -86,15 +87,22 @@ func TestPipelineUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	nEvents := 0
+	kinds := map[userKind]int{}
 	for _, u := range in.users {
 		nEvents += len(u.events)
+		kinds[u.kind]++
 	}
-	t.Logf("scale %s, seed %d: %d users, %d events in %d requests, %d poison events; faults on for %s",
-		sc.name, seed, len(in.users), nEvents, len(in.pending), len(in.poison), sc.load)
+	routes := map[string]int{}
+	for _, r := range in.pending {
+		routes[r.route.String()]++
+	}
+	t.Logf("scale %s, seed %d: %d users (by route %v), %d events in %d requests (by route %v), %d poison events; faults on for %s",
+		sc.name, seed, len(in.users), kinds, nEvents, len(in.pending), routes, len(in.poison), sc.load)
 
 	// Load under faults.
 	setupDone := time.Now()
 	client := newAPIClient(p.ingest, p.rng)
+	client.direct, p.direct.client = p.direct, client
 	p.setFaults(true)
 	client.loseAnswers.Store(true)
 	p.start(t)
@@ -178,7 +186,8 @@ func TestPipelineUnderFaults(t *testing.T) {
 	}
 	stored := p.readUsers(t, drainCtx, refs)
 	members, pv := p.readAudiences(t, drainCtx, aa)
-	last, onStream := p.readShardEnds(t, drainCtx)
+	last, view := p.readShardEnds(t, drainCtx)
+	direct := p.direct.stats()
 	checked := time.Now()
 
 	report := func(name string, problems []string) {
@@ -197,6 +206,7 @@ func TestPipelineUnderFaults(t *testing.T) {
 	report("no audience call while paused", checkUsagePauses(p.meta.sb.Requests()))
 	report("stream (capi-forwarder)", checkStream("capi-forwarder", last, p.fwdPoller.Stats(), p.onFailure.snapshot()))
 	report("stream (segment-updater)", checkStream("segment-updater", last, p.updPoller.Stats(), p.onFailure.snapshot()))
+	report("mixed stream", checkMixed(view, direct))
 	// Coverage is a property of the run, not of the pipeline: the short CI run draws its faults
 	// at random and may miss a rare kind (a GetRecords throttle, a crash after a batch); it
 	// says so in the log. The long run must hit every kind.
@@ -218,7 +228,14 @@ func TestPipelineUnderFaults(t *testing.T) {
 	}
 	fwd, upd := p.fwdPoller.Stats(), p.updPoller.Stats()
 	t.Logf("api: %d requests, statuses %v, %d events resent, %d answers lost by clients; %d records on the stream for %d accepted events",
-		client.requests.Load(), client.statuses, client.retried, client.lost, onStream, len(apiAccepted))
+		client.requests.Load(), client.statuses, client.retried, client.lost, view.records, len(apiAccepted))
+	t.Logf("direct producer: %d requests (%d sent again in the other version, %d records resent); %d version 1 records; %d version 2 records of %d events (%d with several, the largest %d bytes), %d requests over several records",
+		direct.requests, direct.resends, direct.retries, direct.v1Records, direct.v2Records, direct.v2Events, direct.multiRecords, direct.largest, direct.spanned)
+	t.Logf("stream: %d version 1 records, %d version 2 records (%d with several events), %d undecodable; %d users with records of both versions",
+		view.v1, view.v2, view.v2Multi, view.undecodable, view.bothVersions())
+	if len(direct.dropped) > 0 {
+		t.Logf("direct producer: sabotage: never put the record of %s", strings.Join(direct.dropped, ", "))
+	}
 	t.Logf("meta: %d Graph requests %v; %d events accepted (%d duplicates deduplicated); %d dead letters",
 		len(p.meta.sb.Requests()), requestKinds(p.meta.sb.Requests()), len(metaAccepted), dups, len(letters))
 	for _, m := range []struct {
@@ -319,15 +336,15 @@ func (p *pipeline) readAudiences(t *testing.T, ctx context.Context, aa *audience
 }
 
 // readShardEnds returns the last sequence number of every shard with records, read straight
-// from kinesalite, and the number of records on the stream.
-func (p *pipeline) readShardEnds(t *testing.T, ctx context.Context) (map[string]string, int) {
+// from kinesalite, and what the stream holds by record version.
+func (p *pipeline) readShardEnds(t *testing.T, ctx context.Context) (map[string]string, streamView) {
 	t.Helper()
 	shards, err := p.kinesisDirect.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(streamName)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	last := map[string]string{}
-	total := 0
+	var view streamView
 	for _, s := range shards.Shards {
 		it, err := p.kinesisDirect.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(streamName),
 			ShardId: s.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
@@ -342,7 +359,7 @@ func (p *pipeline) readShardEnds(t *testing.T, ctx context.Context) (map[string]
 			}
 			for _, r := range out.Records {
 				last[aws.ToString(s.ShardId)] = aws.ToString(r.SequenceNumber)
-				total++
+				view.add(r.Data)
 			}
 			if len(out.Records) == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
 				break
@@ -350,7 +367,7 @@ func (p *pipeline) readShardEnds(t *testing.T, ctx context.Context) (map[string]
 			iter = out.NextShardIterator
 		}
 	}
-	return last, total
+	return last, view
 }
 
 // sabotageAfterDrain breaks what the post-drain sabotage modes break.

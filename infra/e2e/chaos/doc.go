@@ -4,11 +4,21 @@
 // (each built by package runtime, as the Lambdas build them), on loopback:
 //
 //	client (SDK-like retries) -> ingest handler -> Kinesis writer -> faultproxy -> kinesalite
+//	direct producer (v1 and v2 records)     -> Kinesis writer -> faultproxy -> kinesalite
 //	kinesalite <- faultproxy <- streampoller -> capi-forwarder -> metagraph -> Meta sandbox
 //	kinesalite <- faultproxy <- streampoller -> segment-updater -> faultproxy -> dynalite
 //	audience-sync (on a ticker) -> DynamoDB (same proxy) and the Meta sandbox
 //
-// and injects, while a few hundred users send their events:
+// The stream is mixed, as during a rollout of a new envelope version or a replay of old
+// records: besides the ingest's records, a direct producer (mixed_test.go) puts some users'
+// events on the stream itself, through the same Kinesis faults, as version 1 records (one event
+// each) and as hand-built version 2 records (a request's events packed several to a record, one
+// user's request spanning several records past envelope.MaxRecordBytes); some users' requests
+// take each route in turn, so one user's records of both versions interleave, and when the
+// producer "loses an answer" it sends the request again in the other version. Poison events
+// are spread over every kind of user.
+//
+// It injects, while a few hundred users send their events:
 //
 //   - Meta: 5xx (HTTP 500 code 2 and bare 503), held requests the client times out on, every
 //     rate-limit code the sandbox draws by default, Custom Audience rate limits, a window in
@@ -27,11 +37,12 @@
 //     processed, then a failure) and invocations that crash after finishing.
 //
 // Once the faults stop and everything has drained it checks exact outcomes: Meta's accepted
-// events equal the API's accepted events minus the poison ones, which are dead letters with
+// events equal the accepted events (the API's and the direct producer's) minus the poison ones, which are dead letters with
 // Meta's reason; every user's state in DynamoDB equals a fold of the user's accepted events
 // computed here with package segments; the sandbox's audiences hold exactly the users the
 // segments map to; nothing is left pending (membership changes, stream records, upload
-// sessions).
+// sessions); and the stream held version 1 records, version 2 records of several events and
+// users with records of both versions.
 //
 // TestAudienceSyncBetweenChangeAndState and TestAudienceSyncBetweenReadAndMark replay,
 // deterministically and without emulators, the two interleavings behind the audience failures

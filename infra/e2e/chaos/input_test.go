@@ -36,7 +36,8 @@ type scale struct {
 const sendShare = 0.7
 
 var (
-	// defaultScale runs in CI: ~1,400 events of 220 users; the test takes ~15 s.
+	// defaultScale runs in CI: ~1,400 events of 220 users (a quarter of them, and part of the
+	// requests of another eighth, put on the stream by the direct producer); the test takes ~15 s.
 	defaultScale = scale{name: "default", users: 220, poison: 5, load: 12 * time.Second, clients: 8, drain: 45 * time.Second}
 	// longScale (CHAOS_LONG=1): ~10,000 events of 1,600 users, a minute of faults; ~70 s.
 	longScale = scale{name: "long", users: 1600, poison: 12, load: 60 * time.Second, clients: 16, drain: 3 * time.Minute}
@@ -72,6 +73,7 @@ func (e apiEvent) id() string { return e["event_id"].(string) }
 type user struct {
 	appUserID string
 	userKey   string     // pseudonymous key, as the ingest computes it
+	kind      userKind   // how the user's requests reach the stream
 	events    []apiEvent // in generation order
 	byID      map[string]*envelope.Event
 }
@@ -84,9 +86,11 @@ type input struct {
 	pending []request // every request, in send order
 }
 
-// request is one POST /v1/events a client makes at a moment of the load period.
+// request is one POST /v1/events a client makes at a moment of the load period, or, when its
+// route says so, the same events the direct producer puts on the stream itself.
 type request struct {
 	at     time.Duration
+	route  route
 	events []apiEvent
 }
 
@@ -108,7 +112,8 @@ func generate(sc scale, seed uint64, now time.Time) *input {
 	}
 	in := &input{byID: map[string]*user{}}
 	for i := range sc.users {
-		u := &user{appUserID: fmt.Sprintf("chaos-u-%05d", i), byID: map[string]*envelope.Event{}}
+		u := &user{appUserID: fmt.Sprintf("chaos-u-%05d", i), kind: kindOf(i), byID: map[string]*envelope.Event{}}
+		big := i == bigUser
 		platform, osVersion := "android", "14"
 		if i%3 == 0 {
 			platform, osVersion = "ios", "17.4.1"
@@ -174,15 +179,26 @@ func generate(sc scale, seed uint64, now time.Time) *input {
 		if len(u.events) == 0 {
 			add("fb_mobile_activate_app", age(minAge, maxAge), nil)
 		}
+		if big {
+			bigEvents(u, r, func(a time.Duration) { add("fb_mobile_content_view", a, nil) }, func() time.Duration { return age(minAge, maxAge) })
+		}
 
-		// The app sends them in one to three SDK batches, at moments of its own.
+		// The app sends them in one to three SDK batches, at moments of its own (the big user in
+		// one, so that its events span version 2 records; a mixed user in two at least, so that
+		// its records are of both versions).
 		order := slices.Clone(u.events)
 		r.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
 		parts := 1 + r.IntN(min(3, len(order)))
+		switch {
+		case big:
+			parts = 1
+		case u.kind == kindMixed && len(order) > 1:
+			parts = max(parts, 2)
+		}
 		for k := range parts {
 			part := order[k*len(order)/parts : (k+1)*len(order)/parts]
 			at := time.Duration(r.Int64N(int64(float64(sc.load) * sendShare)))
-			in.pending = append(in.pending, request{at: at, events: part})
+			in.pending = append(in.pending, request{at: at, route: u.kind.route(i, k), events: part})
 		}
 		in.users = append(in.users, u)
 		for _, e := range u.events {
@@ -191,9 +207,14 @@ func generate(sc scale, seed uint64, now time.Time) *input {
 	}
 	sort.SliceStable(in.pending, func(a, b int) bool { return in.pending[a].at < in.pending[b].at })
 
-	// Poison events, spread over the users: Meta refuses them whatever the request.
+	// Poison events, spread over the users and over every kind of user: Meta refuses them
+	// whatever the request.
 	for k := range sc.poison {
-		u := in.users[(2*k+1)*len(in.users)/(2*sc.poison)]
+		j := (2*k + 1) * len(in.users) / (2 * sc.poison)
+		for want := userKinds[k%len(userKinds)]; in.users[j].kind != want || j == bigUser; {
+			j = (j + 1) % len(in.users)
+		}
+		u := in.users[j]
 		in.poison = append(in.poison, u.events[len(u.events)-1].id())
 	}
 	return in
@@ -235,20 +256,25 @@ func (in *input) resolve(app *appconfig.App, now time.Time) error {
 			return fmt.Errorf("user %s: generated event refused: %+v", u.appUserID, batch.Rejected[0])
 		}
 		for _, rec := range batch.Accepted {
-			env, err := envelope.DecodeOne(rec.Data)
+			envs, err := envelope.Decode(rec.Data) // one event per record, or the user's events
 			if err != nil {
 				batch.Release()
 				return fmt.Errorf("user %s: %w", u.appUserID, err)
 			}
-			if u.userKey != "" && u.userKey != env.UserKey {
-				batch.Release()
-				return fmt.Errorf("user %s: two user keys", u.appUserID)
+			for _, env := range envs {
+				if u.userKey != "" && u.userKey != env.UserKey {
+					batch.Release()
+					return fmt.Errorf("user %s: two user keys", u.appUserID)
+				}
+				u.userKey = env.UserKey
+				ev := env.Event
+				u.byID[ev.ID] = &ev
 			}
-			u.userKey = env.UserKey
-			ev := env.Event
-			u.byID[ev.ID] = &ev
 		}
 		batch.Release()
+		if len(u.byID) != len(u.events) {
+			return fmt.Errorf("user %s: %d events parsed of %d", u.appUserID, len(u.byID), len(u.events))
+		}
 	}
 	return nil
 }
@@ -257,8 +283,9 @@ func (in *input) resolve(app *appconfig.App, now time.Time) error {
 // answered as retryable (and every event after a 503) with the same event ids, and, when the
 // answer of a request is lost, the whole request.
 type apiClient struct {
-	h   *ingestapi.Handler
-	rng *rng
+	h      *ingestapi.Handler
+	direct *directProducer // the requests not routed to the API; nil: every request goes to the API
+	rng    *rng
 	// loseAnswers is on while the faults are: the client then loses some 202 answers.
 	loseAnswers atomic.Bool
 
@@ -275,6 +302,15 @@ const maxClientAttempts = 40
 
 func newAPIClient(h *ingestapi.Handler, g *rng) *apiClient {
 	return &apiClient{h: h, rng: g, accepted: map[string]bool{}, statuses: map[int]int{}}
+}
+
+// sendRequest sends one request by its route: to the ingest handler, or through the direct
+// producer.
+func (c *apiClient) sendRequest(ctx context.Context, r request) error {
+	if r.route == viaAPI || c.direct == nil {
+		return c.send(ctx, r.events)
+	}
+	return c.direct.send(ctx, r)
 }
 
 // send posts one request and resends what is left until every event is accepted.
@@ -318,7 +354,7 @@ func (c *apiClient) send(ctx context.Context, evs []apiEvent) error {
 				c.accepted[e.id()] = true // what the API answered, whether the client hears it or not
 			}
 		}
-		lost := resp.StatusCode == 202 && c.loseAnswers.Load() && c.rng.float() < clientLostResponseRate
+		lost := resp.StatusCode == 202 && c.loseAnswer()
 		if lost {
 			c.lost++
 			again = pending // the client never saw the answer: it sends everything again
@@ -342,6 +378,11 @@ func (c *apiClient) send(ctx context.Context, evs []apiEvent) error {
 	}
 }
 
+// loseAnswer draws whether an answer is lost (only while the faults are on).
+func (c *apiClient) loseAnswer() bool {
+	return c.loseAnswers.Load() && c.rng.float() < clientLostResponseRate
+}
+
 // run sends every request at its moment from the start, with c.clients requests at most in
 // flight, and returns the first error.
 func (c *apiClient) run(ctx context.Context, reqs []request, clients int, start time.Time) error {
@@ -351,7 +392,7 @@ func (c *apiClient) run(ctx context.Context, reqs []request, clients int, start 
 	for range clients {
 		wg.Go(func() {
 			for r := range work {
-				if err := c.send(ctx, r.events); err != nil {
+				if err := c.sendRequest(ctx, r); err != nil {
 					errs <- err
 					return
 				}

@@ -22,7 +22,10 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/kinesisstream"
+	"github.com/retarget-dev/retarget/shared/app/stream"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
 	"github.com/retarget-dev/retarget/shared/runtime"
@@ -76,6 +79,7 @@ type pipeline struct {
 	logs          *ringLog
 
 	ingest     *ingestapi.Handler
+	direct     *directProducer // puts the direct users' requests on the stream (mixed_test.go)
 	fwdPoller  *streampoller.Poller
 	updPoller  *streampoller.Poller
 	fwdCrash   *crasher
@@ -262,6 +266,14 @@ func startPipeline(t *testing.T, seed uint64, poison []string, sabotage string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The direct producer parses as the ingest does and writes through the same faults.
+	pseudo, err := identity.NewPseudonymizer([]byte(pepper))
+	if err != nil {
+		t.Fatal(err)
+	}
+	directClient := kinesis.NewFromConfig(kinesisCfg, func(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} })
+	p.direct = &directProducer{app: p.app, parser: appevent.NewParser(pseudo), dropOne: sabotage == "direct-drop",
+		pub: stream.NewPublisher(kinesisstream.NewWriter(directClient, streamName, ""), stream.Options{})}
 	fwd, err := runtime.NewForwarder(ctx, env.Forwarder{Common: common, Meta: meta, DeadLetterFile: p.dlqFile,
 		HoldPause: holdPause, StateTable: stateTable, DynamoEndpoint: dynProxy.URL()}, deps("capi-forwarder", kinesisCfg))
 	if err != nil {

@@ -172,6 +172,95 @@ func TestChecksReportProblems(t *testing.T) {
 	})
 }
 
+// checkMixed reports a stream that was not mixed as the run meant it, from the records
+// themselves.
+func TestCheckMixedReportsAStreamNotMixed(t *testing.T) {
+	rec := func(uk, id string) envelope.Record {
+		return envelope.Record{App: "sample-shop", UserKey: uk, ReceivedAt: 1, Event: envelope.Event{ID: id, Name: "fb_mobile_activate_app", Time: 1}}
+	}
+	a1, a2, b1 := rec("a", "a1"), rec("a", "a2"), rec("b", "b1")
+	view := func(datas ...[]byte) streamView {
+		var v streamView
+		for _, d := range datas {
+			v.add(d)
+		}
+		return v
+	}
+	spanned := directStats{spanned: 1}
+	mixed := view(envelope.AppendV1(nil, &a1), envelope.AppendGroup(nil, []envelope.Record{a1, a2}), envelope.Append(nil, &b1), []byte(`{"v":1}`))
+	if mixed.v1 != 1 || mixed.v2 != 2 || mixed.v2Multi != 1 || mixed.undecodable != 1 || mixed.bothVersions() != 1 {
+		t.Errorf("view %+v", mixed)
+	}
+	expect(t, "mixed", checkMixed(mixed, spanned), "")
+	expect(t, "no v1", checkMixed(view(envelope.AppendGroup(nil, []envelope.Record{a1, a2})), spanned), "no version 1 record")
+	expect(t, "no multi-event v2", checkMixed(view(envelope.AppendV1(nil, &a1), envelope.Append(nil, &a2)), spanned), "no version 2 record with several events")
+	expect(t, "no user of both", checkMixed(view(envelope.AppendV1(nil, &b1), envelope.AppendGroup(nil, []envelope.Record{a1, a2})), spanned), "no user has records of both versions")
+	expect(t, "nothing spanned", checkMixed(mixed, directStats{}), "no request's events spanned")
+}
+
+// The generated input routes users and requests as mixed_test.go says: every kind of user and
+// route, a mixed user's requests by both versions, the big user's events in one request whose
+// version 2 records are several, and a poison event of every kind of user.
+func TestGeneratedInputIsMixed(t *testing.T) {
+	in := generate(defaultScale, defaultSeed, time.Now())
+	kinds := map[userKind]int{}
+	for _, u := range in.users {
+		kinds[u.kind]++
+	}
+	for _, k := range userKinds {
+		if kinds[k] == 0 {
+			t.Errorf("no user of kind %s", k)
+		}
+	}
+	routesOf := map[string]map[route]bool{}
+	var big []request
+	for _, r := range in.pending {
+		u := in.byID[r.events[0].id()]
+		if routesOf[u.appUserID] == nil {
+			routesOf[u.appUserID] = map[route]bool{}
+		}
+		routesOf[u.appUserID][r.route] = true
+		if u == in.users[bigUser] {
+			big = append(big, r)
+		}
+	}
+	both := 0
+	for _, rs := range routesOf {
+		if rs[directV1] && rs[directV2] {
+			both++
+		}
+	}
+	if both == 0 {
+		t.Error("no user sends requests as both version 1 and version 2 records")
+	}
+	if len(big) != 1 || big[0].route != directV2 {
+		t.Fatalf("the big user's requests: %d, want one of route v2", len(big))
+	}
+	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(t), "infra", "config", "apps.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.resolve(&apps.Apps[0], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var recs []envelope.Record
+	for _, e := range big[0].events {
+		recs = append(recs, envelope.Record{App: "sample-shop", UserKey: in.users[bigUser].userKey, ReceivedAt: 1, Event: *in.users[bigUser].byID[e.id()]})
+	}
+	if n := len(envelope.Pack(recs)); n < 2 {
+		t.Errorf("the big user's %d events take %d version 2 record(s), want several", len(recs), n)
+	}
+	poisoned := map[userKind]bool{}
+	for _, id := range in.poison {
+		poisoned[in.byID[id].kind] = true
+	}
+	for _, k := range userKinds {
+		if !poisoned[k] {
+			t.Errorf("no poison event of a user of kind %s", k)
+		}
+	}
+}
+
 // expect fails unless problems is empty (want "") or one problem contains want.
 func expect(t *testing.T, name string, problems []string, want string) {
 	t.Helper()

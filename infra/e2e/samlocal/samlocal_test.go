@@ -651,15 +651,18 @@ func freshEvent(t *testing.T, raw []byte, now time.Time) any {
 }
 
 // refreshKinesisTimes shifts the times of every record (event time and received_at of the
-// envelopes that decode, arrival time of all) so that the latest event time is a minute before
-// now. Records that do not decode stay as they are otherwise.
+// envelopes that decode, every event of a version 2 record, arrival time of all) so that the
+// latest event time is a minute before now. A record keeps its envelope version; records that
+// do not decode stay as they are otherwise.
 func refreshKinesisTimes(ev *events.KinesisEvent, now time.Time) {
 	var latest int64
-	decoded := make([]*envelope.Record, len(ev.Records))
+	decoded := make([][]envelope.Record, len(ev.Records))
 	for i := range ev.Records {
-		if rec, err := envelope.DecodeOne(ev.Records[i].Kinesis.Data); err == nil {
-			decoded[i] = rec
-			latest = max(latest, rec.Event.Time)
+		if recs, err := envelope.Decode(ev.Records[i].Kinesis.Data); err == nil {
+			decoded[i] = recs
+			for _, rec := range recs {
+				latest = max(latest, rec.Event.Time)
+			}
 		}
 	}
 	if latest == 0 {
@@ -669,10 +672,18 @@ func refreshKinesisTimes(ev *events.KinesisEvent, now time.Time) {
 	for i := range ev.Records {
 		k := &ev.Records[i].Kinesis
 		k.ApproximateArrivalTimestamp = events.SecondsEpochTime{Time: k.ApproximateArrivalTimestamp.Add(time.Duration(shift) * time.Second)}
-		if rec := decoded[i]; rec != nil {
-			rec.Event.Time += shift
-			rec.ReceivedAt += shift * 1000
-			k.Data = envelope.Append(nil, rec)
+		recs := decoded[i]
+		if recs == nil {
+			continue
+		}
+		for j := range recs {
+			recs[j].Event.Time += shift
+			recs[j].ReceivedAt += shift * 1000
+		}
+		if recs[0].V == 1 {
+			k.Data = envelope.AppendV1(nil, &recs[0])
+		} else {
+			k.Data = envelope.AppendGroup(nil, recs)
 		}
 	}
 }
@@ -826,7 +837,8 @@ func deadLetters(reasons ...string) func(*testing.T, *localStack) {
 	}
 }
 
-// streamHolds checks the number of records on the stream and that they are envelopes.
+// streamHolds checks the number of events on the stream (one per record, or several of one
+// user per version 2 record) and that the records are envelopes keyed by their user.
 func streamHolds(n int) func(*testing.T, *localStack) {
 	return func(t *testing.T, l *localStack) {
 		t.Helper()
@@ -837,13 +849,16 @@ func streamHolds(n int) func(*testing.T, *localStack) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(records) != n {
-			t.Errorf("%d records on the stream, want %d", len(records), n)
-		}
+		events := 0
 		for _, r := range records {
-			if rec, err := envelope.DecodeOne(r.Data); err != nil || r.PartitionKey != rec.UserKey {
+			recs, err := envelope.Decode(r.Data)
+			if err != nil || r.PartitionKey != recs[0].UserKey {
 				t.Errorf("record %s: %v (not an envelope keyed by its user?)", r.SequenceNumber, err)
 			}
+			events += max(1, len(recs))
+		}
+		if events != n {
+			t.Errorf("%d events in %d records on the stream, want %d events", events, len(records), n)
 		}
 	}
 }

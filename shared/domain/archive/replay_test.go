@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
+	"github.com/retarget-dev/retarget/shared/domain/identity"
 )
 
 // fullRow is an archived row with every column filled (the raw ones too: an opted-in app).
@@ -112,5 +113,56 @@ func TestToRecordRefusesRowsItCannotMap(t *testing.T) {
 				t.Fatalf("mapped: %+v", rec)
 			}
 		})
+	}
+}
+
+// An event archives to the same row from a version 1 record, alone in a version 2 record, or
+// among others in one (digests hex in every case), but for envelope_version; Decode gives a
+// version 2 record's events in order, each with its own user and device where it has them; and
+// rows archived from either version replay to the same record.
+func TestEveryVersionArchivesAndReplaysAlike(t *testing.T) {
+	first := fullRecord()
+	second := fullRecord()
+	second.Event.ID, second.Event.Time = "ev-2", second.Event.Time+60
+	second.Event.User.Email = identity.Hash(sha256.Sum256([]byte("other@example.com")))
+	second.Event.Device.AppVersion = "7.8.0"
+	opt := func(string) Options { return Options{KeepRawFields: true} }
+
+	v1, err := Decode(envelope.AppendV1(nil, second), opt)
+	if err != nil || len(v1) != 1 {
+		t.Fatalf("version 1: %d rows, %v", len(v1), err)
+	}
+	single, err := Decode(envelope.Append(nil, second), opt)
+	if err != nil || len(single) != 1 {
+		t.Fatalf("version 2 of one event: %d rows, %v", len(single), err)
+	}
+	group, err := Decode(envelope.AppendGroup(nil, []envelope.Record{*first, *second}), opt)
+	if err != nil || len(group) != 2 {
+		t.Fatalf("version 2 of two events: %d rows, %v", len(group), err)
+	}
+	if group[0].EventID != "ev-1" || group[1].EventID != "ev-2" || group[1].Email != second.Event.User.Email.String() ||
+		group[0].Email == group[1].Email || group[1].AppVersion != "7.8.0" || group[0].AppVersion != "" {
+		t.Errorf("rows of the group: %+v", group)
+	}
+	if v1[0].EnvelopeVersion != 1 || single[0].EnvelopeVersion != 2 || group[1].EnvelopeVersion != 2 {
+		t.Errorf("envelope_version %d, %d, %d; want 1, 2, 2", v1[0].EnvelopeVersion, single[0].EnvelopeVersion, group[1].EnvelopeVersion)
+	}
+	for name, row := range map[string]Row{"version 1": v1[0], "version 2 alone": single[0], "version 2 in a group": group[1]} {
+		want := single[0]
+		row.EnvelopeVersion, want.EnvelopeVersion = 0, 0
+		if !reflect.DeepEqual(row, want) {
+			t.Errorf("%s: the row differs from the others:\n got %+v\nwant %+v", name, row, want)
+		}
+	}
+	fromV1, err := ToRecord(&v1[0])
+	if err != nil {
+		t.Fatalf("a row archived from version 1 does not replay: %v", err)
+	}
+	fromV2, err := ToRecord(&group[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromV1, fromV2) || fromV1.V != envelope.Version || !fromV1.Replay {
+		t.Errorf("replays differ by the version archived from:\n v1 %+v\n v2 %+v", fromV1, fromV2)
 	}
 }

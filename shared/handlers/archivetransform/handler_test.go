@@ -119,6 +119,57 @@ func TestRowsAndPartitionKeys(t *testing.T) {
 	}
 }
 
+// TestMultiEventRecordOneRowPerEvent: a version 2 record of several events becomes one output
+// record of newline-delimited rows, one per event in the record's order, all in the record's
+// partition (its app, the day of its arrival, whatever the events' own times), each with its
+// own user where the event has one; a version 1 record next to it stays one row.
+func TestMultiEventRecordOneRowPerEvent(t *testing.T) {
+	h := newHandler(t)
+	arrival := time.Date(2026, 12, 6, 23, 59, 59, 999e6, time.UTC)
+	ev := func(id string, age time.Duration) envelope.Record {
+		return envelope.Record{App: "fraud", UserKey: "uk-1", ReceivedAt: arrival.UnixMilli(),
+			Event: envelope.Event{ID: id, Name: "fb_mobile_content_view", Time: arrival.Add(-age).Unix(),
+				User:   envelope.User{KeySource: identity.KindAppUserID, ClientIP: rawIP, MADID: rawMADID},
+				Device: envelope.Device{Platform: "android"}}}
+	}
+	evs := []envelope.Record{ev("ev-1", time.Hour), ev("ev-2", 30*time.Hour), ev("ev-3", 50*time.Hour)}
+	evs[2].Event.User.ClientIP = "198.51.100.23" // an event user of its own
+	v1 := ev("ev-4", time.Minute)
+	resp, err := h.Handle(context.Background(), events.KinesisFirehoseEvent{Records: []events.KinesisFirehoseEventRecord{
+		fhRecord("r1", envelope.AppendGroup(nil, evs)), fhRecord("r2", envelope.AppendV1(nil, &v1))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Records) != 2 {
+		t.Fatalf("%d records answered, want 2", len(resp.Records))
+	}
+	for i, want := range [][]string{{"ev-1", "ev-2", "ev-3"}, {"ev-4"}} {
+		r := resp.Records[i]
+		if r.Result != events.KinesisFirehoseTransformedStateOk || r.Metadata == nil ||
+			!reflect.DeepEqual(r.Metadata.PartitionKeys, map[string]string{"app": "fraud", "day": "2026-12-06"}) {
+			t.Fatalf("record %s: %s, partition %+v; want Ok in app=fraud/day=2026-12-06", r.RecordID, r.Result, r.Metadata)
+		}
+		lines := strings.SplitAfter(string(r.Data), "\n")
+		if lines[len(lines)-1] != "" || len(lines)-1 != len(want) {
+			t.Fatalf("record %s: %q, want %d newline-terminated rows", r.RecordID, r.Data, len(want))
+		}
+		for j, id := range want {
+			var row archive.Row
+			if err := json.Unmarshal([]byte(lines[j]), &row); err != nil {
+				t.Fatalf("record %s row %d: %v", r.RecordID, j, err)
+			}
+			wantIP := rawIP
+			if id == "ev-3" {
+				wantIP = "198.51.100.23"
+			}
+			if row.EventID != id || row.ReceivedAt != arrival.UnixMilli() || row.ClientIP != wantIP || row.MADID != rawMADID {
+				t.Errorf("record %s row %d: id %s received_at %d ip %s madid %s; want %s %d %s %s",
+					r.RecordID, j, row.EventID, row.ReceivedAt, row.ClientIP, row.MADID, id, arrival.UnixMilli(), wantIP, rawMADID)
+			}
+		}
+	}
+}
+
 // TestBadRecordsFailAlone: a record that does not decode is ProcessingFailed with its original
 // bytes (Firehose writes it under the error prefix), and its neighbours still go through.
 func TestBadRecordsFailAlone(t *testing.T) {
