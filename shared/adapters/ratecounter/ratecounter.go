@@ -1,4 +1,4 @@
-// Package ratecounter is the shared count of ratelimit.Limiter in DynamoDB: one item per app and
+// Package ratecounter is the shared count of ratelimit.Limiter (ports.RateCounter) in DynamoDB: one item per app and
 // window in its own small table (partition key "pk", TTL attribute "expires_at"), incremented
 // with UpdateItem ADD, one write unit per call. The item holds an app id and a count, nothing
 // about users.
@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/retarget-dev/retarget/shared/app/ratelimit"
+	"github.com/retarget-dev/retarget/shared/ports"
 )
 
 // Attribute names of the table (the stack declares KeyAttribute and TTLAttribute).
@@ -33,13 +33,13 @@ type UpdateItemAPI interface {
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
-// Counter implements ratelimit.Counter.
+// Counter implements ports.RateCounter.
 type Counter struct {
 	client UpdateItemAPI
 	table  string
 }
 
-var _ ratelimit.Counter = (*Counter)(nil)
+var _ ports.RateCounter = (*Counter)(nil)
 
 // New returns a Counter on table.
 func New(client UpdateItemAPI, table string) *Counter {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/ports"
 )
 
 // Defaults, the same as the REST door's usage plans (stack.DefaultRateLimit, DefaultBurstLimit).
@@ -45,11 +46,8 @@ type Limit struct {
 	Rate, Burst float64
 }
 
-// Counter is the shared count: Add adds n to app's count for the window starting at start and
-// returns the window's total after the addition.
-type Counter interface {
-	Add(ctx context.Context, app string, start time.Time, window time.Duration, n int64) (total int64, err error)
-}
+// Counter is the shared count (ports.RateCounter).
+type Counter = ports.RateCounter
 
 // Options configure a Limiter.
 type Options struct {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/retarget-dev/retarget/shared/adapters/apigw"
 	"github.com/retarget-dev/retarget/shared/domain/appkey"
 )
 
@@ -30,7 +31,7 @@ const (
 	CacheTTLSeconds = 300
 	// ContextApp is the context key of the app id: the functions read
 	// requestContext.authorizer.app (integration payload 1.0).
-	ContextApp = "app"
+	ContextApp = apigw.AuthorizerContextApp
 )
 
 // Handler answers API Gateway's authorizer requests.
