@@ -19,6 +19,9 @@
 //	userTtlDays      days an inactive user's segment state is kept (default 400)
 //	sweepIntervalMinutes  minutes between segment sweeps (default 5)
 //	audienceSyncIntervalMinutes  minutes between audience syncs (default 5)
+//	api              front door: "rest" (default: REST API, API keys, usage plans, optional WAF)
+//	                 or "http" (HTTP API: key authorizer, IAM, JWT authorizer, per-app limit in
+//	                 the ingest function; infra/docs/front-door.md)
 //	wafRateLimit     put a WAF web ACL in front of the API, blocking an IP above this many
 //	                 requests per 5 minutes (default: no WAF)
 //	alarmEmail       e-mail address subscribed to the alarm topic (default: none)
@@ -138,6 +141,7 @@ func run() (err error) {
 		SweepIntervalMinutes:         float64(sweepInterval),
 		AudienceSyncIntervalMinutes:  float64(syncInterval),
 		WafRateLimit:                 float64(wafRateLimit),
+		Api:                          contextString(app, "api", stack.ApiRest),
 		ErasureTombstoneDays:         float64(tombstoneDays),
 		ErasureAuditDays:             float64(auditDays),
 		AlarmEmail:                   contextString(app, "alarmEmail", ""),

@@ -342,10 +342,10 @@ func newDashboard(c constructs.Construct, props *AlarmsProps, ingest *GoFunction
 		accepted = append(accepted, ac.With(&awscloudwatch.MetricOptions{Label: jsii.String("accepted " + app.ID)}))
 		rejected = append(rejected, rj.With(&awscloudwatch.MetricOptions{Label: jsii.String("rejected " + app.ID)}))
 	}
-	api := props.Ingest.Api
+	apiLatency := props.Ingest.Latency
 	latency := []awscloudwatch.IMetric{
-		api.MetricLatency(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("p50"), Label: jsii.String("API p50 ms")}),
-		api.MetricLatency(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("p99"), Label: jsii.String("API p99 ms")}),
+		apiLatency(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("p50"), Label: jsii.String("API p50 ms")}),
+		apiLatency(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("p99"), Label: jsii.String("API p99 ms")}),
 		ingest.Function.MetricDuration(&awscloudwatch.MetricOptions{Period: period, Statistic: jsii.String("p99"), Label: jsii.String("ingest p99 ms")}),
 	}
 	fwd := func(m string) awscloudwatch.IMetric { return emfMetric(m, period, "Function", "capi-forwarder") }

@@ -10,7 +10,7 @@ func TestCfnLintIgnores(t *testing.T) {
 	for name, tc := range map[string]struct {
 		st  *RetargetStack
 		tpl map[string]any
-	}{"default": {testStack, templ}, "prod": {prodStack, prodTempl}, "segments": {segStack, segTempl}, "ops": {opsStack, opsTempl}} {
+	}{"default": {testStack, templ}, "prod": {prodStack, prodTempl}, "segments": {segStack, segTempl}, "ops": {opsStack, opsTempl}, "http": {httpStack, httpTempl}} {
 		t.Run(name, func(t *testing.T) {
 			dashboard := logicalID(tc.st.Alarms.Dashboard)
 			found := false

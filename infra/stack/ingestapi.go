@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -51,6 +52,9 @@ type IngestApiProps struct {
 	LogRetention awslogs.RetentionDays
 	// LogRemovalPolicy of both log groups; defaults to RETAIN.
 	LogRemovalPolicy awscdk.RemovalPolicy
+	// Api is the front door, ApiRest (default) or ApiHTTP. With ApiHTTP this declares only the
+	// ingest function: no REST API, keys or plans (NewHttpFrontDoor puts the HTTP API in front).
+	Api string
 	// CloudWatchRole makes the stack set the account-wide API Gateway CloudWatch Logs role,
 	// which access logging needs. Off by default: it is one setting per account and region, so
 	// a stack should only own it when nothing else does (see infra/docs/deploy.md).
@@ -82,6 +86,8 @@ type IngestApi struct {
 	UsagePlans map[string]awsapigateway.UsagePlan
 	// AccessLogs receives the stage's access logs.
 	AccessLogs awslogs.LogGroup
+	// Latency is the API's latency metric (REST or HTTP API), for the dashboard.
+	Latency func(*awscloudwatch.MetricOptions) awscloudwatch.Metric
 }
 
 // NewIngestApi declares the API, the ingest function, the per-app keys and plans, and grants
@@ -108,6 +114,9 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	keys := make(map[string]awsapigateway.ApiKey, len(props.Config.Apps))
 	keyAppIDs := make(map[string]any, len(props.Config.Apps))
 	for _, app := range props.Config.Apps {
+		if props.Api == ApiHTTP {
+			break // no API Gateway keys: the HTTP door's key secrets name the apps
+		}
 		key := awsapigateway.NewApiKey(c, jsii.String("ApiKey-"+app.ID), &awsapigateway.ApiKeyProps{
 			ApiKeyName:  jsii.String(app.APIKey.Name),
 			Description: jsii.String(fmt.Sprintf("Ingest key of app %s", app.ID)),
@@ -136,6 +145,9 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	})
 	props.Stream.GrantWrite(ingest.Function)
 	props.PepperSecret.GrantRead(ingest.Function, nil)
+	if props.Api == ApiHTTP {
+		return &IngestApi{Construct: c, StageName: props.StageName, Ingest: ingest, ApiKeyAppIDs: keyAppIDsJSON}
+	}
 
 	accessLogs := awslogs.NewLogGroup(c, jsii.String("AccessLogs"), &awslogs.LogGroupProps{
 		Retention:     retention,
@@ -201,6 +213,7 @@ func NewIngestApi(scope constructs.Construct, id string, props *IngestApiProps) 
 	a := &IngestApi{
 		Construct:    c,
 		Api:          api,
+		Latency:      api.MetricLatency,
 		StageName:    props.StageName,
 		Ingest:       ingest,
 		V1Resource:   api.Root().AddResource(jsii.String("v1"), nil),

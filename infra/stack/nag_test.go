@@ -12,7 +12,7 @@ import (
 // (WAF, alarm e-mail, the API Gateway CloudWatch role). An error also fails the synth in
 // TestMain, with cdk-nag's report.
 func TestNoNagFindings(t *testing.T) {
-	for name, st := range map[string]*RetargetStack{"default": testStack, "prod": prodStack, "segments": segStack, "ops": opsStack} {
+	for name, st := range map[string]*RetargetStack{"default": testStack, "prod": prodStack, "segments": segStack, "ops": opsStack, "http": httpStack} {
 		t.Run(name, func(t *testing.T) {
 			a := assertions.Annotations_FromStack(st.Stack)
 			check(t, func() { a.HasNoError(jsii.String("*"), assertions.Match_AnyValue()) })

@@ -12,6 +12,7 @@ import (
 	"regexp"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -116,6 +117,9 @@ type RetargetStackProps struct {
 	// WafRateLimit, when not 0, puts a WAF web ACL in front of the API that blocks a client IP
 	// above this many requests per 5 minutes (see IngestApiProps.WafRateLimit).
 	WafRateLimit float64
+	// Api is the front door: ApiRest (default: REST API, API keys, usage plans, optional WAF) or
+	// ApiHTTP (HTTP API, key authorizer, per-app limit in the function; infra/docs/front-door.md).
+	Api string
 	// AlarmEmail, when set, subscribes this address to the alarm topic (it must confirm).
 	AlarmEmail string
 	// StreamShards, when not 0, makes the event stream provisioned with this many shards
@@ -143,8 +147,11 @@ type RetargetStack struct {
 	Pepper *PepperSecret
 	// Ingest is the REST API with the ingest function.
 	Ingest *IngestApi
-	// Routes holds the API's methods, declared from the access table, and the backend policy.
+	// Routes holds the REST API's methods, declared from the access table, and the backend
+	// policy; nil with the HTTP door.
 	Routes *ApiRoutes
+	// HTTP is the HTTP API front door; nil with the REST door.
+	HTTP *HttpFrontDoor
 	// Meta holds the Meta credentials every Graph API caller reads.
 	Meta *MetaSecret
 	// Forwarder sends the stream to the Conversions API.
@@ -199,6 +206,7 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		LogRemovalPolicy: removal,
 		CloudWatchRole:   p.ApiGatewayCloudWatchRole,
 		WafRateLimit:     p.WafRateLimit,
+		Api:              p.Api,
 	})
 
 	meta := NewMetaSecret(stack, "MetaCredentials", &MetaSecretProps{ExistingSecretArn: p.MetaSecretArn})
@@ -299,7 +307,22 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	if segments != nil {
 		usersAPI = segments.Reader.Function
 	}
-	routes := NewApiRoutes(stack, "Routes", &ApiRoutesProps{Api: ingest, UsersAPI: usersAPI})
+	var routes *ApiRoutes
+	var door *HttpFrontDoor
+	apiURL, backendPolicy := (*string)(nil), awsiam.IManagedPolicy(nil)
+	if p.Api == ApiHTTP {
+		var users awslambda.Function
+		if segments != nil {
+			users = segments.Reader.Function
+		}
+		door = NewHttpFrontDoor(stack, "HttpApi", &HttpFrontDoorProps{Config: p.Config, FunctionsDir: p.FunctionsDir,
+			StageName: p.Stage, Ingest: ingest.Ingest, UsersAPI: users, LogRetention: retention, LogRemovalPolicy: removal})
+		ingest.Latency = door.Api.MetricLatency
+		apiURL, backendPolicy = door.Stage.Url(), door.BackendPolicy
+	} else {
+		routes = NewApiRoutes(stack, "Routes", &ApiRoutesProps{Api: ingest, UsersAPI: usersAPI})
+		apiURL, backendPolicy = ingest.Api.Url(), routes.BackendPolicy
+	}
 
 	syncInterval, _ := wholeOrDefault("audience sync interval minutes", p.AudienceSyncIntervalMinutes, DefaultAudienceSyncIntervalMinutes)
 	alarms := NewAlarms(stack, "Alarms", &AlarmsProps{
@@ -321,7 +344,14 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	output := func(id, description string, value *string) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(description), Value: value})
 	}
-	output(OutputApiUrl, "Base URL of the ingest API (append v1/events)", ingest.Api.Url())
+	output(OutputApiUrl, "Base URL of the ingest API (append v1/events)", apiURL)
+	if door != nil {
+		secretArns := map[string]any{}
+		for app, s := range door.KeySecrets {
+			secretArns[app] = *s.SecretArn()
+		}
+		output(OutputAppKeySecrets, `Each app's key secret, {"<app>": "<secret arn>"}: its "key" is the app's x-api-key`, stack.ToJsonString(secretArns, nil))
+	}
 	output(OutputEventStreamName, "Kinesis stream receiving the accepted events", events.Stream.StreamName())
 	output(OutputPepperSecretArn, "Secret keying pseudonymous user ids (retained; reuse it with -c pepperSecretArn=... if the stack is recreated)", pepper.Secret.SecretArn())
 	output(OutputMetaSecretArn, `Meta credentials {"access_token", "app_secret"} (retained; set them with aws secretsmanager put-secret-value)`, meta.Secret.SecretArn())
@@ -342,14 +372,14 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 	}
 	output(OutputMetaCapiVersion, "Conversions API (Graph API) version of the CAPI forwarder (-c metaCapiVersion)", jsii.String(p.MetaCAPIVersion))
 	output(OutputMetaMarketingVersion, "Marketing API version of the Custom Audiences calls (-c metaMarketingVersion)", jsii.String(p.MetaMarketingVersion))
-	output(OutputBackendPolicyArn, "Managed policy allowing execute-api:Invoke on the IAM (SigV4) routes of this stage: attach it to your app backend's role", routes.BackendPolicy.ManagedPolicyArn())
+	output(OutputBackendPolicyArn, "Managed policy allowing execute-api:Invoke on the IAM (SigV4) routes of this stage: attach it to your app backend's role", backendPolicy.ManagedPolicyArn())
 	output(OutputAlarmTopicArn, "SNS topic of every alarm (subscribe on-call, or deploy with -c alarmEmail=...)", alarms.Topic.TopicArn())
 	output(OutputDashboardUrl, "CloudWatch dashboard of the pipeline", awscdk.Fn_Join(jsii.String(""), &[]*string{
 		jsii.String("https://console.aws.amazon.com/cloudwatch/home?region="), awscdk.Aws_REGION(),
 		jsii.String("#dashboards:name="), alarms.Dashboard.DashboardName(),
 	}))
 
-	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Routes: routes, Meta: meta, Forwarder: forwarder,
+	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Routes: routes, HTTP: door, Meta: meta, Forwarder: forwarder,
 		Segments: segments, AudienceSync: audienceSync, Insights: insights, Channels: chans, Archive: archive, ArchivePurge: archivePurge, Alarms: alarms}
 }
 
@@ -407,6 +437,16 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	}
 	if _, err := wholeOrDefault("audience sync interval minutes", p.AudienceSyncIntervalMinutes, DefaultAudienceSyncIntervalMinutes); err != nil {
 		return p, fmt.Errorf("retarget stack: %w", err)
+	}
+	switch p.Api {
+	case "":
+		p.Api = ApiRest
+	case ApiRest, ApiHTTP:
+	default:
+		return p, fmt.Errorf("retarget stack: api %q must be %q (REST API, the default) or %q (HTTP API)", p.Api, ApiRest, ApiHTTP)
+	}
+	if p.Api == ApiHTTP && p.WafRateLimit != 0 {
+		return p, fmt.Errorf("retarget stack: WAF rate limit %v needs the REST API: WAF cannot be attached to an HTTP API (-c api=http); see infra/docs/front-door.md", p.WafRateLimit)
 	}
 	if w := p.WafRateLimit; w != 0 && (w < MinWafRateLimit || w > MaxWafRateLimit || w != math.Trunc(w)) {
 		return p, fmt.Errorf("retarget stack: WAF rate limit %v must be 0 (no WAF) or a whole number of requests per 5 minutes in %d..%d", w, MinWafRateLimit, MaxWafRateLimit)

@@ -57,6 +57,24 @@ const opsApps = `{
   ]
 }`
 
+// httpApps is the config of the HTTP door's stack: two apps with end-user tokens from one
+// issuer (the native JWT authorizer fits), one without.
+const httpApps = `{
+  "version": 1,
+  "apps": [
+    {"id": "shop", "platforms": ["ios"], "api_key": {"name": "shop-key", "rate_limit": 50, "burst_limit": 100},
+     "meta": {"dataset_id": "111", "ad_account_id": "act_1"},
+     "auth": {"end_user": {"issuer": "https://securetoken.google.com/acme", "audiences": ["acme-shop"],
+              "jwks_url": "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"}}},
+    {"id": "game", "platforms": ["android"], "api_key": {"name": "game-key"},
+     "meta": {"dataset_id": "222", "ad_account_id": "act_2"},
+     "auth": {"end_user": {"issuer": "https://securetoken.google.com/acme", "audiences": ["acme-game", "acme-shop"],
+              "jwks_url": "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"}}},
+    {"id": "tool", "platforms": ["ios"], "api_key": {"name": "tool-key"},
+     "meta": {"dataset_id": "333", "ad_account_id": "act_3"}}
+  ]
+}`
+
 const (
 	opsWafRateLimit = 3000
 	opsAlarmEmail   = "oncall@example.com"
@@ -90,6 +108,12 @@ var (
 	opsStack    *RetargetStack
 	opsTemplate assertions.Template
 	opsTempl    map[string]any
+
+	// A fifth one behind the HTTP API front door (-c api=http), with the segment state.
+	httpConfig   *appconfig.Config
+	httpStack    *RetargetStack
+	httpTemplate assertions.Template
+	httpTempl    map[string]any
 )
 
 // Segment settings of the prod stack under test.
@@ -120,6 +144,9 @@ func setUp(m *testing.M) (code int, err error) {
 	if opsConfig, err = appconfig.Parse([]byte(opsApps)); err != nil {
 		return 1, err
 	}
+	if httpConfig, err = appconfig.Parse([]byte(httpApps)); err != nil {
+		return 1, err
+	}
 	tmp, err := os.MkdirTemp("", "retarget-stack-test-")
 	if err != nil {
 		return 1, err
@@ -127,7 +154,7 @@ func setUp(m *testing.M) (code int, err error) {
 	defer os.RemoveAll(tmp)
 	functionsDir := filepath.Join(tmp, "functions")
 	for _, fn := range []string{IngestFunctionName, CapiForwarderFunctionName,
-		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, UsersAPIFunctionName, AudienceSyncFunctionName, InsightsFunctionName, ArchiveTransformFunctionName, ArchivePurgeFunctionName} {
+		SegmentUpdaterFunctionName, SegmentSweeperFunctionName, UsersAPIFunctionName, AudienceSyncFunctionName, InsightsFunctionName, ArchiveTransformFunctionName, ArchivePurgeFunctionName, KeyAuthorizerFunctionName} {
 		if err := os.MkdirAll(filepath.Join(functionsDir, fn), 0o755); err != nil {
 			return 1, err
 		}
@@ -184,6 +211,12 @@ func setUp(m *testing.M) (code int, err error) {
 		ApiGatewayCloudWatchRole: true,
 		StreamShards:             opsStreamShards,
 	})
+	httpStack = NewRetargetStack(testApp, "Http", &RetargetStackProps{
+		Config:          httpConfig,
+		FunctionsDir:    functionsDir,
+		SegmentsEnabled: true,
+		Api:             ApiHTTP,
+	})
 	AddNagChecks(testApp)
 	template = assertions.Template_FromStack(testStack.Stack, nil)
 	if templ, err = plainTemplate(template); err != nil {
@@ -199,6 +232,10 @@ func setUp(m *testing.M) (code int, err error) {
 	}
 	opsTemplate = assertions.Template_FromStack(opsStack.Stack, nil)
 	if opsTempl, err = plainTemplate(opsTemplate); err != nil {
+		return 1, err
+	}
+	httpTemplate = assertions.Template_FromStack(httpStack.Stack, nil)
+	if httpTempl, err = plainTemplate(httpTemplate); err != nil {
 		return 1, err
 	}
 	return m.Run(), nil
@@ -335,6 +372,8 @@ func TestInvalidInputFailsClearly(t *testing.T) {
 		{"negative audience sync interval", &RetargetStackProps{Config: testConfig, AudienceSyncIntervalMinutes: -5}, "audience sync interval minutes -5 must be a positive whole number"},
 		{"fractional stream shards", &RetargetStackProps{Config: testConfig, StreamShards: 2.5}, "stream shards 2.5 must be 0 (on-demand) or a whole number in 1..500"},
 		{"too many stream shards", &RetargetStackProps{Config: testConfig, StreamShards: 501}, "stream shards 501 must be"},
+		{"unknown front door", &RetargetStackProps{Config: testConfig, Api: "graphql"}, `api "graphql" must be "rest"`},
+		{"WAF on the HTTP door", &RetargetStackProps{Config: testConfig, Api: ApiHTTP, WafRateLimit: 1000}, "WAF cannot be attached to an HTTP API"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

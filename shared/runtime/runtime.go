@@ -96,12 +96,18 @@ func NewIngest(ctx context.Context, c env.Ingest, d Deps) (*ingestapi.Handler, e
 	// The Publisher owns retries (per record, within the request's deadline); SDK retries on top
 	// would multiply them.
 	client := kinesis.NewFromConfig(d.AWS, func(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} })
+	keys, err := frontDoorKeys(ctx, c.Keys, apps, d.AWS)
+	if err != nil {
+		return nil, err
+	}
 	return ingestapi.New(ingestapi.Config{
 		Apps:      apps,
 		Parser:    appevent.NewParser(pseudo),
 		Publisher: stream.NewPublisher(kinesisstream.NewWriter(client, c.StreamName, ""), stream.Options{}),
 		KeyIDs:    c.Keys.KeyIDs,
 		DevKeys:   devKeys(c.Keys, apps),
+		Keys:      keys,
+		Limiter:   rateLimiter(c.RateTable, apps, d.AWS, d.Log),
 		Logger:    d.Log,
 		Metrics:   observability.NewEmitter(d.Metrics, c.MetricsNamespace),
 	})
@@ -207,8 +213,12 @@ func NewUsersAPI(ctx context.Context, c env.UsersAPI, d Deps) (*usersapi.Handler
 	}
 	// One verifier for the container's life: it caches each issuer's keys across invocations.
 	verifier := jwtverify.New(jwtverify.Options{AllowLoopbackHTTP: c.DevEndUser != nil, Logger: d.Log})
+	keys, err := frontDoorKeys(ctx, c.Keys, s.Apps, d.AWS)
+	if err != nil {
+		return nil, err
+	}
 	return usersapi.New(usersapi.Config{Apps: s.Apps, Rules: s.Rules, Store: s.Store, Pseudo: pseudo,
-		KeyIDs: c.Keys.KeyIDs, DevKeys: devKeys(c.Keys, s.Apps), Logger: d.Log, Consents: s.Store, Audiences: aa,
+		KeyIDs: c.Keys.KeyIDs, DevKeys: devKeys(c.Keys, s.Apps), Keys: keys, Logger: d.Log, Consents: s.Store, Audiences: aa,
 		Verifier: verifier, DevEndUser: c.DevEndUser,
 		UserTTL: c.State.UserTTL, TombstoneTTL: c.TombstoneTTL, AuditRetention: c.AuditRetention,
 		Reports: Reports(s.Apps, s.Store)})

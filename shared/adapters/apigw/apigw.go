@@ -31,11 +31,12 @@ func Header(req events.APIGatewayProxyRequest, name string) string {
 	return ""
 }
 
-// Authenticate finds the app of a request: from the API key id that API Gateway validated
-// (keyIDs), or, in dev, from the literal x-api-key (devKeys). Every keyed route uses it.
+// Authenticate finds the app of a request: from the HTTP API key authorizer's context
+// (AuthorizerApp), from the API key id that API Gateway validated (keyIDs), or, in dev, from the
+// literal x-api-key (devKeys). Every keyed route uses it.
 func Authenticate(req events.APIGatewayProxyRequest, apps *appconfig.Config, keyIDs, devKeys map[string]string) (*appconfig.App, bool) {
-	var id string
-	if keyID := req.RequestContext.Identity.APIKeyID; keyID != "" {
+	id := AuthorizerApp(req)
+	if keyID := req.RequestContext.Identity.APIKeyID; id == "" && keyID != "" {
 		id = keyIDs[keyID]
 	}
 	if id == "" && len(devKeys) > 0 {

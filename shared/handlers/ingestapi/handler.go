@@ -19,9 +19,11 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/apigw"
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
+	"github.com/retarget-dev/retarget/shared/app/ratelimit"
 	"github.com/retarget-dev/retarget/shared/domain/access"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/appkey"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -41,6 +43,10 @@ type Config struct {
 	// DevKeys maps literal x-api-key values to app ids. Only the dev stack and local invokes set
 	// it; a deployed function never does.
 	DevKeys map[string]string
+	// Keys and Limiter serve the HTTP API front door (frontdoor.go): the apps' accepted keys,
+	// for routes without the key authorizer, and the per-app request limit. Nil: not used.
+	Keys    *appkey.Ring
+	Limiter *ratelimit.Limiter
 	Logger  *slog.Logger
 	Metrics *observability.Emitter
 	// Now returns the server time (default time.Now).
@@ -139,6 +145,9 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 		return apigw.Error(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)")
 	}
 	log = log.With("app", app.ID)
+	if r := h.throttle(ctx, app.ID); r != nil {
+		return *r
+	}
 	parse := h.cfg.Parser.Parse
 	if server {
 		if _, ok := apigw.IAMCaller(req); !ok {
@@ -211,7 +220,7 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 
 // authenticate finds the app of the request.
 func (h *Handler) authenticate(req events.APIGatewayProxyRequest) (*appconfig.App, bool) {
-	return apigw.Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
+	return h.appOf(req)
 }
 
 // record logs one line per request and emits its metrics: counts and codes only, no PII.

@@ -29,6 +29,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/apigw"
 	"github.com/retarget-dev/retarget/shared/domain/access"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/domain/appkey"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
@@ -66,8 +67,11 @@ type Config struct {
 	Pseudo  *identity.Pseudonymizer
 	KeyIDs  map[string]string // as for the ingest function
 	DevKeys map[string]string
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Keys are the apps' accepted keys on the HTTP API front door, whose IAM and end-user
+	// routes have no key authorizer (infra/docs/front-door.md); nil on the REST door.
+	Keys   *appkey.Ring
+	Logger *slog.Logger
+	Now    func() time.Time
 	// Consents keeps explicit decisions and erasure audit records; without it the consent and
 	// erasure routes answer 501.
 	Consents ports.ConsentStore
@@ -135,6 +139,9 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest)
 		return apigw.MethodNotAllowed(method), nil
 	}
 	app, ok := apigw.Authenticate(req, h.cfg.Apps, h.cfg.KeyIDs, h.cfg.DevKeys)
+	if !ok {
+		app, ok = apigw.KeyRingApp(req, h.cfg.Apps, h.cfg.Keys)
+	}
 	if !ok {
 		return apigw.Error(http.StatusUnauthorized, "missing or unknown API key (header x-api-key)"), nil
 	}

@@ -43,6 +43,12 @@ const (
 	DevAuth = "DEV_AUTH"
 	// DevAPIKey replaces the first app's dev key when DevAuth is on.
 	DevAPIKey = "DEV_API_KEY"
+	// AppKeySecrets names each app's key secret on the HTTP API front door: JSON {"<app id>":
+	// "<secret ARN>"}; each secret holds {"key": ..., "sha256": [...]} (appkey.Secret).
+	AppKeySecrets = "APP_KEY_SECRETS"
+	// RateTableName is the DynamoDB table of the ingest function's shared per-app request
+	// counts (HTTP API front door); unset: no per-app limit in the function.
+	RateTableName = "RATE_TABLE_NAME"
 
 	// GraphURL is the Meta Graph API's base URL (default https://graph.facebook.com).
 	GraphURL = "META_GRAPH_URL"
@@ -97,9 +103,11 @@ type Common struct {
 
 // Keys maps requests to apps: API Gateway key ids, and in make dev the config's dev keys.
 type Keys struct {
-	KeyIDs    map[string]string // API Gateway key id -> app id
-	DevAuth   bool              // accept the config's api_key.dev_value keys
-	DevAPIKey string            // replaces the first app's dev key when DevAuth is on
+	KeyIDs map[string]string // API Gateway key id -> app id
+	// KeySecrets: app id -> its key secret (front door "http": the keys are not API Gateway's).
+	KeySecrets map[string]string
+	DevAuth    bool   // accept the config's api_key.dev_value keys
+	DevAPIKey  string // replaces the first app's dev key when DevAuth is on
 }
 
 // PepperSource says where the pseudonym pepper comes from: Secrets Manager or the value itself.
@@ -132,6 +140,14 @@ type Ingest struct {
 	StreamName string
 	Pepper     PepperSource
 	Keys       Keys
+	// RateTable holds the per-app request counts (front door "http"); empty: no limit here.
+	RateTable string
+}
+
+// KeyAuthorizer configures the key authorizer (front door "http").
+type KeyAuthorizer struct {
+	Common
+	Keys Keys
 }
 
 // Forwarder configures the CAPI forwarder.
@@ -201,7 +217,8 @@ func ReadIngest(getenv Getenv) (Ingest, error) {
 	if err != nil {
 		return Ingest{}, err
 	}
-	c := Ingest{Common: readCommon(getenv), StreamName: getenv(StreamName), Pepper: readPepper(getenv), Keys: keys}
+	c := Ingest{Common: readCommon(getenv), StreamName: getenv(StreamName), Pepper: readPepper(getenv), Keys: keys,
+		RateTable: getenv(RateTableName)}
 	if c.StreamName == "" {
 		return c, fmt.Errorf("%s is not set", StreamName)
 	}
@@ -296,7 +313,22 @@ func readCommon(getenv Getenv) Common {
 
 func readKeys(getenv Getenv) (Keys, error) {
 	ids, err := ParseKeyIDs(getenv(APIKeyAppIDs))
-	return Keys{KeyIDs: ids, DevAuth: getenv(DevAuth) == "true", DevAPIKey: getenv(DevAPIKey)}, err
+	if err != nil {
+		return Keys{}, err
+	}
+	secrets := map[string]string{}
+	if s := getenv(AppKeySecrets); s != "" {
+		if err := json.Unmarshal([]byte(s), &secrets); err != nil {
+			return Keys{}, fmt.Errorf("%s: want a JSON object {\"<app id>\": \"<secret arn>\"}: %w", AppKeySecrets, err)
+		}
+	}
+	return Keys{KeyIDs: ids, KeySecrets: secrets, DevAuth: getenv(DevAuth) == "true", DevAPIKey: getenv(DevAPIKey)}, nil
+}
+
+// ReadKeyAuthorizer reads the key authorizer's configuration.
+func ReadKeyAuthorizer(getenv Getenv) (KeyAuthorizer, error) {
+	keys, err := readKeys(getenv)
+	return KeyAuthorizer{Common: readCommon(getenv), Keys: keys}, err
 }
 
 func readPepper(getenv Getenv) PepperSource {
