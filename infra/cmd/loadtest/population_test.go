@@ -64,11 +64,12 @@ func TestGeneratedEventsAreValid(t *testing.T) {
 					r := batch.Rejected[0]
 					t.Fatalf("request %d: event %d rejected: %+v\n%s", i, r.Index, r.Errors, req.Body)
 				}
-				for j, rec := range batch.Accepted {
-					env, err := envelope.DecodeOne(rec.Data)
-					if err != nil {
-						t.Fatal(err)
-					}
+				envs, err := batch.Events()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for j := range batch.Accepted {
+					env := &envs[j]
 					total++
 					if req.Consented[j] != (env.Event.Consent.AdsPersonalization == envelope.True) {
 						t.Fatalf("event %s: Consented %v, stream consent %v", env.Event.ID, req.Consented[j], env.Event.Consent.AdsPersonalization)

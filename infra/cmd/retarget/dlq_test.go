@@ -21,6 +21,7 @@ import (
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
@@ -48,11 +49,15 @@ func deadLetters(t *testing.T) []ports.DeadLetter {
 		t.Fatalf("parse: %v %+v", err, b.Rejected)
 	}
 	defer b.Release()
+	envs, err := b.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
 	letter := func(i int, reason string, attempts int) ports.DeadLetter {
 		l := ports.DeadLetter{App: "sample-shop", EventID: b.Accepted[i].EventID, EventName: "fb_mobile_purchase",
 			Consumer: "capi-forwarder", Reason: reason, Detail: "refused", Attempts: attempts, ShardID: "shardId-000000000000",
 			SequenceNumber: "4968" + strconv.Itoa(i), FailedAt: testNow.Add(-time.Duration(5-i) * time.Hour).UnixMilli(),
-			Record: append([]byte(nil), b.Accepted[i].Data...)}
+			Record: envelope.Append(nil, &envs[i])} // a dead letter holds its one event
 		if reason == "invalid_parameter" {
 			l.Meta = &ports.MetaError{Code: 100, Subcode: 2804016, Message: "Invalid parameter", ErrorUserTitle: "Malformed hash",
 				FBTraceID: "AbC123"}

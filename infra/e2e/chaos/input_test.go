@@ -234,12 +234,12 @@ func (in *input) resolve(app *appconfig.App, now time.Time) error {
 			batch.Release()
 			return fmt.Errorf("user %s: generated event refused: %+v", u.appUserID, batch.Rejected[0])
 		}
-		for _, rec := range batch.Accepted {
-			env, err := envelope.DecodeOne(rec.Data)
-			if err != nil {
-				batch.Release()
-				return fmt.Errorf("user %s: %w", u.appUserID, err)
-			}
+		envs, err := batch.Events()
+		if err != nil {
+			batch.Release()
+			return fmt.Errorf("user %s: %w", u.appUserID, err)
+		}
+		for _, env := range envs {
 			if u.userKey != "" && u.userKey != env.UserKey {
 				batch.Release()
 				return fmt.Errorf("user %s: two user keys", u.appUserID)

@@ -6,6 +6,7 @@ package appevent
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +87,29 @@ type Batch struct {
 
 	buf *[]byte // pooled; backs every Records[i].Data
 	out []byte  // the encoded records (may have outgrown *buf)
+}
+
+// Events decodes the batch's records and returns each accepted event as its record carries it
+// (header included), in the order of Accepted: for tools and tests that look at events one by
+// one. The ingest function publishes Records as they are.
+func (b *Batch) Events() ([]envelope.Record, error) {
+	decoded := make([][]envelope.Record, len(b.Records))
+	for i, r := range b.Records {
+		evs, err := envelope.Decode(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		decoded[i] = evs
+	}
+	out := make([]envelope.Record, len(b.Accepted))
+	for i, a := range b.Accepted {
+		evs := decoded[a.Record]
+		if len(evs) == 0 || evs[0].Event.ID != a.EventID {
+			return nil, fmt.Errorf("record %d does not carry event %d (%s) where the batch says", a.Record, a.Index, a.EventID)
+		}
+		out[i], decoded[a.Record] = evs[0], evs[1:]
+	}
+	return out, nil
 }
 
 // Release returns the batch's encoding buffer for reuse by later requests. Call it once the
