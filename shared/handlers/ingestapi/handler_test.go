@@ -31,6 +31,7 @@ type harness struct {
 	stream  *memstream.Stream
 	logs    *bytes.Buffer
 	metrics *bytes.Buffer
+	handler *Handler
 	invoke  func(t *testing.T, payload []byte) events.APIGatewayProxyResponse
 }
 
@@ -69,6 +70,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.handler = handler
 	// Drive the handler with raw JSON exactly as the Lambda runtime does.
 	lh := lambda.NewHandler(handler.Handle)
 	h.invoke = func(t *testing.T, payload []byte) events.APIGatewayProxyResponse {
