@@ -136,8 +136,8 @@ type Ingest struct {
 	StreamName string
 	// StreamFormat is "v1" or "v2" (StreamFormatV1, StreamFormatV2); "" is v2.
 	StreamFormat string
-	Pepper     PepperSource
-	Keys       Keys
+	Pepper       PepperSource
+	Keys         Keys
 }
 
 // Forwarder configures the CAPI forwarder.
