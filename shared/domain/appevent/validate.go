@@ -227,7 +227,7 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 			st.identityError(uCountry, err)
 		} else {
 			country = c
-			u.Country, _ = st.norm.HashField(identity.Country, c, "")
+			u.Country, _ = identity.CountryHash(c)
 		}
 	}
 	if appUserID != "" {
