@@ -91,8 +91,9 @@ type Batch struct {
 	Records  []Record
 	Rejected []Rejection
 
-	buf *[]byte // pooled; backs every Records[i].Data
-	out []byte  // the encoded records (may have outgrown *buf)
+	buf  *[]byte   // pooled; backs every Records[i].Data
+	out  []byte    // the encoded records (may have outgrown *buf)
+	recs *[]Record // pooled; backs Records
 }
 
 // Events decodes the batch's records and returns each accepted event as its record carries it
@@ -118,14 +119,32 @@ func (b *Batch) Events() ([]envelope.Record, error) {
 	return out, nil
 }
 
-// Release returns the batch's encoding buffer for reuse by later requests. Call it once the
-// records have been published; Records[i].Data must not be used afterwards.
+// Release returns the batch's encoding buffer and Records for reuse by later requests. Call it
+// once the records have been published; Records must not be used afterwards.
 func (b *Batch) Release() {
 	if b.buf != nil {
 		*b.buf = b.out[:0]
 		bufPool.Put(b.buf)
 		b.buf, b.out = nil, nil
 	}
+	if b.recs != nil {
+		clear(b.Records)
+		*b.recs = b.Records[:0]
+		recordPool.Put(b.recs)
+		b.recs, b.Records = nil, nil
+	}
+}
+
+// recordPool recycles the Records slices of released batches.
+var recordPool = sync.Pool{New: func() any { r := make([]Record, 0, 64); return &r }}
+
+// records returns an empty Records slice of capacity n from the pool.
+func (b *Batch) records(n int) []Record {
+	b.recs = recordPool.Get().(*[]Record)
+	if cap(*b.recs) < n {
+		*b.recs = make([]Record, 0, n)
+	}
+	return (*b.recs)[:0]
 }
 
 // bufPool recycles encoding buffers across requests: a warm Lambda then encodes without
@@ -201,6 +220,7 @@ func (p *Parser) release(st *state) {
 	clear(st.contentArena)
 	clear(st.errs)
 	st.enc.Reset()
+	st.head = envelope.Head{}
 	*st = state{p: p, norm: st.norm, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
 		devices: st.devices[:0], groups: st.groups[:0], seen: st.seen[:0], tabs: st.tabs,
 		idArena: st.idArena[:0], contentArena: st.contentArena[:0], enc: st.enc}
@@ -307,23 +327,24 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 // appear), the user's events in request order, a new record for the same user where the next
 // event would take the record past envelope.MaxRecordBytes.
 func (st *state) encodeV2(batch *Batch) {
-	batch.Records = make([]Record, 0, len(st.groups))
+	batch.Records = batch.records(len(st.groups))
+	head := &st.head // not a local: a pointer to it would move it to the heap
 	for gi := range st.groups {
 		g := &st.groups[gi]
 		for e := g.first; e >= 0; {
 			a := &st.acc[e]
-			head := envelope.Head{App: st.app.ID, UserKey: g.key, ReceivedAt: st.nowMs, Server: st.server,
+			*head = envelope.Head{App: st.app.ID, UserKey: g.key, ReceivedAt: st.nowMs, Server: st.server,
 				User: &st.users[a.user].user, Device: st.deviceAt(a.device)}
 			start := len(st.out)
-			st.out = envelope.AppendHeadOf(st.out, &head)
-			st.out = envelope.AppendEventOf(st.out, &head, &a.ev, head.User, head.Device, true)
+			st.out = envelope.AppendHeadOf(st.out, head)
+			st.out = envelope.AppendEventOf(st.out, head, &a.ev, head.User, head.Device, true)
 			rec := len(batch.Records)
 			batch.Accepted[e].Record = rec
 			n := 1
 			for e = a.next; e >= 0; e = st.acc[e].next {
 				b := &st.acc[e]
 				mark := len(st.out)
-				st.out = envelope.AppendEventOf(st.out, &head, &b.ev, &st.users[b.user].user, st.deviceAt(b.device), false)
+				st.out = envelope.AppendEventOf(st.out, head, &b.ev, &st.users[b.user].user, st.deviceAt(b.device), false)
 				if len(st.out)+len("]}")-start > envelope.MaxRecordBytes {
 					st.out = st.out[:mark] // e starts the next record
 					break
@@ -339,7 +360,7 @@ func (st *state) encodeV2(batch *Batch) {
 
 // encodeV1 writes each accepted event as a version 1 record, in request order.
 func (st *state) encodeV1(batch *Batch) {
-	batch.Records = make([]Record, 0, len(st.acc))
+	batch.Records = batch.records(len(st.acc))
 	var rec envelope.Record
 	for e := range st.acc {
 		a := &st.acc[e]
@@ -375,6 +396,7 @@ type state struct {
 	server bool
 	norm   *identity.Normalizer
 	enc    envelope.Encoder // version 1 only
+	head   envelope.Head    // of the record being written (version 2)
 	out    []byte
 
 	// The request's accepted events, distinct user objects (with their identity), devices, and
