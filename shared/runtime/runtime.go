@@ -93,6 +93,10 @@ func NewIngest(ctx context.Context, c env.Ingest, d Deps) (*ingestapi.Handler, e
 	if err != nil {
 		return nil, err
 	}
+	format, err := appevent.ParseFormat(c.StreamFormat)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", env.StreamFormat, err)
+	}
 	// The Publisher owns retries (per record, within the request's deadline); SDK retries on top
 	// would multiply them.
 	client := kinesis.NewFromConfig(d.AWS, func(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} })
@@ -102,7 +106,7 @@ func NewIngest(ctx context.Context, c env.Ingest, d Deps) (*ingestapi.Handler, e
 	}
 	return ingestapi.New(ingestapi.Config{
 		Apps:      apps,
-		Parser:    appevent.NewParser(pseudo),
+		Parser:    appevent.NewParserWith(pseudo, appevent.Options{Format: format}),
 		Publisher: stream.NewPublisher(kinesisstream.NewWriter(client, c.StreamName, ""), stream.Options{}),
 		KeyIDs:    c.Keys.KeyIDs,
 		DevKeys:   devKeys(c.Keys, apps),

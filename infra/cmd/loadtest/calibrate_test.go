@@ -45,7 +45,7 @@ func generatedEvents(t *testing.T, shape RequestShape, n int) (reqs [][]envelope
 			t.Fatalf("parse: %v %+v", err, batch.Rejected)
 		}
 		var evs []envelope.Record
-		for _, rec := range batch.Accepted {
+		for _, rec := range batch.Records {
 			got, err := envelope.Decode(rec.Data)
 			if err != nil {
 				t.Fatal(err)

@@ -158,10 +158,23 @@ func (m *Metrics) addEMF(line []byte) {
 	}
 	switch fn {
 	case FnIngest:
-		if n, ok := doc["EventsReceived"].(float64); ok {
-			m.Invocations[fn]++
-			lat, _ := doc["IngestLatency"].(float64)
-			m.IngestLatencyMs = append(m.IngestLatencyMs, lat)
+		// The ingest function adds up its requests (observability.Aggregator): Requests
+		// counts them, BatchSize and IngestLatency list one value per request, in order.
+		if reqs, ok := doc["Requests"].(float64); ok {
+			m.Invocations[fn] += int(reqs)
+		}
+		lat, _ := doc["IngestLatency"].([]any)
+		size, _ := doc["BatchSize"].([]any)
+		for i := range min(len(lat), len(size)) {
+			l, _ := lat[i].(float64)
+			n, _ := size[i].(float64)
+			m.IngestLatencyMs = append(m.IngestLatencyMs, l)
+			m.IngestEvents = append(m.IngestEvents, int(n))
+		}
+		if n, ok := doc["EventsReceived"].(float64); ok && doc["Requests"] == nil {
+			m.Invocations[fn]++ // a document per request (before the aggregation)
+			l, _ := doc["IngestLatency"].(float64)
+			m.IngestLatencyMs = append(m.IngestLatencyMs, l)
 			m.IngestEvents = append(m.IngestEvents, int(n))
 		}
 	case FnForwarder, FnUpdater:

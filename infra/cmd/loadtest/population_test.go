@@ -64,38 +64,28 @@ func TestGeneratedEventsAreValid(t *testing.T) {
 					r := batch.Rejected[0]
 					t.Fatalf("request %d: event %d rejected: %+v\n%s", i, r.Index, r.Errors, req.Body)
 				}
-				at := map[string]int{} // event_id -> position in the request
-				for j, ev := range req.Events {
-					at[ev.EventID] = j
+				envs, err := batch.Events()
+				if err != nil {
+					t.Fatal(err)
 				}
-				for _, rec := range batch.Accepted {
-					// A record holds one event (version 1) or several of one user (version 2).
-					evs, err := envelope.Decode(rec.Data)
-					if err != nil {
-						t.Fatal(err)
+				for j := range batch.Accepted {
+					env := &envs[j]
+					total++
+					if req.Consented[j] != (env.Event.Consent.AdsPersonalization == envelope.True) {
+						t.Fatalf("event %s: Consented %v, stream consent %v", env.Event.ID, req.Consented[j], env.Event.Consent.AdsPersonalization)
 					}
-					for _, env := range evs {
-						j, ok := at[env.Event.ID]
-						if !ok {
-							t.Fatalf("event_id %s was not sent", env.Event.ID)
+					if req.Consented[j] {
+						consented++
+						if env.Event.User.Email != ([32]byte{}) {
+							withEmail++
 						}
-						total++
-						if req.Consented[j] != (env.Event.Consent.AdsPersonalization == envelope.True) {
-							t.Fatalf("event %s: Consented %v, stream consent %v", env.Event.ID, req.Consented[j], env.Event.Consent.AdsPersonalization)
-						}
-						if req.Consented[j] {
-							consented++
-							if env.Event.User.Email != ([32]byte{}) {
-								withEmail++
-							}
-						}
-						if ids[env.Event.ID] {
-							t.Fatalf("event_id %s twice", env.Event.ID)
-						}
-						ids[env.Event.ID] = true
-						if !strings.HasPrefix(env.Event.ID, "lt-test-") {
-							t.Fatalf("event_id %s lacks the run prefix", env.Event.ID)
-						}
+					}
+					if ids[env.Event.ID] {
+						t.Fatalf("event_id %s twice", env.Event.ID)
+					}
+					ids[env.Event.ID] = true
+					if !strings.HasPrefix(env.Event.ID, "lt-test-") {
+						t.Fatalf("event_id %s lacks the run prefix", env.Event.ID)
 					}
 				}
 				batch.Release()

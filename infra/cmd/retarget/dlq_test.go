@@ -50,11 +50,15 @@ func deadLetters(t *testing.T) []ports.DeadLetter {
 		t.Fatalf("parse: %v %+v", err, b.Rejected)
 	}
 	defer b.Release()
+	envs, err := b.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
 	letter := func(i int, reason string, attempts int) ports.DeadLetter {
 		l := ports.DeadLetter{App: "sample-shop", EventID: b.Accepted[i].EventID, EventName: "fb_mobile_purchase",
 			Consumer: "capi-forwarder", Reason: reason, Detail: "refused", Attempts: attempts, ShardID: "shardId-000000000000",
 			SequenceNumber: "4968" + strconv.Itoa(i), FailedAt: testNow.Add(-time.Duration(5-i) * time.Hour).UnixMilli(),
-			Record: append([]byte(nil), b.Accepted[i].Data...)}
+			Record: envelope.Append(nil, &envs[i])} // a dead letter holds its one event
 		if reason == "invalid_parameter" {
 			l.Meta = &ports.MetaError{Code: 100, Subcode: 2804016, Message: "Invalid parameter", ErrorUserTitle: "Malformed hash",
 				FBTraceID: "AbC123"}
@@ -426,7 +430,7 @@ func TestDLQShowAndReplayLettersOfEitherVersion(t *testing.T) {
 		t.Fatalf("parse: %v %+v", err, b.Rejected)
 	}
 	var recs []envelope.Record
-	for _, a := range b.Accepted {
+	for _, a := range b.Records {
 		rs, err := envelope.Decode(a.Data)
 		if err != nil {
 			t.Fatal(err)

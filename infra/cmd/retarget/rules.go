@@ -348,11 +348,12 @@ func dryRun(app *appconfig.App, rules *segments.AppRules, r io.Reader, now time.
 			}
 			res.Rejected = append(res.Rejected, dryRunReject{Line: batch[rej.Index].line, EventID: rej.EventID, Errors: errs})
 		}
-		for _, rec := range b.Accepted {
-			env, err := envelope.DecodeOne(rec.Data)
-			if err != nil {
-				return fmt.Errorf("line %d: the parsed record does not decode: %w", batch[rec.Index].line, err)
-			}
+		envs, err := b.Events()
+		if err != nil {
+			return fmt.Errorf("events (lines %d-%d): the parsed records do not decode: %w", batch[0].line, batch[len(batch)-1].line, err)
+		}
+		for i, rec := range b.Accepted {
+			env := &envs[i]
 			line := batch[rec.Index].line
 			if first, dup := seenIDs[rec.UserKey+"\x00"+rec.EventID]; dup {
 				res.Rejected = append(res.Rejected, dryRunReject{Line: line, EventID: rec.EventID, Errors: []appevent.FieldError{{

@@ -20,8 +20,10 @@ import (
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/app/stream"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/handlers/ingestapi"
+	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/sandbox/sigv4"
 	"github.com/retarget-dev/retarget/shared/testkit/memstream"
 )
@@ -100,8 +102,8 @@ func TestSendSamplesToTheIngestFunction(t *testing.T) {
 		t.Errorf("events per request %v, want [500 500 200]", api.sizes)
 	}
 	recs := api.stream.Records()
-	if len(recs) != 1200 {
-		t.Fatalf("%d records on the stream, want 1200", len(recs))
+	if n := streamEvents(t, recs); n != 1200 {
+		t.Fatalf("%d events on the stream, want 1200", n)
 	}
 	users := map[string]bool{}
 	for _, r := range recs {
@@ -121,9 +123,24 @@ func TestSendSamplesToTheIngestFunction(t *testing.T) {
 	if sum.URL != api.url+"/v1/events" || sum.Requests != 1 || sum.Events != 30 || sum.Accepted != 30 || sum.Rejected != 0 || len(sum.Rejections) != 0 {
 		t.Errorf("summary %+v", sum)
 	}
-	if n := len(api.stream.Records()); n != 1230 {
-		t.Errorf("%d records after the second run, want 1230", n)
+	if n := streamEvents(t, api.stream.Records()); n != 1230 {
+		t.Errorf("%d events after the second run, want 1230", n)
 	}
+}
+
+// streamEvents counts the events of stream records (a record holds a user's events of one
+// request).
+func streamEvents(t *testing.T, recs []ports.StreamRecord) int {
+	t.Helper()
+	n := 0
+	for _, r := range recs {
+		evs, err := envelope.Decode(r.Data)
+		if err != nil {
+			t.Fatalf("record: %v", err)
+		}
+		n += len(evs)
+	}
+	return n
 }
 
 func TestSendFileReportsRejectionsByFieldAndReason(t *testing.T) {

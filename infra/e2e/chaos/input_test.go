@@ -255,21 +255,19 @@ func (in *input) resolve(app *appconfig.App, now time.Time) error {
 			batch.Release()
 			return fmt.Errorf("user %s: generated event refused: %+v", u.appUserID, batch.Rejected[0])
 		}
-		for _, rec := range batch.Accepted {
-			envs, err := envelope.Decode(rec.Data) // one event per record, or the user's events
-			if err != nil {
+		envs, err := batch.Events()
+		if err != nil {
+			batch.Release()
+			return fmt.Errorf("user %s: %w", u.appUserID, err)
+		}
+		for _, env := range envs {
+			if u.userKey != "" && u.userKey != env.UserKey {
 				batch.Release()
-				return fmt.Errorf("user %s: %w", u.appUserID, err)
+				return fmt.Errorf("user %s: two user keys", u.appUserID)
 			}
-			for _, env := range envs {
-				if u.userKey != "" && u.userKey != env.UserKey {
-					batch.Release()
-					return fmt.Errorf("user %s: two user keys", u.appUserID)
-				}
-				u.userKey = env.UserKey
-				ev := env.Event
-				u.byID[ev.ID] = &ev
-			}
+			u.userKey = env.UserKey
+			ev := env.Event
+			u.byID[ev.ID] = &ev
 		}
 		batch.Release()
 		if len(u.byID) != len(u.events) {

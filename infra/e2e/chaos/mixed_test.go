@@ -205,7 +205,7 @@ func (d *directProducer) parse(body []byte, now time.Time) ([]envelope.Record, e
 		return nil, fmt.Errorf("direct producer: event refused: %+v", batch.Rejected[0])
 	}
 	var recs []envelope.Record
-	for _, a := range batch.Accepted {
+	for _, a := range batch.Records {
 		rs, err := envelope.Decode(a.Data)
 		if err != nil {
 			return nil, fmt.Errorf("direct producer: %w", err)

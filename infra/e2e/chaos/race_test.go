@@ -17,6 +17,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
 	"github.com/retarget-dev/retarget/shared/domain/audiences"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/handlers/audiencesync"
@@ -231,11 +232,17 @@ func (r *raceRig) records(t *testing.T, now time.Time, user string, evs []raceEv
 		t.Fatalf("parse: %v %+v", err, batch)
 	}
 	defer batch.Release()
+	envs, err := batch.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var ev events.KinesisEvent
 	for i, a := range batch.Accepted {
 		seq := fmt.Sprint(i + 1)
+		// One event per record, as the races need (the ingest puts a user's events of one
+		// request in one record).
 		ev.Records = append(ev.Records, events.KinesisEventRecord{EventID: "shardId-000000000000:" + seq,
-			Kinesis: events.KinesisRecord{SequenceNumber: seq, PartitionKey: a.UserKey, Data: append([]byte(nil), a.Data...)}})
+			Kinesis: events.KinesisRecord{SequenceNumber: seq, PartitionKey: a.UserKey, Data: envelope.Append(nil, &envs[i])}})
 	}
 	return batch.Accepted[0].UserKey, ev
 }

@@ -53,3 +53,41 @@ func TestLoggerLevels(t *testing.T) {
 		t.Fatalf("got %q", buf.String())
 	}
 }
+
+// The aggregator sums counts and keeps samples per dimension set, writes a set once its oldest
+// value is an interval old (stamped with that value's time), and early when a sample array is
+// full.
+func TestAggregatorWritesDueSetsOnce(t *testing.T) {
+	var buf bytes.Buffer
+	e := NewEmitter(&buf, "Test")
+	now := time.UnixMilli(1764300000000)
+	a := NewAggregator(e, time.Second, func() time.Time { return now })
+	dims := []Dimension{{"Function", "ingest"}}
+	a.Add(dims, Metric{"Events", Count, 20})
+	a.Sample(dims, Metric{"Latency", Milliseconds, 4.5})
+	now = now.Add(600 * time.Millisecond)
+	a.Add(dims, Metric{"Events", Count, 5})
+	a.Sample(dims, Metric{"Latency", Milliseconds, 2})
+	a.FlushDue()
+	if buf.Len() != 0 {
+		t.Fatalf("written before the interval: %s", buf.String())
+	}
+	now = now.Add(400 * time.Millisecond)
+	a.FlushDue()
+	a.FlushDue()
+	want := `"Events":25,"Function":"ingest","Latency":[4.5,2]`
+	if got := buf.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, want) || !strings.Contains(got, `"Timestamp":1764300000000`) {
+		t.Fatalf("got %s, want one line with %s stamped with the oldest value's time", got, want)
+	}
+	buf.Reset()
+	for i := range MaxSamples {
+		a.Sample(dims, Metric{"Latency", Milliseconds, float64(i)})
+	}
+	if strings.Count(buf.String(), "\n") != 1 || strings.Contains(buf.String(), `"Events"`) {
+		t.Fatalf("a full array is written at once, alone: %s", buf.String())
+	}
+	a.Flush()
+	if strings.Count(buf.String(), "\n") != 1 {
+		t.Fatalf("nothing pending, nothing written: %s", buf.String())
+	}
+}

@@ -34,15 +34,15 @@ func TestRawAppUserIDOnlyForAppsSharingIt(t *testing.T) {
 		if err != nil || len(b.Accepted) != 1 {
 			t.Fatalf("%s: %v %+v", tc.name, err, b.Rejected)
 		}
-		rec, err := envelope.DecodeOne(b.Accepted[0].Data)
+		rec, err := envelope.DecodeOne(b.Records[0].Data)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if rec.Event.User.AppUserID != tc.want {
 			t.Errorf("%s: app_user_id %q; want %q", tc.name, rec.Event.User.AppUserID, tc.want)
 		}
-		if tc.want == "" && (bytes.Contains(b.Accepted[0].Data, []byte("player-")) || bytes.Contains(b.Accepted[0].Data, []byte(`"app_user_id":`))) {
-			t.Errorf("%s: the record carries the raw id: %s", tc.name, b.Accepted[0].Data)
+		if tc.want == "" && (bytes.Contains(b.Records[0].Data, []byte("player-")) || bytes.Contains(b.Records[0].Data, []byte(`"app_user_id":`))) {
+			t.Errorf("%s: the record carries the raw id: %s", tc.name, b.Records[0].Data)
 		}
 	}
 }

@@ -1,29 +1,38 @@
 package appevent
 
-// appEventNames maps the Meta app SDK's predefined event names to their Conversions API names
-// (the Meta Android SDK's own mapping).
-var appEventNames = map[string]string{
-	"fb_mobile_activate_app":          "ActivateApp",
-	"fb_mobile_complete_registration": "CompleteRegistration",
-	"fb_mobile_content_view":          "ViewContent",
-	"fb_mobile_search":                "Search",
-	"fb_mobile_rate":                  "Rate",
-	"fb_mobile_tutorial_completion":   "TutorialCompletion",
-	"fb_mobile_add_to_cart":           "AddToCart",
-	"fb_mobile_add_to_wishlist":       "AddToWishlist",
-	"fb_mobile_initiated_checkout":    "InitiateCheckout",
-	"fb_mobile_add_payment_info":      "AddPaymentInfo",
-	"fb_mobile_purchase":              "Purchase",
-	"fb_mobile_level_achieved":        "LevelAchieved",
-	"fb_mobile_achievement_unlocked":  "AchievementUnlocked",
-	"fb_mobile_spent_credits":         "SpentCredits",
+// appEventNames pairs the Meta app SDK's predefined event names with their Conversions API
+// names (the Meta Android SDK's own mapping).
+var appEventNames = [...][2]string{
+	{"fb_mobile_activate_app", "ActivateApp"},
+	{"fb_mobile_complete_registration", "CompleteRegistration"},
+	{"fb_mobile_content_view", "ViewContent"},
+	{"fb_mobile_search", "Search"},
+	{"fb_mobile_rate", "Rate"},
+	{"fb_mobile_tutorial_completion", "TutorialCompletion"},
+	{"fb_mobile_add_to_cart", "AddToCart"},
+	{"fb_mobile_add_to_wishlist", "AddToWishlist"},
+	{"fb_mobile_initiated_checkout", "InitiateCheckout"},
+	{"fb_mobile_add_payment_info", "AddPaymentInfo"},
+	{"fb_mobile_purchase", "Purchase"},
+	{"fb_mobile_level_achieved", "LevelAchieved"},
+	{"fb_mobile_achievement_unlocked", "AchievementUnlocked"},
+	{"fb_mobile_spent_credits", "SpentCredits"},
 }
+
+// eventNameSet finds a predefined name's position in appEventNames.
+var eventNameSet = func() *keySet {
+	names := make([]string, len(appEventNames))
+	for i, n := range appEventNames {
+		names[i] = n[0]
+	}
+	return newKeySet(names...)
+}()
 
 // CAPIName returns the Conversions API name of an app event name: the standard name for the
 // SDK's fb_mobile_* names, the name itself for standard and custom names.
 func CAPIName(name string) string {
-	if n, ok := appEventNames[name]; ok {
-		return n
+	if i := eventNameSet.index(name); i >= 0 {
+		return appEventNames[i][1]
 	}
 	return name
 }
@@ -35,7 +44,7 @@ const maxEventNameLen = 40
 // matching ^[0-9a-zA-Z_][0-9a-zA-Z _-]{0,39}$. Names starting with "fb_" are reserved by Meta for
 // its predefined events, so an unknown one is almost certainly a typo and is refused.
 func checkEventName(name string) (code, reason string) {
-	if _, ok := appEventNames[name]; ok {
+	if eventNameSet.index(name) >= 0 {
 		return "", ""
 	}
 	if len(name) > maxEventNameLen {

@@ -1,11 +1,18 @@
 // Package appevent reads the ingest API v1 request body: it parses and validates each event,
 // normalises and hashes its personal data, derives the pseudonymous user key and encodes the
-// stream record (package envelope). One bad event never rejects its neighbours: every problem is
-// reported by index and field, and the good events are accepted.
+// stream records (package envelope): by default version 2, a record per user of the request
+// with the user and device written once. One bad event never rejects its neighbours: every
+// problem is reported by index and field, and the good events are accepted.
+//
+// The hot path reads the body once, without reflection or intermediate copies: member names
+// are dispatched by perfect hashes, a user object repeated within a request (byte for byte,
+// same consent) is normalised, hashed and keyed once, and country and state digests come from
+// tables.
 package appevent
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,60 +64,165 @@ type Rejection struct {
 	Retryable bool `json:"retryable,omitempty"`
 }
 
-// Record is one accepted event, encoded for the stream.
-type Record struct {
+// Event is one accepted event of a request.
+type Event struct {
 	Index   int    // position in the request
 	EventID string // as sent by the client
-	UserKey string // pseudonymous user key: the stream partition key
-	Data    []byte // envelope.Record as JSON
+	UserKey string // pseudonymous user key: the partition key of its record
+	Record  int    // the record that carries it: an index of Batch.Records
 }
 
-// Batch is the outcome of parsing one request.
+// Record is one stream record of a request: in version 2 (the default) the events of one user,
+// in version 1 (Options.Format V1) one event.
+type Record struct {
+	PartitionKey string // the user key of its events
+	Data         []byte // the envelope record (package envelope)
+	Events       int    // how many events it carries
+}
+
+// Batch is the outcome of parsing one request. Accepted lists the accepted events in request
+// order; Records the stream records that carry them: a record per user in the order users first
+// appear, each user's events in request order, a user's events split over several records when
+// one would pass envelope.MaxRecordBytes (an event too large for any record alone gets one of its
+// own). Accepted and Rejected together cover every event once.
 type Batch struct {
 	Total    int
-	Accepted []Record
+	Accepted []Event
+	Records  []Record
 	Rejected []Rejection
 
-	buf *[]byte // pooled; backs every Accepted[i].Data
-	out []byte  // the encoded records (may have outgrown *buf)
+	buf  *[]byte   // pooled; backs every Records[i].Data
+	out  []byte    // the encoded records (may have outgrown *buf)
+	recs *[]Record // pooled; backs Records
 }
 
-// Release returns the batch's encoding buffer for reuse by later requests. Call it once the
-// records have been published; Accepted[i].Data must not be used afterwards.
+// Events decodes the batch's records and returns each accepted event as its record carries it
+// (header included), in the order of Accepted: for tools and tests that look at events one by
+// one. The ingest function publishes Records as they are.
+func (b *Batch) Events() ([]envelope.Record, error) {
+	decoded := make([][]envelope.Record, len(b.Records))
+	for i, r := range b.Records {
+		evs, err := envelope.Decode(r.Data)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		decoded[i] = evs
+	}
+	out := make([]envelope.Record, len(b.Accepted))
+	for i, a := range b.Accepted {
+		evs := decoded[a.Record]
+		if len(evs) == 0 || evs[0].Event.ID != a.EventID {
+			return nil, fmt.Errorf("record %d does not carry event %d (%s) where the batch says", a.Record, a.Index, a.EventID)
+		}
+		out[i], decoded[a.Record] = evs[0], evs[1:]
+	}
+	return out, nil
+}
+
+// Release returns the batch's encoding buffer and Records for reuse by later requests. Call it
+// once the records have been published; Records must not be used afterwards.
 func (b *Batch) Release() {
 	if b.buf != nil {
 		*b.buf = b.out[:0]
 		bufPool.Put(b.buf)
 		b.buf, b.out = nil, nil
 	}
+	if b.recs != nil {
+		clear(b.Records)
+		*b.recs = b.Records[:0]
+		recordPool.Put(b.recs)
+		b.recs, b.Records = nil, nil
+	}
+}
+
+// recordPool recycles the Records slices of released batches.
+var recordPool = sync.Pool{New: func() any { r := make([]Record, 0, 64); return &r }}
+
+// records returns an empty Records slice of capacity n from the pool.
+func (b *Batch) records(n int) []Record {
+	b.recs = recordPool.Get().(*[]Record)
+	if cap(*b.recs) < n {
+		*b.recs = make([]Record, 0, n)
+	}
+	return (*b.recs)[:0]
 }
 
 // bufPool recycles encoding buffers across requests: a warm Lambda then encodes without
 // allocating its output.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
 
+// Format is the stream format a Parser writes.
+type Format uint8
+
+// Stream formats.
+const (
+	// V2 writes envelope version 2: the events of one user from one request in one record.
+	V2 Format = iota
+	// V1 writes envelope version 1, one event per record: for a rollout whose consumers do not
+	// all read version 2 yet (the ingest setting STREAM_FORMAT=v1).
+	V1
+)
+
+// ParseFormat reads "v1" or "v2"; "" is V2.
+func ParseFormat(s string) (Format, error) {
+	switch s {
+	case "", "v2":
+		return V2, nil
+	case "v1":
+		return V1, nil
+	}
+	return V2, errors.New("stream format " + strconv.Quote(s) + ": want v1 or v2")
+}
+
+func (f Format) String() string {
+	if f == V1 {
+		return "v1"
+	}
+	return "v2"
+}
+
+// Options configure a Parser.
+type Options struct {
+	Format Format // the stream format written (default V2)
+}
+
 // Parser turns request bodies into stream records. It is safe for concurrent use.
 type Parser struct {
 	pseudo *identity.Pseudonymizer
+	format Format
 	states sync.Pool // of *state: a warm function parses without allocating its working set
 }
 
-// NewParser returns a Parser that keys users with pseudo.
+// NewParser returns a Parser that keys users with pseudo and writes version 2 records.
 func NewParser(pseudo *identity.Pseudonymizer) *Parser {
-	p := &Parser{pseudo: pseudo}
+	return NewParserWith(pseudo, Options{})
+}
+
+// NewParserWith returns a Parser that keys users with pseudo, configured by opts.
+func NewParserWith(pseudo *identity.Pseudonymizer, opts Options) *Parser {
+	p := &Parser{pseudo: pseudo, format: opts.Format}
 	p.states.New = func() any { return &state{p: p, norm: identity.NewNormalizer()} }
 	return p
 }
 
+// Format returns the stream format p writes.
+func (p *Parser) Format() Format { return p.format }
+
 // release returns st to the pool, dropping every reference into the request (the body's
 // substrings, the output buffer) so that a pooled state keeps no request alive.
 func (p *Parser) release(st *state) {
-	clear(st.ids)
+	clear(st.acc)
+	clear(st.users)
+	clear(st.devices)
+	clear(st.groups)
+	clear(st.seen)
 	clear(st.idArena)
 	clear(st.contentArena)
 	clear(st.errs)
 	st.enc.Reset()
-	*st = state{p: p, norm: st.norm, ids: st.ids, errs: st.errs[:0],
+	st.head = envelope.Head{}
+	*st = state{p: p, norm: st.norm, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
+		devices: st.devices[:0], groups: st.groups[:0], seen: st.seen[:0], tabs: st.tabs,
 		idArena: st.idArena[:0], contentArena: st.contentArena[:0], enc: st.enc}
 	p.states.Put(st)
 }
@@ -135,13 +247,20 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		return nil, ErrBodyTooLarge
 	}
 	buf := bufPool.Get().(*[]byte)
-	// Records are about twice the size of the events they encode (hex digests are longer than
-	// most raw values): reserve that up front so that the buffer never moves while encoding.
+	// Records take at most about twice the bytes of the events they encode (version 1: hex
+	// digests are longer than most raw values): reserve that up front so that the buffer never
+	// moves while encoding.
 	if need := 2*len(body) + 4096; cap(*buf) < need {
 		*buf = make([]byte, 0, need)
 	}
 	st := p.states.Get().(*state)
 	defer p.release(st)
+	if st.tabs == nil {
+		st.tabs = new(tables)
+	}
+	st.tabs.ids.reset()
+	st.tabs.raws.reset()
+	st.tabs.keys.reset()
 	st.app, st.now, st.nowMs, st.server = app, now, now.UnixMilli(), server
 	st.sc = scanner{s: body}
 	st.out = (*buf)[:0]
@@ -150,7 +269,7 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		return nil, &RequestError{Msg: `body must be a JSON object {"events": [...]}`}
 	}
 	// Events take a few hundred bytes each: size the result once instead of growing it.
-	batch := &Batch{buf: buf, Accepted: make([]Record, 0, min(MaxEvents, len(body)/512+1))}
+	batch := &Batch{buf: buf, Accepted: make([]Event, 0, min(MaxEvents, len(body)/512+1))}
 	found := false
 	for first := true; st.sc.member(&first); {
 		if st.sc.lastKey != "events" {
@@ -181,7 +300,6 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 			st.sc.fail("unexpected content after the JSON document")
 		}
 	}
-	batch.out = st.out
 	var err error
 	switch {
 	case st.sc.err != nil:
@@ -192,10 +310,79 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		err = &RequestError{Msg: `"events" is empty: send 1 to 500 events`}
 	}
 	if err != nil {
+		batch.out = st.out
 		batch.Release()
 		return nil, err
 	}
+	if p.format == V1 {
+		st.encodeV1(batch)
+	} else {
+		st.encodeV2(batch)
+	}
+	batch.out = st.out
 	return batch, nil
+}
+
+// encodeV2 writes the accepted events as version 2 records: per user (in the order users first
+// appear), the user's events in request order, a new record for the same user where the next
+// event would take the record past envelope.MaxRecordBytes.
+func (st *state) encodeV2(batch *Batch) {
+	batch.Records = batch.records(len(st.groups))
+	head := &st.head // not a local: a pointer to it would move it to the heap
+	for gi := range st.groups {
+		g := &st.groups[gi]
+		for e := g.first; e >= 0; {
+			a := &st.acc[e]
+			*head = envelope.Head{App: st.app.ID, UserKey: g.key, ReceivedAt: st.nowMs, Server: st.server,
+				User: &st.users[a.user].user, Device: st.deviceAt(a.device)}
+			start := len(st.out)
+			st.out = envelope.AppendHeadOf(st.out, head)
+			st.out = envelope.AppendEventOf(st.out, head, &a.ev, head.User, head.Device, true)
+			rec := len(batch.Records)
+			batch.Accepted[e].Record = rec
+			n := 1
+			for e = a.next; e >= 0; e = st.acc[e].next {
+				b := &st.acc[e]
+				mark := len(st.out)
+				st.out = envelope.AppendEventOf(st.out, head, &b.ev, &st.users[b.user].user, st.deviceAt(b.device), false)
+				if len(st.out)+len("]}")-start > envelope.MaxRecordBytes {
+					st.out = st.out[:mark] // e starts the next record
+					break
+				}
+				batch.Accepted[e].Record = rec
+				n++
+			}
+			st.out = envelope.CloseGroup(st.out)
+			batch.Records = append(batch.Records, Record{PartitionKey: g.key, Data: st.out[start:len(st.out):len(st.out)], Events: n})
+		}
+	}
+}
+
+// encodeV1 writes each accepted event as a version 1 record, in request order.
+func (st *state) encodeV1(batch *Batch) {
+	batch.Records = batch.records(len(st.acc))
+	var rec envelope.Record
+	for e := range st.acc {
+		a := &st.acc[e]
+		u := &st.users[a.user]
+		rec = envelope.Record{V: 1, App: st.app.ID, UserKey: u.key, ReceivedAt: st.nowMs, Event: a.ev}
+		rec.Event.Server, rec.Event.User = st.server, u.user
+		if d := st.deviceAt(a.device); d != nil {
+			rec.Event.Device = *d
+		}
+		start := len(st.out)
+		st.out = st.enc.AppendV1(st.out, &rec)
+		batch.Accepted[e].Record = len(batch.Records)
+		batch.Records = append(batch.Records, Record{PartitionKey: u.key, Data: st.out[start:len(st.out):len(st.out)], Events: 1})
+	}
+}
+
+// deviceAt returns the request's device i, or nil for none (-1).
+func (st *state) deviceAt(i int32) *envelope.Device {
+	if i < 0 {
+		return nil
+	}
+	return &st.devices[i]
 }
 
 // state is the per-request working set.
@@ -208,9 +395,18 @@ type state struct {
 	// server marks the request's records server-sent (ParseServer).
 	server bool
 	norm   *identity.Normalizer
-	enc    envelope.Encoder
+	enc    envelope.Encoder // version 1 only
+	head   envelope.Head    // of the record being written (version 2)
 	out    []byte
-	ids    map[string]int
+
+	// The request's accepted events, distinct user objects (with their identity), devices, and
+	// users (by key) in order of first appearance; acc[i] is batch.Accepted[i].
+	acc     []accepted
+	users   []userEntry
+	devices []envelope.Device
+	groups  []group
+	seen    []string // the event ids read, for duplicates (tabs.ids)
+	tabs    *tables
 	// arenas: the slices of all events of a request share these backing arrays
 	idArena      []string
 	contentArena []envelope.Content
@@ -220,13 +416,42 @@ type state struct {
 	item int // index of the array item being read, for field paths written "name[]"
 	errs []FieldError
 	ev   rawEvent
-	rec  envelope.Record
-	prev identityMemo // see identify
+	cur  *accepted // the event being read: the next slot of acc, kept if it is accepted
 
 	// The user and device objects of the previous event, when they parsed without errors:
 	// events from one device repeat them verbatim, and a verbatim repeat parses the same.
 	userMemo   userMemo
 	deviceMemo deviceMemo
+}
+
+// tables are the request's indexes: event ids (to seen), user objects (raw text and the
+// consent that shapes their identity, to users), user keys (to groups).
+type tables struct {
+	ids, raws, keys table
+}
+
+// accepted is an event being read, and once accepted, waiting to be encoded.
+type accepted struct {
+	ev     envelope.Event // User and Device unused: see user and device
+	user   int32          // st.users
+	device int32          // st.devices; -1 for none
+	next   int32          // the next accepted event of the same user (st.acc); -1 for none
+}
+
+// userEntry is a distinct user object of the request with its identity: events that repeat
+// the object (byte for byte, with the same consent) share it instead of hashing again.
+type userEntry struct {
+	raw      string // the object's JSON text
+	ads, att envelope.Flag
+	key      string        // the user key
+	user     envelope.User // what the records carry
+	group    int32         // st.groups, once an event of the object is accepted; -1 before
+}
+
+// group is one user (key) of the request: its accepted events, linked in request order.
+type group struct {
+	key         string
+	first, last int32
 }
 
 type userMemo struct {
@@ -235,8 +460,8 @@ type userMemo struct {
 }
 
 type deviceMemo struct {
-	raw    string
-	device envelope.Device
+	raw string
+	i   int32 // st.devices
 }
 
 // rawEvent holds what the client sent, as substrings of the body, before validation.
@@ -276,41 +501,7 @@ var userKeys = [numUserKeys]string{
 	"date_of_birth", "city", "state", "zip", "country", "client_ip_address", "client_user_agent",
 }
 
-func userKeyIndex(k string) int {
-	switch k {
-	case "app_user_id":
-		return uAppUserID
-	case "anon_id":
-		return uAnonID
-	case "madid":
-		return uMADID
-	case "email":
-		return uEmail
-	case "phone":
-		return uPhone
-	case "first_name":
-		return uFirstName
-	case "last_name":
-		return uLastName
-	case "gender":
-		return uGender
-	case "date_of_birth":
-		return uDateOfBirth
-	case "city":
-		return uCity
-	case "state":
-		return uState
-	case "zip":
-		return uZip
-	case "country":
-		return uCountry
-	case "client_ip_address":
-		return uClientIP
-	case "client_user_agent":
-		return uClientUA
-	}
-	return -1
-}
+var userKeySet = newKeySet(userKeys[:]...)
 
 // hashedUserFields pairs request keys with the identity field they normalise to.
 var hashedUserFields = [...]struct {
@@ -342,14 +533,34 @@ func (st *state) typeError(field, want string) {
 	st.sc.skip(1)
 }
 
+// Members of an event object.
+const (
+	kEventID = iota
+	kEventName
+	kEventTime
+	kUser
+	kDevice
+	kConsent
+	kCustomData
+)
+
+var eventKeys = newKeySet("event_id", "event_name", "event_time", "user", "device", "consent", "custom_data")
+
 // event reads one element of "events".
 func (st *state) event(batch *Batch) {
 	st.idx = batch.Total
 	st.errs = st.errs[:0]
 	st.ev = rawEvent{}
-	st.rec = envelope.Record{}
+	n := len(st.acc)
+	if n == cap(st.acc) {
+		st.acc = append(st.acc, accepted{})[:n]
+	}
+	st.acc = st.acc[:n+1]
+	a := &st.acc[n]
+	*a = accepted{device: -1, next: -1}
+	st.cur = a
 	ev := &st.ev
-	e := &st.rec.Event
+	e := &a.ev
 
 	if st.sc.peek() != '{' {
 		st.reject("", "type", "must be an event object, not "+st.sc.kind())
@@ -358,14 +569,14 @@ func (st *state) event(batch *Batch) {
 		return
 	}
 	for first := true; st.sc.member(&first); {
-		switch st.sc.lastKey {
-		case "event_id":
+		switch eventKeys.index(st.sc.lastKey) {
+		case kEventID:
 			ev.id, ev.hasID = st.string("event_id")
-		case "event_name":
+		case kEventName:
 			ev.name, ev.hasName = st.string("event_name")
-		case "event_time":
+		case kEventTime:
 			ev.time, ev.timeSet = st.timestamp("event_time")
-		case "user":
+		case kUser:
 			if m := &st.userMemo; st.sc.repeats(m.raw) {
 				ev.hasUser, ev.userRaw, ev.user = true, m.raw, m.fields
 				break
@@ -377,20 +588,27 @@ func (st *state) event(batch *Batch) {
 			if ev.hasUser && len(st.errs) == errs {
 				st.userMemo.raw = ev.userRaw
 			}
-		case "device":
+		case kDevice:
 			if m := &st.deviceMemo; st.sc.repeats(m.raw) {
-				ev.hasDevice, e.Device = true, m.device
+				ev.hasDevice, a.device = true, m.i
 				break
 			}
 			start, errs := st.sc.i, len(st.errs)
-			ev.hasDevice = st.device(&e.Device)
-			st.deviceMemo = deviceMemo{device: e.Device}
-			if ev.hasDevice && len(st.errs) == errs {
-				st.deviceMemo.raw = st.sc.s[start:st.sc.i]
+			i := int32(len(st.devices))
+			st.devices = append(st.devices, envelope.Device{})
+			ev.hasDevice = st.device(&st.devices[i])
+			st.deviceMemo = deviceMemo{}
+			if ev.hasDevice {
+				a.device = i
+				if len(st.errs) == errs {
+					st.deviceMemo = deviceMemo{raw: st.sc.s[start:st.sc.i], i: i}
+				}
+			} else {
+				st.devices = st.devices[:i]
 			}
-		case "consent":
+		case kConsent:
 			st.consent(&e.Consent)
-		case "custom_data":
+		case kCustomData:
 			st.custom(&e.Custom)
 		default:
 			st.sc.skip(1) // unknown fields are ignored and never copied
@@ -403,24 +621,45 @@ func (st *state) event(batch *Batch) {
 	st.finish(batch)
 }
 
-// finish records the event as accepted (encoding it) or rejected.
+// finish keeps the event as accepted (in its user's group) or reports it rejected.
 func (st *state) finish(batch *Batch) {
+	n := int32(len(st.acc) - 1)
+	a := &st.acc[n]
 	if len(st.errs) > 0 {
+		st.acc = st.acc[:n]
 		batch.Rejected = append(batch.Rejected, Rejection{
 			Index: st.idx, EventID: safeEventID(st.ev.id), Errors: append([]FieldError(nil), st.errs...),
 		})
 		return
 	}
-	st.rec.V = envelope.Version
-	st.rec.App = st.app.ID
-	st.rec.ReceivedAt = st.nowMs
-	st.rec.Event.Server = st.server
-	start := len(st.out)
-	st.out = envelope.Append(st.out, &st.rec)
-	batch.Accepted = append(batch.Accepted, Record{
-		Index: st.idx, EventID: st.rec.Event.ID, UserKey: st.rec.UserKey,
-		Data: st.out[start:len(st.out):len(st.out)],
-	})
+	u := &st.users[a.user]
+	if u.group < 0 {
+		u.group = st.groupOf(u.key)
+	}
+	g := &st.groups[u.group]
+	if g.last >= 0 {
+		st.acc[g.last].next = n
+	} else {
+		g.first = n
+	}
+	g.last = n
+	batch.Accepted = append(batch.Accepted, Event{Index: st.idx, EventID: a.ev.ID, UserKey: u.key})
+}
+
+// groupOf returns the group of the user key, adding it when it is new.
+func (st *state) groupOf(key string) int32 {
+	t := &st.tabs.keys
+	h := hashString(key)
+	s, i := t.probe(h)
+	for !t.free(s) {
+		if s.hi == uint32(h>>32) && st.groups[s.v].key == key {
+			return s.v
+		}
+		s, i = t.next(i)
+	}
+	t.put(s, h, len(st.groups))
+	st.groups = append(st.groups, group{key: key, first: -1, last: -1})
+	return int32(len(st.groups) - 1)
 }
 
 // safeEventID echoes an event id back only when it is a valid one (never arbitrary input).

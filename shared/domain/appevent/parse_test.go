@@ -274,13 +274,13 @@ func TestValidEventBecomesPseudonymousRecord(t *testing.T) {
 		t.Fatalf("want 1 accepted: %+v", b.Rejected)
 	}
 	a := b.Accepted[0]
-	data := string(a.Data)
+	data := string(b.Records[0].Data)
 	for _, pii := range append(rawPII, "SECRET-TOP", "SECRET-USER", "SECRET-CUSTOM") {
 		if strings.Contains(data, pii) {
 			t.Errorf("stream record contains %q: %s", pii, data)
 		}
 	}
-	rec, err := envelope.DecodeOne(a.Data)
+	rec, err := envelope.DecodeOne(b.Records[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,19 +333,19 @@ func TestConsentWithheldDropsIdentifiersAtTheEdge(t *testing.T) {
 			if len(b.Accepted) != 1 {
 				t.Fatalf("want accepted, got %+v", b.Rejected)
 			}
-			rec, err := envelope.DecodeOne(b.Accepted[0].Data)
+			rec, err := envelope.DecodeOne(b.Records[0].Data)
 			if err != nil {
 				t.Fatal(err)
 			}
 			e := rec.Event
 			if e.User != (envelope.User{}) || e.Device != (envelope.Device{}) || e.Custom.Currency != "" || len(e.Custom.ContentIDs) != 0 {
-				t.Fatalf("identifiers kept without consent: %s", b.Accepted[0].Data)
+				t.Fatalf("identifiers kept without consent: %s", b.Records[0].Data)
 			}
 			if rec.UserKey == "" || e.Name != "fb_mobile_purchase" || e.Time == 0 || e.ID == "" || e.Consent.AdvertiserTracking != envelope.True {
-				t.Fatalf("key, name, time and consent must stay: %s", b.Accepted[0].Data)
+				t.Fatalf("key, name, time and consent must stay: %s", b.Records[0].Data)
 			}
 			if name == "false" && e.Consent.AdsPersonalization != envelope.False {
-				t.Fatalf("consent signal lost: %s", b.Accepted[0].Data)
+				t.Fatalf("consent signal lost: %s", b.Records[0].Data)
 			}
 		})
 	}
@@ -354,12 +354,12 @@ func TestConsentWithheldDropsIdentifiersAtTheEdge(t *testing.T) {
 func TestATTDeniedDropsMADID(t *testing.T) {
 	ev := set(validEvent(), "consent.advertiser_tracking_enabled", false)
 	b := parse(t, body(ev))
-	rec, err := envelope.DecodeOne(b.Accepted[0].Data)
+	rec, err := envelope.DecodeOne(b.Records[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Event.User.MADID != "" || strings.Contains(strings.ToLower(string(b.Accepted[0].Data)), "38400000") {
-		t.Fatalf("madid kept with ATT off: %s", b.Accepted[0].Data)
+	if rec.Event.User.MADID != "" || strings.Contains(strings.ToLower(string(b.Records[0].Data)), "38400000") {
+		t.Fatalf("madid kept with ATT off: %s", b.Records[0].Data)
 	}
 }
 
@@ -390,7 +390,7 @@ func TestRFC3339TimeAndEscapedStrings(t *testing.T) {
 	ev := set(validEvent(), "event_time", testNow.Add(-time.Minute).Format(time.RFC3339))
 	set(ev, "device.carrier", "AT\"&\"T \u00e9\U0001F600")
 	b := parse(t, body(ev))
-	rec, err := envelope.DecodeOne(b.Accepted[0].Data)
+	rec, err := envelope.DecodeOne(b.Records[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,15 +404,7 @@ func TestRFC3339TimeAndEscapedStrings(t *testing.T) {
 func TestRepeatedUserObjects(t *testing.T) {
 	decodeAll := func(t *testing.T, b *Batch) []*envelope.Record {
 		t.Helper()
-		var out []*envelope.Record
-		for _, a := range b.Accepted {
-			r, err := envelope.DecodeOne(a.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, r)
-		}
-		return out
+		return eventRecords(t, b)
 	}
 	t.Run("same object gives the same key and digests as a fresh parse", func(t *testing.T) {
 		b := parse(t, body(validEvent(), set(validEvent(), "event_id", "b"), set(validEvent(), "event_id", "c")))
@@ -501,13 +493,9 @@ func TestServerSentMark(t *testing.T) {
 		if err != nil || len(b.Accepted) != 2 {
 			t.Fatalf("parse: %v %+v", err, b)
 		}
-		for _, a := range b.Accepted {
-			rec, err := envelope.DecodeOne(a.Data)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, rec := range eventRecords(t, b) {
 			if rec.Event.Server != step.server {
-				t.Fatalf("server = %v, want %v: %s", rec.Event.Server, step.server, a.Data)
+				t.Fatalf("server = %v, want %v: %+v", rec.Event.Server, step.server, rec)
 			}
 		}
 		b.Release()

@@ -8,6 +8,19 @@ import (
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 )
 
+// The members of the objects of an event, by position in these sets.
+var (
+	deviceKeys = newKeySet("platform", "app_package", "app_version", "app_build", "os_version", "device_model",
+		"locale", "timezone_abbr", "carrier", "timezone", "screen_width", "screen_height", "cpu_cores",
+		"screen_density", "storage_total_gb", "storage_free_gb")
+	consentKeys = newKeySet("ads_personalization", "advertiser_tracking_enabled", "application_tracking_enabled",
+		"ldu", "ldu_country", "ldu_state")
+	customKeys = newKeySet("value", "predicted_ltv", "max_rating_value", "currency", "content_ids", "contents",
+		"content_type", "order_id", "num_items", "search_string", "status", "description", "level", "success",
+		"subscription_expires_at")
+	contentKeys = newKeySet("id", "quantity", "item_price")
+)
+
 func (st *state) user() bool {
 	if st.sc.isNull() {
 		return false
@@ -18,7 +31,7 @@ func (st *state) user() bool {
 	}
 	for first := true; st.sc.member(&first); {
 		k := st.sc.lastKey
-		i := userKeyIndex(k)
+		i := userKeySet.index(k)
 		if i < 0 {
 			st.sc.skip(1)
 			continue
@@ -41,38 +54,38 @@ func (st *state) device(d *envelope.Device) bool {
 		return false
 	}
 	for first := true; st.sc.member(&first); {
-		switch k := st.sc.lastKey; k {
-		case "platform":
+		switch deviceKeys.index(st.sc.lastKey) {
+		case 0: // platform
 			d.Platform = st.boundedString("device.platform", 16)
-		case "app_package":
+		case 1: // app_package
 			d.AppPackage = st.boundedString("device.app_package", 256)
-		case "app_version":
+		case 2: // app_version
 			d.AppVersion = st.boundedString("device.app_version", 64)
-		case "app_build":
+		case 3: // app_build
 			d.AppBuild = st.boundedString("device.app_build", 64)
-		case "os_version":
+		case 4: // os_version
 			d.OSVersion = st.boundedString("device.os_version", 64)
-		case "device_model":
+		case 5: // device_model
 			d.DeviceModel = st.boundedString("device.device_model", 128)
-		case "locale":
+		case 6: // locale
 			d.Locale = st.boundedString("device.locale", 32)
-		case "timezone_abbr":
+		case 7: // timezone_abbr
 			d.TimezoneAbbr = st.boundedString("device.timezone_abbr", 16)
-		case "carrier":
+		case 8: // carrier
 			d.Carrier = st.boundedString("device.carrier", 128)
-		case "timezone":
+		case 9: // timezone
 			d.Timezone = st.boundedString("device.timezone", 64)
-		case "screen_width":
+		case 10: // screen_width
 			d.ScreenWidth = st.count("device.screen_width", 100000)
-		case "screen_height":
+		case 11: // screen_height
 			d.ScreenHeight = st.count("device.screen_height", 100000)
-		case "cpu_cores":
+		case 12: // cpu_cores
 			d.CPUCores = st.count("device.cpu_cores", 1024)
-		case "screen_density":
+		case 13: // screen_density
 			d.ScreenDensity = st.nonNegativeFloat("device.screen_density")
-		case "storage_total_gb":
+		case 14: // storage_total_gb
 			d.StorageTotalGB = st.nonNegativeFloat("device.storage_total_gb")
-		case "storage_free_gb":
+		case 15: // storage_free_gb
 			d.StorageFreeGB = st.nonNegativeFloat("device.storage_free_gb")
 		default:
 			st.sc.skip(1)
@@ -90,18 +103,18 @@ func (st *state) consent(c *envelope.Consent) {
 		return
 	}
 	for first := true; st.sc.member(&first); {
-		switch st.sc.lastKey {
-		case "ads_personalization":
+		switch consentKeys.index(st.sc.lastKey) {
+		case 0: // ads_personalization
 			c.AdsPersonalization = st.flag("consent.ads_personalization")
-		case "advertiser_tracking_enabled":
+		case 1: // advertiser_tracking_enabled
 			c.AdvertiserTracking = st.flag("consent.advertiser_tracking_enabled")
-		case "application_tracking_enabled":
+		case 2: // application_tracking_enabled
 			c.ApplicationTracking = st.flag("consent.application_tracking_enabled")
-		case "ldu":
+		case 3: // ldu
 			c.LDU = st.flag("consent.ldu")
-		case "ldu_country":
+		case 4: // ldu_country
 			c.LDUCountry = st.count("consent.ldu_country", 1000)
-		case "ldu_state":
+		case 5: // ldu_state
 			c.LDUState = st.count("consent.ldu_state", 100000)
 		default:
 			st.sc.skip(1)
@@ -125,42 +138,42 @@ func (st *state) custom(c *envelope.CustomData) {
 		return
 	}
 	for first := true; st.sc.member(&first); {
-		switch k := st.sc.lastKey; k {
-		case "value":
+		switch customKeys.index(st.sc.lastKey) {
+		case 0: // value
 			if v, ok := st.float("custom_data.value"); ok {
 				c.Value = envelope.Float(v)
 			}
-		case "predicted_ltv":
+		case 1: // predicted_ltv
 			if v, ok := st.float("custom_data.predicted_ltv"); ok {
 				c.PredictedLTV = envelope.Float(v)
 			}
-		case "max_rating_value":
+		case 2: // max_rating_value
 			if v, ok := st.float("custom_data.max_rating_value"); ok {
 				c.MaxRatingValue = envelope.Float(v)
 			}
-		case "currency":
+		case 3: // currency
 			c.Currency = st.boundedString("custom_data.currency", 8)
-		case "content_ids":
+		case 4: // content_ids
 			c.ContentIDs = st.contentIDs()
-		case "contents":
+		case 5: // contents
 			c.Contents = st.contents()
-		case "content_type":
+		case 6: // content_type
 			c.ContentType = st.boundedString("custom_data.content_type", 64)
-		case "order_id":
+		case 7: // order_id
 			c.OrderID = st.boundedString("custom_data.order_id", maxShortString)
-		case "num_items":
+		case 8: // num_items
 			c.NumItems = st.count("custom_data.num_items", 1_000_000)
-		case "search_string":
+		case 9: // search_string
 			c.SearchString = st.boundedString("custom_data.search_string", maxLongString)
-		case "status":
+		case 10: // status
 			c.Status = st.boundedString("custom_data.status", maxShortString)
-		case "description":
+		case 11: // description
 			c.Description = st.boundedString("custom_data.description", maxLongString)
-		case "level":
+		case 12: // level
 			c.Level = st.boundedString("custom_data.level", maxShortString)
-		case "success":
+		case 13: // success
 			c.Success = st.flag("custom_data.success")
-		case "subscription_expires_at":
+		case 14: // subscription_expires_at
 			if t, ok := st.timestamp("custom_data.subscription_expires_at"); ok {
 				c.SubscriptionExpiresAt = t
 			}
@@ -225,8 +238,8 @@ func (st *state) contents() []envelope.Content {
 		}
 		var item envelope.Content
 		for f := true; st.sc.member(&f); {
-			switch st.sc.lastKey {
-			case "id":
+			switch contentKeys.index(st.sc.lastKey) {
+			case 0: // id
 				switch st.sc.peek() {
 				case '"':
 					item.ID = st.sc.str()
@@ -238,9 +251,9 @@ func (st *state) contents() []envelope.Content {
 				default:
 					st.typeError("custom_data.contents[].id", "a string")
 				}
-			case "quantity":
+			case 1: // quantity
 				item.Quantity = st.count("custom_data.contents[].quantity", 1_000_000)
-			case "item_price":
+			case 2: // item_price
 				if v, ok := st.float("custom_data.contents[].item_price"); ok {
 					item.ItemPrice = envelope.Float(v)
 				}

@@ -17,7 +17,8 @@ import (
 // validate applies the cross-field rules and fills the record's identity fields.
 func (st *state) validate() {
 	ev := &st.ev
-	e := &st.rec.Event
+	a := st.cur
+	e := &a.ev
 
 	// event_id: 1-128 characters of [A-Za-z0-9._:-], stable across client retries.
 	switch {
@@ -41,6 +42,7 @@ func (st *state) validate() {
 	} else {
 		e.Name = ev.name
 	}
+	purchase := e.Name != "" && CAPIName(e.Name) == "Purchase"
 
 	if !ev.timeSet {
 		if !st.hasError("event_time") {
@@ -58,7 +60,10 @@ func (st *state) validate() {
 	}
 
 	// device: platform and os_version feed Meta's extinfo and are required.
-	d := &e.Device
+	d := st.deviceAt(a.device)
+	if d == nil {
+		d = &envelope.Device{}
+	}
 	if !ev.hasDevice {
 		if !st.hasError("device") {
 			st.reject("device", "required", "is required (platform and os_version)")
@@ -102,7 +107,7 @@ func (st *state) validate() {
 		st.reject("custom_data.currency", "required", "is required when value is set (ISO 4217, e.g. USD)")
 	}
 	// Meta refuses purchases without an amount (the SDK's logPurchase requires one too).
-	if CAPIName(e.Name) == "Purchase" && !cd.Value.Set && !st.hasError("custom_data.value") {
+	if purchase && !cd.Value.Set && !st.hasError("custom_data.value") {
 		st.reject("custom_data.value", "required", "is required for purchases (with currency)")
 	}
 
@@ -112,46 +117,50 @@ func (st *state) validate() {
 // identify derives the user key and the stream's user fields. Without consent to ads
 // personalisation every identifier is dropped here, at the edge, after the key is derived.
 //
-// Events of one request usually come from one device and repeat the same user object: when the
-// object's JSON text and the consent signals that shape the result equal the previous event's,
-// and that one was valid, its result is reused instead of normalising, hashing and keying again.
+// Events of one request often repeat a user object (every event of one device does): when the
+// object's JSON text and the consent signals that shape the result equal those of an earlier
+// event of the request whose object was valid, its result is reused instead of normalising,
+// hashing and keying again.
 func (st *state) identify() {
 	ev := &st.ev
+	a := st.cur
 	if !ev.hasUser {
 		if !st.hasError("user") {
 			st.reject("user", "required", "is required (with at least one of app_user_id, anon_id, madid)")
 		}
 		return
 	}
-	consent := st.rec.Event.Consent
-	m := &st.prev
-	if !m.valid || m.userRaw != ev.userRaw || m.ads != consent.AdsPersonalization || m.att != consent.AdvertiserTracking {
-		before := len(st.errs)
-		key, user, ok := st.deriveUser(consent)
-		if !ok {
-			m.valid = false
+	consent := &a.ev.Consent
+	ads, att := consent.AdsPersonalization, consent.AdvertiserTracking
+	t := &st.tabs.raws
+	h := hashString(ev.userRaw) ^ (uint64(ads)<<3|uint64(att))*0x9e3779b97f4a7c15
+	s, i := t.probe(h)
+	for ; !t.free(s); s, i = t.next(i) {
+		if u := &st.users[s.v]; s.hi == uint32(h>>32) && u.raw == ev.userRaw && u.ads == ads && u.att == att {
+			a.user = s.v
+			st.dropWithoutConsent()
 			return
 		}
-		*m = identityMemo{valid: len(st.errs) == before, userRaw: ev.userRaw,
-			ads: consent.AdsPersonalization, att: consent.AdvertiserTracking, key: key, user: user}
 	}
-	st.rec.UserKey = m.key
-	if !consent.AdsPersonalization.IsTrue() {
-		// Privacy by construction: no consent to remarketing, no identifiers past this point.
-		st.rec.Event.Device = envelope.Device{}
-		st.rec.Event.Custom = envelope.CustomData{}
-		return
+	before := len(st.errs)
+	key, user, ok := st.deriveUser(*consent)
+	if !ok || len(st.errs) > before {
+		return // the event is rejected
 	}
-	st.rec.Event.User = m.user
+	t.put(s, h, len(st.users))
+	a.user = int32(len(st.users))
+	st.users = append(st.users, userEntry{raw: ev.userRaw, ads: ads, att: att, key: key, user: user, group: -1})
+	st.dropWithoutConsent()
 }
 
-// identityMemo is the previous event's identity, reused by identify.
-type identityMemo struct {
-	valid    bool   // the previous event's user object had no errors
-	userRaw  string // its JSON text
-	ads, att envelope.Flag
-	key      string
-	user     envelope.User
+// dropWithoutConsent keeps no identifiers of an event without consent to remarketing (privacy
+// by construction): its user object holds none (see deriveUser), and its device and custom data
+// go too.
+func (st *state) dropWithoutConsent() {
+	if a := st.cur; !a.ev.Consent.AdsPersonalization.IsTrue() {
+		a.device = -1
+		a.ev.Custom = envelope.CustomData{}
+	}
 }
 
 // deriveUser validates the user object, derives the user key and, with consent, normalises and
@@ -218,7 +227,7 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 			st.identityError(uCountry, err)
 		} else {
 			country = c
-			u.Country, _ = st.norm.HashField(identity.Country, c, "")
+			u.Country, _ = identity.CountryHash(c)
 		}
 	}
 	if appUserID != "" {
@@ -280,12 +289,18 @@ func (st *state) hasError(prefix string) bool {
 }
 
 func (st *state) seenID(id string) (int, bool) {
-	if st.ids == nil {
-		st.ids = make(map[string]int, min(MaxEvents, len(st.sc.s)/512+8)) // ~1 event per 512 bytes
+	t := &st.tabs.ids
+	h := hashString(id)
+	s, i := t.probe(h)
+	for ; !t.free(s); s, i = t.next(i) {
+		if s.hi == uint32(h>>32) && st.seen[s.v] == id {
+			return int(s.v), true
+		}
 	}
-	if j, ok := st.ids[id]; ok {
-		return j, true
+	for len(st.seen) < st.idx { // seen is indexed by position in the request
+		st.seen = append(st.seen, "")
 	}
-	st.ids[id] = st.idx
+	st.seen = append(st.seen[:st.idx], id)
+	t.put(s, h, st.idx)
 	return 0, false
 }

@@ -30,7 +30,7 @@ func ingest(t *testing.T, event map[string]any) *envelope.Record {
 	if err != nil || len(b.Accepted) != 1 {
 		t.Fatalf("ingest: %v %+v", err, b)
 	}
-	rec, err := envelope.DecodeOne(b.Accepted[0].Data)
+	rec, err := envelope.DecodeOne(b.Records[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"encoding/base64"
 	"math"
 	"strconv"
 
@@ -97,7 +96,7 @@ func (o *object) hash(key string, h *identity.Hash) {
 		o.sep(key)
 		o.b = append(o.b, '"')
 		if o.b64 {
-			o.b = base64.RawURLEncoding.AppendEncode(o.b, h[:])
+			o.b = appendDigestB64(o.b, h)
 		} else {
 			o.b = h.AppendHex(o.b)
 		}
@@ -247,6 +246,33 @@ func appendCustom(b []byte, c *CustomData) []byte {
 	o.opt(`"max_rating_value":`, c.MaxRatingValue)
 	o.flag(`"success":`, c.Success)
 	return o.close()
+}
+
+// b64URL is the unpadded base64url alphabet (RFC 4648 §5); b64Pairs maps 12 bits to the two
+// characters that encode them.
+const b64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+var b64Pairs = func() (t [4096][2]byte) {
+	for i := range t {
+		t[i] = [2]byte{b64URL[i>>6], b64URL[i&63]}
+	}
+	return t
+}()
+
+// appendDigestB64 appends h as 43 characters of unpadded base64url, byte for byte what
+// base64.RawURLEncoding writes, two characters per table lookup.
+func appendDigestB64(b []byte, h *identity.Hash) []byte {
+	n := len(b)
+	b = append(b, make([]byte, HashB64Len)...)
+	out := b[n : n+HashB64Len : n+HashB64Len]
+	for i, j := 0, 0; i < 30; i, j = i+3, j+4 {
+		v := uint(h[i])<<16 | uint(h[i+1])<<8 | uint(h[i+2])
+		p, q := b64Pairs[v>>12], b64Pairs[v&0xfff]
+		out[j], out[j+1], out[j+2], out[j+3] = p[0], p[1], q[0], q[1]
+	}
+	v := uint(h[30])<<8 | uint(h[31]) // 16 bits: three characters, the last of 4 bits
+	out[40], out[41], out[42] = b64URL[v>>10], b64URL[v>>4&63], b64URL[v<<2&63]
+	return b
 }
 
 func appendKeyString(b []byte, key, v string) []byte {

@@ -63,6 +63,33 @@ func AppendGroup(dst []byte, recs []Record) []byte {
 // up to and including the opening bracket of "events". Follow it with AppendEvent for each event
 // and CloseGroup.
 func AppendHead(dst []byte, head *Record) []byte {
+	return AppendHeadOf(dst, &Head{App: head.App, UserKey: head.UserKey, ReceivedAt: head.ReceivedAt,
+		Replay: head.Replay, Server: head.Event.Server, User: &head.Event.User, Device: &head.Event.Device})
+}
+
+// AppendEvent appends r's event as an element of the "events" of a record begun with
+// AppendHead(head); first says it is the first element. r must be SameRecord as head; its user
+// and device are written only where they differ from head's.
+func AppendEvent(dst []byte, head, r *Record, first bool) []byte {
+	h := Head{User: &head.Event.User, Device: &head.Event.Device}
+	return AppendEventOf(dst, &h, &r.Event, &r.Event.User, &r.Event.Device, first)
+}
+
+// Head is the header of a version 2 record for writers that keep the events' users and devices
+// apart from the events (AppendHeadOf, AppendEventOf): the ingest function holds one user and
+// one device per distinct object of a request, not one per event.
+type Head struct {
+	App        string
+	UserKey    string
+	ReceivedAt int64
+	Replay     bool
+	Server     bool
+	User       *User   // the record's user; nil for none
+	Device     *Device // the record's device; nil for none
+}
+
+// AppendHeadOf is AppendHead for a Head.
+func AppendHeadOf(dst []byte, head *Head) []byte {
 	b := append(dst, `{"v":2`...)
 	b = appendKeyString(b, `,"app":`, head.App)
 	b = appendKeyString(b, `,"uk":`, head.UserKey)
@@ -71,46 +98,74 @@ func AppendHead(dst []byte, head *Record) []byte {
 	if head.Replay {
 		b = append(b, `,"replay":true`...)
 	}
-	if head.Event.Server {
+	if head.Server {
 		b = append(b, `,"server":true`...)
 	}
-	b = appendUserV2(b, &head.Event.User)
-	b = appendDevice(b, &head.Event.Device)
+	if head.User != nil {
+		b = appendUserV2(b, head.User)
+	}
+	if head.Device != nil {
+		b = appendDevice(b, head.Device)
+	}
 	return append(b, `,"events":[`...)
 }
 
-// AppendEvent appends r's event as an element of the "events" of a record begun with
-// AppendHead(head); first says it is the first element. r must be SameRecord as head; its user
-// and device are written only where they differ from head's.
-func AppendEvent(dst []byte, head, r *Record, first bool) []byte {
+// AppendEventOf appends ev as an element of the "events" of a record begun with
+// AppendHeadOf(head), ignoring ev.User and ev.Device: user and device (nil for none) are the
+// event's, written only where they differ from head's (same pointer, or equal values).
+func AppendEventOf(dst []byte, head *Head, ev *Event, user *User, device *Device, first bool) []byte {
 	b := dst
 	if !first {
 		b = append(b, ',')
 	}
-	ev := &r.Event
 	b = appendKeyString(b, `{"id":`, ev.ID)
 	b = appendKeyString(b, `,"name":`, ev.Name)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, ev.Time, 10)
-	if r != head && ev.User != head.Event.User {
-		if start := len(b); true {
-			b = appendUserV2(b, &ev.User)
-			if len(b) == start {
-				b = append(b, `,"user":{}`...)
-			}
+	if user != head.User && !sameUser(user, head.User) {
+		start := len(b)
+		if user != nil {
+			b = appendUserV2(b, user)
+		}
+		if len(b) == start {
+			b = append(b, `,"user":{}`...)
 		}
 	}
-	if r != head && ev.Device != head.Event.Device {
-		if start := len(b); true {
-			b = appendDevice(b, &ev.Device)
-			if len(b) == start {
-				b = append(b, `,"device":{}`...)
-			}
+	if device != head.Device && !sameDevice(device, head.Device) {
+		start := len(b)
+		if device != nil {
+			b = appendDevice(b, device)
+		}
+		if len(b) == start {
+			b = append(b, `,"device":{}`...)
 		}
 	}
 	b = appendConsent(b, &ev.Consent)
 	b = appendCustom(b, &ev.Custom)
 	return append(b, '}')
+}
+
+// sameUser and sameDevice compare objects where nil is the zero (absent) object.
+func sameUser(a, b *User) bool {
+	var zero User
+	if a == nil {
+		a = &zero
+	}
+	if b == nil {
+		b = &zero
+	}
+	return *a == *b
+}
+
+func sameDevice(a, b *Device) bool {
+	var zero Device
+	if a == nil {
+		a = &zero
+	}
+	if b == nil {
+		b = &zero
+	}
+	return *a == *b
 }
 
 // CloseGroup ends a record begun with AppendHead.

@@ -58,8 +58,12 @@ func normalizeDate(b []byte, s string) ([]byte, error) {
 		byte('0'+m/10), byte('0'+m%10), byte('0'+d/10), byte('0'+d%10)), nil
 }
 
+// minCurrentYear is a year that has begun: the year this was written.
+const minCurrentYear = 2026
+
 func validDate(y, m, d int) bool {
-	if y < 1900 || y > time.Now().Year() || m < 1 || m > 12 || d < 1 {
+	// Years before minCurrentYear are never in the future: only later ones need the clock.
+	if y < 1900 || (y >= minCurrentYear && y > time.Now().Year()) || m < 1 || m > 12 || d < 1 {
 		return false
 	}
 	return d <= time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()

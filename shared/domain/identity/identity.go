@@ -134,7 +134,13 @@ func (n *Normalizer) HashField(f Field, raw, country string) (Hash, error) {
 		if err != nil {
 			return Hash{}, err
 		}
-		return sha256.Sum256([]byte(c)), nil
+		return codeHashes[c], nil
+	}
+	if f == State && (country == "us" || country == "") && len(s) <= 64 {
+		var buf [64]byte
+		if code, ok := usStates[string(foldLetters(buf[:0], s))]; ok {
+			return codeHashes[code], nil // what normalizeState gives, hashed once at start-up
+		}
 	}
 	b, err := n.normalize(f, s, country)
 	if err != nil {
@@ -357,6 +363,26 @@ func NormalizeGender(s string) (byte, error) {
 }
 
 var genderHashes = map[byte]Hash{'f': sha256.Sum256([]byte("f")), 'm': sha256.Sum256([]byte("m"))}
+
+// codeHashes holds the digest of every country and US state code, computed once: a user's
+// country and state are one of a few hundred values.
+var codeHashes = func() map[string]Hash {
+	m := map[string]Hash{}
+	for _, table := range []map[string]string{countryNames, usStates} {
+		for _, code := range table {
+			if _, ok := m[code]; !ok {
+				m[code] = sha256.Sum256([]byte(code))
+			}
+		}
+	}
+	return m
+}()
+
+// CountryHash returns the digest of a country code as NormalizeCountry returns it.
+func CountryHash(code string) (Hash, bool) {
+	h, ok := codeHashes[code]
+	return h, ok
+}
 
 // NormalizeCountry maps an ISO 3166-1 alpha-2 or alpha-3 code or a common English or native
 // country name to a lowercase alpha-2 code.

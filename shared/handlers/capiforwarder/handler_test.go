@@ -78,11 +78,17 @@ func kinesisEvent(t testing.TB, bodies ...string) events.KinesisEvent {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, a := range b.Accepted {
+		envs, err := b.Events()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One event per record, as the forwarder reads them today (envelope.DecodeOne); the
+		// ingest writes a user's events of one request as one record.
+		for i, a := range b.Accepted {
 			seq := fmt.Sprintf("4968%050d", len(ev.Records)+1)
 			ev.Records = append(ev.Records, events.KinesisEventRecord{
 				EventID: "shardId-000000000000:" + seq, EventSource: "aws:kinesis", EventName: "aws:kinesis:record",
-				Kinesis: events.KinesisRecord{PartitionKey: a.UserKey, SequenceNumber: seq, Data: append([]byte(nil), a.Data...)},
+				Kinesis: events.KinesisRecord{PartitionKey: a.UserKey, SequenceNumber: seq, Data: envelope.Append(nil, &envs[i])},
 			})
 		}
 		b.Release()

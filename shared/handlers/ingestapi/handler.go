@@ -49,13 +49,19 @@ type Config struct {
 	Limiter *ratelimit.Limiter
 	Logger  *slog.Logger
 	Metrics *observability.Emitter
+	// MetricsInterval is how often the handler writes its metrics: it adds up the requests of
+	// the instance and writes one EMF document per dimension set at most once per interval
+	// (observability.Aggregator). 0 means one second; a negative value writes one document per
+	// request.
+	MetricsInterval time.Duration
 	// Now returns the server time (default time.Now).
 	Now func() time.Time
 }
 
 // Handler serves API v1.
 type Handler struct {
-	cfg Config
+	cfg     Config
+	metrics *observability.Aggregator // nil: one document per request
 }
 
 // New returns a Handler; it fails when a key maps to an app missing from the config.
@@ -73,10 +79,18 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	clock := cfg.Now // nil: the real clock, and the aggregator's timer
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg}, nil
+	if cfg.MetricsInterval == 0 {
+		cfg.MetricsInterval = time.Second
+	}
+	h := &Handler{cfg: cfg}
+	if cfg.MetricsInterval > 0 {
+		h.metrics = observability.NewAggregator(cfg.Metrics, cfg.MetricsInterval, clock)
+	}
+	return h, nil
 }
 
 // Routes of API v1 the ingest function serves, named as in domain/access.
@@ -137,6 +151,10 @@ type EventsResponse struct {
 // POST /v1/server/events (the app's backend: AWS IAM and the key): one body, one set of
 // answers; the server's records are marked server-sent.
 func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequest, server bool) events.APIGatewayProxyResponse {
+	// The instance's metrics are written when due, before this request adds to them (so that
+	// values held since an earlier, long-past request keep their own time) and after.
+	h.metrics.FlushDue()
+	defer h.metrics.FlushDue()
 	start := h.cfg.Now()
 	log := h.cfg.Logger.With("request_id", req.RequestContext.RequestID)
 	app, ok := h.authenticate(req)
@@ -184,32 +202,45 @@ func (h *Handler) postEvents(ctx context.Context, req events.APIGatewayProxyRequ
 	resp := EventsResponse{Rejected: append(make([]appevent.Rejection, 0, len(batch.Rejected)), batch.Rejected...)}
 
 	var report ports.PublishReport
-	if len(batch.Accepted) > 0 {
-		records := make([]ports.StreamRecord, len(batch.Accepted))
-		for i, r := range batch.Accepted {
-			records[i] = ports.StreamRecord{PartitionKey: r.UserKey, Data: r.Data}
+	unwritten := 0
+	if len(batch.Records) > 0 {
+		records := make([]ports.StreamRecord, len(batch.Records))
+		for i, r := range batch.Records {
+			records[i] = ports.StreamRecord{PartitionKey: r.PartitionKey, Data: r.Data}
 		}
 		report = h.cfg.Publisher.Publish(ctx, records)
-		for _, f := range report.Failed {
-			r := batch.Accepted[f.Index]
-			resp.Rejected = append(resp.Rejected, appevent.Rejection{
-				Index: r.Index, EventID: r.EventID, Retryable: true,
-				Errors: []appevent.FieldError{{
-					Field:  "events[" + strconv.Itoa(r.Index) + "]",
-					Reason: "not stored, the event stream is unavailable (" + f.ErrorCode + "): retry with the same event_id",
-				}},
-			})
+		if len(report.Failed) > 0 {
+			// A record that could not be written loses all its events, and only those: each
+			// becomes a retryable rejection.
+			failed := make(map[int]string, len(report.Failed))
+			for _, f := range report.Failed {
+				failed[f.Index] = f.ErrorCode
+			}
+			for _, e := range batch.Accepted {
+				code, ok := failed[e.Record]
+				if !ok {
+					continue
+				}
+				unwritten++
+				resp.Rejected = append(resp.Rejected, appevent.Rejection{
+					Index: e.Index, EventID: e.EventID, Retryable: true,
+					Errors: []appevent.FieldError{{
+						Field:  "events[" + strconv.Itoa(e.Index) + "]",
+						Reason: "not stored, the event stream is unavailable (" + code + "): retry with the same event_id",
+					}},
+				})
+			}
+			sort.Slice(resp.Rejected, func(i, j int) bool { return resp.Rejected[i].Index < resp.Rejected[j].Index })
 		}
-		sort.Slice(resp.Rejected, func(i, j int) bool { return resp.Rejected[i].Index < resp.Rejected[j].Index })
 	}
-	resp.Accepted = len(batch.Accepted) - len(report.Failed)
+	resp.Accepted = len(batch.Accepted) - unwritten
 
-	h.record(log, app.ID, batch, report, h.cfg.Now().Sub(start))
+	h.record(log, app.ID, batch, report, unwritten, h.cfg.Now().Sub(start))
 
 	switch {
 	case resp.Accepted > 0:
 		return apigw.JSON(http.StatusAccepted, resp)
-	case len(report.Failed) > 0:
+	case unwritten > 0:
 		r := apigw.JSON(http.StatusServiceUnavailable, resp)
 		r.Headers["Retry-After"] = "1"
 		return r
@@ -223,43 +254,64 @@ func (h *Handler) authenticate(req events.APIGatewayProxyRequest) (*appconfig.Ap
 	return h.appOf(req)
 }
 
-// record logs one line per request and emits its metrics: counts and codes only, no PII.
-func (h *Handler) record(log *slog.Logger, app string, b *appevent.Batch, rep ports.PublishReport, took time.Duration) {
-	reasons := map[string]int{}
+// record logs the request and adds its metrics: counts and codes only, no PII. The line is at
+// DEBUG (one request is one invocation: the metrics carry the counts), at WARN when events
+// could not be written.
+func (h *Handler) record(log *slog.Logger, app string, b *appevent.Batch, rep ports.PublishReport, unwritten int, took time.Duration) {
+	var reasons map[string]int
 	for _, r := range b.Rejected {
 		for _, e := range r.Errors {
+			if reasons == nil {
+				reasons = map[string]int{}
+			}
 			reasons[e.Code]++
 		}
 	}
-	written := len(b.Accepted) - len(rep.Failed)
-	level := slog.LevelInfo
+	written := len(b.Accepted) - unwritten
+	level := slog.LevelDebug
 	if len(rep.Failed) > 0 {
 		level = slog.LevelWarn
 	}
-	attrs := []any{"events", b.Total, "accepted", written, "rejected", len(b.Rejected),
-		"unwritten", len(rep.Failed), "put_calls", rep.Calls, "put_retried", rep.RetriedRecords,
-		"duration_ms", took.Milliseconds()}
-	if len(reasons) > 0 {
-		attrs = append(attrs, "reject_reasons", reasons)
+	if ctx := context.Background(); log.Enabled(ctx, level) {
+		attrs := []any{"events", b.Total, "accepted", written, "rejected", len(b.Rejected),
+			"unwritten", unwritten, "records", len(b.Records), "records_unwritten", len(rep.Failed),
+			"put_calls", rep.Calls, "put_retried", rep.RetriedRecords, "duration_ms", took.Milliseconds()}
+		if len(reasons) > 0 {
+			attrs = append(attrs, "reject_reasons", reasons)
+		}
+		if len(rep.Failed) > 0 {
+			attrs = append(attrs, "put_error", rep.Failed[0].ErrorCode)
+		}
+		log.Log(ctx, level, "events ingested", attrs...)
 	}
-	if len(rep.Failed) > 0 {
-		attrs = append(attrs, "put_error", rep.Failed[0].ErrorCode)
-	}
-	log.Log(context.Background(), level, "events ingested", attrs...)
 
 	h.emit(app, "",
 		observability.Metric{Name: "EventsReceived", Unit: observability.Count, Value: float64(b.Total)},
 		observability.Metric{Name: "EventsAccepted", Unit: observability.Count, Value: float64(written)},
 		observability.Metric{Name: "EventsRejected", Unit: observability.Count, Value: float64(len(b.Rejected))},
-		observability.Metric{Name: "EventsUnwritten", Unit: observability.Count, Value: float64(len(rep.Failed))},
+		observability.Metric{Name: "EventsUnwritten", Unit: observability.Count, Value: float64(unwritten)},
+		observability.Metric{Name: "RecordsWritten", Unit: observability.Count, Value: float64(len(b.Records) - len(rep.Failed))},
 		observability.Metric{Name: "PutRecordsRetries", Unit: observability.Count, Value: float64(rep.RetriedRecords)},
 		observability.Metric{Name: "PutRecordsCalls", Unit: observability.Count, Value: float64(rep.Calls)},
+		observability.Metric{Name: "Requests", Unit: observability.Count, Value: 1},
+	)
+	h.sample(app,
 		observability.Metric{Name: "BatchSize", Unit: observability.Count, Value: float64(b.Total)},
-		observability.Metric{Name: "IngestLatency", Unit: observability.Milliseconds, Value: float64(took.Microseconds()) / 1000},
+		observability.Metric{Name: "IngestLatency", Unit: observability.Milliseconds, Value: float64(took.Microseconds()/10) / 100},
 	)
 	for code, n := range reasons {
 		h.emit(app, code, observability.Metric{Name: "FieldErrors", Unit: observability.Count, Value: float64(n)})
 	}
+}
+
+// sample adds one value of distributions (one per request) under the app's dimensions.
+func (h *Handler) sample(app string, m ...observability.Metric) {
+	dims := []observability.Dimension{{Name: "Function", Value: "ingest"}, {Name: "App", Value: app}}
+	if h.metrics == nil {
+		h.cfg.Metrics.Emit(dims, m...)
+		return
+	}
+	h.metrics.Sample(dims, m...)
 }
 
 func (h *Handler) emit(app, reason string, m ...observability.Metric) {
@@ -267,5 +319,9 @@ func (h *Handler) emit(app, reason string, m ...observability.Metric) {
 	if reason != "" {
 		dims = append(dims, observability.Dimension{Name: "Reason", Value: reason})
 	}
-	h.cfg.Metrics.Emit(dims, m...)
+	if h.metrics == nil {
+		h.cfg.Metrics.Emit(dims, m...)
+		return
+	}
+	h.metrics.Add(dims, m...)
 }

@@ -31,6 +31,7 @@ type harness struct {
 	stream  *memstream.Stream
 	logs    *bytes.Buffer
 	metrics *bytes.Buffer
+	handler *Handler
 	invoke  func(t *testing.T, payload []byte) events.APIGatewayProxyResponse
 }
 
@@ -57,7 +58,10 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		DevKeys: DevKeys(apps, ""),
 		Logger:  observability.NewLogger(h.logs, "debug"),
 		Metrics: observability.NewEmitter(h.metrics, "Test"),
-		Now:     func() time.Time { return fixtureNow },
+		// One EMF document per request: these tests read a request's metrics right after it
+		// (metrics_test.go runs the instance-wide aggregation).
+		MetricsInterval: -1,
+		Now:             func() time.Time { return fixtureNow },
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -66,6 +70,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.handler = handler
 	// Drive the handler with raw JSON exactly as the Lambda runtime does.
 	lh := lambda.NewHandler(handler.Handle)
 	h.invoke = func(t *testing.T, payload []byte) events.APIGatewayProxyResponse {
@@ -84,6 +89,26 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 		return resp
 	}
 	return h
+}
+
+// streamEvents decodes every record on the stream, in order, checking each event's user key is
+// its record's partition key.
+func (h *harness) streamEvents(t *testing.T) []envelope.Record {
+	t.Helper()
+	var out []envelope.Record
+	for _, rec := range h.stream.Records() {
+		evs, err := envelope.Decode(rec.Data)
+		if err != nil {
+			t.Fatalf("record does not decode: %v\n%s", err, rec.Data)
+		}
+		for _, e := range evs {
+			if e.UserKey != rec.PartitionKey {
+				t.Fatalf("partition key %q, event key %q", rec.PartitionKey, e.UserKey)
+			}
+		}
+		out = append(out, evs...)
+	}
+	return out
 }
 
 // withRequest edits a fixture's proxy request.
@@ -128,25 +153,23 @@ func TestValidBatchLandsOnTheStreamWithoutPII(t *testing.T) {
 	if resp.StatusCode != 202 || r.Accepted != 4 || len(r.Rejected) != 0 {
 		t.Fatalf("got %d %s", resp.StatusCode, resp.Body)
 	}
-	recs := h.stream.Records()
-	if len(recs) != 4 {
-		t.Fatalf("%d records on the stream, want 4", len(recs))
-	}
-	for _, rec := range recs {
+	for _, rec := range h.stream.Records() {
 		for _, pii := range piiInFixtures {
 			if bytes.Contains(rec.Data, []byte(pii)) || strings.Contains(rec.PartitionKey, pii) {
 				t.Errorf("raw %q on the stream: %s", pii, rec.Data)
 			}
 		}
-		env, err := envelope.DecodeOne(rec.Data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if env.UserKey != rec.PartitionKey || env.App != "sample-shop" {
-			t.Errorf("partition key %q, record key %q, app %q", rec.PartitionKey, env.UserKey, env.App)
+	}
+	evs := h.streamEvents(t)
+	if len(evs) != 4 {
+		t.Fatalf("%d events on the stream, want 4", len(evs))
+	}
+	for _, env := range evs {
+		if env.App != "sample-shop" || env.V != envelope.Version {
+			t.Errorf("app %q, version %d", env.App, env.V)
 		}
 		if env.Event.Name == "level_up_5" && env.Event.User != (envelope.User{}) {
-			t.Errorf("event without consent kept identifiers: %s", rec.Data)
+			t.Errorf("event without consent kept identifiers: %+v", env)
 		}
 	}
 	for _, pii := range piiInFixtures {
@@ -181,8 +204,8 @@ func TestPartlyInvalidBatchReportsEachErrorByIndexAndField(t *testing.T) {
 			t.Errorf("no error for %s in %s", f, resp.Body)
 		}
 	}
-	if len(h.stream.Records()) != 2 {
-		t.Fatalf("%d records, want the 2 valid ones", len(h.stream.Records()))
+	if n := len(h.streamEvents(t)); n != 2 {
+		t.Fatalf("%d events on the stream, want the 2 valid ones", n)
 	}
 	if !strings.Contains(h.metrics.String(), `"Reason":"type"`) && !strings.Contains(h.metrics.String(), `"Reason":"invalid"`) {
 		t.Errorf("no per-reason metric: %s", h.metrics.String())

@@ -5,7 +5,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 )
 
@@ -25,7 +24,7 @@ func TestServerEvents(t *testing.T) {
 		name   string
 		edit   func(*events.APIGatewayProxyRequest)
 		status int
-		server int // records on the stream, all server-sent
+		server int // events on the stream, all server-sent
 	}{
 		{"signed, with the key", func(*events.APIGatewayProxyRequest) {}, 202, 2},
 		{"access key id only", accessKeyOnly, 202, 2},
@@ -42,13 +41,13 @@ func TestServerEvents(t *testing.T) {
 			if r := decode(t, resp); tt.status == 202 && (r.Accepted != 2 || len(r.Rejected) != 0) {
 				t.Fatalf("answer %s", resp.Body)
 			}
-			recs := h.stream.Records()
-			if len(recs) != tt.server {
-				t.Fatalf("%d records, want %d", len(recs), tt.server)
+			evs := h.streamEvents(t)
+			if len(evs) != tt.server {
+				t.Fatalf("%d events on the stream, want %d", len(evs), tt.server)
 			}
-			for _, rec := range recs {
-				if env, err := envelope.DecodeOne(rec.Data); err != nil || !env.Event.Server {
-					t.Fatalf("record not marked server-sent (%v): %s", err, rec.Data)
+			for _, env := range evs {
+				if !env.Event.Server {
+					t.Fatalf("event not marked server-sent: %+v", env)
 				}
 			}
 		})
@@ -62,9 +61,9 @@ func TestServerEvents(t *testing.T) {
 	if resp.StatusCode != 202 {
 		t.Fatalf("/v1/events = %d %s", resp.StatusCode, resp.Body)
 	}
-	for _, rec := range h.stream.Records() {
-		if env, _ := envelope.DecodeOne(rec.Data); env.Event.Server {
-			t.Fatalf("/v1/events record marked server-sent: %s", rec.Data)
+	for _, env := range h.streamEvents(t) {
+		if env.Event.Server {
+			t.Fatalf("/v1/events event marked server-sent: %+v", env)
 		}
 	}
 }

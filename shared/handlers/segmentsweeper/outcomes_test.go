@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/outcomes"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
@@ -68,10 +69,14 @@ func TestSweepEnrolsItsJoins(t *testing.T) {
 		}
 		var ev events.KinesisEvent
 		var keys []string
-		for i, a := range b.Accepted {
+		envs, err := b.Events()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, a := range b.Accepted { // one event per record, as the updater reads them today
 			s := fmt.Sprintf("%d%06d", at.Unix(), i)
 			keys = append(keys, a.UserKey)
-			ev.Records = append(ev.Records, events.KinesisEventRecord{Kinesis: events.KinesisRecord{SequenceNumber: s, PartitionKey: a.UserKey, Data: append([]byte(nil), a.Data...)}})
+			ev.Records = append(ev.Records, events.KinesisEventRecord{Kinesis: events.KinesisRecord{SequenceNumber: s, PartitionKey: a.UserKey, Data: envelope.Append(nil, &envs[i])}})
 		}
 		if resp, err := updater.Handle(context.Background(), ev); err != nil || len(resp.BatchItemFailures) > 0 {
 			t.Fatal(resp, err)

@@ -46,7 +46,7 @@ func TestCartAbandonmentWithoutANewEvent(t *testing.T) {
 	}
 	uk := b.Accepted[0].UserKey
 	ev := events.KinesisEvent{Records: []events.KinesisEventRecord{{EventID: "shardId-0:1",
-		Kinesis: events.KinesisRecord{SequenceNumber: "1", PartitionKey: uk, Data: append([]byte(nil), b.Accepted[0].Data...)}}}}
+		Kinesis: events.KinesisRecord{SequenceNumber: "1", PartitionKey: uk, Data: append([]byte(nil), b.Records[0].Data...)}}}}
 	if resp, err := updater.Handle(context.Background(), ev); err != nil || len(resp.BatchItemFailures) > 0 {
 		t.Fatal(resp, err)
 	}

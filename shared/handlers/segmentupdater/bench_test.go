@@ -15,6 +15,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/dynamostate"
 	"github.com/retarget-dev/retarget/shared/adapters/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/outcomes"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
@@ -159,12 +160,16 @@ func benchmarkWriteUnits(b *testing.B, perBatch int) {
 		if err != nil || len(parsed.Accepted) != perBatch {
 			b.Fatal(err)
 		}
+		envs, err := parsed.Events()
+		if err != nil {
+			b.Fatal(err)
+		}
 		var ke events.KinesisEvent
-		for _, a := range parsed.Accepted {
+		for i, a := range parsed.Accepted { // one event per record: see handler_test.go
 			seq++
 			s := fmt.Sprintf("4968%052d", seq)
 			ke.Records = append(ke.Records, events.KinesisEventRecord{EventID: "shardId-0:" + s,
-				Kinesis: events.KinesisRecord{SequenceNumber: s, PartitionKey: a.UserKey, Data: append([]byte(nil), a.Data...)}})
+				Kinesis: events.KinesisRecord{SequenceNumber: s, PartitionKey: a.UserKey, Data: envelope.Append(nil, &envs[i])}})
 		}
 		parsed.Release()
 		kev = append(kev, ke)

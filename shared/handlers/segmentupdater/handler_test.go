@@ -15,6 +15,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/userstate"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
 	"github.com/retarget-dev/retarget/shared/domain/appevent"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/domain/identity"
 	"github.com/retarget-dev/retarget/shared/domain/segments"
 	"github.com/retarget-dev/retarget/shared/ports"
@@ -61,12 +62,18 @@ func (hs *harness) batch(t *testing.T, evs ...map[string]any) events.KinesisEven
 	if err != nil || len(b.Rejected) > 0 {
 		t.Fatalf("ingest: %v %+v", err, b.Rejected)
 	}
+	envs, err := b.Events()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One event per record, as the updater reads them today (envelope.DecodeOne); the ingest
+	// writes a user's events of one request as one record.
 	var ev events.KinesisEvent
-	for _, a := range b.Accepted {
+	for i, a := range b.Accepted {
 		hs.seq++
 		seq := fmt.Sprintf("4968%052d", hs.seq)
 		ev.Records = append(ev.Records, events.KinesisEventRecord{EventID: "shardId-000000000000:" + seq,
-			Kinesis: events.KinesisRecord{PartitionKey: a.UserKey, SequenceNumber: seq, Data: append([]byte(nil), a.Data...)}})
+			Kinesis: events.KinesisRecord{PartitionKey: a.UserKey, SequenceNumber: seq, Data: envelope.Append(nil, &envs[i])}})
 	}
 	b.Release()
 	return ev

@@ -33,6 +33,10 @@ const (
 
 	// StreamName is the Kinesis stream the ingest function writes to.
 	StreamName = "EVENT_STREAM_NAME"
+	// StreamFormat is the envelope version the ingest function writes: v2 (default: a user's
+	// events of one request in one record) or v1 (one event per record), for a rollout that
+	// upgrades the stream's consumers first.
+	StreamFormat = "STREAM_FORMAT"
 	// PepperSecretID is the Secrets Manager id of the pseudonym pepper (AWS).
 	PepperSecretID = "PEPPER_SECRET_ID"
 	// Pepper is the pepper itself (make dev and local invokes only).
@@ -138,8 +142,10 @@ type State struct {
 type Ingest struct {
 	Common
 	StreamName string
-	Pepper     PepperSource
-	Keys       Keys
+	// StreamFormat is "v1" or "v2" (StreamFormatV1, StreamFormatV2); "" is v2.
+	StreamFormat string
+	Pepper       PepperSource
+	Keys         Keys
 	// RateTable holds the per-app request counts (front door "http"); empty: no limit here.
 	RateTable string
 }
@@ -208,6 +214,12 @@ type Insights struct {
 	Meta  Meta
 }
 
+// Values of StreamFormat.
+const (
+	StreamFormatV1 = "v1"
+	StreamFormatV2 = "v2"
+)
+
 // Getenv reads one variable, normally os.Getenv.
 type Getenv func(string) string
 
@@ -217,10 +229,15 @@ func ReadIngest(getenv Getenv) (Ingest, error) {
 	if err != nil {
 		return Ingest{}, err
 	}
-	c := Ingest{Common: readCommon(getenv), StreamName: getenv(StreamName), Pepper: readPepper(getenv), Keys: keys,
-		RateTable: getenv(RateTableName)}
+	c := Ingest{Common: readCommon(getenv), StreamName: getenv(StreamName), StreamFormat: getenv(StreamFormat),
+		Pepper: readPepper(getenv), Keys: keys, RateTable: getenv(RateTableName)}
 	if c.StreamName == "" {
 		return c, fmt.Errorf("%s is not set", StreamName)
+	}
+	switch c.StreamFormat {
+	case "", StreamFormatV1, StreamFormatV2:
+	default:
+		return c, fmt.Errorf("%s=%q: want %s or %s", StreamFormat, c.StreamFormat, StreamFormatV1, StreamFormatV2)
 	}
 	return c, nil
 }

@@ -30,7 +30,7 @@ func getenv(kv map[string]string) Getenv { return func(k string) string { return
 // refuses a malformed value with an error that names the variable.
 func TestRead(t *testing.T) {
 	all := map[string]string{
-		StreamName: "events", Pepper: "p", PepperSecretID: "arn:pepper", APIKeyAppIDs: `{"k1":"app"}`,
+		StreamName: "events", StreamFormat: "v1", Pepper: "p", PepperSecretID: "arn:pepper", APIKeyAppIDs: `{"k1":"app"}`,
 		DevAuth: "true", DevAPIKey: "dev", MetricsNamespace: "Retarget",
 		GraphURL: "http://127.0.0.1:1", CAPIVersion: "v25.0", APIVersion: "v26.0", MetaSecretID: "arn:meta", AccessToken: "t", AppSecret: "s",
 		DeadLetterQueueURL: "https://sqs/q", DeadLetterFile: "dl.jsonl", HoldPause: "3s", DynamoEndpoint: "http://127.0.0.1:2",
@@ -38,7 +38,7 @@ func TestRead(t *testing.T) {
 		LambdaTaskRoot: "/var/task",
 	}
 	in, err := ReadIngest(getenv(all))
-	if err != nil || in.StreamName != "events" || in.Pepper != (PepperSource{SecretID: "arn:pepper", Value: "p"}) ||
+	if err != nil || in.StreamName != "events" || in.StreamFormat != StreamFormatV1 || in.Pepper != (PepperSource{SecretID: "arn:pepper", Value: "p"}) ||
 		in.Keys.KeyIDs["k1"] != "app" || !in.Keys.DevAuth || in.Keys.DevAPIKey != "dev" ||
 		in.ConfigFile != "/var/task/config.json" || in.MetricsNamespace != "Retarget" {
 		t.Errorf("ReadIngest = %+v, %v", in, err)
@@ -71,6 +71,7 @@ func TestRead(t *testing.T) {
 		read        func(Getenv) error
 	}{
 		{StreamName, "", func(g Getenv) error { _, err := ReadIngest(g); return err }},
+		{StreamFormat, "2", func(g Getenv) error { _, err := ReadIngest(g); return err }},
 		{APIKeyAppIDs, "[1]", func(g Getenv) error { _, err := ReadIngest(g); return err }},
 		{HoldPause, "10", func(g Getenv) error { _, err := ReadForwarder(g); return err }},
 		{StateTableName, "", func(g Getenv) error { _, err := ReadUpdater(g); return err }},
