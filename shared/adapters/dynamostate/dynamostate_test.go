@@ -80,6 +80,13 @@ func TestConsentContract(t *testing.T) {
 	})
 }
 
+func TestUserReadContract(t *testing.T) {
+	client := dynalite(t)
+	statetest.RunUserRead(t, func(t *testing.T) statetest.UserReadStore {
+		return New(client, freshTable(t, client), Options{})
+	})
+}
+
 func TestCreateTable(t *testing.T) {
 	client := dynalite(t)
 	name := freshTable(t, client)

@@ -50,10 +50,26 @@ type Store interface {
 // between, its retry computes the same changes (same identity, so the store keeps one, with
 // the new stamp) and writes the state then; audience sync waits for the stamped version.
 func Update(ctx context.Context, store Store, app, userKey string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return update(ctx, store, app, userKey, nil, fn)
+}
+
+// UpdateRead implements ports.UserReader.UpdateRead over store: Update, whose first attempt
+// starts from read instead of calling store.GetUser.
+func UpdateRead(ctx context.Context, store Store, read ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return update(ctx, store, read.Record.App, read.Record.UserKey, &read, fn)
+}
+
+func update(ctx context.Context, store Store, app, userKey string, first *ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
 	var res ports.UserUpdate
 	for attempt := 0; ; attempt++ {
-		rec, found, err := store.GetUser(ctx, app, userKey)
-		if err != nil {
+		var (
+			rec   ports.UserRecord
+			found bool
+			err   error
+		)
+		if attempt == 0 && first != nil {
+			rec, found = first.Record, first.Found
+		} else if rec, found, err = store.GetUser(ctx, app, userKey); err != nil {
 			return res, err
 		}
 		res.Version = rec.Version
