@@ -21,6 +21,10 @@
 //	GSI unpublished  unpubPk (S) / sk (S), ALL: every change of an app not yet on the bus
 //	GSI due      dueBucket (<app>#<yyyymmddhh> of dueAt, UTC) / dueAt, KEYS_ONLY
 //
+// A user's items share their partition (state, consent decision, cool-down): ReadUser reads
+// the state and the decision with one strongly consistent Query, what the segment updater pays
+// per user and batch.
+//
 // Attributes with nothing to say are omitted (DynamoDB sets cannot be empty, and absent
 // attributes cost nothing). Sets are unordered and duplicate-free: GetUser returns Segments
 // and RecentIDs sorted and deduplicated.

@@ -400,8 +400,9 @@ func TestUsersAreReadConcurrentlyWithinTheBound(t *testing.T) {
 	ev := hs.batch(t, evs...)
 	done := make(chan struct{})
 	go func() { defer close(done); hs.handle(t, ev) }()
-	giveUp := time.Now().Add(10 * time.Second) // a guard against a hang, not a speed goal
-	for { // wait for the batch to fill its slots
+	// Wait for the batch to fill its slots (the deadline guards against a hang: no speed goal).
+	giveUp := time.Now().Add(10 * time.Second)
+	for {
 		g.mu.Lock()
 		n := g.inFlight
 		g.mu.Unlock()
