@@ -7,7 +7,8 @@
 //
 // ports.SegmentStore.Update is the operation; Update here is its one implementation, written
 // over the store's own GetUser, RecordChanges and PutUser (the conditional write), which is
-// all a store has to differ in. Each adapter's Update calls it with itself, and so does a
+// all a store has to differ in. UpdateRead (ports.UserReader.UpdateRead) is the same, starting
+// from a read the caller made (state and consent decision in one request). Each adapter's Update calls it with itself, and so does a
 // test double that wraps a store to intercept one of those three calls.
 //
 // Why here. It is the stores' side of the port: the writers call ports.SegmentStore.Update
