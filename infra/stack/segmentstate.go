@@ -99,11 +99,12 @@ const SweepInput = `{"source":"schedule","scheduled_time":"<aws.scheduler.schedu
 // DynamoDB actions of each function. Written out rather than GrantReadWriteData or
 // GrantReadData, which add Scan, Query on every index, DescribeTable and more.
 var (
-	// The updater reads and conditionally writes user items, batch-writes membership changes
-	// (BatchWriteItem covers puts and deletes of whole items, never conditional) and
-	// batch-reads the users' explicit consent decisions; it adds to the outcome counters of
-	// measured audiences (UpdateItem ADD).
-	updaterTableActions = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"}
+	// The updater reads each user's partition (state and explicit consent decision) with one
+	// Query of the table (no index: the policy names the table's ARN only), re-reads a user
+	// item after a concurrent write (GetItem), conditionally writes user items, batch-writes
+	// membership changes (BatchWriteItem covers puts and deletes of whole items, never
+	// conditional) and adds to the outcome counters of measured audiences (UpdateItem ADD).
+	updaterTableActions = []string{"dynamodb:Query", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"}
 	// The sweeper does the same for due users, which it finds by querying the due index.
 	sweeperTableActions    = []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem"}
 	sweeperDueIndexActions = []string{"dynamodb:Query"}

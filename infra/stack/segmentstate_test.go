@@ -300,8 +300,11 @@ func TestSegmentState(t *testing.T) {
 				t.Errorf("the scheduler role may only %v", seen)
 			}
 		}},
-		{"updater: read the stream, Get/Put/BatchWrite the table, send mapping failures; no Scan or Query", func(t *testing.T) {
+		{"updater: read the stream, Query/Get/Put/BatchWrite the table (no index), send mapping failures; no Scan", func(t *testing.T) {
 			got := allowedActions(t, segTempl, s.Updater.Function.Role())
+			if _, ok := got["dynamodb:Query"]; !ok {
+				t.Error("the updater may not Query the table: it reads each user's state and consent with one Query")
+			}
 			for a, res := range got {
 				service, _, _ := strings.Cut(a, ":")
 				switch {
@@ -309,7 +312,7 @@ func TestSegmentState(t *testing.T) {
 					t.Errorf("wildcard action %s", a)
 				case service == "xray":
 				case service == "dynamodb":
-					if a != "dynamodb:GetItem" && a != "dynamodb:PutItem" && a != "dynamodb:BatchWriteItem" && a != "dynamodb:BatchGetItem" && a != "dynamodb:UpdateItem" {
+					if a != "dynamodb:Query" && a != "dynamodb:GetItem" && a != "dynamodb:PutItem" && a != "dynamodb:BatchWriteItem" && a != "dynamodb:UpdateItem" {
 						t.Errorf("the updater may %s", a)
 					}
 					if !sameJSON(res, []any{segTableArn(s)}) {

@@ -130,6 +130,29 @@ type UserUpdate struct {
 	Conflicts int
 }
 
+// UserRead is one user as a single read of their partition finds them: the state record and
+// the explicit consent decision, read together with strong consistency.
+type UserRead struct {
+	// Record is the stored state (zero but for App and UserKey when Found is false).
+	Record UserRecord
+	Found  bool
+	// Consent is the user's explicit consent decision (ConsentStore.PutConsent); nil for none.
+	Consent *UserConsent
+}
+
+// UserReader is a segment store that reads a user's state and consent decision with one
+// request (one strongly consistent Query of the user's partition in DynamoDB) and updates from
+// what it read: a writer that needs both reads once per user, not twice.
+type UserReader interface {
+	// ReadUser reads the user's state record and consent decision, strongly consistent; an
+	// unknown user is a UserRead with Found false and no error.
+	ReadUser(ctx context.Context, app, userKey string) (UserRead, error)
+	// UpdateRead is SegmentStore.Update whose first attempt starts from read (ReadUser's for
+	// the same user, not changed since) instead of reading: after a concurrent write it reads
+	// again and calls fn again, as Update does. A write costs what Update's costs less the read.
+	UpdateRead(ctx context.Context, read UserRead, fn func(*UserState) error) (UserUpdate, error)
+}
+
 // SegmentStore keeps user state and membership changes (DynamoDB in AWS).
 type SegmentStore interface {
 	// Update is the read-modify-write of one user that every writer of user state goes

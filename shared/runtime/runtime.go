@@ -164,7 +164,7 @@ func NewUpdater(c env.Updater, d Deps) (*segmentupdater.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return segmentupdater.New(segmentupdater.Config{Rules: s.Rules, Store: s.Store, UserTTL: c.State.UserTTL,
+	return segmentupdater.New(segmentupdater.Config{Rules: s.Rules, Store: s.Store, Reader: s.Store, UserTTL: c.State.UserTTL,
 		Logger: d.Log, Consents: s.Store, Metrics: observability.NewEmitter(d.Metrics, c.MetricsNamespace),
 		Outcomes: s.Store, Plans: outcomes.ForConfig(s.Apps)})
 }

@@ -55,6 +55,13 @@ func (s *Store) PutConsent(ctx context.Context, c ports.UserConsent) error {
 	if err := storecheck.Consent(c); err != nil {
 		return fmt.Errorf("put consent: %w", err)
 	}
+	if _, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: consentItem(c)}); err != nil {
+		return fmt.Errorf("put consent of %s: %w", c.App, err)
+	}
+	return nil
+}
+
+func consentItem(c ports.UserConsent) map[string]types.AttributeValue {
 	item := key(userPK(c.App, c.UserKey), consentSK)
 	item[attrAds] = &types.AttributeValueMemberBOOL{Value: c.AdsPersonalization}
 	item[attrAt] = num(c.At)
@@ -66,10 +73,7 @@ func (s *Store) PutConsent(ctx context.Context, c ports.UserConsent) error {
 	if c.ErasureID != "" {
 		item[attrErasure] = str(c.ErasureID)
 	}
-	if _, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
-		return fmt.Errorf("put consent of %s: %w", c.App, err)
-	}
-	return nil
+	return item
 }
 
 // Consents reads the users' consent items with BatchGetItem (100 keys per call, strongly

@@ -21,6 +21,10 @@
 //	GSI unpublished  unpubPk (S) / sk (S), ALL: every change of an app not yet on the bus
 //	GSI due      dueBucket (<app>#<yyyymmddhh> of dueAt, UTC) / dueAt, KEYS_ONLY
 //
+// A user's items share their partition (state, consent decision, cool-down): ReadUser reads
+// the state and the decision with one strongly consistent Query, what the segment updater pays
+// per user and batch.
+//
 // Attributes with nothing to say are omitted (DynamoDB sets cannot be empty, and absent
 // attributes cost nothing). Sets are unordered and duplicate-free: GetUser returns Segments
 // and RecentIDs sorted and deduplicated.
@@ -90,7 +94,10 @@ type Store struct {
 	opts   Options
 }
 
-var _ ports.SegmentStore = (*Store)(nil)
+var (
+	_ ports.SegmentStore = (*Store)(nil)
+	_ ports.UserReader   = (*Store)(nil)
+)
 
 // New returns a Store on the named table (created by CDK, or by CreateTable for tests and the
 // dev stack).
@@ -131,6 +138,57 @@ func (s *Store) GetUser(ctx context.Context, app, userKey string) (ports.UserRec
 		return ports.UserRecord{}, false, fmt.Errorf("get user %s/%s: %w", app, userKey, err)
 	}
 	return rec, true, nil
+}
+
+// ReadUser reads the user's partition with one strongly consistent Query: the state item and
+// the consent item (consent.go) in one request, billed by their summed size (1 read unit per
+// 4 KB, so one unit for both where GetUser and Consents take one each). The partition's other
+// items (the cool-down item, a few bytes) come along and are ignored.
+func (s *Store) ReadUser(ctx context.Context, app, userKey string) (ports.UserRead, error) {
+	if err := storecheck.User(app, userKey); err != nil {
+		return ports.UserRead{}, fmt.Errorf("read user: %w", err)
+	}
+	read := ports.UserRead{Record: ports.UserRecord{App: app, UserKey: userKey}}
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(s.table),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(userPK(app, userKey))},
+		ConsistentRead:            aws.Bool(true),
+	}
+	for {
+		out, err := s.client.Query(ctx, in)
+		if err != nil {
+			return ports.UserRead{}, fmt.Errorf("read user %s/%s: %w", app, userKey, err)
+		}
+		for _, item := range out.Items {
+			sk, _ := item[attrSK].(*types.AttributeValueMemberS)
+			switch {
+			case sk == nil:
+			case sk.Value == userSK:
+				if read.Record, err = parseUser(app, userKey, item); err != nil {
+					return ports.UserRead{}, fmt.Errorf("read user %s/%s: %w", app, userKey, err)
+				}
+				read.Found = true
+			case sk.Value == consentSK:
+				c, err := parseConsent(app, item)
+				if err != nil {
+					return ports.UserRead{}, fmt.Errorf("read user %s/%s: %w", app, userKey, err)
+				}
+				read.Consent = &c
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return read, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// UpdateRead is Update starting from what ReadUser read (ports.UserReader.UpdateRead): no
+// read on the first attempt.
+func (s *Store) UpdateRead(ctx context.Context, read ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.UpdateRead(ctx, s, read, fn)
 }
 
 // PutUser replaces the user item if its version is rec.Version-1 (absent for version 1).

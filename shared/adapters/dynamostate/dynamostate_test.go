@@ -80,6 +80,13 @@ func TestConsentContract(t *testing.T) {
 	})
 }
 
+func TestUserReadContract(t *testing.T) {
+	client := dynalite(t)
+	statetest.RunUserRead(t, func(t *testing.T) statetest.UserReadStore {
+		return New(client, freshTable(t, client), Options{})
+	})
+}
+
 func TestCreateTable(t *testing.T) {
 	client := dynalite(t)
 	name := freshTable(t, client)
@@ -416,6 +423,19 @@ func (c *countingAPI) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInp
 	return c.DynamoAPI.UpdateItem(ctx, in, optFns...)
 }
 
+func (c *countingAPI) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.count("Query")
+	if !aws.ToBool(in.ConsistentRead) {
+		c.count("Query(eventually consistent)")
+	}
+	return c.DynamoAPI.Query(ctx, in, optFns...)
+}
+
+func (c *countingAPI) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	c.count("BatchGetItem")
+	return c.DynamoAPI.BatchGetItem(ctx, in, optFns...)
+}
+
 func (c *countingAPI) take() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -466,4 +486,37 @@ func TestPublishContract(t *testing.T) {
 	statetest.RunPublish(t, func(t *testing.T) statetest.PublishStore {
 		return New(client, freshTable(t, client), Options{})
 	})
+}
+
+// TestReadUserRequests pins what the segment updater pays per user: ReadUser is one strongly
+// consistent Query whatever the partition holds (state, consent and cool-down items), and
+// UpdateRead from it writes without reading again.
+func TestReadUserRequests(t *testing.T) {
+	client := dynalite(t)
+	api := &countingAPI{DynamoAPI: client, calls: map[string]int{}}
+	s := New(api, freshTable(t, client), Options{})
+	ctx := context.Background()
+	if err := s.PutConsent(ctx, ports.UserConsent{App: "shop", UserKey: "u", AdsPersonalization: true, At: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetLastDeliveries(ctx, "shop", map[string]int64{"u": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, "shop", "u", func(u *ports.UserState) error { u.State.LastSeen = 5; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	api.take()
+	read, err := s.ReadUser(ctx, "shop", "u")
+	if err != nil || !read.Found || read.Consent == nil || read.Record.Version != 1 {
+		t.Fatalf("ReadUser = %+v, %v; want the state and the consent", read, err)
+	}
+	if got := api.take(); got != "map[Query:1]" {
+		t.Errorf("ReadUser: requests %s, want one strongly consistent Query", got)
+	}
+	if _, err := s.UpdateRead(ctx, read, func(u *ports.UserState) error { u.State.LastSeen = 6; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := api.take(); got != "map[PutItem:1]" {
+		t.Errorf("UpdateRead: requests %s, want the conditional write alone", got)
+	}
 }

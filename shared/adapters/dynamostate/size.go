@@ -17,6 +17,21 @@ func UserItemSize(rec ports.UserRecord) int {
 	return itemSize(userItem(rec))
 }
 
+// ReadUserSize is the size in bytes that DynamoDB bills for the Query of ReadUser that finds
+// read: the state item's and the consent item's sizes added up (the partition's cool-down
+// item, about 60 bytes, aside). A strongly consistent Query costs ceil(size/4096) read units,
+// at least one.
+func ReadUserSize(read ports.UserRead) int {
+	size := 0
+	if read.Found {
+		size += UserItemSize(read.Record)
+	}
+	if read.Consent != nil {
+		size += itemSize(consentItem(*read.Consent))
+	}
+	return size
+}
+
 // itemSize applies AWS's item size rules ("DynamoDB item sizes and formats") to the
 // attribute types this package writes.
 func itemSize(item map[string]types.AttributeValue) int {

@@ -7,7 +7,8 @@
 //
 // ports.SegmentStore.Update is the operation; Update here is its one implementation, written
 // over the store's own GetUser, RecordChanges and PutUser (the conditional write), which is
-// all a store has to differ in. Each adapter's Update calls it with itself, and so does a
+// all a store has to differ in. UpdateRead (ports.UserReader.UpdateRead) is the same, starting
+// from a read the caller made (state and consent decision in one request). Each adapter's Update calls it with itself, and so does a
 // test double that wraps a store to intercept one of those three calls.
 //
 // Why here. It is the stores' side of the port: the writers call ports.SegmentStore.Update
@@ -50,10 +51,26 @@ type Store interface {
 // between, its retry computes the same changes (same identity, so the store keeps one, with
 // the new stamp) and writes the state then; audience sync waits for the stamped version.
 func Update(ctx context.Context, store Store, app, userKey string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return update(ctx, store, app, userKey, nil, fn)
+}
+
+// UpdateRead implements ports.UserReader.UpdateRead over store: Update, whose first attempt
+// starts from read instead of calling store.GetUser.
+func UpdateRead(ctx context.Context, store Store, read ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return update(ctx, store, read.Record.App, read.Record.UserKey, &read, fn)
+}
+
+func update(ctx context.Context, store Store, app, userKey string, first *ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
 	var res ports.UserUpdate
 	for attempt := 0; ; attempt++ {
-		rec, found, err := store.GetUser(ctx, app, userKey)
-		if err != nil {
+		var (
+			rec   ports.UserRecord
+			found bool
+			err   error
+		)
+		if attempt == 0 && first != nil {
+			rec, found = first.Record, first.Found
+		} else if rec, found, err = store.GetUser(ctx, app, userKey); err != nil {
 			return res, err
 		}
 		res.Version = rec.Version

@@ -33,7 +33,6 @@ type meteredStore struct {
 	mu                           sync.Mutex
 	reads, writes, changeWrites  int
 	readUnits, writeUnits        int
-	consentUnits                 int
 	maxItem, sumItem, itemWrites int
 	outcomeCalls, outcomeUnits   int
 }
@@ -81,6 +80,22 @@ func (m *meteredStore) PutUser(ctx context.Context, rec ports.UserRecord) error 
 	return m.Store.PutUser(ctx, rec)
 }
 
+// ReadUser is billed as dynamostate's Query bills it: 1 unit per 4 KB of the state and
+// consent items together, at least 1.
+func (m *meteredStore) ReadUser(ctx context.Context, app, uk string) (ports.UserRead, error) {
+	read, err := m.Store.ReadUser(ctx, app, uk)
+	m.mu.Lock()
+	m.reads++
+	m.readUnits += max(1, (dynamostate.ReadUserSize(read)+4095)/4096)
+	m.mu.Unlock()
+	return read, err
+}
+
+// UpdateRead goes through the metered calls above, as Update.
+func (m *meteredStore) UpdateRead(ctx context.Context, read ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.UpdateRead(ctx, m, read, fn)
+}
+
 // Update goes through the metered calls above (memstate's own Update would go around them).
 func (m *meteredStore) Update(ctx context.Context, app, uk string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
 	return userstate.Update(ctx, m, app, uk, fn)
@@ -90,7 +105,8 @@ func (m *meteredStore) Update(ctx context.Context, app, uk string, fn func(*port
 // for, found or not (consent items are far under 4 KB).
 func (m *meteredStore) Consents(ctx context.Context, app string, keys []string) (map[string]ports.UserConsent, error) {
 	m.mu.Lock()
-	m.consentUnits += len(keys)
+	m.reads += (len(keys) + 99) / 100 // BatchGetItem takes 100 keys a call
+	m.readUnits += len(keys)
 	m.mu.Unlock()
 	return m.Store.Consents(ctx, app, keys)
 }
@@ -111,14 +127,31 @@ func (m *meteredStore) RecordChanges(ctx context.Context, cs []ports.MembershipC
 // per event (target <= 0.3 write units) and item sizes, with the outcome counters of the
 // measured audiences on (as deployed), and what the counters cost: the same batches without
 // them (WU/event-no-outcomes) and the difference (outcome-WU/event, target <= 0.02), which
-// includes both the counter ADDs and the cohorts' bytes in the user items.
+// includes both the counter ADDs and the cohorts' bytes in the user items. The read figures
+// (RU/event, reads/event: requests) count every read, consent decisions included, as
+// deployed: one Query per user and batch (BenchmarkUpdaterReads compares the separate reads).
 func BenchmarkUpdaterWriteUnits(b *testing.B) {
 	for _, perBatch := range []int{500, 100} {
-		b.Run(fmt.Sprintf("batch=%d", perBatch), func(b *testing.B) { benchmarkWriteUnits(b, perBatch) })
+		b.Run(fmt.Sprintf("batch=%d", perBatch), func(b *testing.B) { benchmarkWriteUnits(b, perBatch, true, true) })
 	}
 }
 
-func benchmarkWriteUnits(b *testing.B, perBatch int) {
+// BenchmarkUpdaterReads measures the same day's reads both ways: reads=one reads each user's
+// state and consent decision with one Query (Config.Reader, as deployed), reads=separate with
+// a GetItem per user and a BatchGetItem per 100 users (without a Reader). RU/event are the
+// read units, reads/event the requests.
+func BenchmarkUpdaterReads(b *testing.B) {
+	for _, perBatch := range []int{500, 100} {
+		for _, one := range []bool{false, true} {
+			name := map[bool]string{false: "separate", true: "one"}[one]
+			b.Run(fmt.Sprintf("batch=%d/reads=%s", perBatch, name), func(b *testing.B) { benchmarkWriteUnits(b, perBatch, one, false) })
+		}
+	}
+}
+
+// benchmarkWriteUnits measures a day of perBatch batches, reading users with one Query each
+// (oneRead) or separately; withoutCounters also measures the day without outcome counters.
+func benchmarkWriteUnits(b *testing.B, perBatch int, oneRead, withoutCounters bool) {
 	cfg, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
 	if err != nil {
 		b.Fatal(err)
@@ -193,6 +226,9 @@ func benchmarkWriteUnits(b *testing.B, perBatch int) {
 		clock := now
 		c := cfg(func() time.Time { return clock })
 		c.Consents = m
+		if oneRead {
+			c.Reader = m
+		}
 		h, _ := New(c)
 		for i, ke := range kev[batches:] {
 			clock = now.Add(time.Duration(i) * 15 * time.Second * time.Duration(perBatch) / 500) // 500 events every 15 s
@@ -206,18 +242,23 @@ func benchmarkWriteUnits(b *testing.B, perBatch int) {
 	b.ResetTimer()
 	for b.Loop() {
 		m = run(true)
-		b.StopTimer()
-		without = run(false)
-		b.StartTimer()
+		if withoutCounters {
+			b.StopTimer()
+			without = run(false)
+			b.StartTimer()
+		}
 	}
 	events := float64(batches * perBatch)
+	b.ReportMetric(float64(m.readUnits)/events, "RU/event")
+	b.ReportMetric(float64(m.reads)/events, "reads/event")
+	if !withoutCounters {
+		return
+	}
 	b.ReportMetric(float64(m.writeUnits)/events, "WU/event")
 	b.ReportMetric(float64(without.writeUnits)/events, "WU/event-no-outcomes")
 	b.ReportMetric(float64(m.writeUnits-without.writeUnits)/events, "outcome-WU/event")
 	b.ReportMetric(float64(m.outcomeUnits)/float64(max(m.outcomeCalls, 1)), "ADDs/batch")
 	b.ReportMetric(float64(m.writes)/events, "userwrites/event")
-	b.ReportMetric(float64(m.readUnits)/events, "RU/event")
-	b.ReportMetric(float64(m.consentUnits)/events, "consent-RU/event")
 	b.ReportMetric(float64(m.changeWrites)/events, "changes/event")
 	b.ReportMetric(float64(m.sumItem)/float64(m.itemWrites), "avg-item-B")
 	b.ReportMetric(float64(m.maxItem), "max-item-B")

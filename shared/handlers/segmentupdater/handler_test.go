@@ -45,7 +45,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	hs := &harness{store: memstate.New(), app: &cfg.Apps[0], rules: rules[cfg.Apps[0].ID]}
-	hs.h, err = New(Config{Rules: rules, Store: hs.store, Now: func() time.Time { return now }})
+	hs.h, err = New(Config{Rules: rules, Store: hs.store, Reader: hs.store, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,13 +211,27 @@ func (f failingStore) Update(ctx context.Context, app, uk string, fn func(*ports
 	return userstate.Update(ctx, f, app, uk, fn)
 }
 
+// UpdateRead goes through the failing PutUser too.
+func (f failingStore) UpdateRead(ctx context.Context, read ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.UpdateRead(ctx, f, read, fn)
+}
+
 func TestStoreFailureKeepsRecordsOnTheStream(t *testing.T) {
-	hs := newHarness(t)
-	h, _ := New(Config{Rules: map[string]*segments.AppRules{hs.app.ID: hs.rules}, Store: failingStore{memstate.New()}})
-	ev := hs.batch(t, event("a", "fb_mobile_activate_app", now.Add(-time.Hour), "u-4", nil), event("b", "fb_mobile_activate_app", now.Add(-time.Hour), "u-5", nil))
-	resp, _ := h.Handle(context.Background(), ev)
-	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != ev.Records[0].Kinesis.SequenceNumber {
-		t.Fatalf("failures %+v", resp.BatchItemFailures)
+	for _, reader := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reader=%v", reader), func(t *testing.T) {
+			hs := newHarness(t)
+			store := failingStore{memstate.New()}
+			cfg := Config{Rules: map[string]*segments.AppRules{hs.app.ID: hs.rules}, Store: store}
+			if reader {
+				cfg.Reader = store
+			}
+			h, _ := New(cfg)
+			ev := hs.batch(t, event("a", "fb_mobile_activate_app", now.Add(-time.Hour), "u-4", nil), event("b", "fb_mobile_activate_app", now.Add(-time.Hour), "u-5", nil))
+			resp, _ := h.Handle(context.Background(), ev)
+			if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != ev.Records[0].Kinesis.SequenceNumber {
+				t.Fatalf("failures %+v", resp.BatchItemFailures)
+			}
+		})
 	}
 }
 

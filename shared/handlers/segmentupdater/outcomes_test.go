@@ -44,12 +44,16 @@ func (c *countingOutcomes) AddOutcomes(ctx context.Context, deltas []ports.Outco
 // writer had come first: Update reads again and runs fn again.
 type conflictOnce struct {
 	*memstate.Store
+	mu   sync.Mutex // the handler writes several users at once
 	seen map[string]bool
 }
 
 func (c *conflictOnce) PutUser(ctx context.Context, rec ports.UserRecord) error {
-	if !c.seen[rec.UserKey] {
-		c.seen[rec.UserKey] = true
+	c.mu.Lock()
+	first := !c.seen[rec.UserKey]
+	c.seen[rec.UserKey] = true
+	c.mu.Unlock()
+	if first {
 		return ports.ErrVersionConflict
 	}
 	return c.Store.PutUser(ctx, rec)
@@ -57,6 +61,10 @@ func (c *conflictOnce) PutUser(ctx context.Context, rec ports.UserRecord) error 
 
 func (c *conflictOnce) Update(ctx context.Context, app, uk string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
 	return userstate.Update(ctx, c, app, uk, fn)
+}
+
+func (c *conflictOnce) UpdateRead(ctx context.Context, read ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.UpdateRead(ctx, c, read, fn)
 }
 
 // measured rebuilds the harness's handler with outcome counting into out, on store (nil: the
@@ -68,6 +76,7 @@ func (hs *harness) measured(t *testing.T, store ports.SegmentStore, out ports.Ou
 	}
 	cfg := Config{Rules: map[string]*segments.AppRules{hs.app.ID: hs.rules}, Store: store, Now: func() time.Time { return now },
 		Outcomes: out, Plans: map[string]*outcomes.Plan{hs.app.ID: outcomes.NewPlan(hs.app)}, OutcomeRetryBase: time.Millisecond}
+	cfg.Reader, _ = store.(ports.UserReader)
 	if log != nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(log, nil))
 	}

@@ -26,8 +26,7 @@ func (s *Store) PutConsent(ctx context.Context, c ports.UserConsent) error {
 	if s.consents == nil {
 		s.consents = make(map[userID]ports.UserConsent)
 	}
-	c.AdvertiserTracking, c.ApplicationTracking, c.LDU = cloneBool(c.AdvertiserTracking), cloneBool(c.ApplicationTracking), cloneBool(c.LDU)
-	s.consents[userID{c.App, c.UserKey}] = c
+	s.consents[userID{c.App, c.UserKey}] = cloneConsent(c)
 	return nil
 }
 
@@ -46,8 +45,7 @@ func (s *Store) Consents(ctx context.Context, app string, userKeys []string) (ma
 	out := make(map[string]ports.UserConsent)
 	for _, k := range userKeys {
 		if c, ok := s.consents[userID{app, k}]; ok {
-			c.AdvertiserTracking, c.ApplicationTracking, c.LDU = cloneBool(c.AdvertiserTracking), cloneBool(c.ApplicationTracking), cloneBool(c.LDU)
-			out[k] = c
+			out[k] = cloneConsent(c)
 		}
 	}
 	return out, nil
@@ -96,4 +94,10 @@ func cloneBool(b *bool) *bool {
 	}
 	v := *b
 	return &v
+}
+
+// cloneConsent copies c with its own flags, so callers never share them with the store.
+func cloneConsent(c ports.UserConsent) ports.UserConsent {
+	c.AdvertiserTracking, c.ApplicationTracking, c.LDU = cloneBool(c.AdvertiserTracking), cloneBool(c.ApplicationTracking), cloneBool(c.LDU)
+	return c
 }

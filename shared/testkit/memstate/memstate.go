@@ -47,7 +47,10 @@ type change struct {
 	unpublished bool // publish.go
 }
 
-var _ ports.SegmentStore = (*Store)(nil)
+var (
+	_ ports.SegmentStore = (*Store)(nil)
+	_ ports.UserReader   = (*Store)(nil)
+)
 
 // New returns an empty Store.
 func New() *Store {
@@ -96,6 +99,35 @@ func (s *Store) PutUser(ctx context.Context, rec ports.UserRecord) error {
 // itself, or Update goes around its override.
 func (s *Store) Update(ctx context.Context, app, userKey string, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
 	return userstate.Update(ctx, s, app, userKey, fn)
+}
+
+// ReadUser returns copies of the user's stored record and consent decision, read together
+// (ports.UserReader).
+func (s *Store) ReadUser(ctx context.Context, app, userKey string) (ports.UserRead, error) {
+	if err := ctx.Err(); err != nil {
+		return ports.UserRead{}, fmt.Errorf("read user: %w", err)
+	}
+	if err := storecheck.User(app, userKey); err != nil {
+		return ports.UserRead{}, fmt.Errorf("read user: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	read := ports.UserRead{Record: ports.UserRecord{App: app, UserKey: userKey}}
+	if rec, ok := s.users[userID{app, userKey}]; ok {
+		read.Record, read.Found = clone(rec), true
+	}
+	if c, ok := s.consents[userID{app, userKey}]; ok {
+		c = cloneConsent(c)
+		read.Consent = &c
+	}
+	return read, nil
+}
+
+// UpdateRead is Update from a record ReadUser read (ports.UserReader), through
+// userstate.UpdateRead. A test double that embeds a *Store and overrides GetUser,
+// RecordChanges or PutUser must define UpdateRead the same way over itself, as Update.
+func (s *Store) UpdateRead(ctx context.Context, read ports.UserRead, fn func(*ports.UserState) error) (ports.UserUpdate, error) {
+	return userstate.UpdateRead(ctx, s, read, fn)
 }
 
 // clone copies rec the way a round trip through DynamoDB changes it: sets sorted and

@@ -26,6 +26,10 @@ func TestConsentContract(t *testing.T) {
 	statetest.RunConsent(t, func(*testing.T) statetest.ConsentStore { return New() })
 }
 
+func TestUserReadContract(t *testing.T) {
+	statetest.RunUserRead(t, func(*testing.T) statetest.UserReadStore { return New() })
+}
+
 func TestDoneContext(t *testing.T) {
 	s := New()
 	ctx, cancel := context.WithCancel(context.Background())
