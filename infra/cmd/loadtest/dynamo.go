@@ -119,8 +119,8 @@ type DynamoUnits struct {
 // EstimateDynamoUnits prices the activity in request units with the table's access pattern
 // (shared/adapters/dynamostate) and the measured item sizes:
 //
-//	updater   per user and batch: GetItem (strongly consistent), one consent key
-//	          (BatchGetItem, strongly consistent: 1 RU per key, found or not); per write a
+//	updater   per user and batch: one strongly consistent Query of the user's partition (state
+//	          and consent items together, ceil(summed size/4 KB), 1 RU for every user here); per write a
 //	          conditional PutItem (ceil(size/1 KB), also when the condition fails); the due
 //	          index gains an entry for each new user that has a due time (1 WU; later moves
 //	          are rare: the updater keeps an earlier due time); each membership change is a
@@ -138,8 +138,9 @@ func EstimateDynamoUnits(a DynamoActivity, s ItemSample) DynamoUnits {
 	u.Writes["membership changes"] = 2 * (a.UpdaterChanges + a.SweeperChanges)
 	u.Writes["sweeper"] = a.SweptUsers * (wPer + 2)
 	u.Writes["audience sync"] = 3 * a.AudienceRows
+	// One strongly consistent Query per user and batch reads the state and consent items
+	// together (billed on their summed size, in 4 KB units), and one more after a conflict.
 	u.Reads["user items (updater)"] = (a.UpdaterUsers + a.WriteConflicts) * rPer
-	u.Reads["consent (updater)"] = a.UpdaterUsers
 	usersPerRecord := 0.0
 	if a.UpdaterRecords > 0 {
 		usersPerRecord = a.UpdaterUsers / a.UpdaterRecords

@@ -26,7 +26,6 @@ func TestEstimateDynamoUnits(t *testing.T) {
 	}
 	wantReads := map[string]float64{
 		"user items (updater)": 500 + 2,
-		"consent (updater)":    500,
 		"consent (forwarder)":  10_000 * (500.0 / 10_000),
 		"sweeper":              10,
 		"audience sync":        50,

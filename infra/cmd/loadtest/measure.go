@@ -126,7 +126,7 @@ func model(rep *Report, res DriveResult, m *Metrics, items ItemSample, calib *Ca
 		}
 		act := DynamoActivity{
 			Events:       events,
-			UpdaterUsers: m.UpdaterUsers, UpdaterRecords: get(FnUpdater, "RecordsRead"),
+			UpdaterUsers: updaterUsers(m, get), UpdaterRecords: get(FnUpdater, "RecordsRead"),
 			UserWrites: get(FnUpdater, "UserWrites"), WriteConflicts: get(FnUpdater, "WriteConflicts"),
 			UpdaterChanges: get(FnUpdater, "SegmentChanges"), UsersCreated: usersCreated,
 			ForwarderRecords: get(FnForwarder, "RecordsRead"),
@@ -291,4 +291,14 @@ func verifyIDs(ctx context.Context, s *Sandbox, runID string, expected map[strin
 		}
 	}
 	return c
+}
+
+// updaterUsers is the users the segment updater read: its UsersRead metric (one Query per user
+// and batch, state and consent together), or, from an updater older than that metric, the users
+// of its "batch applied" log lines.
+func updaterUsers(m *Metrics, get func(fn, metric string) float64) float64 {
+	if n := get(FnUpdater, "UsersRead"); n > 0 {
+		return n
+	}
+	return m.UpdaterUsers
 }
