@@ -142,6 +142,7 @@ func run() (err error) {
 		AudienceSyncIntervalMinutes:  float64(syncInterval),
 		WafRateLimit:                 float64(wafRateLimit),
 		Api:                          contextString(app, "api", stack.ApiRest),
+		SystemLogLevel:               contextString(app, "systemLogLevel", ""),
 		ErasureTombstoneDays:         float64(tombstoneDays),
 		ErasureAuditDays:             float64(auditDays),
 		AlarmEmail:                   contextString(app, "alarmEmail", ""),

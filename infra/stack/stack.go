@@ -120,6 +120,11 @@ type RetargetStackProps struct {
 	// Api is the front door: ApiRest (default: REST API, API keys, usage plans, optional WAF) or
 	// ApiHTTP (HTTP API, key authorizer, per-app limit in the function; infra/docs/front-door.md).
 	Api string
+	// SystemLogLevel is the level of Lambda's own log records in every function's log group:
+	// "" or "INFO" (the default: platform.start and platform.report per invocation) or "WARN"
+	// (those records dropped, about 680 bytes per invocation; see infra/docs/cost.md for what
+	// that loses).
+	SystemLogLevel string
 	// AlarmEmail, when set, subscribes this address to the alarm topic (it must confirm).
 	AlarmEmail string
 	// StreamShards, when not 0, makes the event stream provisioned with this many shards
@@ -379,6 +384,9 @@ func NewRetargetStack(scope constructs.Construct, id string, props *RetargetStac
 		jsii.String("#dashboards:name="), alarms.Dashboard.DashboardName(),
 	}))
 
+	if p.SystemLogLevel == "WARN" {
+		setSystemLogLevel(stack, awslambda.SystemLogLevel_WARN)
+	}
 	return &RetargetStack{Stack: stack, Stage: p.Stage, Events: events, Pepper: pepper, Ingest: ingest, Routes: routes, HTTP: door, Meta: meta, Forwarder: forwarder,
 		Segments: segments, AudienceSync: audienceSync, Insights: insights, Channels: chans, Archive: archive, ArchivePurge: archivePurge, Alarms: alarms}
 }
@@ -438,6 +446,11 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 	if _, err := wholeOrDefault("audience sync interval minutes", p.AudienceSyncIntervalMinutes, DefaultAudienceSyncIntervalMinutes); err != nil {
 		return p, fmt.Errorf("retarget stack: %w", err)
 	}
+	switch p.SystemLogLevel {
+	case "", "INFO", "WARN":
+	default:
+		return p, fmt.Errorf("retarget stack: system log level %q must be INFO (the default) or WARN", p.SystemLogLevel)
+	}
 	switch p.Api {
 	case "":
 		p.Api = ApiRest
@@ -464,4 +477,14 @@ func resolveProps(props *RetargetStackProps) (RetargetStackProps, error) {
 		p.Description = jsii.String(fmt.Sprintf("retarget (%s): mobile app events to Meta Conversions API and Custom Audiences", p.Stage))
 	}
 	return p, nil
+}
+
+// setSystemLogLevel sets the system log level of every Lambda function of the stack (each is
+// declared with the JSON log format, which the setting needs).
+func setSystemLogLevel(stack awscdk.Stack, level awslambda.SystemLogLevel) {
+	for _, c := range *stack.Node().FindAll(constructs.ConstructOrder_PREORDER) {
+		if fn, ok := c.(awslambda.CfnFunction); ok {
+			fn.AddPropertyOverride(jsii.String("LoggingConfig.SystemLogLevel"), jsii.String(string(level)))
+		}
+	}
 }

@@ -216,6 +216,7 @@ func setUp(m *testing.M) (code int, err error) {
 		FunctionsDir:    functionsDir,
 		SegmentsEnabled: true,
 		Api:             ApiHTTP,
+		SystemLogLevel:  "WARN",
 	})
 	AddNagChecks(testApp)
 	template = assertions.Template_FromStack(testStack.Stack, nil)
@@ -373,6 +374,7 @@ func TestInvalidInputFailsClearly(t *testing.T) {
 		{"fractional stream shards", &RetargetStackProps{Config: testConfig, StreamShards: 2.5}, "stream shards 2.5 must be 0 (on-demand) or a whole number in 1..500"},
 		{"too many stream shards", &RetargetStackProps{Config: testConfig, StreamShards: 501}, "stream shards 501 must be"},
 		{"unknown front door", &RetargetStackProps{Config: testConfig, Api: "graphql"}, `api "graphql" must be "rest"`},
+		{"unknown system log level", &RetargetStackProps{Config: testConfig, SystemLogLevel: "ERROR"}, `system log level "ERROR" must be INFO`},
 		{"WAF on the HTTP door", &RetargetStackProps{Config: testConfig, Api: ApiHTTP, WafRateLimit: 1000}, "WAF cannot be attached to an HTTP API"},
 	}
 	for _, tt := range tests {
@@ -415,4 +417,45 @@ func TestMetaVersionsResolve(t *testing.T) {
 			t.Errorf("resolveProps(%+v) = %s, %s, %v; want %s, %s", c.props, p.MetaCAPIVersion, p.MetaMarketingVersion, err, c.capi, c.marketing)
 		}
 	}
+}
+
+// -c systemLogLevel=WARN reaches every function (Lambda's platform records dropped); the default
+// leaves Lambda's INFO.
+func TestSystemLogLevel(t *testing.T) {
+	for name, tc := range map[string]struct {
+		tpl  map[string]any
+		want string
+	}{"default": {templ, ""}, "WARN": {httpTempl, "WARN"}} {
+		t.Run(name, func(t *testing.T) {
+			n := 0
+			for id, r := range templateResources(tc.tpl) {
+				if r["Type"] != "AWS::Lambda::Function" {
+					continue
+				}
+				n++
+				props, _ := r["Properties"].(map[string]any)
+				lc, _ := props["LoggingConfig"].(map[string]any)
+				if got, _ := lc["SystemLogLevel"].(string); got != tc.want {
+					t.Errorf("%s: SystemLogLevel %q, want %q", id, got, tc.want)
+				}
+				if lc["LogFormat"] != "JSON" {
+					t.Errorf("%s: LogFormat %v, want JSON", id, lc["LogFormat"])
+				}
+			}
+			if n < 2 {
+				t.Fatalf("%d functions in the template", n)
+			}
+		})
+	}
+}
+
+func templateResources(tpl map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	res, _ := tpl["Resources"].(map[string]any)
+	for id, r := range res {
+		if m, ok := r.(map[string]any); ok {
+			out[id] = m
+		}
+	}
+	return out
 }
