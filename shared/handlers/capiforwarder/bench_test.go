@@ -2,11 +2,16 @@ package capiforwarder
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/app/forward"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 )
@@ -15,15 +20,62 @@ import (
 type acceptAll struct{}
 
 func (acceptAll) Forward(_ context.Context, items []forward.Item) forward.Outcome {
-	out := forward.Outcome{Requests: (len(items) + 999) / 1000}
+	out := forward.Outcome{Requests: (len(items) + 999) / 1000, Delivered: make([]int, 0, len(items))}
 	for _, it := range items {
 		out.Delivered = append(out.Delivered, it.Index)
 	}
 	return out
 }
 
-// BenchmarkHandle1000 measures the forwarder's cost per event: decode the envelope, map it to
-// a CAPI event, check it and serialise it, for a 1,000-record batch of fully identified events.
+// benchEvents returns n events as the ingest makes them from the 4-event fixture (3 with
+// consent), n/perUser users of perUser events each.
+func benchEvents(tb testing.TB, n, perUser int) []envelope.Record {
+	var fixture []envelope.Record
+	for _, r := range kinesisEvent(tb, validBody(tb)).Records {
+		rec, err := envelope.DecodeOne(r.Kinesis.Data)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		fixture = append(fixture, *rec)
+	}
+	out := make([]envelope.Record, n)
+	for i := range out {
+		r := fixture[i%len(fixture)]
+		// One user, arrival and sender per group of perUser events, as one request makes them.
+		head := fixture[0]
+		r.UserKey = fmt.Sprintf("%s-%04d", head.UserKey[:38], i/perUser)
+		r.ReceivedAt, r.Event.Server = head.ReceivedAt, head.Event.Server
+		r.Event.ID = fmt.Sprintf("%s-%04d", r.Event.ID, i)
+		out[i] = r
+	}
+	return out
+}
+
+// benchBatch wraps events as stream records of version v: one event each (v1), or the events
+// of one user in one record (v2, envelope.Pack, as the ingest writes them).
+func benchBatch(recs []envelope.Record, v int) events.KinesisEvent {
+	var ev events.KinesisEvent
+	add := func(data []byte) {
+		seq := fmt.Sprintf("4968%050d", len(ev.Records)+1)
+		ev.Records = append(ev.Records, events.KinesisEventRecord{EventID: "shardId-000000000000:" + seq,
+			Kinesis: events.KinesisRecord{SequenceNumber: seq, Data: data}})
+	}
+	if v == 1 {
+		for i := range recs {
+			add(envelope.AppendV1(nil, &recs[i]))
+		}
+		return ev
+	}
+	for _, p := range envelope.Pack(recs) {
+		add(p.Data)
+	}
+	return ev
+}
+
+// BenchmarkHandle1000 measures the forwarder's cost per event: decode the stream records, map
+// each event to a CAPI event, check it and serialise it, for a batch of 1,000 fully identified
+// events (3 in 4 with consent): v2 records of 20 events of one user as the ingest writes them,
+// and the same events as 1,000 v1 records.
 func BenchmarkHandle1000(b *testing.B) {
 	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
 	if err != nil {
@@ -33,22 +85,28 @@ func BenchmarkHandle1000(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var bodies []string
-	for i := 0; i < 250; i++ { // 250 requests of the 4-event fixture, 3 consented: 750 records...
-		bodies = append(bodies, validBody(b))
+	const n = 1000
+	recs := benchEvents(b, n, 20)
+	for _, bc := range []struct {
+		name string
+		v    int
+	}{{"v2-20-events-per-record", 2}, {"v1", 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			ev := benchBatch(recs, bc.v)
+			b.ReportAllocs()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			b.ResetTimer()
+			for b.Loop() {
+				resp, _ := h.Handle(context.Background(), ev)
+				if len(resp.BatchItemFailures) != 0 {
+					b.Fatal("failures")
+				}
+			}
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/event")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/n, "allocs/event")
+		})
 	}
-	ev := kinesisEvent(b, bodies...)
-	for len(ev.Records) < 1000 { // ...topped up to exactly 1,000
-		ev.Records = append(ev.Records, ev.Records[len(ev.Records)%3])
-	}
-	ev.Records = ev.Records[:1000]
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		resp, _ := h.Handle(context.Background(), ev)
-		if len(resp.BatchItemFailures) != 0 {
-			b.Fatal("failures")
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
 }

@@ -7,10 +7,10 @@ package capiforwarder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -55,8 +55,11 @@ type Config struct {
 // DefaultHoldPause paces the retries of a batch that Meta cannot take until someone acts.
 const DefaultHoldPause = 10 * time.Second
 
-// Handler handles Kinesis batches.
-type Handler struct{ cfg Config }
+// Handler handles Kinesis batches. It is safe for concurrent use.
+type Handler struct {
+	cfg     Config
+	scratch sync.Pool // *scratch
+}
 
 // New returns a Handler.
 func New(cfg Config) (*Handler, error) {
@@ -80,8 +83,8 @@ func New(cfg Config) (*Handler, error) {
 
 // counts tallies one invocation for logs and metrics.
 type counts struct {
-	records, skipped, withdrawn, deadLettered, delivered, failed int
-	// replayTooOld counts replayed records (envelope.Record.Replay) older than Meta accepts:
+	records, events, skipped, withdrawn, deadLettered, delivered, failed int
+	// replayTooOld counts replayed events (envelope.Record.Replay) older than Meta accepts:
 	// skipped by design, logged, never dead-lettered.
 	replayTooOld int
 	byReason     map[string]int
@@ -90,40 +93,76 @@ type counts struct {
 // reasonTooOld is capi.Check's reason for an event past Meta's 7 days.
 const reasonTooOld = "too_old"
 
+// scratch is the memory one invocation reuses from the last: the decoder's records and the
+// per-record views of them.
+type scratch struct {
+	dec  envelope.Decoder
+	recs [][]envelope.Record // the events of each stream record; nil for a dead-lettered one
+	ends []int               // end offset in the payload buffer of each item's payload
+}
+
 // Handle processes one batch. It never returns an error for a bad record: those are dead
-// letters. It reports the first record to retry in BatchItemFailures; Lambda retries from there
-// (records after it come again; Meta deduplicates them on event_id and event_name).
+// letters. A stream record holds one event (version 1) or several (version 2): each event is
+// mapped, checked, forwarded, skipped or dead-lettered on its own; it reports the first record
+// with an event to retry in BatchItemFailures, and Lambda retries from there (records after it
+// come again, and the delivered events of that record; Meta deduplicates them on event_id and
+// event_name).
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	now := h.cfg.Now()
+	sc, _ := h.scratch.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	defer h.scratch.Put(sc)
+	sc.dec.Reset()
+	log := h.cfg.Logger
+	debug := log.Enabled(ctx, slog.LevelDebug)
 	c := counts{records: len(ev.Records), byReason: map[string]int{}}
-	var items []forward.Item
 	var letters []ports.DeadLetter
 	var letterIdx []int
-	deadLetter := func(i int, rec *events.KinesisEventRecord, env *envelope.Record, reason, detail string) {
+	// deadLetter parks event j of record i (recs are the record's events), or the whole record
+	// when recs is nil: a letter holds one event, so that replaying it replays that event only.
+	deadLetter := func(i int, recs []envelope.Record, j int, reason, detail string) {
+		rec := &ev.Records[i]
 		l := ports.DeadLetter{Consumer: Consumer, Reason: reason, Detail: detail, Attempts: 1,
 			ShardID: shardOf(rec), SequenceNumber: rec.Kinesis.SequenceNumber, FailedAt: now.UnixMilli(), Record: rec.Kinesis.Data}
-		if env != nil {
+		if recs != nil {
+			env := &recs[j]
 			l.App, l.EventID, l.EventName = env.App, env.Event.ID, env.Event.Name
+			if len(recs) > 1 {
+				l.Record = envelope.Append(nil, env)
+			}
 		}
 		letters, letterIdx = append(letters, l), append(letterIdx, i)
 		c.byReason[reason]++
+		if debug {
+			log.Debug("event dead-lettered", "reason", reason, "app", l.App, "event_id", l.EventID,
+				"sequence_number", l.SequenceNumber)
+		}
 	}
 
-	envs := make([]*envelope.Record, len(ev.Records))
+	recs := sc.recs[:0]
+	size := 0
 	for i := range ev.Records {
 		rec := &ev.Records[i]
-		env, err := envelope.DecodeOne(rec.Kinesis.Data)
+		evs, err := sc.dec.DecodeMore(rec.Kinesis.Data)
 		if err != nil {
 			reason := "undecodable"
 			if errors.Is(err, envelope.ErrUnsupportedVersion) {
 				reason = "unsupported_version"
 			}
-			deadLetter(i, rec, nil, reason, err.Error())
-			continue
+			deadLetter(i, nil, 0, reason, err.Error())
+			evs = nil
 		}
-		envs[i] = env
+		recs = append(recs, evs)
+		c.events += len(evs)
+		size += len(rec.Kinesis.Data)
 	}
-	decisions, err := h.decisions(ctx, envs)
+	sc.recs = recs
+	if len(letters) > 0 {
+		c.events += len(letters) // an undecodable record counts as one event
+	}
+	decisions, err := h.decisions(ctx, recs)
 	if err != nil {
 		// Forwarding without knowing who withdrew could send what must not be sent: the
 		// whole batch comes again.
@@ -133,52 +172,68 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		}}, nil
 	}
 
-	for i := range ev.Records {
-		rec, env := &ev.Records[i], envs[i]
-		if env == nil {
+	// The payloads share one buffer: a CAPI event is about twice its share of a v2 record.
+	payload := make([]byte, 0, 2*size+256*c.events)
+	items := make([]forward.Item, 0, c.events)
+	ends := sc.ends[:0]
+	for i, evs := range recs {
+		if len(evs) == 0 {
 			continue // dead-lettered above
 		}
-		app, ok := h.cfg.Apps.App(env.App)
+		rec := &ev.Records[i]
+		head := &evs[0] // the events of a record share app and user
+		app, ok := h.cfg.Apps.App(head.App)
 		if !ok {
-			deadLetter(i, rec, env, "unknown_app", "app "+env.App+" is not in the config")
+			for j := range evs {
+				deadLetter(i, evs, j, "unknown_app", "app "+head.App+" is not in the config")
+			}
 			continue
 		}
-		decision, explicit := decisions[userRef{env.App, env.UserKey}]
-		if explicit && decision.Withdrawn() {
-			c.skipped++
-			c.withdrawn++
-			continue
-		}
-		event, err := capi.Map(env)
-		if errors.Is(err, capi.ErrNoConsent) {
-			c.skipped++
-			continue
-		}
-		if explicit {
-			capi.Restrict(event, decision.AdvertiserTracking, decision.ApplicationTracking, decision.LDU)
-		}
-		var problem *capi.Problem
-		if err := capi.Check(event, now); errors.As(err, &problem) {
-			if env.Replay && problem.Reason == reasonTooOld {
-				// A replay from the event archive (a backfill of segment rules over months of
-				// history) is expected to reach past Meta's window: Meta can never take these,
-				// and a dead letter each would bury the ones someone must act on.
-				c.replayTooOld++
+		var restrict *capi.Restriction
+		if decision, explicit := decisions[userRef{head.App, head.UserKey}]; explicit {
+			if decision.Withdrawn() {
+				c.skipped += len(evs)
+				c.withdrawn += len(evs)
 				continue
 			}
-			deadLetter(i, rec, env, problem.Reason, problem.Detail)
-			continue
+			restrict = &capi.Restriction{AdvertiserTracking: decision.AdvertiserTracking,
+				ApplicationTracking: decision.ApplicationTracking, LDU: decision.LDU}
 		}
-		payload, err := json.Marshal(event)
-		if err != nil {
-			deadLetter(i, rec, env, "unencodable", err.Error())
-			continue
+		shard := shardOf(rec)
+		for j := range evs {
+			env := &evs[j]
+			var name string
+			var err error
+			payload, name, err = capi.AppendPayload(payload, env, restrict, now)
+			if err != nil {
+				var problem *capi.Problem
+				switch {
+				case errors.Is(err, capi.ErrNoConsent):
+					c.skipped++
+				case !errors.As(err, &problem):
+					deadLetter(i, evs, j, "unencodable", err.Error())
+				case env.Replay && problem.Reason == reasonTooOld:
+					// A replay from the event archive (a backfill of segment rules over months
+					// of history) is expected to reach past Meta's window: Meta can never take
+					// these, and a dead letter each would bury the ones someone must act on.
+					c.replayTooOld++
+				default:
+					deadLetter(i, evs, j, problem.Reason, problem.Detail)
+				}
+				continue
+			}
+			items = append(items, forward.Item{
+				Index: i, ShardID: shard, SequenceNumber: rec.Kinesis.SequenceNumber,
+				App: app.ID, DatasetID: app.Meta.DatasetID, TestEventCode: app.Meta.TestEventCode,
+				EventID: env.Event.ID, EventName: name, Record: rec.Kinesis.Data, Event: j, Events: len(evs),
+			})
+			ends = append(ends, len(payload))
 		}
-		items = append(items, forward.Item{
-			Index: i, ShardID: shardOf(rec), SequenceNumber: rec.Kinesis.SequenceNumber,
-			App: app.ID, DatasetID: app.Meta.DatasetID, TestEventCode: app.Meta.TestEventCode,
-			EventID: event.EventID, EventName: event.EventName, Payload: payload, Record: rec.Kinesis.Data,
-		})
+	}
+	sc.ends = ends
+	start := 0
+	for k, end := range ends {
+		items[k].Payload, start = payload[start:end:end], end
 	}
 
 	var failed []int
@@ -222,18 +277,26 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 // userRef names a user across apps.
 type userRef struct{ app, userKey string }
 
-// decisions reads the explicit consent decisions of the batch's users, one call per app.
-func (h *Handler) decisions(ctx context.Context, envs []*envelope.Record) (map[userRef]ports.UserConsent, error) {
-	out := map[userRef]ports.UserConsent{}
+// decisions reads the explicit consent decisions of the batch's users: one call per app, each
+// user once however many events and records they have in the batch.
+func (h *Handler) decisions(ctx context.Context, recs [][]envelope.Record) (map[userRef]ports.UserConsent, error) {
 	if h.cfg.Consents == nil {
-		return out, nil
+		return nil, nil
 	}
+	users := map[userRef]bool{}
 	byApp := map[string][]string{}
-	for _, env := range envs {
-		if env != nil && env.UserKey != "" {
-			byApp[env.App] = append(byApp[env.App], env.UserKey)
+	for _, evs := range recs {
+		if len(evs) == 0 {
+			continue
 		}
+		u := userRef{evs[0].App, evs[0].UserKey}
+		if u.userKey == "" || users[u] {
+			continue
+		}
+		users[u] = true
+		byApp[u.app] = append(byApp[u.app], u.userKey)
 	}
+	out := map[userRef]ports.UserConsent{}
 	for app, keys := range byApp {
 		if _, ok := h.cfg.Apps.App(app); !ok {
 			continue // dead-lettered as unknown_app
