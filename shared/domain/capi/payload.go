@@ -28,6 +28,38 @@ var ErrUnencodable = errors.New("a number of the event is not finite: JSON canno
 // event_name. It returns dst unchanged with ErrNoConsent, a *Problem (as Check), or
 // ErrUnencodable.
 func AppendPayload(dst []byte, r *envelope.Record, x *Restriction, now time.Time) ([]byte, string, error) {
+	return (*Encoder)(nil).AppendPayload(dst, r, x, now)
+}
+
+// Encoder is AppendPayload with a memory: the events of one stream record share their user and
+// device, and it copies the JSON of the digests and of extinfo it wrote for the last event
+// instead of writing it again. The zero value is ready to use; an Encoder is not safe for
+// concurrent use.
+type Encoder struct {
+	hashes    userHashes
+	hashesEnc []byte
+	device    envelope.Device
+	extEnc    []byte
+	cached    uint8 // cachedHashes, cachedDevice
+}
+
+const (
+	cachedHashes uint8 = 1 << iota
+	cachedDevice
+)
+
+// userHashes are a user's digests in the order user_data lists them.
+type userHashes [11]identity.Hash
+
+func hashesOf(u *envelope.User) userHashes {
+	return userHashes{u.Email, u.Phone, u.FirstName, u.LastName, u.Gender, u.DateOfBirth, u.City, u.State, u.Zip, u.Country, u.ExternalID}
+}
+
+// userDataHashKeys are the user_data members of userHashes, each opening its one-digest list.
+var userDataHashKeys = [11]string{`"em":["`, `"ph":["`, `"fn":["`, `"ln":["`, `"ge":["`, `"db":["`, `"ct":["`, `"st":["`, `"zp":["`, `"country":["`, `"external_id":["`}
+
+// AppendPayload is the package-level AppendPayload; a nil Encoder remembers nothing.
+func (enc *Encoder) AppendPayload(dst []byte, r *envelope.Record, x *Restriction, now time.Time) ([]byte, string, error) {
 	e := &r.Event
 	c := &e.Consent
 	if !c.AdsPersonalization.IsTrue() {
@@ -73,18 +105,15 @@ func AppendPayload(dst []byte, r *envelope.Record, x *Restriction, now time.Time
 	b = append(b, `,"event_id":`...)
 	b = jsonenc.AppendString(b, e.ID)
 	b = append(b, `,"action_source":"app","user_data":{`...)
-	o := members{b: b, first: true}
-	o.hash(`"em":["`, &u.Email)
-	o.hash(`"ph":["`, &u.Phone)
-	o.hash(`"fn":["`, &u.FirstName)
-	o.hash(`"ln":["`, &u.LastName)
-	o.hash(`"ge":["`, &u.Gender)
-	o.hash(`"db":["`, &u.DateOfBirth)
-	o.hash(`"ct":["`, &u.City)
-	o.hash(`"st":["`, &u.State)
-	o.hash(`"zp":["`, &u.Zip)
-	o.hash(`"country":["`, &u.Country)
-	o.hash(`"external_id":["`, &u.ExternalID)
+	var o members
+	if enc == nil {
+		o = appendHashes(members{b: b, first: true}, u)
+	} else {
+		if h := hashesOf(u); enc.cached&cachedHashes == 0 || h != enc.hashes {
+			enc.hashes, enc.hashesEnc, enc.cached = h, appendHashes(members{b: enc.hashesEnc[:0], first: true}, u).b, enc.cached|cachedHashes
+		}
+		o = members{b: append(b, enc.hashesEnc...), first: len(enc.hashesEnc) == 0}
+	}
 	o.str(`"madid":`, madid)
 	o.str(`"anon_id":`, u.AnonID)
 	o.str(`"client_ip_address":`, u.ClientIP)
@@ -93,7 +122,16 @@ func AppendPayload(dst []byte, r *envelope.Record, x *Restriction, now time.Time
 	b = strconv.AppendInt(b, int64(ate), 10)
 	b = append(b, `,"application_tracking_enabled":`...)
 	b = strconv.AppendInt(b, int64(ale), 10)
-	b = appendExtInfo(append(b, `,"extinfo":`...), d)
+	b = append(b, `,"extinfo":`...)
+	switch {
+	case enc == nil:
+		b = appendExtInfo(b, d)
+	default:
+		if enc.cached&cachedDevice == 0 || *d != enc.device {
+			enc.device, enc.extEnc, enc.cached = *d, appendExtInfo(enc.extEnc[:0], d), enc.cached|cachedDevice
+		}
+		b = append(b, enc.extEnc...)
+	}
 	b = append(b, '}')
 	if hasCustom(cd) {
 		b = append(b, `,"custom_data":{`...)
@@ -109,6 +147,15 @@ func AppendPayload(dst []byte, r *envelope.Record, x *Restriction, now time.Time
 		b = strconv.AppendInt(b, lduState, 10)
 	}
 	return append(b, '}'), name, nil
+}
+
+// appendHashes writes the user_data members of u's digests.
+func appendHashes(o members, u *envelope.User) members {
+	h := hashesOf(u)
+	for k := range h {
+		o.hash(userDataHashKeys[k], &h[k])
+	}
+	return o
 }
 
 func platformSlot(platform string) string {

@@ -32,13 +32,20 @@ func referencePayload(r *envelope.Record, x *Restriction, now time.Time) ([]byte
 	return b, ev.EventName, nil
 }
 
-// matchPayload fails t unless AppendPayload agrees with the reference: the same bytes (after
-// a prefix it must keep), the same name, the same error.
-func matchPayload(t *testing.T, r *envelope.Record, x *Restriction, now time.Time) []byte {
+// matchPayload fails t unless AppendPayload, and enc's, agree with the reference: the same
+// bytes (after a prefix it must keep), the same name, the same error.
+func matchPayload(t *testing.T, enc *Encoder, r *envelope.Record, x *Restriction, now time.Time) []byte {
+	t.Helper()
+	out := matchPayloadOf(t, nil, r, x, now)
+	matchPayloadOf(t, enc, r, x, now)
+	return out
+}
+
+func matchPayloadOf(t *testing.T, enc *Encoder, r *envelope.Record, x *Restriction, now time.Time) []byte {
 	t.Helper()
 	want, wantName, wantErr := referencePayload(r, x, now)
 	prefix := []byte(`[{"x":1},`)
-	got, name, err := AppendPayload(prefix, r, x, now)
+	got, name, err := enc.AppendPayload(prefix, r, x, now)
 	var p, wp *Problem
 	switch {
 	case wantErr == nil && err != nil, wantErr != nil && err == nil:
@@ -84,6 +91,7 @@ func payloadRecord() *envelope.Record {
 
 func TestAppendPayloadMatchesJSONMarshal(t *testing.T) {
 	no, yes := false, true
+	var enc Encoder // remembers across the cases: each must see its own user and device
 	for name, mutate := range map[string]func(*envelope.Record, **Restriction){
 		"full":       func(*envelope.Record, **Restriction) {},
 		"no consent": func(r *envelope.Record, _ **Restriction) { r.Event.Consent.AdsPersonalization = envelope.False },
@@ -120,17 +128,26 @@ func TestAppendPayloadMatchesJSONMarshal(t *testing.T) {
 			r := payloadRecord()
 			var x *Restriction
 			mutate(r, &x)
-			matchPayload(t, r, x, now)
+			matchPayload(t, &enc, r, x, now)
+			matchPayload(t, &enc, payloadRecord(), nil, now)
 		})
 	}
 }
 
 func TestAppendPayloadAllocates(t *testing.T) {
 	r := payloadRecord()
+	other := payloadRecord()
+	other.Event.User.Email, other.Event.Device.Locale = [32]byte{1}, "fr_FR"
 	buf := make([]byte, 0, 4096)
+	var enc Encoder
 	if n := testing.AllocsPerRun(100, func() {
-		if _, _, err := AppendPayload(buf[:0], r, nil, now); err != nil {
-			t.Fatal(err)
+		for _, x := range []*envelope.Record{r, other} {
+			if _, _, err := AppendPayload(buf[:0], x, nil, now); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := enc.AppendPayload(buf[:0], x, nil, now); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}); n != 0 {
 		t.Fatalf("%v allocations per event, want 0", n)
@@ -143,6 +160,7 @@ func FuzzAppendPayload(f *testing.F) {
 	f.Add(envelope.Append(nil, payloadRecord()), uint8(0), int64(60))
 	f.Add(envelope.AppendV1(nil, payloadRecord()), uint8(0x3f), int64(-30))
 	f.Add([]byte(`{"v":2,"app":"a","uk":"k","user":{"anon_id":"a"},"device":{"platform":"android","os_version":"1","screen_density":1e-9},"events":[{"id":"i","name":"Purchase","consent":{"ads_personalization":true,"ldu":true},"custom_data":{"value":1e300,"currency":"\u00e9","content_ids":[]}}]}`), uint8(0x15), int64(0))
+	var enc Encoder // remembers from one input to the next
 	f.Fuzz(func(t *testing.T, data []byte, flags uint8, age int64) {
 		recs, err := envelope.Decode(data)
 		if err != nil {
@@ -162,14 +180,14 @@ func FuzzAppendPayload(f *testing.F) {
 		}
 		for i := range recs {
 			r := &recs[i]
-			matchPayload(t, r, x, now)
+			matchPayload(t, &enc, r, x, now)
 			// The same event, recent and consented, reaches the encoder.
 			r.Event.Time = now.Unix() - age%(8*24*3600)
 			r.Event.Consent.AdsPersonalization = envelope.True
 			if flags&0x40 != 0 {
 				r.Event.Device.Platform, r.Event.Device.OSVersion = "android", "14"
 			}
-			if out := matchPayload(t, r, x, now); out != nil && !json.Valid(out) {
+			if out := matchPayload(t, &enc, r, x, now); out != nil && !json.Valid(out) {
 				t.Fatalf("invalid JSON: %s", out)
 			}
 		}

@@ -30,6 +30,12 @@ type Decoder struct {
 	ids      []string  // arena of custom_data.content_ids
 	contents []Content // arena of custom_data.contents
 	own      []uint8   // per event of the current v2 record: ownUser, ownDevice
+	// digests holds the last digest read for each user field, with its text: the version 1
+	// records of one request repeat the user's 11 digests, each 64 hex digits to decode.
+	digests [12]struct {
+		text string
+		h    identity.Hash
+	}
 	// slow counts the records handed to the reference decoder (tests).
 	slow int
 }
@@ -592,7 +598,7 @@ func (p *parser) user(u *User, b64 bool) (obj, ok bool) {
 		}
 		if h != nil {
 			if ok = once(&seen, bit); ok {
-				ok = p.hash(h, b64)
+				ok = p.hash(h, b64, bit)
 			}
 		}
 		if !ok {
@@ -1189,7 +1195,7 @@ var hexVal, b64Val = func() (h, b [256]byte) {
 
 // hash parses a digest: 43 characters of unpadded base64url with zero trailing bits (v2) or 64
 // hex digits of either case (v1), with no escape; null leaves it zero.
-func (p *parser) hash(h *identity.Hash, b64 bool) bool {
+func (p *parser) hash(h *identity.Hash, b64 bool, field uint) bool {
 	if p.peek() == 'n' {
 		return p.lit("null")
 	}
@@ -1202,6 +1208,12 @@ func (p *parser) hash(h *identity.Hash, b64 bool) bool {
 		return false
 	}
 	d := s[i+1 : i+n+1]
+	last := &p.d.digests[field]
+	if d == last.text {
+		*h = last.h
+		p.i = i + n + 2
+		return true
+	}
 	if b64 {
 		// 10 groups of 4 characters make 30 bytes; the last 3 make 2, with 2 bits to spare.
 		for g := 0; g < 10; g++ {
@@ -1227,6 +1239,7 @@ func (p *parser) hash(h *identity.Hash, b64 bool) bool {
 			h[k] = a<<4 | b
 		}
 	}
+	last.text, last.h = d, *h
 	p.i = i + n + 2
 	return true
 }

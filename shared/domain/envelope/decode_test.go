@@ -34,6 +34,10 @@ func decodeSeeds(t testing.TB) [][]byte {
 		[]byte(`{"v":2,"app":"a","uk":"k","events":[{"id":"i","name":"n","custom_data":{"content_ids":["a",null,"\ud83d\ude00\udc00"],"contents":[null,{"id":"x","quantity":-0}]}}]}`),
 		[]byte(` {"v":2 , "uk":"k","events":[{"id":"i","name":"n","user":null,"device":{}}],"app":"a","user":{"em":"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}} `),
 		[]byte(`{"v":2,"app":"a","uk":"k","events":[{"id":"i","name":"n","consent":{"ldu":null,"ldu_country":1e0}}]}`),
+		// Digests: trailing bits not zero (base64 strict), a character outside base64url, hex in v2.
+		[]byte(`{"v":2,"app":"a","uk":"k","user":{"em":"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFV"},"events":[{"id":"i","name":"n"}]}`),
+		[]byte(`{"v":2,"app":"a","uk":"k","user":{"em":"47DEQpj8HBSa+_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"},"events":[{"id":"i","name":"n"}]}`),
+		[]byte(`{"v":2,"app":"a","uk":"k","user":{"em":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},"events":[{"id":"i","name":"n"}]}`),
 		[]byte("{\"v\":2,\"app\":\"a\xff\",\"uk\":\"k\",\"events\":[{\"id\":\"i\",\"name\":\"n\",\"x\":{\"\xc3\":[1,{}]}}]}"),
 		[]byte(`{"v":1,"app":"a","uk":"k","event":{"id":"i","name":"n","user":{"em":"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"}}}`),
 		[]byte(`null`),

@@ -26,7 +26,8 @@ import (
 // Consumer names this function in dead letters and metrics.
 const Consumer = "capi-forwarder"
 
-// Forwarder sends mapped events to Meta (package forward).
+// Forwarder sends mapped events to Meta (package forward). The items, and the payloads they
+// hold, are the handler's memory: valid until Forward returns, reused by the next batch.
 type Forwarder interface {
 	Forward(ctx context.Context, items []forward.Item) forward.Outcome
 }
@@ -57,8 +58,33 @@ const DefaultHoldPause = 10 * time.Second
 
 // Handler handles Kinesis batches. It is safe for concurrent use.
 type Handler struct {
-	cfg     Config
-	scratch sync.Pool // *scratch
+	cfg Config
+	// spare holds the memory of finished invocations for the next (a sync.Pool would drop it
+	// at every garbage collection: this is the memory that keeps collections rare).
+	mu    sync.Mutex
+	spare []*scratch
+}
+
+// maxSpare bounds the invocations' memory kept: Lambda runs one at a time.
+const maxSpare = 2
+
+func (h *Handler) getScratch() *scratch {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := len(h.spare); n > 0 {
+		sc := h.spare[n-1]
+		h.spare = h.spare[:n-1]
+		return sc
+	}
+	return &scratch{}
+}
+
+func (h *Handler) putScratch(sc *scratch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.spare) < maxSpare {
+		h.spare = append(h.spare, sc)
+	}
 }
 
 // New returns a Handler.
@@ -93,12 +119,14 @@ type counts struct {
 // reasonTooOld is capi.Check's reason for an event past Meta's 7 days.
 const reasonTooOld = "too_old"
 
-// scratch is the memory one invocation reuses from the last: the decoder's records and the
-// per-record views of them.
+// scratch is the memory one invocation reuses from the last.
 type scratch struct {
-	dec  envelope.Decoder
-	recs [][]envelope.Record // the events of each stream record; nil for a dead-lettered one
-	ends []int               // end offset in the payload buffer of each item's payload
+	dec     envelope.Decoder
+	enc     capi.Encoder
+	recs    [][]envelope.Record // the events of each stream record; nil for a dead-lettered one
+	ends    []int               // end offset in payload of each item's payload
+	payload []byte              // the CAPI events of the batch, one after the other
+	items   []forward.Item
 }
 
 // Handle processes one batch. It never returns an error for a bad record: those are dead
@@ -109,11 +137,8 @@ type scratch struct {
 // event_name).
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	now := h.cfg.Now()
-	sc, _ := h.scratch.Get().(*scratch)
-	if sc == nil {
-		sc = &scratch{}
-	}
-	defer h.scratch.Put(sc)
+	sc := h.getScratch()
+	defer h.putScratch(sc)
 	sc.dec.Reset()
 	log := h.cfg.Logger
 	debug := log.Enabled(ctx, slog.LevelDebug)
@@ -172,9 +197,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		}}, nil
 	}
 
-	// The payloads share one buffer: a CAPI event is about twice its share of a v2 record.
-	payload := make([]byte, 0, 2*size+256*c.events)
-	items := make([]forward.Item, 0, c.events)
+	// The payloads share one buffer: a CAPI event of a fully identified user is about 1.4 KB.
+	payload := slices.Grow(sc.payload[:0], size+1024*c.events)
+	items := slices.Grow(sc.items[:0], c.events)
 	ends := sc.ends[:0]
 	for i, evs := range recs {
 		if len(evs) == 0 {
@@ -204,7 +229,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 			env := &evs[j]
 			var name string
 			var err error
-			payload, name, err = capi.AppendPayload(payload, env, restrict, now)
+			payload, name, err = sc.enc.AppendPayload(payload, env, restrict, now)
 			if err != nil {
 				var problem *capi.Problem
 				switch {
@@ -230,7 +255,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 			ends = append(ends, len(payload))
 		}
 	}
-	sc.ends = ends
+	sc.ends, sc.payload = ends, payload
+	defer func() { clear(items); sc.items = items[:0] }() // the strings of this batch
 	start := 0
 	for k, end := range ends {
 		items[k].Payload, start = payload[start:end:end], end
@@ -341,9 +367,13 @@ func shardOf(rec *events.KinesisEventRecord) string {
 	return ""
 }
 
+// record logs and measures an invocation. At INFO an invocation writes its metrics (an EMF
+// line, the counts of the summary) and nothing per event: a few hundred bytes for any batch.
+// The summary is a DEBUG line, a WARN one when events are left to retry; alerts and warnings
+// are logged as they arise.
 func (h *Handler) record(c counts, out forward.Outcome) {
 	log := h.cfg.Logger
-	attrs := []any{"records", c.records, "delivered", c.delivered, "skipped_no_consent", c.skipped, "withdrawn", c.withdrawn,
+	attrs := []any{"records", c.records, "events", c.events, "delivered", c.delivered, "skipped_no_consent", c.skipped, "withdrawn", c.withdrawn,
 		"dead_lettered", c.deadLettered, "to_retry", c.failed, "capi_requests", out.Requests,
 		"capi_retries", out.Retries, "bisections", out.Bisections}
 	if len(c.byReason) > 0 {
@@ -352,7 +382,7 @@ func (h *Handler) record(c counts, out forward.Outcome) {
 	if c.replayTooOld > 0 {
 		attrs = append(attrs, "skipped_replay_too_old", c.replayTooOld)
 	}
-	level := slog.LevelInfo
+	level := slog.LevelDebug
 	if c.failed > 0 {
 		level = slog.LevelWarn
 	}
@@ -396,14 +426,23 @@ func (h *Handler) record(c counts, out forward.Outcome) {
 	if out.VersionExpired != nil {
 		versionExpired = 1
 	}
-	h.cfg.Metrics.Emit(dims,
-		metric("RecordsRead", c.records), metric("EventsForwarded", c.delivered), metric("EventsSkippedNoConsent", c.skipped),
-		metric("EventsWithdrawn", c.withdrawn),
-		metric("EventsDeadLettered", c.deadLettered), metric("EventsToRetry", c.failed), metric("CAPIRequests", out.Requests),
+	// The failure-rate alarm's three metrics always, the others when not zero: an EMF line
+	// costs its bytes of log for every invocation.
+	metrics := []observability.Metric{metric("RecordsRead", c.records), metric("EventsForwarded", c.delivered),
+		metric("EventsDeadLettered", c.deadLettered), metric("EventsToRetry", c.failed)}
+	for _, m := range []observability.Metric{
+		metric("EventsSkippedNoConsent", c.skipped), metric("EventsWithdrawn", c.withdrawn),
+		metric("EventsSkippedReplayTooOld", c.replayTooOld), metric("CAPIRequests", out.Requests),
 		metric("CAPIRetries", out.Retries), metric("CAPIBisections", out.Bisections),
 		metric("CAPIReceivedMismatch", out.ReceivedMismatch), metric("CAPIAuthFailures", auth),
 		metric("CAPIVersionExpired", versionExpired),
-		observability.Metric{Name: "CAPIUsagePct", Unit: observability.Count, Value: out.UsagePct})
+		{Name: "CAPIUsagePct", Unit: observability.Count, Value: out.UsagePct},
+	} {
+		if m.Value != 0 {
+			metrics = append(metrics, m)
+		}
+	}
+	h.cfg.Metrics.Emit(dims, metrics...)
 	for reason, n := range c.byReason {
 		h.cfg.Metrics.Emit(append(dims, observability.Dimension{Name: "Reason", Value: reason}), metric("DeadLetters", n))
 	}
