@@ -63,16 +63,29 @@ func (d *Decoder) Decode(data []byte) ([]Record, error) {
 // until the next Decode or Reset. A consumer decodes a batch with DecodeMore after one Reset
 // and keeps every record's events until it has handled the batch.
 func (d *Decoder) DecodeMore(data []byte) ([]Record, error) {
+	// One string per record: every unescaped string is a substring of it.
+	return d.decode(string(data), data)
+}
+
+// DecodeMoreString is DecodeMore for a record held in a string: the strings of its events are
+// substrings of s. A consumer that copies the records of a batch into one string decodes them
+// with one allocation for the batch.
+func (d *Decoder) DecodeMoreString(s string) ([]Record, error) { return d.decode(s, nil) }
+
+// decode decodes s; data, when not nil, holds the same bytes.
+func (d *Decoder) decode(s string, data []byte) ([]Record, error) {
 	start, ids, contents := len(d.recs), len(d.ids), len(d.contents)
-	if len(data) > 0 {
-		// One string per record: every unescaped string is a substring of it.
-		p := parser{s: string(data), d: d}
+	if len(s) > 0 {
+		p := parser{s: s, d: d}
 		if p.record() {
 			return d.recs[start:len(d.recs):len(d.recs)], nil
 		}
 	}
 	d.recs, d.ids, d.contents = d.recs[:start], d.ids[:ids], d.contents[:contents]
 	d.slow++
+	if data == nil {
+		data = []byte(s)
+	}
 	return Decode(data)
 }
 

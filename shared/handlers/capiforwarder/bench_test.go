@@ -90,7 +90,7 @@ func cpuTime() time.Duration {
 // BenchmarkHandle1000 measures the forwarder's cost per event: decode the stream records, map
 // each event to a CAPI event, check it and serialise it, for a batch of 1,000 fully identified
 // events (3 in 4 with consent): v2 records of 20 events of one user as the ingest writes them,
-// and the same events as 1,000 v1 records.
+// the same events as 1,000 v1 records, and 1,000 users of one event each in v2 records.
 func BenchmarkHandle1000(b *testing.B) {
 	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
 	if err != nil {
@@ -101,13 +101,12 @@ func BenchmarkHandle1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	const n = 1000
-	recs := benchEvents(b, n, 20)
 	for _, bc := range []struct {
-		name string
-		v    int
-	}{{"v2-20-events-per-record", 2}, {"v1", 1}} {
+		name       string
+		v, perUser int
+	}{{"v2-20-events-per-record", 2, 20}, {"v1", 1, 20}, {"v2-1-event-per-record", 2, 1}} {
 		b.Run(bc.name, func(b *testing.B) {
-			ev := benchBatch(recs, bc.v)
+			ev := benchBatch(benchEvents(b, n, bc.perUser), bc.v)
 			b.ReportAllocs()
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -166,11 +167,23 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		}
 	}
 
-	recs := sc.recs[:0]
+	// The records in one string: the strings of every event are substrings of it.
 	size := 0
 	for i := range ev.Records {
+		size += len(ev.Records[i].Kinesis.Data)
+	}
+	var all strings.Builder
+	all.Grow(size)
+	for i := range ev.Records {
+		all.Write(ev.Records[i].Kinesis.Data)
+	}
+	batch := all.String()
+	recs := sc.recs[:0]
+	off := 0
+	for i := range ev.Records {
 		rec := &ev.Records[i]
-		evs, err := sc.dec.DecodeMore(rec.Kinesis.Data)
+		data := batch[off:][:len(rec.Kinesis.Data)]
+		evs, err := sc.dec.DecodeMoreString(data)
 		if err != nil {
 			reason := "undecodable"
 			if errors.Is(err, envelope.ErrUnsupportedVersion) {
@@ -181,7 +194,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		}
 		recs = append(recs, evs)
 		c.events += len(evs)
-		size += len(rec.Kinesis.Data)
+		off += len(rec.Kinesis.Data)
 	}
 	sc.recs = recs
 	if len(letters) > 0 {
