@@ -1,8 +1,11 @@
 // Package capiforwarder is the CAPI forwarder function's handler: it reads a batch of stream
-// records (as the Kinesis event source mapping delivers them), maps each to a Conversions API
-// app event, sets aside the ones Meta would refuse, forwards the rest in batches and answers
-// with the first record that still has to be retried. Every record ends delivered, skipped by
-// design (no consent), dead-lettered with its reason, or retried from the stream.
+// records (as the Kinesis event source mapping delivers them; a record holds one event, or
+// several of one user), maps each event to a Conversions API app event, sets aside the ones
+// Meta would refuse, forwards the rest in batches and answers with the first record that still
+// has an event to retry. Every event ends delivered, skipped by design (no consent), dead-
+// lettered with its reason, or retried from the stream. The hot path allocates next to nothing
+// per event: the records are decoded by hand (envelope.Decoder) and each event is written as
+// CAPI JSON in one pass (capi.Encoder), into memory kept from one invocation to the next.
 package capiforwarder
 
 import (
