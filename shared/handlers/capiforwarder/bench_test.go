@@ -15,6 +15,7 @@ import (
 	"github.com/retarget-dev/retarget/shared/adapters/deadletters"
 	"github.com/retarget-dev/retarget/shared/app/forward"
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
+	"github.com/retarget-dev/retarget/shared/ports"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/testkit/ingesttest"
 )
@@ -128,4 +129,39 @@ func BenchmarkHandle1000(b *testing.B) {
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/n, "allocs/event")
 		})
 	}
+}
+
+// ackAll stands in for Meta behind the real forward.Forwarder.
+type ackAll struct{}
+
+func (ackAll) SendEvents(_ context.Context, req ports.CAPIRequest) (ports.CAPIAck, error) {
+	return ports.CAPIAck{EventsReceived: len(req.Events)}, nil
+}
+
+// BenchmarkHandle1000Forward is BenchmarkHandle1000 (v2 records of 20 events) with the real
+// forward.Forwarder in front of a Meta that accepts everything at once: the invocation's cost
+// but the network.
+func BenchmarkHandle1000Forward(b *testing.B) {
+	apps, err := env.LoadApps(filepath.Join(ingesttest.RepoRoot(b), "infra", "config", "apps.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dlq := &deadletters.Memory{}
+	h, err := New(Config{Apps: apps, Forwarder: forward.New(ackAll{}, dlq, forward.Options{}), DLQ: dlq})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 1000
+	ev := benchBatch(benchEvents(b, n, 20), 2)
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		resp, _ := h.Handle(context.Background(), ev)
+		if len(resp.BatchItemFailures) != 0 {
+			b.Fatal("failures")
+		}
+	}
+	cpu = cpuTime() - cpu
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/n, "cpu-ns/event")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/event")
 }

@@ -267,6 +267,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 				Index: i, ShardID: shard, SequenceNumber: rec.Kinesis.SequenceNumber,
 				App: app.ID, DatasetID: app.Meta.DatasetID, TestEventCode: app.Meta.TestEventCode,
 				EventID: env.Event.ID, EventName: name, Record: rec.Kinesis.Data, Event: j, Events: len(evs),
+				Valid: true, // capi.Encoder writes JSON
 			})
 			ends = append(ends, len(payload))
 		}
