@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/retarget-dev/retarget/shared/domain/backoff"
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -67,9 +68,10 @@ const unknownAttempts = 2
 // about the request, not an event: bisecting would dead-letter every event of the dataset.
 const subcodeObjectMissing = 33
 
-// Item is one stream record to forward.
+// Item is one stream event to forward.
 type Item struct {
-	// Index is the record's position in the stream batch; Outcome reports Index values.
+	// Index is the position in the stream batch of the record holding the event; Outcome
+	// reports Index values. The events of one record share it.
 	Index int
 	// ShardID and SequenceNumber locate the record on the stream.
 	ShardID, SequenceNumber       string
@@ -77,8 +79,28 @@ type Item struct {
 	EventID, EventName            string
 	// Payload is the CAPI server event, sent unchanged.
 	Payload json.RawMessage
-	// Record is the stream envelope as read, kept for dead letters.
-	Record []byte
+	// Valid says the caller guarantees Payload is JSON (it comes from an encoder, as
+	// capi.AppendPayload, tested and fuzzed against encoding/json): Forward does not check it
+	// again, which would cost about as much as making it. Other payloads are checked.
+	Valid bool
+	// Record is the stream record as read, kept for dead letters; Event is the item's event's
+	// position among the Events events it holds (envelope.Decode order). A dead letter holds the
+	// event alone: Record itself when it holds one event, else the event as a one-event record
+	// (envelope.Append), so that replaying the letter replays that event and no other.
+	Record        []byte
+	Event, Events int
+}
+
+// letterRecord returns the stream record a dead letter of it holds: its event alone.
+func letterRecord(it *Item) []byte {
+	if it.Events <= 1 {
+		return it.Record
+	}
+	recs, err := envelope.Decode(it.Record)
+	if err != nil || it.Event < 0 || it.Event >= len(recs) {
+		return it.Record // not what the caller decoded: keep the record whole rather than lose it
+	}
+	return envelope.Append(nil, &recs[it.Event])
 }
 
 // Options tunes a Forwarder. Zero fields take the defaults.
@@ -120,7 +142,8 @@ type Options struct {
 // Outcome says what Forward did. Every item is in exactly one of Delivered, DeadLettered and
 // Failed.
 type Outcome struct {
-	// Delivered, DeadLettered and Failed hold Item.Index values, sorted.
+	// Delivered, DeadLettered and Failed hold Item.Index values, sorted, one per item: an index
+	// appears as many times as its record has events there.
 	Delivered, DeadLettered, Failed []int
 	// Requests counts SendEvents calls.
 	Requests int
@@ -254,7 +277,7 @@ func (f *Forwarder) Forward(ctx context.Context, items []Item) Outcome {
 		case it.DatasetID == "":
 			r.deadLetter(p, ReasonNoDataset, "item names no dataset", nil)
 			continue
-		case !json.Valid(it.Payload):
+		case !it.Valid && !json.Valid(it.Payload):
 			r.deadLetter(p, ReasonInvalidPayload, fmt.Sprintf("payload of %d bytes is not JSON", len(it.Payload)), nil)
 			continue
 		}
@@ -496,7 +519,7 @@ func (r *run) deadLetter(p int, reason, detail string, e *ports.CAPIError) {
 		App: it.App, EventID: it.EventID, EventName: it.EventName,
 		Consumer: r.f.o.Consumer, Reason: reason, Detail: detail,
 		Attempts: r.sends[p], ShardID: it.ShardID, SequenceNumber: it.SequenceNumber,
-		FailedAt: r.f.o.Now().UnixMilli(), Record: it.Record,
+		FailedAt: r.f.o.Now().UnixMilli(), Record: letterRecord(it),
 	}
 	if e != nil {
 		m := e.Meta

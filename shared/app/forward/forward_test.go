@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retarget-dev/retarget/shared/domain/envelope"
 	"github.com/retarget-dev/retarget/shared/ports"
 )
 
@@ -687,5 +688,41 @@ func BenchmarkForward1000(b *testing.B) {
 		if out := f.Forward(ctx, items); len(out.Delivered) != 1000 {
 			b.Fatal(out)
 		}
+	}
+}
+
+// The events of one stream record are items sharing its Index: Meta refusing one of them
+// dead-letters that event alone, as a one-event record, and the Outcome lists the index once
+// per item.
+func TestPoisonEventOfAMultiEventRecord(t *testing.T) {
+	recs := make([]envelope.Record, 3)
+	for i := range recs {
+		recs[i] = envelope.Record{V: 2, App: "shop", UserKey: "uk-1", ReceivedAt: 1_800_000_000_000,
+			Event: envelope.Event{ID: fmt.Sprintf("ev-%04d", i), Name: "Purchase", Time: 1_800_000_000,
+				Device: envelope.Device{Platform: "ios", OSVersion: "17"}}}
+	}
+	recs[1].Event.Device.OSVersion = "18" // its own device: written in the event
+	data := envelope.AppendGroup(nil, recs)
+	items := makeItems(4, "ds", "")
+	for i := range 3 { // items 0-2: the events of record 0; item 3: record 1, one event
+		items[i].Index, items[i].Record, items[i].Event, items[i].Events = 0, data, i, 3
+	}
+	items[3].Index = 1
+	s := &fakeSender{poison: map[string]*ports.CAPIError{"ev-0001": invalidParam(2804016)}}
+	q := &fakeDLQ{}
+	out := New(s, q, opts(newClock())).Forward(context.Background(), items)
+	if !slices.Equal(out.Delivered, []int{0, 0, 1}) || !slices.Equal(out.DeadLettered, []int{0}) || len(out.Failed) != 0 {
+		t.Fatalf("delivered %v dead %v failed %v", out.Delivered, out.DeadLettered, out.Failed)
+	}
+	letters := q.letters()
+	if len(letters) != 1 || letters[0].EventID != "ev-0001" {
+		t.Fatalf("letters %+v", letters)
+	}
+	got, err := envelope.DecodeOne(letters[0].Record)
+	if err != nil {
+		t.Fatalf("the dead letter's record: %v\n%s", err, letters[0].Record)
+	}
+	if got.Event.ID != "ev-0001" || got.Event.Device.OSVersion != "18" || got.App != "shop" || got.UserKey != "uk-1" {
+		t.Fatalf("the dead letter holds %+v, want event ev-0001 alone", got)
 	}
 }

@@ -27,8 +27,16 @@ func TestVersionExpired(t *testing.T) {
 	if !slices.Equal(out.Failed, indexes(items)) || len(out.DeadLettered) != 0 || len(q.sends) != 0 {
 		t.Fatalf("failed %d dead %d DLQ calls %d", len(out.Failed), len(out.DeadLettered), len(q.sends))
 	}
-	if out.VersionExpired == nil || out.VersionExpired.Meta.Code != 2635 || out.Requests != 1 || out.Retries != 0 || len(clock.slept()) != 0 {
-		t.Fatalf("VersionExpired %v requests %d retries %d slept %v", out.VersionExpired, out.Requests, out.Retries, clock.slept())
+	// Nothing is sent after the first 2635. The request holding the poison event, when it
+	// happens to go first, is refused with code 100 and split: one half then meets the 2635.
+	expired := 0
+	for _, r := range s.requests() {
+		if !slices.Contains(r.ids, "ev-0002") {
+			expired++
+		}
+	}
+	if out.VersionExpired == nil || out.VersionExpired.Meta.Code != 2635 || expired != 1 || out.Retries != 0 || len(clock.slept()) != 0 {
+		t.Fatalf("VersionExpired %v requests %d (%d answered 2635) retries %d slept %v", out.VersionExpired, out.Requests, expired, out.Retries, clock.slept())
 	}
 	if out.AuthFailure != nil {
 		t.Errorf("an expired version is not an auth failure: %v", out.AuthFailure)

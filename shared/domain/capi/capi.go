@@ -2,6 +2,10 @@
 // app events, and checks each event against Meta's rules before it is batched: one invalid
 // event rejects a whole CAPI request, so an event that would fail is set aside (dead-lettered)
 // instead of poisoning its batch. Facts: reference/meta-api.md, section 1.
+//
+// Map, Restrict, Check and json.Marshal of the ServerEvent are the reference; AppendPayload
+// (and Encoder, for the events of one record) does the same in one pass without reflection or
+// allocation, the forwarder's hot path, and is tested and fuzzed against them byte for byte.
 package capi
 
 import (
@@ -271,49 +275,81 @@ func (p *Problem) Error() string { return p.Reason + ": " + p.Detail }
 // Check validates ev against Meta's rules at send time now, clamping a slightly future
 // event_time. It returns a *Problem for an event Meta would refuse.
 func Check(ev *ServerEvent, now time.Time) error {
-	t := time.Unix(ev.EventTime, 0)
-	switch {
-	case now.Sub(t) > MaxAge-SendMargin:
-		return &Problem{"too_old", fmt.Sprintf("event_time %s is more than 7 days old at send time", t.UTC().Format(time.RFC3339))}
-	case t.Sub(now) > MaxSkew:
-		return &Problem{"in_future", fmt.Sprintf("event_time %s is in the future", t.UTC().Format(time.RFC3339))}
-	case t.After(now):
-		ev.EventTime = now.Unix()
-	}
-	if ev.EventID == "" {
-		return &Problem{"invalid_event", "event_id is missing"}
-	}
-	if !validName(ev.EventName) {
-		return &Problem{"invalid_event_name", fmt.Sprintf("event_name %q is not a valid CAPI name", ev.EventName)}
-	}
-	if ev.AppData.ExtInfo[0] != "i2" && ev.AppData.ExtInfo[0] != "a2" {
-		return &Problem{"invalid_app_data", "extinfo slot 0 (platform) is missing"}
-	}
-	if ev.AppData.ExtInfo[4] == "" {
-		return &Problem{"invalid_app_data", "extinfo slot 4 (OS version) is missing"}
-	}
-	if a := ev.AppData; (a.AdvertiserTrackingEnabled != 0 && a.AdvertiserTrackingEnabled != 1) ||
-		(a.ApplicationTrackingEnabled != 0 && a.ApplicationTrackingEnabled != 1) {
-		return &Problem{"invalid_app_data", "tracking flags must be 0 or 1"}
-	}
 	u := &ev.UserData
+	f := facts{
+		eventTime: ev.EventTime, eventID: ev.EventID, eventName: ev.EventName,
+		platform: ev.AppData.ExtInfo[0], osVersion: ev.AppData.ExtInfo[4] != "",
+		ate: ev.AppData.AdvertiserTrackingEnabled, ale: ev.AppData.ApplicationTrackingEnabled, hashed: true,
+		identified: u.ExternalID != nil || u.AnonID != "" || u.MADID != "" || u.Email != nil || u.Phone != nil,
+	}
 	for _, list := range [][]string{u.Email, u.Phone, u.FirstName, u.LastName, u.Gender, u.DateOfBirth, u.City, u.State, u.Zip, u.Country, u.ExternalID} {
 		for _, h := range list {
-			if !isLowerHex64(h) {
-				return &Problem{"not_hashed", "a customer information parameter is not a SHA-256 hex digest"}
-			}
+			f.hashed = f.hashed && isLowerHex64(h)
 		}
 	}
-	if u.ExternalID == nil && u.AnonID == "" && u.MADID == "" && u.Email == nil && u.Phone == nil {
-		return &Problem{"no_user_data", "no identifier Meta can match (external_id, anon_id, madid, em or ph)"}
+	if c := ev.CustomData; c != nil {
+		f.value, f.currency = c.Value != nil, c.Currency != ""
 	}
-	if c := ev.CustomData; c != nil && c.Value != nil && c.Currency == "" {
-		return &Problem{"invalid_custom_data", "value without currency"}
+	t, err := f.check(now)
+	if err == nil {
+		ev.EventTime = t
 	}
-	if c := ev.CustomData; ev.EventName == "Purchase" && (c == nil || c.Value == nil || c.Currency == "") {
-		return &Problem{"invalid_custom_data", "a Purchase needs value and currency"}
+	return err
+}
+
+// facts are what Meta's rules look at in a server event: Check and AppendPayload gather them,
+// check applies the rules.
+type facts struct {
+	eventTime          int64
+	eventID, eventName string
+	platform           string // extinfo slot 0
+	osVersion          bool   // extinfo slot 4 is set
+	ate, ale           int    // tracking flags
+	hashed             bool   // every customer information parameter is a lowercase hex SHA-256
+	identified         bool   // external_id, anon_id, madid, em or ph
+	value, currency    bool   // custom_data value and currency are set
+}
+
+// check returns the event_time to send (clamped to now when slightly ahead), or a *Problem.
+func (f *facts) check(now time.Time) (int64, error) {
+	eventTime := f.eventTime
+	t := time.Unix(eventTime, 0)
+	switch {
+	case now.Sub(t) > MaxAge-SendMargin:
+		return 0, &Problem{"too_old", fmt.Sprintf("event_time %s is more than 7 days old at send time", t.UTC().Format(time.RFC3339))}
+	case t.Sub(now) > MaxSkew:
+		return 0, &Problem{"in_future", fmt.Sprintf("event_time %s is in the future", t.UTC().Format(time.RFC3339))}
+	case t.After(now):
+		eventTime = now.Unix()
 	}
-	return nil
+	if f.eventID == "" {
+		return 0, &Problem{"invalid_event", "event_id is missing"}
+	}
+	if !validName(f.eventName) {
+		return 0, &Problem{"invalid_event_name", fmt.Sprintf("event_name %q is not a valid CAPI name", f.eventName)}
+	}
+	if f.platform != "i2" && f.platform != "a2" {
+		return 0, &Problem{"invalid_app_data", "extinfo slot 0 (platform) is missing"}
+	}
+	if !f.osVersion {
+		return 0, &Problem{"invalid_app_data", "extinfo slot 4 (OS version) is missing"}
+	}
+	if (f.ate != 0 && f.ate != 1) || (f.ale != 0 && f.ale != 1) {
+		return 0, &Problem{"invalid_app_data", "tracking flags must be 0 or 1"}
+	}
+	if !f.hashed {
+		return 0, &Problem{"not_hashed", "a customer information parameter is not a SHA-256 hex digest"}
+	}
+	if !f.identified {
+		return 0, &Problem{"no_user_data", "no identifier Meta can match (external_id, anon_id, madid, em or ph)"}
+	}
+	if f.value && !f.currency {
+		return 0, &Problem{"invalid_custom_data", "value without currency"}
+	}
+	if f.eventName == "Purchase" && (!f.value || !f.currency) {
+		return 0, &Problem{"invalid_custom_data", "a Purchase needs value and currency"}
+	}
+	return eventTime, nil
 }
 
 func validName(s string) bool {

@@ -1,16 +1,20 @@
 // Package capiforwarder is the CAPI forwarder function's handler: it reads a batch of stream
-// records (as the Kinesis event source mapping delivers them), maps each to a Conversions API
-// app event, sets aside the ones Meta would refuse, forwards the rest in batches and answers
-// with the first record that still has to be retried. Every record ends delivered, skipped by
-// design (no consent), dead-lettered with its reason, or retried from the stream.
+// records (as the Kinesis event source mapping delivers them; a record holds one event, or
+// several of one user), maps each event to a Conversions API app event, sets aside the ones
+// Meta would refuse, forwards the rest in batches and answers with the first record that still
+// has an event to retry. Every event ends delivered, skipped by design (no consent), dead-
+// lettered with its reason, or retried from the stream. The hot path allocates next to nothing
+// per event: the records are decoded by hand (envelope.Decoder) and each event is written as
+// CAPI JSON in one pass (capi.Encoder), into memory kept from one invocation to the next.
 package capiforwarder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -26,7 +30,8 @@ import (
 // Consumer names this function in dead letters and metrics.
 const Consumer = "capi-forwarder"
 
-// Forwarder sends mapped events to Meta (package forward).
+// Forwarder sends mapped events to Meta (package forward). The items, and the payloads they
+// hold, are the handler's memory: valid until Forward returns, reused by the next batch.
 type Forwarder interface {
 	Forward(ctx context.Context, items []forward.Item) forward.Outcome
 }
@@ -55,8 +60,36 @@ type Config struct {
 // DefaultHoldPause paces the retries of a batch that Meta cannot take until someone acts.
 const DefaultHoldPause = 10 * time.Second
 
-// Handler handles Kinesis batches.
-type Handler struct{ cfg Config }
+// Handler handles Kinesis batches. It is safe for concurrent use.
+type Handler struct {
+	cfg Config
+	// spare holds the memory of finished invocations for the next (a sync.Pool would drop it
+	// at every garbage collection: this is the memory that keeps collections rare).
+	mu    sync.Mutex
+	spare []*scratch
+}
+
+// maxSpare bounds the invocations' memory kept: Lambda runs one at a time.
+const maxSpare = 2
+
+func (h *Handler) getScratch() *scratch {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := len(h.spare); n > 0 {
+		sc := h.spare[n-1]
+		h.spare = h.spare[:n-1]
+		return sc
+	}
+	return &scratch{}
+}
+
+func (h *Handler) putScratch(sc *scratch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.spare) < maxSpare {
+		h.spare = append(h.spare, sc)
+	}
+}
 
 // New returns a Handler.
 func New(cfg Config) (*Handler, error) {
@@ -80,8 +113,8 @@ func New(cfg Config) (*Handler, error) {
 
 // counts tallies one invocation for logs and metrics.
 type counts struct {
-	records, skipped, withdrawn, deadLettered, delivered, failed int
-	// replayTooOld counts replayed records (envelope.Record.Replay) older than Meta accepts:
+	records, events, skipped, withdrawn, deadLettered, delivered, failed int
+	// replayTooOld counts replayed events (envelope.Record.Replay) older than Meta accepts:
 	// skipped by design, logged, never dead-lettered.
 	replayTooOld int
 	byReason     map[string]int
@@ -90,40 +123,87 @@ type counts struct {
 // reasonTooOld is capi.Check's reason for an event past Meta's 7 days.
 const reasonTooOld = "too_old"
 
+// scratch is the memory one invocation reuses from the last.
+type scratch struct {
+	dec     envelope.Decoder
+	enc     capi.Encoder
+	recs    [][]envelope.Record // the events of each stream record; nil for a dead-lettered one
+	ends    []int               // end offset in payload of each item's payload
+	payload []byte              // the CAPI events of the batch, one after the other
+	items   []forward.Item
+}
+
 // Handle processes one batch. It never returns an error for a bad record: those are dead
-// letters. It reports the first record to retry in BatchItemFailures; Lambda retries from there
-// (records after it come again; Meta deduplicates them on event_id and event_name).
+// letters. A stream record holds one event (version 1) or several (version 2): each event is
+// mapped, checked, forwarded, skipped or dead-lettered on its own; it reports the first record
+// with an event to retry in BatchItemFailures, and Lambda retries from there (records after it
+// come again, and the delivered events of that record; Meta deduplicates them on event_id and
+// event_name).
 func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 	now := h.cfg.Now()
+	sc := h.getScratch()
+	defer h.putScratch(sc)
+	sc.dec.Reset()
+	log := h.cfg.Logger
+	debug := log.Enabled(ctx, slog.LevelDebug)
 	c := counts{records: len(ev.Records), byReason: map[string]int{}}
-	var items []forward.Item
 	var letters []ports.DeadLetter
 	var letterIdx []int
-	deadLetter := func(i int, rec *events.KinesisEventRecord, env *envelope.Record, reason, detail string) {
+	// deadLetter parks event j of record i (recs are the record's events), or the whole record
+	// when recs is nil: a letter holds one event, so that replaying it replays that event only.
+	deadLetter := func(i int, recs []envelope.Record, j int, reason, detail string) {
+		rec := &ev.Records[i]
 		l := ports.DeadLetter{Consumer: Consumer, Reason: reason, Detail: detail, Attempts: 1,
 			ShardID: shardOf(rec), SequenceNumber: rec.Kinesis.SequenceNumber, FailedAt: now.UnixMilli(), Record: rec.Kinesis.Data}
-		if env != nil {
+		if recs != nil {
+			env := &recs[j]
 			l.App, l.EventID, l.EventName = env.App, env.Event.ID, env.Event.Name
+			if len(recs) > 1 {
+				l.Record = envelope.Append(nil, env)
+			}
 		}
 		letters, letterIdx = append(letters, l), append(letterIdx, i)
 		c.byReason[reason]++
+		if debug {
+			log.Debug("event dead-lettered", "reason", reason, "app", l.App, "event_id", l.EventID,
+				"sequence_number", l.SequenceNumber)
+		}
 	}
 
-	envs := make([]*envelope.Record, len(ev.Records))
+	// The records in one string: the strings of every event are substrings of it.
+	size := 0
+	for i := range ev.Records {
+		size += len(ev.Records[i].Kinesis.Data)
+	}
+	var all strings.Builder
+	all.Grow(size)
+	for i := range ev.Records {
+		all.Write(ev.Records[i].Kinesis.Data)
+	}
+	batch := all.String()
+	recs := sc.recs[:0]
+	off := 0
 	for i := range ev.Records {
 		rec := &ev.Records[i]
-		env, err := envelope.DecodeOne(rec.Kinesis.Data)
+		data := batch[off:][:len(rec.Kinesis.Data)]
+		evs, err := sc.dec.DecodeMoreString(data)
 		if err != nil {
 			reason := "undecodable"
 			if errors.Is(err, envelope.ErrUnsupportedVersion) {
 				reason = "unsupported_version"
 			}
-			deadLetter(i, rec, nil, reason, err.Error())
-			continue
+			deadLetter(i, nil, 0, reason, err.Error())
+			evs = nil
 		}
-		envs[i] = env
+		recs = append(recs, evs)
+		c.events += len(evs)
+		off += len(rec.Kinesis.Data)
 	}
-	decisions, err := h.decisions(ctx, envs)
+	sc.recs = recs
+	if len(letters) > 0 {
+		c.events += len(letters) // an undecodable record counts as one event
+	}
+	decisions, err := h.decisions(ctx, recs)
 	if err != nil {
 		// Forwarding without knowing who withdrew could send what must not be sent: the
 		// whole batch comes again.
@@ -133,52 +213,70 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		}}, nil
 	}
 
-	for i := range ev.Records {
-		rec, env := &ev.Records[i], envs[i]
-		if env == nil {
+	// The payloads share one buffer: a CAPI event of a fully identified user is about 1.4 KB.
+	payload := slices.Grow(sc.payload[:0], size+1024*c.events)
+	items := slices.Grow(sc.items[:0], c.events)
+	ends := sc.ends[:0]
+	for i, evs := range recs {
+		if len(evs) == 0 {
 			continue // dead-lettered above
 		}
-		app, ok := h.cfg.Apps.App(env.App)
+		rec := &ev.Records[i]
+		head := &evs[0] // the events of a record share app and user
+		app, ok := h.cfg.Apps.App(head.App)
 		if !ok {
-			deadLetter(i, rec, env, "unknown_app", "app "+env.App+" is not in the config")
+			for j := range evs {
+				deadLetter(i, evs, j, "unknown_app", "app "+head.App+" is not in the config")
+			}
 			continue
 		}
-		decision, explicit := decisions[userRef{env.App, env.UserKey}]
-		if explicit && decision.Withdrawn() {
-			c.skipped++
-			c.withdrawn++
-			continue
-		}
-		event, err := capi.Map(env)
-		if errors.Is(err, capi.ErrNoConsent) {
-			c.skipped++
-			continue
-		}
-		if explicit {
-			capi.Restrict(event, decision.AdvertiserTracking, decision.ApplicationTracking, decision.LDU)
-		}
-		var problem *capi.Problem
-		if err := capi.Check(event, now); errors.As(err, &problem) {
-			if env.Replay && problem.Reason == reasonTooOld {
-				// A replay from the event archive (a backfill of segment rules over months of
-				// history) is expected to reach past Meta's window: Meta can never take these,
-				// and a dead letter each would bury the ones someone must act on.
-				c.replayTooOld++
+		var restrict *capi.Restriction
+		if decision, explicit := decisions[userRef{head.App, head.UserKey}]; explicit {
+			if decision.Withdrawn() {
+				c.skipped += len(evs)
+				c.withdrawn += len(evs)
 				continue
 			}
-			deadLetter(i, rec, env, problem.Reason, problem.Detail)
-			continue
+			restrict = &capi.Restriction{AdvertiserTracking: decision.AdvertiserTracking,
+				ApplicationTracking: decision.ApplicationTracking, LDU: decision.LDU}
 		}
-		payload, err := json.Marshal(event)
-		if err != nil {
-			deadLetter(i, rec, env, "unencodable", err.Error())
-			continue
+		shard := shardOf(rec)
+		for j := range evs {
+			env := &evs[j]
+			var name string
+			var err error
+			payload, name, err = sc.enc.AppendPayload(payload, env, restrict, now)
+			if err != nil {
+				var problem *capi.Problem
+				switch {
+				case errors.Is(err, capi.ErrNoConsent):
+					c.skipped++
+				case !errors.As(err, &problem):
+					deadLetter(i, evs, j, "unencodable", err.Error())
+				case env.Replay && problem.Reason == reasonTooOld:
+					// A replay from the event archive (a backfill of segment rules over months
+					// of history) is expected to reach past Meta's window: Meta can never take
+					// these, and a dead letter each would bury the ones someone must act on.
+					c.replayTooOld++
+				default:
+					deadLetter(i, evs, j, problem.Reason, problem.Detail)
+				}
+				continue
+			}
+			items = append(items, forward.Item{
+				Index: i, ShardID: shard, SequenceNumber: rec.Kinesis.SequenceNumber,
+				App: app.ID, DatasetID: app.Meta.DatasetID, TestEventCode: app.Meta.TestEventCode,
+				EventID: env.Event.ID, EventName: name, Record: rec.Kinesis.Data, Event: j, Events: len(evs),
+				Valid: true, // capi.Encoder writes JSON
+			})
+			ends = append(ends, len(payload))
 		}
-		items = append(items, forward.Item{
-			Index: i, ShardID: shardOf(rec), SequenceNumber: rec.Kinesis.SequenceNumber,
-			App: app.ID, DatasetID: app.Meta.DatasetID, TestEventCode: app.Meta.TestEventCode,
-			EventID: event.EventID, EventName: event.EventName, Payload: payload, Record: rec.Kinesis.Data,
-		})
+	}
+	sc.ends, sc.payload = ends, payload
+	defer func() { clear(items); sc.items = items[:0] }() // the strings of this batch
+	start := 0
+	for k, end := range ends {
+		items[k].Payload, start = payload[start:end:end], end
 	}
 
 	var failed []int
@@ -222,18 +320,26 @@ func (h *Handler) Handle(ctx context.Context, ev events.KinesisEvent) (events.Ki
 // userRef names a user across apps.
 type userRef struct{ app, userKey string }
 
-// decisions reads the explicit consent decisions of the batch's users, one call per app.
-func (h *Handler) decisions(ctx context.Context, envs []*envelope.Record) (map[userRef]ports.UserConsent, error) {
-	out := map[userRef]ports.UserConsent{}
+// decisions reads the explicit consent decisions of the batch's users: one call per app, each
+// user once however many events and records they have in the batch.
+func (h *Handler) decisions(ctx context.Context, recs [][]envelope.Record) (map[userRef]ports.UserConsent, error) {
 	if h.cfg.Consents == nil {
-		return out, nil
+		return nil, nil
 	}
+	users := map[userRef]bool{}
 	byApp := map[string][]string{}
-	for _, env := range envs {
-		if env != nil && env.UserKey != "" {
-			byApp[env.App] = append(byApp[env.App], env.UserKey)
+	for _, evs := range recs {
+		if len(evs) == 0 {
+			continue
 		}
+		u := userRef{evs[0].App, evs[0].UserKey}
+		if u.userKey == "" || users[u] {
+			continue
+		}
+		users[u] = true
+		byApp[u.app] = append(byApp[u.app], u.userKey)
 	}
+	out := map[userRef]ports.UserConsent{}
 	for app, keys := range byApp {
 		if _, ok := h.cfg.Apps.App(app); !ok {
 			continue // dead-lettered as unknown_app
@@ -278,9 +384,13 @@ func shardOf(rec *events.KinesisEventRecord) string {
 	return ""
 }
 
+// record logs and measures an invocation. At INFO an invocation writes its metrics (an EMF
+// line, the counts of the summary) and nothing per event: a few hundred bytes for any batch.
+// The summary is a DEBUG line, a WARN one when events are left to retry; alerts and warnings
+// are logged as they arise.
 func (h *Handler) record(c counts, out forward.Outcome) {
 	log := h.cfg.Logger
-	attrs := []any{"records", c.records, "delivered", c.delivered, "skipped_no_consent", c.skipped, "withdrawn", c.withdrawn,
+	attrs := []any{"records", c.records, "events", c.events, "delivered", c.delivered, "skipped_no_consent", c.skipped, "withdrawn", c.withdrawn,
 		"dead_lettered", c.deadLettered, "to_retry", c.failed, "capi_requests", out.Requests,
 		"capi_retries", out.Retries, "bisections", out.Bisections}
 	if len(c.byReason) > 0 {
@@ -289,7 +399,7 @@ func (h *Handler) record(c counts, out forward.Outcome) {
 	if c.replayTooOld > 0 {
 		attrs = append(attrs, "skipped_replay_too_old", c.replayTooOld)
 	}
-	level := slog.LevelInfo
+	level := slog.LevelDebug
 	if c.failed > 0 {
 		level = slog.LevelWarn
 	}
@@ -333,14 +443,23 @@ func (h *Handler) record(c counts, out forward.Outcome) {
 	if out.VersionExpired != nil {
 		versionExpired = 1
 	}
-	h.cfg.Metrics.Emit(dims,
-		metric("RecordsRead", c.records), metric("EventsForwarded", c.delivered), metric("EventsSkippedNoConsent", c.skipped),
-		metric("EventsWithdrawn", c.withdrawn),
-		metric("EventsDeadLettered", c.deadLettered), metric("EventsToRetry", c.failed), metric("CAPIRequests", out.Requests),
+	// The failure-rate alarm's three metrics always, the others when not zero: an EMF line
+	// costs its bytes of log for every invocation.
+	metrics := []observability.Metric{metric("RecordsRead", c.records), metric("EventsForwarded", c.delivered),
+		metric("EventsDeadLettered", c.deadLettered), metric("EventsToRetry", c.failed)}
+	for _, m := range []observability.Metric{
+		metric("EventsSkippedNoConsent", c.skipped), metric("EventsWithdrawn", c.withdrawn),
+		metric("EventsSkippedReplayTooOld", c.replayTooOld), metric("CAPIRequests", out.Requests),
 		metric("CAPIRetries", out.Retries), metric("CAPIBisections", out.Bisections),
 		metric("CAPIReceivedMismatch", out.ReceivedMismatch), metric("CAPIAuthFailures", auth),
 		metric("CAPIVersionExpired", versionExpired),
-		observability.Metric{Name: "CAPIUsagePct", Unit: observability.Count, Value: out.UsagePct})
+		{Name: "CAPIUsagePct", Unit: observability.Count, Value: out.UsagePct},
+	} {
+		if m.Value != 0 {
+			metrics = append(metrics, m)
+		}
+	}
+	h.cfg.Metrics.Emit(dims, metrics...)
 	for reason, n := range c.byReason {
 		h.cfg.Metrics.Emit(append(dims, observability.Dimension{Name: "Reason", Value: reason}), metric("DeadLetters", n))
 	}
