@@ -154,7 +154,7 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 		s.FrontDoor = devenv.FrontDoorREST
 	case devenv.FrontDoorREST, devenv.FrontDoorHTTP:
 	default:
-		return s, fmt.Errorf("%s=%q: want %s (API Gateway REST API, the default) or %s (HTTP API), as cdk synth -c api=...",
+		return s, fmt.Errorf("%s=%q: want %s (API Gateway REST API, the default) or %s (HTTP API), the front doors of cdk synth -c api",
 			EnvFrontDoor, s.FrontDoor, devenv.FrontDoorREST, devenv.FrontDoorHTTP)
 	}
 	s.APIKey = getenv(env.DevAPIKey)
