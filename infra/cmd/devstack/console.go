@@ -10,6 +10,7 @@ import (
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
 	"github.com/retarget-dev/retarget/shared/domain/appconfig"
+	"github.com/retarget-dev/retarget/shared/handlers/keyauthorizer"
 	"github.com/retarget-dev/retarget/shared/runtime/env"
 	"github.com/retarget-dev/retarget/shared/sandbox/devbus"
 )
@@ -72,6 +73,12 @@ func (c *console) printSummary(s started) {
 	w("  kinesis   %s  (kinesalite, pid %d) stream %s, %d shards", s.KinesisURL, s.KinesisPID, s.Settings.StreamName, streamShards)
 	w("  dynamodb  %s  (dynalite, pid %d) table %s", s.DynamoURL, s.DynamoPID, stateTable)
 	w("  api       %s  POST /v1/events, GET /v1/health (stage dev)", s.APIURL)
+	if s.Settings.FrontDoor == devenv.FrontDoorHTTP {
+		w("  door      HTTP API (%s=%s): key authorizer (cached %d s per key), JWT authorizer on /v1/me, SigV4 on the IAM routes; per-app limit in the ingest function, table %s",
+			EnvFrontDoor, devenv.FrontDoorHTTP, keyauthorizer.CacheTTLSeconds, rateTable)
+	} else {
+		w("  door      REST API: API keys, request models, SigV4 on the IAM routes (%s=%s for the HTTP API)", EnvFrontDoor, devenv.FrontDoorHTTP)
+	}
 	if s.Meta != nil {
 		if s.Meta.Sandbox != nil {
 			w("  meta      %s  (Meta Graph sandbox: GET /_sandbox/events, POST /_sandbox/faults)", s.Meta.URL)

@@ -33,6 +33,10 @@ func endpointsDoc(ctx context.Context, st started, awsCfg aws.Config, logs *logF
 			AdminAccessKeyID: s.AdminAccessKeyID, AdminSecretAccessKey: s.AdminSecretAccessKey, APIRegion: devenv.APIRegion},
 		LogDir: s.LogDir, Logs: logs.paths(),
 	}
+	e.FrontDoor = s.FrontDoor
+	if s.FrontDoor == devenv.FrontDoorHTTP {
+		e.RateTable = rateTable
+	}
 	// Only the public stand-ins: a pepper or Meta credentials from the environment stay out.
 	if s.DevPepper {
 		e.Credentials.Pepper = s.Pepper

@@ -44,7 +44,7 @@ type AccessEntry struct {
 }
 
 // Gateway is an http.Handler that stands in for API Gateway (REST API, Lambda proxy
-// integration) in front of the API's functions: it checks each route's credential
+// integration; with HTTP set, the HTTP API front door) in front of the API's functions: it checks each route's credential
 // (access.Route.Credential) as API Gateway does, translates each HTTP request into the
 // events.APIGatewayProxyRequest API Gateway would send, invokes the route's function and
 // writes its events.APIGatewayProxyResponse back the way API Gateway does.
@@ -84,6 +84,9 @@ type Gateway struct {
 	// function, as API Gateway's request validator and BAD_REQUEST_BODY response do.
 	Models     map[string]func(body []byte) bool
 	ModelError string
+	// HTTP, when set, makes the Gateway the HTTP API front door instead (see HTTPDoor): its
+	// authorizers instead of APIKeys, no Models, 404 for what is no route.
+	HTTP *HTTPDoor
 }
 
 // ServeHTTP serves one request.
@@ -110,14 +113,28 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string
 		return gatewayError(w, http.StatusBadRequest, "could not read the request body")
 	}
 	route, known := g.route(r.Method, r.URL.Path)
+	if !known && g.HTTP != nil {
+		return gatewayError(w, http.StatusNotFound, msgNotFound) // an HTTP API's router
+	}
 	var caller *sigv4.Identity
+	var authorizer map[string]any
 	if known {
 		var status int
 		if caller, status = g.authorize(w, r, route, body); status != 0 {
 			return status
 		}
+		if g.HTTP != nil {
+			if authorizer, status = g.HTTP.authorize(w, r, route, requestID, start); status != 0 {
+				return status
+			}
+		}
 	}
 	req := g.Translate(r, body, requestID, start)
+	if authorizer != nil {
+		// Payload format 1.0: the authorizer's context (or the JWT's claims) as API Gateway
+		// passes them; the functions read requestContext.authorizer.app.
+		req.RequestContext.Authorizer = authorizer
+	}
 	if caller != nil {
 		// What API Gateway puts in the context of an AWS_IAM method (the account from the ARN).
 		id := &req.RequestContext.Identity
@@ -126,7 +143,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, requestID string
 			id.AccountID = parts[4]
 		}
 	}
-	if valid, ok := g.Models[req.HTTPMethod+" "+req.Resource]; ok && !valid(body) {
+	if valid, ok := g.Models[req.HTTPMethod+" "+req.Resource]; ok && g.HTTP == nil && !valid(body) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
 		io.WriteString(w, g.ModelError)
@@ -200,7 +217,7 @@ func (g *Gateway) authorize(w http.ResponseWriter, r *http.Request, route access
 		}
 		caller = &id
 	}
-	if route.Credential.NeedsAppKey() && !g.APIKeys[r.Header.Get("x-api-key")] {
+	if g.HTTP == nil && route.Credential.NeedsAppKey() && !g.APIKeys[r.Header.Get("x-api-key")] {
 		return nil, gatewayError(w, http.StatusForbidden, msgForbidden)
 	}
 	return caller, 0

@@ -12,10 +12,16 @@
 // pepper), EVENT_STREAM_NAME (default retarget-events), LOG_LEVEL (function log level),
 // DEV_ADMIN_ACCESS_KEY_ID / DEV_ADMIN_SECRET_ACCESS_KEY (the credentials the IAM routes'
 // SigV4 signatures are checked against; default the public devenv.AdminAccessKeyID /
-// devenv.AdminSecretAccessKey, region us-east-1, 5 minutes of clock skew).
+// devenv.AdminSecretAccessKey, region us-east-1, 5 minutes of clock skew), API (the front door:
+// rest, the default, or http; see below).
 //
 // The API enforces access.Routes as API Gateway does (see Gateway): the app key on keyed
-// routes, and a SigV4 signature on the IAM ones.
+// routes, and a SigV4 signature on the IAM ones. API=http stands in for the HTTP API front door
+// instead (`cdk synth -c api=http`, infra/docs/front-door.md; see HTTPDoor): the real key
+// authorizer (keyauthorizer, with a ring of the apps' dev keys) in front of the keyed routes,
+// its answers cached 300 s per key, its context in requestContext.authorizer; the JWT
+// authorizer on /v1/me; SigV4 on the IAM routes; no request models; and the ingest function's
+// per-app limit (api_key.rate_limit, burst_limit) on the rate table in dynalite.
 //
 // Output on stdout, for people and scripts. Startup ends with these lines, in this order:
 //
@@ -173,7 +179,21 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		return err
 	}
 
-	handler, err := newIngestHandler(ctx, s, awsCfg, logs, out)
+	ingestCfg := awsCfg
+	if s.FrontDoor == devenv.FrontDoorHTTP {
+		// The ingest function's per-app limit counts in the rate table, as deployed.
+		if ingestCfg, err = ingestAWS(awsCfg, dynalite.Endpoint); err != nil {
+			return err
+		}
+		dynamoCfg, err := emulators.AWSConfig(ctx, dynalite.Endpoint)
+		if err != nil {
+			return err
+		}
+		if err := createRateTable(setupCtx, dynamodb.NewFromConfig(dynamoCfg), rateTable); err != nil {
+			return fmt.Errorf("rate table: %w", err)
+		}
+	}
+	handler, err := newIngestHandler(ctx, s, ingestCfg, logs, out)
 	if err != nil {
 		return fmt.Errorf("ingest function: %w", err)
 	}
@@ -222,19 +242,31 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	}
 	defer purger.stop()
 
+	var httpDoor *HTTPDoor
+	if s.FrontDoor == devenv.FrontDoorHTTP {
+		// The authorizer's decisions go to the ingest log (one line per key and cache period).
+		logger := slog.New(observability.NewLogger(logs.ingest, s.LogLevel).Handler())
+		door, stopDoor, err := newHTTPDoor(ctx, s, apps, apiURL+devissuer.JWKSPath, logger)
+		if err != nil {
+			return err
+		}
+		defer stopDoor()
+		httpDoor = door
+	}
 	gateway := &Gateway{
 		Function:  handler.Handle,
 		Functions: map[string]ProxyFunc{access.FunctionIngest: handler.Handle, access.FunctionUsersAPI: segs.read.Handle},
 		Routes:    access.Routes,
 		APIKeys:   devAPIKeys(apps, s.APIKey),
 		SigV4:     adminVerifier(s),
-		// The stack puts the same request model on both event routes.
+		// The stack puts the same request model on both event routes (REST door only).
 		Models: map[string]func([]byte) bool{
 			http.MethodPost + " " + access.PathEvents:       appevent.BodyShapeOK,
 			http.MethodPost + " " + access.PathServerEvents: appevent.BodyShapeOK,
 		},
 		ModelError: appevent.BodyShapeResponse(),
 		Stage:      "dev",
+		HTTP:       httpDoor,
 		Timeout:    functionTimeout,
 		Access:     out.access,
 		Errors: func(id string, err error) {
@@ -325,13 +357,17 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 
 // newIngestHandler builds the ingest function exactly as the Lambda does (runtime.NewIngest),
 // from a configuration that holds only what the dev stack decides: no pepper secret or API key
-// ids from the developer's shell.
+// ids from the developer's shell. With the HTTP door it has the rate table, which awsCfg
+// reaches (ingestAWS).
 func newIngestHandler(ctx context.Context, s settings, awsCfg aws.Config, logs *logFiles, out *console) (*ingestapi.Handler, error) {
 	c := env.Ingest{
 		Common:     env.Common{ConfigFile: s.ConfigFile},
 		StreamName: s.StreamName,
 		Pepper:     env.PepperSource{Value: s.Pepper},
 		Keys:       env.Keys{DevAuth: true, DevAPIKey: s.APIKey},
+	}
+	if s.FrontDoor == devenv.FrontDoorHTTP {
+		c.RateTable = rateTable // the per-app limit of the HTTP door
 	}
 	// The JSON log goes to its file; warnings and errors also reach the terminal.
 	logger := slog.New(slog.NewMultiHandler(

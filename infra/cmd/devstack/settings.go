@@ -27,6 +27,8 @@ const (
 	EnvSweep    = devenv.EnvSweep
 	EnvSync     = devenv.EnvSync
 	EnvInsights = devenv.EnvInsights
+	// EnvFrontDoor (API) picks the front door the gateway emulates: rest (default) or http.
+	EnvFrontDoor = devenv.EnvFrontDoor
 	// EnvAdminAccessKeyID and EnvAdminSecretAccessKey are the dev admin credentials the
 	// gateway checks SigV4 signatures against (IAM routes).
 	EnvAdminAccessKeyID     = devenv.EnvAdminAccessKeyID
@@ -55,6 +57,8 @@ type settings struct {
 	ConfigFile string // absolute
 	APIAddr    string // loopback host:port, port may be 0
 	APIKey     string // DEV_API_KEY, may be empty
+	// FrontDoor is devenv.FrontDoorREST or devenv.FrontDoorHTTP (API).
+	FrontDoor  string
 	Pepper     string
 	DevPepper  bool // Pepper is the built-in one
 	StreamName string
@@ -88,6 +92,7 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 			"Runs the pipeline on loopback: Kinesis and DynamoDB emulators, the event stream and the\n"+
 			"ingest API behind a stand-in for API Gateway.\n\nEnvironment:\n"+
 			"  %-18s API address, loopback only (default %s; port 0 picks a free one)\n"+
+			"  %-18s front door: rest (default: API keys, usage plans) or http (key authorizer, per-app limit in the function)\n"+
 			"  %-18s replaces the first app's dev API key\n"+
 			"  %-18s pseudonym pepper (default: a public dev pepper)\n"+
 			"  %-18s stream name (default %s)\n"+
@@ -96,7 +101,7 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 			"  %-18s Meta access token and app secret (with %s only)\n"+
 			"  %-18s faults the Meta sandbox injects, e.g. {\"server_error_rate\":0.3}\n"+
 			"  %-18s\n  %-18s dev admin credentials that sign the IAM routes (SigV4; default %s / %s)\n\nFlags:\n",
-			EnvAPIAddr, defaultAPIAddr, env.DevAPIKey, env.Pepper, env.StreamName, defaultStream, env.LogLevel,
+			EnvAPIAddr, defaultAPIAddr, EnvFrontDoor, env.DevAPIKey, env.Pepper, env.StreamName, defaultStream, env.LogLevel,
 			env.GraphURL, env.AccessToken+"/"+env.AppSecret, env.GraphURL, EnvFaults,
 			EnvAdminAccessKeyID, EnvAdminSecretAccessKey, devenv.AdminAccessKeyID, devenv.AdminSecretAccessKey)
 		fs.PrintDefaults()
@@ -143,6 +148,14 @@ func parseSettings(args []string, getenv func(string) string, usageOut io.Writer
 	}
 	if s.APIAddr, err = loopbackAddr(addr); err != nil {
 		return s, err
+	}
+	switch s.FrontDoor = getenv(EnvFrontDoor); s.FrontDoor {
+	case "":
+		s.FrontDoor = devenv.FrontDoorREST
+	case devenv.FrontDoorREST, devenv.FrontDoorHTTP:
+	default:
+		return s, fmt.Errorf("%s=%q: want %s (API Gateway REST API, the default) or %s (HTTP API), the front doors of cdk synth -c api",
+			EnvFrontDoor, s.FrontDoor, devenv.FrontDoorREST, devenv.FrontDoorHTTP)
 	}
 	s.APIKey = getenv(env.DevAPIKey)
 	s.Pepper = getenv(env.Pepper)

@@ -16,6 +16,9 @@
 //     every credential case (keys, end-user tokens valid and forged, SigV4 valid and not)
 //     answers as the access model says; a token reaches its own user only; an erased user
 //     comes back only by an explicit grant.
+//   - TestHTTPFrontDoor: the dev stack with API=http (the HTTP API front door): the key
+//     authorizer's 202/401/403, events at the Meta sandbox, an app's 429 with Retry-After and
+//     its count in the rate table, SigV4 on the IAM routes, /v1/me with a dev token.
 //   - TestNoRawPIIAnywhere: no raw personal value anywhere the pipeline writes, except where
 //     Meta's contract needs one (see infra/docs/security.md).
 //

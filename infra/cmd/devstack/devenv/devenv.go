@@ -8,6 +8,9 @@ package devenv
 const (
 	// StateTable is the segment state table in dynalite.
 	StateTable = "retarget-state"
+	// RateTable is the ingest function's per-app request count table in dynalite, created
+	// with API=http only (the HTTP API front door's rate limit, infra/docs/front-door.md).
+	RateTable = "retarget-rate"
 	// Stream is the default event stream in kinesalite (EVENT_STREAM_NAME overrides it).
 	Stream = "retarget-events"
 	// LogDir is the default folder of the logs, dead letters and mapping failures: logs/ in
@@ -50,4 +53,13 @@ const (
 	// (default AdminAccessKeyID / AdminSecretAccessKey).
 	EnvAdminAccessKeyID     = "DEV_ADMIN_ACCESS_KEY_ID"
 	EnvAdminSecretAccessKey = "DEV_ADMIN_SECRET_ACCESS_KEY"
+	// EnvFrontDoor is the front door the dev stack emulates, as `cdk synth -c api=...`:
+	// FrontDoorREST (the default) or FrontDoorHTTP.
+	EnvFrontDoor = "API"
+)
+
+// Front doors (EnvFrontDoor), named as the stack's -c api=... names them.
+const (
+	FrontDoorREST = "rest"
+	FrontDoorHTTP = "http"
 )

@@ -65,6 +65,10 @@ type Endpoints struct {
 	// Stream and Table are the event stream in Kinesis and the state table in DynamoDB.
 	Stream string `json:"stream"`
 	Table  string `json:"table"`
+	// FrontDoor is the API's front door (FrontDoorREST or FrontDoorHTTP); RateTable the
+	// ingest function's rate count table (FrontDoorHTTP only).
+	FrontDoor string `json:"front_door,omitempty"`
+	RateTable string `json:"rate_table,omitempty"`
 	// DeadLetters is the forwarder's dead letters file (JSON lines).
 	DeadLetters string `json:"dead_letters"`
 
