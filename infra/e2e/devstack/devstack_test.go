@@ -653,7 +653,7 @@ func cleanEnv() []string {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(name, "AWS_"), name == devenv.EnvAPIAddr, name == env.DevAPIKey, name == env.Pepper,
-			name == env.StreamName, name == env.LogLevel, name == devenv.EnvAdminAccessKeyID, name == devenv.EnvAdminSecretAccessKey:
+			name == env.StreamName, name == env.LogLevel, name == devenv.EnvAdminAccessKeyID, name == devenv.EnvAdminSecretAccessKey, name == devenv.EnvFrontDoor, name == env.StreamFormat:
 			continue
 		}
 		environ = append(environ, kv)
