@@ -112,14 +112,16 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	personal := ingesttest.PersonalValues(t, sent...)
 	var gotIDs []string
 	for _, r := range records {
-		rec, err := envelope.DecodeOne(r.Data)
+		recs, err := envelope.Decode(r.Data) // version 2: a user's events of one request together
 		if err != nil {
 			t.Fatalf("record %s: %v", r.SequenceNumber, err)
 		}
-		if rec.App != "sample-shop" || r.PartitionKey != rec.UserKey {
-			t.Errorf("record %s: app %q, partition key %q, user key %q", r.SequenceNumber, rec.App, r.PartitionKey, rec.UserKey)
+		for _, rec := range recs {
+			if rec.App != "sample-shop" || r.PartitionKey != rec.UserKey || rec.V != envelope.Version {
+				t.Errorf("record %s: app %q, partition key %q, user key %q, version %d", r.SequenceNumber, rec.App, r.PartitionKey, rec.UserKey, rec.V)
+			}
+			gotIDs = append(gotIDs, strings.TrimPrefix(rec.Event.ID, "2b0a7c2e-7f0e-4b8e-9d51-0000000000"))
 		}
-		gotIDs = append(gotIDs, strings.TrimPrefix(rec.Event.ID, "2b0a7c2e-7f0e-4b8e-9d51-0000000000"))
 		ingesttest.AssertNoPersonalData(t, r.Data, personal)
 	}
 	sort.Strings(gotIDs)
