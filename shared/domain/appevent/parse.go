@@ -213,6 +213,7 @@ func (p *Parser) Format() Format { return p.format }
 func (p *Parser) release(st *state) {
 	clear(st.acc)
 	clear(st.users)
+	clear(st.objs)
 	clear(st.devices)
 	clear(st.groups)
 	clear(st.seen)
@@ -222,7 +223,7 @@ func (p *Parser) release(st *state) {
 	st.enc.Reset()
 	st.head = envelope.Head{}
 	*st = state{p: p, norm: st.norm, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
-		devices: st.devices[:0], groups: st.groups[:0], seen: st.seen[:0], tabs: st.tabs,
+		devices: st.devices[:0], groups: st.groups[:0], objs: st.objs[:0], seen: st.seen[:0], tabs: st.tabs,
 		idArena: st.idArena[:0], contentArena: st.contentArena[:0], enc: st.enc}
 	p.states.Put(st)
 }
@@ -259,7 +260,7 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		st.tabs = new(tables)
 	}
 	st.tabs.ids.reset()
-	st.tabs.raws.reset()
+	st.tabs.objs.reset()
 	st.tabs.keys.reset()
 	st.app, st.now, st.nowMs, st.server = app, now, now.UnixMilli(), server
 	st.sc = scanner{s: body}
@@ -402,6 +403,7 @@ type state struct {
 	// The request's accepted events, distinct user objects (with their identity), devices, and
 	// users (by key) in order of first appearance; acc[i] is batch.Accepted[i].
 	acc     []accepted
+	objs    []userObj
 	users   []userEntry
 	devices []envelope.Device
 	groups  []group
@@ -418,16 +420,17 @@ type state struct {
 	ev   rawEvent
 	cur  *accepted // the event being read: the next slot of acc, kept if it is accepted
 
-	// The user and device objects of the previous event, when they parsed without errors:
-	// events from one device repeat them verbatim, and a verbatim repeat parses the same.
-	userMemo   userMemo
+	// The user object of the previous event (st.objs index + 1; 0 for none) and its device,
+	// when they parsed without errors: events from one device repeat them verbatim, and a
+	// verbatim repeat parses the same. Checking them first costs one byte comparison.
+	lastObj    int32
 	deviceMemo deviceMemo
 }
 
-// tables are the request's indexes: event ids (to seen), user objects (raw text and the
-// consent that shapes their identity, to users), user keys (to groups).
+// tables are the request's indexes: event ids (to seen), user objects (their text up to its
+// first '}', to objs), user keys (to groups).
 type tables struct {
-	ids, raws, keys table
+	ids, objs, keys table
 }
 
 // accepted is an event being read, and once accepted, waiting to be encoded.
@@ -438,25 +441,28 @@ type accepted struct {
 	next   int32          // the next accepted event of the same user (st.acc); -1 for none
 }
 
-// userEntry is a distinct user object of the request with its identity: events that repeat
-// the object (byte for byte, with the same consent) share it instead of hashing again.
+// userObj is a distinct user object of the request, read once: an event that repeats it byte
+// for byte (anywhere in the request) takes its fields without reading it again.
+type userObj struct {
+	raw    string // the object's JSON text; "" when it had errors (then it is never reused)
+	fields [numUserKeys]string
+	user   int32 // its first identity (st.users), -1 for none yet; see userEntry.nextOfObj
+}
+
+// userEntry is the identity of a user object under one consent: events that repeat the object
+// (byte for byte, with the same consent) share it instead of hashing again.
 type userEntry struct {
-	raw      string // the object's JSON text
-	ads, att envelope.Flag
-	key      string        // the user key
-	user     envelope.User // what the records carry
-	group    int32         // st.groups, once an event of the object is accepted; -1 before
+	ads, att  envelope.Flag
+	nextOfObj int32         // the object's next identity (other consent), -1 for none
+	key       string        // the user key
+	user      envelope.User // what the records carry
+	group     int32         // st.groups, once an event of the object is accepted; -1 before
 }
 
 // group is one user (key) of the request: its accepted events, linked in request order.
 type group struct {
 	key         string
 	first, last int32
-}
-
-type userMemo struct {
-	raw    string // the object's JSON text; "" when there is nothing to reuse
-	fields [numUserKeys]string
 }
 
 type deviceMemo struct {
@@ -471,8 +477,7 @@ type rawEvent struct {
 	timeSet        bool
 	time           int64
 	hasUser        bool
-	userRaw        string // the user object's JSON text
-	user           [numUserKeys]string
+	obj            int32 // the user object (st.objs) when hasUser
 	hasDevice      bool
 }
 
@@ -577,17 +582,7 @@ func (st *state) event(batch *Batch) {
 		case kEventTime:
 			ev.time, ev.timeSet = st.timestamp("event_time")
 		case kUser:
-			if m := &st.userMemo; st.sc.repeats(m.raw) {
-				ev.hasUser, ev.userRaw, ev.user = true, m.raw, m.fields
-				break
-			}
-			start, errs := st.sc.i, len(st.errs)
-			ev.hasUser = st.user()
-			ev.userRaw = st.sc.s[start:st.sc.i]
-			st.userMemo = userMemo{fields: ev.user}
-			if ev.hasUser && len(st.errs) == errs {
-				st.userMemo.raw = ev.userRaw
-			}
+			st.readUser()
 		case kDevice:
 			if m := &st.deviceMemo; st.sc.repeats(m.raw) {
 				ev.hasDevice, a.device = true, m.i
