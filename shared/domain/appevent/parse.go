@@ -269,8 +269,7 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		bufPool.Put(buf)
 		return nil, &RequestError{Msg: `body must be a JSON object {"events": [...]}`}
 	}
-	// Events take a few hundred bytes each: size the result once instead of growing it.
-	batch := &Batch{buf: buf, Accepted: make([]Event, 0, min(MaxEvents, len(body)/512+1))}
+	batch := &Batch{buf: buf}
 	found := false
 	for first := true; st.sc.member(&first); {
 		if st.sc.lastKey != "events" {
@@ -314,6 +313,14 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		batch.out = st.out
 		batch.Release()
 		return nil, err
+	}
+	// The accepted events, collected in the state, fill a result of their exact size.
+	if len(st.acc) > 0 {
+		batch.Accepted = make([]Event, len(st.acc))
+		for i := range st.acc {
+			a := &st.acc[i]
+			batch.Accepted[i] = Event{Index: int(a.index), EventID: a.ev.ID, UserKey: st.users[a.user].key}
+		}
 	}
 	if p.format == V1 {
 		st.encodeV1(batch)
@@ -439,6 +446,7 @@ type accepted struct {
 	user   int32          // st.users
 	device int32          // st.devices; -1 for none
 	next   int32          // the next accepted event of the same user (st.acc); -1 for none
+	index  int32          // its position in the request
 }
 
 // userObj is a distinct user object of the request, read once: an event that repeats it byte
@@ -638,7 +646,7 @@ func (st *state) finish(batch *Batch) {
 		g.first = n
 	}
 	g.last = n
-	batch.Accepted = append(batch.Accepted, Event{Index: st.idx, EventID: a.ev.ID, UserKey: u.key})
+	a.index = int32(st.idx)
 }
 
 // groupOf returns the group of the user key, adding it when it is new.
