@@ -224,7 +224,7 @@ func (p *Parser) release(st *state) {
 	st.head = envelope.Head{}
 	*st = state{p: p, norm: st.norm, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
 		devices: st.devices[:0], groups: st.groups[:0], objs: st.objs[:0], seen: st.seen[:0], tabs: st.tabs,
-		idArena: st.idArena[:0], contentArena: st.contentArena[:0], enc: st.enc}
+		idArena: st.idArena[:0], devJSON: st.devJSON[:0], devSpans: st.devSpans[:0], contentArena: st.contentArena[:0], enc: st.enc}
 	p.states.Put(st)
 }
 
@@ -342,7 +342,7 @@ func (st *state) encodeV2(batch *Batch) {
 		for e := g.first; e >= 0; {
 			a := &st.acc[e]
 			*head = envelope.Head{App: st.app.ID, UserKey: g.key, ReceivedAt: st.nowMs, Server: st.server,
-				User: &st.users[a.user].user, Device: st.deviceAt(a.device)}
+				User: &st.users[a.user].user, Device: st.deviceAt(a.device), DeviceJSON: st.deviceJSON(a.device)}
 			start := len(st.out)
 			st.out = envelope.AppendHeadOf(st.out, head)
 			st.out = envelope.AppendEventOf(st.out, head, &a.ev, head.User, head.Device, true)
@@ -385,6 +385,27 @@ func (st *state) encodeV1(batch *Batch) {
 	}
 }
 
+// deviceJSON returns the request's device i encoded for envelope.Head.DeviceJSON, encoding it
+// at its first use (a device is typically in every record of the request); nil for none (-1).
+func (st *state) deviceJSON(i int32) []byte {
+	if i < 0 {
+		return nil
+	}
+	for len(st.devSpans) < len(st.devices) {
+		st.devSpans = append(st.devSpans, [2]int32{-1, -1})
+	}
+	sp := &st.devSpans[i]
+	if sp[0] < 0 {
+		if st.devJSON == nil {
+			st.devJSON = make([]byte, 0, 4096)
+		}
+		sp[0] = int32(len(st.devJSON))
+		st.devJSON = envelope.AppendDeviceJSON(st.devJSON, &st.devices[i])
+		sp[1] = int32(len(st.devJSON))
+	}
+	return st.devJSON[sp[0]:sp[1]:sp[1]]
+}
+
 // deviceAt returns the request's device i, or nil for none (-1).
 func (st *state) deviceAt(i int32) *envelope.Device {
 	if i < 0 {
@@ -405,7 +426,10 @@ type state struct {
 	norm   *identity.Normalizer
 	enc    envelope.Encoder // version 1 only
 	head   envelope.Head    // of the record being written (version 2)
-	out    []byte
+	// the request's devices encoded (version 2): devices[i] is devJSON[devSpans[i][0]:devSpans[i][1]]
+	devJSON  []byte
+	devSpans [][2]int32
+	out      []byte
 
 	// The request's accepted events, distinct user objects (with their identity), devices, and
 	// users (by key) in order of first appearance; acc[i] is batch.Accepted[i].

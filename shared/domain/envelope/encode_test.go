@@ -47,6 +47,12 @@ func TestAppendOfMatchesAppendGroup(t *testing.T) {
 	if string(got) != string(want) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
+	// The device encoded once and passed as DeviceJSON gives the same head.
+	enc := Head{App: a.App, UserKey: a.UserKey, ReceivedAt: a.ReceivedAt, Server: a.Event.Server, User: &user, Device: &device,
+		DeviceJSON: AppendDeviceJSON([]byte{}, &device)}
+	if got, want := AppendHeadOf(nil, &enc), AppendHeadOf(nil, &head); string(got) != string(want) {
+		t.Fatalf("with DeviceJSON\n%s\nwithout\n%s", got, want)
+	}
 }
 
 // The short-decimal path writes exactly what strconv writes (as encoding/json does).
