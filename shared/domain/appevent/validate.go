@@ -172,7 +172,7 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 		if !isUUID(m) {
 			st.reject("user.madid", "invalid", "not an advertising id (IDFA/GAID UUID, 8-4-4-4-12 hex)")
 		} else if m != zeroMADID {
-			madid = strings.ToLower(m)
+			madid = lowerUUID(m)
 		}
 	}
 	var kind identity.IDKind
@@ -249,6 +249,25 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 		}
 	}
 	return key, u, true
+}
+
+// lowerUUID returns a UUID (isUUID) in lower case: itself when it is, otherwise one copy (no
+// strings.Builder).
+func lowerUUID(s string) string {
+	var b [36]byte
+	upper := false
+	for i := range b {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+			upper = true
+		}
+		b[i] = c
+	}
+	if !upper {
+		return s
+	}
+	return string(b[:])
 }
 
 func (st *state) identityError(key int, err error) {
