@@ -263,12 +263,15 @@ var b64Pairs = func() (t [4096][2]byte) {
 // base64.RawURLEncoding writes, two characters per table lookup.
 func appendDigestB64(b []byte, h *identity.Hash) []byte {
 	n := len(b)
-	b = append(b, make([]byte, HashB64Len)...)
-	out := b[n : n+HashB64Len : n+HashB64Len]
-	for i, j := 0, 0; i < 30; i, j = i+3, j+4 {
-		v := uint(h[i])<<16 | uint(h[i+1])<<8 | uint(h[i+2])
-		p, q := b64Pairs[v>>12], b64Pairs[v&0xfff]
-		out[j], out[j+1], out[j+2], out[j+3] = p[0], p[1], q[0], q[1]
+	if cap(b)-n < HashB64Len {
+		b = append(b, make([]byte, HashB64Len)...)[:n]
+	}
+	b = b[:n+HashB64Len]
+	out := (*[HashB64Len]byte)(b[n:])
+	for i := range 10 { // 30 bytes, 40 characters: constant offsets once unrolled by the compiler
+		v := uint(h[3*i])<<16 | uint(h[3*i+1])<<8 | uint(h[3*i+2])
+		p, q := &b64Pairs[v>>12], &b64Pairs[v&0xfff]
+		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = p[0], p[1], q[0], q[1]
 	}
 	v := uint(h[30])<<8 | uint(h[31]) // 16 bits: three characters, the last of 4 bits
 	out[40], out[41], out[42] = b64URL[v>>10], b64URL[v>>4&63], b64URL[v<<2&63]
