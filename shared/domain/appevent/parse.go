@@ -479,6 +479,8 @@ type userObj struct {
 	raw    string // the object's JSON text; "" when it had errors (then it is never reused)
 	fields [numUserKeys]string
 	user   int32 // its first identity (st.users), -1 for none yet; see userEntry.nextOfObj
+	// indexed: the slot has its entry in tables.objs (made once per slot)
+	indexed bool
 }
 
 // userEntry is the identity of a user object under one consent: events that repeat the object
@@ -510,6 +512,7 @@ type rawEvent struct {
 	time           int64
 	hasUser        bool
 	obj            int32 // the user object (st.objs) when hasUser
+	ownObj         int32 // the slot this event read a user object into, +1 (0: none yet); a repeated member reuses it
 	hasDevice      bool
 }
 

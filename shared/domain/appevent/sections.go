@@ -43,14 +43,21 @@ func (st *state) readUser() {
 		st.typeError("user", "an object")
 		return
 	}
+	// One slot per event: a repeated "user" member of the event replaces the slot it read
+	// before, so that the objects (and the table's entries) stay within one per event.
 	start, errs := st.sc.i, len(st.errs)
-	o := int32(len(st.objs))
-	if len(st.objs) == cap(st.objs) {
-		st.objs = append(st.objs, userObj{})
+	o := ev.ownObj - 1
+	if o < 0 {
+		o = int32(len(st.objs))
+		if len(st.objs) == cap(st.objs) {
+			st.objs = append(st.objs, userObj{})
+		}
+		st.objs = st.objs[:o+1]
+		st.objs[o].indexed = false
+		ev.ownObj = o + 1
 	}
-	st.objs = st.objs[:o+1]
 	obj := &st.objs[o]
-	*obj = userObj{user: -1}
+	*obj = userObj{user: -1, indexed: obj.indexed}
 	for first := true; st.sc.member(&first); {
 		k := st.sc.lastKey
 		i := userKeySet.index(k)
@@ -67,7 +74,10 @@ func (st *state) readUser() {
 	ev.hasUser, ev.obj = true, o
 	if st.sc.err == nil && len(st.errs) == errs {
 		obj.raw = st.sc.s[start:st.sc.i]
-		st.addObj(o)
+		if !obj.indexed {
+			st.addObj(o)
+			obj.indexed = true
+		}
 		st.lastObj = o + 1
 	}
 }
@@ -98,7 +108,7 @@ func (st *state) findObj() int32 {
 	h := hashString(k)
 	for s, i := t.probe(h); !t.free(s); s, i = t.next(i) {
 		if s.hi == uint32(h>>32) {
-			if raw := st.objs[s.v].raw; len(raw) <= len(rest) && rest[:len(raw)] == raw {
+			if raw := st.objs[s.v].raw; raw != "" && len(raw) <= len(rest) && rest[:len(raw)] == raw {
 				st.sc.i += len(raw)
 				return s.v
 			}
@@ -107,7 +117,9 @@ func (st *state) findObj() int32 {
 	return -1
 }
 
-// addObj indexes the user object o (read without errors) for findObj.
+// addObj indexes the user object o (read without errors) for findObj. A slot is indexed once
+// (by its first text: a later text in the slot is then found by the event after it only), so
+// the table holds at most one entry per event.
 func (st *state) addObj(o int32) {
 	k, _ := objKey(st.objs[o].raw)
 	t := &st.tabs.objs
