@@ -454,8 +454,9 @@ type state struct {
 	// The user object of the previous event (st.objs index + 1; 0 for none) and its device,
 	// when they parsed without errors: events from one device repeat them verbatim, and a
 	// verbatim repeat parses the same. Checking them first costs one byte comparison.
-	lastObj    int32
-	deviceMemo deviceMemo
+	lastObj     int32
+	deviceMemo  deviceMemo
+	consentMemo consentMemo
 }
 
 // tables are the request's indexes: event ids (to seen), user objects (their text up to its
@@ -497,6 +498,12 @@ type userEntry struct {
 type group struct {
 	key         string
 	first, last int32
+}
+
+// consentMemo is the previous event's consent object (its text, "" for none) as read.
+type consentMemo struct {
+	raw string
+	c   envelope.Consent
 }
 
 type deviceMemo struct {
@@ -637,7 +644,18 @@ func (st *state) event(batch *Batch) {
 				st.devices = st.devices[:i]
 			}
 		case kConsent:
+			if m := &st.consentMemo; st.sc.repeats(m.raw) {
+				e.Consent = m.c
+				break
+			}
+			// Read afresh (a repeated member replaces, as a repeat of the memo does).
+			start, errs := st.sc.i, len(st.errs)
+			e.Consent = envelope.Consent{}
 			st.consent(&e.Consent)
+			st.consentMemo = consentMemo{}
+			if st.sc.err == nil && len(st.errs) == errs && start < len(st.sc.s) && st.sc.s[start] == '{' {
+				st.consentMemo = consentMemo{raw: st.sc.s[start:st.sc.i], c: e.Consent}
+			}
 		case kCustomData:
 			st.custom(&e.Custom)
 		default:

@@ -173,6 +173,7 @@ func TestReusedUserObjectsAsAlone(t *testing.T) {
 		ev("c", user(""), yes), // a's object again
 		ev("d", user(`,"first_name":"Ann"`), no),
 		ev("e", user(""), `{"ads_personalization":true,"ads_personalization":false}`),
+		ev("e2", user(""), `{"application_tracking_enabled":true},"consent":{"ads_personalization":true}`), // the last one counts
 		ev("f", user(`,"first_name":"Ann"`), yes),
 		ev("g", user(`,"first_name":"Bob"`), yes),
 		ev("h", user(`,"email":"b@example.com"`), yes),
@@ -180,14 +181,17 @@ func TestReusedUserObjectsAsAlone(t *testing.T) {
 	}, ",") + `]}`
 	p := NewParser(testPeps)
 	b, err := p.Parse(testApp, in, testNow)
-	if err != nil || len(b.Accepted) != 9 {
+	if err != nil || len(b.Accepted) != 10 {
 		t.Fatalf("Parse: %v %+v", err, b)
 	}
 	recs := eventRecords(t, b)
 	checkSameAsAlone(t, p, in, b, recs)
 	if recs[1].Event.User.FirstName == (identity.Hash{}) || recs[3].Event.User.FirstName != (identity.Hash{}) ||
-		recs[6].Event.User.FirstName == recs[1].Event.User.FirstName || recs[7].Event.User.Email == recs[0].Event.User.Email {
+		recs[7].Event.User.FirstName == recs[1].Event.User.FirstName || recs[8].Event.User.Email == recs[0].Event.User.Email {
 		t.Fatalf("identities mixed up: %+v", recs)
+	}
+	if c := recs[5].Event.Consent; c.ApplicationTracking != envelope.Unset || !c.AdsPersonalization.IsTrue() {
+		t.Fatalf("a repeated consent member replaces the earlier one: %+v", c)
 	}
 }
 
