@@ -213,6 +213,7 @@ func (p *Parser) Format() Format { return p.format }
 func (p *Parser) release(st *state) {
 	clear(st.acc)
 	clear(st.users)
+	clear(st.objs)
 	clear(st.devices)
 	clear(st.groups)
 	clear(st.seen)
@@ -222,8 +223,8 @@ func (p *Parser) release(st *state) {
 	st.enc.Reset()
 	st.head = envelope.Head{}
 	*st = state{p: p, norm: st.norm, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
-		devices: st.devices[:0], groups: st.groups[:0], seen: st.seen[:0], tabs: st.tabs,
-		idArena: st.idArena[:0], contentArena: st.contentArena[:0], enc: st.enc}
+		devices: st.devices[:0], groups: st.groups[:0], objs: st.objs[:0], seen: st.seen[:0], tabs: st.tabs,
+		idArena: st.idArena[:0], devJSON: st.devJSON[:0], devSpans: st.devSpans[:0], contentArena: st.contentArena[:0], enc: st.enc}
 	p.states.Put(st)
 }
 
@@ -259,7 +260,7 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		st.tabs = new(tables)
 	}
 	st.tabs.ids.reset()
-	st.tabs.raws.reset()
+	st.tabs.objs.reset()
 	st.tabs.keys.reset()
 	st.app, st.now, st.nowMs, st.server = app, now, now.UnixMilli(), server
 	st.sc = scanner{s: body}
@@ -268,8 +269,7 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		bufPool.Put(buf)
 		return nil, &RequestError{Msg: `body must be a JSON object {"events": [...]}`}
 	}
-	// Events take a few hundred bytes each: size the result once instead of growing it.
-	batch := &Batch{buf: buf, Accepted: make([]Event, 0, min(MaxEvents, len(body)/512+1))}
+	batch := &Batch{buf: buf}
 	found := false
 	for first := true; st.sc.member(&first); {
 		if st.sc.lastKey != "events" {
@@ -314,6 +314,14 @@ func (p *Parser) parse(app *appconfig.App, body string, now time.Time, server bo
 		batch.Release()
 		return nil, err
 	}
+	// The accepted events, collected in the state, fill a result of their exact size.
+	if len(st.acc) > 0 {
+		batch.Accepted = make([]Event, len(st.acc))
+		for i := range st.acc {
+			a := &st.acc[i]
+			batch.Accepted[i] = Event{Index: int(a.index), EventID: a.ev.ID, UserKey: st.users[a.user].key}
+		}
+	}
 	if p.format == V1 {
 		st.encodeV1(batch)
 	} else {
@@ -334,7 +342,7 @@ func (st *state) encodeV2(batch *Batch) {
 		for e := g.first; e >= 0; {
 			a := &st.acc[e]
 			*head = envelope.Head{App: st.app.ID, UserKey: g.key, ReceivedAt: st.nowMs, Server: st.server,
-				User: &st.users[a.user].user, Device: st.deviceAt(a.device)}
+				User: &st.users[a.user].user, Device: st.deviceAt(a.device), DeviceJSON: st.deviceJSON(a.device)}
 			start := len(st.out)
 			st.out = envelope.AppendHeadOf(st.out, head)
 			st.out = envelope.AppendEventOf(st.out, head, &a.ev, head.User, head.Device, true)
@@ -377,6 +385,27 @@ func (st *state) encodeV1(batch *Batch) {
 	}
 }
 
+// deviceJSON returns the request's device i encoded for envelope.Head.DeviceJSON, encoding it
+// at its first use (a device is typically in every record of the request); nil for none (-1).
+func (st *state) deviceJSON(i int32) []byte {
+	if i < 0 {
+		return nil
+	}
+	for len(st.devSpans) < len(st.devices) {
+		st.devSpans = append(st.devSpans, [2]int32{-1, -1})
+	}
+	sp := &st.devSpans[i]
+	if sp[0] < 0 {
+		if st.devJSON == nil {
+			st.devJSON = make([]byte, 0, 4096)
+		}
+		sp[0] = int32(len(st.devJSON))
+		st.devJSON = envelope.AppendDeviceJSON(st.devJSON, &st.devices[i])
+		sp[1] = int32(len(st.devJSON))
+	}
+	return st.devJSON[sp[0]:sp[1]:sp[1]]
+}
+
 // deviceAt returns the request's device i, or nil for none (-1).
 func (st *state) deviceAt(i int32) *envelope.Device {
 	if i < 0 {
@@ -397,11 +426,15 @@ type state struct {
 	norm   *identity.Normalizer
 	enc    envelope.Encoder // version 1 only
 	head   envelope.Head    // of the record being written (version 2)
-	out    []byte
+	// the request's devices encoded (version 2): devices[i] is devJSON[devSpans[i][0]:devSpans[i][1]]
+	devJSON  []byte
+	devSpans [][2]int32
+	out      []byte
 
 	// The request's accepted events, distinct user objects (with their identity), devices, and
 	// users (by key) in order of first appearance; acc[i] is batch.Accepted[i].
 	acc     []accepted
+	objs    []userObj
 	users   []userEntry
 	devices []envelope.Device
 	groups  []group
@@ -418,16 +451,18 @@ type state struct {
 	ev   rawEvent
 	cur  *accepted // the event being read: the next slot of acc, kept if it is accepted
 
-	// The user and device objects of the previous event, when they parsed without errors:
-	// events from one device repeat them verbatim, and a verbatim repeat parses the same.
-	userMemo   userMemo
-	deviceMemo deviceMemo
+	// The user object of the previous event (st.objs index + 1; 0 for none) and its device,
+	// when they parsed without errors: events from one device repeat them verbatim, and a
+	// verbatim repeat parses the same. Checking them first costs one byte comparison.
+	lastObj     int32
+	deviceMemo  deviceMemo
+	consentMemo consentMemo
 }
 
-// tables are the request's indexes: event ids (to seen), user objects (raw text and the
-// consent that shapes their identity, to users), user keys (to groups).
+// tables are the request's indexes: event ids (to seen), user objects (their text up to its
+// first '}', to objs), user keys (to groups).
 type tables struct {
-	ids, raws, keys table
+	ids, objs, keys table
 }
 
 // accepted is an event being read, and once accepted, waiting to be encoded.
@@ -436,16 +471,27 @@ type accepted struct {
 	user   int32          // st.users
 	device int32          // st.devices; -1 for none
 	next   int32          // the next accepted event of the same user (st.acc); -1 for none
+	index  int32          // its position in the request
 }
 
-// userEntry is a distinct user object of the request with its identity: events that repeat
-// the object (byte for byte, with the same consent) share it instead of hashing again.
+// userObj is a distinct user object of the request, read once: an event that repeats it byte
+// for byte (anywhere in the request) takes its fields without reading it again.
+type userObj struct {
+	raw    string // the object's JSON text; "" when it had errors (then it is never reused)
+	fields [numUserKeys]string
+	user   int32 // its first identity (st.users), -1 for none yet; see userEntry.nextOfObj
+	// indexed: the slot has its entry in tables.objs (made once per slot)
+	indexed bool
+}
+
+// userEntry is the identity of a user object under one consent: events that repeat the object
+// (byte for byte, with the same consent) share it instead of hashing again.
 type userEntry struct {
-	raw      string // the object's JSON text
-	ads, att envelope.Flag
-	key      string        // the user key
-	user     envelope.User // what the records carry
-	group    int32         // st.groups, once an event of the object is accepted; -1 before
+	ads, att  envelope.Flag
+	nextOfObj int32         // the object's next identity (other consent), -1 for none
+	key       string        // the user key
+	user      envelope.User // what the records carry
+	group     int32         // st.groups, once an event of the object is accepted; -1 before
 }
 
 // group is one user (key) of the request: its accepted events, linked in request order.
@@ -454,9 +500,10 @@ type group struct {
 	first, last int32
 }
 
-type userMemo struct {
-	raw    string // the object's JSON text; "" when there is nothing to reuse
-	fields [numUserKeys]string
+// consentMemo is the previous event's consent object (its text, "" for none) as read.
+type consentMemo struct {
+	raw string
+	c   envelope.Consent
 }
 
 type deviceMemo struct {
@@ -471,8 +518,8 @@ type rawEvent struct {
 	timeSet        bool
 	time           int64
 	hasUser        bool
-	userRaw        string // the user object's JSON text
-	user           [numUserKeys]string
+	obj            int32 // the user object (st.objs) when hasUser
+	ownObj         int32 // the slot this event read a user object into, +1 (0: none yet); a repeated member reuses it
 	hasDevice      bool
 }
 
@@ -577,17 +624,7 @@ func (st *state) event(batch *Batch) {
 		case kEventTime:
 			ev.time, ev.timeSet = st.timestamp("event_time")
 		case kUser:
-			if m := &st.userMemo; st.sc.repeats(m.raw) {
-				ev.hasUser, ev.userRaw, ev.user = true, m.raw, m.fields
-				break
-			}
-			start, errs := st.sc.i, len(st.errs)
-			ev.hasUser = st.user()
-			ev.userRaw = st.sc.s[start:st.sc.i]
-			st.userMemo = userMemo{fields: ev.user}
-			if ev.hasUser && len(st.errs) == errs {
-				st.userMemo.raw = ev.userRaw
-			}
+			st.readUser()
 		case kDevice:
 			if m := &st.deviceMemo; st.sc.repeats(m.raw) {
 				ev.hasDevice, a.device = true, m.i
@@ -607,7 +644,18 @@ func (st *state) event(batch *Batch) {
 				st.devices = st.devices[:i]
 			}
 		case kConsent:
+			if m := &st.consentMemo; st.sc.repeats(m.raw) {
+				e.Consent = m.c
+				break
+			}
+			// Read afresh (a repeated member replaces, as a repeat of the memo does).
+			start, errs := st.sc.i, len(st.errs)
+			e.Consent = envelope.Consent{}
 			st.consent(&e.Consent)
+			st.consentMemo = consentMemo{}
+			if st.sc.err == nil && len(st.errs) == errs && start < len(st.sc.s) && st.sc.s[start] == '{' {
+				st.consentMemo = consentMemo{raw: st.sc.s[start:st.sc.i], c: e.Consent}
+			}
 		case kCustomData:
 			st.custom(&e.Custom)
 		default:
@@ -643,7 +691,7 @@ func (st *state) finish(batch *Batch) {
 		g.first = n
 	}
 	g.last = n
-	batch.Accepted = append(batch.Accepted, Event{Index: st.idx, EventID: a.ev.ID, UserKey: u.key})
+	a.index = int32(st.idx)
 }
 
 // groupOf returns the group of the user key, adding it when it is new.

@@ -1,6 +1,7 @@
 package appevent
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -149,5 +150,67 @@ func TestRecordsV1(t *testing.T) {
 	}
 	if f, err := ParseFormat("v3"); err == nil || f != V2 {
 		t.Errorf("ParseFormat(v3) = %v, %v", f, err)
+	}
+}
+
+// A user object read earlier in the request (not only by the event before) is reused only when
+// the event carries exactly its text: objects that share a long prefix, hold '}' in a string or
+// a nested unknown member, or come back under another consent or with a member repeated, give
+// each event what it gives alone.
+func TestReusedUserObjectsAsAlone(t *testing.T) {
+	user := func(extra string) string {
+		return `{"app_user_id":"u}1","x":{"y":[1,{}]},"email":"a@example.com"` + extra + `}`
+	}
+	ev := func(id, user, consent string) string {
+		return `{"event_id":"` + id + `","event_name":"fb_mobile_activate_app","event_time":` +
+			fmt.Sprint(testNow.Unix()-60) + `,"device":{"platform":"android","os_version":"14"},"user":` + user +
+			`,"consent":` + consent + `}`
+	}
+	yes, no := `{"ads_personalization":true}`, `{"ads_personalization":false}`
+	in := `{"events":[` + strings.Join([]string{
+		ev("a", user(""), yes),
+		ev("b", user(`,"first_name":"Ann"`), yes),
+		ev("c", user(""), yes), // a's object again
+		ev("d", user(`,"first_name":"Ann"`), no),
+		ev("e", user(""), `{"ads_personalization":true,"ads_personalization":false}`),
+		ev("e2", user(""), `{"application_tracking_enabled":true},"consent":{"ads_personalization":true}`), // the last one counts
+		ev("f", user(`,"first_name":"Ann"`), yes),
+		ev("g", user(`,"first_name":"Bob"`), yes),
+		ev("h", user(`,"email":"b@example.com"`), yes),
+		ev("i", user(""), yes),
+	}, ",") + `]}`
+	p := NewParser(testPeps)
+	b, err := p.Parse(testApp, in, testNow)
+	if err != nil || len(b.Accepted) != 10 {
+		t.Fatalf("Parse: %v %+v", err, b)
+	}
+	recs := eventRecords(t, b)
+	checkSameAsAlone(t, p, in, b, recs)
+	if recs[1].Event.User.FirstName == (identity.Hash{}) || recs[3].Event.User.FirstName != (identity.Hash{}) ||
+		recs[7].Event.User.FirstName == recs[1].Event.User.FirstName || recs[8].Event.User.Email == recs[0].Event.User.Email {
+		t.Fatalf("identities mixed up: %+v", recs)
+	}
+	if c := recs[5].Event.Consent; c.ApplicationTracking != envelope.Unset || !c.AdsPersonalization.IsTrue() {
+		t.Fatalf("a repeated consent member replaces the earlier one: %+v", c)
+	}
+}
+
+// An event repeating its "user" member many times (each object different and valid) is read in
+// bounded memory and time, and the last object counts.
+func TestManyUserMembersInOneEvent(t *testing.T) {
+	ev := set(validEvent(), "user", nil)
+	raw, _ := json.Marshal(ev)
+	var users strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&users, `"user":{"app_user_id":"u-%d"},`, i)
+	}
+	users.WriteString(`"user":{"app_user_id":"u-0","email":""},"user":{"app_user_id":"u-1"},"user":{"app_user_id":"last"},`)
+	in := `{"events":[{` + users.String() + string(raw[1:]) + `]}`
+	b := parse(t, in)
+	if len(b.Accepted) != 1 {
+		t.Fatalf("accepted %d, rejected %+v", len(b.Accepted), b.Rejected)
+	}
+	if want := testPeps.UserKey("sample-shop", identity.KindAppUserID, "last"); b.Accepted[0].UserKey != want {
+		t.Fatalf("user key %s, want the last object's %s", b.Accepted[0].UserKey, want)
 	}
 }

@@ -4,6 +4,7 @@ package appevent
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/retarget-dev/retarget/shared/domain/envelope"
 )
@@ -21,14 +22,42 @@ var (
 	contentKeys = newKeySet("id", "quantity", "item_price")
 )
 
-func (st *state) user() bool {
+// readUser reads the event's user object. An object the request has already carried (byte for
+// byte, without errors) is not read again: the event refers to the first reading.
+func (st *state) readUser() {
+	ev := &st.ev
+	ev.hasUser = false
+	if o := st.lastObj - 1; o >= 0 && st.sc.repeats(st.objs[o].raw) {
+		ev.hasUser, ev.obj = true, o
+		return
+	}
+	if o := st.findObj(); o >= 0 {
+		ev.hasUser, ev.obj, st.lastObj = true, o, o+1
+		return
+	}
+	st.lastObj = 0
 	if st.sc.isNull() {
-		return false
+		return
 	}
 	if st.sc.peek() != '{' {
 		st.typeError("user", "an object")
-		return false
+		return
 	}
+	// One slot per event: a repeated "user" member of the event replaces the slot it read
+	// before, so that the objects (and the table's entries) stay within one per event.
+	start, errs := st.sc.i, len(st.errs)
+	o := ev.ownObj - 1
+	if o < 0 {
+		o = int32(len(st.objs))
+		if len(st.objs) == cap(st.objs) {
+			st.objs = append(st.objs, userObj{})
+		}
+		st.objs = st.objs[:o+1]
+		st.objs[o].indexed = false
+		ev.ownObj = o + 1
+	}
+	obj := &st.objs[o]
+	*obj = userObj{user: -1, indexed: obj.indexed}
 	for first := true; st.sc.member(&first); {
 		k := st.sc.lastKey
 		i := userKeySet.index(k)
@@ -37,12 +66,69 @@ func (st *state) user() bool {
 			continue
 		}
 		if st.sc.peek() == '"' {
-			st.ev.user[i] = st.sc.str()
+			obj.fields[i] = st.sc.str()
 		} else if !st.sc.isNull() {
 			st.typeError("user."+k, "a string")
 		}
 	}
-	return true
+	ev.hasUser, ev.obj = true, o
+	if st.sc.err == nil && len(st.errs) == errs {
+		obj.raw = st.sc.s[start:st.sc.i]
+		if !obj.indexed {
+			st.addObj(o)
+			obj.indexed = true
+		}
+		st.lastObj = o + 1
+	}
+}
+
+// objKey is what the user object table hashes: the object's text up to its first '}' (all
+// of it for a flat object). The text at the scanner starts with a known object only if it
+// has that object's key, and finding the key needs no parsing.
+func objKey(s string) (string, bool) {
+	end := strings.IndexByte(s, '}')
+	if end < 0 {
+		return "", false
+	}
+	return s[:end+1], true
+}
+
+// findObj looks the value at the scanner up among the request's user objects and, when it is
+// one of them, moves past it and returns its index; otherwise -1.
+func (st *state) findObj() int32 {
+	rest := st.sc.s[st.sc.i:]
+	if len(st.objs) == 0 || len(rest) == 0 || rest[0] != '{' {
+		return -1
+	}
+	k, ok := objKey(rest)
+	if !ok {
+		return -1
+	}
+	t := &st.tabs.objs
+	h := hashString(k)
+	for s, i := t.probe(h); !t.free(s); s, i = t.next(i) {
+		if s.hi == uint32(h>>32) {
+			if raw := st.objs[s.v].raw; raw != "" && len(raw) <= len(rest) && rest[:len(raw)] == raw {
+				st.sc.i += len(raw)
+				return s.v
+			}
+		}
+	}
+	return -1
+}
+
+// addObj indexes the user object o (read without errors) for findObj. A slot is indexed once
+// (by its first text: a later text in the slot is then found by the event after it only), so
+// the table holds at most one entry per event.
+func (st *state) addObj(o int32) {
+	k, _ := objKey(st.objs[o].raw)
+	t := &st.tabs.objs
+	h := hashString(k)
+	s, i := t.probe(h)
+	for !t.free(s) {
+		s, i = t.next(i)
+	}
+	t.put(s, h, int(o))
 }
 
 func (st *state) device(d *envelope.Device) bool {

@@ -132,12 +132,10 @@ func (st *state) identify() {
 	}
 	consent := &a.ev.Consent
 	ads, att := consent.AdsPersonalization, consent.AdvertiserTracking
-	t := &st.tabs.raws
-	h := hashString(ev.userRaw) ^ (uint64(ads)<<3|uint64(att))*0x9e3779b97f4a7c15
-	s, i := t.probe(h)
-	for ; !t.free(s); s, i = t.next(i) {
-		if u := &st.users[s.v]; s.hi == uint32(h>>32) && u.raw == ev.userRaw && u.ads == ads && u.att == att {
-			a.user = s.v
+	obj := &st.objs[ev.obj]
+	for u := obj.user; u >= 0; u = st.users[u].nextOfObj {
+		if e := &st.users[u]; e.ads == ads && e.att == att {
+			a.user = u
 			st.dropWithoutConsent()
 			return
 		}
@@ -147,9 +145,9 @@ func (st *state) identify() {
 	if !ok || len(st.errs) > before {
 		return // the event is rejected
 	}
-	t.put(s, h, len(st.users))
 	a.user = int32(len(st.users))
-	st.users = append(st.users, userEntry{raw: ev.userRaw, ads: ads, att: att, key: key, user: user, group: -1})
+	st.users = append(st.users, userEntry{ads: ads, att: att, nextOfObj: obj.user, key: key, user: user, group: -1})
+	obj.user = a.user
 	st.dropWithoutConsent()
 }
 
@@ -166,7 +164,7 @@ func (st *state) dropWithoutConsent() {
 // deriveUser validates the user object, derives the user key and, with consent, normalises and
 // hashes the personal fields. ok is false when the event has no usable identifier.
 func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.User, ok bool) {
-	raw := &st.ev.user
+	raw := &st.objs[st.ev.obj].fields
 	appUserID := st.identifier(uAppUserID, 256)
 	anonID := st.identifier(uAnonID, 128)
 	madid := ""
@@ -174,7 +172,7 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 		if !isUUID(m) {
 			st.reject("user.madid", "invalid", "not an advertising id (IDFA/GAID UUID, 8-4-4-4-12 hex)")
 		} else if m != zeroMADID {
-			madid = strings.ToLower(m)
+			madid = lowerUUID(m)
 		}
 	}
 	var kind identity.IDKind
@@ -253,6 +251,25 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 	return key, u, true
 }
 
+// lowerUUID returns a UUID (isUUID) in lower case: itself when it is, otherwise one copy (no
+// strings.Builder).
+func lowerUUID(s string) string {
+	var b [36]byte
+	upper := false
+	for i := range b {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+			upper = true
+		}
+		b[i] = c
+	}
+	if !upper {
+		return s
+	}
+	return string(b[:])
+}
+
 func (st *state) identityError(key int, err error) {
 	var ie *identity.Error
 	if errors.As(err, &ie) {
@@ -264,7 +281,7 @@ func (st *state) identityError(key int, err error) {
 
 // identifier validates app_user_id or anon_id.
 func (st *state) identifier(key, max int) string {
-	s := trim(st.ev.user[key])
+	s := trim(st.objs[st.ev.obj].fields[key])
 	switch {
 	case s == "":
 		return ""

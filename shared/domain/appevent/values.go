@@ -58,34 +58,49 @@ func (st *state) float(field string) (float64, bool) {
 	return 0, false
 }
 
-// parseNumber converts a JSON number; plain integers of up to 15 digits (exact in a float64)
-// skip strconv, since they are most of the numbers an event carries.
+// parseNumber converts a JSON number. Plain decimals of up to 15 digits (most of the numbers an
+// event carries: counts, prices) skip strconv: their digits, read as an integer, are exact in a
+// float64, and dividing by an exact power of ten is one correctly rounded operation, which is
+// what strconv's own exact path computes.
 func parseNumber(s string) (float64, error) {
 	if s == "" {
 		return 0, strconv.ErrSyntax
 	}
-	if len(s) <= 15 {
+	if len(s) <= 17 {
 		var n int64
 		i := 0
 		if s[0] == '-' {
 			i = 1
 		}
-		j := i
-		for ; j < len(s) && s[j] >= '0' && s[j] <= '9'; j++ {
-			n = n*10 + int64(s[j]-'0')
-		}
-		if j == len(s) && j > i {
-			if i == 1 {
-				if n == 0 {
-					return math.Copysign(0, -1), nil
-				}
-				return float64(-n), nil
+		j, digits, frac := i, 0, -1
+		for ; j < len(s); j++ {
+			c := s[j]
+			if c >= '0' && c <= '9' {
+				n = n*10 + int64(c-'0')
+				digits++
+				continue
 			}
-			return float64(n), nil
+			if c != '.' || frac >= 0 {
+				break
+			}
+			frac = j
+		}
+		if j == len(s) && digits > 0 && digits <= 15 {
+			v := float64(n)
+			if frac >= 0 {
+				v /= float64pow10[len(s)-1-frac]
+			}
+			if i == 1 {
+				v = -v // -0 stays negative zero, as strconv reads it
+			}
+			return v, nil
 		}
 	}
 	return strconv.ParseFloat(s, 64)
 }
+
+// float64pow10 holds powers of ten exact in a float64.
+var float64pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16}
 
 func (st *state) nonNegativeFloat(field string) float64 {
 	v, ok := st.float(field)

@@ -263,12 +263,15 @@ var b64Pairs = func() (t [4096][2]byte) {
 // base64.RawURLEncoding writes, two characters per table lookup.
 func appendDigestB64(b []byte, h *identity.Hash) []byte {
 	n := len(b)
-	b = append(b, make([]byte, HashB64Len)...)
-	out := b[n : n+HashB64Len : n+HashB64Len]
-	for i, j := 0, 0; i < 30; i, j = i+3, j+4 {
-		v := uint(h[i])<<16 | uint(h[i+1])<<8 | uint(h[i+2])
-		p, q := b64Pairs[v>>12], b64Pairs[v&0xfff]
-		out[j], out[j+1], out[j+2], out[j+3] = p[0], p[1], q[0], q[1]
+	if cap(b)-n < HashB64Len {
+		b = append(b, make([]byte, HashB64Len)...)[:n]
+	}
+	b = b[:n+HashB64Len]
+	out := (*[HashB64Len]byte)(b[n:])
+	for i := range 10 { // 30 bytes, 40 characters: constant offsets once unrolled by the compiler
+		v := uint(h[3*i])<<16 | uint(h[3*i+1])<<8 | uint(h[3*i+2])
+		p, q := &b64Pairs[v>>12], &b64Pairs[v&0xfff]
+		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = p[0], p[1], q[0], q[1]
 	}
 	v := uint(h[30])<<8 | uint(h[31]) // 16 bits: three characters, the last of 4 bits
 	out[40], out[41], out[42] = b64URL[v>>10], b64URL[v>>4&63], b64URL[v<<2&63]
@@ -294,10 +297,53 @@ func appendFloat(b []byte, f float64) []byte {
 	if f == math.Trunc(f) && math.Abs(f) < 1e15 && !(f == 0 && math.Signbit(f)) {
 		return strconv.AppendInt(b, int64(f), 10)
 	}
+	if out, ok := appendShortDecimal(b, f); ok {
+		return out
+	}
 	abs := math.Abs(f)
 	fmt := byte('f')
 	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
 		fmt = 'e'
 	}
 	return strconv.AppendFloat(b, f, fmt, -1, 64)
+}
+
+// pow10 holds the exact powers of ten appendShortDecimal scales by.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6}
+
+// appendShortDecimal writes f, not a whole number, when it is m/10^k for an integer m below
+// 10^15 and k <= 6 (prices, ratings, densities), as strconv's shortest formatting would: no
+// other decimal of at most 15 significant digits reads back as f (doubles hold 15 of them), so
+// the smallest such k gives the shortest digits. float64(m)/10^k is one correctly rounded
+// division, which is what reading the decimal back gives; ok is false for any other f.
+func appendShortDecimal(b []byte, f float64) ([]byte, bool) {
+	abs := math.Abs(f)
+	if !(abs >= 1e-6 && abs < 1e9) {
+		return b, false
+	}
+	for k := 1; k < len(pow10); k++ {
+		m := math.Round(abs * pow10[k])
+		if m >= 1e15 {
+			return b, false
+		}
+		if m/pow10[k] != abs {
+			continue
+		}
+		if f < 0 {
+			b = append(b, '-')
+		}
+		var digits [24]byte
+		d := strconv.AppendUint(digits[:0], uint64(m), 10)
+		if len(d) <= k { // 0.000x: leading zeros
+			b = append(b, '0', '.')
+			for range k - len(d) {
+				b = append(b, '0')
+			}
+			return append(b, d...), true
+		}
+		b = append(b, d[:len(d)-k]...)
+		b = append(b, '.')
+		return append(b, d[len(d)-k:]...), true
+	}
+	return b, false
 }

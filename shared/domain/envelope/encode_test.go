@@ -3,6 +3,7 @@ package envelope
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"math"
 	"strconv"
 	"testing"
 
@@ -45,5 +46,45 @@ func TestAppendOfMatchesAppendGroup(t *testing.T) {
 	got = CloseGroup(got)
 	if string(got) != string(want) {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	// The device encoded once and passed as DeviceJSON gives the same head.
+	enc := Head{App: a.App, UserKey: a.UserKey, ReceivedAt: a.ReceivedAt, Server: a.Event.Server, User: &user, Device: &device,
+		DeviceJSON: AppendDeviceJSON([]byte{}, &device)}
+	if got, want := AppendHeadOf(nil, &enc), AppendHeadOf(nil, &head); string(got) != string(want) {
+		t.Fatalf("with DeviceJSON\n%s\nwithout\n%s", got, want)
+	}
+}
+
+// The short-decimal path writes exactly what strconv writes (as encoding/json does).
+func TestAppendFloatMatchesStrconv(t *testing.T) {
+	want := func(f float64) string {
+		abs := f
+		if abs < 0 {
+			abs = -abs
+		}
+		if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+			return strconv.FormatFloat(f, 'e', -1, 64)
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	vals := []float64{12.5, 0.1, 0.2, 0.3, 1.005, 2.675, 0.000001, 0.0000015, 1e-7, 123456.789, 999999999.999999,
+		0.1 + 0.2, 1.0 / 3, 3.14159, 1e15 + 0.5, 4503599627370495.5, 99.99, 19.99, 0.07, -12.5, -0.000001, 5e-324, 1e300}
+	r := uint64(1)
+	for range 200000 {
+		r = r*6364136223846793005 + 1442695040888963407
+		k := r >> 61 % 7
+		m := float64(r>>11%1_000_000_000_000) / pow10[k]
+		if r&1 == 1 {
+			m = -m
+		}
+		vals = append(vals, m, math.Float64frombits(r>>1), math.Nextafter(m, 0), math.Nextafter(m, 1e300))
+	}
+	for _, f := range vals {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		if got, w := string(appendFloat(nil, f)), want(f); got != w {
+			t.Fatalf("%v (%x): got %s, want %s", f, math.Float64bits(f), got, w)
+		}
 	}
 }

@@ -86,7 +86,15 @@ type Head struct {
 	Server     bool
 	User       *User   // the record's user; nil for none
 	Device     *Device // the record's device; nil for none
+	// DeviceJSON, when not nil, is what AppendDeviceJSON writes for Device, and AppendHeadOf
+	// copies it instead of encoding Device: a writer that puts one device in many records
+	// encodes it once.
+	DeviceJSON []byte
 }
+
+// AppendDeviceJSON appends the "device" member that AppendHeadOf writes for d (nothing for an
+// empty device), for Head.DeviceJSON.
+func AppendDeviceJSON(dst []byte, d *Device) []byte { return appendDevice(dst, d) }
 
 // AppendHeadOf is AppendHead for a Head.
 func AppendHeadOf(dst []byte, head *Head) []byte {
@@ -104,7 +112,9 @@ func AppendHeadOf(dst []byte, head *Head) []byte {
 	if head.User != nil {
 		b = appendUserV2(b, head.User)
 	}
-	if head.Device != nil {
+	if head.DeviceJSON != nil {
+		b = append(b, head.DeviceJSON...)
+	} else if head.Device != nil {
 		b = appendDevice(b, head.Device)
 	}
 	return append(b, `,"events":[`...)
