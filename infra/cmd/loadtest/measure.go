@@ -96,6 +96,7 @@ func measure(rep *Report, res DriveResult, atEnd, final SandboxStats, m *Metrics
 		}
 	}
 	if acc > 0 {
+		h.LogsMeasured = true
 		h.AppLogBytes = float64(logs) / acc
 		h.LogBytesPerEvent = float64(logs+emf) / acc
 	}

@@ -21,10 +21,31 @@ func exampleReport() *Report {
 		Latency:    Summarize([]float64{3, 4, 5, 50}),
 		Lambda:     batchedExample().Functions,
 		Cost:       cost,
-		Hops: Hops{AppLogBytes: 12.5, AppLogBytesPerEvent: map[string]float64{FnIngest: 11, FnForwarder: 0.5, FnUpdater: 1},
+		Hops: Hops{LogsMeasured: true, AppLogBytes: 12.5, LogBytesPerEvent: 34, AppLogBytesPerEvent: map[string]float64{FnIngest: 11, FnForwarder: 0.5, FnUpdater: 1},
 			EMFBytesPerEvent: map[string]float64{FnIngest: 20, FnForwarder: 0.5, FnUpdater: 1}},
 		CPU:    []CPUUse{{Process: "kinesalite", PID: 4242, Cores: 0.9, PeakCores: 1.02, PeakRSSMB: 300}},
 		Probes: []ProbeLatency{{Target: "kinesalite", Call: "DescribeStreamSummary", LatencySummary: Summarize([]float64{2, 40})}},
+	}
+}
+
+// The log target counts JSON log and EMF lines; a function that logs nothing at INFO measures 0
+// and passes, a run without the log folder does not.
+func TestLogTarget(t *testing.T) {
+	for _, tc := range []struct {
+		hops Hops
+		pass bool
+	}{
+		{Hops{LogsMeasured: true, LogBytesPerEvent: 0}, true},
+		{Hops{LogsMeasured: true, LogBytesPerEvent: 9.9, AppLogBytes: 1}, true},
+		{Hops{LogsMeasured: true, LogBytesPerEvent: 10.1, AppLogBytes: 1}, false},
+		{Hops{}, false},
+	} {
+		r := exampleReport()
+		r.Hops = tc.hops
+		r.CheckTargets()
+		if r.Targets[2].Pass != tc.pass {
+			t.Errorf("%+v: log target %+v, want pass %v", tc.hops, r.Targets[2], tc.pass)
+		}
 	}
 }
 
@@ -66,8 +87,8 @@ func TestCheckTargets(t *testing.T) {
 			if len(r.Targets) != 3 || r.Targets[0].Pass != tc.e2e || r.Targets[1].Pass != tc.cost {
 				t.Fatalf("targets %+v, want e2e %v cost %v", r.Targets, tc.e2e, tc.cost)
 			}
-			// 12.5 B of log lines per event: over the 10 B target.
-			if r.Targets[2].Pass || !strings.Contains(r.Targets[2].Why, "ingest 11.0, capi-forwarder 0.5, segment-updater 1.0; EMF lines 21.5 B/event more") {
+			// 34 B of log and EMF lines per event: over the 10 B target.
+			if r.Targets[2].Pass || r.Targets[2].Measured != 34 || !strings.Contains(r.Targets[2].Why, "ingest 11.0 + 20.0, capi-forwarder 0.5 + 0.5, segment-updater 1.0 + 1.0") {
 				t.Errorf("log target %+v", r.Targets[2])
 			}
 			if r.Passed() {
