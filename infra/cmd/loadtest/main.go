@@ -120,7 +120,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to send")
 	fs.DurationVar(&o.DrainTimeout, "drain-timeout", 2*time.Minute, "how long to wait after sending for everything to reach Meta")
 	fs.IntVar(&o.EventsPerRequest, "events-per-request", 20, "events per request (1-500)")
-	fs.IntVar(&o.Senders, "senders", 32, "concurrent senders (connections)")
+	fs.IntVar(&o.Senders, "senders", 64, "concurrent senders (connections)")
 	fs.IntVar(&o.Users, "users", 100_000, "population size")
 	fs.Float64Var(&o.ZipfS, "zipf-s", 1.1, "Zipf exponent of user activity (> 1)")
 	fs.Float64Var(&o.ZipfV, "zipf-v", 10, "Zipf offset (>= 1; larger flattens the heaviest users)")

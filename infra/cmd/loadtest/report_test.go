@@ -15,8 +15,8 @@ func exampleReport() *Report {
 	cost := PriceDesigns(batchedExample(), []FrontDoor{DoorREST, DoorHTTP}, 6500, 1,
 		NaiveFigures{SingleEventMs: map[string]float64{FnIngest: 2}, WriteUnitsPerWrite: 1, ReadUnitsPerRead: 1, SingleEventRecordKB: 2})
 	return &Report{
-		Settings:   Settings{Mode: "devstack", Rate: 6000, Duration: "30s", EventsPerRequest: 20, Senders: 32, Users: 100_000, ZipfS: 1.1, ZipfV: 10, ConsentRate: 0.93, Shape: "device", CPUs: 2},
-		Throughput: Throughput{SendSeconds: 30, OfferedPerSec: 6000, AcceptedPerSec: 5990, EndToEndPerSec: 5500, MetaPerSec: 5100, ExpectedAtMeta: 167_000, DeliveredToMeta: 167_000, BacklogAtEndOfSend: 3000, BacklogSeconds: 0.5, Sustained: true, Drained: true, DrainSeconds: 4.2, MetaPerSecond: []int{1200, 5100}},
+		Settings:   Settings{Mode: "devstack", Rate: 9000, Duration: "30s", EventsPerRequest: 20, Senders: 32, Users: 100_000, ZipfS: 1.1, ZipfV: 10, ConsentRate: 0.93, Shape: "device", CPUs: 2},
+		Throughput: Throughput{SendSeconds: 30, OfferedPerSec: 9000, AcceptedPerSec: 8990, EndToEndPerSec: 8500, MetaPerSec: 5100, ExpectedAtMeta: 167_000, DeliveredToMeta: 167_000, BacklogAtEndOfSend: 3000, BacklogSeconds: 0.5, Sustained: true, Drained: true, DrainSeconds: 4.2, MetaPerSecond: []int{1200, 5100}},
 		Client:     DriveResult{Generated: 180_000, Accepted: 179_700, Requests: 9000, AcceptedPerSecond: []int{5990, 6010}},
 		Latency:    Summarize([]float64{3, 4, 5, 50}),
 		Lambda:     batchedExample().Functions,
@@ -59,22 +59,22 @@ func TestCheckTargets(t *testing.T) {
 	}{
 		{"fast but dear", func(*Report) {}, true, false, "HTTP API, provisioned stream; largest items: DynamoDB write units $0.156, API Gateway requests $0.050"},
 		{"not drained", func(r *Report) { r.Throughput.Drained = false }, false, false, "not drained"},
-		{"too slow", func(r *Report) { r.Settings.Rate, r.Throughput.EndToEndPerSec = 4000, 3999 }, false, false, ""},
+		{"too slow", func(r *Report) { r.Settings.Rate, r.Throughput.EndToEndPerSec = 7000, 6999 }, false, false, ""},
 		{"fell behind while sending", func(r *Report) {
 			r.Throughput.Sustained, r.Throughput.BacklogAtEndOfSend, r.Throughput.BacklogSeconds = false, 18_640, 3.3
 		}, false, false, "not sustained: 18,640 events (3.3 s of traffic)"},
 		{"kept pace at the target rate", func(r *Report) {
-			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 5000, 4996, 4910
-		}, true, false, "delivery kept pace with 4,996 events/s accepted"},
+			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 8000, 7994, 7856
+		}, true, false, "delivery kept pace with 7,994 events/s accepted"},
 		{"kept pace below the target rate", func(r *Report) {
 			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 4900, 4900, 4850
-		}, false, false, "--rate 5000"},
+		}, false, false, "--rate 8000"},
 		{"accepted less than offered", func(r *Report) {
-			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 5000, 4900, 4850
+			r.Settings.Rate, r.Throughput.AcceptedPerSec, r.Throughput.EndToEndPerSec = 8000, 7840, 7760
 		}, false, false, ""},
-		{"offered too little", func(r *Report) { r.Settings.Rate, r.Throughput.EndToEndPerSec = 1000, 1000 }, false, false, "--rate 5000"},
+		{"offered too little", func(r *Report) { r.Settings.Rate, r.Throughput.EndToEndPerSec = 1000, 1000 }, false, false, "--rate 8000"},
 		{"cheap", func(r *Report) { r.Cost.Designs[3].Cost.Total = 0.19 }, true, true, ""},
-		{"exactly the targets", func(r *Report) { r.Throughput.EndToEndPerSec, r.Cost.Designs[3].Cost.Total = 5000, 0.20 }, true, true, ""},
+		{"exactly the targets", func(r *Report) { r.Throughput.EndToEndPerSec, r.Cost.Designs[3].Cost.Total = 8000, 0.20 }, true, true, ""},
 		{"cheap at 20 is dear at 100", func(r *Report) { r.Settings.EventsPerRequest, r.Cost.Designs[3].Cost.Total = 100, 0.19 }, true, false, ""},
 		{"cheap at 100", func(r *Report) { r.Settings.EventsPerRequest, r.Cost.Designs[3].Cost.Total = 100, 0.10 }, true, true, ""},
 		{"nothing priced", func(r *Report) { r.Cost = CostReport{Cheapest: -1} }, true, false, ""},
@@ -114,8 +114,8 @@ func TestPrintAndJSON(t *testing.T) {
 	r.Print(&b)
 	out := b.String()
 	for _, want := range []string{
-		"30s at 6,000 events/s, 20 events/request (device)",
-		"end to end (API to Meta)    5,500 events/s",
+		"30s at 9,000 events/s, 20 events/request (device)",
+		"end to end (API to Meta)    8,500 events/s",
 		"1.2 5.1 (thousands)",
 		"API Gateway requests", "$0.1750", "$3.5000", "$0.0500",
 		"*HTTP API, 4 shards", "REST API, on demand", "naive (1/req)",
