@@ -22,6 +22,8 @@
 //     NFC) and writes Kinesis stream records (envelope v2) rather than a CAPI payload. The SDK
 //     validates only the email (email-validator), country (ISO 3166-1 table), phone length and
 //     currency (ISO 4217 list); it hashes the state and the date of birth as given.
+//   - The SDK's payload is its own: it serialises extinfo as an object keyed "0".."15" (CAPI
+//     documents an array), and app_user_id hashed rather than external_id.
 //   - The SDK starts from a parsed object; JSON.parse of the body is included here (the Go side
 //     parses bytes), and its share is printed separately (BenchmarkJSONParse100).
 'use strict';
@@ -167,7 +169,10 @@ function main() {
   const count = Number(flag('-count', '5'));
   const benchtime = flag('-benchtime', '1s');
   const benchtimeNs = Number(benchtime.replace(/s$/, '')) * 1e9;
-  if (!(count > 0) || !(benchtimeNs > 0)) throw new Error('usage: node bench.js [-count 5] [-benchtime 1s] [-all] [-print]');
+  if (!(count > 0) || !(benchtimeNs > 0)) {
+    console.error('usage: node bench.js [-count 5] [-benchtime 1s] [-all] [-print]');
+    process.exit(2);
+  }
 
   if (args.includes('-print')) {
     const out = JSON.parse(ingest(requestBody(CASES['distinct-users'])));
