@@ -14,7 +14,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help tools build build-host cli chaos loadtest test test-go fuzz-smoke fuzz dev synth cfn-lint openapi-lint deploy destroy bench lint clean
+.PHONY: help tools build build-host cli chaos loadtest test test-go fuzz-smoke fuzz dev synth cfn-lint openapi-lint deploy destroy bench bench-ingest lint clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -116,6 +116,19 @@ destroy: tools ## Delete the stack (retained data, secrets and prod logs stay; s
 
 bench: ## Run the hot-path benchmarks (compare runs with benchstat)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(or $(COUNT),6) ./shared/...
+
+# The SDK side of BenchmarkParse100: Meta's Node Business SDK on the same events, pinned in
+# .devtools/sdkbench (its own package-lock; not part of make tools or CI). See infra/docs/cost.md.
+SDKBENCH := $(TOOLS)/sdkbench
+$(SDKBENCH)/node_modules/.installed: $(SDKBENCH)/package.json $(SDKBENCH)/package-lock.json
+	cd $(SDKBENCH) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench-ingest: $(SDKBENCH)/node_modules/.installed ## Ingest hot path against Meta's Node Business SDK on the same 100 events: medians and ratios (COUNT=5, SDKBENCH_FLAGS=-all)
+	@mkdir -p build
+	$(GO) test -run '^$$' -bench '^BenchmarkParse100$$' -count $(or $(COUNT),5) ./shared/domain/appevent/ | tee build/bench-ingest.txt; test $${PIPESTATUS[0]} -eq 0
+	cd $(SDKBENCH) && node bench.js -count $(or $(COUNT),5) $(SDKBENCH_FLAGS) | tee -a $(CURDIR)/build/bench-ingest.txt; test $${PIPESTATUS[0]} -eq 0
+	@awk -f $(SDKBENCH)/summary.awk build/bench-ingest.txt
 
 lint: $(TOOLS_BIN)/staticcheck ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
