@@ -11,6 +11,7 @@ import (
 
 // keySet maps a fixed set of member names to their positions in the list it was built from.
 type keySet struct {
+	names []string
 	seed  uint64
 	slots [keySlots]struct {
 		name string
@@ -26,7 +27,7 @@ func newKeySet(names ...string) *keySet {
 		panic("appevent: too many names for a key set")
 	}
 	for seed := uint64(0); seed < 1_000_000; seed++ {
-		s := &keySet{seed: seed}
+		s := &keySet{names: names, seed: seed}
 		ok := true
 		for i, n := range names {
 			slot := &s.slots[s.hash(n)]

@@ -416,7 +416,9 @@ func (st *state) deviceAt(i int32) *envelope.Device {
 
 // state is the per-request working set.
 type state struct {
-	p     *Parser
+	p *Parser
+	// guess holds the member order of the last object of each kind (see scanner.memberOf).
+	guess struct{ event, user, device, consent, custom, content keyGuess }
 	app   *appconfig.App
 	now   time.Time
 	nowMs int64
@@ -615,8 +617,12 @@ func (st *state) event(batch *Batch) {
 		st.finish(batch)
 		return
 	}
-	for first := true; st.sc.member(&first); {
-		switch eventKeys.index(st.sc.lastKey) {
+	for first := true; ; {
+		k, ok := st.sc.memberOf(&first, eventKeys, &st.guess.event)
+		if !ok {
+			break
+		}
+		switch k {
 		case kEventID:
 			ev.id, ev.hasID = st.string("event_id")
 		case kEventName:
