@@ -11,9 +11,10 @@ import (
 
 // keySet maps a fixed set of member names to their positions in the list it was built from.
 type keySet struct {
-	names []string
-	seed  uint64
-	slots [keySlots]struct {
+	names  []string
+	quoted []string // ,"name": for each name
+	seed   uint64
+	slots  [keySlots]struct {
 		name string
 		i    int8
 	}
@@ -38,6 +39,9 @@ func newKeySet(names ...string) *keySet {
 			slot.name, slot.i = n, int8(i)
 		}
 		if ok {
+			for _, n := range names {
+				s.quoted = append(s.quoted, `,"`+n+`":`)
+			}
 			return s
 		}
 	}

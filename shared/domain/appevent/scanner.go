@@ -377,8 +377,25 @@ func (sc *scanner) colon() bool {
 // it followed by '"' is that name).
 func (sc *scanner) memberOf(first *bool, ks *keySet, g *keyGuess) (int, bool) {
 	if *first {
-		*first = false
 		g.prev = -1
+	}
+	if g.prev >= -1 { // compact input: the separator, the guessed name and ':' in one comparison
+		guess := int(g.next[g.prev+1])
+		q := ks.quoted[guess] // ,"name":
+		lead := byte(',')
+		if *first {
+			lead = '{'
+		}
+		s, i := sc.s, sc.i
+		if end := i + len(q); end <= len(s) && s[i] == lead && s[i+1:end] == q[1:] {
+			*first = false
+			sc.i, sc.lastKey, sc.slowStr, g.prev = end, s[i+2:end-2], false, int8(guess)
+			sc.ws()
+			return guess, sc.err == nil
+		}
+	}
+	if *first {
+		*first = false
 		if sc.peek() != '{' {
 			sc.fail("expected an object")
 			return -1, false
