@@ -224,7 +224,8 @@ func (p *Parser) release(st *state) {
 	st.head = envelope.Head{}
 	*st = state{p: p, norm: st.norm, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
 		devices: st.devices[:0], groups: st.groups[:0], objs: st.objs[:0], seen: st.seen[:0], tabs: st.tabs,
-		idArena: st.idArena[:0], devJSON: st.devJSON[:0], devSpans: st.devSpans[:0], contentArena: st.contentArena[:0], enc: st.enc}
+		idArena: st.idArena[:0], devJSON: st.devJSON[:0], devSpans: st.devSpans[:0], contentArena: st.contentArena[:0], enc: st.enc,
+		guess: st.guess}
 	p.states.Put(st)
 }
 
@@ -459,6 +460,13 @@ type state struct {
 	lastObj     int32
 	deviceMemo  deviceMemo
 	consentMemo consentMemo
+	// The last currency code and country read, with what they normalise to: a request's events
+	// mostly repeat them.
+	currencyMemo struct{ in, out string }
+	countryMemo  struct {
+		in, code string
+		hash     identity.Hash
+	}
 }
 
 // tables are the request's indexes: event ids (to seen), user objects (their text up to its

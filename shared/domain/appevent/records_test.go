@@ -214,3 +214,31 @@ func TestManyUserMembersInOneEvent(t *testing.T) {
 		t.Fatalf("user key %s, want the last object's %s", b.Accepted[0].UserKey, want)
 	}
 }
+
+// Currency codes and countries that follow each other in a request are each normalised as if
+// read alone (the parser remembers the last one read).
+func TestCurrencyAndCountryPerEvent(t *testing.T) {
+	evs := []any{
+		set(set(userEvent("a", "e-0"), "custom_data.currency", "usd"), "user.country", "US"),
+		set(set(userEvent("b", "e-1"), "custom_data.currency", "eur"), "user.country", "de"),
+		set(set(userEvent("c", "e-2"), "custom_data.currency", "usd"), "user.country", "US"),
+		set(set(userEvent("d", "e-3"), "custom_data.currency", "xyz"), "user.country", "US"),
+		set(set(userEvent("e", "e-4"), "custom_data.currency", "eur"), "user.country", "Narnia"),
+		set(set(userEvent("f", "e-5"), "custom_data.currency", "EUR"), "user.country", "Germany"),
+	}
+	b := parse(t, body(evs...))
+	if len(b.Rejected) != 2 || b.Rejected[0].Index != 3 || b.Rejected[1].Index != 4 {
+		t.Fatalf("rejected %+v, want events 3 (currency) and 4 (country)", b.Rejected)
+	}
+	recs := eventRecords(t, b)
+	us, _ := identity.CountryHash("us")
+	de, _ := identity.CountryHash("de")
+	for i, want := range []struct {
+		cur     string
+		country identity.Hash
+	}{{"USD", us}, {"EUR", de}, {"USD", us}, {"EUR", de}} {
+		if e := recs[i].Event; e.Custom.Currency != want.cur || e.User.Country != want.country {
+			t.Errorf("accepted event %d: currency %q country %x, want %q %x", i, e.Custom.Currency, e.User.Country, want.cur, want.country)
+		}
+	}
+}
