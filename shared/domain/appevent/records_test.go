@@ -1,6 +1,7 @@
 package appevent
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -239,6 +240,40 @@ func TestCurrencyAndCountryPerEvent(t *testing.T) {
 	}{{"USD", us}, {"EUR", de}, {"USD", us}, {"EUR", de}} {
 		if e := recs[i].Event; e.Custom.Currency != want.cur || e.User.Country != want.country {
 			t.Errorf("accepted event %d: currency %q country %x, want %q %x", i, e.Custom.Currency, e.User.Country, want.cur, want.country)
+		}
+	}
+}
+
+// Member names are guessed from the order of the previous object (scanner.memberOf): a wrong
+// guess, whitespace around names, escaped names and unknown members read as they would alone.
+func TestMemberNamesInAnyOrderAndSpelling(t *testing.T) {
+	compact := body(userEvent("a", "e-0"), userEvent("b", "e-1"), userEvent("a", "e-2"))
+	want := parse(t, compact)
+	if len(want.Accepted) != 3 {
+		t.Fatalf("accepted %d of 3: %+v", len(want.Accepted), want.Rejected)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(compact), &v); err != nil {
+		t.Fatal(err)
+	}
+	indented, _ := json.MarshalIndent(v, " ", "\t")
+	// The second event's members in another order, one name escaped, an unknown member first.
+	second := strings.Index(compact, `"event_id":"e-1"`)
+	reordered := compact[:second] + `"zz":[1,{"a":2}],"event_id" : "e-1" ,` + compact[second+len(`"event_id":"e-1",`):]
+	reordered = strings.Replace(reordered, `"event_name"`, `"event\u005fname"`, 1)
+	reordered = strings.Replace(reordered, `"currency":"usd"`, `"currency" :"usd"`, 1)
+	for _, in := range []string{string(indented), reordered, compact} {
+		p := NewParser(testPeps)
+		for range 2 { // the second parse starts from the first's guesses
+			got, err := p.Parse(testApp, in, testNow)
+			if err != nil || len(got.Records) != len(want.Records) || len(got.Accepted) != 3 {
+				t.Fatalf("%v, %+v\n%s", err, got, in)
+			}
+			for i := range got.Records {
+				if !bytes.Equal(got.Records[i].Data, want.Records[i].Data) {
+					t.Fatalf("record %d:\n%s\nwant\n%s\ninput %s", i, got.Records[i].Data, want.Records[i].Data, in)
+				}
+			}
 		}
 	}
 }
