@@ -11,8 +11,10 @@ import (
 
 // keySet maps a fixed set of member names to their positions in the list it was built from.
 type keySet struct {
-	seed  uint64
-	slots [keySlots]struct {
+	names  []string
+	quoted []string // ,"name": for each name
+	seed   uint64
+	slots  [keySlots]struct {
 		name string
 		i    int8
 	}
@@ -26,7 +28,7 @@ func newKeySet(names ...string) *keySet {
 		panic("appevent: too many names for a key set")
 	}
 	for seed := uint64(0); seed < 1_000_000; seed++ {
-		s := &keySet{seed: seed}
+		s := &keySet{names: names, seed: seed}
 		ok := true
 		for i, n := range names {
 			slot := &s.slots[s.hash(n)]
@@ -37,6 +39,9 @@ func newKeySet(names ...string) *keySet {
 			slot.name, slot.i = n, int8(i)
 		}
 		if ok {
+			for _, n := range names {
+				s.quoted = append(s.quoted, `,"`+n+`":`)
+			}
 			return s
 		}
 	}

@@ -224,7 +224,8 @@ func (p *Parser) release(st *state) {
 	st.head = envelope.Head{}
 	*st = state{p: p, norm: st.norm, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
 		devices: st.devices[:0], groups: st.groups[:0], objs: st.objs[:0], seen: st.seen[:0], tabs: st.tabs,
-		idArena: st.idArena[:0], devJSON: st.devJSON[:0], devSpans: st.devSpans[:0], contentArena: st.contentArena[:0], enc: st.enc}
+		idArena: st.idArena[:0], devJSON: st.devJSON[:0], devSpans: st.devSpans[:0], contentArena: st.contentArena[:0], enc: st.enc,
+		guess: st.guess}
 	p.states.Put(st)
 }
 
@@ -416,7 +417,9 @@ func (st *state) deviceAt(i int32) *envelope.Device {
 
 // state is the per-request working set.
 type state struct {
-	p     *Parser
+	p *Parser
+	// guess holds the member order of the last object of each kind (see scanner.memberOf).
+	guess struct{ event, user, device, consent, custom, content keyGuess }
 	app   *appconfig.App
 	now   time.Time
 	nowMs int64
@@ -457,6 +460,13 @@ type state struct {
 	lastObj     int32
 	deviceMemo  deviceMemo
 	consentMemo consentMemo
+	// The last currency code and country read, with what they normalise to: a request's events
+	// mostly repeat them.
+	currencyMemo struct{ in, out string }
+	countryMemo  struct {
+		in, code string
+		hash     identity.Hash
+	}
 }
 
 // tables are the request's indexes: event ids (to seen), user objects (their text up to its
@@ -615,8 +625,12 @@ func (st *state) event(batch *Batch) {
 		st.finish(batch)
 		return
 	}
-	for first := true; st.sc.member(&first); {
-		switch eventKeys.index(st.sc.lastKey) {
+	for first := true; ; {
+		k, ok := st.sc.memberOf(&first, eventKeys, &st.guess.event)
+		if !ok {
+			break
+		}
+		switch k {
 		case kEventID:
 			ev.id, ev.hasID = st.string("event_id")
 		case kEventName:

@@ -1,6 +1,7 @@
 package appevent
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -212,5 +213,67 @@ func TestManyUserMembersInOneEvent(t *testing.T) {
 	}
 	if want := testPeps.UserKey("sample-shop", identity.KindAppUserID, "last"); b.Accepted[0].UserKey != want {
 		t.Fatalf("user key %s, want the last object's %s", b.Accepted[0].UserKey, want)
+	}
+}
+
+// Currency codes and countries that follow each other in a request are each normalised as if
+// read alone (the parser remembers the last one read).
+func TestCurrencyAndCountryPerEvent(t *testing.T) {
+	evs := []any{
+		set(set(userEvent("a", "e-0"), "custom_data.currency", "usd"), "user.country", "US"),
+		set(set(userEvent("b", "e-1"), "custom_data.currency", "eur"), "user.country", "de"),
+		set(set(userEvent("c", "e-2"), "custom_data.currency", "usd"), "user.country", "US"),
+		set(set(userEvent("d", "e-3"), "custom_data.currency", "xyz"), "user.country", "US"),
+		set(set(userEvent("e", "e-4"), "custom_data.currency", "eur"), "user.country", "Narnia"),
+		set(set(userEvent("f", "e-5"), "custom_data.currency", "EUR"), "user.country", "Germany"),
+	}
+	b := parse(t, body(evs...))
+	if len(b.Rejected) != 2 || b.Rejected[0].Index != 3 || b.Rejected[1].Index != 4 {
+		t.Fatalf("rejected %+v, want events 3 (currency) and 4 (country)", b.Rejected)
+	}
+	recs := eventRecords(t, b)
+	us, _ := identity.CountryHash("us")
+	de, _ := identity.CountryHash("de")
+	for i, want := range []struct {
+		cur     string
+		country identity.Hash
+	}{{"USD", us}, {"EUR", de}, {"USD", us}, {"EUR", de}} {
+		if e := recs[i].Event; e.Custom.Currency != want.cur || e.User.Country != want.country {
+			t.Errorf("accepted event %d: currency %q country %x, want %q %x", i, e.Custom.Currency, e.User.Country, want.cur, want.country)
+		}
+	}
+}
+
+// Member names are guessed from the order of the previous object (scanner.memberOf): a wrong
+// guess, whitespace around names, escaped names and unknown members read as they would alone.
+func TestMemberNamesInAnyOrderAndSpelling(t *testing.T) {
+	compact := body(userEvent("a", "e-0"), userEvent("b", "e-1"), userEvent("a", "e-2"))
+	want := parse(t, compact)
+	if len(want.Accepted) != 3 {
+		t.Fatalf("accepted %d of 3: %+v", len(want.Accepted), want.Rejected)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(compact), &v); err != nil {
+		t.Fatal(err)
+	}
+	indented, _ := json.MarshalIndent(v, " ", "\t")
+	// The second event's members in another order, one name escaped, an unknown member first.
+	second := strings.Index(compact, `"event_id":"e-1"`)
+	reordered := compact[:second] + `"zz":[1,{"a":2}],"event_id" : "e-1" ,` + compact[second+len(`"event_id":"e-1",`):]
+	reordered = strings.Replace(reordered, `"event_name"`, `"event\u005fname"`, 1)
+	reordered = strings.Replace(reordered, `"currency":"usd"`, `"currency" :"usd"`, 1)
+	for _, in := range []string{string(indented), reordered, compact} {
+		p := NewParser(testPeps)
+		for range 2 { // the second parse starts from the first's guesses
+			got, err := p.Parse(testApp, in, testNow)
+			if err != nil || len(got.Records) != len(want.Records) || len(got.Accepted) != 3 {
+				t.Fatalf("%v, %+v\n%s", err, got, in)
+			}
+			for i := range got.Records {
+				if !bytes.Equal(got.Records[i].Data, want.Records[i].Data) {
+					t.Fatalf("record %d:\n%s\nwant\n%s\ninput %s", i, got.Records[i].Data, want.Records[i].Data, in)
+				}
+			}
+		}
 	}
 }

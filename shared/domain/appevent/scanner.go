@@ -356,6 +356,11 @@ func (sc *scanner) member(first *bool) bool {
 		return false
 	}
 	sc.lastKey = sc.str()
+	return sc.colon()
+}
+
+// colon reads the ':' after a member name and the whitespace after it.
+func (sc *scanner) colon() bool {
 	if sc.peek() != ':' {
 		sc.fail("expected ':'")
 		return false
@@ -363,6 +368,86 @@ func (sc *scanner) member(first *bool) bool {
 	sc.i++
 	sc.ws()
 	return sc.err == nil
+}
+
+// memberOf is member for an object whose known names are ks: it also returns the name's index
+// in ks (-1 for other names). g guesses the name from the order of the previous object read with
+// it: a guessed name is recognised by comparing the input with it, without reading the string
+// first or hashing it (a name of a key set has no character that JSON escapes, so input equal to
+// it followed by '"' is that name).
+func (sc *scanner) memberOf(first *bool, ks *keySet, g *keyGuess) (int, bool) {
+	if *first {
+		g.prev = -1
+	}
+	if g.prev >= -1 { // compact input: the separator, the guessed name and ':' in one comparison
+		guess := int(g.next[g.prev+1])
+		q := ks.quoted[guess] // ,"name":
+		lead := byte(',')
+		if *first {
+			lead = '{'
+		}
+		s, i := sc.s, sc.i
+		if end := i + len(q); end <= len(s) && s[i] == lead && s[i+1:end] == q[1:] {
+			*first = false
+			sc.i, sc.lastKey, sc.slowStr, g.prev = end, s[i+2:end-2], false, int8(guess)
+			sc.ws()
+			return guess, sc.err == nil
+		}
+	}
+	if *first {
+		*first = false
+		if sc.peek() != '{' {
+			sc.fail("expected an object")
+			return -1, false
+		}
+		sc.i++
+		if sc.peek() == '}' {
+			sc.i++
+			return -1, false
+		}
+	} else {
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case '}':
+			sc.i++
+			return -1, false
+		default:
+			sc.fail("expected ',' or '}'")
+			return -1, false
+		}
+	}
+	if sc.peek() != '"' {
+		sc.fail("expected a member name")
+		return -1, false
+	}
+	k := -1
+	if g.prev >= -1 {
+		guess := int(g.next[g.prev+1])
+		name := ks.names[guess]
+		s, j := sc.s, sc.i+1
+		if end := j + len(name); end < len(s) && s[end] == '"' && s[j:end] == name {
+			sc.i, sc.lastKey, sc.slowStr, k = end+1, s[j:end], false, guess
+		}
+	}
+	if k < 0 {
+		sc.lastKey = sc.str()
+		k = ks.index(sc.lastKey)
+		if g.prev >= -1 && k >= 0 {
+			g.next[g.prev+1] = int8(k)
+		}
+	}
+	g.prev = int8(k)
+	if k < 0 {
+		g.prev = -2 // no guess after an unknown name
+	}
+	return k, sc.colon()
+}
+
+// keyGuess remembers, for the objects read with one key set, which name followed which.
+type keyGuess struct {
+	prev int8                 // index of the previous name of the object; -1 at its start, -2 after an unknown name
+	next [keySlots/2 + 1]int8 // next[p+1]: the name that followed name p (or the first, p = -1) last time
 }
 
 // element iterates an array like member iterates an object.

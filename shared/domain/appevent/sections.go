@@ -58,9 +58,12 @@ func (st *state) readUser() {
 	}
 	obj := &st.objs[o]
 	*obj = userObj{user: -1, indexed: obj.indexed}
-	for first := true; st.sc.member(&first); {
+	for first := true; ; {
+		i, ok := st.sc.memberOf(&first, userKeySet, &st.guess.user)
+		if !ok {
+			break
+		}
 		k := st.sc.lastKey
-		i := userKeySet.index(k)
 		if i < 0 {
 			st.sc.skip(1)
 			continue
@@ -139,8 +142,12 @@ func (st *state) device(d *envelope.Device) bool {
 		st.typeError("device", "an object")
 		return false
 	}
-	for first := true; st.sc.member(&first); {
-		switch deviceKeys.index(st.sc.lastKey) {
+	for first := true; ; {
+		k, ok := st.sc.memberOf(&first, deviceKeys, &st.guess.device)
+		if !ok {
+			break
+		}
+		switch k {
 		case 0: // platform
 			d.Platform = st.boundedString("device.platform", 16)
 		case 1: // app_package
@@ -188,8 +195,12 @@ func (st *state) consent(c *envelope.Consent) {
 		st.typeError("consent", "an object")
 		return
 	}
-	for first := true; st.sc.member(&first); {
-		switch consentKeys.index(st.sc.lastKey) {
+	for first := true; ; {
+		k, ok := st.sc.memberOf(&first, consentKeys, &st.guess.consent)
+		if !ok {
+			break
+		}
+		switch k {
 		case 0: // ads_personalization
 			c.AdsPersonalization = st.flag("consent.ads_personalization")
 		case 1: // advertiser_tracking_enabled
@@ -223,8 +234,12 @@ func (st *state) custom(c *envelope.CustomData) {
 		st.typeError("custom_data", "an object")
 		return
 	}
-	for first := true; st.sc.member(&first); {
-		switch customKeys.index(st.sc.lastKey) {
+	for first := true; ; {
+		k, ok := st.sc.memberOf(&first, customKeys, &st.guess.custom)
+		if !ok {
+			break
+		}
+		switch k {
 		case 0: // value
 			if v, ok := st.float("custom_data.value"); ok {
 				c.Value = envelope.Float(v)
@@ -323,8 +338,12 @@ func (st *state) contents() []envelope.Content {
 			continue
 		}
 		var item envelope.Content
-		for f := true; st.sc.member(&f); {
-			switch contentKeys.index(st.sc.lastKey) {
+		for f := true; ; {
+			k, ok := st.sc.memberOf(&f, contentKeys, &st.guess.content)
+			if !ok {
+				break
+			}
+			switch k {
 			case 0: // id
 				switch st.sc.peek() {
 				case '"':

@@ -97,11 +97,17 @@ func (st *state) validate() {
 
 	cd := &e.Custom
 	if cd.Currency != "" {
-		cur, ok := identity.Currency(cd.Currency)
-		if !ok {
-			st.reject("custom_data.currency", "invalid", "not an ISO 4217 currency code (e.g. USD)")
+		if m := &st.currencyMemo; cd.Currency == m.in {
+			cd.Currency = m.out
+		} else {
+			cur, ok := identity.Currency(cd.Currency)
+			if !ok {
+				st.reject("custom_data.currency", "invalid", "not an ISO 4217 currency code (e.g. USD)")
+			} else {
+				m.in, m.out = cd.Currency, cur
+			}
+			cd.Currency = cur
 		}
-		cd.Currency = cur
 	}
 	if cd.Value.Set && cd.Currency == "" && !st.hasError("custom_data.currency") {
 		st.reject("custom_data.currency", "required", "is required when value is set (ISO 4217, e.g. USD)")
@@ -220,12 +226,14 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 
 	country := ""
 	if s := raw[uCountry]; s != "" {
-		c, err := identity.NormalizeCountry(trim(s))
-		if err != nil {
+		if m := &st.countryMemo; s == m.in {
+			country, u.Country = m.code, m.hash
+		} else if c, err := identity.NormalizeCountry(trim(s)); err != nil {
 			st.identityError(uCountry, err)
 		} else {
 			country = c
 			u.Country, _ = identity.CountryHash(c)
+			m.in, m.code, m.hash = s, c, u.Country
 		}
 	}
 	if appUserID != "" {
