@@ -460,9 +460,10 @@ type state struct {
 	lastObj     int32
 	deviceMemo  deviceMemo
 	consentMemo consentMemo
-	// The last currency code and country read, with what they normalise to: a request's events
-	// mostly repeat them.
+	// The last currency code, advertising id and country read, with what they normalise to: a
+	// request's events mostly repeat them.
 	currencyMemo struct{ in, out string }
+	madidMemo    struct{ in, out string }
 	countryMemo  struct {
 		in, code string
 		hash     identity.Hash

@@ -178,7 +178,12 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 		if !isUUID(m) {
 			st.reject("user.madid", "invalid", "not an advertising id (IDFA/GAID UUID, 8-4-4-4-12 hex)")
 		} else if m != zeroMADID {
-			madid = lowerUUID(m)
+			if mm := &st.madidMemo; m == mm.in {
+				madid = mm.out
+			} else {
+				madid = lowerUUID(m) // upper-case iOS IDFAs allocate: once per request and id
+				mm.in, mm.out = m, madid
+			}
 		}
 	}
 	var kind identity.IDKind
