@@ -363,6 +363,24 @@ func TestATTDeniedDropsMADID(t *testing.T) {
 	}
 }
 
+// TestMADIDsOfOneRequestKeepTheirOwn: the parser remembers the last advertising id it
+// lowercased; events with other ids, in upper or lower case, must still get their own.
+func TestMADIDsOfOneRequestKeepTheirOwn(t *testing.T) {
+	ids := []string{"38400000-8CF0-11BD-B23E-10B96E40000D", "AAAAAAAA-8CF0-11BD-B23E-10B96E40000D",
+		"38400000-8CF0-11BD-B23E-10B96E40000D", "bbbbbbbb-8cf0-11bd-b23e-10b96e40000d", "AAAAAAAA-8CF0-11BD-B23E-10B96E40000D"}
+	evs := make([]any, len(ids))
+	for i, id := range ids {
+		evs[i] = set(set(set(validEvent(), "user.madid", id), "user.app_user_id", fmt.Sprintf("u-%d", i)), "event_id", fmt.Sprintf("e-%d", i))
+	}
+	b := parse(t, body(evs...))
+	recs := eventRecords(t, b)
+	for i, id := range ids {
+		if got := recs[i].Event.User.MADID; got != strings.ToLower(id) {
+			t.Errorf("event %d madid %q, want %q", i, got, strings.ToLower(id))
+		}
+	}
+}
+
 func TestUserKeyFallsBackInOrder(t *testing.T) {
 	anonOnly := set(set(validEvent(), "user.app_user_id", nil), "event_id", "b")
 	madidOnly := set(set(set(validEvent(), "user.app_user_id", nil), "user.anon_id", nil), "event_id", "c")
