@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -156,33 +155,8 @@ func TestHTTPFrontDoor(t *testing.T) {
 // end-user tokens) limited to 1 request/s with bursts of 2.
 func frontDoorConfig(t *testing.T, root string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, "infra", "config", "apps.dev.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	apps, _ := doc["apps"].([]any)
-	if len(apps) == 0 {
-		t.Fatal("the dev config has no app")
-	}
-	var other map[string]any
-	if err := json.Unmarshal(mustMarshal(t, apps[0]), &other); err != nil { // a deep copy
-		t.Fatal(err)
-	}
-	other["id"], other["name"] = otherApp, "Front door test: a throttled app"
-	other["api_key"] = map[string]any{"name": otherApp, "dev_value": otherAppKey, "rate_limit": 1, "burst_limit": 2}
-	other["meta"] = map[string]any{"dataset_id": "6543210987654321", "ad_account_id": "act_6543210987"}
-	delete(other, "auth")
-	doc["apps"] = append(apps, other)
-	delete(doc, "$schema")
-	path := filepath.Join(t.TempDir(), "apps.json")
-	if err := os.WriteFile(path, mustMarshal(t, doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return withOtherApp(t, filepath.Join(root, "infra", "config", "apps.dev.json"), "Front door test: a throttled app",
+		map[string]any{"name": otherApp, "dev_value": otherAppKey, "rate_limit": 1, "burst_limit": 2}, nil)
 }
 
 // postWithKey posts body to POST /v1/events with x-api-key key (none when empty).

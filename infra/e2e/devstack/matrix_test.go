@@ -431,7 +431,20 @@ func gatewayMessage(raw []byte) string {
 // auth.end_user (so no /v1/me routes), its own Meta ids. It returns the file's path.
 func matrixConfig(t *testing.T, root string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, "infra", "config", "apps.json"))
+	return withOtherApp(t, filepath.Join(root, "infra", "config", "apps.json"), "Matrix test: another app",
+		map[string]any{"name": otherApp, "dev_value": otherAppKey}, func(first map[string]any) {
+			if _, ok := first["auth"].(map[string]any)["end_user"]; !ok {
+				t.Fatal("the sample app has no auth.end_user: the /v1/me expectations assume it")
+			}
+		})
+}
+
+// withOtherApp writes the config at src with a second app (otherApp, named name, with apiKey as
+// its api_key, no auth, its own Meta ids) copied from the first, which check sees first. It
+// returns the new file's path.
+func withOtherApp(t *testing.T, src, name string, apiKey map[string]any, check func(first map[string]any)) string {
+	t.Helper()
+	raw, err := os.ReadFile(src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,18 +454,18 @@ func matrixConfig(t *testing.T, root string) string {
 	}
 	apps, _ := doc["apps"].([]any)
 	if len(apps) == 0 {
-		t.Fatal("the sample config has no app")
+		t.Fatalf("%s has no app", src)
 	}
 	first, _ := apps[0].(map[string]any)
-	if _, ok := first["auth"].(map[string]any)["end_user"]; !ok {
-		t.Fatal("the sample app has no auth.end_user: the /v1/me expectations assume it")
+	if check != nil {
+		check(first)
 	}
 	var other map[string]any
 	if err := json.Unmarshal(mustMarshal(t, first), &other); err != nil { // a deep copy
 		t.Fatal(err)
 	}
-	other["id"], other["name"] = otherApp, "Matrix test: another app"
-	other["api_key"] = map[string]any{"name": otherApp, "dev_value": otherAppKey}
+	other["id"], other["name"] = otherApp, name
+	other["api_key"] = apiKey
 	other["meta"] = map[string]any{"dataset_id": "6543210987654321", "ad_account_id": "act_6543210987"}
 	delete(other, "auth")
 	doc["apps"] = append(apps, other)

@@ -143,8 +143,12 @@ func (o *object) close() []byte {
 	return o.b
 }
 
-func appendUser(b []byte, u *User) []byte {
-	o := object{b: b, key: `,"user":{`}
+func appendUser(b []byte, u *User) []byte { return appendUserObject(b, u, false) }
+
+// appendUserObject writes the "user" member; b64 writes digests as version 2 does (unpadded
+// base64url) instead of version 1's hex.
+func appendUserObject(b []byte, u *User, b64 bool) []byte {
+	o := object{b: b, key: `,"user":{`, b64: b64}
 	o.str(`"key_source":`, string(u.KeySource))
 	o.hash(`"external_id":`, &u.ExternalID)
 	o.hash(`"em":`, &u.Email)

@@ -181,27 +181,7 @@ func sameDevice(a, b *Device) bool {
 // CloseGroup ends a record begun with AppendHead.
 func CloseGroup(dst []byte) []byte { return append(dst, "]}"...) }
 
-func appendUserV2(b []byte, u *User) []byte {
-	o := object{b: b, key: `,"user":{`, b64: true}
-	o.str(`"key_source":`, string(u.KeySource))
-	o.hash(`"external_id":`, &u.ExternalID)
-	o.hash(`"em":`, &u.Email)
-	o.hash(`"ph":`, &u.Phone)
-	o.hash(`"fn":`, &u.FirstName)
-	o.hash(`"ln":`, &u.LastName)
-	o.hash(`"ge":`, &u.Gender)
-	o.hash(`"db":`, &u.DateOfBirth)
-	o.hash(`"ct":`, &u.City)
-	o.hash(`"st":`, &u.State)
-	o.hash(`"zp":`, &u.Zip)
-	o.hash(`"country":`, &u.Country)
-	o.str(`"anon_id":`, u.AnonID)
-	o.str(`"madid":`, u.MADID)
-	o.str(`"client_ip_address":`, u.ClientIP)
-	o.str(`"client_user_agent":`, u.ClientUserAgent)
-	o.str(`"app_user_id":`, u.AppUserID)
-	return o.close()
-}
+func appendUserV2(b []byte, u *User) []byte { return appendUserObject(b, u, true) }
 
 // Decode parses a stream record of any version from MinVersion to Version and returns its
 // events, in order, each with the record's header (Record.V is the record's version). It
