@@ -31,10 +31,48 @@ var safe, htmlSafe = func() (t, h [256]bool) {
 	return t, h
 }()
 
+// Word-at-a-time tests: each reports whether a little-endian word of 8 bytes holds a byte that
+// is not written as it is (safe, htmlSafe). A byte below 0x20, or equal to one of the escaped
+// ASCII characters, makes its lane borrow; a byte of 0x80 or more is flagged by its own top bit.
+// As a yes/no answer over the word it is exact (borrows only ever follow a flagged lane).
+const (
+	lanes = 0x0101010101010101
+	tops  = 0x8080808080808080
+)
+
+func plainWord(x uint64) bool {
+	t := (x - 0x20*lanes) | ((x ^ '"'*lanes) - lanes) | ((x ^ '\\'*lanes) - lanes)
+	return (t&^x|x)&tops == 0
+}
+
+func plainWordHTML(x uint64) bool {
+	t := (x - 0x20*lanes) | ((x ^ '"'*lanes) - lanes) | ((x ^ '\\'*lanes) - lanes) |
+		((x ^ '<'*lanes) - lanes) | ((x ^ '>'*lanes) - lanes) | ((x ^ '&'*lanes) - lanes)
+	return (t&^x|x)&tops == 0
+}
+
+// word returns the 8 bytes of s at i as a little-endian word (one load once compiled).
+func word(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
 func appendString(dst []byte, s string, plain *[256]bool) []byte {
 	dst = append(dst, '"')
+	// Most strings are plain ASCII: skip them 8 bytes at a time, then byte by byte.
+	i := 0
+	if plain == &safe {
+		for i+8 <= len(s) && plainWord(word(s, i)) {
+			i += 8
+		}
+	} else {
+		for i+8 <= len(s) && plainWordHTML(word(s, i)) {
+			i += 8
+		}
+	}
 	start := 0 // s[start:i] is plain and not yet copied
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if plain[c] {
 			i++

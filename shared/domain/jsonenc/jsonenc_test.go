@@ -124,3 +124,42 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// The word tests agree with the byte tables: a word is plain exactly when all its bytes are.
+// Every byte value in every lane of an otherwise plain word, then random words whose bytes
+// are mostly plain (so that several flagged lanes meet borrows).
+func TestPlainWordMatchesTables(t *testing.T) {
+	check := func(b [8]byte) {
+		t.Helper()
+		s := string(b[:])
+		wantSafe, wantHTML := true, true
+		for _, c := range b {
+			wantSafe = wantSafe && safe[c]
+			wantHTML = wantHTML && htmlSafe[c]
+		}
+		if got := plainWord(word(s, 0)); got != wantSafe {
+			t.Fatalf("plainWord(%q) = %v, the table says %v", s, got, wantSafe)
+		}
+		if got := plainWordHTML(word(s, 0)); got != wantHTML {
+			t.Fatalf("plainWordHTML(%q) = %v, the table says %v", s, got, wantHTML)
+		}
+	}
+	for lane := range 8 {
+		for c := range 256 {
+			b := [8]byte{'a', 'B', '0', ' ', '~', 0x7f, '!', '-'}
+			b[lane] = byte(c)
+			check(b)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		var b [8]byte
+		for i := range b {
+			b[i] = byte(0x20 + r.IntN(0x60))
+			if r.IntN(6) == 0 {
+				b[i] = byte(r.IntN(256))
+			}
+		}
+		check(b)
+	}
+}
