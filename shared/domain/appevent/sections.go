@@ -31,7 +31,8 @@ func (st *state) readUser() {
 		ev.hasUser, ev.obj = true, o
 		return
 	}
-	if o := st.findObj(); o >= 0 {
+	o, miss := st.findObj()
+	if o >= 0 {
 		ev.hasUser, ev.obj, st.lastObj = true, o, o+1
 		return
 	}
@@ -46,7 +47,7 @@ func (st *state) readUser() {
 	// One slot per event: a repeated "user" member of the event replaces the slot it read
 	// before, so that the objects (and the table's entries) stay within one per event.
 	start, errs := st.sc.i, len(st.errs)
-	o := ev.ownObj - 1
+	o = ev.ownObj - 1
 	if o < 0 {
 		o = int32(len(st.objs))
 		if len(st.objs) == cap(st.objs) {
@@ -78,7 +79,7 @@ func (st *state) readUser() {
 	if st.sc.err == nil && len(st.errs) == errs {
 		obj.raw = st.sc.s[start:st.sc.i]
 		if !obj.indexed {
-			st.addObj(o)
+			st.addObj(o, miss)
 			obj.indexed = true
 		}
 		st.lastObj = o + 1
@@ -96,36 +97,50 @@ func objKey(s string) (string, bool) {
 	return s[:end+1], true
 }
 
+// objMiss is where a lookup of an object's text ended: its hash and the free slot the probe
+// reached, so that indexing the same object next costs neither a second hash nor a second probe.
+type objMiss struct {
+	h    uint64
+	slot *tableSlot
+}
+
 // findObj looks the value at the scanner up among the request's user objects and, when it is
-// one of them, moves past it and returns its index; otherwise -1.
-func (st *state) findObj() int32 {
+// one of them, moves past it and returns its index; otherwise -1 and, when it hashed the text,
+// where the lookup ended (for addObj).
+func (st *state) findObj() (int32, objMiss) {
 	rest := st.sc.s[st.sc.i:]
 	if len(st.objs) == 0 || len(rest) == 0 || rest[0] != '{' {
-		return -1
+		return -1, objMiss{}
 	}
 	k, ok := objKey(rest)
 	if !ok {
-		return -1
+		return -1, objMiss{}
 	}
 	t := &st.tabs.objs
 	h := hashString(k)
-	for s, i := t.probe(h); !t.free(s); s, i = t.next(i) {
+	s, i := t.probe(h)
+	for ; !t.free(s); s, i = t.next(i) {
 		if s.hi == uint32(h>>32) {
 			if raw := st.objs[s.v].raw; raw != "" && len(raw) <= len(rest) && rest[:len(raw)] == raw {
 				st.sc.i += len(raw)
-				return s.v
+				return s.v, objMiss{}
 			}
 		}
 	}
-	return -1
+	return -1, objMiss{h: h, slot: s}
 }
 
 // addObj indexes the user object o (read without errors) for findObj. A slot is indexed once
 // (by its first text: a later text in the slot is then found by the event after it only), so
-// the table holds at most one entry per event.
-func (st *state) addObj(o int32) {
-	k, _ := objKey(st.objs[o].raw)
+// the table holds at most one entry per event. miss is findObj's answer for the same text
+// (nothing was indexed in between), or zero.
+func (st *state) addObj(o int32, miss objMiss) {
 	t := &st.tabs.objs
+	if miss.slot != nil {
+		t.put(miss.slot, miss.h, int(o))
+		return
+	}
+	k, _ := objKey(st.objs[o].raw)
 	h := hashString(k)
 	s, i := t.probe(h)
 	for !t.free(s) {
