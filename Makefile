@@ -50,10 +50,11 @@ test-go:
 	  $(GO) test -count=1 -timeout 15m ./...
 
 # Every fuzz target: the ingest parser, the stream envelope decoder, the config loader, the
-# Graph API response parser. A crash found is kept in the package's testdata/fuzz and becomes a
+# Graph API response parser, the API Gateway event decoder. A crash found is kept in the package's testdata/fuzz and becomes a
 # regression test of `go test`.
 FUZZ_TARGETS := FuzzParseBatch:./shared/domain/appevent FuzzDecode:./shared/domain/envelope FuzzParse:./shared/domain/appconfig FuzzDecoderMatchesDecode:./shared/domain/envelope FuzzAppendPayload:./shared/domain/capi \
-  FuzzParseResponse:./shared/adapters/metagraph FuzzAppendString:./shared/domain/jsonenc FuzzVerify:./shared/adapters/jwtverify
+  FuzzParseResponse:./shared/adapters/metagraph FuzzAppendString:./shared/domain/jsonenc FuzzVerify:./shared/adapters/jwtverify \
+  FuzzDecodeProxyRequest:./shared/adapters/apigw
 
 loadtest: tools ## Load test the pipeline on its own dev stack and model its cost per million events (LOADTEST_FLAGS="--rate 6000 --duration 60s")
 	$(GO) run ./infra/cmd/loadtest --out loadtest.json $(LOADTEST_FLAGS)

@@ -16,7 +16,8 @@ func main() {
 		if err != nil {
 			return nil, err
 		}
-		h, err := runtime.NewIngest(ctx, c, d)
-		return h.Handle, err
+		// The handler itself, not h.Handle: its Invoke reads API Gateway's event without
+		// reflection (a request's body is most of its bytes).
+		return runtime.NewIngest(ctx, c, d)
 	})
 }

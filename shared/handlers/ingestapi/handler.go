@@ -107,6 +107,13 @@ const (
 //go:embed openapi.json
 var OpenAPI []byte
 
+// Invoke serves one API Gateway proxy event as the Lambda runtime delivers it (raw JSON): h is
+// a lambda.Handler. It answers exactly what lambda.Start(h.Handle) would, reading the event
+// with apigw.DecodeProxyRequest instead of reflection.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return apigw.ProxyHandler(h.Handle).Invoke(ctx, payload)
+}
+
 // Handle serves one API Gateway REST proxy request.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 	route := req.Resource

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/retarget-dev/retarget/shared/adapters/observability"
 	"github.com/retarget-dev/retarget/shared/app/stream"
@@ -72,7 +71,7 @@ func newHarness(t *testing.T, mutate func(*Config)) *harness {
 	}
 	h.handler = handler
 	// Drive the handler with raw JSON exactly as the Lambda runtime does.
-	lh := lambda.NewHandler(handler.Handle)
+	lh := handler
 	h.invoke = func(t *testing.T, payload []byte) events.APIGatewayProxyResponse {
 		t.Helper()
 		out, err := lh.Invoke(context.Background(), payload)
