@@ -52,3 +52,50 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// memberOf's guessed-name comparison finds the guessed name and nothing else: for every name
+// of every set, guessed as the first member and as a later one, the name itself and the name
+// with any one byte changed (quotes and separators included) are read as what they are.
+func TestMemberOfGuessReadsWhatIsThere(t *testing.T) {
+	for _, ks := range []*keySet{eventKeys, userKeySet, deviceKeys, consentKeys, customKeys, contentKeys} {
+		for k, name := range ks.names {
+			for _, first := range []bool{true, false} {
+				text := `,"` + name + `":1}`
+				if first {
+					text = `{"` + name + `":1}`
+				}
+				for j := -1; j < len(text)-3; j++ {
+					for _, c := range []byte{'{', ',', '"', ':', 'a', 'Z', 0} {
+						in := []byte(text)
+						if j >= 0 {
+							if c == 0 {
+								c = in[j] ^ 0x20
+							}
+							in[j] = c
+						}
+						sc := &scanner{s: string(in)}
+						var g keyGuess
+						g.prev = -1
+						if !first {
+							g.prev = int8((k + 1) % len(ks.names)) // the name read before this one
+						}
+						g.next[g.prev+1] = int8(k)
+						f := first
+						got, ok := sc.memberOf(&f, ks, &g)
+						// What the plain member reader finds, looked up in the set.
+						ref := &scanner{s: string(in)}
+						rf := first
+						want, wantOK := -1, ref.member(&rf)
+						if wantOK {
+							want = ks.index(ref.lastKey)
+						}
+						if ok != wantOK || ok && (got != want || sc.i != ref.i || sc.lastKey != ref.lastKey) {
+							t.Fatalf("%q guessing %q: got %d %v at %d (%q), want %d %v at %d (%q)",
+								in, name, got, ok, sc.i, sc.lastKey, want, wantOK, ref.i, ref.lastKey)
+						}
+					}
+				}
+			}
+		}
+	}
+}

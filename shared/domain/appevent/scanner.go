@@ -407,7 +407,19 @@ func (sc *scanner) memberOf(first *bool, ks *keySet, g *keyGuess) (int, bool) {
 			lead = '{'
 		}
 		s, i := sc.s, sc.i
-		if end := i + len(q); end <= len(s) && s[i] == lead && s[i+1:end] == q[1:] {
+		end := i + len(q)
+		var match bool
+		switch {
+		case end > len(s):
+		case len(q) >= 8 && len(q) <= 16:
+			// Two word comparisons (the second overlapping the first), no call. An 8-byte name
+			// read as an object's first member misses here (its tail holds the ','): the
+			// general path below reads it.
+			match = word(s, i) == ks.head[guess]^','^uint64(lead) && word(s, end-8) == ks.tail[guess]
+		default:
+			match = s[i] == lead && s[i+1:end] == q[1:]
+		}
+		if match {
 			*first = false
 			sc.i, sc.lastKey, sc.slowStr, g.prev = end, s[i+2:end-2], false, int8(guess)
 			sc.ws()
