@@ -317,6 +317,78 @@ func (sc *scanner) number() string {
 	return s[start:i]
 }
 
+// numberValue reads a JSON number, as number does, and returns its value as strconv.ParseFloat
+// reads the text. Plain decimals of up to 15 digits (most of the numbers an event carries:
+// counts, prices, times) are converted while they are read: their digits, read as an integer,
+// are exact in a float64, and dividing by an exact power of ten is one correctly rounded
+// operation, which is what strconv's own exact path computes. Other numbers go to strconv.
+func (sc *scanner) numberValue() (float64, error) {
+	s, i := sc.s, sc.i
+	start := i
+	neg := i < len(s) && s[i] == '-'
+	if neg {
+		i++
+	}
+	var n uint64 // wraps past 19 digits: then unused
+	digits := 0
+	switch {
+	case i < len(s) && s[i] == '0':
+		i, digits = i+1, 1
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			n = n*10 + uint64(s[i]-'0')
+			digits++
+		}
+	default:
+		sc.i = i
+		sc.fail("invalid value")
+		return 0, strconv.ErrSyntax
+	}
+	frac := 0
+	if i < len(s) && s[i] == '.' {
+		i++
+		d := i
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			n = n*10 + uint64(s[i]-'0')
+		}
+		if i == d {
+			sc.i = i
+			sc.fail("invalid number")
+			return 0, strconv.ErrSyntax
+		}
+		frac = i - d
+		digits += frac
+	}
+	exp := i < len(s) && (s[i] == 'e' || s[i] == 'E')
+	if exp {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == d {
+			sc.i = i
+			sc.fail("invalid number")
+			return 0, strconv.ErrSyntax
+		}
+	}
+	sc.i = i
+	if !exp && digits <= 15 {
+		v := float64(n)
+		if frac > 0 {
+			v /= float64pow10[frac]
+		}
+		if neg {
+			v = -v // -0 stays negative zero, as strconv reads it
+		}
+		return v, nil
+	}
+	return strconv.ParseFloat(s[start:i], 64)
+}
+
 // skip reads and discards any value.
 func (sc *scanner) skip(depth int) {
 	if depth > maxDepth {

@@ -47,7 +47,7 @@ func (st *state) float(field string) (float64, bool) {
 		st.sc.literal("null")
 		return 0, false
 	case c == '-' || c >= '0' && c <= '9':
-		v, err := parseNumber(st.sc.number())
+		v, err := st.sc.numberValue()
 		if err != nil || math.IsInf(v, 0) {
 			st.reject(field, "out_of_range", "number out of range")
 			return 0, false
@@ -56,47 +56,6 @@ func (st *state) float(field string) (float64, bool) {
 	}
 	st.typeError(field, "a number")
 	return 0, false
-}
-
-// parseNumber converts a JSON number. Plain decimals of up to 15 digits (most of the numbers an
-// event carries: counts, prices) skip strconv: their digits, read as an integer, are exact in a
-// float64, and dividing by an exact power of ten is one correctly rounded operation, which is
-// what strconv's own exact path computes.
-func parseNumber(s string) (float64, error) {
-	if s == "" {
-		return 0, strconv.ErrSyntax
-	}
-	if len(s) <= 17 {
-		var n int64
-		i := 0
-		if s[0] == '-' {
-			i = 1
-		}
-		j, digits, frac := i, 0, -1
-		for ; j < len(s); j++ {
-			c := s[j]
-			if c >= '0' && c <= '9' {
-				n = n*10 + int64(c-'0')
-				digits++
-				continue
-			}
-			if c != '.' || frac >= 0 {
-				break
-			}
-			frac = j
-		}
-		if j == len(s) && digits > 0 && digits <= 15 {
-			v := float64(n)
-			if frac >= 0 {
-				v /= float64pow10[len(s)-1-frac]
-			}
-			if i == 1 {
-				v = -v // -0 stays negative zero, as strconv reads it
-			}
-			return v, nil
-		}
-	}
-	return strconv.ParseFloat(s, 64)
 }
 
 // float64pow10 holds powers of ten exact in a float64.
@@ -151,7 +110,7 @@ func (st *state) timestamp(field string) (int64, bool) {
 		st.sc.literal("null")
 		return 0, false
 	case c == '-' || c >= '0' && c <= '9':
-		v, err := parseNumber(st.sc.number())
+		v, err := st.sc.numberValue()
 		switch {
 		case err != nil || v < 0:
 			st.reject(field, "invalid", "not a unix time in seconds")
