@@ -746,23 +746,29 @@ func validEventID(id string) bool {
 const zeroMADID = "00000000-0000-0000-0000-000000000000"
 
 func isUUID(s string) bool {
-	if len(s) != 36 {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return false
 	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if c != '-' {
-				return false
-			}
-			continue
-		}
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+	dashes := 0
+	for i := range 36 {
+		switch uuidChars[s[i]] {
+		case 0:
 			return false
+		case '-':
+			dashes++
 		}
 	}
-	return true
+	return dashes == 4 // the four above, none elsewhere
 }
+
+// uuidChars maps the characters of a UUID's text to themselves (hex digits, either case, and
+// '-'); every other byte to 0.
+var uuidChars = func() (t [256]byte) {
+	for _, c := range []byte("0123456789abcdefABCDEF-") {
+		t[c] = c
+	}
+	return t
+}()
 
 func trim(s string) string { return strings.TrimSpace(s) }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -517,5 +518,26 @@ func TestServerSentMark(t *testing.T) {
 			}
 		}
 		b.Release()
+	}
+}
+
+// isUUID accepts exactly the 8-4-4-4-12 hex form (either case): every one-byte change of a
+// UUID at every position, checked against a regular expression.
+func TestIsUUIDMatchesPattern(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	base := "38400000-8CF0-11bd-B23E-10b96e40000d"
+	for _, s := range []string{base, "", base[:35], base + "0", strings.Repeat("-", 36)} {
+		if got, want := isUUID(s), re.MatchString(s); got != want {
+			t.Fatalf("isUUID(%q) = %v, want %v", s, got, want)
+		}
+	}
+	for i := range len(base) {
+		for c := range 256 {
+			b := []byte(base)
+			b[i] = byte(c)
+			if got, want := isUUID(string(b)), re.MatchString(string(b)); got != want {
+				t.Fatalf("isUUID(%q) = %v, want %v", b, got, want)
+			}
+		}
 	}
 }

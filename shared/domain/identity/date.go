@@ -66,5 +66,15 @@ func validDate(y, m, d int) bool {
 	if y < 1900 || (y >= minCurrentYear && y > time.Now().Year()) || m < 1 || m > 12 || d < 1 {
 		return false
 	}
-	return d <= time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	return d <= daysIn(y, m)
 }
+
+// daysIn returns the number of days of month m (1-12) of year y in the Gregorian calendar.
+func daysIn(y, m int) int {
+	if m == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		return 29
+	}
+	return int(monthDays[m])
+}
+
+var monthDays = [13]uint8{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
