@@ -17,7 +17,7 @@ type keySet struct {
 	// (little-endian words, see scanner.memberOf); zero for shorter names.
 	head, tail []uint64
 	seed       uint64
-	slots  [keySlots]struct {
+	slots      [keySlots]struct {
 		name string
 		i    int8
 	}

@@ -201,7 +201,7 @@ func NewParser(pseudo *identity.Pseudonymizer) *Parser {
 // NewParserWith returns a Parser that keys users with pseudo, configured by opts.
 func NewParserWith(pseudo *identity.Pseudonymizer, opts Options) *Parser {
 	p := &Parser{pseudo: pseudo, format: opts.Format}
-	p.states.New = func() any { return &state{p: p, norm: identity.NewNormalizer()} }
+	p.states.New = func() any { return &state{p: p, norm: identity.NewNormalizer(), keyer: pseudo.Keyer()} }
 	return p
 }
 
@@ -222,7 +222,7 @@ func (p *Parser) release(st *state) {
 	clear(st.errs)
 	st.enc.Reset()
 	st.head = envelope.Head{}
-	*st = state{p: p, norm: st.norm, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
+	*st = state{p: p, norm: st.norm, keyer: st.keyer, errs: st.errs[:0], acc: st.acc[:0], users: st.users[:0],
 		devices: st.devices[:0], groups: st.groups[:0], objs: st.objs[:0], seen: st.seen[:0], tabs: st.tabs,
 		idArena: st.idArena[:0], devJSON: st.devJSON[:0], devSpans: st.devSpans[:0], contentArena: st.contentArena[:0], enc: st.enc,
 		guess: st.guess}
@@ -427,6 +427,7 @@ type state struct {
 	// server marks the request's records server-sent (ParseServer).
 	server bool
 	norm   *identity.Normalizer
+	keyer  *identity.Keyer
 	enc    envelope.Encoder // version 1 only
 	head   envelope.Head    // of the record being written (version 2)
 	// the request's devices encoded (version 2): devices[i] is devJSON[devSpans[i][0]:devSpans[i][1]]

@@ -205,7 +205,7 @@ func (st *state) deriveUser(consent envelope.Consent) (key string, u envelope.Us
 		}
 		return "", u, false
 	}
-	key = st.p.pseudo.UserKey(st.app.ID, kind, id)
+	key = st.keyer.UserKey(st.app.ID, kind, id)
 	if !consent.AdsPersonalization.IsTrue() {
 		return key, u, true // identifiers are neither validated nor kept: see identify
 	}

@@ -1,7 +1,9 @@
 package identity
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -197,5 +199,16 @@ func TestPseudonymizer(t *testing.T) {
 	}
 	if strings.Contains(k, "u-123") {
 		t.Fatal("key contains the identifier")
+	}
+	// The derivation itself (keys are stored: it must never change), through both doors.
+	mac := hmac.New(sha256.New, []byte("0123456789abcdef-pepper"))
+	mac.Write([]byte("shop\x00app_user_id\x00u-123"))
+	want := base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	keyer := p.Keyer()
+	for i := range 3 { // a Keyer's state is reused from key to key
+		if got := keyer.UserKey("shop", KindAppUserID, "u-123"); k != want || got != want {
+			t.Fatalf("round %d: UserKey %q, Keyer.UserKey %q, want HMAC-SHA256 %q", i, k, got, want)
+		}
+		keyer.UserKey("other", KindAnonID, "x")
 	}
 }

@@ -30,10 +30,14 @@ var UserKeyLen = base64.RawURLEncoding.EncodedLen(sha256.Size)
 // id)). Without the pepper (a secret in Secrets Manager) the key cannot be linked back to the
 // identifier, even by someone who can enumerate likely user ids. Safe for concurrent use.
 type Pseudonymizer struct {
-	pool sync.Pool
+	pepper []byte
+	pool   sync.Pool // of *Keyer
 }
 
-type macState struct {
+// Keyer derives user keys as its Pseudonymizer does, with its own HMAC state: not safe for
+// concurrent use. A goroutine that derives many keys (the ingest parser, per request) holds
+// one instead of borrowing one from the Pseudonymizer's pool for every key.
+type Keyer struct {
 	mac hash.Hash
 	buf []byte // HMAC input
 	sum []byte // HMAC output
@@ -44,24 +48,31 @@ func NewPseudonymizer(pepper []byte) (*Pseudonymizer, error) {
 	if len(pepper) < MinPepperBytes {
 		return nil, errors.New("pseudonym pepper: at least 16 bytes required")
 	}
-	key := append([]byte(nil), pepper...)
-	p := &Pseudonymizer{}
-	p.pool.New = func() any {
-		return &macState{mac: hmac.New(sha256.New, key), buf: make([]byte, 0, 256), sum: make([]byte, 0, 64)}
-	}
+	p := &Pseudonymizer{pepper: append([]byte(nil), pepper...)}
+	p.pool.New = func() any { return p.Keyer() }
 	return p, nil
+}
+
+// Keyer returns a new Keyer of p.
+func (p *Pseudonymizer) Keyer() *Keyer {
+	return &Keyer{mac: hmac.New(sha256.New, p.pepper), buf: make([]byte, 0, 256), sum: make([]byte, 0, 64)}
 }
 
 // UserKey returns the user key of (app, kind, id).
 func (p *Pseudonymizer) UserKey(app string, kind IDKind, id string) string {
-	st := p.pool.Get().(*macState)
-	st.buf = append(append(append(append(append(st.buf[:0], app...), 0), kind...), 0), id...)
-	st.mac.Reset()
-	st.mac.Write(st.buf)
-	st.sum = st.mac.Sum(st.sum[:0])
-	n := len(st.sum)
-	st.sum = base64.RawURLEncoding.AppendEncode(st.sum, st.sum[:n])
-	key := string(st.sum[n:])
-	p.pool.Put(st)
+	k := p.pool.Get().(*Keyer)
+	key := k.UserKey(app, kind, id)
+	p.pool.Put(k)
 	return key
+}
+
+// UserKey returns the user key of (app, kind, id).
+func (k *Keyer) UserKey(app string, kind IDKind, id string) string {
+	k.buf = append(append(append(append(append(k.buf[:0], app...), 0), kind...), 0), id...)
+	k.mac.Reset()
+	k.mac.Write(k.buf)
+	k.sum = k.mac.Sum(k.sum[:0])
+	n := len(k.sum)
+	k.sum = base64.RawURLEncoding.AppendEncode(k.sum, k.sum[:n])
+	return string(k.sum[n:])
 }
