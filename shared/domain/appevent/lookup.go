@@ -13,11 +13,8 @@ import (
 type keySet struct {
 	names  []string
 	quoted []string // ,"name": for each name
-	// head and tail are the first and last 8 bytes of each quoted name of 8 bytes or more
-	// (little-endian words, see scanner.memberOf); zero for shorter names.
-	head, tail []uint64
-	seed       uint64
-	slots      [keySlots]struct {
+	seed   uint64
+	slots  [keySlots]struct {
 		name string
 		i    int8
 	}
@@ -43,13 +40,7 @@ func newKeySet(names ...string) *keySet {
 		}
 		if ok {
 			for _, n := range names {
-				q := `,"` + n + `":`
-				s.quoted = append(s.quoted, q)
-				var head, tail uint64
-				if len(q) >= 8 {
-					head, tail = word(q, 0), word(q, len(q)-8)
-				}
-				s.head, s.tail = append(s.head, head), append(s.tail, tail)
+				s.quoted = append(s.quoted, `,"`+n+`":`)
 			}
 			return s
 		}

@@ -79,7 +79,7 @@ func TestMemberOfGuessReadsWhatIsThere(t *testing.T) {
 						if !first {
 							g.prev = int8((k + 1) % len(ks.names)) // the name read before this one
 						}
-						g.next[g.prev+1] = int8(k)
+						g.learn(ks, k)
 						f := first
 						got, ok := sc.memberOf(&f, ks, &g)
 						// What the plain member reader finds, looked up in the set.

@@ -472,30 +472,32 @@ func (sc *scanner) memberOf(first *bool, ks *keySet, g *keyGuess) (int, bool) {
 		g.prev = -1
 	}
 	if g.prev >= -1 { // compact input: the separator, the guessed name and ':' in one comparison
-		guess := int(g.next[g.prev+1])
-		q := ks.quoted[guess] // ,"name":
+		gs := &g.next[g.prev+1]
 		lead := byte(',')
 		if *first {
 			lead = '{'
 		}
 		s, i := sc.s, sc.i
-		end := i + len(q)
 		var match bool
-		switch {
-		case end > len(s):
-		case len(q) >= 8 && len(q) <= 16:
-			// Two word comparisons (the second overlapping the first), no call. An 8-byte name
-			// read as an object's first member misses here (its tail holds the ','): the
-			// general path below reads it.
-			match = word(s, i) == ks.head[guess]^','^uint64(lead) && word(s, end-8) == ks.tail[guess]
-		default:
-			match = s[i] == lead && s[i+1:end] == q[1:]
+		var end int
+		if n := int(gs.n); n != 0 {
+			// Words compared, no call: the first (its separator as read), the last, and the
+			// middle one of a name longer than 16 bytes. An 8-byte name read as an object's
+			// first member misses here (its last word holds the ','): the general path below
+			// reads it.
+			end = i + n
+			match = end <= len(s) && word(s, i) == gs.w[0]^','^uint64(lead) && word(s, end-8) == gs.w[2] &&
+				(n <= 16 || word(s, i+8) == gs.w[1])
+		} else {
+			q := ks.quoted[gs.k] // ,"name":
+			end = i + len(q)
+			match = end <= len(s) && s[i] == lead && s[i+1:end] == q[1:]
 		}
 		if match {
 			*first = false
-			sc.i, sc.lastKey, sc.slowStr, g.prev = end, s[i+2:end-2], false, int8(guess)
+			sc.i, sc.lastKey, sc.slowStr, g.prev = end, s[i+2:end-2], false, gs.k
 			sc.ws()
-			return guess, sc.err == nil
+			return int(gs.k), sc.err == nil
 		}
 	}
 	if *first {
@@ -527,7 +529,7 @@ func (sc *scanner) memberOf(first *bool, ks *keySet, g *keyGuess) (int, bool) {
 	}
 	k := -1
 	if g.prev >= -1 {
-		guess := int(g.next[g.prev+1])
+		guess := int(g.next[g.prev+1].k)
 		name := ks.names[guess]
 		s, j := sc.s, sc.i+1
 		if end := j + len(name); end < len(s) && s[end] == '"' && s[j:end] == name {
@@ -538,7 +540,7 @@ func (sc *scanner) memberOf(first *bool, ks *keySet, g *keyGuess) (int, bool) {
 		sc.lastKey = sc.str()
 		k = ks.index(sc.lastKey)
 		if g.prev >= -1 && k >= 0 {
-			g.next[g.prev+1] = int8(k)
+			g.learn(ks, k)
 		}
 	}
 	g.prev = int8(k)
@@ -550,8 +552,26 @@ func (sc *scanner) memberOf(first *bool, ks *keySet, g *keyGuess) (int, bool) {
 
 // keyGuess remembers, for the objects read with one key set, which name followed which.
 type keyGuess struct {
-	prev int8                 // index of the previous name of the object; -1 at its start, -2 after an unknown name
-	next [keySlots/2 + 1]int8 // next[p+1]: the name that followed name p (or the first, p = -1) last time
+	prev int8                    // index of the previous name of the object; -1 at its start, -2 after an unknown name
+	next [keySlots/2 + 1]guessed // next[p+1]: the name that followed name p (or the first, p = -1) last time
+}
+
+// guessed is a name expected next, with what comparing the input with it takes at hand (no
+// load of the key set's strings on the way).
+type guessed struct {
+	k int8  // the name's index in the key set
+	n uint8 // the length of ,"name": when w holds it (8 to 24 bytes), else 0
+	w [3]uint64
+}
+
+// learn records that name k of ks followed the previous name (g.prev).
+func (g *keyGuess) learn(ks *keySet, k int) {
+	gs := guessed{k: int8(k)}
+	if q := ks.quoted[k]; len(q) >= 8 && len(q) <= 24 {
+		gs.n = uint8(len(q))
+		gs.w = [3]uint64{word(q, 0), word(q, min(8, len(q)-8)), word(q, len(q)-8)}
+	}
+	g.next[g.prev+1] = gs
 }
 
 // element iterates an array like member iterates an object.
