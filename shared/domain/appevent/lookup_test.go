@@ -89,9 +89,12 @@ func TestMemberOfGuessReadsWhatIsThere(t *testing.T) {
 						if wantOK {
 							want = ks.index(ref.lastKey)
 						}
-						if ok != wantOK || ok && (got != want || sc.i != ref.i || sc.lastKey != ref.lastKey) {
-							t.Fatalf("%q guessing %q: got %d %v at %d (%q), want %d %v at %d (%q)",
-								in, name, got, ok, sc.i, sc.lastKey, want, wantOK, ref.i, ref.lastKey)
+						if ok != wantOK || ok && (got != want || sc.i != ref.i) {
+							t.Fatalf("%q guessing %q: got %d %v at %d, want %d %v at %d (%q)",
+								in, name, got, ok, sc.i, want, wantOK, ref.i, ref.lastKey)
+						}
+						if ok && got < 0 && sc.lastKey != ref.lastKey {
+							t.Fatalf("%q guessing %q: unknown name read as %q, want %q", in, name, sc.lastKey, ref.lastKey)
 						}
 					}
 				}

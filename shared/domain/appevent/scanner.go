@@ -14,7 +14,7 @@ type scanner struct {
 	s       string
 	i       int
 	err     *SyntaxError
-	lastKey string // the key of the member being read (see member)
+	lastKey string // the name of the member being read (see member); memberOf leaves it as it was for a known name (ks.names[k])
 	// slowStr is set when the last string read took the slow path (escapes or DEL): only such a
 	// string can hold control characters, so only it needs checking for them.
 	slowStr bool
@@ -495,7 +495,7 @@ func (sc *scanner) memberOf(first *bool, ks *keySet, g *keyGuess) (int, bool) {
 		}
 		if match {
 			*first = false
-			sc.i, sc.lastKey, sc.slowStr, g.prev = end, s[i+2:end-2], false, gs.k
+			sc.i, g.prev = end, gs.k
 			sc.ws()
 			return int(gs.k), sc.err == nil
 		}

@@ -64,7 +64,6 @@ func (st *state) readUser() {
 		if !ok {
 			break
 		}
-		k := st.sc.lastKey
 		if i < 0 {
 			st.sc.skip(1)
 			continue
@@ -72,7 +71,7 @@ func (st *state) readUser() {
 		if st.sc.peek() == '"' {
 			obj.fields[i] = st.sc.str()
 		} else if !st.sc.isNull() {
-			st.typeError("user."+k, "a string")
+			st.typeError("user."+userKeys[i], "a string")
 		}
 	}
 	ev.hasUser, ev.obj = true, o
