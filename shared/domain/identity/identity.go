@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"unicode"
 	"unicode/utf8"
 
@@ -98,11 +99,13 @@ func ParseHash(s string) (Hash, bool) {
 type Normalizer struct {
 	scratch []byte
 	nfc     []byte
+	sha     hash.Hash // reset for every field: sha256.Sum256 sets a digest up afresh each call
+	sum     Hash
 }
 
 // NewNormalizer returns a Normalizer with scratch space for typical values.
 func NewNormalizer() *Normalizer {
-	return &Normalizer{scratch: make([]byte, 0, 512), nfc: make([]byte, 0, 512)}
+	return &Normalizer{scratch: make([]byte, 0, 512), nfc: make([]byte, 0, 512), sha: sha256.New()}
 }
 
 // HashField normalises raw as field f and returns its SHA-256. country is the user's country as
@@ -149,7 +152,12 @@ func (n *Normalizer) HashField(f Field, raw, country string) (Hash, error) {
 	if len(b) == 0 {
 		return Hash{}, ErrEmpty
 	}
-	return sha256.Sum256(b), nil
+	if n.sha == nil { // a zero Normalizer
+		n.sha = sha256.New()
+	}
+	n.sha.Reset()
+	n.sha.Write(b)
+	return Hash(n.sha.Sum(n.sum[:0])), nil
 }
 
 // Normalize returns the normalised form of raw as field f (before hashing), for tests, docs and
