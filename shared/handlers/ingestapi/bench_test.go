@@ -39,6 +39,8 @@ func (d *discard) PutRecords(_ context.Context, records []ports.StreamRecord) ([
 //   - device-20: the shape the mobile SDKs send, 20 events of one install (one user object).
 //   - server-100: a server-side batch of 100 events of 37 users with full personal data, as
 //     BenchmarkParse100/distinct-users in shared/domain/appevent.
+//   - server-100-reflection: the same request read by the runtime's reflection handler
+//     (lambda.Start(h.Handle) instead of lambda.Start(h)), for comparison.
 func BenchmarkHandle(b *testing.B) {
 	fixture := ingesttest.FixtureJSON(b, "valid-batch.json")
 	var req events.APIGatewayProxyRequest
@@ -75,12 +77,14 @@ func BenchmarkHandle(b *testing.B) {
 		return e
 	}
 	for _, bc := range []struct {
-		name string
-		n    int
-		user func(i int) int // -1: the fixture's user
+		name       string
+		n          int
+		user       func(i int) int // -1: the fixture's user
+		reflection bool
 	}{
-		{"device-20", 20, func(int) int { return -1 }},
-		{"server-100", 100, func(i int) int { return i % 37 }},
+		{"device-20", 20, func(int) int { return -1 }, false},
+		{"server-100", 100, func(i int) int { return i % 37 }, false},
+		{"server-100-reflection", 100, func(i int) int { return i % 37 }, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			evs := make([]map[string]any, bc.n)
@@ -98,7 +102,7 @@ func BenchmarkHandle(b *testing.B) {
 				b.Fatal(err)
 			}
 			sink := &discard{}
-			invoke := benchHandler(b, sink, now)
+			invoke := benchHandler(b, sink, now, bc.reflection)
 			check := func() {
 				var resp events.APIGatewayProxyResponse
 				out, err := invoke.Invoke(context.Background(), payload)
@@ -129,7 +133,7 @@ func BenchmarkHandle(b *testing.B) {
 	}
 }
 
-func benchHandler(b *testing.B, sink *discard, now time.Time) lambda.Handler {
+func benchHandler(b *testing.B, sink *discard, now time.Time, reflection bool) lambda.Handler {
 	b.Helper()
 	apps, err := env.LoadApps(filepath.Join("..", "..", "..", "infra", "config", "apps.json"))
 	if err != nil {
@@ -150,6 +154,9 @@ func benchHandler(b *testing.B, sink *discard, now time.Time) lambda.Handler {
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if reflection {
+		return lambda.NewHandler(h.Handle)
 	}
 	return h
 }
