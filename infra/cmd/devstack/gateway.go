@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,29 @@ const proxyResource = "/{proxy+}"
 
 // ProxyFunc is a Lambda handler behind a REST API proxy integration.
 type ProxyFunc func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
+
+// Invoker is a Lambda handler that takes its event as the runtime delivers it (JSON).
+type Invoker interface {
+	Invoke(ctx context.Context, payload []byte) ([]byte, error)
+}
+
+// ViaJSON is fn behind the Lambda runtime: the proxy request goes to it as JSON and its answer
+// comes back as JSON, so the function reads its event with its own decoder, as in Lambda.
+func ViaJSON(fn Invoker) ProxyFunc {
+	return func(ctx context.Context, req events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+		var resp events.APIGatewayProxyResponse
+		payload, err := json.Marshal(req)
+		if err != nil {
+			return resp, err
+		}
+		out, err := fn.Invoke(ctx, payload)
+		if err != nil {
+			return resp, err
+		}
+		err = json.Unmarshal(out, &resp)
+		return resp, err
+	}
+}
 
 // AccessEntry describes one request the Gateway served, for the access log. Path is the matched
 // route template (e.g. /v1/users/{app_user_id}/segments), never the raw path.

@@ -20,6 +20,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/retarget-dev/retarget/infra/cmd/devstack/devenv"
+	"github.com/retarget-dev/retarget/shared/adapters/apigw"
 	"github.com/retarget-dev/retarget/shared/domain/access"
 	"github.com/retarget-dev/retarget/shared/sandbox/sigv4"
 )
@@ -450,5 +451,30 @@ func TestGatewayServesEveryRoute(t *testing.T) {
 				t.Fatalf("calls %+v, want one to %s for %s", *calls, rt.Function, rt.Path)
 			}
 		})
+	}
+}
+
+// ViaJSON hands the function its request as JSON, as the Lambda runtime does, and brings back
+// its answer and its errors unchanged.
+func TestViaJSON(t *testing.T) {
+	req := events.APIGatewayProxyRequest{Resource: "/v1/events", Path: "/v1/events", HTTPMethod: "POST",
+		Headers: map[string]string{"x-api-key": "k"}, Body: `{"events":[{"event_name":"a\"b<&>"}]}`,
+		RequestContext: events.APIGatewayProxyRequestContext{RequestID: "r-1", Identity: events.APIGatewayRequestIdentity{APIKeyID: "id"}}}
+	var got events.APIGatewayProxyRequest
+	want := events.APIGatewayProxyResponse{StatusCode: 202, Headers: map[string]string{"Content-Type": "application/json"}, Body: `{"accepted":1}`}
+	fn := ViaJSON(apigw.ProxyHandler(func(_ context.Context, r events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+		got = r
+		if r.Path == "/fail" {
+			return events.APIGatewayProxyResponse{}, errors.New("boom")
+		}
+		return want, nil
+	}))
+	resp, err := fn(context.Background(), req)
+	if err != nil || !reflect.DeepEqual(resp, want) || !reflect.DeepEqual(got, req) {
+		t.Fatalf("got %+v, %v for %+v\nwant %+v for %+v", resp, err, got, want, req)
+	}
+	req.Path = "/fail"
+	if _, err := fn(context.Background(), req); err == nil || err.Error() != "boom" {
+		t.Fatalf("error %v, want boom", err)
 	}
 }

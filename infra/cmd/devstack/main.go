@@ -253,9 +253,10 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		defer stopDoor()
 		httpDoor = door
 	}
+	ingest := ViaJSON(handler) // its event as JSON, read by the function's own decoder as in Lambda
 	gateway := &Gateway{
-		Function:  handler.Handle,
-		Functions: map[string]ProxyFunc{access.FunctionIngest: handler.Handle, access.FunctionUsersAPI: segs.read.Handle},
+		Function:  ingest,
+		Functions: map[string]ProxyFunc{access.FunctionIngest: ingest, access.FunctionUsersAPI: segs.read.Handle},
 		Routes:    access.Routes,
 		APIKeys:   devAPIKeys(apps, s.APIKey),
 		SigV4:     adminVerifier(s),
