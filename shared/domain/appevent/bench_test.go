@@ -7,8 +7,8 @@ import (
 
 // BenchmarkParse100 measures the ingest hot path: parse, validate, normalise, hash, derive the
 // user key and encode the stream records (version 2) of a 100-event batch with full personal
-// data. Targets (issue #19): distinct-users <= 1.5 µs per event; allocations per event no more
-// than before.
+// data. Targets: distinct-users <= 1.5 µs per event and >= 15x Meta's Node SDK on the same events
+// (make bench-ingest); allocations per event no more than before. Figures: infra/docs/cost.md.
 //
 //   - distinct-users: 37 users with full personal data, interleaved (no event has the user
 //     object of the event before it): 37 records. The parser derives each distinct user object
