@@ -236,15 +236,23 @@ func unquote(s []byte, i int) (string, int, bool) {
 		}
 	}()
 	for {
-		for ; i+8 <= len(s); i += 8 {
+		for i+8 <= len(s) {
 			w := word(s, i)
 			out = binary.LittleEndian.AppendUint64(out, w)
-			if m := stops(w); m != 0 {
-				n := bits.TrailingZeros64(m) >> 3
-				out = out[:len(out)-8+n]
-				i += n
-				break
+			m := stops(w)
+			if m == 0 {
+				i += 8
+				continue
 			}
+			n := bits.TrailingZeros64(m) >> 3
+			out = out[:len(out)-8+n]
+			if i += n; s[i] == '\\' && i+1 < len(s) && s[i+1] == '"' {
+				// \" is most escapes of a body (JSON inside a JSON string): taken here.
+				out = append(out, '"')
+				i += 2
+				continue
+			}
+			break
 		}
 		for ; i < len(s); i++ {
 			if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
