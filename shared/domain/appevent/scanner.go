@@ -14,7 +14,7 @@ type scanner struct {
 	s       string
 	i       int
 	err     *SyntaxError
-	lastKey string // the name of the member being read (see member); memberOf leaves it as it was for a known name (ks.names[k])
+	lastKey string // the name of the member being read (see member); memberOf may leave it stale for a known name (ks.names[k])
 	// slowStr is set when the last string read took the slow path (escapes or DEL): only such a
 	// string can hold control characters, so only it needs checking for them.
 	slowStr bool
@@ -266,59 +266,8 @@ func (sc *scanner) hex4() (rune, bool) {
 	return r, true
 }
 
-// number reads a JSON number and returns its text; the caller checked it is not another type.
-func (sc *scanner) number() string {
-	start := sc.i
-	s := sc.s
-	i := sc.i
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		sc.i = i
-		sc.fail("invalid value")
-		return ""
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		d := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == d {
-			sc.i = i
-			sc.fail("invalid number")
-			return ""
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == d {
-			sc.i = i
-			sc.fail("invalid number")
-			return ""
-		}
-	}
-	sc.i = i
-	return s[start:i]
-}
-
-// numberValue reads a JSON number, as number does, and returns its value as strconv.ParseFloat
-// reads the text. Plain decimals of up to 15 digits (most of the numbers an event carries:
+// numberValue reads a JSON number (the caller checked it is not another type) and returns its
+// value as strconv.ParseFloat reads the text. Plain decimals of up to 15 digits (most of the numbers an event carries:
 // counts, prices, times) are converted while they are read: their digits, read as an integer,
 // are exact in a float64, and dividing by an exact power of ten is one correctly rounded
 // operation, which is what strconv's own exact path computes. Other numbers go to strconv.
@@ -413,7 +362,7 @@ func (sc *scanner) skip(depth int) {
 	case 0:
 		sc.fail("unexpected end of input")
 	default:
-		sc.number()
+		sc.numberValue() // a rare skipped number that is not plain costs a strconv call
 	}
 }
 
